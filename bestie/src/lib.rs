@@ -1,0 +1,230 @@
+//! Wiring: settings in, a running process out.
+//!
+//! [`Application::build`] connects the stores, migrates, binds the listeners of the roles it
+//! runs (port 0 picks a free port, which the test harness relies on) and returns before
+//! serving; [`Application::run_until_stopped`] serves until the shutdown token is cancelled,
+//! then drains: stop accepting, close sockets with 1012, let jobs in flight finish.
+
+pub mod settings;
+pub mod telemetry;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use api::{AppState, Listener};
+use domain::metrics::Metrics;
+use domain::settings::Settings;
+use domain::store::Store;
+use hub::Hub;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// What a process runs. `serve` runs all of them unless `--role` names one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Role {
+    /// REST on the public (`/api`) and internal (`/internal`) listeners.
+    Api,
+    /// The WebSocket endpoint `/ws` on the public listener.
+    Hub,
+    /// Durable background jobs.
+    Worker,
+}
+
+impl Role {
+    pub fn all() -> BTreeSet<Role> {
+        [Role::Api, Role::Hub, Role::Worker].into()
+    }
+}
+
+/// A built, not yet serving, process.
+pub struct Application {
+    settings: Settings,
+    roles: BTreeSet<Role>,
+    store: Store,
+    metrics: Metrics,
+    hub: Option<Hub>,
+    public: Option<TcpListener>,
+    internal: TcpListener,
+}
+
+impl Application {
+    /// Connects, migrates (unless `database.migrate_on_start` is false) and binds.
+    pub async fn build(settings: Settings, roles: BTreeSet<Role>) -> anyhow::Result<Self> {
+        anyhow::ensure!(!roles.is_empty(), "at least one role must run");
+        let store = Store::connect(&settings.database, &settings.redis)
+            .await
+            .context("connecting to Postgres and Redis")?;
+        if settings.database.migrate_on_start {
+            migrate(&store).await?;
+        }
+        let metrics = Metrics::new();
+        let hub = roles
+            .contains(&Role::Hub)
+            .then(|| Hub::new(settings.hub.clone(), metrics.clone()));
+        // The public listener serves the apps: REST (api role) and /ws (hub role).
+        let public = if roles.contains(&Role::Api) || roles.contains(&Role::Hub) {
+            Some(bind(settings.api.public_addr, "public").await?)
+        } else {
+            None
+        };
+        // Every process has the internal listener for /healthz, /readyz and /metrics.
+        let internal = bind(settings.api.internal_addr, "internal").await?;
+        Ok(Self {
+            settings,
+            roles,
+            store,
+            metrics,
+            hub,
+            public,
+            internal,
+        })
+    }
+
+    /// The bound public address, when this process serves the apps.
+    pub fn public_addr(&self) -> Option<SocketAddr> {
+        self.public
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
+    }
+
+    pub fn internal_addr(&self) -> SocketAddr {
+        self.internal
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains within `api.shutdown_timeout_ms`.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self {
+            settings,
+            roles,
+            store,
+            metrics,
+            hub,
+            public,
+            internal,
+        } = self;
+        let state = AppState {
+            store: store.clone(),
+            metrics: metrics.clone(),
+        };
+        let drain = Duration::from_millis(settings.api.shutdown_timeout_ms);
+        let mut tasks = tokio::task::JoinSet::new();
+
+        if let Some(listener) = public {
+            let mut routes = axum::Router::new();
+            if roles.contains(&Role::Api) {
+                routes = routes.merge(api::public_routes());
+            }
+            if let Some(hub) = &hub {
+                routes = routes.merge(hub.routes());
+            }
+            let router = api::finish(Listener::Public, routes, state.clone());
+            tasks.spawn(serve(listener, router, shutdown.clone(), "public"));
+        }
+        let internal_routes = if roles.contains(&Role::Api) {
+            api::internal_routes()
+        } else {
+            axum::Router::new()
+        };
+        let router = api::finish(Listener::Internal, internal_routes, state.clone());
+        tasks.spawn(serve(internal, router, shutdown.clone(), "internal"));
+
+        if roles.contains(&Role::Worker) {
+            let ctx = workers::JobContext {
+                store: store.clone(),
+                metrics: metrics.clone(),
+            };
+            let worker_settings = settings.worker.clone();
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                workers::run(ctx, &worker_settings, token, drain)
+                    .await
+                    .context("job workers")
+            });
+        }
+        tracing::info!(roles = ?roles, "serving");
+
+        // Sockets are upgraded connections the HTTP server no longer tracks: close them
+        // ourselves once the shutdown starts.
+        if let Some(hub) = hub {
+            let token = shutdown.clone();
+            tasks.spawn(async move {
+                token.cancelled().await;
+                if !hub.shutdown(drain).await {
+                    tracing::warn!("some sockets were still open at the shutdown deadline");
+                }
+                Ok(())
+            });
+        }
+
+        let mut first_error = None;
+        while let Some(joined) = tasks.join_next().await {
+            let result = joined
+                .map_err(anyhow::Error::from)
+                .and_then(|result| result);
+            if let Err(error) = result {
+                tracing::error!(error = format!("{error:#}"), "a role stopped with an error");
+                // One role failing stops the others: a half-running process is worse than a restart.
+                shutdown.cancel();
+                first_error.get_or_insert(error);
+            }
+        }
+        store.close().await;
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Applies our migrations and the job backend's.
+pub async fn migrate(store: &Store) -> anyhow::Result<()> {
+    store.migrate().await.context("applying migrations")?;
+    workers::migrate(store)
+        .await
+        .context("setting up the job backend")?;
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {name} listener to {addr}"))
+}
+
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: CancellationToken,
+    name: &'static str,
+) -> anyhow::Result<()> {
+    tracing::info!(listener = name, addr = %listener.local_addr()?, "listening");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .with_context(|| format!("serving the {name} listener"))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        () = terminate => {}
+    }
+}

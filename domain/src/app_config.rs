@@ -1,0 +1,313 @@
+//! The marketplace settings operators change at run time, stored in the `app_config` table.
+//!
+//! [`KEYS`] is the single registry: every key with its type, default, label and explanation.
+//! The migration seeds exactly these defaults (a test compares them), the control center
+//! renders the labels, and updates are validated against the types here.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// The type of a key's value, with its validation rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ValueType {
+    /// A whole number within `min..=max`.
+    Integer {
+        min: i64,
+        max: i64,
+    },
+    Boolean,
+    /// One of the listed strings.
+    Enum {
+        values: &'static [&'static str],
+    },
+    /// A non-empty list of [`PriceTier`] with unique ids.
+    PriceTiers,
+}
+
+/// One configuration key.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct KeySpec {
+    pub key: &'static str,
+    #[serde(flatten)]
+    pub value_type: ValueType,
+    /// Human label for the control center.
+    pub label: &'static str,
+    /// What changing it does, for the control center.
+    pub explanation: &'static str,
+    /// Whether apps may read it through `GET /api/shared/config`.
+    pub public: bool,
+    #[serde(skip)]
+    default: fn() -> Value,
+}
+
+impl KeySpec {
+    pub fn default_value(&self) -> Value {
+        (self.default)()
+    }
+
+    /// Checks a proposed value against this key's type; returns the value to store.
+    pub fn validate(&self, value: &Value) -> Result<Value, InvalidValue> {
+        let invalid = |reason: String| InvalidValue {
+            key: self.key,
+            reason,
+        };
+        match self.value_type {
+            ValueType::Integer { min, max } => match value.as_i64() {
+                Some(n) if (min..=max).contains(&n) => Ok(json!(n)),
+                Some(n) => Err(invalid(format!("{n} is outside {min}..={max}"))),
+                None => Err(invalid("expected a whole number".into())),
+            },
+            ValueType::Boolean => match value {
+                Value::Bool(b) => Ok(json!(b)),
+                _ => Err(invalid("expected true or false".into())),
+            },
+            ValueType::Enum { values } => match value.as_str() {
+                Some(s) if values.contains(&s) => Ok(json!(s)),
+                _ => Err(invalid(format!("expected one of {}", values.join(", ")))),
+            },
+            ValueType::PriceTiers => {
+                let tiers: Vec<PriceTier> = serde_json::from_value(value.clone()).map_err(|e| {
+                    invalid(format!(
+                        "expected a list of {{id, duration_minutes, price}}: {e}"
+                    ))
+                })?;
+                validate_price_tiers(&tiers).map_err(invalid)?;
+                Ok(serde_json::to_value(tiers).map_err(|e| invalid(e.to_string()))?)
+            }
+        }
+    }
+}
+
+/// A proposed value does not fit its key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value for {key}: {reason}")]
+pub struct InvalidValue {
+    pub key: &'static str,
+    pub reason: String,
+}
+
+impl crate::error::DomainError for InvalidValue {
+    fn code(&self) -> &'static str {
+        "invalid_config_value"
+    }
+
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Invalid
+    }
+}
+
+/// One purchasable chat length. Amounts are whole rupiah.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceTier {
+    pub id: String,
+    pub duration_minutes: i32,
+    pub price: i64,
+}
+
+fn validate_price_tiers(tiers: &[PriceTier]) -> Result<(), String> {
+    if tiers.is_empty() {
+        return Err("at least one tier is required".into());
+    }
+    let mut ids = std::collections::HashSet::new();
+    for tier in tiers {
+        if tier.id.is_empty() || tier.id.len() > 32 {
+            return Err("tier id must be 1..=32 characters".into());
+        }
+        if !ids.insert(tier.id.as_str()) {
+            return Err(format!("duplicate tier id {}", tier.id));
+        }
+        if !(1..=240).contains(&tier.duration_minutes) {
+            return Err(format!(
+                "tier {}: duration_minutes must be 1..=240",
+                tier.id
+            ));
+        }
+        if !(0..=100_000_000).contains(&tier.price) {
+            return Err(format!("tier {}: price must be 0..=100000000 IDR", tier.id));
+        }
+    }
+    Ok(())
+}
+
+const SECONDS_IN_DAY: i64 = 86_400;
+
+/// Every key, in the order the control center shows them.
+pub static KEYS: &[KeySpec] = &[
+    KeySpec {
+        key: "price_tiers",
+        value_type: ValueType::PriceTiers,
+        label: "Price tiers",
+        explanation: "Chat lengths customers can buy, each with its price in rupiah. The 1-minute tier is for testing.",
+        public: true,
+        default: || {
+            json!([
+                {"id": "test-1m", "duration_minutes": 1, "price": 1000},
+                {"id": "15m", "duration_minutes": 15, "price": 15000},
+                {"id": "30m", "duration_minutes": 30, "price": 25000},
+                {"id": "60m", "duration_minutes": 60, "price": 45000}
+            ])
+        },
+    },
+    KeySpec {
+        key: "free_trial_enabled",
+        value_type: ValueType::Boolean,
+        label: "Free trial enabled",
+        explanation: "Offer one free chat to customers who have never made a transaction.",
+        public: true,
+        default: || json!(true),
+    },
+    KeySpec {
+        key: "free_trial_duration_minutes",
+        value_type: ValueType::Integer { min: 1, max: 240 },
+        label: "Free trial length (minutes)",
+        explanation: "How long the free trial chat lasts.",
+        public: true,
+        default: || json!(15),
+    },
+    KeySpec {
+        key: "max_customers_per_mitra",
+        value_type: ValueType::Integer { min: 1, max: 20 },
+        label: "Customers per bestie at once",
+        explanation: "A bestie with this many active sessions receives no new requests until one ends.",
+        public: false,
+        default: || json!(3),
+    },
+    KeySpec {
+        key: "pairing_blast_timeout_seconds",
+        value_type: ValueType::Integer { min: 10, max: 600 },
+        label: "Search window (seconds)",
+        explanation: "How long a new chat request waits for any bestie to accept before it fails with no_mitra_available.",
+        public: true,
+        default: || json!(60),
+    },
+    KeySpec {
+        key: "payment_session_timeout_minutes",
+        value_type: ValueType::Integer { min: 1, max: 1440 },
+        label: "Payment expiry (minutes)",
+        explanation: "A payment not confirmed, or confirmed but not used for a chat, within this time expires.",
+        public: false,
+        default: || json!(20),
+    },
+    KeySpec {
+        key: "returning_chat_confirmation_timeout_seconds",
+        value_type: ValueType::Integer { min: 5, max: 300 },
+        label: "\"Curhat lagi\" confirmation window (seconds)",
+        explanation: "How long a bestie has to accept a returning customer's request before it is rejected automatically.",
+        public: true,
+        default: || json!(20),
+    },
+    KeySpec {
+        key: "extension_timeout_seconds",
+        value_type: ValueType::Integer { min: 5, max: 300 },
+        label: "Extension confirmation window (seconds)",
+        explanation: "How long a bestie has to answer an extension request before the default action applies.",
+        public: true,
+        default: || json!(10),
+    },
+    KeySpec {
+        key: "extension_default_action_on_timeout",
+        value_type: ValueType::Enum {
+            values: &["auto_approve", "auto_reject"],
+        },
+        label: "When a bestie does not answer an extension",
+        explanation: "auto_approve extends the session (and charges) when the bestie stays silent; a bestie who is offline or disconnected is always an auto-reject.",
+        public: true,
+        default: || json!("auto_approve"),
+    },
+    KeySpec {
+        key: "early_end_mitra_enabled",
+        value_type: ValueType::Boolean,
+        label: "Besties may end a session early",
+        explanation: "Shows the \"Akhiri\" action to besties; the session moves to its closing window.",
+        public: true,
+        default: || json!(false),
+    },
+    KeySpec {
+        key: "early_end_customer_enabled",
+        value_type: ValueType::Boolean,
+        label: "Customers may end a session early",
+        explanation: "Lets customers end an active session before its time is up.",
+        public: true,
+        default: || json!(false),
+    },
+    KeySpec {
+        key: "early_end_mitra_daily_cap",
+        value_type: ValueType::Integer { min: 0, max: 100 },
+        label: "Early ends per bestie per day before review",
+        explanation: "A bestie who ends more sessions early than this in a day is flagged for review (not blocked).",
+        public: false,
+        default: || json!(3),
+    },
+    KeySpec {
+        key: "closing_grace_minutes",
+        value_type: ValueType::Integer { min: 1, max: 60 },
+        label: "Goodbye window (minutes)",
+        explanation: "After time is up both sides may leave a closing message; then the session completes.",
+        public: true,
+        default: || json!(5),
+    },
+    KeySpec {
+        key: "session_ending_warning_seconds",
+        value_type: ValueType::Integer {
+            min: 10,
+            max: SECONDS_IN_DAY,
+        },
+        label: "\"Time almost up\" warning (seconds before the end)",
+        explanation: "Both sides are told this long before the session's time is up.",
+        public: true,
+        default: || json!(60),
+    },
+];
+
+/// Looks a key up in the registry.
+pub fn spec(key: &str) -> Option<&'static KeySpec> {
+    KEYS.iter().find(|spec| spec.key == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_passes_its_own_validation() {
+        for spec in KEYS {
+            let default = spec.default_value();
+            assert_eq!(
+                spec.validate(&default).expect(spec.key),
+                default,
+                "{}",
+                spec.key
+            );
+        }
+    }
+
+    #[test]
+    fn keys_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        assert!(KEYS.iter().all(|spec| seen.insert(spec.key)));
+    }
+
+    #[test]
+    fn out_of_range_and_wrongly_typed_values_are_refused() {
+        let cap = spec("max_customers_per_mitra").expect("registered");
+        assert!(cap.validate(&json!(0)).is_err());
+        assert!(cap.validate(&json!("3")).is_err());
+        assert!(cap.validate(&json!(2.5)).is_err());
+        let action = spec("extension_default_action_on_timeout").expect("registered");
+        assert!(action.validate(&json!("approve")).is_err());
+        let tiers = spec("price_tiers").expect("registered");
+        assert!(tiers.validate(&json!([])).is_err());
+        let duplicate = json!([
+            {"id": "a", "duration_minutes": 5, "price": 1},
+            {"id": "a", "duration_minutes": 10, "price": 2}
+        ]);
+        assert!(tiers.validate(&duplicate).is_err());
+        assert!(
+            tiers
+                .validate(&json!([{"id": "a", "duration_minutes": 5}]))
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! Business rules of Bestie Hub.
+//!
+//! Every edge (HTTP handler, WebSocket frame, job) calls into this crate; the rules live here
+//! once. `store` is the only module that speaks SQL or Redis. This crate never imports a web
+//! framework: it returns typed errors with stable codes and the edges map them.
+
+pub mod app_config;
+pub mod error;
+pub mod metrics;
+pub mod password;
+pub mod payment;
+pub mod seed;
+pub mod settings;
+pub mod store;

@@ -1,0 +1,137 @@
+//! Every Prometheus metric the process exports, by name, in one place.
+//!
+//! Names follow Prometheus conventions: the `bestie_` prefix, base units (`_seconds`),
+//! `_total` on counters, and labels with a small fixed set of values (never a user id).
+//! Each process (and each test app) owns its own [`Metrics`] and registry.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+pub const BUILD_INFO: &str = "bestie_build_info";
+pub const HTTP_REQUESTS_TOTAL: &str = "bestie_http_requests_total";
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "bestie_http_request_duration_seconds";
+pub const HUB_CONNECTIONS: &str = "bestie_hub_connections";
+pub const HUB_CONNECTIONS_OPENED_TOTAL: &str = "bestie_hub_connections_opened_total";
+pub const HUB_CONNECTIONS_CLOSED_TOTAL: &str = "bestie_hub_connections_closed_total";
+pub const JOBS_TOTAL: &str = "bestie_jobs_total";
+pub const PAYMENT_SESSIONS_SWEPT_TOTAL: &str = "bestie_payment_sessions_swept_total";
+
+/// Request latency buckets, in seconds: 1 ms to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The metric handles of one process.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by `listener` (public|internal), matched `route`, `method` and `status` class.
+    pub http_requests: IntCounterVec,
+    pub http_request_duration: HistogramVec,
+    /// Open WebSocket connections on this process.
+    pub hub_connections: IntGauge,
+    pub hub_connections_opened: IntCounterVec,
+    /// Closed connections by WebSocket close `code`.
+    pub hub_connections_closed: IntCounterVec,
+    /// Job runs by `job` and `outcome` (ok|error).
+    pub jobs: IntCounterVec,
+    /// Payment sessions moved by the sweep, by final `status` (expired|failed_pairing).
+    pub payment_sessions_swept: IntCounterVec,
+    pub build_info: IntGaugeVec,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let metrics = Self {
+            http_requests: IntCounterVec::new(
+                Opts::new(HTTP_REQUESTS_TOTAL, "HTTP requests answered."),
+                &["listener", "route", "method", "status"],
+            )
+            .expect("valid metric"),
+            http_request_duration: HistogramVec::new(
+                HistogramOpts::new(HTTP_REQUEST_DURATION_SECONDS, "HTTP request latency.")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                &["listener", "route", "method"],
+            )
+            .expect("valid metric"),
+            hub_connections: IntGauge::new(HUB_CONNECTIONS, "Open WebSocket connections.")
+                .expect("valid metric"),
+            hub_connections_opened: IntCounterVec::new(
+                Opts::new(
+                    HUB_CONNECTIONS_OPENED_TOTAL,
+                    "WebSocket connections opened.",
+                ),
+                &["role"],
+            )
+            .expect("valid metric"),
+            hub_connections_closed: IntCounterVec::new(
+                Opts::new(
+                    HUB_CONNECTIONS_CLOSED_TOTAL,
+                    "WebSocket connections closed, by close code.",
+                ),
+                &["code"],
+            )
+            .expect("valid metric"),
+            jobs: IntCounterVec::new(
+                Opts::new(JOBS_TOTAL, "Job runs by outcome."),
+                &["job", "outcome"],
+            )
+            .expect("valid metric"),
+            payment_sessions_swept: IntCounterVec::new(
+                Opts::new(
+                    PAYMENT_SESSIONS_SWEPT_TOTAL,
+                    "Payment sessions closed by the expiry sweep.",
+                ),
+                &["status"],
+            )
+            .expect("valid metric"),
+            build_info: IntGaugeVec::new(
+                Opts::new(BUILD_INFO, "Always 1; the labels say which build runs."),
+                &["version"],
+            )
+            .expect("valid metric"),
+            registry,
+        };
+        metrics.register_all();
+        metrics
+            .build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        metrics
+    }
+
+    fn register_all(&self) {
+        let collectors: [Box<dyn prometheus::core::Collector>; 8] = [
+            Box::new(self.http_requests.clone()),
+            Box::new(self.http_request_duration.clone()),
+            Box::new(self.hub_connections.clone()),
+            Box::new(self.hub_connections_opened.clone()),
+            Box::new(self.hub_connections_closed.clone()),
+            Box::new(self.jobs.clone()),
+            Box::new(self.payment_sessions_swept.clone()),
+            Box::new(self.build_info.clone()),
+        ];
+        for collector in collectors {
+            self.registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+    }
+
+    /// The registry in Prometheus' text exposition format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metrics.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

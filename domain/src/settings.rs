@@ -1,0 +1,243 @@
+//! Process settings: one struct, every field documented, filled from defaults, an optional
+//! TOML file and `BESTIE__SECTION__KEY` environment variables (loading lives in the `bestie`
+//! crate; nothing else reads the environment, so tests just set fields).
+//!
+//! These are the settings a process needs to start. The marketplace knobs operators change
+//! at run time (`price_tiers`, timeouts, caps) are not here: they live in the `app_config`
+//! table, see [`crate::app_config`].
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything a `bestie` process reads at start-up.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `development` allows conveniences such as returning OTP codes in responses;
+    /// `production` refuses to start with them.
+    pub mode: Mode,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub api: ApiSettings,
+    pub hub: HubSettings,
+    pub worker: WorkerSettings,
+    pub seed: SeedSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Development,
+    Production,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// Postgres URL. The database is created when it does not exist. A secret because it may
+    /// carry a password.
+    pub url: Secret,
+    /// Upper bound of the connection pool of one process; Postgres' own `max_connections`
+    /// (100 by default) is shared by every process.
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection before failing with a retryable error.
+    pub acquire_timeout_ms: u64,
+    /// `serve` applies pending migrations at start unless this is false.
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("postgres://postgres@127.0.0.1:5432/bestie"),
+            max_connections: 20,
+            acquire_timeout_ms: 3_000,
+            migrate_on_start: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// Redis URL. A secret because it may carry a password.
+    pub url: Secret,
+    /// Every key this deployment writes starts with `{prefix}:`, so several deployments or
+    /// test runs can share one Redis.
+    pub prefix: String,
+    /// Connections in the command pool (blocking stream reads get their own connections).
+    pub pool_size: usize,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("redis://127.0.0.1:6379"),
+            prefix: "bestie".into(),
+            pool_size: 4,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Listener for the apps: `/api/...` and `/ws`. Port 0 picks a free port.
+    pub public_addr: SocketAddr,
+    /// Listener for the control center and `/metrics`; keep it off the internet.
+    pub internal_addr: SocketAddr,
+    /// How long a graceful shutdown waits for requests, sockets and jobs before exiting anyway.
+    /// Kept under 10 s so an orchestrator's default kill grace period is never reached.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            public_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            internal_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            shutdown_timeout_ms: 8_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubSettings {
+    /// Sockets one hub process accepts; the rest are refused with 503 before the upgrade.
+    /// Each process may hold at most 20,000 open files on the reference machine.
+    pub max_connections: usize,
+    /// Largest text frame accepted from a client, in bytes.
+    pub max_frame_bytes: usize,
+}
+
+impl Default for HubSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 15_000,
+            max_frame_bytes: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// Job workers register under `{name}-{random suffix}`: the job backend refuses a name
+    /// that a crashed process held until its lease runs out.
+    pub name: String,
+    /// How often the job backend is polled for due jobs, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// Period of the payment-session sweep, in seconds.
+    pub payment_sweep_interval_s: u64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            name: "bestie-worker".into(),
+            poll_interval_ms: 100,
+            payment_sweep_interval_s: 60,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SeedSettings {
+    /// The control-center admin that `bestie seed` creates (or leaves alone if it exists).
+    pub admin_email: String,
+    pub admin_password: Secret,
+    /// Demo mitras created by `bestie seed` (`mitra1@bestie.local` ...), all with
+    /// `demo_mitra_password`. Zero in production.
+    pub demo_mitras: u32,
+    pub demo_mitra_password: Secret,
+}
+
+impl Default for SeedSettings {
+    fn default() -> Self {
+        Self {
+            admin_email: "admin@bestie.local".into(),
+            admin_password: Secret::new("change-me-admin"),
+            demo_mitras: 3,
+            demo_mitra_password: Secret::new("change-me-mitra"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `tracing` filter directive, e.g. `info,domain=debug`.
+    pub filter: String,
+    /// `json` for machines (one object per line), `pretty` for people.
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            filter: "info,sqlx::postgres::notice=warn".into(),
+            format: LogFormat::Pretty,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Json,
+    #[default]
+    Pretty,
+}
+
+/// A value that must never reach a log line or a printed config: `Debug` and `Serialize`
+/// show `[redacted]`; only [`Secret::expose`] gives the value.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("[redacted]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug_and_serialized_output() {
+        let mut settings = Settings::default();
+        settings.database.url = Secret::new("postgres://app:hunter2@db/bestie");
+        settings.seed.admin_password = Secret::new("hunter3");
+        let debug = format!("{settings:?}");
+        let json = serde_json::to_string(&settings).expect("settings serialize");
+        for shown in [debug, json] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(!shown.contains("hunter3"), "{shown}");
+            assert!(shown.contains("[redacted]"));
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The only code that speaks SQL (sqlx) or Redis (fred).
+//!
+//! [`Store`] holds the Postgres pool and the Redis pool; each submodule holds the queries of
+//! one area. Domain functions outside this module call these and never build a query.
+
+pub mod accounts;
+pub mod app_config;
+pub mod database;
+pub mod keys;
+pub mod payments;
+
+use std::time::Duration;
+
+use fred::prelude::{ClientLike, Config as RedisConfig, Pool as RedisPool, ReconnectPolicy};
+use fred::types::Builder;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::error::StoreError;
+use crate::settings::{DatabaseSettings, RedisSettings};
+pub use keys::Keys;
+
+/// The migrations of `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Connections to Postgres and Redis, shared by every part of a process.
+#[derive(Clone)]
+pub struct Store {
+    pg: PgPool,
+    redis: RedisPool,
+    keys: Keys,
+}
+
+impl Store {
+    /// Connects to both stores, creating the Postgres database first when it is missing.
+    pub async fn connect(
+        database: &DatabaseSettings,
+        redis: &RedisSettings,
+    ) -> Result<Self, StoreError> {
+        database::ensure_exists(database.url.expose()).await?;
+        let pg = PgPoolOptions::new()
+            .max_connections(database.max_connections)
+            .acquire_timeout(Duration::from_millis(database.acquire_timeout_ms))
+            .connect(database.url.expose())
+            .await?;
+        let redis_pool = connect_redis(redis).await?;
+        Ok(Self {
+            pg,
+            redis: redis_pool,
+            keys: Keys::new(&redis.prefix),
+        })
+    }
+
+    /// Applies pending migrations. Safe to call from several processes at once: sqlx takes
+    /// an advisory lock.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pg).await?;
+        Ok(())
+    }
+
+    /// The Postgres pool, for libraries that keep their own tables (the job backend).
+    pub fn pg_pool(&self) -> &PgPool {
+        &self.pg
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Answers when Postgres runs a query.
+    pub async fn check_postgres(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pg).await?;
+        Ok(())
+    }
+
+    /// Answers when Redis answers PING.
+    pub async fn check_redis(&self) -> Result<(), StoreError> {
+        let _: String = self.redis.next().ping(None).await?;
+        Ok(())
+    }
+
+    /// Closes both pools; in-flight queries finish first.
+    pub async fn close(&self) {
+        self.pg.close().await;
+        let _ = self.redis.quit().await;
+    }
+}
+
+async fn connect_redis(settings: &RedisSettings) -> Result<RedisPool, StoreError> {
+    let config = RedisConfig::from_url(settings.url.expose())?;
+    let pool = Builder::from_config(config)
+        .with_connection_config(|connection| {
+            connection.connection_timeout = Duration::from_secs(2);
+            connection.internal_command_timeout = Duration::from_secs(2);
+        })
+        .with_performance_config(|performance| {
+            performance.default_command_timeout = Duration::from_secs(2);
+        })
+        // Keep reconnecting for ever, backing off to 2 s: Redis restarts must heal by themselves.
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+        .build_pool(settings.pool_size.max(1))?;
+    pool.init().await?;
+    Ok(pool)
+}

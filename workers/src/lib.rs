@@ -1,0 +1,101 @@
+//! Durable background jobs: everything that happens later or outside a request.
+//!
+//! Jobs live in Postgres (apalis-postgres keeps its tables in the `apalis` schema), so a job
+//! survives the process that queued it. One file per job, named verb_noun, each with an
+//! idempotent `run` that tests call directly; the worker shell around it only counts and logs.
+
+pub mod sweep_payment_sessions;
+
+use std::time::Duration;
+
+use apalis::prelude::{BoxDynError, Monitor, WorkerBuilder};
+use apalis::prelude::{IntervalStrategy, PollWith};
+use apalis_postgres::PostgresStorage;
+use domain::metrics::Metrics;
+use domain::settings::WorkerSettings;
+use domain::store::Store;
+use tokio_util::sync::CancellationToken;
+
+/// What every job gets: the stores and the metrics.
+#[derive(Clone)]
+pub struct JobContext {
+    pub store: Store,
+    pub metrics: Metrics,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("job backend: {0}")]
+    Backend(#[from] apalis_postgres::Error),
+    #[error("worker monitor: {0}")]
+    Monitor(#[from] apalis::prelude::MonitorError),
+}
+
+/// Creates or upgrades the job backend's own tables (schema `apalis`).
+pub async fn migrate(store: &Store) -> Result<(), WorkerError> {
+    PostgresStorage::<()>::setup(store.pg_pool()).await?;
+    Ok(())
+}
+
+/// Runs every job worker until `shutdown` is cancelled, then lets jobs in flight finish
+/// (bounded by `drain_timeout`).
+pub async fn run(
+    ctx: JobContext,
+    settings: &WorkerSettings,
+    shutdown: CancellationToken,
+    drain_timeout: Duration,
+) -> Result<(), WorkerError> {
+    // A crashed process's worker name stays registered until its lease runs out, so every
+    // process start registers a fresh one.
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let name = format!("{}-{}", settings.name, &suffix[..8]);
+    let poll = Duration::from_millis(settings.poll_interval_ms.max(10));
+    tracing::info!(worker = %name, poll_ms = poll.as_millis() as u64, "job workers starting");
+
+    let sweep_storage = sweep_payment_sessions::storage(&ctx.store);
+    let scheduler = tokio::spawn(sweep_payment_sessions::schedule(
+        sweep_storage.clone(),
+        Duration::from_secs(settings.payment_sweep_interval_s.max(1)),
+        shutdown.clone(),
+    ));
+
+    let worker_ctx = ctx.clone();
+    let monitor = Monitor::new()
+        .shutdown_timeout(drain_timeout)
+        .register(move |_restarts| {
+            WorkerBuilder::new(format!("{name}-sweep-payment-sessions"))
+                .backend(PollWith::new(
+                    sweep_storage.clone(),
+                    IntervalStrategy::new(poll),
+                ))
+                .data(worker_ctx.clone())
+                .build(sweep_payment_sessions::handle)
+        });
+    let result = monitor
+        .run_with_signal(async move {
+            shutdown.cancelled().await;
+            Ok(())
+        })
+        .await;
+    scheduler.abort();
+    result.map_err(Into::into)
+}
+
+/// Runs a job's outcome through the shared counters and logs, and converts it for apalis.
+fn record<E: std::error::Error + Send + Sync + 'static>(
+    metrics: &Metrics,
+    job: &'static str,
+    outcome: Result<(), E>,
+) -> Result<(), BoxDynError> {
+    match outcome {
+        Ok(()) => {
+            metrics.jobs.with_label_values(&[job, "ok"]).inc();
+            Ok(())
+        }
+        Err(error) => {
+            metrics.jobs.with_label_values(&[job, "error"]).inc();
+            tracing::warn!(job, %error, "job failed");
+            Err(Box::new(error))
+        }
+    }
+}
