@@ -2,8 +2,8 @@
 //!
 //! States: pending → confirmed → consumed | failed_pairing; pending → abandoned | expired.
 
-use crate::error::StoreError;
 use crate::store::Store;
+use crate::store::StoreError;
 pub use crate::store::payments::SweepCounts;
 
 /// Closes payment sessions whose expiry passed (the 60 s sweep). Idempotent: a second run

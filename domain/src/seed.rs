@@ -2,10 +2,10 @@
 //! Running it again changes nothing that exists.
 
 use crate::app_config::KEYS;
-use crate::error::StoreError;
 use crate::password;
 use crate::settings::SeedSettings;
 use crate::store::Store;
+use crate::store::StoreError;
 use crate::store::accounts::NewAccount;
 
 /// What a seed run created.

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use apalis::prelude::{BoxDynError, Data, TaskBuilder, TaskSink};
 use apalis_postgres::PostgresStorage;
-use domain::error::StoreError;
 use domain::store::Store;
+use domain::store::StoreError;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 

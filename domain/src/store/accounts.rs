@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use super::Store;
-use crate::error::StoreError;
+use crate::store::StoreError;
 
 /// A new account's fields; the password is already hashed.
 pub struct NewAccount<'a> {

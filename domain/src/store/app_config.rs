@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::Store;
-use crate::error::StoreError;
+use crate::store::StoreError;
 
 impl Store {
     /// Every stored key and value.

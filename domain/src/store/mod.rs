@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod app_config;
 pub mod database;
+mod error;
 pub mod keys;
 pub mod payments;
 
@@ -16,8 +17,8 @@ use fred::types::Builder;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::error::StoreError;
 use crate::settings::{DatabaseSettings, RedisSettings};
+pub use error::StoreError;
 pub use keys::Keys;
 
 /// The migrations of `migrations/`, embedded in the binary.

@@ -1,7 +1,7 @@
 //! Reads and writes of payment sessions.
 
 use super::Store;
-use crate::error::StoreError;
+use crate::store::StoreError;
 
 /// What one expiry sweep changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,0 +1,62 @@
+//! Failures of Postgres or Redis, seen from the domain.
+
+use crate::error::{DomainError, ErrorKind};
+
+/// A failure of Postgres or Redis, seen from the domain.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("postgres: {0}")]
+    Postgres(#[from] sqlx::Error),
+    #[error("redis: {0}")]
+    Redis(#[from] fred::error::Error),
+    #[error("migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Connection-level failures that a retry can cure, as opposed to a bad query.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Postgres(sqlx::Error::Database(e)) => {
+                // Class 08 (connection exception) and 57 (operator intervention: the server
+                // is shutting down or not yet accepting connections).
+                e.code()
+                    .is_some_and(|code| code.starts_with("08") || code.starts_with("57"))
+            }
+            Self::Postgres(e) => matches!(
+                e,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::WorkerCrashed
+            ),
+            Self::Redis(e) => matches!(
+                e.kind(),
+                fred::error::ErrorKind::IO
+                    | fred::error::ErrorKind::Timeout
+                    | fred::error::ErrorKind::Canceled
+                    | fred::error::ErrorKind::Backpressure
+            ),
+            Self::Migrate(_) => false,
+        }
+    }
+}
+
+impl DomainError for StoreError {
+    fn code(&self) -> &'static str {
+        if self.is_unavailable() {
+            "store_unavailable"
+        } else {
+            "internal_error"
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        if self.is_unavailable() {
+            ErrorKind::Unavailable
+        } else {
+            ErrorKind::Internal
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! `TestApp::spawn()`: the real application, in-process, on random ports, with a fresh
+//! database and a unique Redis prefix; and `BestieProcess`: the real executable.
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bestie::{Application, Role};
+use domain::settings::{Secret, Settings};
+use domain::store::Store;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Where test databases are created. Each test gets `bestie_test_<uuid>` on this server.
+const TEST_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+const TEST_REDIS: &str = "redis://127.0.0.1:6379";
+
+/// Settings for one isolated test: a new database name, a new Redis prefix, free ports.
+pub fn isolated_settings() -> Settings {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut settings = Settings::default();
+    settings.database.url = Secret::new(format!("{TEST_POSTGRES}/bestie_test_{id}"));
+    settings.database.max_connections = 5;
+    settings.redis.url = Secret::new(TEST_REDIS);
+    settings.redis.prefix = format!("test_{id}");
+    settings.redis.pool_size = 2;
+    settings.api.public_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    settings.api.internal_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    settings.seed.demo_mitras = 0;
+    settings
+}
+
+/// The application running in this test's runtime.
+pub struct TestApp {
+    pub public: SocketAddr,
+    pub internal: SocketAddr,
+    pub http: reqwest::Client,
+    /// The application's own store, for assertions through the same queries it runs.
+    pub store: Store,
+    pub settings: Settings,
+    shutdown: CancellationToken,
+    running: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    /// Every role in one process, as `bestie serve` runs it.
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Like [`spawn`](Self::spawn), after `configure` adjusts the settings.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_roles(Role::all(), configure).await
+    }
+
+    /// Only `roles` (which must include api or hub, for the public listener), after
+    /// `configure` adjusts the settings. Without the worker role nothing runs in the
+    /// background, so a test can call a job's `run` itself without racing it.
+    pub async fn spawn_roles(roles: BTreeSet<Role>, configure: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = isolated_settings();
+        configure(&mut settings);
+        let app = Application::build(settings.clone(), roles)
+            .await
+            .expect("application builds");
+        let public = app
+            .public_addr()
+            .expect("api or hub role serves the public listener");
+        let internal = app.internal_addr();
+        let store = app.store().clone();
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        Self {
+            public,
+            internal,
+            http: reqwest::Client::new(),
+            store,
+            settings,
+            shutdown,
+            running: Some(running),
+        }
+    }
+
+    pub fn public_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.public)
+    }
+
+    pub fn internal_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.internal)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.public)
+    }
+
+    /// Starts a graceful shutdown and returns what `run_until_stopped` returned.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        match self.running.take() {
+            Some(running) => running.await.expect("the application task does not panic"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        drop_isolated(&self.settings);
+    }
+}
+
+/// Drops a test's database and Redis keys. Runs on its own thread and runtime because
+/// `Drop` cannot await.
+pub fn drop_isolated(settings: &Settings) {
+    let settings = settings.clone();
+    let cleanup = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            if let Err(error) = domain::store::database::drop(settings.database.url.expose()).await
+            {
+                eprintln!("could not drop the test database: {error}");
+            }
+            if let Err(error) = domain::store::keys::purge(&settings.redis).await {
+                eprintln!("could not purge the test Redis keys: {error}");
+            }
+        });
+    });
+    let _ = cleanup.join();
+}
+
+/// The real `bestie` executable, started with `BESTIE__...` variables.
+pub struct BestieProcess {
+    pub child: Child,
+    pub public: SocketAddr,
+    pub internal: SocketAddr,
+    pub settings: Settings,
+}
+
+impl BestieProcess {
+    /// Starts `bestie serve` with `args` on free ports and waits until `/readyz` answers 200
+    /// on the internal listener.
+    pub async fn serve(args: &[&str]) -> Self {
+        Self::serve_with(isolated_settings(), args).await
+    }
+
+    /// Like [`serve`](Self::serve) with the database and Redis prefix of `settings`, so
+    /// several processes can share them.
+    pub async fn serve_with(settings: Settings, args: &[&str]) -> Self {
+        let (public, internal) = (free_port(), free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_bestie"))
+            .arg("serve")
+            .args(args)
+            .env("BESTIE__DATABASE__URL", settings.database.url.expose())
+            .env("BESTIE__REDIS__PREFIX", &settings.redis.prefix)
+            .env("BESTIE__API__PUBLIC_ADDR", public.to_string())
+            .env("BESTIE__API__INTERNAL_ADDR", internal.to_string())
+            .env("BESTIE__LOG__FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("bestie starts");
+        let process = Self {
+            child,
+            public,
+            internal,
+            settings,
+        };
+        process.wait_ready().await;
+        process
+    }
+
+    async fn wait_ready(&self) {
+        let url = format!("http://{}/readyz", self.internal);
+        let client = reqwest::Client::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = client.get(&url).send().await
+                && response.status() == 200
+            {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "bestie did not become ready within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, up to `limit`; returns its exit code.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for BestieProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        drop_isolated(&self.settings);
+    }
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    listener.local_addr().expect("local addr")
+}

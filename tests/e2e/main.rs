@@ -1,0 +1,13 @@
+//! End-to-end tests: the real application on random ports against the real Redis and
+//! Postgres, each test with its own database (dropped after) and its own Redis key prefix,
+//! so they run in parallel. One binary, one module per feature.
+
+mod harness;
+
+mod app_config;
+mod health;
+mod process;
+mod schema;
+mod shutdown;
+mod sweep;
+mod tidy;

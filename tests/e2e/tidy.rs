@@ -1,0 +1,215 @@
+//! Architecture invariants (ARCHITECTURE.md), checked on the source tree. Each check names
+//! the rule, so a failure says which line of ARCHITECTURE.md the change broke.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// Every `.rs` file under `dir`, relative to the workspace root, with its text.
+fn sources(dir: &str) -> Vec<(String, String)> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in fs::read_dir(dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let root = root();
+    let mut paths = Vec::new();
+    walk(&root.join(dir), &mut paths);
+    paths
+        .into_iter()
+        .map(|path| {
+            let text = fs::read_to_string(&path).expect("read source");
+            (
+                path.strip_prefix(&root)
+                    .expect("under root")
+                    .display()
+                    .to_string(),
+                text,
+            )
+        })
+        .collect()
+}
+
+const PRODUCTION_CRATES: [&str; 5] = [
+    "domain/src",
+    "api/src",
+    "hub/src",
+    "workers/src",
+    "bestie/src",
+];
+
+fn production_sources() -> Vec<(String, String)> {
+    PRODUCTION_CRATES
+        .iter()
+        .flat_map(|dir| sources(dir))
+        .collect()
+}
+
+fn offenders(
+    files: &[(String, String)],
+    allowed: impl Fn(&str) -> bool,
+    needles: &[&str],
+) -> Vec<String> {
+    files
+        .iter()
+        .filter(|(path, _)| !allowed(path))
+        .flat_map(|(path, text)| {
+            needles
+                .iter()
+                .filter(|needle| text.contains(**needle))
+                .map(move |needle| format!("{path}: {needle}"))
+        })
+        .collect()
+}
+
+#[test]
+fn only_domain_store_speaks_sql_or_redis() {
+    let found = offenders(
+        &production_sources(),
+        |path| path.starts_with("domain/src/store/"),
+        &[
+            "sqlx::query",
+            "query_as(",
+            "query_scalar(",
+            "fred::",
+            "use fred",
+            "use sqlx",
+        ],
+    );
+    assert!(
+        found.is_empty(),
+        "SQL or Redis outside domain::store: {found:#?}"
+    );
+}
+
+#[test]
+fn the_domain_crate_knows_no_web_framework() {
+    let found = offenders(
+        &sources("domain/src"),
+        |_| false,
+        &["axum", "tower", "http::", "StatusCode"],
+    );
+    assert!(found.is_empty(), "web framework in domain: {found:#?}");
+    let manifest = fs::read_to_string(root().join("domain/Cargo.toml")).expect("manifest");
+    for forbidden in ["axum", "tower", "hyper"] {
+        assert!(
+            !manifest.contains(forbidden),
+            "domain/Cargo.toml depends on {forbidden}"
+        );
+    }
+}
+
+#[test]
+fn only_the_hub_holds_sockets() {
+    let found = offenders(
+        &production_sources(),
+        |path| path.starts_with("hub/src/"),
+        &["extract::ws", "WebSocketUpgrade", "tungstenite"],
+    );
+    assert!(found.is_empty(), "sockets outside hub: {found:#?}");
+}
+
+#[test]
+fn only_the_settings_loader_reads_the_environment() {
+    let found = offenders(
+        &production_sources(),
+        |path| path == "bestie/src/settings.rs",
+        &["std::env::var", "env::var(", "env::vars(", "Env::prefixed"],
+    );
+    assert!(
+        found.is_empty(),
+        "environment read outside bestie::settings: {found:#?}"
+    );
+}
+
+#[test]
+fn metric_names_live_in_one_module() {
+    let found = offenders(
+        &production_sources(),
+        |path| path == "domain/src/metrics.rs",
+        &["\"bestie_"],
+    );
+    assert!(
+        found.is_empty(),
+        "metric name literal outside domain::metrics: {found:#?}"
+    );
+}
+
+#[test]
+fn every_module_says_what_it_is_for() {
+    let undocumented: Vec<String> = production_sources()
+        .into_iter()
+        .chain(sources("tests/e2e"))
+        .filter(|(_, text)| !text.trim_start().starts_with("//!"))
+        .map(|(path, _)| path)
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "modules without a leading //! line: {undocumented:#?}"
+    );
+}
+
+#[test]
+fn migrations_are_timestamped_and_never_renamed() {
+    let mut names: Vec<String> = fs::read_dir(root().join("migrations"))
+        .expect("migrations dir")
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(!names.is_empty());
+    for name in &names {
+        let (stamp, rest) = name.split_once('_').expect("TIMESTAMP_name.sql");
+        assert!(
+            stamp.len() == 14 && stamp.bytes().all(|b| b.is_ascii_digit()),
+            "{name}"
+        );
+        assert!(
+            rest.ends_with(".sql")
+                && rest
+                    .trim_end_matches(".sql")
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn no_handler_or_job_panics_on_purpose() {
+    // unwrap/expect are allowed only where failure is a bug in a constant (metric
+    // registration, a bound listener's address); those sit in the files listed here.
+    let allowed = ["domain/src/metrics.rs", "bestie/src/lib.rs"];
+    // Inline unit tests (after `#[cfg(test)]`) may unwrap.
+    let without_unit_tests: Vec<(String, String)> = production_sources()
+        .into_iter()
+        .map(|(path, text)| {
+            let code = text
+                .split("#[cfg(test)]")
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            (path, code)
+        })
+        .collect();
+    let found = offenders(
+        &without_unit_tests,
+        |path| allowed.contains(&path),
+        &[".unwrap()", ".expect(", "panic!("],
+    );
+    assert!(
+        found.is_empty(),
+        "unwrap/expect/panic in production code: {found:#?}"
+    );
+}
