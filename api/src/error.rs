@@ -48,7 +48,10 @@ impl ApiError {
             }
             _ => error.to_string(),
         };
-        let api_error = Self::new(status, error.code(), message);
+        let mut api_error = Self::new(status, error.code(), message);
+        for (field, value) in error.details() {
+            api_error = api_error.with(field, value);
+        }
         if kind == ErrorKind::Unavailable {
             api_error.with("retryable", true)
         } else {

@@ -5,21 +5,33 @@
 //! can stay off the internet. Handlers are thin: extract, call one domain function, map
 //! the result. Every response outside 2xx has the body of [`error::ApiError`].
 
+pub mod caller;
+pub mod client_addr;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod layers;
+pub mod rate_limit;
+pub mod routes;
+
+use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use domain::auth::AuthContext;
 use domain::metrics::Metrics;
 use domain::store::Store;
+
+/// Largest request body accepted, in bytes. Every body we take is a small JSON object.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub metrics: Metrics,
+    pub auth: Arc<AuthContext>,
 }
 
 /// Which listener a router serves; a label on metrics and logs.
@@ -39,13 +51,37 @@ impl Listener {
 }
 
 /// The REST routes of the public listener (apps).
-pub fn public_routes() -> Router<AppState> {
+pub fn public_routes(state: &AppState) -> Router<AppState> {
+    use routes::{auth, devices};
+    let sign_in = Router::new()
+        .route("/api/auth/customer/otp", post(auth::request_otp))
+        .route("/api/auth/customer/verify", post(auth::verify_otp))
+        .route("/api/auth/mitra/login", post(auth::mitra_login))
+        .route("/api/auth/refresh", post(auth::app_refresh));
     Router::new()
+        .merge(rate_limit::sign_in_limit(sign_in, &state.auth.settings))
+        .route("/api/auth/logout", post(auth::app_logout))
+        .route("/api/shared/devices", put(devices::register))
 }
 
 /// The REST routes of the internal listener (control center).
-pub fn internal_routes() -> Router<AppState> {
+pub fn internal_routes(state: &AppState) -> Router<AppState> {
+    use routes::{accounts, auth};
+    let sign_in = Router::new()
+        .route("/internal/auth/login", post(auth::operator_login))
+        .route("/internal/auth/refresh", post(auth::operator_refresh));
     Router::new()
+        .merge(rate_limit::sign_in_limit(sign_in, &state.auth.settings))
+        .route("/internal/auth/logout", post(auth::operator_logout))
+        .route("/internal/mitras", post(accounts::create_mitra))
+        .route(
+            "/internal/mitras/{id}/deactivate",
+            post(accounts::deactivate_mitra),
+        )
+        .route(
+            "/internal/mitras/{id}/reactivate",
+            post(accounts::reactivate_mitra),
+        )
 }
 
 /// Finishes a listener's router: health routes, `/metrics` on the internal listener, JSON
@@ -58,6 +94,7 @@ pub fn finish(listener: Listener, routes: Router<AppState>, state: AppState) -> 
     let router = router
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state.clone());
     layers::wrap(router, listener, state.metrics)
 }

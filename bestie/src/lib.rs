@@ -10,10 +10,12 @@ pub mod telemetry;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use api::{AppState, Listener};
+use domain::auth::AuthContext;
 use domain::metrics::Metrics;
 use domain::settings::Settings;
 use domain::store::Store;
@@ -23,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 /// What a process runs. `serve` runs all of them unless `--role` names one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
-pub enum Role {
+pub enum ServiceRole {
     /// REST on the public (`/api`) and internal (`/internal`) listeners.
     Api,
     /// The WebSocket endpoint `/ws` on the public listener.
@@ -32,18 +34,17 @@ pub enum Role {
     Worker,
 }
 
-impl Role {
-    pub fn all() -> BTreeSet<Role> {
-        [Role::Api, Role::Hub, Role::Worker].into()
+impl ServiceRole {
+    pub fn all() -> BTreeSet<ServiceRole> {
+        [ServiceRole::Api, ServiceRole::Hub, ServiceRole::Worker].into()
     }
 }
 
 /// A built, not yet serving, process.
 pub struct Application {
     settings: Settings,
-    roles: BTreeSet<Role>,
-    store: Store,
-    metrics: Metrics,
+    roles: BTreeSet<ServiceRole>,
+    state: AppState,
     hub: Option<Hub>,
     public: Option<TcpListener>,
     internal: TcpListener,
@@ -51,20 +52,30 @@ pub struct Application {
 
 impl Application {
     /// Connects, migrates (unless `database.migrate_on_start` is false) and binds.
-    pub async fn build(settings: Settings, roles: BTreeSet<Role>) -> anyhow::Result<Self> {
+    pub async fn build(settings: Settings, roles: BTreeSet<ServiceRole>) -> anyhow::Result<Self> {
         anyhow::ensure!(!roles.is_empty(), "at least one role must run");
+        let auth = AuthContext::new(&settings.auth, settings.mode).map_err(anyhow::Error::msg)?;
         let store = Store::connect(&settings.database, &settings.redis)
             .await
             .context("connecting to Postgres and Redis")?;
         if settings.database.migrate_on_start {
             migrate(&store).await?;
         }
-        let metrics = Metrics::new();
-        let hub = roles
-            .contains(&Role::Hub)
-            .then(|| Hub::new(settings.hub.clone(), metrics.clone()));
+        let state = AppState {
+            store,
+            metrics: Metrics::new(),
+            auth: Arc::new(auth),
+        };
+        let hub = roles.contains(&ServiceRole::Hub).then(|| {
+            Hub::new(
+                settings.hub.clone(),
+                state.metrics.clone(),
+                state.store.clone(),
+                state.auth.clone(),
+            )
+        });
         // The public listener serves the apps: REST (api role) and /ws (hub role).
-        let public = if roles.contains(&Role::Api) || roles.contains(&Role::Hub) {
+        let public = if roles.contains(&ServiceRole::Api) || roles.contains(&ServiceRole::Hub) {
             Some(bind(settings.api.public_addr, "public").await?)
         } else {
             None
@@ -74,8 +85,7 @@ impl Application {
         Ok(Self {
             settings,
             roles,
-            store,
-            metrics,
+            state,
             hub,
             public,
             internal,
@@ -96,7 +106,12 @@ impl Application {
     }
 
     pub fn store(&self) -> &Store {
-        &self.store
+        &self.state.store
+    }
+
+    /// The token keys this process signs with, for tests that mint tokens directly.
+    pub fn auth(&self) -> Arc<AuthContext> {
+        self.state.auth.clone()
     }
 
     /// Serves until `shutdown` is cancelled, then drains within `api.shutdown_timeout_ms`.
@@ -104,23 +119,18 @@ impl Application {
         let Self {
             settings,
             roles,
-            store,
-            metrics,
+            state,
             hub,
             public,
             internal,
         } = self;
-        let state = AppState {
-            store: store.clone(),
-            metrics: metrics.clone(),
-        };
         let drain = Duration::from_millis(settings.api.shutdown_timeout_ms);
         let mut tasks = tokio::task::JoinSet::new();
 
         if let Some(listener) = public {
             let mut routes = axum::Router::new();
-            if roles.contains(&Role::Api) {
-                routes = routes.merge(api::public_routes());
+            if roles.contains(&ServiceRole::Api) {
+                routes = routes.merge(api::public_routes(&state));
             }
             if let Some(hub) = &hub {
                 routes = routes.merge(hub.routes());
@@ -128,18 +138,18 @@ impl Application {
             let router = api::finish(Listener::Public, routes, state.clone());
             tasks.spawn(serve(listener, router, shutdown.clone(), "public"));
         }
-        let internal_routes = if roles.contains(&Role::Api) {
-            api::internal_routes()
+        let internal_routes = if roles.contains(&ServiceRole::Api) {
+            api::internal_routes(&state)
         } else {
             axum::Router::new()
         };
         let router = api::finish(Listener::Internal, internal_routes, state.clone());
         tasks.spawn(serve(internal, router, shutdown.clone(), "internal"));
 
-        if roles.contains(&Role::Worker) {
+        if roles.contains(&ServiceRole::Worker) {
             let ctx = workers::JobContext {
-                store: store.clone(),
-                metrics: metrics.clone(),
+                store: state.store.clone(),
+                metrics: state.metrics.clone(),
             };
             let worker_settings = settings.worker.clone();
             let token = shutdown.clone();
@@ -149,11 +159,11 @@ impl Application {
                     .context("job workers")
             });
         }
-        tracing::info!(roles = ?roles, "serving");
 
         // Sockets are upgraded connections the HTTP server no longer tracks: close them
         // ourselves once the shutdown starts.
         if let Some(hub) = hub {
+            hub.spawn_control_listener();
             let token = shutdown.clone();
             tasks.spawn(async move {
                 token.cancelled().await;
@@ -163,6 +173,7 @@ impl Application {
                 Ok(())
             });
         }
+        tracing::info!(roles = ?roles, "serving");
 
         let mut first_error = None;
         while let Some(joined) = tasks.join_next().await {
@@ -176,7 +187,7 @@ impl Application {
                 first_error.get_or_insert(error);
             }
         }
-        store.close().await;
+        state.store.close().await;
         first_error.map_or(Ok(()), Err)
     }
 }
@@ -203,10 +214,14 @@ async fn serve(
     name: &'static str,
 ) -> anyhow::Result<()> {
     tracing::info!(listener = name, addr = %listener.local_addr()?, "listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .with_context(|| format!("serving the {name} listener"))
+    // Connection info gives handlers the peer address (rate limits, OTP throttles).
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    .await
+    .with_context(|| format!("serving the {name} listener"))
 }
 
 /// Resolves on SIGTERM or SIGINT.

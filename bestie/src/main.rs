@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use bestie::{Application, Role};
+use bestie::{Application, ServiceRole};
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
@@ -26,7 +26,7 @@ enum Command {
     /// Run the service: every role in one process, or the one `--role` names.
     Serve {
         #[arg(long, value_enum)]
-        role: Option<Role>,
+        role: Option<ServiceRole>,
         /// Do not apply pending migrations at start.
         #[arg(long)]
         no_migrate: bool,
@@ -52,7 +52,7 @@ fn main() -> anyhow::Result<()> {
                 if no_migrate {
                     settings.database.migrate_on_start = false;
                 }
-                let roles = role.map_or_else(Role::all, |role| [role].into());
+                let roles = role.map_or_else(ServiceRole::all, |role| [role].into());
                 let app = Application::build(settings, roles).await?;
                 let shutdown = CancellationToken::new();
                 let trigger = shutdown.clone();

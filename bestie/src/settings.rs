@@ -31,12 +31,46 @@ pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
 /// Refuses settings that are unsafe for the chosen mode.
 pub fn check(settings: &Settings) -> anyhow::Result<()> {
     if settings.mode == Mode::Production {
-        let defaults = domain::settings::SeedSettings::default();
+        let defaults = domain::settings::Settings::default();
         anyhow::ensure!(
-            settings.seed.admin_password != defaults.admin_password,
+            settings.seed.admin_password != defaults.seed.admin_password,
             "production mode refuses the default seed.admin_password: set BESTIE__SEED__ADMIN_PASSWORD"
         );
+        anyhow::ensure!(
+            settings.auth.jwt_secret != defaults.auth.jwt_secret,
+            "production mode refuses the development JWT key: set BESTIE__AUTH__JWT_SECRET"
+        );
+        anyhow::ensure!(
+            settings.auth.otp_secret != defaults.auth.otp_secret,
+            "production mode refuses the development OTP key: set BESTIE__AUTH__OTP_SECRET"
+        );
     }
+    settings
+        .auth
+        .effective_otp_sender(settings.mode)
+        .map_err(anyhow::Error::msg)?;
+    for (name, key) in [
+        ("jwt_secret", Some(&settings.auth.jwt_secret)),
+        (
+            "jwt_previous_secret",
+            settings.auth.jwt_previous_secret.as_ref(),
+        ),
+    ] {
+        if let Some(key) = key {
+            anyhow::ensure!(
+                key.expose().len() >= 32,
+                "auth.{name} must be at least 32 bytes"
+            );
+        }
+    }
+    anyhow::ensure!(
+        settings.auth.jwt_previous_kid.is_some() == settings.auth.jwt_previous_secret.is_some(),
+        "auth.jwt_previous_kid and auth.jwt_previous_secret go together"
+    );
+    anyhow::ensure!(
+        settings.auth.jwt_previous_kid.as_deref() != Some(settings.auth.jwt_kid.as_str()),
+        "auth.jwt_previous_kid must differ from auth.jwt_kid"
+    );
     anyhow::ensure!(
         !settings.redis.prefix.is_empty(),
         "redis.prefix must not be empty"

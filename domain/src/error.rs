@@ -30,4 +30,8 @@ pub trait DomainError: std::error::Error {
     /// Stable machine-readable code, documented in `docs/ERRORS.md`.
     fn code(&self) -> &'static str;
     fn kind(&self) -> ErrorKind;
+    /// Extra machine-readable fields for the error body, e.g. `retry_after_s`.
+    fn details(&self) -> Vec<(&'static str, serde_json::Value)> {
+        Vec::new()
+    }
 }

@@ -4,7 +4,10 @@
 //! once. `store` is the only module that speaks SQL or Redis. This crate never imports a web
 //! framework: it returns typed errors with stable codes and the edges map them.
 
+pub mod accounts;
 pub mod app_config;
+pub mod auth;
+pub mod devices;
 pub mod error;
 pub mod metrics;
 pub mod password;

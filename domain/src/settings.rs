@@ -21,6 +21,7 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
     pub api: ApiSettings,
+    pub auth: AuthSettings,
     pub hub: HubSettings,
     pub worker: WorkerSettings,
     pub seed: SeedSettings,
@@ -101,6 +102,103 @@ impl Default for ApiSettings {
             public_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             internal_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
             shutdown_timeout_ms: 8_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// How customers receive their one-time code: `dev` returns it in the response as
+    /// `dev_code` (and logs it), `log` only logs it, `webhook` POSTs it to `otp_webhook_url`
+    /// (an SMS gateway). Unset means `dev` in development; production requires `webhook`.
+    pub otp_sender: Option<OtpSenderKind>,
+    /// Where the `webhook` sender POSTs `{phone, code, expires_in_s}`.
+    pub otp_webhook_url: Option<String>,
+    /// Sent as `Authorization: Bearer` to the webhook, when set.
+    pub otp_webhook_token: Option<Secret>,
+    /// HMAC key under which one-time codes are stored; a leaked table then reveals nothing.
+    pub otp_secret: Secret,
+    /// How long a one-time code stays valid.
+    pub otp_ttl_s: u64,
+    /// Minimum time between two codes for one phone.
+    pub otp_resend_interval_s: u64,
+    /// Codes one phone may request per hour.
+    pub otp_max_per_phone_per_hour: u32,
+    /// Codes one client address may request per hour, whatever the phone.
+    pub otp_max_per_address_per_hour: u32,
+    /// Key id (`kid` header) of the key that signs new access tokens.
+    pub jwt_kid: String,
+    /// HS256 key of `jwt_kid`, at least 32 bytes.
+    pub jwt_secret: Secret,
+    /// A retired key still accepted for verification while its tokens live out their
+    /// lifetime: rotate by moving the current key here and setting a new one.
+    pub jwt_previous_kid: Option<String>,
+    pub jwt_previous_secret: Option<Secret>,
+    /// Lifetime of access tokens (JWT).
+    pub access_token_ttl_s: u64,
+    /// Lifetime of refresh tokens; each use replaces the token with a new one.
+    pub refresh_token_ttl_s: u64,
+    /// Per client address on the sign-in routes: requests allowed in a burst ...
+    pub rate_limit_burst: u32,
+    /// ... and how many more each minute after it.
+    pub rate_limit_per_minute: u32,
+    /// Key rate limits on `X-Forwarded-For` / `X-Real-IP` / `Forwarded` instead of the TCP
+    /// peer. Only behind a proxy that sets them; otherwise clients could pick their own key.
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OtpSenderKind {
+    Dev,
+    Log,
+    Webhook,
+}
+
+/// Development-only keys; production mode refuses to start with them.
+pub const DEV_JWT_SECRET: &str = "development-only-jwt-secret-change-me-0123456789";
+pub const DEV_OTP_SECRET: &str = "development-only-otp-secret-change-me-0123456789";
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            otp_sender: None,
+            otp_webhook_url: None,
+            otp_webhook_token: None,
+            otp_secret: Secret::new(DEV_OTP_SECRET),
+            otp_ttl_s: 300,
+            otp_resend_interval_s: 30,
+            otp_max_per_phone_per_hour: 5,
+            otp_max_per_address_per_hour: 20,
+            jwt_kid: "dev-1".into(),
+            jwt_secret: Secret::new(DEV_JWT_SECRET),
+            jwt_previous_kid: None,
+            jwt_previous_secret: None,
+            access_token_ttl_s: 900,
+            refresh_token_ttl_s: 30 * 24 * 3600,
+            rate_limit_burst: 10,
+            rate_limit_per_minute: 30,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+impl AuthSettings {
+    /// The sender in force for `mode`, or why there is none.
+    pub fn effective_otp_sender(&self, mode: Mode) -> Result<OtpSenderKind, String> {
+        match (mode, self.otp_sender) {
+            (Mode::Development, None) => Ok(OtpSenderKind::Dev),
+            (Mode::Production, None) => {
+                Err("production mode needs BESTIE__AUTH__OTP_SENDER=webhook and BESTIE__AUTH__OTP_WEBHOOK_URL".into())
+            }
+            (Mode::Production, Some(kind @ (OtpSenderKind::Dev | OtpSenderKind::Log))) => Err(format!(
+                "production mode refuses BESTIE__AUTH__OTP_SENDER={kind:?} (codes would reach responses or logs); use webhook"
+            )),
+            (_, Some(OtpSenderKind::Webhook)) if self.otp_webhook_url.is_none() => {
+                Err("BESTIE__AUTH__OTP_SENDER=webhook needs BESTIE__AUTH__OTP_WEBHOOK_URL".into())
+            }
+            (_, Some(kind)) => Ok(kind),
         }
     }
 }

@@ -6,7 +6,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use bestie::{Application, Role};
+use bestie::{Application, ServiceRole};
+use domain::auth::Role;
+use domain::auth::tokens::TokenKeys;
 use domain::settings::{Secret, Settings};
 use domain::store::Store;
 use tokio::task::JoinHandle;
@@ -28,7 +30,24 @@ pub fn isolated_settings() -> Settings {
     settings.api.public_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     settings.api.internal_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     settings.seed.demo_mitras = 0;
+    // Every test client is 127.0.0.1; the tests of the limits lower these again.
+    settings.auth.rate_limit_burst = 10_000;
+    settings.auth.rate_limit_per_minute = 10_000;
+    settings.auth.otp_max_per_address_per_hour = 10_000;
     settings
+}
+
+/// An access token signed with the keys `settings` configure, for `id` acting as `role`.
+pub fn token_for(settings: &Settings, id: uuid::Uuid, role: Role) -> String {
+    TokenKeys::new(&settings.auth)
+        .issue(id, role)
+        .expect("sign token")
+        .token
+}
+
+/// A WebSocket URL with the token in the query string.
+pub fn ws_url_with_token(public: SocketAddr, token: &str) -> String {
+    format!("ws://{public}/ws?token={token}")
 }
 
 /// The application running in this test's runtime.
@@ -51,13 +70,16 @@ impl TestApp {
 
     /// Like [`spawn`](Self::spawn), after `configure` adjusts the settings.
     pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
-        Self::spawn_roles(Role::all(), configure).await
+        Self::spawn_roles(ServiceRole::all(), configure).await
     }
 
     /// Only `roles` (which must include api or hub, for the public listener), after
     /// `configure` adjusts the settings. Without the worker role nothing runs in the
     /// background, so a test can call a job's `run` itself without racing it.
-    pub async fn spawn_roles(roles: BTreeSet<Role>, configure: impl FnOnce(&mut Settings)) -> Self {
+    pub async fn spawn_roles(
+        roles: BTreeSet<ServiceRole>,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
         let mut settings = isolated_settings();
         configure(&mut settings);
         let app = Application::build(settings.clone(), roles)
@@ -89,8 +111,17 @@ impl TestApp {
         format!("http://{}{path}", self.internal)
     }
 
+    /// `/ws` for a new customer, authenticated through the query string.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.public)
+        ws_url_with_token(
+            self.public,
+            &self.token_for(uuid::Uuid::new_v4(), Role::Customer),
+        )
+    }
+
+    /// An access token signed with this application's keys.
+    pub fn token_for(&self, id: uuid::Uuid, role: Role) -> String {
+        token_for(&self.settings, id, role)
     }
 
     /// Starts a graceful shutdown and returns what `run_until_stopped` returned.

@@ -5,15 +5,19 @@ use std::time::Duration;
 
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::harness::{BestieProcess, isolated_settings};
+use domain::auth::Role;
+
+use crate::harness::{BestieProcess, isolated_settings, token_for, ws_url_with_token};
 use crate::shutdown::close_code;
 
 #[tokio::test]
 async fn sigterm_closes_sockets_with_1012_and_exits_0_within_10_seconds() {
     let mut bestie = BestieProcess::serve(&[]).await;
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", bestie.public))
-        .await
-        .expect("socket");
+    let token = token_for(&bestie.settings, uuid::Uuid::new_v4(), Role::Mitra);
+    let (mut socket, _) =
+        tokio_tungstenite::connect_async(ws_url_with_token(bestie.public, &token))
+            .await
+            .expect("socket");
 
     bestie.terminate();
     assert_eq!(close_code(&mut socket).await, Some(CloseCode::Restart));
@@ -39,8 +43,9 @@ async fn roles_run_as_separate_processes_sharing_the_stores() {
         assert_eq!(metrics.status(), 200);
     }
     // Only the hub upgrades sockets; the api process does not serve /ws.
+    let token = token_for(&hub.settings, uuid::Uuid::new_v4(), Role::Customer);
     assert!(
-        tokio_tungstenite::connect_async(format!("ws://{}/ws", hub.public))
+        tokio_tungstenite::connect_async(ws_url_with_token(hub.public, &token))
             .await
             .is_ok()
     );

@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use bestie::Role;
+use bestie::ServiceRole;
 
 use crate::harness::TestApp;
 use crate::schema;
@@ -46,7 +46,7 @@ async fn failures(pool: &PgPool, payment: Uuid) -> Vec<String> {
 
 #[tokio::test]
 async fn the_sweep_closes_overdue_payments_once_and_spares_the_rest() {
-    let app = TestApp::spawn_roles([Role::Api].into(), |_| {}).await;
+    let app = TestApp::spawn_roles([ServiceRole::Api].into(), |_| {}).await;
     let pool = app.store.pg_pool();
     let customer = schema::customer(pool).await;
     let overdue_pending = overdue_payment(pool, customer, "pending").await;

@@ -1,5 +1,7 @@
 //! Reads and writes of control-center users and mitra accounts.
 
+use serde_json::json;
+use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use super::Store;
@@ -60,4 +62,176 @@ impl Store {
         .fetch_one(&self.pg)
         .await?)
     }
+}
+
+/// What sign-in needs of a password account.
+pub struct PasswordAccount {
+    pub id: Uuid,
+    pub password_hash: String,
+    pub display_name: String,
+    /// `mitra`, or the control-center user's `admin` / `operator`.
+    pub role: String,
+    pub deactivated: bool,
+}
+
+/// A mitra account as the control center sees it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MitraRow {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub active: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The email of a new account is already taken.
+#[derive(Debug)]
+pub struct EmailTaken;
+
+const MITRA_COLUMNS: &str = "id, email, display_name, deactivated_at IS NULL AS active, created_at";
+
+impl Store {
+    /// The mitra (`Role::Mitra`) or control-center user (`Role::Cc`) with this email.
+    pub async fn password_account(
+        &self,
+        role: crate::auth::Role,
+        email: &str,
+    ) -> Result<Option<PasswordAccount>, StoreError> {
+        let query = match role {
+            crate::auth::Role::Mitra => {
+                "SELECT id, password_hash, display_name, 'mitra', deactivated_at IS NOT NULL FROM mitras WHERE email = $1"
+            }
+            crate::auth::Role::Cc => {
+                "SELECT id, password_hash, display_name, role, deactivated_at IS NOT NULL FROM cc_users WHERE email = $1"
+            }
+            crate::auth::Role::Customer => return Ok(None),
+        };
+        let row: Option<(Uuid, String, String, String, bool)> = sqlx::query_as(query)
+            .bind(email)
+            .fetch_optional(&self.pg)
+            .await?;
+        Ok(row.map(
+            |(id, password_hash, display_name, role, deactivated)| PasswordAccount {
+                id,
+                password_hash,
+                display_name,
+                role,
+                deactivated,
+            },
+        ))
+    }
+
+    /// Creates a mitra and records who did it, in one transaction.
+    pub async fn create_mitra(
+        &self,
+        actor: Uuid,
+        account: NewAccount<'_>,
+    ) -> Result<Result<MitraRow, EmailTaken>, StoreError> {
+        let mut tx = self.pg.begin().await?;
+        let inserted = sqlx::query_as::<_, MitraRow>(AssertSqlSafe(format!(
+            "INSERT INTO mitras (email, display_name, password_hash, created_by)
+             VALUES ($1, $2, $3, $4) RETURNING {MITRA_COLUMNS}"
+        )))
+        .bind(account.email)
+        .bind(account.display_name)
+        .bind(account.password_hash)
+        .bind(actor)
+        .fetch_one(&mut *tx)
+        .await;
+        let mitra = match inserted {
+            Ok(mitra) => mitra,
+            Err(sqlx::Error::Database(e)) if e.constraint() == Some("mitras_email_key") => {
+                return Ok(Err(EmailTaken));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        audit(
+            &mut tx,
+            actor,
+            "mitra.create",
+            &mitra.id,
+            None,
+            Some(json!({"email": mitra.email, "display_name": mitra.display_name})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(mitra))
+    }
+
+    /// Activates or deactivates a mitra, recording the change; deactivation also revokes
+    /// every refresh token of the mitra. `None` when no such mitra exists.
+    pub async fn set_mitra_active(
+        &self,
+        actor: Uuid,
+        id: Uuid,
+        active: bool,
+    ) -> Result<Option<MitraRow>, StoreError> {
+        let mut tx = self.pg.begin().await?;
+        let before: Option<bool> = sqlx::query_scalar(
+            "SELECT deactivated_at IS NULL FROM mitras WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(was_active) = before else {
+            return Ok(None);
+        };
+        let mitra = sqlx::query_as::<_, MitraRow>(AssertSqlSafe(format!(
+            "UPDATE mitras SET deactivated_at = CASE WHEN $2 THEN NULL ELSE COALESCE(deactivated_at, now()) END
+             WHERE id = $1 RETURNING {MITRA_COLUMNS}"
+        )))
+        .bind(id)
+        .bind(active)
+        .fetch_one(&mut *tx)
+        .await?;
+        if !active {
+            sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE mitra_id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if was_active != active {
+            let action = if active {
+                "mitra.reactivate"
+            } else {
+                "mitra.deactivate"
+            };
+            audit(
+                &mut tx,
+                actor,
+                action,
+                &id,
+                Some(json!({"active": was_active})),
+                Some(json!({"active": active})),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(mitra))
+    }
+}
+
+/// Appends to the audit log inside the caller's transaction.
+async fn audit(
+    conn: &mut sqlx::PgConnection,
+    actor: Uuid,
+    action: &str,
+    target_id: &Uuid,
+    old_value: Option<serde_json::Value>,
+    new_value: Option<serde_json::Value>,
+) -> Result<(), StoreError> {
+    let target_type = action.split('.').next().unwrap_or(action);
+    sqlx::query(
+        "INSERT INTO audit_log (cc_user_id, action, target_type, target_id, old_value, new_value)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(actor)
+    .bind(action)
+    .bind(target_type)
+    .bind(target_id.to_string())
+    .bind(old_value)
+    .bind(new_value)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -18,6 +18,11 @@ impl Keys {
         &self.prefix
     }
 
+    /// Pub/sub channel of control messages to every hub process (e.g. close a user's sockets).
+    pub fn hub_control_channel(&self) -> String {
+        format!("{}:hub:control", self.prefix)
+    }
+
     /// Pub/sub channel announcing that `app_config` changed.
     pub fn config_invalidation_channel(&self) -> String {
         format!("{}:config:invalidate", self.prefix)

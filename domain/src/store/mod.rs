@@ -6,13 +6,20 @@
 pub mod accounts;
 pub mod app_config;
 pub mod database;
+pub mod devices;
 mod error;
 pub mod keys;
+pub mod otp;
 pub mod payments;
+pub mod refresh_tokens;
+mod revocation;
 
 use std::time::Duration;
 
-use fred::prelude::{ClientLike, Config as RedisConfig, Pool as RedisPool, ReconnectPolicy};
+use fred::prelude::{
+    ClientLike, Config as RedisConfig, EventInterface, Pool as RedisPool, PubsubInterface,
+    ReconnectPolicy,
+};
 use fred::types::Builder;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
@@ -29,7 +36,37 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 pub struct Store {
     pg: PgPool,
     redis: RedisPool,
+    /// Kept to open dedicated connections (subscriptions, blocking reads).
+    redis_config: RedisConfig,
     keys: Keys,
+}
+
+/// Messages of one pub/sub channel, on its own connection.
+pub struct Subscription {
+    client: fred::clients::SubscriberClient,
+    messages: tokio::sync::broadcast::Receiver<fred::types::Message>,
+}
+
+impl Subscription {
+    /// The next message's text; `None` once the connection is closed for good. Messages a
+    /// slow reader missed are skipped (control messages are best-effort by design).
+    pub async fn next(&mut self) -> Option<String> {
+        loop {
+            match self.messages.recv().await {
+                Ok(message) => {
+                    if let Some(text) = message.value.as_string() {
+                        return Some(text);
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.quit().await;
+    }
 }
 
 impl Store {
@@ -44,10 +81,12 @@ impl Store {
             .acquire_timeout(Duration::from_millis(database.acquire_timeout_ms))
             .connect(database.url.expose())
             .await?;
-        let redis_pool = connect_redis(redis).await?;
+        let redis_config = RedisConfig::from_url(redis.url.expose())?;
+        let redis_pool = connect_redis(redis_config.clone(), redis.pool_size).await?;
         Ok(Self {
             pg,
             redis: redis_pool,
+            redis_config,
             keys: Keys::new(&redis.prefix),
         })
     }
@@ -66,6 +105,24 @@ impl Store {
 
     pub fn keys(&self) -> &Keys {
         &self.keys
+    }
+
+    /// Subscribes to the hub control channel on a dedicated connection (a subscribed
+    /// connection cannot run other commands); it resubscribes by itself after a reconnect.
+    pub async fn subscribe_hub_control(&self) -> Result<Subscription, StoreError> {
+        let subscriber = Builder::from_config(self.redis_config.clone())
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+            .build_subscriber_client()?;
+        subscriber.init().await?;
+        let _resubscribe = subscriber.manage_subscriptions();
+        let messages = subscriber.message_rx();
+        subscriber
+            .subscribe(self.keys.hub_control_channel())
+            .await?;
+        Ok(Subscription {
+            client: subscriber,
+            messages,
+        })
     }
 
     /// Answers when Postgres runs a query.
@@ -87,8 +144,7 @@ impl Store {
     }
 }
 
-async fn connect_redis(settings: &RedisSettings) -> Result<RedisPool, StoreError> {
-    let config = RedisConfig::from_url(settings.url.expose())?;
+async fn connect_redis(config: RedisConfig, pool_size: usize) -> Result<RedisPool, StoreError> {
     let pool = Builder::from_config(config)
         .with_connection_config(|connection| {
             connection.connection_timeout = Duration::from_secs(2);
@@ -99,7 +155,7 @@ async fn connect_redis(settings: &RedisSettings) -> Result<RedisPool, StoreError
         })
         // Keep reconnecting for ever, backing off to 2 s: Redis restarts must heal by themselves.
         .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
-        .build_pool(settings.pool_size.max(1))?;
+        .build_pool(pool_size.max(1))?;
     pool.init().await?;
     Ok(pool)
 }

@@ -1,0 +1,69 @@
+//! Who is calling: extractors that verify the access token and the caller's role before a
+//! handler runs. A handler states its caller in its signature (`Customer`, `Mitra`,
+//! `AppUser` = customer or mitra, `Operator` = control center), so no route can forget to
+//! check. The public listener has no `Operator` routes and the internal one only those, so
+//! the public listener never accepts a cc token and the internal one accepts nothing else.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use domain::auth::{AuthError, Principal, Role};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// A customer.
+pub struct Customer(pub Principal);
+/// A mitra.
+pub struct Mitra(pub Principal);
+/// A customer or a mitra: the app routes shared by both.
+pub struct AppUser(pub Principal);
+/// A control-center operator.
+pub struct Operator(pub Principal);
+
+/// The bearer token of `Authorization`, if any.
+pub fn bearer_token(parts: &Parts) -> Result<Option<&str>, AuthError> {
+    let Some(value) = parts.headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| AuthError::InvalidToken)?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(AuthError::InvalidToken),
+    }
+}
+
+async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    allowed: &[Role],
+) -> Result<Principal, ApiError> {
+    let token = bearer_token(parts)?.ok_or(AuthError::MissingToken)?;
+    let principal =
+        domain::auth::session::authenticate(&state.store, &state.auth.keys, token).await?;
+    if !allowed.contains(&principal.role) {
+        return Err(AuthError::WrongRole(principal.role).into());
+    }
+    Ok(principal)
+}
+
+macro_rules! caller {
+    ($name:ident, $($role:expr),+) => {
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = ApiError;
+
+            async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+                authenticate(parts, state, &[$($role),+]).await.map(Self)
+            }
+        }
+    };
+}
+
+caller!(Customer, Role::Customer);
+caller!(Mitra, Role::Mitra);
+caller!(AppUser, Role::Customer, Role::Mitra);
+caller!(Operator, Role::Cc);

@@ -1,0 +1,6 @@
+//! Route handlers, one file per area. Each handler is headed by the route it serves,
+//! extracts, calls one domain function and shapes the answer.
+
+pub mod accounts;
+pub mod auth;
+pub mod devices;

@@ -1,0 +1,187 @@
+//! Sessions: signing in with a password, issuing the token pair, rotating refresh tokens,
+//! logging out, and authenticating a presented access token.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::tokens::{TokenKeys, now_s};
+use super::{AuthError, Principal, Role};
+use crate::password;
+use crate::settings::AuthSettings;
+use crate::store::Store;
+use crate::store::refresh_tokens::{NewRefreshToken, Rotation};
+
+/// A signed-in session: what every sign-in and refresh answers.
+#[derive(Debug)]
+pub struct Session {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub expires_in_s: i64,
+}
+
+/// A mitra or operator account, as sign-in returns it.
+#[derive(Debug)]
+pub struct Account {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    /// `admin` or `operator` for control-center users; `mitra` for mitras.
+    pub role: String,
+}
+
+/// Issues a new token pair: a new refresh-token family.
+pub async fn start(
+    store: &Store,
+    keys: &TokenKeys,
+    settings: &AuthSettings,
+    id: Uuid,
+    role: Role,
+) -> Result<Session, AuthError> {
+    let access = keys.issue(id, role)?;
+    let refresh_token = URL_SAFE_NO_PAD.encode(super::random_bytes::<32>()?);
+    let new = NewRefreshToken {
+        id: Uuid::new_v4(),
+        family_id: Uuid::new_v4(),
+        role,
+        owner_id: id,
+        token_hash: refresh_hash(&refresh_token),
+        ttl_s: settings.refresh_token_ttl_s,
+    };
+    store.insert_refresh_token(&new).await?;
+    Ok(Session {
+        access_token: access.token,
+        refresh_token,
+        expires_in_s: access.expires_in_s,
+    })
+}
+
+/// Signs a mitra (`Role::Mitra`) or operator (`Role::Cc`) in with email + password.
+#[tracing::instrument(skip_all, fields(role = %role))]
+pub async fn password_login(
+    store: &Store,
+    keys: &TokenKeys,
+    settings: &AuthSettings,
+    role: Role,
+    email: &str,
+    password: &str,
+) -> Result<(Session, Account), AuthError> {
+    let email = email.trim().to_lowercase();
+    let found = store.password_account(role, &email).await?;
+    let Some(found) = found else {
+        // Spend the same time as a real check, so response times do not reveal which
+        // emails have accounts.
+        password::verify(password, DUMMY_HASH).await;
+        return Err(AuthError::InvalidCredentials);
+    };
+    if !password::verify(password, &found.password_hash).await {
+        return Err(AuthError::InvalidCredentials);
+    }
+    if found.deactivated {
+        return Err(AuthError::AccountDeactivated);
+    }
+    let session = start(store, keys, settings, found.id, role).await?;
+    let account = Account {
+        id: found.id,
+        email,
+        display_name: found.display_name,
+        role: found.role,
+    };
+    Ok((session, account))
+}
+
+/// An argon2id hash of a random string, checked when the email is unknown.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$YmVzdGllLWR1bW15LXNhbHQ$3mvLMZ2qBmpVFZl1g6yKmAHtrrEuAqR2I7SYFSFFQ0Q";
+
+/// Exchanges a refresh token for a new pair. The old token is spent; presenting a spent
+/// token revokes its whole family (it was stolen, or the app replayed it). Only tokens of
+/// `allowed` roles are accepted, so each listener refreshes only its own callers.
+#[tracing::instrument(skip_all)]
+pub async fn refresh(
+    store: &Store,
+    keys: &TokenKeys,
+    settings: &AuthSettings,
+    refresh_token: &str,
+    allowed: &[Role],
+) -> Result<Session, AuthError> {
+    let old_hash = refresh_hash(refresh_token);
+    let new_refresh = URL_SAFE_NO_PAD.encode(super::random_bytes::<32>()?);
+    let replacement_hash = refresh_hash(&new_refresh);
+    let rotation = store
+        .rotate_refresh_token(
+            &old_hash,
+            Uuid::new_v4(),
+            &replacement_hash,
+            settings.refresh_token_ttl_s,
+            allowed,
+        )
+        .await?;
+    match rotation {
+        Rotation::Rotated { owner_id, role } => {
+            let access = keys.issue(owner_id, role)?;
+            Ok(Session {
+                access_token: access.token,
+                refresh_token: new_refresh,
+                expires_in_s: access.expires_in_s,
+            })
+        }
+        Rotation::Reused => Err(AuthError::RefreshTokenReused),
+        Rotation::Invalid => Err(AuthError::InvalidRefreshToken),
+    }
+}
+
+/// Revokes the presented access token and, when given, the family of `refresh_token`,
+/// which must belong to the caller (otherwise nothing changes and the answer is 404).
+#[tracing::instrument(skip_all)]
+pub async fn logout(
+    store: &Store,
+    principal: &Principal,
+    refresh_token: Option<&str>,
+) -> Result<(), AuthError> {
+    if let Some(token) = refresh_token {
+        let revoked = store
+            .revoke_refresh_family(&refresh_hash(token), principal.id, principal.role)
+            .await?;
+        if !revoked {
+            return Err(AuthError::RefreshTokenNotFound);
+        }
+    }
+    let remaining_s = (principal.expires_at_s - now_s()).max(1);
+    store
+        .revoke_access_token(principal.id, principal.token_id, remaining_s)
+        .await?;
+    Ok(())
+}
+
+/// Verifies an access token and checks it was neither revoked nor issued to an account
+/// deactivated since.
+pub async fn authenticate(
+    store: &Store,
+    keys: &TokenKeys,
+    token: &str,
+) -> Result<Principal, AuthError> {
+    let principal = keys.verify(token)?;
+    if store
+        .access_token_revoked(principal.token_id, principal.id)
+        .await?
+    {
+        return Err(AuthError::TokenRevoked);
+    }
+    Ok(principal)
+}
+
+fn refresh_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_dummy_hash_is_a_real_argon2id_hash() {
+        // Otherwise an unknown email would skip the expensive check and answer faster.
+        let parsed =
+            argon2::password_hash::phc::PasswordHash::new(super::DUMMY_HASH).expect("parses");
+        assert_eq!(parsed.algorithm.as_str(), "argon2id");
+    }
+}

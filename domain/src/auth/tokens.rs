@@ -1,0 +1,237 @@
+//! Access tokens: HS256 JWTs with `sub`, `role`, `exp`, `iat`, `jti`, `iss` and a `kid`
+//! header naming the key, so keys rotate (sign with the current key, verify with the
+//! current or the previous one). Only HS256 is accepted: `none` and algorithm confusion are
+//! refused by the validation, not by luck.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::errors::ErrorKind as JwtErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{AuthError, Principal, Role};
+use crate::settings::AuthSettings;
+
+const ISSUER: &str = "bestie";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: Uuid,
+    role: Role,
+    exp: i64,
+    iat: i64,
+    jti: Uuid,
+    iss: String,
+}
+
+/// Signs and verifies access tokens.
+pub struct TokenKeys {
+    current_kid: String,
+    current: (EncodingKey, DecodingKey),
+    previous: Option<(String, DecodingKey)>,
+    validation: Validation,
+    ttl_s: i64,
+}
+
+/// A freshly signed access token.
+pub struct AccessToken {
+    pub token: String,
+    pub expires_in_s: i64,
+}
+
+impl TokenKeys {
+    pub fn new(settings: &AuthSettings) -> Self {
+        let secret = settings.jwt_secret.expose().as_bytes();
+        let previous = settings
+            .jwt_previous_kid
+            .clone()
+            .zip(settings.jwt_previous_secret.as_ref())
+            .map(|(kid, secret)| (kid, DecodingKey::from_secret(secret.expose().as_bytes())));
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.leeway = 0;
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss"]);
+        Self {
+            current_kid: settings.jwt_kid.clone(),
+            current: (
+                EncodingKey::from_secret(secret),
+                DecodingKey::from_secret(secret),
+            ),
+            previous,
+            validation,
+            ttl_s: i64::try_from(settings.access_token_ttl_s).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// Signs a new access token for `id` acting as `role`.
+    pub fn issue(&self, id: Uuid, role: Role) -> Result<AccessToken, AuthError> {
+        self.issue_at(id, role, now_s())
+    }
+
+    /// Signs an access token as if issued at `issued_at_s` (unix seconds); it expires one
+    /// lifetime later. Tests use it to hold tokens that have already expired.
+    pub fn issue_at(
+        &self,
+        id: Uuid,
+        role: Role,
+        issued_at_s: i64,
+    ) -> Result<AccessToken, AuthError> {
+        let claims = Claims {
+            sub: id,
+            role,
+            exp: issued_at_s + self.ttl_s,
+            iat: issued_at_s,
+            jti: Uuid::new_v4(),
+            iss: ISSUER.into(),
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.current_kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.current.0)
+            .map_err(|e| AuthError::Crypto(e.to_string()))?;
+        Ok(AccessToken {
+            token,
+            expires_in_s: self.ttl_s,
+        })
+    }
+
+    /// Checks signature, algorithm, key id, issuer and expiry. Revocation is checked by the
+    /// caller against the store ([`crate::auth::session::authenticate`]).
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::InvalidToken)?;
+        if header.alg != Algorithm::HS256 {
+            return Err(AuthError::InvalidToken);
+        }
+        let key = match header.kid.as_deref() {
+            Some(kid) if kid == self.current_kid => &self.current.1,
+            Some(kid) => match &self.previous {
+                Some((previous_kid, key)) if previous_kid == kid => key,
+                _ => return Err(AuthError::InvalidToken),
+            },
+            None => return Err(AuthError::InvalidToken),
+        };
+        let data =
+            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
+                match e.kind() {
+                    JwtErrorKind::ExpiredSignature => AuthError::TokenExpired,
+                    _ => AuthError::InvalidToken,
+                }
+            })?;
+        let claims = data.claims;
+        Ok(Principal {
+            id: claims.sub,
+            role: claims.role,
+            token_id: claims.jti,
+            expires_at_s: claims.exp,
+        })
+    }
+}
+
+pub(crate) fn now_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use super::*;
+    use crate::settings::Secret;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(&AuthSettings::default())
+    }
+
+    #[test]
+    fn an_issued_token_verifies_to_its_principal() {
+        let keys = keys();
+        let id = Uuid::new_v4();
+        let token = keys.issue(id, Role::Mitra).expect("issue").token;
+        let principal = keys.verify(&token).expect("verify");
+        assert_eq!((principal.id, principal.role), (id, Role::Mitra));
+    }
+
+    #[test]
+    fn an_unsigned_none_token_is_refused() {
+        let keys = keys();
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT","kid":"dev-1"}"#);
+        let claims = format!(
+            r#"{{"sub":"{}","role":"cc","exp":{},"iat":{},"jti":"{}","iss":"bestie"}}"#,
+            Uuid::new_v4(),
+            now_s() + 600,
+            now_s(),
+            Uuid::new_v4()
+        );
+        let forged = format!("{header}.{}.", URL_SAFE_NO_PAD.encode(claims));
+        assert!(matches!(keys.verify(&forged), Err(AuthError::InvalidToken)));
+    }
+
+    #[test]
+    fn a_token_signed_with_another_key_or_kid_is_refused() {
+        let other = AuthSettings {
+            jwt_secret: Secret::new("another-secret-another-secret-another-secret"),
+            ..AuthSettings::default()
+        };
+        let forged = TokenKeys::new(&other)
+            .issue(Uuid::new_v4(), Role::Cc)
+            .expect("issue")
+            .token;
+        assert!(matches!(
+            keys().verify(&forged),
+            Err(AuthError::InvalidToken)
+        ));
+
+        let unknown_kid = AuthSettings {
+            jwt_kid: "someone-else".into(),
+            ..AuthSettings::default()
+        };
+        let forged = TokenKeys::new(&unknown_kid)
+            .issue(Uuid::new_v4(), Role::Cc)
+            .expect("issue")
+            .token;
+        assert!(matches!(
+            keys().verify(&forged),
+            Err(AuthError::InvalidToken)
+        ));
+    }
+
+    #[test]
+    fn tokens_of_the_previous_key_verify_after_rotation() {
+        let before = AuthSettings::default();
+        let token = TokenKeys::new(&before)
+            .issue(Uuid::new_v4(), Role::Customer)
+            .expect("issue")
+            .token;
+        let mut rotated = AuthSettings {
+            jwt_kid: "dev-2".into(),
+            jwt_secret: Secret::new("a-brand-new-key-a-brand-new-key-a-brand-new-key"),
+            jwt_previous_kid: Some(before.jwt_kid.clone()),
+            jwt_previous_secret: Some(before.jwt_secret.clone()),
+            ..AuthSettings::default()
+        };
+        assert!(TokenKeys::new(&rotated).verify(&token).is_ok());
+        rotated.jwt_previous_kid = None;
+        rotated.jwt_previous_secret = None;
+        assert!(TokenKeys::new(&rotated).verify(&token).is_err());
+    }
+
+    #[test]
+    fn a_token_past_its_expiry_is_refused_as_expired() {
+        let keys = keys();
+        let ttl = i64::try_from(AuthSettings::default().access_token_ttl_s).expect("small ttl");
+        let token = keys
+            .issue_at(Uuid::new_v4(), Role::Customer, now_s() - ttl - 1)
+            .expect("issue")
+            .token;
+        assert!(matches!(keys.verify(&token), Err(AuthError::TokenExpired)));
+        let fresh = keys
+            .issue_at(Uuid::new_v4(), Role::Customer, now_s() - ttl + 30)
+            .expect("issue")
+            .token;
+        assert!(keys.verify(&fresh).is_ok());
+    }
+}

@@ -1,0 +1,165 @@
+//! Reads and writes of refresh tokens (stored as SHA-256 hashes, never in clear).
+
+use sqlx::AssertSqlSafe;
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+use crate::auth::Role;
+
+pub struct NewRefreshToken {
+    pub id: Uuid,
+    pub family_id: Uuid,
+    pub role: Role,
+    pub owner_id: Uuid,
+    pub token_hash: Vec<u8>,
+    pub ttl_s: u64,
+}
+
+/// The outcome of presenting a refresh token.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rotation {
+    Rotated {
+        owner_id: Uuid,
+        role: Role,
+    },
+    /// The token had been used before: its family is now revoked.
+    Reused,
+    /// Unknown, expired, revoked, of another listener's role, or its account is deactivated.
+    Invalid,
+}
+
+/// The owning account's column for each role.
+const OWNER: &str = "COALESCE(customer_id, mitra_id, cc_user_id)";
+
+#[derive(sqlx::FromRow)]
+struct Presented {
+    id: Uuid,
+    family_id: Uuid,
+    role: String,
+    owner_id: Uuid,
+    used: bool,
+    revoked: bool,
+    expired: bool,
+    owner_deactivated: bool,
+}
+
+impl Store {
+    pub async fn insert_refresh_token(&self, token: &NewRefreshToken) -> Result<(), StoreError> {
+        insert(&mut *self.pg.acquire().await?, token).await
+    }
+
+    /// Spends the token with hash `presented` and stores its successor, in one transaction
+    /// with the presented row locked: of two concurrent uses one rotates, the other is a reuse.
+    pub async fn rotate_refresh_token(
+        &self,
+        presented: &[u8],
+        new_id: Uuid,
+        new_hash: &[u8],
+        ttl_s: u64,
+        allowed: &[Role],
+    ) -> Result<Rotation, StoreError> {
+        let roles: Vec<&str> = allowed.iter().map(|role| role.as_str()).collect();
+        let mut tx = self.pg.begin().await?;
+        let row: Option<Presented> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT t.id, t.family_id, t.role, {OWNER} AS owner_id,
+                    t.used_at IS NOT NULL AS used, t.revoked_at IS NOT NULL AS revoked,
+                    t.expires_at <= now() AS expired,
+                    COALESCE(c.deactivated_at, m.deactivated_at, u.deactivated_at) IS NOT NULL AS owner_deactivated
+             FROM refresh_tokens t
+             LEFT JOIN customers c ON c.id = t.customer_id
+             LEFT JOIN mitras m ON m.id = t.mitra_id
+             LEFT JOIN cc_users u ON u.id = t.cc_user_id
+             WHERE t.token_hash = $1 AND t.role = ANY($2)
+             FOR UPDATE OF t"
+        )))
+        .bind(presented)
+        .bind(&roles)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(Rotation::Invalid);
+        };
+        let Some(role) = Role::parse(&row.role) else {
+            return Ok(Rotation::Invalid);
+        };
+        if row.revoked || row.expired {
+            return Ok(Rotation::Invalid);
+        }
+        if row.used || row.owner_deactivated {
+            sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL")
+                .bind(row.family_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(if row.used {
+                Rotation::Reused
+            } else {
+                Rotation::Invalid
+            });
+        }
+        let successor = NewRefreshToken {
+            id: new_id,
+            family_id: row.family_id,
+            role,
+            owner_id: row.owner_id,
+            token_hash: new_hash.to_vec(),
+            ttl_s,
+        };
+        insert(&mut tx, &successor).await?;
+        sqlx::query("UPDATE refresh_tokens SET used_at = now(), replaced_by = $2 WHERE id = $1")
+            .bind(row.id)
+            .bind(new_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Rotation::Rotated {
+            owner_id: row.owner_id,
+            role,
+        })
+    }
+
+    /// Revokes the family of the token with hash `presented` when it belongs to `owner_id`
+    /// acting as `role`. False when no such token exists for that owner.
+    pub async fn revoke_refresh_family(
+        &self,
+        presented: &[u8],
+        owner_id: Uuid,
+        role: Role,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(AssertSqlSafe(format!(
+            "WITH family AS (
+                 SELECT family_id FROM refresh_tokens
+                 WHERE token_hash = $1 AND role = $2 AND {OWNER} = $3),
+             revoked AS (
+                 UPDATE refresh_tokens SET revoked_at = now()
+                 WHERE family_id IN (SELECT family_id FROM family) AND revoked_at IS NULL)
+             SELECT EXISTS (SELECT 1 FROM family)"
+        )))
+        .bind(presented)
+        .bind(role.as_str())
+        .bind(owner_id)
+        .fetch_one(&self.pg)
+        .await?)
+    }
+}
+
+async fn insert(conn: &mut sqlx::PgConnection, token: &NewRefreshToken) -> Result<(), StoreError> {
+    let ttl_s = i64::try_from(token.ttl_s).unwrap_or(i64::MAX / 2) as f64;
+    sqlx::query(
+        "INSERT INTO refresh_tokens (id, family_id, role, customer_id, mitra_id, cc_user_id, token_hash, expires_at)
+         VALUES ($1, $2, $3,
+                 CASE WHEN $3 = 'customer' THEN $4 END,
+                 CASE WHEN $3 = 'mitra' THEN $4 END,
+                 CASE WHEN $3 = 'cc' THEN $4 END,
+                 $5, now() + make_interval(secs => $6))",
+    )
+    .bind(token.id)
+    .bind(token.family_id)
+    .bind(token.role.as_str())
+    .bind(token.owner_id)
+    .bind(&token.token_hash)
+    .bind(ttl_s)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
