@@ -124,6 +124,122 @@ impl TestApp {
         token_for(&self.settings, id, role)
     }
 
+    /// Sends `method url` with an optional JSON body and bearer token; returns the status
+    /// and the JSON body (`Null` when empty).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.http.request(method, url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.expect("body read");
+        let json = if bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes).expect("JSON body")
+        };
+        (status, json)
+    }
+
+    pub async fn post(
+        &self,
+        url: &str,
+        token: Option<&str>,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::POST, url, token, Some(body))
+            .await
+    }
+
+    /// Signs a new customer in through the OTP flow; returns (id, access, refresh).
+    pub async fn sign_in_customer(&self, phone: &str) -> (uuid::Uuid, String, String) {
+        let (status, sent) = self
+            .post(
+                &self.public_url("/api/auth/customer/otp"),
+                None,
+                serde_json::json!({"phone": phone}),
+            )
+            .await;
+        assert_eq!(status, 202, "{sent}");
+        let code = sent["dev_code"].as_str().expect("dev_code").to_owned();
+        let (status, session) = self
+            .post(
+                &self.public_url("/api/auth/customer/verify"),
+                None,
+                serde_json::json!({"phone": phone, "code": code, "call_name": "Rani"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{session}");
+        let id = session["user"]["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("user id");
+        (
+            id,
+            session["access_token"].as_str().expect("access").to_owned(),
+            session["refresh_token"]
+                .as_str()
+                .expect("refresh")
+                .to_owned(),
+        )
+    }
+
+    /// Seeds the control-center admin and signs in; returns its access token.
+    pub async fn sign_in_operator(&self) -> String {
+        domain::seed::run(&self.store, &self.settings.seed)
+            .await
+            .expect("seed");
+        let body = serde_json::json!({
+            "email": self.settings.seed.admin_email,
+            "password": self.settings.seed.admin_password.expose(),
+        });
+        let (status, session) = self
+            .post(&self.internal_url("/internal/auth/login"), None, body)
+            .await;
+        assert_eq!(status, 200, "{session}");
+        session["access_token"].as_str().expect("access").to_owned()
+    }
+
+    /// Creates a mitra through the control center and signs in; returns (id, access, refresh).
+    pub async fn sign_in_new_mitra(&self, operator: &str) -> (uuid::Uuid, String, String) {
+        let email = format!(
+            "m{}@bestie.test",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let body = serde_json::json!({"email": email, "password": "listen-well-1", "display_name": "Bestie Ayu"});
+        let (status, mitra) = self
+            .post(&self.internal_url("/internal/mitras"), Some(operator), body)
+            .await;
+        assert_eq!(status, 201, "{mitra}");
+        let login = serde_json::json!({"email": email, "password": "listen-well-1"});
+        let (status, session) = self
+            .post(&self.public_url("/api/auth/mitra/login"), None, login)
+            .await;
+        assert_eq!(status, 200, "{session}");
+        let id = mitra["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .expect("mitra id");
+        (
+            id,
+            session["access_token"].as_str().expect("access").to_owned(),
+            session["refresh_token"]
+                .as_str()
+                .expect("refresh")
+                .to_owned(),
+        )
+    }
+
     /// Starts a graceful shutdown and returns what `run_until_stopped` returned.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
         self.shutdown.cancel();
@@ -258,4 +374,9 @@ impl Drop for BestieProcess {
 fn free_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     listener.local_addr().expect("local addr")
+}
+
+/// A phone number no other test uses.
+pub fn unique_phone() -> String {
+    format!("+62812{:08}", uuid::Uuid::new_v4().as_u128() % 100_000_000)
 }

@@ -5,6 +5,7 @@
 mod harness;
 
 mod app_config;
+mod auth;
 mod health;
 mod process;
 mod schema;

@@ -105,3 +105,52 @@ async fn unknown_settings_are_refused_rather_than_ignored() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("prefx"), "{stderr}");
 }
+
+#[tokio::test]
+async fn production_mode_refuses_development_keys_and_code_senders() {
+    let production = |extra: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_bestie"));
+        command
+            .arg("config")
+            .env("BESTIE__MODE", "production")
+            .env("BESTIE__SEED__ADMIN_PASSWORD", "a-real-admin-password");
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        let output = command.output().expect("bestie runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let keys = [
+        (
+            "BESTIE__AUTH__JWT_SECRET",
+            "a-production-jwt-key-of-enough-length-0001",
+        ),
+        (
+            "BESTIE__AUTH__OTP_SECRET",
+            "a-production-otp-key-of-enough-length-0001",
+        ),
+    ];
+    let (ok, stderr) = production(&[]);
+    assert!(
+        !ok && stderr.contains("BESTIE__AUTH__JWT_SECRET"),
+        "{stderr}"
+    );
+    let (ok, stderr) = production(&keys);
+    assert!(
+        !ok && stderr.contains("BESTIE__AUTH__OTP_SENDER"),
+        "{stderr}"
+    );
+    let (ok, stderr) = production(&[keys[0], keys[1], ("BESTIE__AUTH__OTP_SENDER", "dev")]);
+    assert!(!ok && stderr.contains("refuses"), "{stderr}");
+    let webhook = [
+        keys[0],
+        keys[1],
+        ("BESTIE__AUTH__OTP_SENDER", "webhook"),
+        ("BESTIE__AUTH__OTP_WEBHOOK_URL", "https://sms.example/send"),
+    ];
+    let (ok, stderr) = production(&webhook);
+    assert!(ok, "{stderr}");
+}

@@ -148,9 +148,7 @@ pub async fn logout(
         }
     }
     let remaining_s = (principal.expires_at_s - now_s()).max(1);
-    store
-        .revoke_access_token(principal.id, principal.token_id, remaining_s)
-        .await?;
+    store.revoke_access_token(principal, remaining_s).await?;
     Ok(())
 }
 
@@ -162,10 +160,7 @@ pub async fn authenticate(
     token: &str,
 ) -> Result<Principal, AuthError> {
     let principal = keys.verify(token)?;
-    if store
-        .access_token_revoked(principal.token_id, principal.id)
-        .await?
-    {
+    if store.access_token_revoked(&principal).await? {
         return Err(AuthError::TokenRevoked);
     }
     Ok(principal)

@@ -7,6 +7,7 @@ use fred::types::Expiration;
 use uuid::Uuid;
 
 use super::{Store, StoreError};
+use crate::auth::Principal;
 
 impl Store {
     fn revoked_token_key(&self, user_id: Uuid, token_id: Uuid) -> String {
@@ -20,14 +21,13 @@ impl Store {
         format!("{}:auth:{{user:{user_id}}}:deactivated", self.keys.prefix())
     }
 
-    /// Refuses the access token `token_id` of `user_id` for its remaining `ttl_s`.
+    /// Refuses the caller's access token for its remaining `ttl_s`.
     pub async fn revoke_access_token(
         &self,
-        user_id: Uuid,
-        token_id: Uuid,
+        caller: &Principal,
         ttl_s: i64,
     ) -> Result<(), StoreError> {
-        let key = self.revoked_token_key(user_id, token_id);
+        let key = self.revoked_token_key(caller.id, caller.token_id);
         let _: () = self
             .redis
             .set(key, 1, Some(Expiration::EX(ttl_s.max(1))), None, false)
@@ -35,15 +35,11 @@ impl Store {
         Ok(())
     }
 
-    /// Whether the token was revoked or its account deactivated since it was issued.
-    pub async fn access_token_revoked(
-        &self,
-        user_id: Uuid,
-        token_id: Uuid,
-    ) -> Result<bool, StoreError> {
+    /// Whether the caller's token was revoked or its account deactivated since it was issued.
+    pub async fn access_token_revoked(&self, caller: &Principal) -> Result<bool, StoreError> {
         let keys = vec![
-            self.revoked_token_key(user_id, token_id),
-            self.deactivated_key(user_id),
+            self.revoked_token_key(caller.id, caller.token_id),
+            self.deactivated_key(caller.id),
         ];
         let found: Vec<Option<String>> = self.redis.mget(keys).await?;
         Ok(found.iter().any(Option::is_some))
