@@ -28,23 +28,16 @@ pub fn bearer_token(parts: &Parts) -> Result<Option<&str>, AuthError> {
     };
     let value = value.to_str().map_err(|_| AuthError::InvalidToken)?;
     match value.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
             Ok(Some(token.trim()))
         }
         _ => Err(AuthError::InvalidToken),
     }
 }
 
-async fn authenticate(
-    parts: &Parts,
-    state: &AppState,
-    allowed: &[Role],
-) -> Result<Principal, ApiError> {
+async fn authenticate(parts: &Parts, state: &AppState, allowed: &[Role]) -> Result<Principal, ApiError> {
     let token = bearer_token(parts)?.ok_or(AuthError::MissingToken)?;
-    let principal =
-        domain::auth::session::authenticate(&state.store, &state.auth.keys, token).await?;
+    let principal = domain::auth::session::authenticate(&state.store, &state.auth.keys, token).await?;
     if !allowed.contains(&principal.role) {
         return Err(AuthError::WrongRole(principal.role).into());
     }

@@ -14,19 +14,13 @@ pub struct ClientAddr(pub IpAddr);
 impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if state.auth.settings.trust_forwarded_for
             && let Some(ip) = forwarded_for(parts)
         {
             return Ok(Self(ip));
         }
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip());
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip());
         Ok(Self(peer.unwrap_or(IpAddr::from([0, 0, 0, 0]))))
     }
 }

@@ -21,12 +21,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            extra: Map::new(),
-        }
+        Self { status, code, message: message.into(), extra: Map::new() }
     }
 
     pub fn with(mut self, field: &str, value: impl Into<Value>) -> Self {
@@ -52,11 +47,7 @@ impl ApiError {
         for (field, value) in error.details() {
             api_error = api_error.with(field, value);
         }
-        if kind == ErrorKind::Unavailable {
-            api_error.with("retryable", true)
-        } else {
-            api_error
-        }
+        if kind == ErrorKind::Unavailable { api_error.with("retryable", true) } else { api_error }
     }
 }
 

@@ -36,11 +36,9 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         JsonRejection::JsonSyntaxError(e) => {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.body_text())
         }
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            other.body_text(),
-        ),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", other.body_text())
+        }
         other => ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", other.body_text()),
     }
 }
@@ -57,11 +55,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts
     ) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_path",
-                rejection.body_text(),
-            )),
+            Err(rejection) => {
+                Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", rejection.body_text()))
+            }
         }
     }
 }
@@ -73,23 +69,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "payload_too_large",
-                        rejection.body_text(),
-                    )
-                } else {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        "invalid_body",
-                        rejection.body_text(),
-                    )
-                }
-            })?;
+        let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", rejection.body_text())
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", rejection.body_text())
+            }
+        })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(None));
         }

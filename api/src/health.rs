@@ -17,9 +17,7 @@ use crate::error::ApiError;
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
 }
 
 /// # `GET /healthz`
@@ -40,28 +38,17 @@ async fn readyz(State(state): State<AppState>) -> Response {
         Err(_) => "timeout",
     };
     let checks = json!({ "postgres": verdict(postgres), "redis": verdict(redis) });
-    if checks
-        .as_object()
-        .is_some_and(|c| c.values().all(|v| v == "ok"))
-    {
+    if checks.as_object().is_some_and(|c| c.values().all(|v| v == "ok")) {
         Json(json!({ "status": "ready", "checks": checks })).into_response()
     } else {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not_ready",
-            "a dependency is not reachable",
-        )
-        .with("retryable", true)
-        .with("checks", checks)
-        .into_response()
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "a dependency is not reachable")
+            .with("retryable", true)
+            .with("checks", checks)
+            .into_response()
     }
 }
 
 /// # `GET /metrics` (internal listener)
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }

@@ -11,9 +11,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use domain::metrics::Metrics;
 use tower::ServiceBuilder;
-use tower_http::request_id::{
-    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::Listener;
@@ -28,33 +26,26 @@ pub fn wrap(router: Router, listener: Listener, metrics: Metrics) -> Router {
     router.layer(
         ServiceBuilder::new()
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-            .layer(
-                TraceLayer::new_for_http().make_span_with(move |request: &Request| {
-                    let request_id = request
-                        .extensions()
-                        .get::<RequestId>()
-                        .and_then(|id| id.header_value().to_str().ok())
-                        .unwrap_or_default();
-                    tracing::info_span!(
-                        "request",
-                        listener = listener.as_str(),
-                        method = %request.method(),
-                        uri = %request.uri().path(),
-                        request_id,
-                    )
-                }),
-            )
+            .layer(TraceLayer::new_for_http().make_span_with(move |request: &Request| {
+                let request_id = request
+                    .extensions()
+                    .get::<RequestId>()
+                    .and_then(|id| id.header_value().to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!(
+                    "request",
+                    listener = listener.as_str(),
+                    method = %request.method(),
+                    uri = %request.uri().path(),
+                    request_id,
+                )
+            }))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
             .layer(middleware::from_fn(record)),
     )
 }
 
-async fn record_metrics(
-    listener: Listener,
-    metrics: Metrics,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn record_metrics(listener: Listener, metrics: Metrics, request: Request, next: Next) -> Response {
     // The matched route pattern keeps the label set small; unmatched paths share one label.
     let route = request
         .extensions()
@@ -65,18 +56,10 @@ async fn record_metrics(
     let response = next.run(request).await;
     let status = format!("{}xx", response.status().as_u16() / 100);
     let labels = [listener.as_str(), route.as_str(), method.as_str()];
-    metrics
-        .http_request_duration
-        .with_label_values(&labels)
-        .observe(started.elapsed().as_secs_f64());
+    metrics.http_request_duration.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
     metrics
         .http_requests
-        .with_label_values(&[
-            listener.as_str(),
-            route.as_str(),
-            method.as_str(),
-            status.as_str(),
-        ])
+        .with_label_values(&[listener.as_str(), route.as_str(), method.as_str(), status.as_str()])
         .inc();
     response
 }

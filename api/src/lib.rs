@@ -74,14 +74,8 @@ pub fn internal_routes(state: &AppState) -> Router<AppState> {
         .merge(rate_limit::sign_in_limit(sign_in, &state.auth.settings))
         .route("/internal/auth/logout", post(auth::operator_logout))
         .route("/internal/mitras", post(accounts::create_mitra))
-        .route(
-            "/internal/mitras/{id}/deactivate",
-            post(accounts::deactivate_mitra),
-        )
-        .route(
-            "/internal/mitras/{id}/reactivate",
-            post(accounts::reactivate_mitra),
-        )
+        .route("/internal/mitras/{id}/deactivate", post(accounts::deactivate_mitra))
+        .route("/internal/mitras/{id}/reactivate", post(accounts::reactivate_mitra))
 }
 
 /// Finishes a listener's router: health routes, `/metrics` on the internal listener, JSON

@@ -62,13 +62,10 @@ fn too_many(error: GovernorError) -> Response<Body> {
     match error {
         GovernorError::TooManyRequests { wait_time, .. } => {
             let retry_after_s = wait_time.max(1);
-            let mut response = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many requests; slow down",
-            )
-            .with("retry_after_s", retry_after_s)
-            .into_response();
+            let mut response =
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down")
+                    .with("retry_after_s", retry_after_s)
+                    .into_response();
             if let Ok(value) = HeaderValue::from_str(&retry_after_s.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }
@@ -80,11 +77,9 @@ fn too_many(error: GovernorError) -> Response<Body> {
             "the client address could not be read",
         )
         .into_response(),
-        GovernorError::Other { code, msg, .. } => ApiError::new(
-            code,
-            "rate_limited",
-            msg.unwrap_or_else(|| "request refused".into()),
-        )
-        .into_response(),
+        GovernorError::Other { code, msg, .. } => {
+            ApiError::new(code, "rate_limited", msg.unwrap_or_else(|| "request refused".into()))
+                .into_response()
+        }
     }
 }

@@ -61,18 +61,9 @@ impl Application {
         if settings.database.migrate_on_start {
             migrate(&store).await?;
         }
-        let state = AppState {
-            store,
-            metrics: Metrics::new(),
-            auth: Arc::new(auth),
-        };
+        let state = AppState { store, metrics: Metrics::new(), auth: Arc::new(auth) };
         let hub = roles.contains(&ServiceRole::Hub).then(|| {
-            Hub::new(
-                settings.hub.clone(),
-                state.metrics.clone(),
-                state.store.clone(),
-                state.auth.clone(),
-            )
+            Hub::new(settings.hub.clone(), state.metrics.clone(), state.store.clone(), state.auth.clone())
         });
         // The public listener serves the apps: REST (api role) and /ws (hub role).
         let public = if roles.contains(&ServiceRole::Api) || roles.contains(&ServiceRole::Hub) {
@@ -82,27 +73,16 @@ impl Application {
         };
         // Every process has the internal listener for /healthz, /readyz and /metrics.
         let internal = bind(settings.api.internal_addr, "internal").await?;
-        Ok(Self {
-            settings,
-            roles,
-            state,
-            hub,
-            public,
-            internal,
-        })
+        Ok(Self { settings, roles, state, hub, public, internal })
     }
 
     /// The bound public address, when this process serves the apps.
     pub fn public_addr(&self) -> Option<SocketAddr> {
-        self.public
-            .as_ref()
-            .and_then(|listener| listener.local_addr().ok())
+        self.public.as_ref().and_then(|listener| listener.local_addr().ok())
     }
 
     pub fn internal_addr(&self) -> SocketAddr {
-        self.internal
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.internal.local_addr().expect("a bound listener has an address")
     }
 
     pub fn store(&self) -> &Store {
@@ -116,14 +96,7 @@ impl Application {
 
     /// Serves until `shutdown` is cancelled, then drains within `api.shutdown_timeout_ms`.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self {
-            settings,
-            roles,
-            state,
-            hub,
-            public,
-            internal,
-        } = self;
+        let Self { settings, roles, state, hub, public, internal } = self;
         let drain = Duration::from_millis(settings.api.shutdown_timeout_ms);
         let mut tasks = tokio::task::JoinSet::new();
 
@@ -147,16 +120,11 @@ impl Application {
         tasks.spawn(serve(internal, router, shutdown.clone(), "internal"));
 
         if roles.contains(&ServiceRole::Worker) {
-            let ctx = workers::JobContext {
-                store: state.store.clone(),
-                metrics: state.metrics.clone(),
-            };
+            let ctx = workers::JobContext { store: state.store.clone(), metrics: state.metrics.clone() };
             let worker_settings = settings.worker.clone();
             let token = shutdown.clone();
             tasks.spawn(async move {
-                workers::run(ctx, &worker_settings, token, drain)
-                    .await
-                    .context("job workers")
+                workers::run(ctx, &worker_settings, token, drain).await.context("job workers")
             });
         }
 
@@ -177,9 +145,7 @@ impl Application {
 
         let mut first_error = None;
         while let Some(joined) = tasks.join_next().await {
-            let result = joined
-                .map_err(anyhow::Error::from)
-                .and_then(|result| result);
+            let result = joined.map_err(anyhow::Error::from).and_then(|result| result);
             if let Err(error) = result {
                 tracing::error!(error = format!("{error:#}"), "a role stopped with an error");
                 // One role failing stops the others: a half-running process is worse than a restart.
@@ -195,16 +161,12 @@ impl Application {
 /// Applies our migrations and the job backend's.
 pub async fn migrate(store: &Store) -> anyhow::Result<()> {
     store.migrate().await.context("applying migrations")?;
-    workers::migrate(store)
-        .await
-        .context("setting up the job backend")?;
+    workers::migrate(store).await.context("setting up the job backend")?;
     Ok(())
 }
 
 async fn bind(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding the {name} listener to {addr}"))
+    TcpListener::bind(addr).await.with_context(|| format!("binding the {name} listener to {addr}"))
 }
 
 async fn serve(
@@ -215,13 +177,10 @@ async fn serve(
 ) -> anyhow::Result<()> {
     tracing::info!(listener = name, addr = %listener.local_addr()?, "listening");
     // Connection info gives handlers the peer address (rate limits, OTP throttles).
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.cancelled().await })
-    .await
-    .with_context(|| format!("serving the {name} listener"))
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .with_context(|| format!("serving the {name} listener"))
 }
 
 /// Resolves on SIGTERM or SIGINT.

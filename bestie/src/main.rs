@@ -43,9 +43,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut settings = bestie::settings::load(cli.config.as_deref())?;
     bestie::telemetry::init(&settings.log);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
             Command::Serve { role, no_migrate } => {
@@ -66,27 +64,19 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Migrate => {
-                let store =
-                    domain::store::Store::connect(&settings.database, &settings.redis).await?;
+                let store = domain::store::Store::connect(&settings.database, &settings.redis).await?;
                 bestie::migrate(&store).await?;
                 println!("migrations applied");
                 Ok(())
             }
             Command::Seed => {
-                let store =
-                    domain::store::Store::connect(&settings.database, &settings.redis).await?;
+                let store = domain::store::Store::connect(&settings.database, &settings.redis).await?;
                 bestie::migrate(&store).await?;
-                let report = domain::seed::run(&store, &settings.seed)
-                    .await
-                    .context("seeding")?;
+                let report = domain::seed::run(&store, &settings.seed).await.context("seeding")?;
                 println!(
                     "seeded: admin {} ({}), {} demo mitra(s) created, {} config key(s) inserted",
                     settings.seed.admin_email,
-                    if report.admin_created {
-                        "created"
-                    } else {
-                        "already present"
-                    },
+                    if report.admin_created { "created" } else { "already present" },
                     report.mitras_created,
                     report.config_keys_inserted
                 );

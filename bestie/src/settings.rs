@@ -13,11 +13,7 @@ use figment::providers::{Env, Format, Toml};
 pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
     let mut figment = Figment::new();
     if let Some(file) = file {
-        anyhow::ensure!(
-            file.exists(),
-            "config file {} does not exist",
-            file.display()
-        );
+        anyhow::ensure!(file.exists(), "config file {} does not exist", file.display());
         figment = figment.merge(Toml::file(file));
     }
     let settings: Settings = figment
@@ -45,22 +41,13 @@ pub fn check(settings: &Settings) -> anyhow::Result<()> {
             "production mode refuses the development OTP key: set BESTIE__AUTH__OTP_SECRET"
         );
     }
-    settings
-        .auth
-        .effective_otp_sender(settings.mode)
-        .map_err(anyhow::Error::msg)?;
+    settings.auth.effective_otp_sender(settings.mode).map_err(anyhow::Error::msg)?;
     for (name, key) in [
         ("jwt_secret", Some(&settings.auth.jwt_secret)),
-        (
-            "jwt_previous_secret",
-            settings.auth.jwt_previous_secret.as_ref(),
-        ),
+        ("jwt_previous_secret", settings.auth.jwt_previous_secret.as_ref()),
     ] {
         if let Some(key) = key {
-            anyhow::ensure!(
-                key.expose().len() >= 32,
-                "auth.{name} must be at least 32 bytes"
-            );
+            anyhow::ensure!(key.expose().len() >= 32, "auth.{name} must be at least 32 bytes");
         }
     }
     anyhow::ensure!(
@@ -71,10 +58,7 @@ pub fn check(settings: &Settings) -> anyhow::Result<()> {
         settings.auth.jwt_previous_kid.as_deref() != Some(settings.auth.jwt_kid.as_str()),
         "auth.jwt_previous_kid must differ from auth.jwt_kid"
     );
-    anyhow::ensure!(
-        !settings.redis.prefix.is_empty(),
-        "redis.prefix must not be empty"
-    );
+    anyhow::ensure!(!settings.redis.prefix.is_empty(), "redis.prefix must not be empty");
     anyhow::ensure!(
         !settings.redis.prefix.contains(['{', '}', ' ']),
         "redis.prefix must not contain braces or spaces (braces are Redis Cluster hash tags)"

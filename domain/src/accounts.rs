@@ -46,9 +46,7 @@ impl DomainError for AccountError {
 
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::InvalidEmail | Self::InvalidPassword | Self::InvalidDisplayName => {
-                ErrorKind::Invalid
-            }
+            Self::InvalidEmail | Self::InvalidPassword | Self::InvalidDisplayName => ErrorKind::Invalid,
             Self::EmailTaken => ErrorKind::Conflict,
             Self::MitraNotFound => ErrorKind::NotFound,
             Self::Hash(_) => ErrorKind::Internal,
@@ -83,15 +81,8 @@ pub async fn create_mitra(
         return Err(AccountError::InvalidDisplayName);
     }
     let hash = password::hash(new.password).await?;
-    let account = NewAccount {
-        email: &email,
-        display_name,
-        password_hash: &hash,
-    };
-    store
-        .create_mitra(actor.id, account)
-        .await?
-        .map_err(|EmailTaken| AccountError::EmailTaken)
+    let account = NewAccount { email: &email, display_name, password_hash: &hash };
+    store.create_mitra(actor.id, account).await?.map_err(|EmailTaken| AccountError::EmailTaken)
 }
 
 /// Deactivates (`active = false`) or reactivates a mitra. Idempotent.
@@ -102,10 +93,8 @@ pub async fn set_mitra_active(
     mitra_id: Uuid,
     active: bool,
 ) -> Result<MitraRow, AccountError> {
-    let mitra = store
-        .set_mitra_active(actor.id, mitra_id, active)
-        .await?
-        .ok_or(AccountError::MitraNotFound)?;
+    let mitra =
+        store.set_mitra_active(actor.id, mitra_id, active).await?.ok_or(AccountError::MitraNotFound)?;
     // Postgres is the record; Redis makes it bite at once on tokens and sockets.
     store.set_deactivated_flag(mitra_id, !active).await?;
     if !active {
@@ -140,20 +129,10 @@ mod tests {
 
     #[test]
     fn emails_are_lower_cased_and_checked() {
-        assert_eq!(
-            normalize_email(" Rani@Bestie.ID ").as_deref(),
-            Some("rani@bestie.id")
-        );
-        for bad in [
-            "",
-            "rani",
-            "@bestie.id",
-            "rani@",
-            "rani@bestie",
-            "ra ni@bestie.id",
-            "a@b@c.id",
-            "rani@.id",
-        ] {
+        assert_eq!(normalize_email(" Rani@Bestie.ID ").as_deref(), Some("rani@bestie.id"));
+        for bad in
+            ["", "rani", "@bestie.id", "rani@", "rani@bestie", "ra ni@bestie.id", "a@b@c.id", "rani@.id"]
+        {
             assert_eq!(normalize_email(bad), None, "{bad:?}");
         }
     }

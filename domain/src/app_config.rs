@@ -48,10 +48,7 @@ impl KeySpec {
 
     /// Checks a proposed value against this key's type; returns the value to store.
     pub fn validate(&self, value: &Value) -> Result<Value, InvalidValue> {
-        let invalid = |reason: String| InvalidValue {
-            key: self.key,
-            reason,
-        };
+        let invalid = |reason: String| InvalidValue { key: self.key, reason };
         match self.value_type {
             ValueType::Integer { min, max } => match value.as_i64() {
                 Some(n) if (min..=max).contains(&n) => Ok(json!(n)),
@@ -68,9 +65,7 @@ impl KeySpec {
             },
             ValueType::PriceTiers => {
                 let tiers: Vec<PriceTier> = serde_json::from_value(value.clone()).map_err(|e| {
-                    invalid(format!(
-                        "expected a list of {{id, duration_minutes, price}}: {e}"
-                    ))
+                    invalid(format!("expected a list of {{id, duration_minutes, price}}: {e}"))
                 })?;
                 validate_price_tiers(&tiers).map_err(invalid)?;
                 Ok(serde_json::to_value(tiers).map_err(|e| invalid(e.to_string()))?)
@@ -119,10 +114,7 @@ fn validate_price_tiers(tiers: &[PriceTier]) -> Result<(), String> {
             return Err(format!("duplicate tier id {}", tier.id));
         }
         if !(1..=240).contains(&tier.duration_minutes) {
-            return Err(format!(
-                "tier {}: duration_minutes must be 1..=240",
-                tier.id
-            ));
+            return Err(format!("tier {}: duration_minutes must be 1..=240", tier.id));
         }
         if !(0..=100_000_000).contains(&tier.price) {
             return Err(format!("tier {}: price must be 0..=100000000 IDR", tier.id));
@@ -208,9 +200,7 @@ pub static KEYS: &[KeySpec] = &[
     },
     KeySpec {
         key: "extension_default_action_on_timeout",
-        value_type: ValueType::Enum {
-            values: &["auto_approve", "auto_reject"],
-        },
+        value_type: ValueType::Enum { values: &["auto_approve", "auto_reject"] },
         label: "When a bestie does not answer an extension",
         explanation: "auto_approve extends the session (and charges) when the bestie stays silent; a bestie who is offline or disconnected is always an auto-reject.",
         public: true,
@@ -250,10 +240,7 @@ pub static KEYS: &[KeySpec] = &[
     },
     KeySpec {
         key: "session_ending_warning_seconds",
-        value_type: ValueType::Integer {
-            min: 10,
-            max: SECONDS_IN_DAY,
-        },
+        value_type: ValueType::Integer { min: 10, max: SECONDS_IN_DAY },
         label: "\"Time almost up\" warning (seconds before the end)",
         explanation: "Both sides are told this long before the session's time is up.",
         public: true,
@@ -274,12 +261,7 @@ mod tests {
     fn every_default_passes_its_own_validation() {
         for spec in KEYS {
             let default = spec.default_value();
-            assert_eq!(
-                spec.validate(&default).expect(spec.key),
-                default,
-                "{}",
-                spec.key
-            );
+            assert_eq!(spec.validate(&default).expect(spec.key), default, "{}", spec.key);
         }
     }
 
@@ -304,10 +286,6 @@ mod tests {
             {"id": "a", "duration_minutes": 10, "price": 2}
         ]);
         assert!(tiers.validate(&duplicate).is_err());
-        assert!(
-            tiers
-                .validate(&json!([{"id": "a", "duration_minutes": 5}]))
-                .is_err()
-        );
+        assert!(tiers.validate(&json!([{"id": "a", "duration_minutes": 5}])).is_err());
     }
 }

@@ -42,9 +42,7 @@ pub async fn register(
     let fcm_token = fcm_token.trim();
     if fcm_token.is_empty()
         || fcm_token.len() > 4096
-        || fcm_token
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
+        || fcm_token.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(DeviceError::InvalidFcmToken);
     }
@@ -52,8 +50,6 @@ pub async fn register(
         return Err(DeviceError::InvalidPlatform);
     }
     debug_assert!(matches!(owner.role, Role::Customer | Role::Mitra));
-    store
-        .upsert_device(fcm_token, platform, owner.role, owner.id)
-        .await?;
+    store.upsert_device(fcm_token, platform, owner.role, owner.id).await?;
     Ok(())
 }

@@ -5,8 +5,7 @@
 //! Each process (and each test app) owns its own [`Metrics`] and registry.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub const BUILD_INFO: &str = "bestie_build_info";
@@ -19,9 +18,8 @@ pub const JOBS_TOTAL: &str = "bestie_jobs_total";
 pub const PAYMENT_SESSIONS_SWEPT_TOTAL: &str = "bestie_payment_sessions_swept_total";
 
 /// Request latency buckets, in seconds: 1 ms to 10 s.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
+const LATENCY_BUCKETS: &[f64] =
+    &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 /// The metric handles of one process.
 #[derive(Clone)]
@@ -60,31 +58,19 @@ impl Metrics {
             hub_connections: IntGauge::new(HUB_CONNECTIONS, "Open WebSocket connections.")
                 .expect("valid metric"),
             hub_connections_opened: IntCounterVec::new(
-                Opts::new(
-                    HUB_CONNECTIONS_OPENED_TOTAL,
-                    "WebSocket connections opened.",
-                ),
+                Opts::new(HUB_CONNECTIONS_OPENED_TOTAL, "WebSocket connections opened."),
                 &["role"],
             )
             .expect("valid metric"),
             hub_connections_closed: IntCounterVec::new(
-                Opts::new(
-                    HUB_CONNECTIONS_CLOSED_TOTAL,
-                    "WebSocket connections closed, by close code.",
-                ),
+                Opts::new(HUB_CONNECTIONS_CLOSED_TOTAL, "WebSocket connections closed, by close code."),
                 &["code"],
             )
             .expect("valid metric"),
-            jobs: IntCounterVec::new(
-                Opts::new(JOBS_TOTAL, "Job runs by outcome."),
-                &["job", "outcome"],
-            )
-            .expect("valid metric"),
+            jobs: IntCounterVec::new(Opts::new(JOBS_TOTAL, "Job runs by outcome."), &["job", "outcome"])
+                .expect("valid metric"),
             payment_sessions_swept: IntCounterVec::new(
-                Opts::new(
-                    PAYMENT_SESSIONS_SWEPT_TOTAL,
-                    "Payment sessions closed by the expiry sweep.",
-                ),
+                Opts::new(PAYMENT_SESSIONS_SWEPT_TOTAL, "Payment sessions closed by the expiry sweep."),
                 &["status"],
             )
             .expect("valid metric"),
@@ -96,10 +82,7 @@ impl Metrics {
             registry,
         };
         metrics.register_all();
-        metrics
-            .build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
+        metrics.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         metrics
     }
 
@@ -115,9 +98,7 @@ impl Metrics {
             Box::new(self.build_info.clone()),
         ];
         for collector in collectors {
-            self.registry
-                .register(collector)
-                .expect("metric names are unique");
+            self.registry.register(collector).expect("metric names are unique");
         }
     }
 

@@ -34,11 +34,7 @@ pub async fn run(store: &Store, settings: &SeedSettings) -> Result<SeedReport, S
     let mut report = SeedReport::default();
     if !store.account_email_exists(email).await? {
         let hash = password::hash(settings.admin_password.expose()).await?;
-        let account = NewAccount {
-            email,
-            display_name: "Admin",
-            password_hash: &hash,
-        };
+        let account = NewAccount { email, display_name: "Admin", password_hash: &hash };
         report.admin_created = store.insert_cc_admin_if_absent(account).await?.is_some();
     }
     for n in 1..=settings.demo_mitras {
@@ -48,19 +44,12 @@ pub async fn run(store: &Store, settings: &SeedSettings) -> Result<SeedReport, S
         }
         let hash = password::hash(settings.demo_mitra_password.expose()).await?;
         let display_name = format!("Bestie {n}");
-        let account = NewAccount {
-            email: &email,
-            display_name: &display_name,
-            password_hash: &hash,
-        };
+        let account = NewAccount { email: &email, display_name: &display_name, password_hash: &hash };
         if store.insert_mitra_if_absent(account).await?.is_some() {
             report.mitras_created += 1;
         }
     }
-    let defaults: Vec<_> = KEYS
-        .iter()
-        .map(|spec| (spec.key, spec.default_value()))
-        .collect();
+    let defaults: Vec<_> = KEYS.iter().map(|spec| (spec.key, spec.default_value())).collect();
     report.config_keys_inserted = store.insert_missing_app_config(&defaults).await?;
     Ok(report)
 }

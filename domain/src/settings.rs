@@ -76,11 +76,7 @@ pub struct RedisSettings {
 
 impl Default for RedisSettings {
     fn default() -> Self {
-        Self {
-            url: Secret::new("redis://127.0.0.1:6379"),
-            prefix: "bestie".into(),
-            pool_size: 4,
-        }
+        Self { url: Secret::new("redis://127.0.0.1:6379"), prefix: "bestie".into(), pool_size: 4 }
     }
 }
 
@@ -189,9 +185,10 @@ impl AuthSettings {
     pub fn effective_otp_sender(&self, mode: Mode) -> Result<OtpSenderKind, String> {
         match (mode, self.otp_sender) {
             (Mode::Development, None) => Ok(OtpSenderKind::Dev),
-            (Mode::Production, None) => {
-                Err("production mode needs BESTIE__AUTH__OTP_SENDER=webhook and BESTIE__AUTH__OTP_WEBHOOK_URL".into())
-            }
+            (Mode::Production, None) => Err(
+                "production mode needs BESTIE__AUTH__OTP_SENDER=webhook and BESTIE__AUTH__OTP_WEBHOOK_URL"
+                    .into(),
+            ),
             (Mode::Production, Some(kind @ (OtpSenderKind::Dev | OtpSenderKind::Log))) => Err(format!(
                 "production mode refuses BESTIE__AUTH__OTP_SENDER={kind:?} (codes would reach responses or logs); use webhook"
             )),
@@ -215,10 +212,7 @@ pub struct HubSettings {
 
 impl Default for HubSettings {
     fn default() -> Self {
-        Self {
-            max_connections: 15_000,
-            max_frame_bytes: 64 * 1024,
-        }
+        Self { max_connections: 15_000, max_frame_bytes: 64 * 1024 }
     }
 }
 
@@ -236,11 +230,7 @@ pub struct WorkerSettings {
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        Self {
-            name: "bestie-worker".into(),
-            poll_interval_ms: 100,
-            payment_sweep_interval_s: 60,
-        }
+        Self { name: "bestie-worker".into(), poll_interval_ms: 100, payment_sweep_interval_s: 60 }
     }
 }
 
@@ -278,10 +268,7 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self {
-            filter: "info,sqlx::postgres::notice=warn".into(),
-            format: LogFormat::Pretty,
-        }
+        Self { filter: "info,sqlx::postgres::notice=warn".into(), format: LogFormat::Pretty }
     }
 }
 

@@ -14,23 +14,16 @@ use crate::{CLOSE_TOKEN_EXPIRED, Inner};
 pub(crate) async fn run(mut socket: WebSocket, inner: &Inner, principal: Principal) {
     let metrics = &inner.metrics;
     metrics.hub_connections.inc();
-    metrics
-        .hub_connections_opened
-        .with_label_values(&[principal.role.as_str()])
-        .inc();
+    metrics.hub_connections_opened.with_label_values(&[principal.role.as_str()]).inc();
     let (_registration, mut closes) = inner.registry.register(principal.id);
     let now_s = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let token_expires = tokio::time::sleep(Duration::from_secs(
-        u64::try_from(principal.expires_at_s - now_s).unwrap_or(0),
-    ));
+    let token_expires =
+        tokio::time::sleep(Duration::from_secs(u64::try_from(principal.expires_at_s - now_s).unwrap_or(0)));
     tokio::pin!(token_expires);
 
-    let close = |code: u16, reason: &str| Close {
-        code,
-        reason: reason.to_owned(),
-    };
+    let close = |code: u16, reason: &str| Close { code, reason: reason.to_owned() };
     let ended = loop {
         tokio::select! {
             () = inner.shutdown.cancelled() => break Some(close(close_code::RESTART, "server restarting")),
@@ -50,18 +43,12 @@ pub(crate) async fn run(mut socket: WebSocket, inner: &Inner, principal: Princip
     };
     let code = match ended {
         Some(Close { code, reason }) => {
-            let frame = CloseFrame {
-                code,
-                reason: reason.into(),
-            };
+            let frame = CloseFrame { code, reason: reason.into() };
             let _ = socket.send(Message::Close(Some(frame))).await;
             code
         }
         None => close_code::ABNORMAL,
     };
     metrics.hub_connections.dec();
-    metrics
-        .hub_connections_closed
-        .with_label_values(&[&code.to_string()])
-        .inc();
+    metrics.hub_connections_closed.with_label_values(&[&code.to_string()]).inc();
 }

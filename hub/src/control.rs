@@ -14,11 +14,7 @@ use crate::registry::{Close, Registry};
 #[derive(Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Control {
-    DisconnectUser {
-        user_id: Uuid,
-        code: u16,
-        reason: String,
-    },
+    DisconnectUser { user_id: Uuid, code: u16, reason: String },
 }
 
 /// Listens until `shutdown`, resubscribing after failures.
@@ -41,11 +37,7 @@ pub(crate) async fn listen(store: Store, registry: Arc<Registry>, shutdown: Canc
             };
             let Some(message) = message else { break };
             match serde_json::from_str::<Control>(&message) {
-                Ok(Control::DisconnectUser {
-                    user_id,
-                    code,
-                    reason,
-                }) => {
+                Ok(Control::DisconnectUser { user_id, code, reason }) => {
                     let closed = registry.close_user(user_id, &Close { code, reason });
                     tracing::info!(%user_id, code, closed, "closing a user's sockets");
                 }

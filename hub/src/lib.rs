@@ -63,12 +63,7 @@ struct Inner {
 }
 
 impl Hub {
-    pub fn new(
-        settings: HubSettings,
-        metrics: Metrics,
-        store: Store,
-        auth: Arc<AuthContext>,
-    ) -> Self {
+    pub fn new(settings: HubSettings, metrics: Metrics, store: Store, auth: Arc<AuthContext>) -> Self {
         let slots = Arc::new(Semaphore::new(settings.max_connections));
         Self {
             inner: Arc::new(Inner {
@@ -86,19 +81,13 @@ impl Hub {
 
     /// `GET /ws`, ready to merge into the public listener's router.
     pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
-        Router::new()
-            .route("/ws", get(upgrade))
-            .with_state(self.clone())
+        Router::new().route("/ws", get(upgrade)).with_state(self.clone())
     }
 
     /// Starts listening for control messages from other processes (until shutdown).
     pub fn spawn_control_listener(&self) {
         let inner = &self.inner;
-        tokio::spawn(control::listen(
-            inner.store.clone(),
-            inner.registry.clone(),
-            inner.shutdown.clone(),
-        ));
+        tokio::spawn(control::listen(inner.store.clone(), inner.registry.clone(), inner.shutdown.clone()));
     }
 
     /// Sockets open on this process.
@@ -111,9 +100,7 @@ impl Hub {
     pub async fn shutdown(&self, timeout: Duration) -> bool {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
-        tokio::time::timeout(timeout, self.inner.tasks.wait())
-            .await
-            .is_ok()
+        tokio::time::timeout(timeout, self.inner.tasks.wait()).await.is_ok()
     }
 }
 
@@ -131,13 +118,9 @@ async fn upgrade(
 ) -> Response {
     let inner = &hub.inner;
     if inner.shutdown.is_cancelled() {
-        return ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
-            "this server is restarting",
-        )
-        .with("retryable", true)
-        .into_response();
+        return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "this server is restarting")
+            .with("retryable", true)
+            .into_response();
     }
     let query_token = query.ok().and_then(|Query(q)| q.token);
     let principal = match authenticate(inner, &parts, query_token.as_deref()).await {
@@ -147,12 +130,8 @@ async fn upgrade(
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
-            return ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "not_a_websocket_upgrade",
-                rejection.body_text(),
-            )
-            .into_response();
+            return ApiError::new(StatusCode::BAD_REQUEST, "not_a_websocket_upgrade", rejection.body_text())
+                .into_response();
         }
     };
     let Ok(permit) = inner.slots.clone().try_acquire_owned() else {
@@ -191,12 +170,9 @@ async fn authenticate(
 ) -> Result<Principal, ApiError> {
     let token = match bearer_token(parts)? {
         Some(token) => token,
-        None => query_token
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthError::MissingToken)?,
+        None => query_token.filter(|t| !t.is_empty()).ok_or(AuthError::MissingToken)?,
     };
-    let principal =
-        domain::auth::session::authenticate(&inner.store, &inner.auth.keys, token).await?;
+    let principal = domain::auth::session::authenticate(&inner.store, &inner.auth.keys, token).await?;
     if principal.role == Role::Cc {
         return Err(AuthError::WrongRole(Role::Cc).into());
     }

@@ -37,34 +37,19 @@ impl Registry {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = mpsc::channel(1);
         self.lock().entry(user).or_default().push((id, sender));
-        (
-            Registration {
-                registry: self,
-                user,
-                id,
-            },
-            receiver,
-        )
+        (Registration { registry: self, user, id }, receiver)
     }
 
     /// Asks every socket of `user` on this process to close. Returns how many were asked.
     pub(crate) fn close_user(&self, user: Uuid, close: &Close) -> usize {
-        let senders: Vec<_> = self
-            .lock()
-            .get(&user)
-            .map(|s| s.iter().map(|(_, tx)| tx.clone()).collect())
-            .unwrap_or_default();
-        senders
-            .iter()
-            .filter(|sender| sender.try_send(close.clone()).is_ok())
-            .count()
+        let senders: Vec<_> =
+            self.lock().get(&user).map(|s| s.iter().map(|(_, tx)| tx.clone()).collect()).unwrap_or_default();
+        senders.iter().filter(|sender| sender.try_send(close.clone()).is_ok()).count()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Sockets>> {
         // A panic while holding this lock leaves the map consistent (single inserts/removes).
-        self.users
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.users.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

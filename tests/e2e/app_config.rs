@@ -9,17 +9,10 @@ use crate::harness::TestApp;
 #[tokio::test]
 async fn migrations_seed_every_registered_key_with_its_default() {
     let app = TestApp::spawn().await;
-    let stored: BTreeMap<String, serde_json::Value> = app
-        .store
-        .app_config_values()
-        .await
-        .expect("read app_config")
-        .into_iter()
-        .collect();
-    let registered: BTreeMap<String, serde_json::Value> = KEYS
-        .iter()
-        .map(|spec| (spec.key.to_owned(), spec.default_value()))
-        .collect();
+    let stored: BTreeMap<String, serde_json::Value> =
+        app.store.app_config_values().await.expect("read app_config").into_iter().collect();
+    let registered: BTreeMap<String, serde_json::Value> =
+        KEYS.iter().map(|spec| (spec.key.to_owned(), spec.default_value())).collect();
     assert_eq!(stored, registered);
 }
 
@@ -29,24 +22,15 @@ async fn seed_creates_the_admin_and_demo_mitras_once() {
     let mut seed = app.settings.seed.clone();
     seed.demo_mitras = 2;
 
-    let first = domain::seed::run(&app.store, &seed)
-        .await
-        .expect("first seed");
+    let first = domain::seed::run(&app.store, &seed).await.expect("first seed");
     assert!(first.admin_created);
     assert_eq!(first.mitras_created, 2);
     // The migration already inserted every config default.
     assert_eq!(first.config_keys_inserted, 0);
 
-    let second = domain::seed::run(&app.store, &seed)
-        .await
-        .expect("second seed");
+    let second = domain::seed::run(&app.store, &seed).await.expect("second seed");
     assert_eq!(second, domain::seed::SeedReport::default());
-    assert!(
-        app.store
-            .account_email_exists(&seed.admin_email)
-            .await
-            .expect("lookup")
-    );
+    assert!(app.store.account_email_exists(&seed.admin_email).await.expect("lookup"));
 }
 
 #[tokio::test]
@@ -62,17 +46,10 @@ async fn seed_restores_a_deleted_config_key_without_touching_edited_ones() {
         .await
         .expect("edit");
 
-    let report = domain::seed::run(&app.store, &app.settings.seed)
-        .await
-        .expect("seed");
+    let report = domain::seed::run(&app.store, &app.settings.seed).await.expect("seed");
     assert_eq!(report.config_keys_inserted, 1);
-    let values: BTreeMap<String, serde_json::Value> = app
-        .store
-        .app_config_values()
-        .await
-        .expect("read")
-        .into_iter()
-        .collect();
+    let values: BTreeMap<String, serde_json::Value> =
+        app.store.app_config_values().await.expect("read").into_iter().collect();
     assert_eq!(values["closing_grace_minutes"], serde_json::json!(5));
     assert_eq!(values["max_customers_per_mitra"], serde_json::json!(7));
 }

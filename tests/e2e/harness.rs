@@ -39,10 +39,7 @@ pub fn isolated_settings() -> Settings {
 
 /// An access token signed with the keys `settings` configure, for `id` acting as `role`.
 pub fn token_for(settings: &Settings, id: uuid::Uuid, role: Role) -> String {
-    TokenKeys::new(&settings.auth)
-        .issue(id, role)
-        .expect("sign token")
-        .token
+    TokenKeys::new(&settings.auth).issue(id, role).expect("sign token").token
 }
 
 /// A WebSocket URL with the token in the query string.
@@ -76,18 +73,11 @@ impl TestApp {
     /// Only `roles` (which must include api or hub, for the public listener), after
     /// `configure` adjusts the settings. Without the worker role nothing runs in the
     /// background, so a test can call a job's `run` itself without racing it.
-    pub async fn spawn_roles(
-        roles: BTreeSet<ServiceRole>,
-        configure: impl FnOnce(&mut Settings),
-    ) -> Self {
+    pub async fn spawn_roles(roles: BTreeSet<ServiceRole>, configure: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = isolated_settings();
         configure(&mut settings);
-        let app = Application::build(settings.clone(), roles)
-            .await
-            .expect("application builds");
-        let public = app
-            .public_addr()
-            .expect("api or hub role serves the public listener");
+        let app = Application::build(settings.clone(), roles).await.expect("application builds");
+        let public = app.public_addr().expect("api or hub role serves the public listener");
         let internal = app.internal_addr();
         let store = app.store().clone();
         let shutdown = CancellationToken::new();
@@ -113,10 +103,7 @@ impl TestApp {
 
     /// `/ws` for a new customer, authenticated through the query string.
     pub fn ws_url(&self) -> String {
-        ws_url_with_token(
-            self.public,
-            &self.token_for(uuid::Uuid::new_v4(), Role::Customer),
-        )
+        ws_url_with_token(self.public, &self.token_for(uuid::Uuid::new_v4(), Role::Customer))
     }
 
     /// An access token signed with this application's keys.
@@ -157,18 +144,13 @@ impl TestApp {
         token: Option<&str>,
         body: serde_json::Value,
     ) -> (u16, serde_json::Value) {
-        self.call(reqwest::Method::POST, url, token, Some(body))
-            .await
+        self.call(reqwest::Method::POST, url, token, Some(body)).await
     }
 
     /// Signs a new customer in through the OTP flow; returns (id, access, refresh).
     pub async fn sign_in_customer(&self, phone: &str) -> (uuid::Uuid, String, String) {
         let (status, sent) = self
-            .post(
-                &self.public_url("/api/auth/customer/otp"),
-                None,
-                serde_json::json!({"phone": phone}),
-            )
+            .post(&self.public_url("/api/auth/customer/otp"), None, serde_json::json!({"phone": phone}))
             .await;
         assert_eq!(status, 202, "{sent}");
         let code = sent["dev_code"].as_str().expect("dev_code").to_owned();
@@ -180,64 +162,36 @@ impl TestApp {
             )
             .await;
         assert_eq!(status, 200, "{session}");
-        let id = session["user"]["id"]
-            .as_str()
-            .and_then(|id| id.parse().ok())
-            .expect("user id");
-        (
-            id,
-            session["access_token"].as_str().expect("access").to_owned(),
-            session["refresh_token"]
-                .as_str()
-                .expect("refresh")
-                .to_owned(),
-        )
+        let id = session["user"]["id"].as_str().and_then(|id| id.parse().ok()).expect("user id");
+        let (access, refresh) = session_tokens(&session);
+        (id, access, refresh)
     }
 
     /// Seeds the control-center admin and signs in; returns its access token.
     pub async fn sign_in_operator(&self) -> String {
-        domain::seed::run(&self.store, &self.settings.seed)
-            .await
-            .expect("seed");
+        domain::seed::run(&self.store, &self.settings.seed).await.expect("seed");
         let body = serde_json::json!({
             "email": self.settings.seed.admin_email,
             "password": self.settings.seed.admin_password.expose(),
         });
-        let (status, session) = self
-            .post(&self.internal_url("/internal/auth/login"), None, body)
-            .await;
+        let (status, session) = self.post(&self.internal_url("/internal/auth/login"), None, body).await;
         assert_eq!(status, 200, "{session}");
         session["access_token"].as_str().expect("access").to_owned()
     }
 
     /// Creates a mitra through the control center and signs in; returns (id, access, refresh).
     pub async fn sign_in_new_mitra(&self, operator: &str) -> (uuid::Uuid, String, String) {
-        let email = format!(
-            "m{}@bestie.test",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        );
-        let body = serde_json::json!({"email": email, "password": "listen-well-1", "display_name": "Bestie Ayu"});
-        let (status, mitra) = self
-            .post(&self.internal_url("/internal/mitras"), Some(operator), body)
-            .await;
+        let email = format!("m{}@bestie.test", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let body =
+            serde_json::json!({"email": email, "password": "listen-well-1", "display_name": "Bestie Ayu"});
+        let (status, mitra) = self.post(&self.internal_url("/internal/mitras"), Some(operator), body).await;
         assert_eq!(status, 201, "{mitra}");
         let login = serde_json::json!({"email": email, "password": "listen-well-1"});
-        let (status, session) = self
-            .post(&self.public_url("/api/auth/mitra/login"), None, login)
-            .await;
+        let (status, session) = self.post(&self.public_url("/api/auth/mitra/login"), None, login).await;
         assert_eq!(status, 200, "{session}");
-        let id = mitra["id"]
-            .as_str()
-            .and_then(|id| id.parse().ok())
-            .expect("mitra id");
-        (
-            id,
-            session["access_token"].as_str().expect("access").to_owned(),
-            session["refresh_token"]
-                .as_str()
-                .expect("refresh")
-                .to_owned(),
-        )
+        let id = mitra["id"].as_str().and_then(|id| id.parse().ok()).expect("mitra id");
+        let (access, refresh) = session_tokens(&session);
+        (id, access, refresh)
     }
 
     /// Starts a graceful shutdown and returns what `run_until_stopped` returned.
@@ -262,13 +216,9 @@ impl Drop for TestApp {
 pub fn drop_isolated(settings: &Settings) {
     let settings = settings.clone();
     let cleanup = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         runtime.block_on(async {
-            if let Err(error) = domain::store::database::drop(settings.database.url.expose()).await
-            {
+            if let Err(error) = domain::store::database::drop(settings.database.url.expose()).await {
                 eprintln!("could not drop the test database: {error}");
             }
             if let Err(error) = domain::store::keys::purge(&settings.redis).await {
@@ -310,12 +260,7 @@ impl BestieProcess {
             .stderr(Stdio::null())
             .spawn()
             .expect("bestie starts");
-        let process = Self {
-            child,
-            public,
-            internal,
-            settings,
-        };
+        let process = Self { child, public, internal, settings };
         process.wait_ready().await;
         process
     }
@@ -330,20 +275,15 @@ impl BestieProcess {
             {
                 return;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "bestie did not become ready within 30 s"
-            );
+            assert!(tokio::time::Instant::now() < deadline, "bestie did not become ready within 30 s");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
+        let status =
+            Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill runs");
         assert!(status.success());
     }
 
@@ -379,4 +319,11 @@ fn free_port() -> SocketAddr {
 /// A phone number no other test uses.
 pub fn unique_phone() -> String {
     format!("+62812{:08}", uuid::Uuid::new_v4().as_u128() % 100_000_000)
+}
+
+/// `(access_token, refresh_token)` of a sign-in answer.
+pub fn session_tokens(session: &serde_json::Value) -> (String, String) {
+    let field =
+        |name: &str| session[name].as_str().unwrap_or_else(|| panic!("{name} in {session}")).to_owned();
+    (field("access_token"), field("refresh_token"))
 }

@@ -27,12 +27,14 @@ pub async fn customer(pool: &PgPool) -> Uuid {
 
 pub async fn mitra(pool: &PgPool) -> Uuid {
     let email = format!("m{}@bestie.test", Uuid::new_v4().simple());
-    sqlx::query_scalar("INSERT INTO mitras (email, display_name, password_hash) VALUES ($1, 'Bestie', $2) RETURNING id")
-        .bind(email)
-        .bind(HASH)
-        .fetch_one(pool)
-        .await
-        .expect("insert mitra")
+    sqlx::query_scalar(
+        "INSERT INTO mitras (email, display_name, password_hash) VALUES ($1, 'Bestie', $2) RETURNING id",
+    )
+    .bind(email)
+    .bind(HASH)
+    .fetch_one(pool)
+    .await
+    .expect("insert mitra")
 }
 
 pub async fn confirmed_payment(pool: &PgPool, customer: Uuid) -> Uuid {
@@ -46,11 +48,7 @@ pub async fn confirmed_payment(pool: &PgPool, customer: Uuid) -> Uuid {
     .expect("insert payment")
 }
 
-pub async fn pending_request(
-    pool: &PgPool,
-    customer: Uuid,
-    payment: Uuid,
-) -> Result<Uuid, sqlx::Error> {
+pub async fn pending_request(pool: &PgPool, customer: Uuid, payment: Uuid) -> Result<Uuid, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO pairing_requests (payment_session_id, customer_id, request_type, expires_at)
          VALUES ($1, $2, 'general', now() + interval '60 seconds') RETURNING id",
@@ -65,15 +63,8 @@ pub async fn fixture(pool: &PgPool) -> Fixture {
     let customer = customer(pool).await;
     let mitra = mitra(pool).await;
     let payment = confirmed_payment(pool, customer).await;
-    let request = pending_request(pool, customer, payment)
-        .await
-        .expect("insert request");
-    Fixture {
-        customer,
-        mitra,
-        payment,
-        request,
-    }
+    let request = pending_request(pool, customer, payment).await.expect("insert request");
+    Fixture { customer, mitra, payment, request }
 }
 
 /// The name of the constraint Postgres reported, or a panic when the statement succeeded.
@@ -100,21 +91,9 @@ async fn a_second_accept_of_one_request_is_refused() {
     }
     let accept = "UPDATE chat_request_notifications SET response = 'accepted', responded_at = now()
                   WHERE pairing_request_id = $1 AND mitra_id = $2";
-    sqlx::query(accept)
-        .bind(f.request)
-        .bind(f.mitra)
-        .execute(pool)
-        .await
-        .expect("first accept");
-    let second = sqlx::query(accept)
-        .bind(f.request)
-        .bind(second_mitra)
-        .execute(pool)
-        .await;
-    assert_eq!(
-        violated(second),
-        "chat_request_notifications_one_accept_idx"
-    );
+    sqlx::query(accept).bind(f.request).bind(f.mitra).execute(pool).await.expect("first accept");
+    let second = sqlx::query(accept).bind(f.request).bind(second_mitra).execute(pool).await;
+    assert_eq!(violated(second), "chat_request_notifications_one_accept_idx");
 }
 
 #[tokio::test]
@@ -123,12 +102,10 @@ async fn one_payment_runs_one_search_at_a_time_and_starts_one_session() {
     let pool = app.store.pg_pool();
     let f = fixture(pool).await;
     let second_search = pending_request(pool, f.customer, f.payment).await;
-    assert_eq!(
-        violated(second_search),
-        "pairing_requests_one_pending_per_payment_idx"
-    );
+    assert_eq!(violated(second_search), "pairing_requests_one_pending_per_payment_idx");
 
-    let start = "INSERT INTO chat_sessions (customer_id, mitra_id, payment_session_id, pairing_request_id, ends_at)
+    let start =
+        "INSERT INTO chat_sessions (customer_id, mitra_id, payment_session_id, pairing_request_id, ends_at)
                  VALUES ($1, $2, $3, $4, now() + interval '15 minutes')";
     sqlx::query(start)
         .bind(f.customer)
@@ -138,13 +115,8 @@ async fn one_payment_runs_one_search_at_a_time_and_starts_one_session() {
         .execute(pool)
         .await
         .expect("start");
-    let again = sqlx::query(start)
-        .bind(f.customer)
-        .bind(f.mitra)
-        .bind(f.payment)
-        .bind(f.request)
-        .execute(pool)
-        .await;
+    let again =
+        sqlx::query(start).bind(f.customer).bind(f.mitra).bind(f.payment).bind(f.request).execute(pool).await;
     assert_eq!(violated(again), "chat_sessions_payment_session_id_key");
 }
 
@@ -164,21 +136,11 @@ async fn a_message_is_stored_once_per_sender_and_client_id() {
     .fetch_one(pool)
     .await
     .expect("session");
-    let insert = "INSERT INTO chat_messages (chat_session_id, seq, sender_role, sender_id, client_msg_id, body)
+    let insert =
+        "INSERT INTO chat_messages (chat_session_id, seq, sender_role, sender_id, client_msg_id, body)
                   VALUES ($1, $2, 'customer', $3, 'c-1', 'halo')";
-    sqlx::query(insert)
-        .bind(session)
-        .bind(1_i64)
-        .bind(f.customer)
-        .execute(pool)
-        .await
-        .expect("first");
-    let resend = sqlx::query(insert)
-        .bind(session)
-        .bind(2_i64)
-        .bind(f.customer)
-        .execute(pool)
-        .await;
+    sqlx::query(insert).bind(session).bind(1_i64).bind(f.customer).execute(pool).await.expect("first");
+    let resend = sqlx::query(insert).bind(session).bind(2_i64).bind(f.customer).execute(pool).await;
     assert_eq!(violated(resend), "chat_messages_sender_client_msg_key");
 
     let too_long = "x".repeat(4001);
@@ -215,24 +177,19 @@ async fn states_outside_the_machines_are_refused() {
     assert_eq!(violated(unknown), "payment_sessions_status_check");
 
     // Consumed without a consumption time: the state and its timestamps move together.
-    let half = sqlx::query(
-        "UPDATE payment_sessions SET status = 'consumed', resolved_at = now() WHERE id = $1",
-    )
-    .bind(f.payment)
-    .execute(pool)
-    .await;
-    assert_eq!(
-        violated(half),
-        "payment_sessions_consumed_at_matches_status"
-    );
+    let half =
+        sqlx::query("UPDATE payment_sessions SET status = 'consumed', resolved_at = now() WHERE id = $1")
+            .bind(f.payment)
+            .execute(pool)
+            .await;
+    assert_eq!(violated(half), "payment_sessions_consumed_at_matches_status");
 
     // An accepted request must name the mitra who accepted.
-    let anonymous = sqlx::query(
-        "UPDATE pairing_requests SET status = 'accepted', resolved_at = now() WHERE id = $1",
-    )
-    .bind(f.request)
-    .execute(pool)
-    .await;
+    let anonymous =
+        sqlx::query("UPDATE pairing_requests SET status = 'accepted', resolved_at = now() WHERE id = $1")
+            .bind(f.request)
+            .execute(pool)
+            .await;
     assert_eq!(violated(anonymous), "pairing_requests_accepted_names_mitra");
 }
 
@@ -248,10 +205,7 @@ async fn a_free_trial_is_never_an_extension_and_never_costs_money() {
     .bind(customer)
     .execute(pool)
     .await;
-    assert_eq!(
-        violated(priced_trial),
-        "payment_sessions_trial_is_free_and_never_an_extension"
-    );
+    assert_eq!(violated(priced_trial), "payment_sessions_trial_is_free_and_never_an_extension");
 }
 
 #[tokio::test]
@@ -261,11 +215,7 @@ async fn a_customer_holds_one_free_trial() {
     let customer = customer(pool).await;
     let trial = "INSERT INTO payment_sessions (customer_id, duration_minutes, amount, is_free_trial, status, expires_at, confirmed_at)
                  VALUES ($1, 15, 0, true, 'confirmed', now() + interval '20 minutes', now())";
-    sqlx::query(trial)
-        .bind(customer)
-        .execute(pool)
-        .await
-        .expect("first trial");
+    sqlx::query(trial).bind(customer).execute(pool).await.expect("first trial");
     let second = sqlx::query(trial).bind(customer).execute(pool).await;
     assert_eq!(violated(second), "payment_sessions_one_free_trial_idx");
 }
@@ -284,15 +234,11 @@ async fn an_operator_action_on_a_failure_is_attributed() {
     .fetch_one(pool)
     .await
     .expect("failure");
-    let unattributed =
-        sqlx::query("UPDATE pairing_failures SET operator_action = 'refunded' WHERE id = $1")
-            .bind(failure)
-            .execute(pool)
-            .await;
-    assert_eq!(
-        violated(unattributed),
-        "pairing_failures_action_is_attributed"
-    );
+    let unattributed = sqlx::query("UPDATE pairing_failures SET operator_action = 'refunded' WHERE id = $1")
+        .bind(failure)
+        .execute(pool)
+        .await;
+    assert_eq!(violated(unattributed), "pairing_failures_action_is_attributed");
     let unknown_cause = sqlx::query(
         "INSERT INTO pairing_failures (payment_session_id, customer_id, cause_tag, amount) VALUES ($1, $2, 'bad_luck', 1)",
     )

@@ -12,11 +12,7 @@ use crate::harness::TestApp;
 use crate::schema;
 
 async fn overdue_payment(pool: &PgPool, customer: Uuid, status: &str) -> Uuid {
-    let confirmed_at = if status == "confirmed" {
-        "now() - interval '25 minutes'"
-    } else {
-        "NULL"
-    };
+    let confirmed_at = if status == "confirmed" { "now() - interval '25 minutes'" } else { "NULL" };
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "INSERT INTO payment_sessions (customer_id, duration_minutes, amount, status, created_at, expires_at, confirmed_at)
          VALUES ($1, 15, 15000, '{status}', now() - interval '30 minutes', now() - interval '10 minutes', {confirmed_at})
@@ -54,40 +50,22 @@ async fn the_sweep_closes_overdue_payments_once_and_spares_the_rest() {
     let fresh_confirmed = schema::confirmed_payment(pool, customer).await;
     // An overdue payment whose search is still running is left to the search's own timer.
     let searching = overdue_payment(pool, customer, "confirmed").await;
-    schema::pending_request(pool, customer, searching)
-        .await
-        .expect("pending search");
+    schema::pending_request(pool, customer, searching).await.expect("pending search");
 
-    let ctx = workers::JobContext {
-        store: app.store.clone(),
-        metrics: domain::metrics::Metrics::new(),
-    };
+    let ctx = workers::JobContext { store: app.store.clone(), metrics: domain::metrics::Metrics::new() };
     let job = workers::sweep_payment_sessions::SweepPaymentSessions { period_start_s: 0 };
-    workers::sweep_payment_sessions::run(&job, &ctx)
-        .await
-        .expect("first sweep");
-    workers::sweep_payment_sessions::run(&job, &ctx)
-        .await
-        .expect("second sweep");
+    workers::sweep_payment_sessions::run(&job, &ctx).await.expect("first sweep");
+    workers::sweep_payment_sessions::run(&job, &ctx).await.expect("second sweep");
 
     assert_eq!(status(pool, overdue_pending).await, "expired");
     assert_eq!(status(pool, overdue_confirmed).await, "failed_pairing");
-    assert_eq!(
-        failures(pool, overdue_confirmed).await,
-        ["payment_session_expired"]
-    );
+    assert_eq!(failures(pool, overdue_confirmed).await, ["payment_session_expired"]);
     assert_eq!(status(pool, fresh_confirmed).await, "confirmed");
     assert_eq!(status(pool, searching).await, "confirmed");
     assert!(failures(pool, overdue_pending).await.is_empty());
     let swept = ctx.metrics.render();
-    assert!(
-        swept.contains(r#"bestie_payment_sessions_swept_total{status="expired"} 1"#),
-        "{swept}"
-    );
-    assert!(
-        swept.contains(r#"bestie_payment_sessions_swept_total{status="failed_pairing"} 1"#),
-        "{swept}"
-    );
+    assert!(swept.contains(r#"bestie_payment_sessions_swept_total{status="expired"} 1"#), "{swept}");
+    assert!(swept.contains(r#"bestie_payment_sessions_swept_total{status="failed_pairing"} 1"#), "{swept}");
 }
 
 #[tokio::test]
@@ -100,23 +78,10 @@ async fn the_worker_role_sweeps_on_its_own_schedule() {
     // The job runs in the application's worker; watch the row until it moves.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while status(pool, payment).await != "expired" {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no sweep within 10 s at a 1 s period"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "no sweep within 10 s at a 1 s period");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let metrics = app
-        .http
-        .get(app.internal_url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    assert!(
-        metrics.contains(r#"bestie_jobs_total{job="sweep_payment_sessions",outcome="ok"}"#),
-        "{metrics}"
-    );
+    let metrics =
+        app.http.get(app.internal_url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains(r#"bestie_jobs_total{job="sweep_payment_sessions",outcome="ok"}"#), "{metrics}");
 }

@@ -5,10 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
 }
 
 /// Every `.rs` file under `dir`, relative to the workspace root, with its text.
@@ -30,37 +27,18 @@ fn sources(dir: &str) -> Vec<(String, String)> {
         .into_iter()
         .map(|path| {
             let text = fs::read_to_string(&path).expect("read source");
-            (
-                path.strip_prefix(&root)
-                    .expect("under root")
-                    .display()
-                    .to_string(),
-                text,
-            )
+            (path.strip_prefix(&root).expect("under root").display().to_string(), text)
         })
         .collect()
 }
 
-const PRODUCTION_CRATES: [&str; 5] = [
-    "domain/src",
-    "api/src",
-    "hub/src",
-    "workers/src",
-    "bestie/src",
-];
+const PRODUCTION_CRATES: [&str; 5] = ["domain/src", "api/src", "hub/src", "workers/src", "bestie/src"];
 
 fn production_sources() -> Vec<(String, String)> {
-    PRODUCTION_CRATES
-        .iter()
-        .flat_map(|dir| sources(dir))
-        .collect()
+    PRODUCTION_CRATES.iter().flat_map(|dir| sources(dir)).collect()
 }
 
-fn offenders(
-    files: &[(String, String)],
-    allowed: impl Fn(&str) -> bool,
-    needles: &[&str],
-) -> Vec<String> {
+fn offenders(files: &[(String, String)], allowed: impl Fn(&str) -> bool, needles: &[&str]) -> Vec<String> {
     files
         .iter()
         .filter(|(path, _)| !allowed(path))
@@ -78,35 +56,18 @@ fn only_domain_store_speaks_sql_or_redis() {
     let found = offenders(
         &production_sources(),
         |path| path.starts_with("domain/src/store/"),
-        &[
-            "sqlx::query",
-            "query_as(",
-            "query_scalar(",
-            "fred::",
-            "use fred",
-            "use sqlx",
-        ],
+        &["sqlx::query", "query_as(", "query_scalar(", "fred::", "use fred", "use sqlx"],
     );
-    assert!(
-        found.is_empty(),
-        "SQL or Redis outside domain::store: {found:#?}"
-    );
+    assert!(found.is_empty(), "SQL or Redis outside domain::store: {found:#?}");
 }
 
 #[test]
 fn the_domain_crate_knows_no_web_framework() {
-    let found = offenders(
-        &sources("domain/src"),
-        |_| false,
-        &["axum", "tower", "http::", "StatusCode"],
-    );
+    let found = offenders(&sources("domain/src"), |_| false, &["axum", "tower", "http::", "StatusCode"]);
     assert!(found.is_empty(), "web framework in domain: {found:#?}");
     let manifest = fs::read_to_string(root().join("domain/Cargo.toml")).expect("manifest");
     for forbidden in ["axum", "tower", "hyper"] {
-        assert!(
-            !manifest.contains(forbidden),
-            "domain/Cargo.toml depends on {forbidden}"
-        );
+        assert!(!manifest.contains(forbidden), "domain/Cargo.toml depends on {forbidden}");
     }
 }
 
@@ -127,23 +88,13 @@ fn only_the_settings_loader_reads_the_environment() {
         |path| path == "bestie/src/settings.rs",
         &["std::env::var", "env::var(", "env::vars(", "Env::prefixed"],
     );
-    assert!(
-        found.is_empty(),
-        "environment read outside bestie::settings: {found:#?}"
-    );
+    assert!(found.is_empty(), "environment read outside bestie::settings: {found:#?}");
 }
 
 #[test]
 fn metric_names_live_in_one_module() {
-    let found = offenders(
-        &production_sources(),
-        |path| path == "domain/src/metrics.rs",
-        &["\"bestie_"],
-    );
-    assert!(
-        found.is_empty(),
-        "metric name literal outside domain::metrics: {found:#?}"
-    );
+    let found = offenders(&production_sources(), |path| path == "domain/src/metrics.rs", &["\"bestie_"]);
+    assert!(found.is_empty(), "metric name literal outside domain::metrics: {found:#?}");
 }
 
 #[test]
@@ -154,10 +105,7 @@ fn every_module_says_what_it_is_for() {
         .filter(|(_, text)| !text.trim_start().starts_with("//!"))
         .map(|(path, _)| path)
         .collect();
-    assert!(
-        undocumented.is_empty(),
-        "modules without a leading //! line: {undocumented:#?}"
-    );
+    assert!(undocumented.is_empty(), "modules without a leading //! line: {undocumented:#?}");
 }
 
 #[test]
@@ -171,16 +119,10 @@ fn migrations_are_timestamped_and_never_renamed() {
     assert!(!names.is_empty());
     for name in &names {
         let (stamp, rest) = name.split_once('_').expect("TIMESTAMP_name.sql");
-        assert!(
-            stamp.len() == 14 && stamp.bytes().all(|b| b.is_ascii_digit()),
-            "{name}"
-        );
+        assert!(stamp.len() == 14 && stamp.bytes().all(|b| b.is_ascii_digit()), "{name}");
         assert!(
             rest.ends_with(".sql")
-                && rest
-                    .trim_end_matches(".sql")
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                && rest.trim_end_matches(".sql").bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
             "{name}"
         );
     }
@@ -195,21 +137,11 @@ fn no_handler_or_job_panics_on_purpose() {
     let without_unit_tests: Vec<(String, String)> = production_sources()
         .into_iter()
         .map(|(path, text)| {
-            let code = text
-                .split("#[cfg(test)]")
-                .next()
-                .unwrap_or_default()
-                .to_owned();
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default().to_owned();
             (path, code)
         })
         .collect();
-    let found = offenders(
-        &without_unit_tests,
-        |path| allowed.contains(&path),
-        &[".unwrap()", ".expect(", "panic!("],
-    );
-    assert!(
-        found.is_empty(),
-        "unwrap/expect/panic in production code: {found:#?}"
-    );
+    let found =
+        offenders(&without_unit_tests, |path| allowed.contains(&path), &[".unwrap()", ".expect(", "panic!("]);
+    assert!(found.is_empty(), "unwrap/expect/panic in production code: {found:#?}");
 }

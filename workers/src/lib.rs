@@ -60,17 +60,12 @@ pub async fn run(
     ));
 
     let worker_ctx = ctx.clone();
-    let monitor = Monitor::new()
-        .shutdown_timeout(drain_timeout)
-        .register(move |_restarts| {
-            WorkerBuilder::new(format!("{name}-sweep-payment-sessions"))
-                .backend(PollWith::new(
-                    sweep_storage.clone(),
-                    IntervalStrategy::new(poll),
-                ))
-                .data(worker_ctx.clone())
-                .build(sweep_payment_sessions::handle)
-        });
+    let monitor = Monitor::new().shutdown_timeout(drain_timeout).register(move |_restarts| {
+        WorkerBuilder::new(format!("{name}-sweep-payment-sessions"))
+            .backend(PollWith::new(sweep_storage.clone(), IntervalStrategy::new(poll)))
+            .data(worker_ctx.clone())
+            .build(sweep_payment_sessions::handle)
+    });
     let result = monitor
         .run_with_signal(async move {
             shutdown.cancelled().await;

@@ -33,23 +33,14 @@ pub async fn run(_job: &SweepPaymentSessions, ctx: &JobContext) -> Result<(), St
     let counts = domain::payment::sweep_expired(&ctx.store).await?;
     let swept = &ctx.metrics.payment_sessions_swept;
     swept.with_label_values(&["expired"]).inc_by(counts.expired);
-    swept
-        .with_label_values(&["failed_pairing"])
-        .inc_by(counts.failed);
+    swept.with_label_values(&["failed_pairing"]).inc_by(counts.failed);
     if counts.expired + counts.failed > 0 {
-        tracing::info!(
-            expired = counts.expired,
-            failed = counts.failed,
-            "payment sessions swept"
-        );
+        tracing::info!(expired = counts.expired, failed = counts.failed, "payment sessions swept");
     }
     Ok(())
 }
 
-pub(crate) async fn handle(
-    job: SweepPaymentSessions,
-    ctx: Data<JobContext>,
-) -> Result<(), BoxDynError> {
+pub(crate) async fn handle(job: SweepPaymentSessions, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
     crate::record(&ctx.metrics, JOB, run(&job, &ctx).await)
 }
 
@@ -63,10 +54,7 @@ pub(crate) async fn schedule(mut storage: Storage, period: Duration, shutdown: C
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let now_s = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let now_s = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let period_start_s = now_s - now_s % period.as_secs().max(1);
         let task = TaskBuilder::new(SweepPaymentSessions { period_start_s })
             .idempotency_key(format!("{JOB}:{period_start_s}"))

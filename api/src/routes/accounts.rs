@@ -38,11 +38,7 @@ pub async fn create_mitra(
     Operator(operator): Operator,
     ApiJson(body): ApiJson<CreateMitra>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let new = NewMitra {
-        email: &body.email,
-        password: &body.password,
-        display_name: &body.display_name,
-    };
+    let new = NewMitra { email: &body.email, password: &body.password, display_name: &body.display_name };
     let mitra = accounts::create_mitra(&state.store, &operator, new).await?;
     Ok((StatusCode::CREATED, mitra_body(mitra)))
 }
@@ -53,9 +49,7 @@ pub async fn deactivate_mitra(
     Operator(operator): Operator,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(mitra_body(
-        accounts::set_mitra_active(&state.store, &operator, id, false).await?,
-    ))
+    Ok(mitra_body(accounts::set_mitra_active(&state.store, &operator, id, false).await?))
 }
 
 /// # `POST /internal/mitras/{id}/reactivate`
@@ -64,7 +58,5 @@ pub async fn reactivate_mitra(
     Operator(operator): Operator,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(mitra_body(
-        accounts::set_mitra_active(&state.store, &operator, id, true).await?,
-    ))
+    Ok(mitra_body(accounts::set_mitra_active(&state.store, &operator, id, true).await?))
 }

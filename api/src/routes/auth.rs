@@ -100,13 +100,7 @@ pub async fn verify_otp(
         body.call_name.as_deref(),
     )
     .await?;
-    Ok(session_body(
-        session,
-        Some((
-            "user",
-            json!({"id": customer.id, "call_name": customer.call_name}),
-        )),
-    ))
+    Ok(session_body(session, Some(("user", json!({"id": customer.id, "call_name": customer.call_name})))))
 }
 
 /// # `POST /api/auth/mitra/login`
@@ -124,13 +118,7 @@ pub async fn mitra_login(
         &body.password,
     )
     .await?;
-    Ok(session_body(
-        session,
-        Some((
-            "mitra",
-            json!({"id": mitra.id, "display_name": mitra.display_name}),
-        )),
-    ))
+    Ok(session_body(session, Some(("mitra", json!({"id": mitra.id, "display_name": mitra.display_name})))))
 }
 
 /// # `POST /internal/auth/login`
@@ -148,7 +136,8 @@ pub async fn operator_login(
         &body.password,
     )
     .await?;
-    let account = json!({"id": user.id, "email": user.email, "display_name": user.display_name, "role": user.role});
+    let account =
+        json!({"id": user.id, "email": user.email, "display_name": user.display_name, "role": user.role});
     Ok(session_body(session, Some(("user", account))))
 }
 
@@ -170,8 +159,7 @@ pub async fn operator_refresh(
 
 async fn refresh(state: &AppState, token: &str, allowed: &[Role]) -> Result<Json<Value>, ApiError> {
     let auth = &state.auth;
-    let session =
-        session::refresh(&state.store, &auth.keys, &auth.settings, token, allowed).await?;
+    let session = session::refresh(&state.store, &auth.keys, &auth.settings, token, allowed).await?;
     Ok(session_body(session, None))
 }
 

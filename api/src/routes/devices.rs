@@ -24,7 +24,5 @@ pub async fn register(
     ApiJson(body): ApiJson<DeviceRegistration>,
 ) -> Result<Json<Value>, ApiError> {
     domain::devices::register(&state.store, &caller, &body.fcm_token, &body.platform).await?;
-    Ok(Json(
-        json!({"fcm_token": body.fcm_token.trim(), "platform": body.platform}),
-    ))
+    Ok(Json(json!({"fcm_token": body.fcm_token.trim(), "platform": body.platform})))
 }

@@ -41,11 +41,7 @@ pub struct DevSender;
 impl OtpSender for DevSender {
     fn send<'a>(&'a self, message: &'a OtpMessage<'a>) -> BoxFuture<'a, Result<bool, AuthError>> {
         Box::pin(async move {
-            tracing::info!(
-                phone = message.phone,
-                code = message.code,
-                "one-time code (dev sender)"
-            );
+            tracing::info!(phone = message.phone, code = message.code, "one-time code (dev sender)");
             Ok(true)
         })
     }
@@ -57,11 +53,7 @@ pub struct LogSender;
 impl OtpSender for LogSender {
     fn send<'a>(&'a self, message: &'a OtpMessage<'a>) -> BoxFuture<'a, Result<bool, AuthError>> {
         Box::pin(async move {
-            tracing::info!(
-                phone = message.phone,
-                code = message.code,
-                "one-time code (log sender)"
-            );
+            tracing::info!(phone = message.phone, code = message.code, "one-time code (log sender)");
             Ok(false)
         })
     }
@@ -77,20 +69,15 @@ pub struct WebhookSender {
 impl OtpSender for WebhookSender {
     fn send<'a>(&'a self, message: &'a OtpMessage<'a>) -> BoxFuture<'a, Result<bool, AuthError>> {
         Box::pin(async move {
-            let body = json!({"phone": message.phone, "code": message.code, "expires_in_s": message.expires_in_s});
+            let body =
+                json!({"phone": message.phone, "code": message.code, "expires_in_s": message.expires_in_s});
             let mut request = self.client.post(&self.url).json(&body);
             if let Some(bearer) = &self.bearer {
                 request = request.bearer_auth(bearer);
             }
-            let response = request
-                .send()
-                .await
-                .map_err(|e| AuthError::OtpDelivery(e.to_string()))?;
+            let response = request.send().await.map_err(|e| AuthError::OtpDelivery(e.to_string()))?;
             if !response.status().is_success() {
-                return Err(AuthError::OtpDelivery(format!(
-                    "gateway answered {}",
-                    response.status()
-                )));
+                return Err(AuthError::OtpDelivery(format!("gateway answered {}", response.status())));
             }
             Ok(false)
         })
@@ -108,10 +95,7 @@ pub fn sender(settings: &AuthSettings, mode: Mode) -> Result<Box<dyn OtpSender>,
                 .build()
                 .map_err(|e| e.to_string())?,
             url: settings.otp_webhook_url.clone().unwrap_or_default(),
-            bearer: settings
-                .otp_webhook_token
-                .as_ref()
-                .map(|t| t.expose().to_owned()),
+            bearer: settings.otp_webhook_token.as_ref().map(|t| t.expose().to_owned()),
         }),
     })
 }
@@ -142,10 +126,7 @@ pub async fn request_code(
         max_per_address_per_hour: settings.otp_max_per_address_per_hour,
     };
     let hash = code_hash(settings, &phone, &code)?;
-    let id = match store
-        .insert_otp_code(&phone, &hash, client_addr, &limits)
-        .await?
-    {
+    let id = match store.insert_otp_code(&phone, &hash, client_addr, &limits).await? {
         Ok(id) => id,
         Err(OtpThrottle::TooSoon { retry_after_s }) => {
             return Err(AuthError::OtpResendTooSoon { retry_after_s });
@@ -154,16 +135,9 @@ pub async fn request_code(
             return Err(AuthError::OtpRateLimited { retry_after_s });
         }
     };
-    let message = OtpMessage {
-        phone: &phone,
-        code: &code,
-        expires_in_s: settings.otp_ttl_s,
-    };
+    let message = OtpMessage { phone: &phone, code: &code, expires_in_s: settings.otp_ttl_s };
     match sender.send(&message).await {
-        Ok(reveal) => Ok(CodeSent {
-            expires_in_s: settings.otp_ttl_s,
-            dev_code: reveal.then_some(code),
-        }),
+        Ok(reveal) => Ok(CodeSent { expires_in_s: settings.otp_ttl_s, dev_code: reveal.then_some(code) }),
         Err(error) => {
             // An undelivered code must not hold the resend throttle against the customer.
             store.delete_otp_code(id).await?;
@@ -187,20 +161,13 @@ pub async fn verify_code(
         return Err(AuthError::OtpMalformed);
     }
     let call_name = match call_name.map(str::trim) {
-        Some(name)
-            if name.is_empty()
-                || name.chars().count() > 50
-                || name.chars().any(char::is_control) =>
-        {
+        Some(name) if name.is_empty() || name.chars().count() > 50 || name.chars().any(char::is_control) => {
             return Err(AuthError::InvalidCallName);
         }
         other => other,
     };
     let hash = code_hash(settings, &phone, code)?;
-    let customer = match store
-        .check_otp_code(&phone, &hash, MAX_FAILED_ATTEMPTS, call_name)
-        .await?
-    {
+    let customer = match store.check_otp_code(&phone, &hash, MAX_FAILED_ATTEMPTS, call_name).await? {
         OtpCheck::NoLiveCode => return Err(AuthError::OtpInvalid),
         OtpCheck::Locked => return Err(AuthError::OtpLocked),
         OtpCheck::Incorrect { attempts_left: 0 } => return Err(AuthError::OtpLocked),
@@ -219,10 +186,7 @@ pub async fn verify_code(
 /// Accepts `+<country><number>` (E.164) and Indonesian local numbers (`08…` → `+628…`);
 /// spaces, dashes and parentheses are ignored.
 pub fn normalize_phone(raw: &str) -> Option<String> {
-    let compact: String = raw
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
-        .collect();
+    let compact: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')')).collect();
     let international = if let Some(rest) = compact.strip_prefix('+') {
         rest.to_owned()
     } else if let Some(rest) = compact.strip_prefix('0') {
@@ -261,28 +225,12 @@ mod tests {
 
     #[test]
     fn phones_normalize_to_e164_or_are_refused() {
-        assert_eq!(
-            normalize_phone("+62 812-3456-7890").as_deref(),
-            Some("+6281234567890")
-        );
-        assert_eq!(
-            normalize_phone("081234567890").as_deref(),
-            Some("+6281234567890")
-        );
-        assert_eq!(
-            normalize_phone("+14155550123").as_deref(),
-            Some("+14155550123")
-        );
-        for bad in [
-            "",
-            "+",
-            "12345",
-            "+0812345678",
-            "+62abc4567890",
-            "+1234567890123456",
-            "0",
-            "++62812345678",
-        ] {
+        assert_eq!(normalize_phone("+62 812-3456-7890").as_deref(), Some("+6281234567890"));
+        assert_eq!(normalize_phone("081234567890").as_deref(), Some("+6281234567890"));
+        assert_eq!(normalize_phone("+14155550123").as_deref(), Some("+14155550123"));
+        for bad in
+            ["", "+", "12345", "+0812345678", "+62abc4567890", "+1234567890123456", "0", "++62812345678"]
+        {
             assert_eq!(normalize_phone(bad), None, "{bad:?}");
         }
     }

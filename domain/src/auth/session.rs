@@ -50,11 +50,7 @@ pub async fn start(
         ttl_s: settings.refresh_token_ttl_s,
     };
     store.insert_refresh_token(&new).await?;
-    Ok(Session {
-        access_token: access.token,
-        refresh_token,
-        expires_in_s: access.expires_in_s,
-    })
+    Ok(Session { access_token: access.token, refresh_token, expires_in_s: access.expires_in_s })
 }
 
 /// Signs a mitra (`Role::Mitra`) or operator (`Role::Cc`) in with email + password.
@@ -82,17 +78,13 @@ pub async fn password_login(
         return Err(AuthError::AccountDeactivated);
     }
     let session = start(store, keys, settings, found.id, role).await?;
-    let account = Account {
-        id: found.id,
-        email,
-        display_name: found.display_name,
-        role: found.role,
-    };
+    let account = Account { id: found.id, email, display_name: found.display_name, role: found.role };
     Ok((session, account))
 }
 
 /// An argon2id hash of a random string, checked when the email is unknown.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$YmVzdGllLWR1bW15LXNhbHQ$3mvLMZ2qBmpVFZl1g6yKmAHtrrEuAqR2I7SYFSFFQ0Q";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$YmVzdGllLWR1bW15LXNhbHQ$3mvLMZ2qBmpVFZl1g6yKmAHtrrEuAqR2I7SYFSFFQ0Q";
 
 /// Exchanges a refresh token for a new pair. The old token is spent; presenting a spent
 /// token revokes its whole family (it was stolen, or the app replayed it). Only tokens of
@@ -140,9 +132,7 @@ pub async fn logout(
     refresh_token: Option<&str>,
 ) -> Result<(), AuthError> {
     if let Some(token) = refresh_token {
-        let revoked = store
-            .revoke_refresh_family(&refresh_hash(token), principal.id, principal.role)
-            .await?;
+        let revoked = store.revoke_refresh_family(&refresh_hash(token), principal.id, principal.role).await?;
         if !revoked {
             return Err(AuthError::RefreshTokenNotFound);
         }
@@ -154,11 +144,7 @@ pub async fn logout(
 
 /// Verifies an access token and checks it was neither revoked nor issued to an account
 /// deactivated since.
-pub async fn authenticate(
-    store: &Store,
-    keys: &TokenKeys,
-    token: &str,
-) -> Result<Principal, AuthError> {
+pub async fn authenticate(store: &Store, keys: &TokenKeys, token: &str) -> Result<Principal, AuthError> {
     let principal = keys.verify(token)?;
     if store.access_token_revoked(&principal).await? {
         return Err(AuthError::TokenRevoked);
@@ -175,8 +161,7 @@ mod tests {
     #[test]
     fn the_dummy_hash_is_a_real_argon2id_hash() {
         // Otherwise an unknown email would skip the expensive check and answer faster.
-        let parsed =
-            argon2::password_hash::phc::PasswordHash::new(super::DUMMY_HASH).expect("parses");
+        let parsed = argon2::password_hash::phc::PasswordHash::new(super::DUMMY_HASH).expect("parses");
         assert_eq!(parsed.algorithm.as_str(), "argon2id");
     }
 }

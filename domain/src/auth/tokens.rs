@@ -55,10 +55,7 @@ impl TokenKeys {
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss"]);
         Self {
             current_kid: settings.jwt_kid.clone(),
-            current: (
-                EncodingKey::from_secret(secret),
-                DecodingKey::from_secret(secret),
-            ),
+            current: (EncodingKey::from_secret(secret), DecodingKey::from_secret(secret)),
             previous,
             validation,
             ttl_s: i64::try_from(settings.access_token_ttl_s).unwrap_or(i64::MAX),
@@ -72,12 +69,7 @@ impl TokenKeys {
 
     /// Signs an access token as if issued at `issued_at_s` (unix seconds); it expires one
     /// lifetime later. Tests use it to hold tokens that have already expired.
-    pub fn issue_at(
-        &self,
-        id: Uuid,
-        role: Role,
-        issued_at_s: i64,
-    ) -> Result<AccessToken, AuthError> {
+    pub fn issue_at(&self, id: Uuid, role: Role, issued_at_s: i64) -> Result<AccessToken, AuthError> {
         let claims = Claims {
             sub: id,
             role,
@@ -90,10 +82,7 @@ impl TokenKeys {
         header.kid = Some(self.current_kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &self.current.0)
             .map_err(|e| AuthError::Crypto(e.to_string()))?;
-        Ok(AccessToken {
-            token,
-            expires_in_s: self.ttl_s,
-        })
+        Ok(AccessToken { token, expires_in_s: self.ttl_s })
     }
 
     /// Checks signature, algorithm, key id, issuer and expiry. Revocation is checked by the
@@ -112,26 +101,17 @@ impl TokenKeys {
             None => return Err(AuthError::InvalidToken),
         };
         let data =
-            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
-                match e.kind() {
-                    JwtErrorKind::ExpiredSignature => AuthError::TokenExpired,
-                    _ => AuthError::InvalidToken,
-                }
+            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| match e.kind() {
+                JwtErrorKind::ExpiredSignature => AuthError::TokenExpired,
+                _ => AuthError::InvalidToken,
             })?;
         let claims = data.claims;
-        Ok(Principal {
-            id: claims.sub,
-            role: claims.role,
-            token_id: claims.jti,
-            expires_at_s: claims.exp,
-        })
+        Ok(Principal { id: claims.sub, role: claims.role, token_id: claims.jti, expires_at_s: claims.exp })
     }
 }
 
 pub(crate) fn now_s() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
@@ -176,36 +156,18 @@ mod tests {
             jwt_secret: Secret::new("another-secret-another-secret-another-secret"),
             ..AuthSettings::default()
         };
-        let forged = TokenKeys::new(&other)
-            .issue(Uuid::new_v4(), Role::Cc)
-            .expect("issue")
-            .token;
-        assert!(matches!(
-            keys().verify(&forged),
-            Err(AuthError::InvalidToken)
-        ));
+        let forged = TokenKeys::new(&other).issue(Uuid::new_v4(), Role::Cc).expect("issue").token;
+        assert!(matches!(keys().verify(&forged), Err(AuthError::InvalidToken)));
 
-        let unknown_kid = AuthSettings {
-            jwt_kid: "someone-else".into(),
-            ..AuthSettings::default()
-        };
-        let forged = TokenKeys::new(&unknown_kid)
-            .issue(Uuid::new_v4(), Role::Cc)
-            .expect("issue")
-            .token;
-        assert!(matches!(
-            keys().verify(&forged),
-            Err(AuthError::InvalidToken)
-        ));
+        let unknown_kid = AuthSettings { jwt_kid: "someone-else".into(), ..AuthSettings::default() };
+        let forged = TokenKeys::new(&unknown_kid).issue(Uuid::new_v4(), Role::Cc).expect("issue").token;
+        assert!(matches!(keys().verify(&forged), Err(AuthError::InvalidToken)));
     }
 
     #[test]
     fn tokens_of_the_previous_key_verify_after_rotation() {
         let before = AuthSettings::default();
-        let token = TokenKeys::new(&before)
-            .issue(Uuid::new_v4(), Role::Customer)
-            .expect("issue")
-            .token;
+        let token = TokenKeys::new(&before).issue(Uuid::new_v4(), Role::Customer).expect("issue").token;
         let mut rotated = AuthSettings {
             jwt_kid: "dev-2".into(),
             jwt_secret: Secret::new("a-brand-new-key-a-brand-new-key-a-brand-new-key"),
@@ -223,15 +185,9 @@ mod tests {
     fn a_token_past_its_expiry_is_refused_as_expired() {
         let keys = keys();
         let ttl = i64::try_from(AuthSettings::default().access_token_ttl_s).expect("small ttl");
-        let token = keys
-            .issue_at(Uuid::new_v4(), Role::Customer, now_s() - ttl - 1)
-            .expect("issue")
-            .token;
+        let token = keys.issue_at(Uuid::new_v4(), Role::Customer, now_s() - ttl - 1).expect("issue").token;
         assert!(matches!(keys.verify(&token), Err(AuthError::TokenExpired)));
-        let fresh = keys
-            .issue_at(Uuid::new_v4(), Role::Customer, now_s() - ttl + 30)
-            .expect("issue")
-            .token;
+        let fresh = keys.issue_at(Uuid::new_v4(), Role::Customer, now_s() - ttl + 30).expect("issue").token;
         assert!(keys.verify(&fresh).is_ok());
     }
 }

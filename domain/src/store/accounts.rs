@@ -35,10 +35,7 @@ impl Store {
     }
 
     /// Creates a mitra unless one with this email exists.
-    pub async fn insert_mitra_if_absent(
-        &self,
-        account: NewAccount<'_>,
-    ) -> Result<Option<Uuid>, StoreError> {
+    pub async fn insert_mitra_if_absent(&self, account: NewAccount<'_>) -> Result<Option<Uuid>, StoreError> {
         Ok(sqlx::query_scalar(
             "INSERT INTO mitras (email, display_name, password_hash)
              VALUES ($1, $2, $3)
@@ -106,19 +103,15 @@ impl Store {
             }
             crate::auth::Role::Customer => return Ok(None),
         };
-        let row: Option<(Uuid, String, String, String, bool)> = sqlx::query_as(query)
-            .bind(email)
-            .fetch_optional(&self.pg)
-            .await?;
-        Ok(row.map(
-            |(id, password_hash, display_name, role, deactivated)| PasswordAccount {
-                id,
-                password_hash,
-                display_name,
-                role,
-                deactivated,
-            },
-        ))
+        let row: Option<(Uuid, String, String, String, bool)> =
+            sqlx::query_as(query).bind(email).fetch_optional(&self.pg).await?;
+        Ok(row.map(|(id, password_hash, display_name, role, deactivated)| PasswordAccount {
+            id,
+            password_hash,
+            display_name,
+            role,
+            deactivated,
+        }))
     }
 
     /// Creates a mitra and records who did it, in one transaction.
@@ -167,12 +160,11 @@ impl Store {
         active: bool,
     ) -> Result<Option<MitraRow>, StoreError> {
         let mut tx = self.pg.begin().await?;
-        let before: Option<bool> = sqlx::query_scalar(
-            "SELECT deactivated_at IS NULL FROM mitras WHERE id = $1 FOR UPDATE",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let before: Option<bool> =
+            sqlx::query_scalar("SELECT deactivated_at IS NULL FROM mitras WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
         let Some(was_active) = before else {
             return Ok(None);
         };
@@ -185,17 +177,15 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         if !active {
-            sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE mitra_id = $1 AND revoked_at IS NULL")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = now() WHERE mitra_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         }
         if was_active != active {
-            let action = if active {
-                "mitra.reactivate"
-            } else {
-                "mitra.deactivate"
-            };
+            let action = if active { "mitra.reactivate" } else { "mitra.deactivate" };
             audit(
                 &mut tx,
                 actor,

@@ -8,18 +8,11 @@ use crate::store::StoreError;
 impl Store {
     /// Every stored key and value.
     pub async fn app_config_values(&self) -> Result<Vec<(String, Value)>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT key, value FROM app_config ORDER BY key")
-                .fetch_all(&self.pg)
-                .await?,
-        )
+        Ok(sqlx::query_as("SELECT key, value FROM app_config ORDER BY key").fetch_all(&self.pg).await?)
     }
 
     /// Inserts keys that are missing with the given defaults; existing values are kept.
-    pub async fn insert_missing_app_config(
-        &self,
-        defaults: &[(&str, Value)],
-    ) -> Result<u64, StoreError> {
+    pub async fn insert_missing_app_config(&self, defaults: &[(&str, Value)]) -> Result<u64, StoreError> {
         let (keys, values): (Vec<&str>, Vec<Value>) = defaults.iter().cloned().unzip();
         let inserted = sqlx::query(
             "INSERT INTO app_config (key, value)

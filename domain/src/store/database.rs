@@ -17,9 +17,7 @@ pub async fn ensure_exists(url: &str) -> Result<(), StoreError> {
     match Postgres::create_database(url).await {
         Ok(()) => Ok(()),
         // 42P04 duplicate_database, 23505 unique_violation on pg_database: another process won.
-        Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P04" | "23505")) => {
-            Ok(())
-        }
+        Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("42P04" | "23505")) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -34,18 +32,13 @@ pub async fn drop(url: &str) -> Result<(), StoreError> {
     let mut maintenance = options.database("postgres").connect().await?;
     let quoted = format!("\"{}\"", name.replace('"', "\"\""));
     let refuse = format!("ALTER DATABASE {quoted} WITH ALLOW_CONNECTIONS false");
-    match sqlx::query(AssertSqlSafe(refuse))
-        .execute(&mut maintenance)
-        .await
-    {
+    match sqlx::query(AssertSqlSafe(refuse)).execute(&mut maintenance).await {
         Ok(_) => {}
         // 3D000 invalid_catalog_name: already gone.
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => return Ok(()),
         Err(e) => return Err(e.into()),
     }
     let drop = format!("DROP DATABASE IF EXISTS {quoted} WITH (FORCE)");
-    sqlx::query(AssertSqlSafe(drop))
-        .execute(&mut maintenance)
-        .await?;
+    sqlx::query(AssertSqlSafe(drop)).execute(&mut maintenance).await?;
     Ok(())
 }

@@ -32,10 +32,7 @@ impl Store {
     }
 
     /// The owner of a device token, as `(role, id)`.
-    pub async fn device_owner(
-        &self,
-        fcm_token: &str,
-    ) -> Result<Option<(String, Uuid)>, StoreError> {
+    pub async fn device_owner(&self, fcm_token: &str) -> Result<Option<(String, Uuid)>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT CASE WHEN customer_id IS NOT NULL THEN 'customer' ELSE 'mitra' END,
                     COALESCE(customer_id, mitra_id)

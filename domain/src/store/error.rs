@@ -20,8 +20,7 @@ impl StoreError {
             Self::Postgres(sqlx::Error::Database(e)) => {
                 // Class 08 (connection exception) and 57 (operator intervention: the server
                 // is shutting down or not yet accepting connections).
-                e.code()
-                    .is_some_and(|code| code.starts_with("08") || code.starts_with("57"))
+                e.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57"))
             }
             Self::Postgres(e) => matches!(
                 e,
@@ -45,18 +44,10 @@ impl StoreError {
 
 impl DomainError for StoreError {
     fn code(&self) -> &'static str {
-        if self.is_unavailable() {
-            "store_unavailable"
-        } else {
-            "internal_error"
-        }
+        if self.is_unavailable() { "store_unavailable" } else { "internal_error" }
     }
 
     fn kind(&self) -> ErrorKind {
-        if self.is_unavailable() {
-            ErrorKind::Unavailable
-        } else {
-            ErrorKind::Internal
-        }
+        if self.is_unavailable() { ErrorKind::Unavailable } else { ErrorKind::Internal }
     }
 }

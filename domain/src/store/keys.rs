@@ -9,9 +9,7 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(prefix: &str) -> Self {
-        Self {
-            prefix: prefix.to_owned(),
-        }
+        Self { prefix: prefix.to_owned() }
     }
 
     pub fn prefix(&self) -> &str {
@@ -31,15 +29,12 @@ impl Keys {
 
 /// Deletes every key of a deployment (`{prefix}:*`). For tests and for resetting a
 /// development environment; never called by the service itself.
-pub async fn purge(
-    settings: &crate::settings::RedisSettings,
-) -> Result<u64, crate::store::StoreError> {
+pub async fn purge(settings: &crate::settings::RedisSettings) -> Result<u64, crate::store::StoreError> {
     use fred::prelude::{ClientLike, Config, KeysInterface};
     use fred::types::scan::Scanner;
     use futures::StreamExt;
 
-    let client =
-        fred::clients::Client::new(Config::from_url(settings.url.expose())?, None, None, None);
+    let client = fred::clients::Client::new(Config::from_url(settings.url.expose())?, None, None, None);
     client.init().await?;
     let pattern = format!("{}:*", settings.prefix);
     let mut deleted = 0;

@@ -17,8 +17,7 @@ mod revocation;
 use std::time::Duration;
 
 use fred::prelude::{
-    ClientLike, Config as RedisConfig, EventInterface, Pool as RedisPool, PubsubInterface,
-    ReconnectPolicy,
+    ClientLike, Config as RedisConfig, EventInterface, Pool as RedisPool, PubsubInterface, ReconnectPolicy,
 };
 use fred::types::Builder;
 use sqlx::PgPool;
@@ -71,10 +70,7 @@ impl Subscription {
 
 impl Store {
     /// Connects to both stores, creating the Postgres database first when it is missing.
-    pub async fn connect(
-        database: &DatabaseSettings,
-        redis: &RedisSettings,
-    ) -> Result<Self, StoreError> {
+    pub async fn connect(database: &DatabaseSettings, redis: &RedisSettings) -> Result<Self, StoreError> {
         database::ensure_exists(database.url.expose()).await?;
         let pg = PgPoolOptions::new()
             .max_connections(database.max_connections)
@@ -83,12 +79,7 @@ impl Store {
             .await?;
         let redis_config = RedisConfig::from_url(redis.url.expose())?;
         let redis_pool = connect_redis(redis_config.clone(), redis.pool_size).await?;
-        Ok(Self {
-            pg,
-            redis: redis_pool,
-            redis_config,
-            keys: Keys::new(&redis.prefix),
-        })
+        Ok(Self { pg, redis: redis_pool, redis_config, keys: Keys::new(&redis.prefix) })
     }
 
     /// Applies pending migrations. Safe to call from several processes at once: sqlx takes
@@ -116,13 +107,8 @@ impl Store {
         subscriber.init().await?;
         let _resubscribe = subscriber.manage_subscriptions();
         let messages = subscriber.message_rx();
-        subscriber
-            .subscribe(self.keys.hub_control_channel())
-            .await?;
-        Ok(Subscription {
-            client: subscriber,
-            messages,
-        })
+        subscriber.subscribe(self.keys.hub_control_channel()).await?;
+        Ok(Subscription { client: subscriber, messages })
     }
 
     /// Answers when Postgres runs a query.

@@ -85,27 +85,20 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let hour = chrono::Duration::hours(1);
-        let resend = chrono::Duration::seconds(
-            i64::try_from(limits.resend_interval_s).unwrap_or(i64::MAX / 2),
-        );
+        let resend =
+            chrono::Duration::seconds(i64::try_from(limits.resend_interval_s).unwrap_or(i64::MAX / 2));
         if let Some(last) = recent.last_at
             && last + resend > recent.now
         {
-            return Ok(Err(OtpThrottle::TooSoon {
-                retry_after_s: seconds_until(recent.now, last + resend),
-            }));
+            return Ok(Err(OtpThrottle::TooSoon { retry_after_s: seconds_until(recent.now, last + resend) }));
         }
         if recent.phone_count >= i64::from(limits.max_per_phone_per_hour) {
             let oldest = recent.phone_oldest.unwrap_or(recent.now);
-            return Ok(Err(OtpThrottle::TooMany {
-                retry_after_s: seconds_until(recent.now, oldest + hour),
-            }));
+            return Ok(Err(OtpThrottle::TooMany { retry_after_s: seconds_until(recent.now, oldest + hour) }));
         }
         if recent.address_count >= i64::from(limits.max_per_address_per_hour) {
             let oldest = recent.address_oldest.unwrap_or(recent.now);
-            return Ok(Err(OtpThrottle::TooMany {
-                retry_after_s: seconds_until(recent.now, oldest + hour),
-            }));
+            return Ok(Err(OtpThrottle::TooMany { retry_after_s: seconds_until(recent.now, oldest + hour) }));
         }
         let ttl_s = i64::try_from(limits.ttl_s).unwrap_or(i64::MAX / 2);
         let id: Uuid = sqlx::query_scalar(
@@ -124,10 +117,7 @@ impl Store {
     }
 
     pub async fn delete_otp_code(&self, id: Uuid) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM otp_codes WHERE id = $1")
-            .bind(id)
-            .execute(&self.pg)
-            .await?;
+        sqlx::query("DELETE FROM otp_codes WHERE id = $1").bind(id).execute(&self.pg).await?;
         Ok(())
     }
 
@@ -171,9 +161,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             tx.commit().await?;
-            return Ok(OtpCheck::Incorrect {
-                attempts_left: u32::try_from(max - failed).unwrap_or(0),
-            });
+            return Ok(OtpCheck::Incorrect { attempts_left: u32::try_from(max - failed).unwrap_or(0) });
         }
         sqlx::query("UPDATE otp_codes SET consumed_at = now() WHERE id = $1")
             .bind(id)
@@ -189,10 +177,6 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(OtpCheck::Verified(CustomerAccount {
-            id,
-            call_name,
-            deactivated,
-        }))
+        Ok(OtpCheck::Verified(CustomerAccount { id, call_name, deactivated }))
     }
 }

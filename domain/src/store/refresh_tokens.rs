@@ -86,16 +86,14 @@ impl Store {
             return Ok(Rotation::Invalid);
         }
         if row.used || row.owner_deactivated {
-            sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL")
-                .bind(row.family_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(row.family_id)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
-            return Ok(if row.used {
-                Rotation::Reused
-            } else {
-                Rotation::Invalid
-            });
+            return Ok(if row.used { Rotation::Reused } else { Rotation::Invalid });
         }
         let successor = NewRefreshToken {
             id: new_id,
@@ -112,10 +110,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Rotation::Rotated {
-            owner_id: row.owner_id,
-            role,
-        })
+        Ok(Rotation::Rotated { owner_id: row.owner_id, role })
     }
 
     /// Revokes the family of the token with hash `presented` when it belongs to `owner_id`
