@@ -20,6 +20,11 @@ const TEST_REDIS: &str = "redis://127.0.0.1:6379";
 
 /// Settings for one isolated test: a new database name, a new Redis prefix, free ports.
 pub fn isolated_settings() -> Settings {
+    // `TEST_LOG=debug cargo test ... -- --nocapture` shows the application's logs.
+    if let Ok(filter) = std::env::var("TEST_LOG") {
+        let log = domain::settings::LogSettings { filter, ..Default::default() };
+        bestie::telemetry::init(&log);
+    }
     let id = uuid::Uuid::new_v4().simple().to_string();
     let mut settings = Settings::default();
     settings.database.url = Secret::new(format!("{TEST_POSTGRES}/bestie_test_{id}"));

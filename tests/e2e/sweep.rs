@@ -85,3 +85,31 @@ async fn the_worker_role_sweeps_on_its_own_schedule() {
         app.http.get(app.internal_url("/metrics")).send().await.expect("metrics").text().await.expect("text");
     assert!(metrics.contains(r#"bestie_jobs_total{job="sweep_payment_sessions",outcome="ok"}"#), "{metrics}");
 }
+
+#[tokio::test]
+async fn the_workers_recover_after_the_database_was_unreachable() {
+    let app = TestApp::spawn_with(|s| {
+        s.worker.payment_sweep_interval_s = 1;
+        s.database.max_connections = 3;
+        s.database.acquire_timeout_ms = 300;
+    })
+    .await;
+    let pool = app.store.pg_pool().clone();
+    // Hold every pooled connection for long enough that the job fetches time out.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(pool.acquire().await.expect("connection"));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(held);
+
+    let customer = schema::customer(&pool).await;
+    let payment = overdue_payment(&pool, customer, "pending").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while status(&pool, payment).await != "expired" {
+        assert!(tokio::time::Instant::now() < deadline, "the workers did not come back after the outage");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The application itself kept serving.
+    assert_eq!(app.http.get(app.internal_url("/healthz")).send().await.expect("healthz").status(), 200);
+}

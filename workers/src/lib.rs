@@ -37,43 +37,78 @@ pub async fn migrate(store: &Store) -> Result<(), WorkerError> {
     Ok(())
 }
 
+/// Restarts of a failed worker inside one monitor before the whole monitor is rebuilt.
+const RESTARTS_PER_MONITOR: usize = 3;
+
 /// Runs every job worker until `shutdown` is cancelled, then lets jobs in flight finish
 /// (bounded by `drain_timeout`).
+///
+/// A worker whose backend fails (Postgres unreachable, pool exhausted) ends with an error;
+/// apalis would then stop. Here it is restarted, and when it keeps failing the monitor is
+/// rebuilt after a pause under fresh worker names (apalis refuses a name it still holds),
+/// so jobs resume by themselves once the database is back.
 pub async fn run(
     ctx: JobContext,
     settings: &WorkerSettings,
     shutdown: CancellationToken,
     drain_timeout: Duration,
 ) -> Result<(), WorkerError> {
-    // A crashed process's worker name stays registered until its lease runs out, so every
-    // process start registers a fresh one.
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let name = format!("{}-{}", settings.name, &suffix[..8]);
     let poll = Duration::from_millis(settings.poll_interval_ms.max(10));
-    tracing::info!(worker = %name, poll_ms = poll.as_millis() as u64, "job workers starting");
-
     let sweep_storage = sweep_payment_sessions::storage(&ctx.store);
     let scheduler = tokio::spawn(sweep_payment_sessions::schedule(
         sweep_storage.clone(),
         Duration::from_secs(settings.payment_sweep_interval_s.max(1)),
         shutdown.clone(),
     ));
-
-    let worker_ctx = ctx.clone();
-    let monitor = Monitor::new().shutdown_timeout(drain_timeout).register(move |_restarts| {
-        WorkerBuilder::new(format!("{name}-sweep-payment-sessions"))
-            .backend(PollWith::new(sweep_storage.clone(), IntervalStrategy::new(poll)))
-            .data(worker_ctx.clone())
-            .build(sweep_payment_sessions::handle)
-    });
-    let result = monitor
-        .run_with_signal(async move {
-            shutdown.cancelled().await;
-            Ok(())
-        })
-        .await;
+    while !shutdown.is_cancelled() {
+        // A crashed process's worker name stays registered until its lease runs out, so
+        // every monitor registers fresh names.
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let name = format!("{}-{}", settings.name, &suffix[..8]);
+        tracing::info!(worker = %name, poll_ms = poll.as_millis() as u64, "job workers starting");
+        let worker_ctx = ctx.clone();
+        let storage = sweep_storage.clone();
+        let monitor = Monitor::new()
+            .shutdown_timeout(drain_timeout)
+            .should_restart(|worker, error| {
+                tracing::warn!(worker = %worker.name(), %error, "job worker failed; restarting");
+                worker.restarts() < RESTARTS_PER_MONITOR
+            })
+            .register(move |_restarts| {
+                WorkerBuilder::new(format!("{name}-sweep-payment-sessions"))
+                    .backend(PollWith::new(storage.clone(), IntervalStrategy::new(poll)))
+                    .data(worker_ctx.clone())
+                    .build(sweep_payment_sessions::handle)
+            });
+        // `run_with_signal` would wait for the signal even after every worker stopped, so
+        // race the run against our token and stop the monitor ourselves.
+        let context = monitor.context();
+        let run = monitor.run();
+        tokio::pin!(run);
+        let result = tokio::select! {
+            result = &mut run => result,
+            () = shutdown.cancelled() => {
+                let _ = context.shutdown();
+                (&mut run).await
+            }
+        };
+        match result {
+            Ok(()) => break,
+            Err(error) if !shutdown.is_cancelled() => {
+                tracing::error!(%error, "job workers stopped; starting them again in 1 s");
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            Err(error) => {
+                scheduler.abort();
+                return Err(error.into());
+            }
+        }
+    }
     scheduler.abort();
-    result.map_err(Into::into)
+    Ok(())
 }
 
 /// Runs a job's outcome through the shared counters and logs, and converts it for apalis.
