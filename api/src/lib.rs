@@ -52,7 +52,7 @@ impl Listener {
 
 /// The REST routes of the public listener (apps).
 pub fn public_routes(state: &AppState) -> Router<AppState> {
-    use routes::{auth, devices};
+    use routes::{auth, devices, presence};
     let sign_in = Router::new()
         .route("/api/auth/customer/otp", post(auth::request_otp))
         .route("/api/auth/customer/verify", post(auth::verify_otp))
@@ -62,6 +62,7 @@ pub fn public_routes(state: &AppState) -> Router<AppState> {
         .merge(rate_limit::sign_in_limit(sign_in, &state.auth.settings))
         .route("/api/auth/logout", post(auth::app_logout))
         .route("/api/shared/devices", put(devices::register))
+        .route("/api/mitra/status", get(presence::status).post(presence::set_status))
 }
 
 /// The REST routes of the internal listener (control center).

@@ -62,9 +62,19 @@ impl Application {
             migrate(&store).await?;
         }
         let state = AppState { store, metrics: Metrics::new(), auth: Arc::new(auth) };
-        let hub = roles.contains(&ServiceRole::Hub).then(|| {
-            Hub::new(settings.hub.clone(), state.metrics.clone(), state.store.clone(), state.auth.clone())
-        });
+        let hub = if roles.contains(&ServiceRole::Hub) {
+            let hub = Hub::new(
+                settings.hub.clone(),
+                settings.presence.clone(),
+                state.metrics.clone(),
+                state.store.clone(),
+                state.auth.clone(),
+            );
+            hub.start().await.context("starting the hub")?;
+            Some(hub)
+        } else {
+            None
+        };
         // The public listener serves the apps: REST (api role) and /ws (hub role).
         let public = if roles.contains(&ServiceRole::Api) || roles.contains(&ServiceRole::Hub) {
             Some(bind(settings.api.public_addr, "public").await?)
@@ -130,8 +140,13 @@ impl Application {
 
         // Sockets are upgraded connections the HTTP server no longer tracks: close them
         // ourselves once the shutdown starts.
+        // Every process reaps dead hub instances, so presence heals even with no hub left.
+        tokio::spawn(domain::presence::run_reaper(
+            state.store.clone(),
+            settings.presence.clone(),
+            shutdown.clone(),
+        ));
         if let Some(hub) = hub {
-            hub.spawn_control_listener();
             let token = shutdown.clone();
             tasks.spawn(async move {
                 token.cancelled().await;

@@ -5,7 +5,8 @@
 //! Each process (and each test app) owns its own [`Metrics`] and registry.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 pub const BUILD_INFO: &str = "bestie_build_info";
@@ -14,6 +15,9 @@ pub const HTTP_REQUEST_DURATION_SECONDS: &str = "bestie_http_request_duration_se
 pub const HUB_CONNECTIONS: &str = "bestie_hub_connections";
 pub const HUB_CONNECTIONS_OPENED_TOTAL: &str = "bestie_hub_connections_opened_total";
 pub const HUB_CONNECTIONS_CLOSED_TOTAL: &str = "bestie_hub_connections_closed_total";
+pub const HUB_FRAMES_IN_TOTAL: &str = "bestie_hub_frames_in_total";
+pub const HUB_FRAMES_OUT_TOTAL: &str = "bestie_hub_frames_out_total";
+pub const HUB_DELIVERY_SECONDS: &str = "bestie_hub_delivery_seconds";
 pub const JOBS_TOTAL: &str = "bestie_jobs_total";
 pub const PAYMENT_SESSIONS_SWEPT_TOTAL: &str = "bestie_payment_sessions_swept_total";
 
@@ -33,6 +37,12 @@ pub struct Metrics {
     pub hub_connections_opened: IntCounterVec,
     /// Closed connections by WebSocket close `code`.
     pub hub_connections_closed: IntCounterVec,
+    /// Client frames by command `type` (known commands, `unknown`, `invalid`).
+    pub hub_frames_in: IntCounterVec,
+    /// Server frames by `type` (`event`, `welcome`, `pong`, `error`, ...).
+    pub hub_frames_out: IntCounterVec,
+    /// From publishing an event to writing it to a socket.
+    pub hub_delivery_seconds: Histogram,
     /// Job runs by `job` and `outcome` (ok|error).
     pub jobs: IntCounterVec,
     /// Payment sessions moved by the sweep, by final `status` (expired|failed_pairing).
@@ -67,6 +77,21 @@ impl Metrics {
                 &["code"],
             )
             .expect("valid metric"),
+            hub_frames_in: IntCounterVec::new(
+                Opts::new(HUB_FRAMES_IN_TOTAL, "WebSocket frames received, by command type."),
+                &["type"],
+            )
+            .expect("valid metric"),
+            hub_frames_out: IntCounterVec::new(
+                Opts::new(HUB_FRAMES_OUT_TOTAL, "WebSocket frames sent, by type."),
+                &["type"],
+            )
+            .expect("valid metric"),
+            hub_delivery_seconds: Histogram::with_opts(
+                HistogramOpts::new(HUB_DELIVERY_SECONDS, "Event delivery latency, publish to socket write.")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+            )
+            .expect("valid metric"),
             jobs: IntCounterVec::new(Opts::new(JOBS_TOTAL, "Job runs by outcome."), &["job", "outcome"])
                 .expect("valid metric"),
             payment_sessions_swept: IntCounterVec::new(
@@ -87,7 +112,10 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 8] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 11] = [
+            Box::new(self.hub_frames_in.clone()),
+            Box::new(self.hub_frames_out.clone()),
+            Box::new(self.hub_delivery_seconds.clone()),
             Box::new(self.http_requests.clone()),
             Box::new(self.http_request_duration.clone()),
             Box::new(self.hub_connections.clone()),

@@ -23,6 +23,7 @@ pub struct Settings {
     pub api: ApiSettings,
     pub auth: AuthSettings,
     pub hub: HubSettings,
+    pub presence: PresenceSettings,
     pub worker: WorkerSettings,
     pub seed: SeedSettings,
     pub log: LogSettings,
@@ -208,11 +209,52 @@ pub struct HubSettings {
     pub max_connections: usize,
     /// Largest text frame accepted from a client, in bytes.
     pub max_frame_bytes: usize,
+    /// Frames queued for one socket; a client that falls this far behind is closed (1013).
+    pub send_queue_frames: usize,
+    /// Commands a socket may send per second, after a burst of `command_burst`.
+    pub commands_per_second: u32,
+    pub command_burst: u32,
+    /// The server pings every socket this often ...
+    pub ping_interval_s: u64,
+    /// ... and closes one that sent nothing (not even a pong) for this long (4008).
+    pub idle_timeout_s: u64,
+    /// Events kept per user for resuming: about this many (MAXLEN ~) ...
+    pub stream_maxlen: u64,
+    /// ... for at most this long after the user's last event.
+    pub stream_ttl_s: u64,
 }
 
 impl Default for HubSettings {
     fn default() -> Self {
-        Self { max_connections: 15_000, max_frame_bytes: 64 * 1024 }
+        Self {
+            max_connections: 15_000,
+            max_frame_bytes: 64 * 1024,
+            send_queue_frames: 256,
+            commands_per_second: 20,
+            command_burst: 40,
+            ping_interval_s: 25,
+            idle_timeout_s: 60,
+            stream_maxlen: 1_000,
+            stream_ttl_s: 6 * 3600,
+        }
+    }
+}
+
+/// Presence leases: how fast a crashed process's sockets stop counting as connected.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceSettings {
+    /// A hub process renews its lease this often ...
+    pub heartbeat_ms: u64,
+    /// ... and is taken for dead (its users offline) once the lease is this old.
+    pub lease_ms: u64,
+    /// How often every process looks for dead hub processes.
+    pub reap_interval_ms: u64,
+}
+
+impl Default for PresenceSettings {
+    fn default() -> Self {
+        Self { heartbeat_ms: 3_000, lease_ms: 10_000, reap_interval_ms: 2_000 }
     }
 }
 

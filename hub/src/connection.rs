@@ -1,54 +1,225 @@
-//! One socket's task: reads client frames until the client leaves, the token expires, the
-//! server asks it to close (account deactivated) or the process shuts down.
+//! One socket's task: the welcome, the backlog of a resuming client, then live frames both
+//! ways until the client leaves, the token expires, the server asks it to close, the client
+//! goes silent, or the process shuts down.
 
-use std::time::Duration;
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use domain::auth::Principal;
+use domain::events::StreamId;
+use domain::store::events::Backlog;
 use futures::StreamExt;
+use governor::{Quota, RateLimiter};
+use serde_json::json;
 
-use crate::registry::Close;
-use crate::{CLOSE_TOKEN_EXPIRED, Inner};
+use crate::protocol::{self, ClientFrame};
+use crate::registry::{Close, Outbound};
+use crate::{
+    CLOSE_HEARTBEAT_TIMEOUT, CLOSE_MESSAGE_TOO_BIG, CLOSE_RATE_LIMITED, CLOSE_TOKEN_EXPIRED, Inner,
+    MAX_RATE_LIMIT_STRIKES,
+};
 
 /// Runs one socket to its end and records how it closed.
-pub(crate) async fn run(mut socket: WebSocket, inner: &Inner, principal: Principal) {
+pub(crate) async fn run(
+    mut socket: WebSocket,
+    inner: &Inner,
+    principal: Principal,
+    last_event_id: Option<String>,
+) {
     let metrics = &inner.metrics;
     metrics.hub_connections.inc();
     metrics.hub_connections_opened.with_label_values(&[principal.role.as_str()]).inc();
-    let (_registration, mut closes) = inner.registry.register(principal.id);
-    let now_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    let token_expires =
-        tokio::time::sleep(Duration::from_secs(u64::try_from(principal.expires_at_s - now_s).unwrap_or(0)));
-    tokio::pin!(token_expires);
-
-    let close = |code: u16, reason: &str| Close { code, reason: reason.to_owned() };
-    let ended = loop {
-        tokio::select! {
-            () = inner.shutdown.cancelled() => break Some(close(close_code::RESTART, "server restarting")),
-            () = &mut token_expires => break Some(close(CLOSE_TOKEN_EXPIRED, "token_expired")),
-            Some(requested) = closes.recv() => break Some(requested),
-            frame = socket.next() => match frame {
-                // Pings are answered by the WebSocket layer itself.
-                Some(Ok(Message::Text(_) | Message::Binary(_) | Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(frame))) => {
-                    break Some(close(frame.map_or(close_code::NORMAL, |f| f.code), "client closed"));
-                }
-                // A protocol error (e.g. a frame over the size limit) or a dropped connection.
-                Some(Err(_)) => break None,
-                None => break None,
-            },
-        }
-    };
-    let code = match ended {
-        Some(Close { code, reason }) => {
-            let frame = CloseFrame { code, reason: reason.into() };
-            let _ = socket.send(Message::Close(Some(frame))).await;
-            code
-        }
-        None => close_code::ABNORMAL,
-    };
+    let code = serve(&mut socket, inner, &principal, last_event_id).await;
+    if let Some(Close { code, reason }) = &code {
+        let frame = CloseFrame { code: *code, reason: reason.as_str().into() };
+        // A client that stopped reading would hold this send for ever: give it a second.
+        let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+    }
     metrics.hub_connections.dec();
+    let code = code.map_or(close_code::ABNORMAL, |close| close.code);
     metrics.hub_connections_closed.with_label_values(&[&code.to_string()]).inc();
+}
+
+/// How long the closing frame may take to leave.
+const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn close(code: u16, reason: &str) -> Option<Close> {
+    Some(Close { code, reason: reason.to_owned() })
+}
+
+/// The socket's life; returns the close to send (`None` when the connection is already gone).
+async fn serve(
+    socket: &mut WebSocket,
+    inner: &Inner,
+    principal: &Principal,
+    last_event_id: Option<String>,
+) -> Option<Close> {
+    let settings = &inner.settings;
+    let registered = inner.registry.register(principal.id, principal.role, settings.send_queue_frames);
+    let (mut outbound, mut closes) = (registered.outbound, registered.closes);
+    if !registered.routed.await.unwrap_or(false) {
+        return close(close_code::AGAIN, "presence_unavailable");
+    }
+    let connection_id = format!("{}-{}", inner.instance_id, registered.registration.id);
+    let welcome = json!({
+        "connection_id": connection_id,
+        "user": {"id": principal.id, "role": principal.role},
+        "heartbeat_s": settings.ping_interval_s,
+        "idle_timeout_s": settings.idle_timeout_s,
+    });
+    send(socket, inner, "welcome", protocol::frame("welcome", welcome, None)).await.ok()?;
+
+    // Replay what a resuming client missed; live events queue meanwhile and are deduplicated.
+    let mut last_sent = StreamId::default();
+    if let Some(last) = last_event_id {
+        last_sent = StreamId::parse(&last).unwrap_or_default();
+        match domain::events::backlog(&inner.store, settings, principal.id, &last).await {
+            Ok(Backlog::Events(events)) => {
+                let count = events.len();
+                for (id, event) in events {
+                    send(socket, inner, "event", protocol::event_frame(&event, Some(&id))).await.ok()?;
+                    last_sent = StreamId::parse(&id).unwrap_or(last_sent);
+                }
+                let resumed = json!({ "count": count });
+                send(socket, inner, "resumed", protocol::frame("resumed", resumed, None)).await.ok()?;
+            }
+            Ok(Backlog::ResyncRequired) => {
+                let data = json!({ "reason": "the events after last_event_id are no longer kept; refetch over REST" });
+                send(socket, inner, "resync_required", protocol::frame("resync_required", data, None))
+                    .await
+                    .ok()?;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "backlog read failed");
+                return close(close_code::AGAIN, "backlog_unavailable");
+            }
+        }
+    }
+
+    let token_expires = tokio::time::sleep(Duration::from_secs(
+        u64::try_from(principal.expires_at_s - chrono_now_s()).unwrap_or(0),
+    ));
+    tokio::pin!(token_expires);
+    let mut pings = tokio::time::interval(Duration::from_secs(settings.ping_interval_s.max(1)));
+    pings.reset();
+    let idle_timeout = Duration::from_secs(settings.idle_timeout_s.max(1));
+    let mut last_heard = Instant::now();
+    let per_second = NonZeroU32::new(settings.commands_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(settings.command_burst.max(1)).unwrap_or(NonZeroU32::MIN);
+    let limiter = RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst));
+    let mut strikes = 0u32;
+
+    loop {
+        tokio::select! {
+            () = inner.shutdown.cancelled() => return close(close_code::RESTART, "server restarting"),
+            () = &mut token_expires => return close(CLOSE_TOKEN_EXPIRED, "token_expired"),
+            Some(requested) = closes.recv() => return Some(requested),
+            Some(Outbound { id, frame, published_ms }) = outbound.recv() => {
+                if let Some(id) = id {
+                    if id <= last_sent {
+                        continue;
+                    }
+                    last_sent = id;
+                }
+                let latency_ms = domain_now_ms().saturating_sub(published_ms);
+                inner.metrics.hub_delivery_seconds.observe(latency_ms as f64 / 1_000.0);
+                // A send blocks while the client does not read; a close request (slow
+                // consumer, kick) or shutdown must still get through.
+                tokio::select! {
+                    sent = send(socket, inner, "event", frame.to_string()) => sent.ok()?,
+                    Some(requested) = closes.recv() => return Some(requested),
+                    () = inner.shutdown.cancelled() => return close(close_code::RESTART, "server restarting"),
+                }
+            }
+            _ = pings.tick() => {
+                if last_heard.elapsed() >= idle_timeout {
+                    return close(CLOSE_HEARTBEAT_TIMEOUT, "heartbeat_timeout");
+                }
+                socket.send(Message::Ping(Vec::new().into())).await.ok()?;
+            }
+            frame = socket.next() => {
+                last_heard = Instant::now();
+                let text = match frame {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(_))) => {
+                        let error = protocol::error_frame("binary_not_supported", "send JSON text frames", None);
+                        send(socket, inner, "error", error).await.ok()?;
+                        continue;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(frame))) => {
+                        return close(frame.map_or(close_code::NORMAL, |f| f.code), "client closed");
+                    }
+                    Some(Err(error)) => {
+                        return if is_too_big(error) { close(CLOSE_MESSAGE_TOO_BIG, "frame_too_large") } else { None };
+                    }
+                    None => return None,
+                };
+                if limiter.check().is_err() {
+                    strikes += 1;
+                    if strikes > MAX_RATE_LIMIT_STRIKES {
+                        return close(CLOSE_RATE_LIMITED, "rate_limited");
+                    }
+                    let error = protocol::error_frame("rate_limited", "too many commands; slow down", None);
+                    send(socket, inner, "error", error).await.ok()?;
+                    continue;
+                }
+                strikes = 0;
+                let reply = command(&text, inner);
+                send(socket, inner, reply.0, reply.1).await.ok()?;
+            }
+        }
+    }
+}
+
+/// Answers one client command. Malformed and unknown commands get an error frame.
+fn command(text: &str, inner: &Inner) -> (&'static str, String) {
+    let frame: ClientFrame = match serde_json::from_str(text) {
+        Ok(frame) => frame,
+        Err(error) => {
+            inner.metrics.hub_frames_in.with_label_values(&["invalid"]).inc();
+            return ("error", protocol::error_frame("invalid_frame", &error.to_string(), None));
+        }
+    };
+    let reference = frame.reference.as_ref();
+    let known = matches!(frame.kind.as_str(), "ping");
+    inner
+        .metrics
+        .hub_frames_in
+        .with_label_values(&[if known { frame.kind.as_str() } else { "unknown" }])
+        .inc();
+    match frame.kind.as_str() {
+        "ping" => ("pong", protocol::frame("pong", json!({}), reference)),
+        other => {
+            let message = format!("unknown command {other:?}");
+            ("error", protocol::error_frame("unknown_command", &message, reference))
+        }
+    }
+}
+
+async fn send(
+    socket: &mut WebSocket,
+    inner: &Inner,
+    kind: &'static str,
+    frame: String,
+) -> Result<(), axum::Error> {
+    inner.metrics.hub_frames_out.with_label_values(&[kind]).inc();
+    socket.send(Message::Text(frame.into())).await
+}
+
+/// A frame over `hub.max_frame_bytes` (tungstenite's capacity error).
+fn is_too_big(error: axum::Error) -> bool {
+    use tokio_tungstenite::tungstenite::Error;
+    matches!(error.into_inner().downcast_ref::<Error>(), Some(Error::Capacity(_)))
+}
+
+fn chrono_now_s() -> i64 {
+    i64::try_from(domain_now_ms() / 1_000).unwrap_or(i64::MAX)
+}
+
+fn domain_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -8,6 +8,8 @@
 
 mod connection;
 mod control;
+mod instance;
+mod protocol;
 mod registry;
 
 use std::sync::Arc;
@@ -24,22 +26,31 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use domain::auth::{AuthContext, AuthError, Principal, Role};
+use domain::events::StreamId;
 use domain::metrics::Metrics;
-use domain::settings::HubSettings;
+use domain::settings::{HubSettings, PresenceSettings};
 use domain::store::Store;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use registry::Close;
+pub use registry::{CLOSE_SLOW_CONSUMER, Close};
 
 /// Read and write buffers of each socket. tungstenite's defaults (128 KiB write buffer) cost
 /// ~136 KB per idle socket; 4 KiB buffers bring that to ~5.4 KB.
 const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
 
-/// WebSocket close code when the access token expires on a live socket.
+/// Close code when the access token expires on a live socket.
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+/// Close code when the client sent nothing, not even a pong, for `hub.idle_timeout_s`.
+pub const CLOSE_HEARTBEAT_TIMEOUT: u16 = 4008;
+/// Close code when a client keeps sending over its command rate limit.
+pub const CLOSE_RATE_LIMITED: u16 = 4029;
+/// Close code for a frame over `hub.max_frame_bytes`.
+pub const CLOSE_MESSAGE_TOO_BIG: u16 = 1009;
+/// Refused commands in a row (each answered with a `rate_limited` error) before the close.
+pub const MAX_RATE_LIMIT_STRIKES: u32 = 10;
 
 /// The sockets of this process.
 #[derive(Clone)]
@@ -49,13 +60,18 @@ pub struct Hub {
 
 struct Inner {
     settings: HubSettings,
+    presence: PresenceSettings,
     metrics: Metrics,
     store: Store,
     auth: Arc<AuthContext>,
+    /// This process's name in Redis: its inbox, its lease, the routes to it.
+    instance_id: String,
     /// One permit per open socket.
     slots: Arc<Semaphore>,
-    /// Live sockets by user, for control messages.
+    /// Live sockets by user.
     registry: Arc<registry::Registry>,
+    /// Route changes waiting for the route task (taken when it starts).
+    route_ops: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<registry::RouteOp>>>,
     /// Every socket task, so shutdown can wait for them.
     tasks: TaskTracker,
     /// Cancelled when the process shuts down; each socket then closes with 1012.
@@ -63,16 +79,27 @@ struct Inner {
 }
 
 impl Hub {
-    pub fn new(settings: HubSettings, metrics: Metrics, store: Store, auth: Arc<AuthContext>) -> Self {
+    pub fn new(
+        settings: HubSettings,
+        presence: PresenceSettings,
+        metrics: Metrics,
+        store: Store,
+        auth: Arc<AuthContext>,
+    ) -> Self {
         let slots = Arc::new(Semaphore::new(settings.max_connections));
+        let (route_tx, route_rx) = tokio::sync::mpsc::unbounded_channel();
+        let instance_id = uuid::Uuid::new_v4().simple().to_string();
         Self {
             inner: Arc::new(Inner {
                 settings,
+                presence,
                 metrics,
                 store,
                 auth,
+                instance_id,
                 slots,
-                registry: Arc::default(),
+                registry: Arc::new(registry::Registry::new(route_tx)),
+                route_ops: std::sync::Mutex::new(Some(route_rx)),
                 tasks: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
             }),
@@ -84,10 +111,26 @@ impl Hub {
         Router::new().route("/ws", get(upgrade)).with_state(self.clone())
     }
 
-    /// Starts listening for control messages from other processes (until shutdown).
-    pub fn spawn_control_listener(&self) {
+    /// This process's instance id in Redis.
+    pub fn instance_id(&self) -> &str {
+        &self.inner.instance_id
+    }
+
+    /// Opens the inbox and starts the background tasks: lease heartbeat, inbox reader,
+    /// route task, control listener. Call once, before serving sockets.
+    pub async fn start(&self) -> Result<(), domain::store::StoreError> {
         let inner = &self.inner;
+        let keep_ms = inner.presence.lease_ms.saturating_mul(6);
+        inner.store.open_inbox(&inner.instance_id, keep_ms).await?;
+        inner.store.instance_heartbeat(&inner.instance_id, inner.presence.lease_ms).await?;
+        let route_ops = inner.route_ops.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(route_ops) = route_ops {
+            tokio::spawn(instance::apply_routes(inner.clone(), route_ops));
+        }
+        tokio::spawn(instance::heartbeat(inner.clone(), inner.shutdown.clone()));
+        tokio::spawn(instance::read_inbox(inner.clone(), inner.shutdown.clone()));
         tokio::spawn(control::listen(inner.store.clone(), inner.registry.clone(), inner.shutdown.clone()));
+        Ok(())
     }
 
     /// Sockets open on this process.
@@ -100,13 +143,20 @@ impl Hub {
     pub async fn shutdown(&self, timeout: Duration) -> bool {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
-        tokio::time::timeout(timeout, self.inner.tasks.wait()).await.is_ok()
+        let drained = tokio::time::timeout(timeout, self.inner.tasks.wait()).await.is_ok();
+        // Leave presence at once rather than waiting for the lease to run out.
+        if let Err(error) = self.inner.store.retire_instance(&self.inner.instance_id).await {
+            tracing::warn!(%error, "could not retire the hub instance; its lease will run out");
+        }
+        drained
     }
 }
 
 #[derive(Deserialize)]
 struct WsQuery {
     token: Option<String>,
+    /// The id of the last event the app processed: the server replays what came after.
+    last_event_id: Option<String>,
 }
 
 /// # `GET /ws`
@@ -122,11 +172,23 @@ async fn upgrade(
             .with("retryable", true)
             .into_response();
     }
-    let query_token = query.ok().and_then(|Query(q)| q.token);
-    let principal = match authenticate(inner, &parts, query_token.as_deref()).await {
+    let Ok(Query(query)) = query else {
+        return ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", "the query string could not be read")
+            .into_response();
+    };
+    let principal = match authenticate(inner, &parts, query.token.as_deref()).await {
         Ok(principal) => principal,
         Err(error) => return error.into_response(),
     };
+    let last_event_id = query.last_event_id.filter(|id| !id.is_empty());
+    if last_event_id.as_deref().is_some_and(|id| StreamId::parse(id).is_none()) {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_last_event_id",
+            "last_event_id must look like 1700000000000-0",
+        )
+        .into_response();
+    }
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
         Err(rejection) => {
@@ -155,7 +217,7 @@ async fn upgrade(
             async move {
                 let tasks = inner.tasks.clone();
                 tasks.spawn(async move {
-                    connection::run(socket, &inner, principal).await;
+                    connection::run(socket, &inner, principal, last_event_id).await;
                     drop(permit);
                 });
             }

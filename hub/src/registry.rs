@@ -1,11 +1,20 @@
-//! The sockets of this process by user, so a control message ("close this user's sockets")
-//! reaches every device the user has connected here.
+//! The sockets of this process by user.
+//!
+//! Registering a user's first socket here adds this instance to the user's route (and, for a
+//! mitra, to their connections); closing the last removes it. Those Redis changes are made
+//! by one task, in the order the registry decided them under its lock, so a close and a new
+//! connection of the same user can never reach Redis in the wrong order. Every new socket
+//! waits until the route work queued before it is done, then reads its backlog: an event
+//! published after that point reaches this instance's inbox, one published before is in
+//! the stream.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::mpsc;
+use domain::auth::Role;
+use domain::events::StreamId;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 /// Why the server closes a socket: a WebSocket close code and its reason.
@@ -15,52 +24,144 @@ pub struct Close {
     pub reason: String,
 }
 
-/// The sockets of one user on this process: (socket id, where to ask it to close).
-type Sockets = Vec<(u64, mpsc::Sender<Close>)>;
+/// Close code for a client too slow to take its frames.
+pub const CLOSE_SLOW_CONSUMER: u16 = 1013;
 
-#[derive(Default)]
-pub(crate) struct Registry {
-    next_id: AtomicU64,
-    users: Mutex<HashMap<Uuid, Sockets>>,
+/// A frame on its way to one socket.
+#[derive(Clone, Debug)]
+pub(crate) struct Outbound {
+    /// The event's stream id (durable events), to skip what the socket already sent.
+    pub id: Option<StreamId>,
+    /// The text frame, shared by every socket of the user.
+    pub frame: Arc<str>,
+    /// When the event was published (unix ms), for the delivery-latency metric.
+    pub published_ms: u64,
 }
 
-/// A socket's place in the registry; leaving it removes the socket.
+struct SocketHandle {
+    id: u64,
+    outbound: mpsc::Sender<Outbound>,
+    closes: mpsc::Sender<Close>,
+}
+
+struct UserSockets {
+    role: Role,
+    sockets: Vec<SocketHandle>,
+}
+
+/// Route work for the ordered route task.
+pub(crate) enum RouteChange {
+    /// The user's first socket here: add the route (and the mitra's connection).
+    Add,
+    /// The user's last socket here closed: remove them.
+    Remove,
+    /// Another socket of a user already routed here: nothing to change, only wait for the
+    /// work queued before.
+    Ensure,
+}
+
+pub(crate) struct RouteOp {
+    pub user: Uuid,
+    pub role: Role,
+    pub change: RouteChange,
+    /// Answered with whether the change reached Redis.
+    pub done: Option<oneshot::Sender<bool>>,
+}
+
+pub(crate) struct Registry {
+    next_id: AtomicU64,
+    users: Mutex<HashMap<Uuid, UserSockets>>,
+    route_ops: mpsc::UnboundedSender<RouteOp>,
+}
+
+/// What a new socket gets from the registry.
+pub(crate) struct Registered<'a> {
+    pub registration: Registration<'a>,
+    pub outbound: mpsc::Receiver<Outbound>,
+    pub closes: mpsc::Receiver<Close>,
+    /// Resolves once the route work queued up to this socket reached Redis (true) or failed.
+    pub routed: oneshot::Receiver<bool>,
+}
+
+/// A socket's place in the registry; dropping it removes the socket.
 pub(crate) struct Registration<'a> {
     registry: &'a Registry,
     user: Uuid,
-    id: u64,
+    pub id: u64,
 }
 
 impl Registry {
-    /// Adds a socket of `user`; the receiver yields a [`Close`] when the server wants it gone.
-    pub(crate) fn register(&self, user: Uuid) -> (Registration<'_>, mpsc::Receiver<Close>) {
+    pub(crate) fn new(route_ops: mpsc::UnboundedSender<RouteOp>) -> Self {
+        Self { next_id: AtomicU64::new(1), users: Mutex::default(), route_ops }
+    }
+
+    pub(crate) fn register(&self, user: Uuid, role: Role, queue: usize) -> Registered<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (sender, receiver) = mpsc::channel(1);
-        self.lock().entry(user).or_default().push((id, sender));
-        (Registration { registry: self, user, id }, receiver)
+        let (outbound_tx, outbound) = mpsc::channel(queue.max(1));
+        let (closes_tx, closes) = mpsc::channel(1);
+        let (done, routed) = oneshot::channel();
+        let mut users = self.lock();
+        let entry = users.entry(user).or_insert_with(|| UserSockets { role, sockets: Vec::new() });
+        let change = if entry.sockets.is_empty() { RouteChange::Add } else { RouteChange::Ensure };
+        entry.sockets.push(SocketHandle { id, outbound: outbound_tx, closes: closes_tx });
+        // Sent under the lock: the route task sees changes in the order they were decided.
+        let _ = self.route_ops.send(RouteOp { user, role, change, done: Some(done) });
+        drop(users);
+        Registered { registration: Registration { registry: self, user, id }, outbound, closes, routed }
     }
 
-    /// Asks every socket of `user` on this process to close. Returns how many were asked.
+    /// Queues `outbound` for every socket of `user` here. A socket whose queue is full is
+    /// asked to close (1013) rather than buffered without bound. Returns sockets reached.
+    pub(crate) fn deliver(&self, user: Uuid, outbound: &Outbound) -> usize {
+        let users = self.lock();
+        let Some(entry) = users.get(&user) else { return 0 };
+        let mut delivered = 0;
+        for socket in &entry.sockets {
+            match socket.outbound.try_send(outbound.clone()) {
+                Ok(()) => delivered += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    let close = Close { code: CLOSE_SLOW_CONSUMER, reason: "slow_consumer".into() };
+                    let _ = socket.closes.try_send(close);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        delivered
+    }
+
+    /// Asks every socket of `user` here to close. Returns how many were asked.
     pub(crate) fn close_user(&self, user: Uuid, close: &Close) -> usize {
-        let senders: Vec<_> =
-            self.lock().get(&user).map(|s| s.iter().map(|(_, tx)| tx.clone()).collect()).unwrap_or_default();
-        senders.iter().filter(|sender| sender.try_send(close.clone()).is_ok()).count()
+        let users = self.lock();
+        let Some(entry) = users.get(&user) else { return 0 };
+        entry.sockets.iter().filter(|socket| socket.closes.try_send(close.clone()).is_ok()).count()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Sockets>> {
-        // A panic while holding this lock leaves the map consistent (single inserts/removes).
-        self.users.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Queues the route of every user here again (after Redis lost its data).
+    pub(crate) fn reannounce(&self) -> usize {
+        let users = self.lock();
+        for (user, entry) in users.iter() {
+            let op = RouteOp { user: *user, role: entry.role, change: RouteChange::Add, done: None };
+            let _ = self.route_ops.send(op);
+        }
+        users.len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, UserSockets>> {
+        // Every critical section leaves the map consistent, so a poisoned lock is still usable.
+        self.users.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
         let mut users = self.registry.lock();
-        if let Some(sockets) = users.get_mut(&self.user) {
-            sockets.retain(|(id, _)| *id != self.id);
-            if sockets.is_empty() {
-                users.remove(&self.user);
-            }
+        let Some(entry) = users.get_mut(&self.user) else { return };
+        entry.sockets.retain(|socket| socket.id != self.id);
+        if entry.sockets.is_empty() {
+            let role = entry.role;
+            users.remove(&self.user);
+            let op = RouteOp { user: self.user, role, change: RouteChange::Remove, done: None };
+            let _ = self.registry.route_ops.send(op);
         }
     }
 }

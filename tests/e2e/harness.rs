@@ -81,6 +81,15 @@ impl TestApp {
     pub async fn spawn_roles(roles: BTreeSet<ServiceRole>, configure: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = isolated_settings();
         configure(&mut settings);
+        Self::spawn_from(settings, roles).await
+    }
+
+    /// Another instance sharing this one's database and Redis prefix (its own ports).
+    pub async fn spawn_sibling(&self) -> Self {
+        Self::spawn_from(self.settings.clone(), ServiceRole::all()).await
+    }
+
+    async fn spawn_from(settings: Settings, roles: BTreeSet<ServiceRole>) -> Self {
         let app = Application::build(settings.clone(), roles).await.expect("application builds");
         let public = app.public_addr().expect("api or hub role serves the public listener");
         let internal = app.internal_addr();
@@ -331,4 +340,73 @@ pub fn session_tokens(session: &serde_json::Value) -> (String, String) {
     let field =
         |name: &str| session[name].as_str().unwrap_or_else(|| panic!("{name} in {session}")).to_owned();
     (field("access_token"), field("refresh_token"))
+}
+
+/// A WebSocket client for tests: JSON frames in and out, pings answered by the library.
+pub struct WsClient {
+    socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+/// How long a test waits for a frame before failing.
+const FRAME_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+impl WsClient {
+    pub async fn connect(url: &str) -> Self {
+        let (socket, _) = tokio_tungstenite::connect_async(url).await.expect("socket opens");
+        Self { socket }
+    }
+
+    /// Connects and reads the `welcome` frame.
+    pub async fn connect_welcomed(url: &str) -> Self {
+        let mut client = Self::connect(url).await;
+        let welcome = client.next_json().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        client
+    }
+
+    /// The next text frame as JSON; panics on a close or after 10 s.
+    pub async fn next_json(&mut self) -> serde_json::Value {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let frame =
+                tokio::time::timeout(FRAME_WAIT, self.socket.next()).await.expect("a frame within 10 s");
+            match frame {
+                Some(Ok(Message::Text(text))) => return serde_json::from_str(&text).expect("JSON frame"),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// Reads until the close frame; returns its code and reason.
+    pub async fn closed(&mut self) -> (u16, String) {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        loop {
+            let frame =
+                tokio::time::timeout(FRAME_WAIT, self.socket.next()).await.expect("closed within 10 s");
+            match frame {
+                Some(Ok(Message::Close(Some(frame)))) => {
+                    return (u16::from(frame.code), frame.reason.to_string());
+                }
+                Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return (1006, String::new()),
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    pub async fn send_json(&mut self, value: serde_json::Value) {
+        self.send_text(value.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: String) {
+        use futures::SinkExt;
+        self.socket.send(tokio_tungstenite::tungstenite::Message::Text(text.into())).await.expect("send");
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        use futures::SinkExt;
+        self.socket.send(tokio_tungstenite::tungstenite::Message::Binary(bytes.into())).await.expect("send");
+    }
 }

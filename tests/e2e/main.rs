@@ -7,6 +7,7 @@ mod harness;
 mod app_config;
 mod auth;
 mod health;
+mod hub;
 mod process;
 mod schema;
 mod shutdown;

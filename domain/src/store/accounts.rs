@@ -225,3 +225,15 @@ async fn audit(
     .await?;
     Ok(())
 }
+
+impl Store {
+    /// Stores the mitra's own online switch.
+    pub async fn set_mitra_status_online(&self, mitra: Uuid, online: bool) -> Result<(), StoreError> {
+        sqlx::query("UPDATE mitras SET status_online = $2 WHERE id = $1")
+            .bind(mitra)
+            .bind(online)
+            .execute(&self.pg)
+            .await?;
+        Ok(())
+    }
+}

@@ -11,6 +11,14 @@ impl Store {
         Ok(sqlx::query_as("SELECT key, value FROM app_config ORDER BY key").fetch_all(&self.pg).await?)
     }
 
+    /// One stored value.
+    pub async fn app_config_value(&self, key: &str) -> Result<Option<Value>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT value FROM app_config WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pg)
+            .await?)
+    }
+
     /// Inserts keys that are missing with the given defaults; existing values are kept.
     pub async fn insert_missing_app_config(&self, defaults: &[(&str, Value)]) -> Result<u64, StoreError> {
         let (keys, values): (Vec<&str>, Vec<Value>) = defaults.iter().cloned().unzip();

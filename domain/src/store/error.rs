@@ -11,6 +11,8 @@ pub enum StoreError {
     Redis(#[from] fred::error::Error),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("encoding: {0}")]
+    Encode(String),
 }
 
 impl StoreError {
@@ -37,7 +39,7 @@ impl StoreError {
                     | fred::error::ErrorKind::Canceled
                     | fred::error::ErrorKind::Backpressure
             ),
-            Self::Migrate(_) => false,
+            Self::Migrate(_) | Self::Encode(_) => false,
         }
     }
 }

@@ -8,9 +8,11 @@ pub mod app_config;
 pub mod database;
 pub mod devices;
 mod error;
+pub mod events;
 pub mod keys;
 pub mod otp;
 pub mod payments;
+pub mod presence;
 pub mod refresh_tokens;
 mod revocation;
 
@@ -144,4 +146,11 @@ async fn connect_redis(config: RedisConfig, pool_size: usize) -> Result<RedisPoo
         .build_pool(pool_size.max(1))?;
     pool.init().await?;
     Ok(pool)
+}
+
+/// Wall-clock unix milliseconds (lease scores, delivery timestamps).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -1,0 +1,74 @@
+//! Publishing events to users, wherever their sockets are.
+//!
+//! Durable events get an id in the user's stream and can be resumed; ephemeral ones
+//! (typing) reach only the sockets open right now. See `store::events` for the keys.
+
+use uuid::Uuid;
+
+use crate::event::Event;
+use crate::settings::HubSettings;
+use crate::store::events::Backlog;
+use crate::store::{Store, StoreError};
+
+/// Publishes `event` for `user` and returns its stream id.
+pub async fn publish(
+    store: &Store,
+    settings: &HubSettings,
+    user: Uuid,
+    event: &Event,
+) -> Result<String, StoreError> {
+    let json = serde_json::to_string(event).map_err(|e| StoreError::Encode(e.to_string()))?;
+    store
+        .publish_event(user, &json, settings.stream_maxlen, settings.stream_ttl_s.saturating_mul(1_000))
+        .await
+}
+
+/// Sends `event` to the user's open sockets only; it is never stored.
+pub async fn publish_ephemeral(store: &Store, user: Uuid, event: &Event) -> Result<(), StoreError> {
+    let json = serde_json::to_string(event).map_err(|e| StoreError::Encode(e.to_string()))?;
+    store.publish_ephemeral(user, &json).await
+}
+
+/// What a client that reconnects with `last_event_id` missed.
+pub async fn backlog(
+    store: &Store,
+    settings: &HubSettings,
+    user: Uuid,
+    last_event_id: &str,
+) -> Result<Backlog, StoreError> {
+    store.read_backlog(user, last_event_id, settings.stream_maxlen.saturating_mul(2)).await
+}
+
+/// A stream id `<ms>-<seq>`, parsed for ordering.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl StreamId {
+    pub fn parse(id: &str) -> Option<Self> {
+        let (ms, seq) = id.split_once('-')?;
+        let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(ms) || !digits(seq) {
+            return None;
+        }
+        Some(Self { ms: ms.parse().ok()?, seq: seq.parse().ok()? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StreamId;
+
+    #[test]
+    fn stream_ids_parse_and_order_numerically() {
+        let a = StreamId::parse("1700000000000-9").expect("valid");
+        let b = StreamId::parse("1700000000000-10").expect("valid");
+        let c = StreamId::parse("1700000000001-0").expect("valid");
+        assert!(a < b && b < c);
+        for bad in ["", "1", "1-", "-1", "a-1", "1-1-1", "1 -1", "99999999999999999999999-0"] {
+            assert_eq!(StreamId::parse(bad), None, "{bad:?}");
+        }
+    }
+}

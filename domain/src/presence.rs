@@ -1,0 +1,109 @@
+//! Presence: who is connected, and which mitras can take a chat.
+//!
+//! A mitra is **online** when their own switch is on (`POST /api/mitra/status`) and at least
+//! one of their sockets is open on a live hub instance; **available** when online and below
+//! `max_customers_per_mitra` active sessions. The counters live in Redis and change in one
+//! script per transition (`store::presence`); the availability poll reads one SCARD.
+//! A hub instance renews a lease every `presence.heartbeat_ms`; every process reaps
+//! instances whose lease is older than `presence.lease_ms`, so a crashed hub's users go
+//! offline within lease + reap interval (10 s + 2 s by default).
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::app_config;
+use crate::auth::Principal;
+use crate::settings::PresenceSettings;
+use crate::store::presence::MitraPresence;
+use crate::store::{Store, StoreError};
+
+/// The cap used when the Redis copy is missing and Postgres cannot be read.
+fn default_cap() -> i64 {
+    app_config::spec("max_customers_per_mitra").and_then(|spec| spec.default_value().as_i64()).unwrap_or(3)
+}
+
+/// The mitra's own switch: stored in Postgres (it survives a Redis restart) and applied to
+/// the counters.
+#[tracing::instrument(skip_all, fields(mitra_id = %mitra.id, online))]
+pub async fn set_mitra_status(
+    store: &Store,
+    mitra: &Principal,
+    online: bool,
+) -> Result<MitraPresence, StoreError> {
+    store.set_mitra_status_online(mitra.id, online).await?;
+    store.set_mitra_status(mitra.id, online, default_cap()).await
+}
+
+/// The mitra's presence as the counters see it.
+pub async fn mitra_presence(store: &Store, mitra: &Principal) -> Result<MitraPresence, StoreError> {
+    store.mitra_presence(mitra.id, default_cap()).await
+}
+
+/// Copies the capacity cap from `app_config` into Redis and recomputes availability.
+pub async fn sync_capacity_cap(store: &Store) -> Result<(), StoreError> {
+    let cap = store
+        .app_config_value("max_customers_per_mitra")
+        .await?
+        .and_then(|v| v.as_i64())
+        .unwrap_or_else(default_cap);
+    store.set_capacity_cap(cap).await
+}
+
+/// Reaps dead hub instances every `reap_interval_ms` until `shutdown`. Runs in every process,
+/// so presence heals even when every hub is gone.
+pub async fn run_reaper(store: Store, settings: PresenceSettings, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_millis(settings.reap_interval_ms.max(100)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut cap_synced = false;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if !cap_synced {
+            match sync_capacity_cap(&store).await {
+                Ok(()) => cap_synced = true,
+                Err(error) => tracing::warn!(%error, "could not copy the capacity cap to Redis"),
+            }
+        }
+        match store.reap_dead_instances(settings.lease_ms, default_cap()).await {
+            Ok(dead) if !dead.is_empty() => tracing::warn!(?dead, "reaped hub instances whose lease ran out"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "presence reap failed"),
+        }
+    }
+}
+
+/// Records that hub `instance` holds the mitra's first socket there.
+pub async fn mitra_connected(
+    store: &Store,
+    mitra: uuid::Uuid,
+    instance: &str,
+) -> Result<MitraPresence, StoreError> {
+    store.mitra_connected(mitra, instance, default_cap()).await
+}
+
+/// Records that hub `instance` holds no socket of the mitra any more.
+pub async fn mitra_disconnected(
+    store: &Store,
+    mitra: uuid::Uuid,
+    instance: &str,
+) -> Result<MitraPresence, StoreError> {
+    store.mitra_disconnected(mitra, instance, default_cap()).await
+}
+
+/// Whether any socket of the user is open on a live hub instance (a push is sent only when
+/// none is).
+pub async fn user_connected(
+    store: &Store,
+    settings: &PresenceSettings,
+    user: uuid::Uuid,
+) -> Result<bool, StoreError> {
+    store.user_connected(user, settings.lease_ms).await
+}
+
+/// Mitras online and below the cap.
+pub async fn available_mitras(store: &Store) -> Result<u64, StoreError> {
+    store.available_mitra_count().await
+}

@@ -1,0 +1,277 @@
+//! Event routing in Redis.
+//!
+//! - `{p}:ev:{u:<user>}`: the user's stream, bounded (`XADD MAXLEN ~`) and expiring; every
+//!   durable event gets its id here, and resuming reads from here.
+//! - `{p}:route:{u:<user>}`: the hub instances holding the user's sockets.
+//! - `{p}:hub:{i:<instance>}:inbox`: each hub instance's inbox stream, read with a blocking
+//!   `XREAD` on a connection of its own.
+//!
+//! Publishing runs one script in the user's slot (append + expire + read the route, so an
+//! instance that registers a route either sees the event in the stream or gets it in its
+//! inbox), then appends to each routed instance's inbox (`NOMKSTREAM`: a dead instance's
+//! expired inbox is not recreated).
+
+use std::sync::LazyLock;
+
+use fred::clients::Client;
+use fred::prelude::{ClientLike, KeysInterface, StreamsInterface};
+use fred::types::Value;
+use fred::types::scripts::Script;
+use fred::types::streams::{XCap, XCapKind, XCapTrim};
+
+use super::{Store, StoreError};
+
+static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r"
+        local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[2])
+        redis.call('PEXPIRE', KEYS[1], ARGV[3])
+        return {id, redis.call('SMEMBERS', KEYS[2])}
+        ",
+    )
+});
+
+/// Reads what a resuming client missed, or says the gap is gone. Atomic, so a trim cannot
+/// slip between the check and the read.
+static RESUME: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r"
+        local function parse(id)
+            local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+            return tonumber(ms), tonumber(seq)
+        end
+        local function before(a, b)
+            local a_ms, a_seq = parse(a)
+            local b_ms, b_seq = parse(b)
+            return a_ms < b_ms or (a_ms == b_ms and a_seq < b_seq)
+        end
+        if redis.call('EXISTS', KEYS[1]) == 0 then return {'resync'} end
+        local info = redis.call('XINFO', 'STREAM', KEYS[1])
+        local max_deleted, first = nil, nil
+        for i = 1, #info, 2 do
+            if info[i] == 'max-deleted-entry-id' then max_deleted = info[i + 1] end
+            if info[i] == 'first-entry' and info[i + 1] then first = info[i + 1][1] end
+        end
+        -- XDEL is recorded in max-deleted-entry-id; trimming (MAXLEN) and expiry are not, but
+        -- they only remove the oldest entries: an id older than the first kept entry may have
+        -- lost events after it. Resyncing then is the safe answer (at worst needless).
+        if max_deleted and before(ARGV[1], max_deleted) then return {'resync'} end
+        if first and before(ARGV[1], first) then return {'resync'} end
+        return {'ok', redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])}
+        ",
+    )
+});
+
+/// One entry of an instance's inbox: an event for one of its users.
+#[derive(Clone, Debug)]
+pub struct InboxEntry {
+    /// The inbox's own entry id (where to continue reading).
+    pub inbox_id: String,
+    pub user_id: uuid::Uuid,
+    /// The event's id in the user's stream; `None` for ephemeral events (typing).
+    pub event_id: Option<String>,
+    /// The event as JSON (`{"type", "data"}`).
+    pub event: String,
+    /// When it was published, unix milliseconds (delivery latency).
+    pub published_ms: u64,
+}
+
+/// What a resuming client gets.
+#[derive(Debug)]
+pub enum Backlog {
+    /// The events after the client's last id, oldest first: `(id, event JSON)`.
+    Events(Vec<(String, String)>),
+    /// Some events in the gap are no longer kept: the app must refetch by REST.
+    ResyncRequired,
+}
+
+impl Store {
+    pub(crate) fn user_stream_key(&self, user: uuid::Uuid) -> String {
+        format!("{}:ev:{{u:{user}}}", self.keys.prefix())
+    }
+
+    pub(crate) fn user_route_key(&self, user: uuid::Uuid) -> String {
+        format!("{}:route:{{u:{user}}}", self.keys.prefix())
+    }
+
+    pub(crate) fn inbox_key(&self, instance: &str) -> String {
+        format!("{}:hub:{{i:{instance}}}:inbox", self.keys.prefix())
+    }
+
+    pub(crate) fn instance_users_key(&self, instance: &str) -> String {
+        format!("{}:hub:{{i:{instance}}}:users", self.keys.prefix())
+    }
+
+    /// Appends a durable event to the user's stream and forwards it to the instances that
+    /// hold the user's sockets. Returns the event's stream id.
+    pub async fn publish_event(
+        &self,
+        user: uuid::Uuid,
+        event: &str,
+        maxlen: u64,
+        ttl_ms: u64,
+    ) -> Result<String, StoreError> {
+        let client = self.redis.next();
+        let keys = vec![self.user_stream_key(user), self.user_route_key(user)];
+        let args = vec![maxlen.to_string(), event.to_owned(), ttl_ms.to_string()];
+        let (id, instances): (String, Vec<String>) = PUBLISH.evalsha_with_reload(client, keys, args).await?;
+        self.forward(client, user, Some(&id), event, &instances).await?;
+        Ok(id)
+    }
+
+    /// Forwards an ephemeral event (never stored, never resumed) to the user's instances.
+    pub async fn publish_ephemeral(&self, user: uuid::Uuid, event: &str) -> Result<(), StoreError> {
+        let client = self.redis.next();
+        let instances: Vec<String> =
+            fred::prelude::SetsInterface::smembers(client, self.user_route_key(user)).await?;
+        self.forward(client, user, None, event, &instances).await
+    }
+
+    async fn forward(
+        &self,
+        client: &Client,
+        user: uuid::Uuid,
+        event_id: Option<&str>,
+        event: &str,
+        instances: &[String],
+    ) -> Result<(), StoreError> {
+        if instances.is_empty() {
+            return Ok(());
+        }
+        let now_ms = super::now_ms().to_string();
+        let user = user.to_string();
+        let pipeline = client.pipeline();
+        for instance in instances {
+            let fields = vec![
+                ("u", user.as_str()),
+                ("i", event_id.unwrap_or("")),
+                ("e", event),
+                ("t", now_ms.as_str()),
+            ];
+            let cap = XCap::try_from((XCapKind::MaxLen, XCapTrim::AlmostExact, 100_000))?;
+            let _: () = pipeline.xadd(self.inbox_key(instance), true, cap, "*", fields).await?;
+        }
+        let _: Vec<Value> = pipeline.all().await?;
+        Ok(())
+    }
+
+    /// The events of `user` after `last_id`, at most `limit`, or `ResyncRequired`.
+    pub async fn read_backlog(
+        &self,
+        user: uuid::Uuid,
+        last_id: &str,
+        limit: u64,
+    ) -> Result<Backlog, StoreError> {
+        let reply: Value = RESUME
+            .evalsha_with_reload(
+                self.redis.next(),
+                vec![self.user_stream_key(user)],
+                vec![last_id.to_owned(), limit.to_string()],
+            )
+            .await?;
+        let mut parts = reply.into_array().into_iter();
+        let status = parts.next().and_then(|v| v.as_string()).unwrap_or_default();
+        if status != "ok" {
+            return Ok(Backlog::ResyncRequired);
+        }
+        let entries = parts.next().map(Value::into_array).unwrap_or_default();
+        let events = entries.into_iter().filter_map(|entry| {
+            let mut entry = entry.into_array().into_iter();
+            let id = entry.next()?.as_string()?;
+            let fields = entry.next()?.into_array();
+            let event = fields
+                .chunks(2)
+                .find(|pair| pair[0].as_str().as_deref() == Some("e"))?
+                .get(1)?
+                .as_string()?;
+            Some((id, event))
+        });
+        Ok(Backlog::Events(events.collect()))
+    }
+
+    /// Creates the inbox of a hub instance (so forwards, which never create it, land) and
+    /// keeps it alive for `ttl_ms`.
+    pub async fn open_inbox(&self, instance: &str, ttl_ms: u64) -> Result<(), StoreError> {
+        let client = self.redis.next();
+        let key = self.inbox_key(instance);
+        let _: String = client.xadd(&key, false, None, "*", vec![("open", "1")]).await?;
+        let _: () = client.pexpire(&key, i64::try_from(ttl_ms).unwrap_or(i64::MAX), None).await?;
+        Ok(())
+    }
+
+    /// Whether the instance's inbox exists (it vanishes when Redis loses its data).
+    pub async fn inbox_exists(&self, instance: &str) -> Result<bool, StoreError> {
+        let count: u64 = self.redis.exists(self.inbox_key(instance)).await?;
+        Ok(count == 1)
+    }
+
+    /// A Redis connection of its own, for blocking reads that would stall the pool.
+    pub async fn dedicated_redis(&self) -> Result<InboxReader, StoreError> {
+        let client = fred::types::Builder::from_config(self.redis_config.clone())
+            .set_policy(fred::prelude::ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+            .build()?;
+        client.init().await?;
+        Ok(InboxReader { client, store: self.clone() })
+    }
+}
+
+/// Reads one instance's inbox with blocking reads on a dedicated connection.
+pub struct InboxReader {
+    client: Client,
+    store: Store,
+}
+
+impl InboxReader {
+    /// Waits up to `block_ms` for entries after `after` (an inbox id; `0-0` from the start).
+    pub async fn read(
+        &self,
+        instance: &str,
+        after: &str,
+        block_ms: u64,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
+        let key = self.store.inbox_key(instance);
+        let reply: Value = self.client.xread(Some(1_000), Some(block_ms), key, after).await?;
+        let mut entries = Vec::new();
+        // RESP2 shape: [[stream, [[id, [field, value, ...]], ...]]]; nil on timeout.
+        for stream in reply.into_array() {
+            let mut stream = stream.into_array().into_iter();
+            let _name = stream.next();
+            for entry in stream.next().map(Value::into_array).unwrap_or_default() {
+                let mut entry = entry.into_array().into_iter();
+                let Some(inbox_id) = entry.next().and_then(|v| v.as_string()) else { continue };
+                let fields = entry.next().map(Value::into_array).unwrap_or_default();
+                let field = |name: &str| {
+                    fields
+                        .chunks(2)
+                        .find(|pair| pair[0].as_str().as_deref() == Some(name))
+                        .and_then(|pair| pair.get(1)?.as_string())
+                };
+                let parsed = (|| {
+                    Some(InboxEntry {
+                        inbox_id: inbox_id.clone(),
+                        user_id: field("u")?.parse().ok()?,
+                        event_id: field("i").filter(|id| !id.is_empty()),
+                        event: field("e")?,
+                        published_ms: field("t")?.parse().ok()?,
+                    })
+                })();
+                match parsed {
+                    Some(parsed) => entries.push(parsed),
+                    // The opening marker, or garbage: skip but move past it.
+                    None => entries.push(InboxEntry {
+                        inbox_id,
+                        user_id: uuid::Uuid::nil(),
+                        event_id: None,
+                        event: String::new(),
+                        published_ms: 0,
+                    }),
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.quit().await;
+    }
+}

@@ -1,0 +1,302 @@
+//! Presence and availability in Redis, all under the hash tag `{avail}` so one script sees
+//! every key it changes (one Redis Cluster slot):
+//!
+//! - `{p}:{avail}:m:<mitra>` hash: `status` (the mitra's own switch, 0/1), `active` (active
+//!   sessions)
+//! - `{p}:{avail}:mc:<mitra>` set: hub instances holding the mitra's sockets
+//! - `{p}:{avail}:im:<instance>` set: mitras an instance holds (to clean up a dead instance)
+//! - `{p}:{avail}:instances` sorted set: hub instance → last heartbeat (unix ms)
+//! - `{p}:{avail}:online` set: mitras whose status is online and who hold a live socket
+//! - `{p}:{avail}:available` set: online mitras below the cap — what the availability poll counts
+//! - `{p}:{avail}:cap` the capacity cap; `{p}:{avail}:known` every mitra with a hash
+//!
+//! Every transition runs [`AVAILABILITY`], which changes one input and recomputes the mitra's
+//! membership of `online` and `available` in the same step: no read-modify-write from Rust.
+//! Customers' routes (`{p}:route:{u:<id>}`, see `events`) are per user, outside `{avail}`.
+
+use std::sync::LazyLock;
+
+use fred::prelude::{KeysInterface, SetsInterface, SortedSetsInterface};
+use fred::types::Value;
+use fred::types::scripts::Script;
+use uuid::Uuid;
+
+use super::{Store, StoreError, now_ms};
+
+static AVAILABILITY: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r"
+        local p, op, a, b = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+        local now, lease, default_cap = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+        local function recompute(m)
+            local h = p .. 'm:' .. m
+            local status = redis.call('HGET', h, 'status') == '1'
+            local active = tonumber(redis.call('HGET', h, 'active') or '0')
+            local connected = redis.call('SCARD', p .. 'mc:' .. m) > 0
+            local cap = tonumber(redis.call('GET', p .. 'cap') or default_cap)
+            local online = status and connected
+            if online then redis.call('SADD', p .. 'online', m) else redis.call('SREM', p .. 'online', m) end
+            if online and active < cap then
+                redis.call('SADD', p .. 'available', m)
+            else
+                redis.call('SREM', p .. 'available', m)
+            end
+            return {status and 1 or 0, connected and 1 or 0, active, online and 1 or 0}
+        end
+        local function retire(instance)
+            for _, m in ipairs(redis.call('SMEMBERS', p .. 'im:' .. instance)) do
+                redis.call('SREM', p .. 'mc:' .. m, instance)
+                recompute(m)
+            end
+            redis.call('DEL', p .. 'im:' .. instance)
+            redis.call('ZREM', p .. 'instances', instance)
+        end
+        if op == 'status' then
+            redis.call('HSET', p .. 'm:' .. a, 'status', b)
+            redis.call('SADD', p .. 'known', a)
+            return recompute(a)
+        elseif op == 'connect' then
+            redis.call('SADD', p .. 'mc:' .. a, b)
+            redis.call('SADD', p .. 'im:' .. b, a)
+            redis.call('SADD', p .. 'known', a)
+            return recompute(a)
+        elseif op == 'disconnect' then
+            redis.call('SREM', p .. 'mc:' .. a, b)
+            redis.call('SREM', p .. 'im:' .. b, a)
+            return recompute(a)
+        elseif op == 'sessions' then
+            local active = redis.call('HINCRBY', p .. 'm:' .. a, 'active', b)
+            if active < 0 then redis.call('HSET', p .. 'm:' .. a, 'active', 0) end
+            redis.call('SADD', p .. 'known', a)
+            return recompute(a)
+        elseif op == 'set_sessions' then
+            redis.call('HSET', p .. 'm:' .. a, 'active', b)
+            redis.call('SADD', p .. 'known', a)
+            return recompute(a)
+        elseif op == 'cap' then
+            redis.call('SET', p .. 'cap', a)
+            for _, m in ipairs(redis.call('SMEMBERS', p .. 'known')) do recompute(m) end
+            return {}
+        elseif op == 'heartbeat' then
+            redis.call('ZADD', p .. 'instances', now, a)
+            return {}
+        elseif op == 'retire' then
+            retire(a)
+            return {}
+        elseif op == 'reap' then
+            local dead = redis.call('ZRANGEBYSCORE', p .. 'instances', '-inf', now - lease)
+            for _, instance in ipairs(dead) do retire(instance) end
+            return dead
+        elseif op == 'state' then
+            return recompute(a)
+        end
+        return redis.error_reply('unknown op ' .. op)
+        ",
+    )
+});
+
+/// A mitra's presence as the counters see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MitraPresence {
+    /// The mitra's own switch.
+    pub status_online: bool,
+    /// At least one live socket on a live hub instance.
+    pub connected: bool,
+    pub active_sessions: i64,
+    /// Status online and connected.
+    pub online: bool,
+}
+
+impl Store {
+    fn avail_prefix(&self) -> String {
+        format!("{}:{{avail}}:", self.keys.prefix())
+    }
+
+    async fn availability(
+        &self,
+        op: &str,
+        a: &str,
+        b: &str,
+        lease_ms: u64,
+        default_cap: i64,
+    ) -> Result<Value, StoreError> {
+        let prefix = self.avail_prefix();
+        let key = format!("{prefix}online");
+        let args = vec![
+            prefix,
+            op.to_owned(),
+            a.to_owned(),
+            b.to_owned(),
+            now_ms().to_string(),
+            lease_ms.to_string(),
+            default_cap.to_string(),
+        ];
+        Ok(AVAILABILITY.evalsha_with_reload(self.redis.next(), vec![key], args).await?)
+    }
+
+    async fn mitra_op(
+        &self,
+        op: &str,
+        mitra: Uuid,
+        arg: &str,
+        default_cap: i64,
+    ) -> Result<MitraPresence, StoreError> {
+        let reply = self.availability(op, &mitra.to_string(), arg, 0, default_cap).await?;
+        let values: Vec<i64> = reply.into_array().into_iter().filter_map(|v| v.as_i64()).collect();
+        let [status, connected, active, online] = values[..] else {
+            return Err(StoreError::Redis(fred::error::Error::new(
+                fred::error::ErrorKind::Parse,
+                "availability reply",
+            )));
+        };
+        Ok(MitraPresence {
+            status_online: status == 1,
+            connected: connected == 1,
+            active_sessions: active,
+            online: online == 1,
+        })
+    }
+
+    /// Records the mitra's own online switch.
+    pub async fn set_mitra_status(
+        &self,
+        mitra: Uuid,
+        online: bool,
+        cap: i64,
+    ) -> Result<MitraPresence, StoreError> {
+        self.mitra_op("status", mitra, if online { "1" } else { "0" }, cap).await
+    }
+
+    /// Records that `instance` holds at least one socket of the mitra.
+    pub async fn mitra_connected(
+        &self,
+        mitra: Uuid,
+        instance: &str,
+        cap: i64,
+    ) -> Result<MitraPresence, StoreError> {
+        self.mitra_op("connect", mitra, instance, cap).await
+    }
+
+    /// Records that `instance` holds no socket of the mitra any more.
+    pub async fn mitra_disconnected(
+        &self,
+        mitra: Uuid,
+        instance: &str,
+        cap: i64,
+    ) -> Result<MitraPresence, StoreError> {
+        self.mitra_op("disconnect", mitra, instance, cap).await
+    }
+
+    /// Moves the mitra's active-session count by `delta` (session start +1, end -1).
+    pub async fn add_mitra_sessions(
+        &self,
+        mitra: Uuid,
+        delta: i64,
+        cap: i64,
+    ) -> Result<MitraPresence, StoreError> {
+        self.mitra_op("sessions", mitra, &delta.to_string(), cap).await
+    }
+
+    /// Sets the mitra's active-session count (rebuilding from Postgres).
+    pub async fn set_mitra_sessions(
+        &self,
+        mitra: Uuid,
+        active: i64,
+        cap: i64,
+    ) -> Result<MitraPresence, StoreError> {
+        self.mitra_op("set_sessions", mitra, &active.to_string(), cap).await
+    }
+
+    /// The mitra's presence, recomputed.
+    pub async fn mitra_presence(&self, mitra: Uuid, cap: i64) -> Result<MitraPresence, StoreError> {
+        self.mitra_op("state", mitra, "", cap).await
+    }
+
+    /// Sets the capacity cap and recomputes every mitra against it.
+    pub async fn set_capacity_cap(&self, cap: i64) -> Result<(), StoreError> {
+        self.availability("cap", &cap.to_string(), "", 0, cap).await?;
+        Ok(())
+    }
+
+    /// Mitras online and below the cap: the availability poll's answer. One SCARD.
+    pub async fn available_mitra_count(&self) -> Result<u64, StoreError> {
+        Ok(self.redis.scard(format!("{}available", self.avail_prefix())).await?)
+    }
+
+    /// Whether this mitra is in the available set.
+    pub async fn mitra_is_available(&self, mitra: Uuid) -> Result<bool, StoreError> {
+        Ok(self.redis.sismember(format!("{}available", self.avail_prefix()), mitra.to_string()).await?)
+    }
+
+    /// Renews a hub instance's lease and keeps its inbox and user index alive.
+    pub async fn instance_heartbeat(&self, instance: &str, lease_ms: u64) -> Result<(), StoreError> {
+        self.availability("heartbeat", instance, "", lease_ms, 0).await?;
+        let keep_ms = i64::try_from(lease_ms.saturating_mul(6)).unwrap_or(i64::MAX);
+        let client = self.redis.next();
+        let _: () = client.pexpire(self.inbox_key(instance), keep_ms, None).await?;
+        let _: () = client.pexpire(self.instance_users_key(instance), keep_ms, None).await?;
+        Ok(())
+    }
+
+    /// Takes an instance out of presence at once (graceful shutdown), as a dead one would be.
+    pub async fn retire_instance(&self, instance: &str) -> Result<(), StoreError> {
+        self.availability("retire", instance, "", 0, 0).await?;
+        self.forget_instance_routes(instance).await
+    }
+
+    /// Retires every instance whose lease is older than `lease_ms`; returns them.
+    pub async fn reap_dead_instances(&self, lease_ms: u64, cap: i64) -> Result<Vec<String>, StoreError> {
+        let reply = self.availability("reap", "", "", lease_ms, cap).await?;
+        let dead: Vec<String> = reply.into_array().into_iter().filter_map(|v| v.as_string()).collect();
+        for instance in &dead {
+            self.forget_instance_routes(instance).await?;
+        }
+        Ok(dead)
+    }
+
+    /// The live hub instances (lease younger than `lease_ms`).
+    pub async fn live_instances(&self, lease_ms: u64) -> Result<Vec<String>, StoreError> {
+        let since = now_ms().saturating_sub(lease_ms);
+        Ok(self
+            .redis
+            .zrangebyscore(format!("{}instances", self.avail_prefix()), since as f64, "+inf", false, None)
+            .await?)
+    }
+
+    /// Adds `instance` to the routes of `user` (its first socket there).
+    pub async fn add_route(&self, user: Uuid, instance: &str) -> Result<(), StoreError> {
+        let client = self.redis.next();
+        let _: () = client.sadd(self.user_route_key(user), instance).await?;
+        let _: () = client.sadd(self.instance_users_key(instance), user.to_string()).await?;
+        Ok(())
+    }
+
+    /// Removes `instance` from the routes of `user` (its last socket there closed).
+    pub async fn remove_route(&self, user: Uuid, instance: &str) -> Result<(), StoreError> {
+        let client = self.redis.next();
+        let _: () = client.srem(self.user_route_key(user), instance).await?;
+        let _: () = client.srem(self.instance_users_key(instance), user.to_string()).await?;
+        Ok(())
+    }
+
+    /// Whether any live instance holds a socket of `user` (push only when none does).
+    pub async fn user_connected(&self, user: Uuid, lease_ms: u64) -> Result<bool, StoreError> {
+        let routed: Vec<String> = self.redis.smembers(self.user_route_key(user)).await?;
+        if routed.is_empty() {
+            return Ok(false);
+        }
+        let live = self.live_instances(lease_ms).await?;
+        Ok(routed.iter().any(|instance| live.contains(instance)))
+    }
+
+    async fn forget_instance_routes(&self, instance: &str) -> Result<(), StoreError> {
+        let client = self.redis.next();
+        let users: Vec<String> = client.smembers(self.instance_users_key(instance)).await?;
+        for user in users {
+            let route = format!("{}:route:{{u:{user}}}", self.keys.prefix());
+            let _: () = client.srem(route, instance).await?;
+        }
+        let _: () = client.del(vec![self.instance_users_key(instance), self.inbox_key(instance)]).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,122 @@
+//! The tasks one hub process runs besides its sockets: the lease heartbeat, the inbox
+//! reader that hands events to local sockets, and the ordered route task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::auth::Role;
+use domain::events::StreamId;
+use domain::presence;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::Inner;
+use crate::registry::{Outbound, RouteChange, RouteOp};
+
+/// Applies route changes in the order the registry decided them.
+pub(crate) async fn apply_routes(inner: Arc<Inner>, mut ops: mpsc::UnboundedReceiver<RouteOp>) {
+    while let Some(op) = ops.recv().await {
+        let store = &inner.store;
+        let instance = inner.instance_id.as_str();
+        let result = match op.change {
+            RouteChange::Add => match store.add_route(op.user, instance).await {
+                Ok(()) if op.role == Role::Mitra => {
+                    presence::mitra_connected(store, op.user, instance).await.map(drop)
+                }
+                other => other,
+            },
+            RouteChange::Remove => match store.remove_route(op.user, instance).await {
+                Ok(()) if op.role == Role::Mitra => {
+                    presence::mitra_disconnected(store, op.user, instance).await.map(drop)
+                }
+                other => other,
+            },
+            RouteChange::Ensure => Ok(()),
+        };
+        if let Err(error) = &result {
+            tracing::warn!(%error, user = %op.user, "route change failed");
+        }
+        if let Some(done) = op.done {
+            let _ = done.send(result.is_ok());
+        }
+    }
+}
+
+/// Renews this instance's lease. When the inbox is found missing (Redis restarted empty),
+/// it is recreated and every local user's route announced again.
+pub(crate) async fn heartbeat(inner: Arc<Inner>, shutdown: CancellationToken) {
+    let settings = &inner.presence;
+    let mut every = tokio::time::interval(Duration::from_millis(settings.heartbeat_ms.max(100)));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let store = &inner.store;
+        let instance = inner.instance_id.as_str();
+        match store.inbox_exists(instance).await {
+            Ok(true) => {}
+            Ok(false) => {
+                if let Err(error) = store.open_inbox(instance, settings.lease_ms.saturating_mul(6)).await {
+                    tracing::warn!(%error, "could not open the hub inbox");
+                    continue;
+                }
+                let users = inner.registry.reannounce();
+                if users > 0 {
+                    tracing::warn!(users, "hub inbox was gone (Redis lost its data); routes announced again");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "hub heartbeat failed");
+                continue;
+            }
+        }
+        if let Err(error) = store.instance_heartbeat(instance, settings.lease_ms).await {
+            tracing::warn!(%error, "hub heartbeat failed");
+        }
+    }
+}
+
+/// Reads this instance's inbox and hands each event to the user's local sockets.
+pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
+    let instance = inner.instance_id.as_str();
+    let mut after = "0-0".to_owned();
+    while !shutdown.is_cancelled() {
+        let reader = match inner.store.dedicated_redis().await {
+            Ok(reader) => reader,
+            Err(error) => {
+                tracing::warn!(%error, "inbox connection failed; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                }
+            }
+        };
+        loop {
+            let batch = tokio::select! {
+                () = shutdown.cancelled() => break,
+                batch = reader.read(instance, &after, 2_000) => batch,
+            };
+            let entries = match batch {
+                Ok(entries) => entries,
+                Err(error) => {
+                    tracing::warn!(%error, "inbox read failed");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            for entry in entries {
+                after.clone_from(&entry.inbox_id);
+                if entry.event.is_empty() {
+                    continue;
+                }
+                let id = entry.event_id.as_deref().and_then(StreamId::parse);
+                let frame = crate::protocol::event_frame(&entry.event, entry.event_id.as_deref());
+                let outbound = Outbound { id, frame: frame.into(), published_ms: entry.published_ms };
+                inner.registry.deliver(entry.user_id, &outbound);
+            }
+        }
+        reader.close().await;
+    }
+}
