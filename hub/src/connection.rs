@@ -3,7 +3,7 @@
 //! goes silent, or the process shuts down.
 
 use std::num::NonZeroU32;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use domain::auth::Principal;
@@ -56,7 +56,8 @@ async fn serve(
     last_event_id: Option<String>,
 ) -> Option<Close> {
     let settings = &inner.settings;
-    let registered = inner.registry.register(principal.id, principal.role, settings.send_queue_frames);
+    let registered =
+        inner.registry.register(principal.id, principal.token_id, principal.role, settings.send_queue_frames);
     let (mut outbound, mut closes) = (registered.outbound, registered.closes);
     if !registered.routed.await.unwrap_or(false) {
         return close(close_code::AGAIN, "presence_unavailable");
@@ -85,6 +86,8 @@ async fn serve(
                 send(socket, inner, "resumed", protocol::frame("resumed", resumed, None)).await.ok()?;
             }
             Ok(Backlog::ResyncRequired) => {
+                // Whatever the client held, every live event from now on is new to it.
+                last_sent = StreamId::default();
                 let data = json!({ "reason": "the events after last_event_id are no longer kept; refetch over REST" });
                 send(socket, inner, "resync_required", protocol::frame("resync_required", data, None))
                     .await
@@ -104,7 +107,8 @@ async fn serve(
     let mut pings = tokio::time::interval(Duration::from_secs(settings.ping_interval_s.max(1)));
     pings.reset();
     let idle_timeout = Duration::from_secs(settings.idle_timeout_s.max(1));
-    let mut last_heard = Instant::now();
+    let silence = tokio::time::sleep(idle_timeout);
+    tokio::pin!(silence);
     let per_second = NonZeroU32::new(settings.commands_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
     let burst = NonZeroU32::new(settings.command_burst.max(1)).unwrap_or(NonZeroU32::MIN);
     let limiter = RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst));
@@ -132,14 +136,10 @@ async fn serve(
                     () = inner.shutdown.cancelled() => return close(close_code::RESTART, "server restarting"),
                 }
             }
-            _ = pings.tick() => {
-                if last_heard.elapsed() >= idle_timeout {
-                    return close(CLOSE_HEARTBEAT_TIMEOUT, "heartbeat_timeout");
-                }
-                socket.send(Message::Ping(Vec::new().into())).await.ok()?;
-            }
+            () = &mut silence => return close(CLOSE_HEARTBEAT_TIMEOUT, "heartbeat_timeout"),
+            _ = pings.tick() => socket.send(Message::Ping(Vec::new().into())).await.ok()?,
             frame = socket.next() => {
-                last_heard = Instant::now();
+                silence.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
                 let text = match frame {
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Binary(_))) => {

@@ -14,7 +14,10 @@ use crate::registry::{Close, Registry};
 #[derive(Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Control {
+    /// Close every socket of the user (account deactivated).
     DisconnectUser { user_id: Uuid, code: u16, reason: String },
+    /// Close the sockets opened with one access token (logout).
+    DisconnectToken { user_id: Uuid, token_id: Uuid, code: u16, reason: String },
 }
 
 /// Listens until `shutdown`, resubscribing after failures.
@@ -38,8 +41,12 @@ pub(crate) async fn listen(store: Store, registry: Arc<Registry>, shutdown: Canc
             let Some(message) = message else { break };
             match serde_json::from_str::<Control>(&message) {
                 Ok(Control::DisconnectUser { user_id, code, reason }) => {
-                    let closed = registry.close_user(user_id, &Close { code, reason });
+                    let closed = registry.close_user(user_id, None, &Close { code, reason });
                     tracing::info!(%user_id, code, closed, "closing a user's sockets");
+                }
+                Ok(Control::DisconnectToken { user_id, token_id, code, reason }) => {
+                    let closed = registry.close_user(user_id, Some(token_id), &Close { code, reason });
+                    tracing::info!(%user_id, code, closed, "closing the sockets of a revoked token");
                 }
                 Err(error) => tracing::warn!(%error, "unreadable hub control message"),
             }

@@ -209,7 +209,7 @@ async fn upgrade(
     upgrade
         .read_buffer_size(SOCKET_BUFFER_BYTES)
         .write_buffer_size(SOCKET_BUFFER_BYTES)
-        .max_write_buffer_size(SOCKET_BUFFER_BYTES * 16)
+        .max_write_buffer_size(max_frame * 2 + SOCKET_BUFFER_BYTES)
         .max_message_size(max_frame)
         .max_frame_size(max_frame)
         .on_upgrade(move |socket| {

@@ -40,6 +40,8 @@ pub(crate) struct Outbound {
 
 struct SocketHandle {
     id: u64,
+    /// The access token the socket authenticated with (logout closes its sockets).
+    token_id: Uuid,
     outbound: mpsc::Sender<Outbound>,
     closes: mpsc::Sender<Close>,
 }
@@ -95,7 +97,7 @@ impl Registry {
         Self { next_id: AtomicU64::new(1), users: Mutex::default(), route_ops }
     }
 
-    pub(crate) fn register(&self, user: Uuid, role: Role, queue: usize) -> Registered<'_> {
+    pub(crate) fn register(&self, user: Uuid, token_id: Uuid, role: Role, queue: usize) -> Registered<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (outbound_tx, outbound) = mpsc::channel(queue.max(1));
         let (closes_tx, closes) = mpsc::channel(1);
@@ -103,7 +105,7 @@ impl Registry {
         let mut users = self.lock();
         let entry = users.entry(user).or_insert_with(|| UserSockets { role, sockets: Vec::new() });
         let change = if entry.sockets.is_empty() { RouteChange::Add } else { RouteChange::Ensure };
-        entry.sockets.push(SocketHandle { id, outbound: outbound_tx, closes: closes_tx });
+        entry.sockets.push(SocketHandle { id, token_id, outbound: outbound_tx, closes: closes_tx });
         // Sent under the lock: the route task sees changes in the order they were decided.
         let _ = self.route_ops.send(RouteOp { user, role, change, done: Some(done) });
         drop(users);
@@ -129,11 +131,17 @@ impl Registry {
         delivered
     }
 
-    /// Asks every socket of `user` here to close. Returns how many were asked.
-    pub(crate) fn close_user(&self, user: Uuid, close: &Close) -> usize {
+    /// Asks every socket of `user` here (only those of `token_id`, when given) to close.
+    /// Returns how many were asked.
+    pub(crate) fn close_user(&self, user: Uuid, token_id: Option<Uuid>, close: &Close) -> usize {
         let users = self.lock();
         let Some(entry) = users.get(&user) else { return 0 };
-        entry.sockets.iter().filter(|socket| socket.closes.try_send(close.clone()).is_ok()).count()
+        entry
+            .sockets
+            .iter()
+            .filter(|socket| token_id.is_none_or(|token| token == socket.token_id))
+            .filter(|socket| socket.closes.try_send(close.clone()).is_ok())
+            .count()
     }
 
     /// Queues the route of every user here again (after Redis lost its data).

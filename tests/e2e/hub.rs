@@ -376,3 +376,44 @@ async fn a_silent_client_is_closed_and_a_live_one_is_kept() {
     assert_eq!(silent.closed().await, (4008, "heartbeat_timeout".to_owned()));
     assert!(started.elapsed() >= Duration::from_secs(2));
 }
+
+#[tokio::test]
+async fn logging_out_closes_the_sockets_of_that_token_only() {
+    let app = TestApp::spawn().await;
+    let (_, access, refresh) = app.sign_in_customer(&crate::harness::unique_phone()).await;
+    let (status, other) =
+        app.post(&app.public_url("/api/auth/refresh"), None, json!({"refresh_token": refresh})).await;
+    assert_eq!(status, 200);
+    let other_device = other["access_token"].as_str().expect("access");
+    let mut this_device = WsClient::connect_welcomed(&ws_url_with_token(app.public, &access)).await;
+    let mut second = WsClient::connect_welcomed(&ws_url_with_token(app.public, other_device)).await;
+
+    let (status, _) = app.post(&app.public_url("/api/auth/logout"), Some(&access), json!({})).await;
+    assert_eq!(status, 204);
+    assert_eq!(this_device.closed().await, (4002, "logged_out".to_owned()));
+    second.send_json(json!({"type": "ping", "ref": 1})).await;
+    assert_eq!(second.next_json().await["type"], "pong");
+}
+
+#[tokio::test]
+async fn an_id_the_stream_never_generated_gives_resync_and_live_events_still_flow() {
+    let app = TestApp::spawn().await;
+    let user = Uuid::new_v4();
+    publish(&app, user, 1).await;
+    let future = "99999999999999-0";
+    let mut socket = WsClient::connect_welcomed(&url(&app, user, Role::Customer, Some(future))).await;
+    assert_eq!(socket.next_json().await["type"], "resync_required");
+    publish(&app, user, 2).await;
+    assert_eq!(socket.next_json().await["data"]["n"], 2);
+}
+
+#[tokio::test]
+async fn server_frames_larger_than_the_client_frame_limit_are_delivered() {
+    let app = TestApp::spawn().await;
+    let user = Uuid::new_v4();
+    let mut socket = WsClient::connect_welcomed(&url(&app, user, Role::Customer, None)).await;
+    let big = "y".repeat(100 * 1024);
+    let payload = Event::new(EventKind::ChatMessage, json!({"pad": big}));
+    domain::events::publish(&app.store, &app.settings.hub, user, &payload).await.expect("publish");
+    assert_eq!(socket.next_json().await["data"]["pad"].as_str().map(str::len), Some(100 * 1024));
+}

@@ -13,6 +13,9 @@ use crate::settings::AuthSettings;
 use crate::store::Store;
 use crate::store::refresh_tokens::{NewRefreshToken, Rotation};
 
+/// WebSocket close code for a socket whose access token was logged out.
+pub const CLOSE_LOGGED_OUT: u16 = 4002;
+
 /// A signed-in session: what every sign-in and refresh answers.
 #[derive(Debug)]
 pub struct Session {
@@ -139,6 +142,15 @@ pub async fn logout(
     }
     let remaining_s = (principal.expires_at_s - now_s()).max(1);
     store.revoke_access_token(principal, remaining_s).await?;
+    // Sockets opened with this token close now rather than at its expiry.
+    let close = serde_json::json!({
+        "kind": "disconnect_token",
+        "user_id": principal.id,
+        "token_id": principal.token_id,
+        "code": CLOSE_LOGGED_OUT,
+        "reason": "logged_out",
+    });
+    store.publish_hub_control(&close.to_string()).await?;
     Ok(())
 }
 

@@ -47,11 +47,15 @@ static RESUME: LazyLock<Script> = LazyLock::new(|| {
         end
         if redis.call('EXISTS', KEYS[1]) == 0 then return {'resync'} end
         local info = redis.call('XINFO', 'STREAM', KEYS[1])
-        local max_deleted, first = nil, nil
+        local max_deleted, first, last_generated = nil, nil, nil
         for i = 1, #info, 2 do
             if info[i] == 'max-deleted-entry-id' then max_deleted = info[i + 1] end
             if info[i] == 'first-entry' and info[i + 1] then first = info[i + 1][1] end
+            if info[i] == 'last-generated-id' then last_generated = info[i + 1] end
         end
+        -- An id this stream never generated (another user's, another deployment's) would
+        -- hide every live event up to it: start over instead.
+        if last_generated and before(last_generated, ARGV[1]) then return {'resync'} end
         -- XDEL is recorded in max-deleted-entry-id; trimming (MAXLEN) and expiry are not, but
         -- they only remove the oldest entries: an id older than the first kept entry may have
         -- lost events after it. Resyncing then is the safe answer (at worst needless).

@@ -1,0 +1,270 @@
+//! `wsbench`: drives the hub with real sockets.
+//!
+//! - `idle`: opens N authenticated sockets (spread over several 127.0.0.x source addresses,
+//!   since one address pair has ~28k ephemeral ports), waits for every `welcome`, holds
+//!   them, and reports how many held.
+//! - `latency`: opens one socket per user, then publishes events through Redis Streams at a
+//!   fixed rate (as the api and workers do) and measures publish-to-receive latency on the
+//!   client (same machine, same clock).
+//!
+//! Tokens are signed with the development JWT key unless `--jwt-secret` says otherwise.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use domain::auth::Role;
+use domain::auth::tokens::TokenKeys;
+use domain::event::{Event, EventKind};
+use domain::settings::{AuthSettings, HubSettings, Secret, Settings};
+use futures::StreamExt;
+use tokio::net::TcpSocket;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Parser)]
+struct Cli {
+    /// The hub's public address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    hub: SocketAddr,
+    /// Source addresses to connect from, round-robin (127.0.0.2,127.0.0.3,...).
+    #[arg(long, value_delimiter = ',', default_value = "127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5")]
+    sources: Vec<IpAddr>,
+    /// Handshakes in flight at once.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    #[arg(long, default_value = domain::settings::DEV_JWT_SECRET)]
+    jwt_secret: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Open and hold idle sockets.
+    Idle {
+        #[arg(long)]
+        connections: usize,
+        /// How long to hold them once all are open.
+        #[arg(long, default_value_t = 20)]
+        hold_s: u64,
+        /// A file created once every socket is open (for the runner to measure the hub).
+        #[arg(long)]
+        ready_file: Option<std::path::PathBuf>,
+    },
+    /// Publish events at a fixed rate to connected users and measure delivery latency.
+    Latency {
+        #[arg(long, default_value_t = 1_000)]
+        users: usize,
+        /// Events per second, spread over the users.
+        #[arg(long, default_value_t = 5_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 20)]
+        duration_s: u64,
+        /// Redis and key prefix of the hub under test.
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        #[arg(long)]
+        redis_prefix: String,
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/bestie_bench")]
+        database_url: String,
+    },
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// Opens one socket for `user` from `source` and reads its welcome.
+async fn open(hub: SocketAddr, source: IpAddr, token: &str) -> anyhow::Result<Socket> {
+    let tcp = TcpSocket::new_v4()?;
+    tcp.bind(SocketAddr::new(source, 0))?;
+    let stream = tcp.connect(hub).await?;
+    let url = format!("ws://{hub}/ws?token={token}");
+    let (mut socket, _) = tokio_tungstenite::client_async(url, stream).await?;
+    match socket.next().await {
+        Some(Ok(Message::Text(text))) if text.contains("\"welcome\"") => Ok(socket),
+        other => anyhow::bail!("no welcome: {other:?}"),
+    }
+}
+
+/// Opens `count` sockets for new users; returns them with their user ids.
+async fn open_many(cli: &Cli, count: usize, role: Role) -> Vec<(uuid::Uuid, Socket)> {
+    let keys = Arc::new(TokenKeys::new(&AuthSettings {
+        jwt_secret: Secret::new(cli.jwt_secret.clone()),
+        access_token_ttl_s: 24 * 3600,
+        ..AuthSettings::default()
+    }));
+    let gate = Arc::new(Semaphore::new(cli.concurrency.max(1)));
+    let failed = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let tasks = (0..count).map(|n| {
+        let (keys, gate, failed) = (keys.clone(), gate.clone(), failed.clone());
+        let source = cli.sources[n % cli.sources.len()];
+        let hub = cli.hub;
+        tokio::spawn(async move {
+            let _permit = gate.acquire().await.ok()?;
+            let user = uuid::Uuid::new_v4();
+            let token = keys.issue(user, role).ok()?.token;
+            match open(hub, source, &token).await {
+                Ok(socket) => Some((user, socket)),
+                Err(error) => {
+                    if failed.fetch_add(1, Ordering::Relaxed) < 5 {
+                        eprintln!("connect failed: {error:#}");
+                    }
+                    None
+                }
+            }
+        })
+    });
+    let sockets: Vec<_> =
+        futures::future::join_all(tasks).await.into_iter().filter_map(|t| t.ok().flatten()).collect();
+    eprintln!(
+        "opened {} of {count} sockets in {:.1} s ({} failed)",
+        sockets.len(),
+        started.elapsed().as_secs_f64(),
+        failed.load(Ordering::Relaxed)
+    );
+    sockets
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)] as f64 / 1_000.0
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Idle { connections, hold_s, ready_file } => {
+            let mut sockets = open_many(&cli, *connections, Role::Customer).await;
+            if let Some(file) = ready_file {
+                std::fs::write(file, sockets.len().to_string())?;
+            }
+            // Hold: read whatever comes (pings are answered by the library).
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(*hold_s);
+            let closed = Arc::new(AtomicU64::new(0));
+            let readers = sockets.drain(..).map(|(_, mut socket)| {
+                let closed = closed.clone();
+                tokio::spawn(async move {
+                    loop {
+                        match tokio::time::timeout_at(deadline, socket.next()).await {
+                            Err(_) => return,
+                            Ok(Some(Ok(Message::Close(_))) | None | Some(Err(_))) => {
+                                closed.fetch_add(1, Ordering::Relaxed);
+                                return;
+                            }
+                            Ok(Some(Ok(_))) => {}
+                        }
+                    }
+                })
+            });
+            let held = readers.len();
+            futures::future::join_all(readers.collect::<Vec<_>>()).await;
+            println!("{{\"opened\": {held}, \"closed_during_hold\": {}}}", closed.load(Ordering::Relaxed));
+        }
+        Command::Latency { users, rate, duration_s, redis_url, redis_prefix, database_url } => {
+            let mut settings = Settings::default();
+            settings.redis.url = Secret::new(redis_url.clone());
+            settings.redis.prefix.clone_from(redis_prefix);
+            settings.redis.pool_size = 8;
+            settings.database.url = Secret::new(database_url.clone());
+            let store =
+                domain::store::Store::connect(&settings.database, &settings.redis).await.context("stores")?;
+            let sockets = open_many(&cli, *users, Role::Customer).await;
+            anyhow::ensure!(!sockets.is_empty(), "no socket opened");
+            let user_ids: Vec<uuid::Uuid> = sockets.iter().map(|(user, _)| *user).collect();
+            let latencies = Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
+            let received = Arc::new(AtomicU64::new(0));
+            let readers: Vec<_> = sockets
+                .into_iter()
+                .map(|(_, mut socket)| {
+                    let (latencies, received) = (latencies.clone(), received.clone());
+                    tokio::spawn(async move {
+                        while let Some(Ok(message)) = socket.next().await {
+                            let Message::Text(text) = message else { continue };
+                            let Ok(frame) = serde_json::from_str::<serde_json::Value>(&text) else {
+                                continue;
+                            };
+                            if let Some(sent) = frame["data"]["sent_us"].as_u64() {
+                                let latency = now_us().saturating_sub(sent);
+                                latencies.lock().map(|mut l| l.push(latency)).ok();
+                                received.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    })
+                })
+                .collect();
+
+            // Publishers: each sends its share of the rate on its own tick.
+            let publishers = 16u64;
+            let per_publisher = (*rate / publishers).max(1);
+            let hub_settings = HubSettings::default();
+            let published = Arc::new(AtomicU64::new(0));
+            let started = Instant::now();
+            let tasks: Vec<_> = (0..publishers)
+                .map(|p| {
+                    let (store, hub_settings, users, published) =
+                        (store.clone(), hub_settings.clone(), user_ids.clone(), published.clone());
+                    let duration = Duration::from_secs(*duration_s);
+                    tokio::spawn(async move {
+                        let mut tick =
+                            tokio::time::interval(Duration::from_micros(1_000_000 / per_publisher));
+                        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                        let mut n = p as usize;
+                        while started.elapsed() < duration {
+                            tick.tick().await;
+                            let user = users[n % users.len()];
+                            n += publishers as usize;
+                            let event =
+                                Event::new(EventKind::ChatMessage, serde_json::json!({"sent_us": now_us()}));
+                            if domain::events::publish(&store, &hub_settings, user, &event).await.is_ok() {
+                                published.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            futures::future::join_all(tasks).await;
+            let elapsed = started.elapsed().as_secs_f64();
+            // Let the last events land.
+            let sent = published.load(Ordering::Relaxed);
+            let drain_deadline = Instant::now() + Duration::from_secs(5);
+            while received.load(Ordering::Relaxed) < sent && Instant::now() < drain_deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            for reader in readers {
+                reader.abort();
+            }
+            let mut sorted = latencies.lock().map(|l| l.clone()).unwrap_or_default();
+            sorted.sort_unstable();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "users": user_ids.len(),
+                    "published": sent,
+                    "received": received.load(Ordering::Relaxed),
+                    "rate_achieved_per_s": (sent as f64 / elapsed).round(),
+                    "latency_ms": {
+                        "p50": percentile(&sorted, 50.0),
+                        "p90": percentile(&sorted, 90.0),
+                        "p99": percentile(&sorted, 99.0),
+                        "max": percentile(&sorted, 100.0),
+                    }
+                })
+            );
+        }
+    }
+    Ok(())
+}
