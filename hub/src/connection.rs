@@ -9,12 +9,12 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use domain::auth::Principal;
 use domain::events::StreamId;
 use domain::store::events::Backlog;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use governor::{Quota, RateLimiter};
 use serde_json::json;
 
 use crate::protocol::{self, ClientFrame};
-use crate::registry::{Close, Outbound};
+use crate::registry::{Close, OutboundFrame};
 use crate::{
     CLOSE_HEARTBEAT_TIMEOUT, CLOSE_MESSAGE_TOO_BIG, CLOSE_RATE_LIMITED, CLOSE_TOKEN_EXPIRED, Inner,
     MAX_RATE_LIMIT_STRIKES,
@@ -58,7 +58,8 @@ async fn serve(
     let settings = &inner.settings;
     let registered =
         inner.registry.register(principal.id, principal.token_id, principal.role, settings.send_queue_frames);
-    let (mut outbound, mut closes) = (registered.outbound, registered.closes);
+    // Fused: a oneshot receiver must not be polled again once it has completed.
+    let (mut outbound, mut close_request) = (registered.outbound, registered.close.fuse());
     if !registered.routed.await.unwrap_or(false) {
         return close(close_code::AGAIN, "presence_unavailable");
     }
@@ -75,7 +76,9 @@ async fn serve(
     let mut last_sent = StreamId::default();
     if let Some(last) = last_event_id {
         last_sent = StreamId::parse(&last).unwrap_or_default();
-        match domain::events::backlog(&inner.store, settings, principal.id, &last).await {
+        // Boxed: a task's future is as large as its largest await point, and this one (a
+        // Redis script call, ~5.7 KB) runs once, while every idle socket would carry it.
+        match Box::pin(domain::events::backlog(&inner.store, settings, principal.id, &last)).await {
             Ok(Backlog::Events(events)) => {
                 let count = events.len();
                 for (id, event) in events {
@@ -118,8 +121,9 @@ async fn serve(
         tokio::select! {
             () = inner.shutdown.cancelled() => return close(close_code::RESTART, "server restarting"),
             () = &mut token_expires => return close(CLOSE_TOKEN_EXPIRED, "token_expired"),
-            Some(requested) = closes.recv() => return Some(requested),
-            Some(Outbound { id, frame, published_ms }) = outbound.recv() => {
+            Ok(requested) = &mut close_request => return Some(requested),
+            Some(queued) = outbound.recv() => {
+                let OutboundFrame { id, ref frame, published_ms } = *queued;
                 if let Some(id) = id {
                     if id <= last_sent {
                         continue;
@@ -132,7 +136,7 @@ async fn serve(
                 // consumer, kick) or shutdown must still get through.
                 tokio::select! {
                     sent = send(socket, inner, "event", frame.to_string()) => sent.ok()?,
-                    Some(requested) = closes.recv() => return Some(requested),
+                    Ok(requested) = &mut close_request => return Some(requested),
                     () = inner.shutdown.cancelled() => return close(close_code::RESTART, "server restarting"),
                 }
             }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::Inner;
-use crate::registry::{Outbound, RouteChange, RouteOp};
+use crate::registry::{OutboundFrame, RouteChange, RouteOp};
 
 /// Applies route changes in the order the registry decided them.
 pub(crate) async fn apply_routes(inner: Arc<Inner>, mut ops: mpsc::UnboundedReceiver<RouteOp>) {
@@ -113,7 +113,8 @@ pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
                 }
                 let id = entry.event_id.as_deref().and_then(StreamId::parse);
                 let frame = crate::protocol::event_frame(&entry.event, entry.event_id.as_deref());
-                let outbound = Outbound { id, frame: frame.into(), published_ms: entry.published_ms };
+                let outbound =
+                    Arc::new(OutboundFrame { id, frame: frame.into(), published_ms: entry.published_ms });
                 inner.registry.deliver(entry.user_id, &outbound);
             }
         }

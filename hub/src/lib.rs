@@ -37,9 +37,12 @@ use tokio_util::task::TaskTracker;
 
 pub use registry::{CLOSE_SLOW_CONSUMER, Close};
 
-/// Read and write buffers of each socket. tungstenite's defaults (128 KiB write buffer) cost
-/// ~136 KB per idle socket; 4 KiB buffers bring that to ~5.4 KB.
+/// Write buffer of each socket. tungstenite's defaults (128 KiB buffers) cost ~136 KB per
+/// idle socket.
 const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
+/// Read buffer of each socket, allocated up front for every socket: app commands are small
+/// JSON, and a larger frame only takes more reads (measured in docs/BENCHMARKS.md).
+const SOCKET_READ_BUFFER_BYTES: usize = 2 * 1024;
 
 /// Close code when the access token expires on a live socket.
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4001;
@@ -207,7 +210,7 @@ async fn upgrade(
     };
     let max_frame = inner.settings.max_frame_bytes;
     upgrade
-        .read_buffer_size(SOCKET_BUFFER_BYTES)
+        .read_buffer_size(SOCKET_READ_BUFFER_BYTES)
         .write_buffer_size(SOCKET_BUFFER_BYTES)
         .max_write_buffer_size(max_frame * 2 + SOCKET_BUFFER_BYTES)
         .max_message_size(max_frame)

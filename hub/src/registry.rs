@@ -27,9 +27,12 @@ pub struct Close {
 /// Close code for a client too slow to take its frames.
 pub const CLOSE_SLOW_CONSUMER: u16 = 1013;
 
-/// A frame on its way to one socket.
-#[derive(Clone, Debug)]
-pub(crate) struct Outbound {
+/// A frame on its way to the user's sockets; shared, so each socket's queue holds a pointer
+/// (a tokio channel allocates 32 slots up front: small slots keep idle sockets small).
+pub(crate) type Outbound = Arc<OutboundFrame>;
+
+#[derive(Debug)]
+pub(crate) struct OutboundFrame {
     /// The event's stream id (durable events), to skip what the socket already sent.
     pub id: Option<StreamId>,
     /// The text frame, shared by every socket of the user.
@@ -43,7 +46,14 @@ struct SocketHandle {
     /// The access token the socket authenticated with (logout closes its sockets).
     token_id: Uuid,
     outbound: mpsc::Sender<Outbound>,
-    closes: mpsc::Sender<Close>,
+    /// Taken by the first close request; later ones find it gone (the socket is closing).
+    close: Option<oneshot::Sender<Close>>,
+}
+
+impl SocketHandle {
+    fn request_close(&mut self, close: &Close) -> bool {
+        self.close.take().is_some_and(|sender| sender.send(close.clone()).is_ok())
+    }
 }
 
 struct UserSockets {
@@ -80,7 +90,8 @@ pub(crate) struct Registry {
 pub(crate) struct Registered<'a> {
     pub registration: Registration<'a>,
     pub outbound: mpsc::Receiver<Outbound>,
-    pub closes: mpsc::Receiver<Close>,
+    /// Resolves when the server wants the socket closed.
+    pub close: oneshot::Receiver<Close>,
     /// Resolves once the route work queued up to this socket reached Redis (true) or failed.
     pub routed: oneshot::Receiver<bool>,
 }
@@ -100,30 +111,30 @@ impl Registry {
     pub(crate) fn register(&self, user: Uuid, token_id: Uuid, role: Role, queue: usize) -> Registered<'_> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (outbound_tx, outbound) = mpsc::channel(queue.max(1));
-        let (closes_tx, closes) = mpsc::channel(1);
+        let (close_tx, close) = oneshot::channel();
         let (done, routed) = oneshot::channel();
         let mut users = self.lock();
         let entry = users.entry(user).or_insert_with(|| UserSockets { role, sockets: Vec::new() });
         let change = if entry.sockets.is_empty() { RouteChange::Add } else { RouteChange::Ensure };
-        entry.sockets.push(SocketHandle { id, token_id, outbound: outbound_tx, closes: closes_tx });
+        entry.sockets.push(SocketHandle { id, token_id, outbound: outbound_tx, close: Some(close_tx) });
         // Sent under the lock: the route task sees changes in the order they were decided.
         let _ = self.route_ops.send(RouteOp { user, role, change, done: Some(done) });
         drop(users);
-        Registered { registration: Registration { registry: self, user, id }, outbound, closes, routed }
+        Registered { registration: Registration { registry: self, user, id }, outbound, close, routed }
     }
 
     /// Queues `outbound` for every socket of `user` here. A socket whose queue is full is
     /// asked to close (1013) rather than buffered without bound. Returns sockets reached.
     pub(crate) fn deliver(&self, user: Uuid, outbound: &Outbound) -> usize {
-        let users = self.lock();
-        let Some(entry) = users.get(&user) else { return 0 };
+        let mut users = self.lock();
+        let Some(entry) = users.get_mut(&user) else { return 0 };
         let mut delivered = 0;
-        for socket in &entry.sockets {
+        for socket in &mut entry.sockets {
             match socket.outbound.try_send(outbound.clone()) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     let close = Close { code: CLOSE_SLOW_CONSUMER, reason: "slow_consumer".into() };
-                    let _ = socket.closes.try_send(close);
+                    socket.request_close(&close);
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
@@ -134,13 +145,13 @@ impl Registry {
     /// Asks every socket of `user` here (only those of `token_id`, when given) to close.
     /// Returns how many were asked.
     pub(crate) fn close_user(&self, user: Uuid, token_id: Option<Uuid>, close: &Close) -> usize {
-        let users = self.lock();
-        let Some(entry) = users.get(&user) else { return 0 };
+        let mut users = self.lock();
+        let Some(entry) = users.get_mut(&user) else { return 0 };
         entry
             .sockets
-            .iter()
+            .iter_mut()
             .filter(|socket| token_id.is_none_or(|token| token == socket.token_id))
-            .filter(|socket| socket.closes.try_send(close.clone()).is_ok())
+            .filter_map(|socket| socket.request_close(close).then_some(()))
             .count()
     }
 

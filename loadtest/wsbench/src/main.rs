@@ -24,6 +24,7 @@ use futures::StreamExt;
 use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 #[derive(Parser)]
 struct Cli {
@@ -82,7 +83,9 @@ async fn open(hub: SocketAddr, source: IpAddr, token: &str) -> anyhow::Result<So
     tcp.bind(SocketAddr::new(source, 0))?;
     let stream = tcp.connect(hub).await?;
     let url = format!("ws://{hub}/ws?token={token}");
-    let (mut socket, _) = tokio_tungstenite::client_async(url, stream).await?;
+    // Small buffers on the client side too: tens of thousands of sockets share this process.
+    let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(4096);
+    let (mut socket, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
     match socket.next().await {
         Some(Ok(Message::Text(text))) if text.contains("\"welcome\"") => Ok(socket),
         other => anyhow::bail!("no welcome: {other:?}"),
