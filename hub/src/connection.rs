@@ -34,7 +34,20 @@ pub(crate) async fn run(
     if let Some(Close { code, reason }) = &code {
         let frame = CloseFrame { code: *code, reason: reason.as_str().into() };
         // A client that stopped reading would hold this send for ever: give it a second.
-        let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+        let sent = tokio::time::timeout(CLOSE_SEND_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+        // Closing handshake: wait (briefly) for the client's close before dropping the
+        // connection, so a client still reading frames queued before the close (and
+        // answering pings among them) reaches the close frame instead of a reset.
+        if matches!(sent, Ok(Ok(()))) {
+            let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, async {
+                while let Some(Ok(message)) = socket.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
     }
     metrics.hub_connections.dec();
     let code = code.map_or(close_code::ABNORMAL, |close| close.code);
