@@ -217,3 +217,51 @@ pub async fn shutdown_signal() {
         () = terminate => {}
     }
 }
+
+/// Schedules `count` probe timers due evenly over `spread_s` seconds from `start_in_s`
+/// seconds on, waits until every one fired (or a minute past the last due time), and
+/// reports how late they ran. A worker process must be running against the same database.
+pub async fn probe_timers(
+    store: &Store,
+    count: usize,
+    spread_s: u64,
+    start_in_s: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let since = chrono::Utc::now();
+    let start_ms = workers::timers::now_ms() + start_in_s * 1_000;
+    let step_ms = if count > 1 { spread_s * 1_000 / (count as u64 - 1) } else { 0 };
+    let timers: Vec<workers::timers::FireTimer> = (0..count as u64)
+        .map(|n| workers::timers::FireTimer {
+            kind: workers::timers::TimerKind::Probe,
+            key: uuid::Uuid::new_v4(),
+            due_at_ms: start_ms + n * step_ms,
+        })
+        .collect();
+    let probes: Vec<_> = timers
+        .iter()
+        .map(|t| {
+            let due = chrono::DateTime::from_timestamp_millis(i64::try_from(t.due_at_ms).unwrap_or(i64::MAX));
+            (t.key, due.unwrap_or(since))
+        })
+        .collect();
+    store.insert_probes(&probes).await?;
+    let mut storage = workers::timers::storage(store);
+    for chunk in timers.chunks(1_000) {
+        workers::timers::schedule_many(&mut storage, chunk.to_vec()).await?;
+    }
+    let last_due_ms = start_ms + spread_s * 1_000;
+    loop {
+        let report = store.probe_report(since).await?;
+        let give_up = workers::timers::now_ms() > last_due_ms + 60_000;
+        if report.fired == report.scheduled || give_up {
+            return Ok(serde_json::json!({
+                "scheduled": report.scheduled,
+                "fired": report.fired,
+                "early": report.early,
+                "repeated": report.repeated,
+                "lateness_ms": {"p50": report.p50_ms, "p99": report.p99_ms, "max": report.max_ms},
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -37,6 +37,18 @@ enum Command {
     Seed,
     /// Print the effective settings as JSON, secrets redacted.
     Config,
+    /// Check the timer service: schedule probe timers, wait for them, report their lateness.
+    TimersProbe {
+        /// Probes to schedule.
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+        /// Spread their due times evenly over this many seconds ...
+        #[arg(long, default_value_t = 10)]
+        spread_s: u64,
+        /// ... starting this many seconds from now.
+        #[arg(long, default_value_t = 3)]
+        start_in_s: u64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -84,6 +96,17 @@ fn main() -> anyhow::Result<()> {
             }
             Command::Config => {
                 println!("{}", serde_json::to_string_pretty(&settings)?);
+                Ok(())
+            }
+            Command::TimersProbe { count, spread_s, start_in_s } => {
+                let store = domain::store::Store::connect(&settings.database, &settings.redis).await?;
+                bestie::migrate(&store).await?;
+                let report = bestie::probe_timers(&store, count, spread_s, start_in_s).await?;
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                anyhow::ensure!(
+                    report["early"] == 0 && report["repeated"] == 0,
+                    "a probe fired early or twice"
+                );
                 Ok(())
             }
         }

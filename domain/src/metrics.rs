@@ -19,6 +19,9 @@ pub const HUB_FRAMES_IN_TOTAL: &str = "bestie_hub_frames_in_total";
 pub const HUB_FRAMES_OUT_TOTAL: &str = "bestie_hub_frames_out_total";
 pub const HUB_DELIVERY_SECONDS: &str = "bestie_hub_delivery_seconds";
 pub const JOBS_TOTAL: &str = "bestie_jobs_total";
+pub const JOB_LATENESS_SECONDS: &str = "bestie_job_lateness_seconds";
+pub const JOB_RETRIES_TOTAL: &str = "bestie_job_retries_total";
+pub const JOB_QUEUE_DEPTH: &str = "bestie_job_queue_depth";
 pub const PAYMENT_SESSIONS_SWEPT_TOTAL: &str = "bestie_payment_sessions_swept_total";
 
 /// Request latency buckets, in seconds: 1 ms to 10 s.
@@ -45,6 +48,12 @@ pub struct Metrics {
     pub hub_delivery_seconds: Histogram,
     /// Job runs by `job` and `outcome` (ok|error).
     pub jobs: IntCounterVec,
+    /// How long after its due time a timer ran, by timer `job` kind.
+    pub job_lateness_seconds: HistogramVec,
+    /// Job runs that were a retry (attempt > 1), by `job`.
+    pub job_retries: IntCounterVec,
+    /// Jobs waiting in the queue, by `job` type.
+    pub job_queue_depth: IntGaugeVec,
     /// Payment sessions moved by the sweep, by final `status` (expired|failed_pairing).
     pub payment_sessions_swept: IntCounterVec,
     pub build_info: IntGaugeVec,
@@ -94,6 +103,22 @@ impl Metrics {
             .expect("valid metric"),
             jobs: IntCounterVec::new(Opts::new(JOBS_TOTAL, "Job runs by outcome."), &["job", "outcome"])
                 .expect("valid metric"),
+            job_lateness_seconds: HistogramVec::new(
+                HistogramOpts::new(JOB_LATENESS_SECONDS, "Timer lateness: run time minus due time.")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
+                &["job"],
+            )
+            .expect("valid metric"),
+            job_retries: IntCounterVec::new(
+                Opts::new(JOB_RETRIES_TOTAL, "Job runs that were retries."),
+                &["job"],
+            )
+            .expect("valid metric"),
+            job_queue_depth: IntGaugeVec::new(
+                Opts::new(JOB_QUEUE_DEPTH, "Jobs waiting, by job type."),
+                &["job"],
+            )
+            .expect("valid metric"),
             payment_sessions_swept: IntCounterVec::new(
                 Opts::new(PAYMENT_SESSIONS_SWEPT_TOTAL, "Payment sessions closed by the expiry sweep."),
                 &["status"],
@@ -112,7 +137,10 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 11] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 14] = [
+            Box::new(self.job_lateness_seconds.clone()),
+            Box::new(self.job_retries.clone()),
+            Box::new(self.job_queue_depth.clone()),
             Box::new(self.hub_frames_in.clone()),
             Box::new(self.hub_frames_out.clone()),
             Box::new(self.hub_delivery_seconds.clone()),

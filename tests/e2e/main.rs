@@ -13,3 +13,4 @@ mod schema;
 mod shutdown;
 mod sweep;
 mod tidy;
+mod timers;

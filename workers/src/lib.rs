@@ -4,11 +4,15 @@
 //! survives the process that queued it. One file per job, named verb_noun, each with an
 //! idempotent `run` that tests call directly; the worker shell around it only counts and logs.
 
+pub mod expire_payment_session;
+pub mod fire_timer;
+pub mod record_probe;
 pub mod sweep_payment_sessions;
+pub mod timers;
 
 use std::time::Duration;
 
-use apalis::prelude::{BoxDynError, Monitor, WorkerBuilder};
+use apalis::prelude::{BoxDynError, Monitor, ParallelizeExt, WorkerBuilder};
 use apalis::prelude::{IntervalStrategy, PollWith};
 use apalis_postgres::PostgresStorage;
 use domain::metrics::Metrics;
@@ -55,6 +59,7 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     let poll = Duration::from_millis(settings.poll_interval_ms.max(10));
     let sweep_storage = sweep_payment_sessions::storage(&ctx.store);
+    let depth = tokio::spawn(report_queue_depth(ctx.clone(), shutdown.clone()));
     let scheduler = tokio::spawn(sweep_payment_sessions::schedule(
         sweep_storage.clone(),
         Duration::from_secs(settings.payment_sweep_interval_s.max(1)),
@@ -68,6 +73,9 @@ pub async fn run(
         tracing::info!(worker = %name, poll_ms = poll.as_millis() as u64, "job workers starting");
         let worker_ctx = ctx.clone();
         let storage = sweep_storage.clone();
+        let timer_ctx = ctx.clone();
+        let timer_storage = timers::storage(&ctx.store);
+        let timer_name = name.clone();
         let monitor = Monitor::new()
             .shutdown_timeout(drain_timeout)
             .should_restart(|worker, error| {
@@ -79,6 +87,15 @@ pub async fn run(
                     .backend(PollWith::new(storage.clone(), IntervalStrategy::new(poll)))
                     .data(worker_ctx.clone())
                     .build(sweep_payment_sessions::handle)
+            })
+            .register(move |_restarts| {
+                // Timers sleep until their exact due time inside the job, so they run in
+                // parallel rather than one after another.
+                WorkerBuilder::new(format!("{timer_name}-fire-timer"))
+                    .backend(PollWith::new(timer_storage.clone(), IntervalStrategy::new(poll)))
+                    .data(timer_ctx.clone())
+                    .parallelize(tokio::spawn)
+                    .build(fire_timer::handle)
             });
         // `run_with_signal` would wait for the signal even after every worker stopped, so
         // race the run against our token and stop the monitor ourselves.
@@ -103,12 +120,34 @@ pub async fn run(
             }
             Err(error) => {
                 scheduler.abort();
+                depth.abort();
                 return Err(error.into());
             }
         }
     }
     scheduler.abort();
+    depth.abort();
     Ok(())
+}
+
+/// Publishes the number of waiting jobs per job type every few seconds.
+async fn report_queue_depth(ctx: JobContext, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        match ctx.store.job_queue_depths().await {
+            Ok(depths) => {
+                for (job_type, depth) in depths {
+                    let job = job_type.rsplit("::").next().unwrap_or(&job_type).to_owned();
+                    ctx.metrics.job_queue_depth.with_label_values(&[&job]).set(depth);
+                }
+            }
+            Err(error) => tracing::debug!(%error, "queue depth unavailable"),
+        }
+    }
 }
 
 /// Runs a job's outcome through the shared counters and logs, and converts it for apalis.

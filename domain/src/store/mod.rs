@@ -15,6 +15,7 @@ pub mod payments;
 pub mod presence;
 pub mod refresh_tokens;
 mod revocation;
+pub mod timers;
 
 use std::time::Duration;
 

@@ -1,9 +1,10 @@
 //! Reads and writes of payment sessions.
 
-use super::Store;
-use crate::store::StoreError;
+use uuid::Uuid;
 
-/// What one expiry sweep changed.
+use super::{Store, StoreError};
+
+/// What closing expired payment sessions changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SweepCounts {
     /// Pending payments past their expiry, now `expired`.
@@ -14,21 +15,23 @@ pub struct SweepCounts {
 }
 
 impl Store {
-    /// Closes every payment session whose expiry has passed. Each row moves in a single
-    /// statement guarded by its current status, so a sweep racing a confirm or a consume
-    /// leaves exactly one of them in effect; the ledger row is written in the same statement.
-    pub async fn sweep_expired_payment_sessions(&self) -> Result<SweepCounts, StoreError> {
+    /// Closes every payment session whose expiry has passed (`only` = one session: its own
+    /// expiry timer). Each row moves in a statement guarded by its current status, so a
+    /// sweep racing a confirm or a consume leaves exactly one of them in effect; the ledger
+    /// row is written in the same statement.
+    pub async fn expire_payment_sessions(&self, only: Option<Uuid>) -> Result<SweepCounts, StoreError> {
         let expired = sqlx::query(
             "UPDATE payment_sessions SET status = 'expired', resolved_at = now()
-             WHERE status = 'pending' AND expires_at <= now()",
+             WHERE status = 'pending' AND expires_at <= now() AND ($1::uuid IS NULL OR id = $1)",
         )
+        .bind(only)
         .execute(&self.pg)
         .await?
         .rows_affected();
         let failed = sqlx::query(
             "WITH failed AS (
                  UPDATE payment_sessions p SET status = 'failed_pairing', resolved_at = now()
-                 WHERE p.status = 'confirmed' AND p.expires_at <= now()
+                 WHERE p.status = 'confirmed' AND p.expires_at <= now() AND ($1::uuid IS NULL OR p.id = $1)
                    AND NOT EXISTS (SELECT 1 FROM pairing_requests r
                                    WHERE r.payment_session_id = p.id AND r.status = 'pending')
                    AND NOT EXISTS (SELECT 1 FROM extension_requests e
@@ -37,6 +40,7 @@ impl Store {
              INSERT INTO pairing_failures (payment_session_id, customer_id, targeted_mitra_id, cause_tag, amount)
              SELECT id, customer_id, targeted_mitra_id, 'payment_session_expired', amount FROM failed",
         )
+        .bind(only)
         .execute(&self.pg)
         .await?
         .rows_affected();

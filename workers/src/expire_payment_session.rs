@@ -1,0 +1,15 @@
+//! The `expire_payment_session` timer: closes a payment session at its expiry, instead of at
+//! the next sweep (which stays as the backstop).
+
+use domain::store::StoreError;
+use uuid::Uuid;
+
+use crate::JobContext;
+
+pub async fn run(payment_session: Uuid, ctx: &JobContext) -> Result<(), StoreError> {
+    let counts = domain::payment::expire(&ctx.store, payment_session).await?;
+    let swept = &ctx.metrics.payment_sessions_swept;
+    swept.with_label_values(&["expired"]).inc_by(counts.expired);
+    swept.with_label_values(&["failed_pairing"]).inc_by(counts.failed);
+    Ok(())
+}
