@@ -130,7 +130,7 @@ impl Application {
         tasks.spawn(serve(internal, router, shutdown.clone(), "internal"));
 
         if roles.contains(&ServiceRole::Worker) {
-            let ctx = workers::JobContext { store: state.store.clone(), metrics: state.metrics.clone() };
+            let ctx = workers::JobContext::new(state.store.clone(), state.metrics.clone());
             let worker_settings = settings.worker.clone();
             let token = shutdown.clone();
             tasks.spawn(async move {

@@ -6,6 +6,7 @@ mod harness;
 
 mod app_config;
 mod auth;
+mod charges;
 mod health;
 mod hub;
 mod process;

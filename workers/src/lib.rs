@@ -4,6 +4,7 @@
 //! survives the process that queued it. One file per job, named verb_noun, each with an
 //! idempotent `run` that tests call directly; the worker shell around it only counts and logs.
 
+pub mod charge_payment;
 pub mod expire_payment_session;
 pub mod fire_timer;
 pub mod record_probe;
@@ -20,11 +21,19 @@ use domain::settings::WorkerSettings;
 use domain::store::Store;
 use tokio_util::sync::CancellationToken;
 
-/// What every job gets: the stores and the metrics.
+/// What every job gets: the stores, the metrics and the outside services.
 #[derive(Clone)]
 pub struct JobContext {
     pub store: Store,
     pub metrics: Metrics,
+    pub payments: std::sync::Arc<dyn domain::charges::PaymentProvider>,
+}
+
+impl JobContext {
+    /// With the payment provider of this phase (the mock provider: every charge succeeds).
+    pub fn new(store: Store, metrics: Metrics) -> Self {
+        Self { store, metrics, payments: std::sync::Arc::new(domain::charges::MockProvider::default()) }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +85,9 @@ pub async fn run(
         let timer_ctx = ctx.clone();
         let timer_storage = timers::storage(&ctx.store);
         let timer_name = name.clone();
+        let charge_ctx = ctx.clone();
+        let charge_storage = charge_payment::storage(&ctx.store);
+        let charge_name = name.clone();
         let monitor = Monitor::new()
             .shutdown_timeout(drain_timeout)
             .should_restart(|worker, error| {
@@ -96,6 +108,12 @@ pub async fn run(
                     .data(timer_ctx.clone())
                     .parallelize(tokio::spawn)
                     .build(fire_timer::handle)
+            })
+            .register(move |_restarts| {
+                WorkerBuilder::new(format!("{charge_name}-charge-payment"))
+                    .backend(PollWith::new(charge_storage.clone(), IntervalStrategy::new(poll)))
+                    .data(charge_ctx.clone())
+                    .build(charge_payment::handle)
             });
         // `run_with_signal` would wait for the signal even after every worker stopped, so
         // race the run against our token and stop the monitor ourselves.

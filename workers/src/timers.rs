@@ -63,9 +63,16 @@ pub fn storage(store: &Store) -> Storage {
     PostgresStorage::new(store.pg_pool()).with_config(config)
 }
 
+/// A job could not be queued.
 #[derive(Debug, thiserror::Error)]
-#[error("scheduling a timer failed: {0}")]
+#[error("queuing a job failed: {0}")]
 pub struct ScheduleError(String);
+
+impl ScheduleError {
+    pub(crate) fn new(reason: String) -> Self {
+        Self(reason)
+    }
+}
 
 fn task(timer: FireTimer) -> apalis::prelude::Task<FireTimer> {
     // One second before the due second (whole seconds), so the worker holds it in time.

@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod app_config;
+pub mod charges;
 pub mod database;
 pub mod devices;
 mod error;

@@ -1,0 +1,83 @@
+//! The charges ledger.
+
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+
+/// A charge row.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ChargeRow {
+    pub id: Uuid,
+    pub payment_session_id: Uuid,
+    pub amount: i64,
+    pub status: String,
+    pub provider_ref: Option<String>,
+}
+
+impl Store {
+    /// Claims the charge for `idempotency_key`, or returns the row already there.
+    pub async fn claim_charge(
+        &self,
+        idempotency_key: &str,
+        payment_session: Uuid,
+        amount: i64,
+        provider: &str,
+    ) -> Result<ChargeRow, StoreError> {
+        sqlx::query(
+            "INSERT INTO charges (payment_session_id, amount, provider, status, idempotency_key)
+             VALUES ($1, $2, $3, 'pending', $4)
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(payment_session)
+        .bind(amount)
+        .bind(provider)
+        .bind(idempotency_key)
+        .execute(&self.pg)
+        .await?;
+        Ok(sqlx::query_as(
+            "SELECT id, payment_session_id, amount, status, provider_ref FROM charges WHERE idempotency_key = $1",
+        )
+        .bind(idempotency_key)
+        .fetch_one(&self.pg)
+        .await?)
+    }
+
+    /// Completes a pending charge; a completed one is left as it is. Returns the row.
+    pub async fn complete_charge(
+        &self,
+        id: Uuid,
+        outcome: Result<&str, &str>,
+    ) -> Result<ChargeRow, StoreError> {
+        let (status, provider_ref, failure) = match outcome {
+            Ok(reference) => ("succeeded", Some(reference), None),
+            Err(reason) => ("failed", None, Some(reason)),
+        };
+        sqlx::query(
+            "UPDATE charges SET status = $2, provider_ref = $3, failure_reason = $4, completed_at = now()
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(provider_ref)
+        .bind(failure)
+        .execute(&self.pg)
+        .await?;
+        Ok(sqlx::query_as(
+            "SELECT id, payment_session_id, amount, status, provider_ref FROM charges WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&self.pg)
+        .await?)
+    }
+
+    /// The charges of a payment session.
+    pub async fn charges_of(&self, payment_session: Uuid) -> Result<Vec<ChargeRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, payment_session_id, amount, status, provider_ref FROM charges
+             WHERE payment_session_id = $1 ORDER BY created_at",
+        )
+        .bind(payment_session)
+        .fetch_all(&self.pg)
+        .await?)
+    }
+}
