@@ -130,7 +130,9 @@ impl Application {
         tasks.spawn(serve(internal, router, shutdown.clone(), "internal"));
 
         if roles.contains(&ServiceRole::Worker) {
-            let ctx = workers::JobContext::new(state.store.clone(), state.metrics.clone());
+            let push = domain::push::sender(&settings.push).context("setting up push notifications")?;
+            let ctx =
+                workers::JobContext::new(state.store.clone(), state.metrics.clone()).with_push(push.into());
             let worker_settings = settings.worker.clone();
             let token = shutdown.clone();
             tasks.spawn(async move {

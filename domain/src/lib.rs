@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod password;
 pub mod payment;
 pub mod presence;
+pub mod push;
 pub mod seed;
 pub mod settings;
 pub mod store;

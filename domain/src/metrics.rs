@@ -22,6 +22,7 @@ pub const JOBS_TOTAL: &str = "bestie_jobs_total";
 pub const JOB_LATENESS_SECONDS: &str = "bestie_job_lateness_seconds";
 pub const JOB_RETRIES_TOTAL: &str = "bestie_job_retries_total";
 pub const JOB_QUEUE_DEPTH: &str = "bestie_job_queue_depth";
+pub const PUSHES_TOTAL: &str = "bestie_pushes_total";
 pub const PAYMENT_SESSIONS_SWEPT_TOTAL: &str = "bestie_payment_sessions_swept_total";
 
 /// Request latency buckets, in seconds: 1 ms to 10 s.
@@ -54,6 +55,8 @@ pub struct Metrics {
     pub job_retries: IntCounterVec,
     /// Jobs waiting in the queue, by `job` type.
     pub job_queue_depth: IntGaugeVec,
+    /// Push deliveries by `outcome` (sent|token_deleted|failed).
+    pub pushes: IntCounterVec,
     /// Payment sessions moved by the sweep, by final `status` (expired|failed_pairing).
     pub payment_sessions_swept: IntCounterVec,
     pub build_info: IntGaugeVec,
@@ -119,6 +122,8 @@ impl Metrics {
                 &["job"],
             )
             .expect("valid metric"),
+            pushes: IntCounterVec::new(Opts::new(PUSHES_TOTAL, "Push deliveries by outcome."), &["outcome"])
+                .expect("valid metric"),
             payment_sessions_swept: IntCounterVec::new(
                 Opts::new(PAYMENT_SESSIONS_SWEPT_TOTAL, "Payment sessions closed by the expiry sweep."),
                 &["status"],
@@ -137,7 +142,8 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 14] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 15] = [
+            Box::new(self.pushes.clone()),
             Box::new(self.job_lateness_seconds.clone()),
             Box::new(self.job_retries.clone()),
             Box::new(self.job_queue_depth.clone()),

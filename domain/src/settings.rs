@@ -24,6 +24,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub hub: HubSettings,
     pub presence: PresenceSettings,
+    pub push: PushSettings,
     pub worker: WorkerSettings,
     pub seed: SeedSettings,
     pub log: LogSettings,
@@ -238,6 +239,19 @@ impl Default for HubSettings {
             stream_ttl_s: 6 * 3600,
         }
     }
+}
+
+/// Push notifications through Firebase Cloud Messaging (HTTP v1).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushSettings {
+    /// The service-account JSON key file of the Firebase project. Unset: pushes are only
+    /// logged (development).
+    pub fcm_service_account_file: Option<std::path::PathBuf>,
+    /// FCM's base URL; `https://fcm.googleapis.com` when unset.
+    pub fcm_base_url: Option<String>,
+    /// Overrides the service account's `token_uri` (the OAuth token endpoint).
+    pub fcm_token_url: Option<String>,
 }
 
 /// Presence leases: how fast a crashed process's sockets stop counting as connected.

@@ -10,6 +10,7 @@ mod charges;
 mod health;
 mod hub;
 mod process;
+mod push;
 mod schema;
 mod shutdown;
 mod sweep;

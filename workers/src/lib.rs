@@ -8,6 +8,7 @@ pub mod charge_payment;
 pub mod expire_payment_session;
 pub mod fire_timer;
 pub mod record_probe;
+pub mod send_push;
 pub mod sweep_payment_sessions;
 pub mod timers;
 
@@ -27,12 +28,24 @@ pub struct JobContext {
     pub store: Store,
     pub metrics: Metrics,
     pub payments: std::sync::Arc<dyn domain::charges::PaymentProvider>,
+    pub push: std::sync::Arc<dyn domain::push::PushSender>,
 }
 
 impl JobContext {
-    /// With the payment provider of this phase (the mock provider: every charge succeeds).
+    /// With the payment provider of this phase (the mock provider: every charge succeeds)
+    /// and the log push sender; `with_push` sets a real one.
     pub fn new(store: Store, metrics: Metrics) -> Self {
-        Self { store, metrics, payments: std::sync::Arc::new(domain::charges::MockProvider::default()) }
+        Self {
+            store,
+            metrics,
+            payments: std::sync::Arc::new(domain::charges::MockProvider::default()),
+            push: std::sync::Arc::new(domain::push::LogSender),
+        }
+    }
+
+    pub fn with_push(mut self, push: std::sync::Arc<dyn domain::push::PushSender>) -> Self {
+        self.push = push;
+        self
     }
 }
 
@@ -88,6 +101,9 @@ pub async fn run(
         let charge_ctx = ctx.clone();
         let charge_storage = charge_payment::storage(&ctx.store);
         let charge_name = name.clone();
+        let push_ctx = ctx.clone();
+        let push_storage = send_push::storage(&ctx.store);
+        let push_name = name.clone();
         let monitor = Monitor::new()
             .shutdown_timeout(drain_timeout)
             .should_restart(|worker, error| {
@@ -114,6 +130,14 @@ pub async fn run(
                     .backend(PollWith::new(charge_storage.clone(), IntervalStrategy::new(poll)))
                     .data(charge_ctx.clone())
                     .build(charge_payment::handle)
+            })
+            .register(move |_restarts| {
+                // A push may wait out FCM's Retry-After: pushes run side by side.
+                WorkerBuilder::new(format!("{push_name}-send-push"))
+                    .backend(PollWith::new(push_storage.clone(), IntervalStrategy::new(poll)))
+                    .data(push_ctx.clone())
+                    .parallelize(tokio::spawn)
+                    .build(send_push::handle)
             });
         // `run_with_signal` would wait for the signal even after every worker stopped, so
         // race the run against our token and stop the monitor ourselves.

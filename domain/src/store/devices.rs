@@ -43,3 +43,26 @@ impl Store {
         .await?)
     }
 }
+
+impl Store {
+    /// The push tokens of an account.
+    pub async fn device_tokens(&self, role: Role, owner_id: Uuid) -> Result<Vec<String>, StoreError> {
+        let column = match role {
+            Role::Customer => "customer_id",
+            Role::Mitra => "mitra_id",
+            Role::Cc => return Ok(Vec::new()),
+        };
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT fcm_token FROM devices WHERE {column} = $1 ORDER BY updated_at DESC"
+        )))
+        .bind(owner_id)
+        .fetch_all(&self.pg)
+        .await?)
+    }
+
+    /// Forgets a push token FCM says is dead.
+    pub async fn delete_device(&self, fcm_token: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM devices WHERE fcm_token = $1").bind(fcm_token).execute(&self.pg).await?;
+        Ok(())
+    }
+}

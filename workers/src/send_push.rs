@@ -1,0 +1,51 @@
+//! The push job: sends a notification to every device of an account (FCM HTTP v1, see
+//! `domain::push`), deleting tokens FCM says are dead. Retries of 429 and 5xx happen inside
+//! the send, with backoff; the job itself is not retried (a repeat would notify twice).
+
+use apalis::prelude::{BoxDynError, Data, TaskBuilder, TaskSink};
+use domain::auth::Role;
+use domain::push::{Delivery, PushMessage};
+use domain::store::StoreError;
+use serde::{Deserialize, Serialize};
+
+use crate::JobContext;
+
+pub const JOB: &str = "send_push";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SendPush {
+    pub role: Role,
+    pub account: uuid::Uuid,
+    pub message: PushMessage,
+}
+
+pub type Storage = apalis_postgres::PostgresStorage<SendPush>;
+
+pub fn storage(store: &domain::store::Store) -> Storage {
+    apalis_postgres::PostgresStorage::new(store.pg_pool())
+}
+
+/// Queues a push.
+pub async fn enqueue(storage: &mut Storage, push: SendPush) -> Result<(), crate::timers::ScheduleError> {
+    let task = TaskBuilder::new(push).max_attempts(1).build();
+    storage.push_task(task).await.map_err(|e| crate::timers::ScheduleError::new(e.to_string()))
+}
+
+pub async fn run(push: &SendPush, ctx: &JobContext) -> Result<Vec<Delivery>, StoreError> {
+    let deliveries =
+        domain::push::send_to_account(&ctx.store, ctx.push.as_ref(), push.role, push.account, &push.message)
+            .await?;
+    for delivery in &deliveries {
+        let outcome = match delivery {
+            Delivery::Sent => "sent",
+            Delivery::TokenDeleted => "token_deleted",
+            Delivery::Failed(_) => "failed",
+        };
+        ctx.metrics.pushes.with_label_values(&[outcome]).inc();
+    }
+    Ok(deliveries)
+}
+
+pub(crate) async fn handle(push: SendPush, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+    crate::record(&ctx.metrics, JOB, run(&push, &ctx).await.map(drop))
+}
