@@ -132,8 +132,8 @@ fn sender(base: &str) -> FcmSender {
     FcmSender::new(account, &settings).expect("sender")
 }
 
-#[tokio::test]
-async fn pushes_follow_fcms_documented_outcomes() {
+/// An application, the fake FCM, a sender pointed at it, and a customer to push to.
+async fn setup() -> (TestApp, Shared, FcmSender, uuid::Uuid) {
     let app = TestApp::spawn_roles([ServiceRole::Api].into(), |_| {}).await;
     let (fake, base) = start_fake().await;
     let sender = sender(&base);
@@ -144,6 +144,12 @@ async fn pushes_follow_fcms_documented_outcomes() {
         .execute(app.store.pg_pool())
         .await
         .expect("customer");
+    (app, fake, sender, customer)
+}
+
+#[tokio::test]
+async fn pushes_follow_fcms_documented_outcomes() {
+    let (app, fake, sender, customer) = setup().await;
     let devices = ["ok-1", "dead-1", "mismatch-1", "badtoken-1", "badother-1", "busy-1", "flaky-1"];
     for device in devices {
         app.store.upsert_device(device, "android", Role::Customer, customer).await.expect("device");
@@ -198,16 +204,7 @@ async fn pushes_follow_fcms_documented_outcomes() {
 
 #[tokio::test]
 async fn a_refused_access_token_is_refreshed_once() {
-    let app = TestApp::spawn_roles([ServiceRole::Api].into(), |_| {}).await;
-    let (fake, base) = start_fake().await;
-    let sender = sender(&base);
-    let customer = uuid::Uuid::new_v4();
-    sqlx::query("INSERT INTO customers (id, phone) VALUES ($1, $2)")
-        .bind(customer)
-        .bind(crate::harness::unique_phone())
-        .execute(app.store.pg_pool())
-        .await
-        .expect("customer");
+    let (app, fake, sender, customer) = setup().await;
     app.store.upsert_device("ok-2", "ios", Role::Customer, customer).await.expect("device");
     let message =
         PushMessage { title: "t".into(), body: "b".into(), data: BTreeMap::new(), collapse_key: None };
