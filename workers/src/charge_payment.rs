@@ -1,7 +1,7 @@
 //! The charge job: charges a payment session through the payment provider, once per
 //! idempotency key however often the job runs (see `domain::charges`).
 
-use apalis::prelude::{BoxDynError, Data};
+use apalis::prelude::{Attempt, BoxDynError, Data};
 use domain::charges::{ChargeError, ChargeRequest};
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +45,9 @@ pub async fn enqueue(storage: &mut Storage, job: ChargePayment) -> Result<(), cr
     }
 }
 
-pub(crate) async fn handle(job: ChargePayment, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+pub(crate) async fn handle(job: ChargePayment, attempt: Attempt, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+    if attempt.current() > 1 {
+        ctx.metrics.job_retries.with_label_values(&[JOB]).inc();
+    }
     crate::record(&ctx.metrics, JOB, run(&job, &ctx).await)
 }
