@@ -45,7 +45,11 @@ pub async fn enqueue(storage: &mut Storage, job: ChargePayment) -> Result<(), cr
     }
 }
 
-pub(crate) async fn handle(job: ChargePayment, attempt: Attempt, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+pub(crate) async fn handle(
+    job: ChargePayment,
+    attempt: Attempt,
+    ctx: Data<JobContext>,
+) -> Result<(), BoxDynError> {
     if attempt.current() > 1 {
         ctx.metrics.job_retries.with_label_values(&[JOB]).inc();
     }
