@@ -226,7 +226,20 @@ async fn a_mitra_is_available_only_while_switched_on_and_connected() {
 
     // One device left: still connected. Both gone: offline.
     drop(phone);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once the server has closed that socket, the mitra still holds the other one.
+    eventually(Duration::from_secs(5), "the first socket closed on the server", || async {
+        let metrics = app
+            .http
+            .get(app.internal_url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        metrics.lines().any(|line| line == "bestie_hub_connections 1")
+    })
+    .await;
     assert_eq!(available(&app).await, 1);
     drop(tablet);
     eventually(Duration::from_secs(5), "offline after the last socket", || async {

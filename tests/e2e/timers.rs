@@ -103,7 +103,21 @@ async fn timers_due_while_the_worker_was_dead_fire_once_within_2_s_of_the_restar
     let since = chrono::Utc::now();
     // Due 1.5 to 3.5 s from now: the worker already holds the first ones when it dies.
     let timers = schedule_probes(&app, 100, 1_500, 2_000).await;
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    // Kill the worker once it holds timers (fetched, sleeping until due).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let held: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM apalis.jobs WHERE job_type LIKE '%FireTimer' AND status IN ('Queued', 'Running')",
+        )
+        .fetch_one(app.store.pg_pool())
+        .await
+        .expect("count");
+        if held > 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the worker never took a timer");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     worker.child.kill().expect("kill -9");
     let _ = worker.child.wait();
 
