@@ -208,6 +208,12 @@ impl TestApp {
         (id, access, refresh)
     }
 
+    /// The internal listener's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(self.internal_url("/metrics")).send().await.expect("metrics");
+        response.text().await.expect("metrics text")
+    }
+
     /// Starts a graceful shutdown and returns what `run_until_stopped` returned.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
         self.shutdown.cancel();

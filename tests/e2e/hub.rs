@@ -228,15 +228,7 @@ async fn a_mitra_is_available_only_while_switched_on_and_connected() {
     drop(phone);
     // Once the server has closed that socket, the mitra still holds the other one.
     eventually(Duration::from_secs(5), "the first socket closed on the server", || async {
-        let metrics = app
-            .http
-            .get(app.internal_url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        let metrics = app.metrics().await;
         metrics.lines().any(|line| line == "bestie_hub_connections 1")
     })
     .await;
@@ -346,15 +338,7 @@ async fn a_client_that_cannot_keep_up_is_closed_with_1013() {
     for n in 0..2_000 {
         let payload = Event::new(EventKind::ChatMessage, json!({"n": n, "pad": big}));
         domain::events::publish(&app.store, &app.settings.hub, user, &payload).await.expect("publish");
-        let metrics = app
-            .http
-            .get(app.internal_url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        let metrics = app.metrics().await;
         if metrics.contains(r#"bestie_hub_connections_closed_total{code="1013"} 1"#) {
             closed = true;
             break;

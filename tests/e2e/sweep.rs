@@ -81,8 +81,7 @@ async fn the_worker_role_sweeps_on_its_own_schedule() {
         assert!(tokio::time::Instant::now() < deadline, "no sweep within 10 s at a 1 s period");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let metrics =
-        app.http.get(app.internal_url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let metrics = app.metrics().await;
     assert!(metrics.contains(r#"bestie_jobs_total{job="sweep_payment_sessions",outcome="ok"}"#), "{metrics}");
 }
 
