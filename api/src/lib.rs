@@ -52,7 +52,7 @@ impl Listener {
 
 /// The REST routes of the public listener (apps).
 pub fn public_routes(state: &AppState) -> Router<AppState> {
-    use routes::{auth, devices, presence};
+    use routes::{auth, availability, devices, presence};
     let sign_in = Router::new()
         .route("/api/auth/customer/otp", post(auth::request_otp))
         .route("/api/auth/customer/verify", post(auth::verify_otp))
@@ -63,6 +63,7 @@ pub fn public_routes(state: &AppState) -> Router<AppState> {
         .route("/api/auth/logout", post(auth::app_logout))
         .route("/api/shared/devices", put(devices::register))
         .route("/api/mitra/status", get(presence::status).post(presence::set_status))
+        .route("/api/client/mitra-availability", get(availability::mitra_availability))
 }
 
 /// The REST routes of the internal listener (control center).

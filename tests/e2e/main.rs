@@ -6,6 +6,7 @@ mod harness;
 
 mod app_config;
 mod auth;
+mod availability;
 mod charges;
 mod health;
 mod hub;

@@ -3,5 +3,6 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod availability;
 pub mod devices;
 pub mod presence;

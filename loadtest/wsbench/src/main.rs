@@ -45,6 +45,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Print an access token for a new user of `role` (customer or mitra).
+    Token {
+        #[arg(long, default_value = "customer")]
+        role: String,
+    },
     /// Open and hold idle sockets.
     Idle {
         #[arg(long)]
@@ -150,6 +155,15 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match &cli.command {
+        Command::Token { role } => {
+            let role = Role::parse(role).context("role must be customer, mitra or cc")?;
+            let keys = TokenKeys::new(&AuthSettings {
+                jwt_secret: Secret::new(cli.jwt_secret.clone()),
+                access_token_ttl_s: 24 * 3600,
+                ..AuthSettings::default()
+            });
+            println!("{}", keys.issue(uuid::Uuid::new_v4(), role)?.token);
+        }
         Command::Idle { connections, hold_s, ready_file } => {
             let mut sockets = open_many(&cli, *connections, Role::Customer).await;
             if let Some(file) = ready_file {
