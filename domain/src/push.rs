@@ -22,6 +22,7 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::auth::Role;
+use crate::clock::now_s;
 use crate::settings::PushSettings;
 use crate::store::{Store, StoreError};
 
@@ -343,10 +344,4 @@ pub async fn send_to_account(
         deliveries.push(delivery);
     }
     Ok(deliveries)
-}
-
-fn now_s() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use domain::auth::Principal;
+use domain::clock::{now_ms, now_s};
 use domain::events::StreamId;
 use domain::store::events::Backlog;
 use futures::{FutureExt, StreamExt};
@@ -116,9 +117,8 @@ async fn serve(
         }
     }
 
-    let token_expires = tokio::time::sleep(Duration::from_secs(
-        u64::try_from(principal.expires_at_s - chrono_now_s()).unwrap_or(0),
-    ));
+    let token_expires =
+        tokio::time::sleep(Duration::from_secs(u64::try_from(principal.expires_at_s - now_s()).unwrap_or(0)));
     tokio::pin!(token_expires);
     let mut pings = tokio::time::interval(Duration::from_secs(settings.ping_interval_s.max(1)));
     pings.reset();
@@ -143,7 +143,7 @@ async fn serve(
                     }
                     last_sent = id;
                 }
-                let latency_ms = domain_now_ms().saturating_sub(published_ms);
+                let latency_ms = now_ms().saturating_sub(published_ms);
                 inner.metrics.hub_delivery_seconds.observe(latency_ms as f64 / 1_000.0);
                 // A send blocks while the client does not read; a close request (slow
                 // consumer, kick) or shutdown must still get through.
@@ -229,14 +229,4 @@ async fn send(
 fn is_too_big(error: axum::Error) -> bool {
     use tokio_tungstenite::tungstenite::Error;
     matches!(error.into_inner().downcast_ref::<Error>(), Some(Error::Capacity(_)))
-}
-
-fn chrono_now_s() -> i64 {
-    i64::try_from(domain_now_ms() / 1_000).unwrap_or(i64::MAX)
-}
-
-fn domain_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -136,11 +136,6 @@ impl Hub {
         Ok(())
     }
 
-    /// Sockets open on this process.
-    pub fn connection_count(&self) -> usize {
-        self.inner.settings.max_connections - self.inner.slots.available_permits()
-    }
-
     /// Closes every socket with 1012 and waits up to `timeout` for their tasks to end.
     /// Returns false when some were still running at the deadline.
     pub async fn shutdown(&self, timeout: Duration) -> bool {

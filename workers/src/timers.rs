@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use apalis::prelude::{TaskBuilder, TaskSink};
 use apalis_postgres::{Config, PostgresStorage};
+pub use domain::clock::now_ms;
 use domain::store::Store;
 use serde::{Deserialize, Serialize};
 
@@ -95,18 +96,9 @@ pub async fn schedule(
     }
 }
 
-/// Unix milliseconds now.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 /// Sleeps until `due_at_ms` on the wall clock, never waking before it.
 pub(crate) async fn sleep_until(due_at_ms: u64) {
-    let now_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+    let now_us = domain::clock::now_us();
     let due_us = due_at_ms.saturating_mul(1_000);
     if due_us > now_us {
         // Rounded up: the timer wheel has millisecond resolution.

@@ -6,8 +6,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::tokens::{TokenKeys, now_s};
+use super::tokens::TokenKeys;
 use super::{AuthError, Principal, Role};
+use crate::clock::now_s;
 use crate::password;
 use crate::settings::AuthSettings;
 use crate::store::Store;

@@ -3,14 +3,13 @@
 //! current or the previous one). Only HS256 is accepted: `none` and algorithm confusion are
 //! refused by the validation, not by luck.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use jsonwebtoken::errors::ErrorKind as JwtErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{AuthError, Principal, Role};
+use crate::clock::now_s;
 use crate::settings::AuthSettings;
 
 const ISSUER: &str = "bestie";
@@ -108,10 +107,6 @@ impl TokenKeys {
         let claims = data.claims;
         Ok(Principal { id: claims.sub, role: claims.role, token_id: claims.jti, expires_at_s: claims.exp })
     }
-}
-
-pub(crate) fn now_s() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

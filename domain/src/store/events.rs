@@ -142,7 +142,7 @@ impl Store {
         if instances.is_empty() {
             return Ok(());
         }
-        let now_ms = super::now_ms().to_string();
+        let now_ms = crate::clock::now_ms().to_string();
         let user = user.to_string();
         let pipeline = client.pipeline();
         for instance in instances {

@@ -149,10 +149,3 @@ async fn connect_redis(config: RedisConfig, pool_size: usize) -> Result<RedisPoo
     pool.init().await?;
     Ok(pool)
 }
-
-/// Wall-clock unix milliseconds (lease scores, delivery timestamps).
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}

@@ -21,7 +21,8 @@ use fred::types::Value;
 use fred::types::scripts::Script;
 use uuid::Uuid;
 
-use super::{Store, StoreError, now_ms};
+use super::{Store, StoreError};
+use crate::clock::now_ms;
 
 static AVAILABILITY: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
@@ -221,11 +222,6 @@ impl Store {
     /// Mitras online and below the cap: the availability poll's answer. One SCARD.
     pub async fn available_mitra_count(&self) -> Result<u64, StoreError> {
         Ok(self.redis.scard(format!("{}available", self.avail_prefix())).await?)
-    }
-
-    /// Whether this mitra is in the available set.
-    pub async fn mitra_is_available(&self, mitra: Uuid) -> Result<bool, StoreError> {
-        Ok(self.redis.sismember(format!("{}available", self.avail_prefix()), mitra.to_string()).await?)
     }
 
     /// Renews a hub instance's lease and keeps its inbox and user index alive.

@@ -20,15 +20,6 @@ pub struct ProbeReport {
 }
 
 impl Store {
-    pub async fn insert_probe(&self, id: Uuid, due_at: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO timer_probes (id, due_at) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
-            .bind(id)
-            .bind(due_at)
-            .execute(&self.pg)
-            .await?;
-        Ok(())
-    }
-
     /// Records one firing of a probe at the database's clock.
     pub async fn record_probe_firing(&self, id: Uuid) -> Result<(), StoreError> {
         sqlx::query(
