@@ -32,6 +32,8 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Metrics,
     pub auth: Arc<AuthContext>,
+    /// What the flows need: the job queue, the payment provider, event settings.
+    pub services: domain::services::Services,
 }
 
 /// Which listener a router serves; a label on metrics and logs.
@@ -52,7 +54,7 @@ impl Listener {
 
 /// The REST routes of the public listener (apps).
 pub fn public_routes(state: &AppState) -> Router<AppState> {
-    use routes::{auth, availability, devices, presence};
+    use routes::{auth, availability, devices, pairing, payments, presence};
     let sign_in = Router::new()
         .route("/api/auth/customer/otp", post(auth::request_otp))
         .route("/api/auth/customer/verify", post(auth::verify_otp))
@@ -64,6 +66,20 @@ pub fn public_routes(state: &AppState) -> Router<AppState> {
         .route("/api/shared/devices", put(devices::register))
         .route("/api/mitra/status", get(presence::status).post(presence::set_status))
         .route("/api/client/mitra-availability", get(availability::mitra_availability))
+        .route("/api/client/payment-sessions", post(payments::create))
+        .route("/api/client/payment-sessions/{id}", get(payments::get))
+        .route("/api/client/payment-sessions/{id}/confirm", post(payments::confirm))
+        .route("/api/client/payment-sessions/{id}/cancel", post(payments::cancel))
+        .route("/api/client/chat-requests", post(pairing::start_blast))
+        .route("/api/client/chat-requests/returning", post(pairing::start_returning))
+        .route("/api/client/chat-requests/cancel", post(pairing::cancel))
+        .route(
+            "/api/client/chat-requests/{payment_session_id}/fallback-to-blast",
+            post(pairing::fallback_to_blast),
+        )
+        .route("/api/mitra/chat-requests/{id}/accept", post(pairing::accept))
+        .route("/api/mitra/chat-requests/{id}/decline", post(pairing::decline))
+        .route("/api/mitra/chat-requests/{id}/status", get(pairing::status))
 }
 
 /// The REST routes of the internal listener (control center).

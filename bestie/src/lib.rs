@@ -17,6 +17,7 @@ use anyhow::Context as _;
 use api::{AppState, Listener};
 use domain::auth::AuthContext;
 use domain::metrics::Metrics;
+use domain::services::Services;
 use domain::settings::Settings;
 use domain::store::Store;
 use hub::Hub;
@@ -61,13 +62,21 @@ impl Application {
         if settings.database.migrate_on_start {
             migrate(&store).await?;
         }
-        let state = AppState { store, metrics: Metrics::new(), auth: Arc::new(auth) };
+        let metrics = Metrics::new();
+        let services = Services {
+            store: store.clone(),
+            jobs: Arc::new(workers::jobs::PgJobs::new(&store)),
+            // The provider of this phase: every charge succeeds (a real one implements the trait).
+            payments: Arc::new(domain::charges::MockProvider::default()),
+            hub: settings.hub.clone(),
+            metrics: metrics.clone(),
+        };
+        let state = AppState { store, metrics, auth: Arc::new(auth), services };
         let hub = if roles.contains(&ServiceRole::Hub) {
             let hub = Hub::new(
                 settings.hub.clone(),
                 settings.presence.clone(),
-                state.metrics.clone(),
-                state.store.clone(),
+                state.services.clone(),
                 state.auth.clone(),
             );
             hub.start().await.context("starting the hub")?;
@@ -97,6 +106,11 @@ impl Application {
 
     pub fn store(&self) -> &Store {
         &self.state.store
+    }
+
+    /// What the flows of this process use (its job queue, its payment provider).
+    pub fn services(&self) -> &Services {
+        &self.state.services
     }
 
     /// The token keys this process signs with, for tests that mint tokens directly.
@@ -131,8 +145,7 @@ impl Application {
 
         if roles.contains(&ServiceRole::Worker) {
             let push = domain::push::sender(&settings.push).context("setting up push notifications")?;
-            let ctx =
-                workers::JobContext::new(state.store.clone(), state.metrics.clone()).with_push(push.into());
+            let ctx = workers::JobContext::new(state.services.clone()).with_push(push.into());
             let worker_settings = settings.worker.clone();
             let token = shutdown.clone();
             tasks.spawn(async move {

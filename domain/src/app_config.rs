@@ -253,6 +253,46 @@ pub fn spec(key: &str) -> Option<&'static KeySpec> {
     KEYS.iter().find(|spec| spec.key == key)
 }
 
+/// The current value of a registered key: the stored one when it passes validation, else
+/// the default (a stored value that no longer fits is logged and ignored).
+pub async fn current(
+    store: &crate::store::Store,
+    key: &'static str,
+) -> Result<Value, crate::store::StoreError> {
+    let Some(spec) = spec(key) else {
+        return Err(crate::store::StoreError::Encode(format!("{key} is not a configuration key")));
+    };
+    match store.app_config_value(key).await? {
+        Some(stored) => Ok(spec.validate(&stored).unwrap_or_else(|error| {
+            tracing::warn!(%error, "stored configuration value ignored; using the default");
+            spec.default_value()
+        })),
+        None => Ok(spec.default_value()),
+    }
+}
+
+/// The current value of an integer key.
+pub async fn integer(
+    store: &crate::store::Store,
+    key: &'static str,
+) -> Result<i64, crate::store::StoreError> {
+    Ok(current(store, key).await?.as_i64().unwrap_or_default())
+}
+
+/// The current value of a boolean key.
+pub async fn boolean(
+    store: &crate::store::Store,
+    key: &'static str,
+) -> Result<bool, crate::store::StoreError> {
+    Ok(current(store, key).await?.as_bool().unwrap_or_default())
+}
+
+/// The current price tiers.
+pub async fn price_tiers(store: &crate::store::Store) -> Result<Vec<PriceTier>, crate::store::StoreError> {
+    serde_json::from_value(current(store, "price_tiers").await?)
+        .map_err(|e| crate::store::StoreError::Encode(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,10 +17,16 @@ pub enum EventKind {
     ChatRequestCancelled,
     /// The request this mitra was shown expired.
     ChatRequestExpired,
+    /// The request this mitra was shown ended otherwise (e.g. every mitra declined).
+    ChatRequestClosed,
     /// The customer's request was accepted: the chat session starts.
     Paired,
     /// The customer's request failed, with its cause tag.
     PairingFailed,
+    /// The bestie of a returning chat declined (`RETURNING_CHAT_REJECTED` in the old apps).
+    ReturningChatRejected,
+    /// The bestie of a returning chat did not answer in time (`RETURNING_CHAT_TIMEOUT`).
+    ReturningChatTimeout,
     ChatMessage,
     MessageDelivered,
     MessageRead,
@@ -37,13 +43,16 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 17] = [
+    pub const ALL: [EventKind; 20] = [
         Self::ChatRequest,
         Self::ChatRequestTaken,
         Self::ChatRequestCancelled,
         Self::ChatRequestExpired,
+        Self::ChatRequestClosed,
         Self::Paired,
         Self::PairingFailed,
+        Self::ReturningChatRejected,
+        Self::ReturningChatTimeout,
         Self::ChatMessage,
         Self::MessageDelivered,
         Self::MessageRead,
@@ -64,8 +73,11 @@ impl EventKind {
             Self::ChatRequestTaken => "chat_request_taken",
             Self::ChatRequestCancelled => "chat_request_cancelled",
             Self::ChatRequestExpired => "chat_request_expired",
+            Self::ChatRequestClosed => "chat_request_closed",
             Self::Paired => "paired",
             Self::PairingFailed => "pairing_failed",
+            Self::ReturningChatRejected => "returning_chat_rejected",
+            Self::ReturningChatTimeout => "returning_chat_timeout",
             Self::ChatMessage => "chat_message",
             Self::MessageDelivered => "message_delivered",
             Self::MessageRead => "message_read",

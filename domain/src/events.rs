@@ -10,17 +10,28 @@ use crate::settings::HubSettings;
 use crate::store::events::Backlog;
 use crate::store::{Store, StoreError};
 
-/// Publishes `event` for `user` and returns its stream id.
+/// A published event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// Its id in the user's stream.
+    pub id: String,
+    /// Whether a hub instance held a socket of the user to forward it to. When not, the
+    /// event waits in the stream for the app's next resume (and a push may be due).
+    pub routed: bool,
+}
+
+/// Publishes `event` for `user`.
 pub async fn publish(
     store: &Store,
     settings: &HubSettings,
     user: Uuid,
     event: &Event,
-) -> Result<String, StoreError> {
+) -> Result<Published, StoreError> {
     let json = serde_json::to_string(event).map_err(|e| StoreError::Encode(e.to_string()))?;
-    store
+    let (id, routed) = store
         .publish_event(user, &json, settings.stream_maxlen, settings.stream_ttl_s.saturating_mul(1_000))
-        .await
+        .await?;
+    Ok(Published { id, routed })
 }
 
 /// Sends `event` to the user's open sockets only; it is never stored.

@@ -24,6 +24,9 @@ pub const JOB_RETRIES_TOTAL: &str = "bestie_job_retries_total";
 pub const JOB_QUEUE_DEPTH: &str = "bestie_job_queue_depth";
 pub const PUSHES_TOTAL: &str = "bestie_pushes_total";
 pub const PAYMENT_SESSIONS_SWEPT_TOTAL: &str = "bestie_payment_sessions_swept_total";
+pub const PAIRING_OUTCOMES_TOTAL: &str = "bestie_pairing_outcomes_total";
+pub const PAIRING_TIME_TO_ACCEPT_SECONDS: &str = "bestie_pairing_time_to_accept_seconds";
+pub const PAYMENT_TRANSITIONS_TOTAL: &str = "bestie_payment_transitions_total";
 
 /// Request latency buckets, in seconds: 1 ms to 10 s.
 const LATENCY_BUCKETS: &[f64] =
@@ -59,6 +62,13 @@ pub struct Metrics {
     pub pushes: IntCounterVec,
     /// Payment sessions moved by the sweep, by final `status` (expired|failed_pairing).
     pub payment_sessions_swept: IntCounterVec,
+    /// Pairing requests resolved, by `request_type` (general|returning) and `outcome`
+    /// (`accepted` or the failure's cause tag).
+    pub pairing_outcomes: IntCounterVec,
+    /// From a pairing request's creation to its accept, by `request_type`.
+    pub pairing_time_to_accept_seconds: HistogramVec,
+    /// Payment sessions moving into a state, by `status`.
+    pub payment_transitions: IntCounterVec,
     pub build_info: IntGaugeVec,
 }
 
@@ -129,6 +139,22 @@ impl Metrics {
                 &["status"],
             )
             .expect("valid metric"),
+            pairing_outcomes: IntCounterVec::new(
+                Opts::new(PAIRING_OUTCOMES_TOTAL, "Pairing requests resolved, by type and outcome."),
+                &["request_type", "outcome"],
+            )
+            .expect("valid metric"),
+            pairing_time_to_accept_seconds: HistogramVec::new(
+                HistogramOpts::new(PAIRING_TIME_TO_ACCEPT_SECONDS, "From request to accept.")
+                    .buckets(vec![0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 120.0]),
+                &["request_type"],
+            )
+            .expect("valid metric"),
+            payment_transitions: IntCounterVec::new(
+                Opts::new(PAYMENT_TRANSITIONS_TOTAL, "Payment sessions entering a state."),
+                &["status"],
+            )
+            .expect("valid metric"),
             build_info: IntGaugeVec::new(
                 Opts::new(BUILD_INFO, "Always 1; the labels say which build runs."),
                 &["version"],
@@ -142,7 +168,10 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 15] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 18] = [
+            Box::new(self.pairing_outcomes.clone()),
+            Box::new(self.pairing_time_to_accept_seconds.clone()),
+            Box::new(self.payment_transitions.clone()),
             Box::new(self.pushes.clone()),
             Box::new(self.job_lateness_seconds.clone()),
             Box::new(self.job_retries.clone()),

@@ -1,11 +1,242 @@
 //! Payment sessions: what a customer pays before a chat or an extension.
 //!
 //! States: pending → confirmed → consumed | failed_pairing; pending → abandoned | expired.
+//! Expiry is checked inline at every transition (under the row lock) and closed by the
+//! session's own timer, with the 60 s sweep as the backstop. A confirm charges the provider
+//! under the idempotency key `confirm:<id>`: the charge is claimed in the ledger under the
+//! row lock (from then on the payment never expires), the provider is called without a lock
+//! held, then the payment is confirmed. A double confirm charges once; a confirm retried
+//! after a crash completes the same charge.
 
 use uuid::Uuid;
 
-pub use crate::store::payments::SweepCounts;
+use crate::app_config;
+use crate::auth::Principal;
+use crate::charges::{self, ChargeError, ChargeRequest};
+use crate::error::{DomainError, ErrorKind};
+use crate::jobs::{JobError, Timer, TimerKind};
+use crate::services::Services;
+use crate::store::payments::{NewPayment, TrialInUse};
+pub use crate::store::payments::{PaymentRow, SweepCounts};
 use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentError {
+    #[error("give either tier_id or duration_minutes")]
+    TierRequired,
+    #[error("no price tier matches")]
+    UnknownTier,
+    #[error("purpose must be chat or extension")]
+    InvalidPurpose,
+    #[error("an extension payment needs chat_session_id, and only an extension takes one")]
+    ChatSessionMismatch,
+    #[error("no such chat session, or it has ended")]
+    ChatSessionNotExtendable,
+    #[error("a returning chat can only target a bestie you have talked to")]
+    UnknownTargetedMitra,
+    #[error("an extension cannot target a mitra")]
+    ExtensionNotTargeted,
+    #[error("no such payment session")]
+    NotFound,
+    #[error("the payment session has expired")]
+    Expired,
+    #[error("the payment session was abandoned")]
+    Abandoned,
+    #[error("the payment session is {0}; only a pending one can be cancelled")]
+    NotPending(String),
+    #[error("the free trial is already in use")]
+    FreeTrialUsed,
+    #[error(transparent)]
+    Charge(#[from] ChargeError),
+    #[error(transparent)]
+    Job(#[from] JobError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl DomainError for PaymentError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::TierRequired => "tier_required",
+            Self::UnknownTier => "unknown_tier",
+            Self::InvalidPurpose => "invalid_purpose",
+            Self::ChatSessionMismatch => "chat_session_mismatch",
+            Self::ChatSessionNotExtendable => "chat_session_not_extendable",
+            Self::UnknownTargetedMitra => "unknown_targeted_mitra",
+            Self::ExtensionNotTargeted => "extension_not_targeted",
+            Self::NotFound => "payment_session_not_found",
+            Self::Expired => "payment_session_expired",
+            Self::Abandoned => "payment_session_abandoned",
+            Self::NotPending(_) => "payment_session_not_pending",
+            Self::FreeTrialUsed => "free_trial_used",
+            Self::Charge(e) => e.code(),
+            Self::Job(e) => e.code(),
+            Self::Store(e) => e.code(),
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::TierRequired
+            | Self::UnknownTier
+            | Self::InvalidPurpose
+            | Self::ChatSessionMismatch
+            | Self::ExtensionNotTargeted => ErrorKind::Invalid,
+            Self::ChatSessionNotExtendable | Self::UnknownTargetedMitra | Self::NotFound => {
+                ErrorKind::NotFound
+            }
+            Self::Expired | Self::Abandoned | Self::NotPending(_) | Self::FreeTrialUsed => {
+                ErrorKind::Conflict
+            }
+            Self::Charge(e) => e.kind(),
+            Self::Job(e) => e.kind(),
+            Self::Store(e) => e.kind(),
+        }
+    }
+}
+
+/// What the customer asks to pay for.
+#[derive(Clone, Debug, Default)]
+pub struct PaymentOrder {
+    pub tier_id: Option<String>,
+    pub duration_minutes: Option<i32>,
+    pub targeted_mitra_id: Option<Uuid>,
+    /// `chat` (default) or `extension`.
+    pub purpose: Option<String>,
+    pub chat_session_id: Option<Uuid>,
+}
+
+/// Prices an order and opens a pending payment session (expiring after
+/// `payment_session_timeout_minutes`). A chat for a customer who never paid before is the
+/// free trial (amount 0, `free_trial_duration_minutes` long) while `free_trial_enabled`;
+/// an extension never is.
+#[tracing::instrument(skip_all, fields(customer_id = %customer.id))]
+pub async fn create(
+    services: &Services,
+    customer: &Principal,
+    order: PaymentOrder,
+) -> Result<PaymentRow, PaymentError> {
+    let store = &services.store;
+    let purpose = order.purpose.as_deref().unwrap_or("chat");
+    match (purpose, order.chat_session_id) {
+        ("chat", None) | ("extension", Some(_)) => {}
+        ("chat" | "extension", _) => return Err(PaymentError::ChatSessionMismatch),
+        _ => return Err(PaymentError::InvalidPurpose),
+    }
+    let tiers = app_config::price_tiers(store).await?;
+    let tier = match (&order.tier_id, order.duration_minutes) {
+        (Some(id), None) => tiers.iter().find(|t| &t.id == id),
+        (None, Some(minutes)) => tiers.iter().find(|t| t.duration_minutes == minutes),
+        (Some(id), Some(minutes)) => tiers.iter().find(|t| &t.id == id && t.duration_minutes == minutes),
+        (None, None) => return Err(PaymentError::TierRequired),
+    }
+    .ok_or(PaymentError::UnknownTier)?;
+    if let Some(session) = order.chat_session_id {
+        if order.targeted_mitra_id.is_some() {
+            return Err(PaymentError::ExtensionNotTargeted);
+        }
+        let status = store.customer_session_status(customer.id, session).await?;
+        if !matches!(status.as_deref(), Some("active" | "extending" | "closing")) {
+            return Err(PaymentError::ChatSessionNotExtendable);
+        }
+    }
+    if let Some(mitra) = order.targeted_mitra_id
+        && !store.returning_pair_known(customer.id, mitra).await?
+    {
+        return Err(PaymentError::UnknownTargetedMitra);
+    }
+    let trial = purpose == "chat"
+        && app_config::boolean(store, "free_trial_enabled").await?
+        && store.free_trial_eligible(customer.id).await?;
+    let (duration_minutes, amount) = if trial {
+        let minutes = app_config::integer(store, "free_trial_duration_minutes").await?;
+        (i32::try_from(minutes).unwrap_or(tier.duration_minutes), 0)
+    } else {
+        (tier.duration_minutes, tier.price)
+    };
+    let new = NewPayment {
+        customer_id: customer.id,
+        purpose,
+        chat_session_id: order.chat_session_id,
+        tier_id: Some(&tier.id),
+        duration_minutes,
+        amount,
+        is_free_trial: trial,
+        targeted_mitra_id: order.targeted_mitra_id,
+        timeout_minutes: app_config::integer(store, "payment_session_timeout_minutes").await?,
+    };
+    let payment = store.insert_payment(&new).await?;
+    services.metrics.payment_transitions.with_label_values(&["pending"]).inc();
+    let due_at_ms = u64::try_from(payment.expires_at.timestamp_millis()).unwrap_or_default();
+    services
+        .jobs
+        .schedule(Timer { kind: TimerKind::ExpirePaymentSession, key: payment.id, due_at_ms })
+        .await?;
+    Ok(payment)
+}
+
+/// pending → confirmed, charging the amount first (a free trial charges nothing).
+/// Idempotent: confirming a confirmed (or later) session returns it without charging.
+#[tracing::instrument(skip_all, fields(payment_session_id = %id))]
+pub async fn confirm(
+    services: &Services,
+    customer: &Principal,
+    id: Uuid,
+) -> Result<PaymentRow, PaymentError> {
+    let lock = services.store.lock_payment(customer.id, id).await?.ok_or(PaymentError::NotFound)?;
+    match lock.row.status.as_str() {
+        "pending" if lock.past_expiry && !lock.charge_claimed => {
+            lock.close_pending("expired").await?;
+            services.metrics.payment_transitions.with_label_values(&["expired"]).inc();
+            Err(PaymentError::Expired)
+        }
+        "pending" if lock.row.amount == 0 => {
+            let confirmed = lock.confirm().await?.map_err(|TrialInUse| PaymentError::FreeTrialUsed)?;
+            services.metrics.payment_transitions.with_label_values(&["confirmed"]).inc();
+            Ok(confirmed)
+        }
+        "pending" => {
+            let request = ChargeRequest {
+                idempotency_key: format!("confirm:{id}"),
+                payment_session_id: id,
+                amount: lock.row.amount,
+            };
+            lock.claim_charge(&request.idempotency_key, services.payments.name()).await?;
+            charges::charge(&services.store, services.payments.as_ref(), &request).await?;
+            let confirmed = services.store.confirm_charged_payment(customer.id, id).await?;
+            services.metrics.payment_transitions.with_label_values(&["confirmed"]).inc();
+            Ok(confirmed)
+        }
+        "expired" => Err(PaymentError::Expired),
+        "abandoned" => Err(PaymentError::Abandoned),
+        _ => Ok(lock.release().await?),
+    }
+}
+
+/// pending → abandoned (the customer left the payment screen). Idempotent.
+#[tracing::instrument(skip_all, fields(payment_session_id = %id))]
+pub async fn cancel(services: &Services, customer: &Principal, id: Uuid) -> Result<PaymentRow, PaymentError> {
+    let lock = services.store.lock_payment(customer.id, id).await?.ok_or(PaymentError::NotFound)?;
+    match lock.row.status.as_str() {
+        "pending" if lock.past_expiry => {
+            lock.close_pending("expired").await?;
+            Err(PaymentError::Expired)
+        }
+        "pending" => {
+            let row = lock.close_pending("abandoned").await?;
+            services.metrics.payment_transitions.with_label_values(&["abandoned"]).inc();
+            Ok(row)
+        }
+        "abandoned" => Ok(lock.release().await?),
+        "expired" => Err(PaymentError::Expired),
+        other => Err(PaymentError::NotPending(other.to_owned())),
+    }
+}
+
+/// The customer's payment session.
+pub async fn get(store: &Store, customer: &Principal, id: Uuid) -> Result<PaymentRow, PaymentError> {
+    store.payment(customer.id, id).await?.ok_or(PaymentError::NotFound)
+}
 
 /// Closes payment sessions whose expiry passed (the 60 s sweep). Idempotent: a second run
 /// over the same rows changes nothing.

@@ -24,15 +24,20 @@ fn default_cap() -> i64 {
 }
 
 /// The mitra's own switch: stored in Postgres (it survives a Redis restart) and applied to
-/// the counters.
+/// the counters. A mitra who becomes available is offered the open requests.
 #[tracing::instrument(skip_all, fields(mitra_id = %mitra.id, online))]
 pub async fn set_mitra_status(
-    store: &Store,
+    services: &crate::services::Services,
     mitra: &Principal,
     online: bool,
 ) -> Result<MitraPresence, StoreError> {
+    let store = &services.store;
     store.set_mitra_status_online(mitra.id, online).await?;
-    store.set_mitra_status(mitra.id, online, default_cap()).await
+    let presence = store.set_mitra_status(mitra.id, online, default_cap()).await?;
+    if presence.available {
+        crate::pairing::offer_open_requests(services, mitra.id, presence.active_sessions).await?;
+    }
+    Ok(presence)
 }
 
 /// The mitra's presence as the counters see it.

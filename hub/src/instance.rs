@@ -21,7 +21,22 @@ pub(crate) async fn apply_routes(inner: Arc<Inner>, mut ops: mpsc::UnboundedRece
         let result = match op.change {
             RouteChange::Add => match store.add_route(op.user, instance).await {
                 Ok(()) if op.role == Role::Mitra => {
-                    presence::mitra_connected(store, op.user, instance).await.map(drop)
+                    presence::mitra_connected(store, op.user, instance).await.map(|now| {
+                        if now.available {
+                            // A mitra who comes online mid-window is offered the open requests.
+                            let services = inner.services.clone();
+                            tokio::spawn(async move {
+                                let offered = domain::pairing::offer_open_requests(
+                                    &services,
+                                    op.user,
+                                    now.active_sessions,
+                                );
+                                if let Err(error) = offered.await {
+                                    tracing::warn!(%error, "offering open requests failed");
+                                }
+                            });
+                        }
+                    })
                 }
                 other => other,
             },

@@ -66,6 +66,8 @@ struct Inner {
     presence: PresenceSettings,
     metrics: Metrics,
     store: Store,
+    /// For the flows a connection starts (offering open requests to a mitra who connects).
+    services: domain::services::Services,
     auth: Arc<AuthContext>,
     /// This process's name in Redis: its inbox, its lease, the routes to it.
     instance_id: String,
@@ -85,8 +87,7 @@ impl Hub {
     pub fn new(
         settings: HubSettings,
         presence: PresenceSettings,
-        metrics: Metrics,
-        store: Store,
+        services: domain::services::Services,
         auth: Arc<AuthContext>,
     ) -> Self {
         let slots = Arc::new(Semaphore::new(settings.max_connections));
@@ -96,8 +97,9 @@ impl Hub {
             inner: Arc::new(Inner {
                 settings,
                 presence,
-                metrics,
-                store,
+                metrics: services.metrics.clone(),
+                store: services.store.clone(),
+                services,
                 auth,
                 instance_id,
                 slots,

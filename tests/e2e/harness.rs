@@ -59,6 +59,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The application's own store, for assertions through the same queries it runs.
     pub store: Store,
+    /// The application's flows' dependencies (job queue, payment provider).
+    pub services: domain::services::Services,
     pub settings: Settings,
     shutdown: CancellationToken,
     running: Option<JoinHandle<anyhow::Result<()>>>,
@@ -94,6 +96,7 @@ impl TestApp {
         let public = app.public_addr().expect("api or hub role serves the public listener");
         let internal = app.internal_addr();
         let store = app.store().clone();
+        let services = app.services().clone();
         let shutdown = CancellationToken::new();
         let running = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         Self {
@@ -101,6 +104,7 @@ impl TestApp {
             internal,
             http: reqwest::Client::new(),
             store,
+            services,
             settings,
             shutdown,
             running: Some(running),

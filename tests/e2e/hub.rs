@@ -15,7 +15,7 @@ fn event(n: u64) -> Event {
 }
 
 async fn publish(app: &TestApp, user: Uuid, n: u64) -> String {
-    domain::events::publish(&app.store, &app.settings.hub, user, &event(n)).await.expect("publish")
+    domain::events::publish(&app.store, &app.settings.hub, user, &event(n)).await.expect("publish").id
 }
 
 fn url(app: &TestApp, user: Uuid, role: Role, last_event_id: Option<&str>) -> String {

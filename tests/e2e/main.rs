@@ -10,6 +10,8 @@ mod availability;
 mod charges;
 mod health;
 mod hub;
+mod pairing;
+mod payments;
 mod process;
 mod push;
 mod schema;

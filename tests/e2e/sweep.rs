@@ -52,7 +52,7 @@ async fn the_sweep_closes_overdue_payments_once_and_spares_the_rest() {
     let searching = overdue_payment(pool, customer, "confirmed").await;
     schema::pending_request(pool, customer, searching).await.expect("pending search");
 
-    let ctx = workers::JobContext::new(app.store.clone(), domain::metrics::Metrics::new());
+    let ctx = workers::JobContext::new(app.services.clone());
     let job = workers::sweep_payment_sessions::SweepPaymentSessions { period_start_s: 0 };
     workers::sweep_payment_sessions::run(&job, &ctx).await.expect("first sweep");
     workers::sweep_payment_sessions::run(&job, &ctx).await.expect("second sweep");

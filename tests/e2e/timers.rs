@@ -34,8 +34,9 @@ async fn wait_for_idle_timers(app: &TestApp) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let busy: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM apalis.jobs WHERE job_type LIKE '%FireTimer' AND status NOT IN ('Done', 'Killed')",
+            "SELECT count(*) FROM apalis.jobs WHERE job_type = $1 AND status NOT IN ('Done', 'Killed')",
         )
+        .bind(std::any::type_name::<FireTimer>())
         .fetch_one(app.store.pg_pool())
         .await
         .expect("count");
@@ -107,8 +108,9 @@ async fn timers_due_while_the_worker_was_dead_fire_once_within_2_s_of_the_restar
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let held: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM apalis.jobs WHERE job_type LIKE '%FireTimer' AND status IN ('Queued', 'Running')",
+            "SELECT count(*) FROM apalis.jobs WHERE job_type = $1 AND status IN ('Queued', 'Running')",
         )
+        .bind(std::any::type_name::<FireTimer>())
         .fetch_one(app.store.pg_pool())
         .await
         .expect("count");

@@ -14,6 +14,9 @@ pub async fn run(timer: &FireTimer, ctx: &JobContext) -> Result<(), StoreError> 
     match timer.kind {
         TimerKind::Probe => crate::record_probe::run(timer.key, ctx).await,
         TimerKind::ExpirePaymentSession => crate::expire_payment_session::run(timer.key, ctx).await,
+        TimerKind::ClosePairingRequest => {
+            domain::pairing::close_window(&ctx.services, timer.key).await.map(drop)
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod charge_payment;
 pub mod expire_payment_session;
 pub mod fire_timer;
+pub mod jobs;
 pub mod record_probe;
 pub mod send_push;
 pub mod sweep_payment_sessions;
@@ -29,17 +30,20 @@ pub struct JobContext {
     pub metrics: Metrics,
     pub payments: std::sync::Arc<dyn domain::charges::PaymentProvider>,
     pub push: std::sync::Arc<dyn domain::push::PushSender>,
+    /// What the flows a timer runs need (the same as the api's).
+    pub services: domain::services::Services,
 }
 
 impl JobContext {
-    /// With the payment provider of this phase (the mock provider: every charge succeeds)
-    /// and the log push sender; `with_push` sets a real one.
-    pub fn new(store: Store, metrics: Metrics) -> Self {
+    /// With the services' payment provider and the log push sender; `with_push` sets a
+    /// real one.
+    pub fn new(services: domain::services::Services) -> Self {
         Self {
-            store,
-            metrics,
-            payments: std::sync::Arc::new(domain::charges::MockProvider::default()),
+            store: services.store.clone(),
+            metrics: services.metrics.clone(),
+            payments: services.payments.clone(),
             push: std::sync::Arc::new(domain::push::LogSender),
+            services,
         }
     }
 

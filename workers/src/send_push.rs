@@ -3,21 +3,15 @@
 //! the send, with backoff; the job itself is not retried (a repeat would notify twice).
 
 use apalis::prelude::{BoxDynError, Data, TaskBuilder, TaskSink};
-use domain::auth::Role;
-use domain::push::{Delivery, PushMessage};
+use domain::push::Delivery;
 use domain::store::StoreError;
-use serde::{Deserialize, Serialize};
 
 use crate::JobContext;
 
 pub const JOB: &str = "send_push";
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SendPush {
-    pub role: Role,
-    pub account: uuid::Uuid,
-    pub message: PushMessage,
-}
+/// The job: one notification for every device of an account.
+pub type SendPush = domain::jobs::Push;
 
 pub type Storage = apalis_postgres::PostgresStorage<SendPush>;
 

@@ -16,35 +16,11 @@ use apalis::prelude::{TaskBuilder, TaskSink};
 use apalis_postgres::{Config, PostgresStorage};
 pub use domain::clock::now_ms;
 use domain::store::Store;
-use serde::{Deserialize, Serialize};
 
-/// What a timer does when it fires; each kind's `run` lives in its own file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TimerKind {
-    /// A canary that records when it fired (`bestie timers probe`).
-    Probe,
-    /// A payment session reaches its expiry.
-    ExpirePaymentSession,
-}
-
-impl TimerKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Probe => "probe",
-            Self::ExpirePaymentSession => "expire_payment_session",
-        }
-    }
-}
+pub use domain::jobs::TimerKind;
 
 /// The job: fire timer `kind` for `key` at `due_at_ms` (unix milliseconds).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FireTimer {
-    pub kind: TimerKind,
-    /// What the timer is about: a payment session id, a pairing request id, ...
-    pub key: uuid::Uuid,
-    pub due_at_ms: u64,
-}
+pub type FireTimer = domain::jobs::Timer;
 
 pub type Storage = PostgresStorage<FireTimer>;
 

@@ -5,4 +5,6 @@ pub mod accounts;
 pub mod auth;
 pub mod availability;
 pub mod devices;
+pub mod pairing;
+pub mod payments;
 pub mod presence;

@@ -31,7 +31,7 @@ pub async fn set_status(
     Mitra(mitra): Mitra,
     ApiJson(body): ApiJson<StatusChange>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(presence_body(domain::presence::set_mitra_status(&state.store, &mitra, body.online).await?))
+    Ok(presence_body(domain::presence::set_mitra_status(&state.services, &mitra, body.online).await?))
 }
 
 /// # `GET /api/mitra/status`

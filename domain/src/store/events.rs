@@ -107,20 +107,20 @@ impl Store {
     }
 
     /// Appends a durable event to the user's stream and forwards it to the instances that
-    /// hold the user's sockets. Returns the event's stream id.
+    /// hold the user's sockets. Returns the event's stream id and whether any instance did.
     pub async fn publish_event(
         &self,
         user: uuid::Uuid,
         event: &str,
         maxlen: u64,
         ttl_ms: u64,
-    ) -> Result<String, StoreError> {
+    ) -> Result<(String, bool), StoreError> {
         let client = self.redis.next();
         let keys = vec![self.user_stream_key(user), self.user_route_key(user)];
         let args = vec![maxlen.to_string(), event.to_owned(), ttl_ms.to_string()];
         let (id, instances): (String, Vec<String>) = PUBLISH.evalsha_with_reload(client, keys, args).await?;
         self.forward(client, user, Some(&id), event, &instances).await?;
-        Ok(id)
+        Ok((id, !instances.is_empty()))
     }
 
     /// Forwards an ephemeral event (never stored, never resumed) to the user's instances.

@@ -12,6 +12,7 @@ mod error;
 pub mod events;
 pub mod keys;
 pub mod otp;
+pub mod pairing;
 pub mod payments;
 pub mod presence;
 pub mod refresh_tokens;

@@ -1,5 +1,7 @@
 //! Reads and writes of payment sessions.
 
+use chrono::{DateTime, Utc};
+use sqlx::{AssertSqlSafe, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{Store, StoreError};
@@ -21,8 +23,10 @@ impl Store {
     /// row is written in the same statement.
     pub async fn expire_payment_sessions(&self, only: Option<Uuid>) -> Result<SweepCounts, StoreError> {
         let expired = sqlx::query(
-            "UPDATE payment_sessions SET status = 'expired', resolved_at = now()
-             WHERE status = 'pending' AND expires_at <= now() AND ($1::uuid IS NULL OR id = $1)",
+            "UPDATE payment_sessions p SET status = 'expired', resolved_at = now()
+             WHERE p.status = 'pending' AND p.expires_at <= now() AND ($1::uuid IS NULL OR p.id = $1)
+               -- A confirm that claimed its charge finishes the payment; it never expires.
+               AND NOT EXISTS (SELECT 1 FROM charges c WHERE c.payment_session_id = p.id AND c.status <> 'failed')",
         )
         .bind(only)
         .execute(&self.pg)
@@ -46,4 +50,237 @@ impl Store {
         .rows_affected();
         Ok(SweepCounts { expired, failed })
     }
+}
+
+/// A payment session as stored.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct PaymentRow {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub purpose: String,
+    pub chat_session_id: Option<Uuid>,
+    pub tier_id: Option<String>,
+    pub duration_minutes: i32,
+    pub amount: i64,
+    pub is_free_trial: bool,
+    pub targeted_mitra_id: Option<Uuid>,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub consumed_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) const PAYMENT_COLUMNS: &str = "id, customer_id, purpose, chat_session_id, tier_id, duration_minutes, \
+     amount, is_free_trial, targeted_mitra_id, status, created_at, expires_at, confirmed_at, consumed_at, resolved_at";
+
+/// A new payment session, priced and checked by the rules.
+pub struct NewPayment<'a> {
+    pub customer_id: Uuid,
+    pub purpose: &'a str,
+    pub chat_session_id: Option<Uuid>,
+    pub tier_id: Option<&'a str>,
+    pub duration_minutes: i32,
+    pub amount: i64,
+    pub is_free_trial: bool,
+    pub targeted_mitra_id: Option<Uuid>,
+    pub timeout_minutes: i64,
+}
+
+/// A payment session locked for a transition (`FOR NO KEY UPDATE`: a charge row may still
+/// reference it while the lock is held). Dropping it without a transition rolls back.
+pub struct PaymentLock {
+    tx: Transaction<'static, Postgres>,
+    pub row: PaymentRow,
+    /// Whether its expiry has passed, by the database clock.
+    pub past_expiry: bool,
+    /// Whether a charge for it is claimed or made (a confirm got that far): such a payment
+    /// is never expired, only confirmed.
+    pub charge_claimed: bool,
+}
+
+/// The free trial is already in use (one confirmed or consumed trial per customer).
+#[derive(Debug)]
+pub struct TrialInUse;
+
+impl PaymentLock {
+    /// pending → confirmed.
+    pub async fn confirm(mut self) -> Result<Result<PaymentRow, TrialInUse>, StoreError> {
+        let query = format!(
+            "UPDATE payment_sessions SET status = 'confirmed', confirmed_at = now()
+             WHERE id = $1 AND status = 'pending' RETURNING {PAYMENT_COLUMNS}"
+        );
+        match sqlx::query_as(AssertSqlSafe(query.as_str())).bind(self.row.id).fetch_one(&mut *self.tx).await {
+            Ok(row) => {
+                self.tx.commit().await?;
+                Ok(Ok(row))
+            }
+            Err(sqlx::Error::Database(e))
+                if e.constraint() == Some("payment_sessions_one_free_trial_idx") =>
+            {
+                Ok(Err(TrialInUse))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// pending → `to` (abandoned or expired).
+    pub async fn close_pending(mut self, to: &str) -> Result<PaymentRow, StoreError> {
+        let query = format!(
+            "UPDATE payment_sessions SET status = $2, resolved_at = now()
+             WHERE id = $1 AND status = 'pending' RETURNING {PAYMENT_COLUMNS}"
+        );
+        let row = sqlx::query_as(AssertSqlSafe(query.as_str()))
+            .bind(self.row.id)
+            .bind(to)
+            .fetch_one(&mut *self.tx)
+            .await?;
+        self.tx.commit().await?;
+        Ok(row)
+    }
+
+    /// Claims the confirm's charge (a `pending` ledger row under `idempotency_key`) and
+    /// releases the lock: from here the payment cannot expire, and the provider is called
+    /// without holding a database connection.
+    pub async fn claim_charge(mut self, idempotency_key: &str, provider: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO charges (payment_session_id, amount, provider, status, idempotency_key)
+             VALUES ($1, $2, $3, 'pending', $4)
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(self.row.id)
+        .bind(self.row.amount)
+        .bind(provider)
+        .bind(idempotency_key)
+        .execute(&mut *self.tx)
+        .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// Leaves the row as it was.
+    pub async fn release(self) -> Result<PaymentRow, StoreError> {
+        self.tx.rollback().await?;
+        Ok(self.row)
+    }
+}
+
+impl Store {
+    /// Whether the customer may still have the free trial: no payment ever confirmed,
+    /// except trials whose pairing failed (given back).
+    pub async fn free_trial_eligible(&self, customer: Uuid) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT NOT EXISTS (SELECT 1 FROM payment_sessions WHERE customer_id = $1
+                 AND (status IN ('confirmed', 'consumed') OR (status = 'failed_pairing' AND NOT is_free_trial)))",
+        )
+        .bind(customer)
+        .fetch_one(&self.pg)
+        .await?)
+    }
+
+    /// Whether the customer and the mitra ever had a session, and the mitra is active.
+    pub async fn returning_pair_known(&self, customer: Uuid, mitra: Uuid) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM chat_sessions s JOIN mitras m ON m.id = s.mitra_id
+                 WHERE s.customer_id = $1 AND s.mitra_id = $2 AND m.deactivated_at IS NULL)",
+        )
+        .bind(customer)
+        .bind(mitra)
+        .fetch_one(&self.pg)
+        .await?)
+    }
+
+    /// The status of the customer's chat session, if it is theirs.
+    pub async fn customer_session_status(
+        &self,
+        customer: Uuid,
+        session: Uuid,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT status FROM chat_sessions WHERE id = $1 AND customer_id = $2")
+            .bind(session)
+            .bind(customer)
+            .fetch_optional(&self.pg)
+            .await?)
+    }
+
+    pub async fn insert_payment(&self, new: &NewPayment<'_>) -> Result<PaymentRow, StoreError> {
+        let query = format!(
+            "INSERT INTO payment_sessions (customer_id, purpose, chat_session_id, tier_id, duration_minutes,
+                 amount, is_free_trial, targeted_mitra_id, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(mins => $9::int))
+             RETURNING {PAYMENT_COLUMNS}"
+        );
+        Ok(sqlx::query_as(AssertSqlSafe(query.as_str()))
+            .bind(new.customer_id)
+            .bind(new.purpose)
+            .bind(new.chat_session_id)
+            .bind(new.tier_id)
+            .bind(new.duration_minutes)
+            .bind(new.amount)
+            .bind(new.is_free_trial)
+            .bind(new.targeted_mitra_id)
+            .bind(i32::try_from(new.timeout_minutes).unwrap_or(i32::MAX))
+            .fetch_one(&self.pg)
+            .await?)
+    }
+
+    /// The customer's payment session.
+    pub async fn payment(&self, customer: Uuid, id: Uuid) -> Result<Option<PaymentRow>, StoreError> {
+        let query =
+            format!("SELECT {PAYMENT_COLUMNS} FROM payment_sessions WHERE id = $1 AND customer_id = $2");
+        Ok(sqlx::query_as(AssertSqlSafe(query.as_str()))
+            .bind(id)
+            .bind(customer)
+            .fetch_optional(&self.pg)
+            .await?)
+    }
+
+    /// Locks the customer's payment session for a transition.
+    pub async fn lock_payment(&self, customer: Uuid, id: Uuid) -> Result<Option<PaymentLock>, StoreError> {
+        let mut tx = self.pg.begin().await?;
+        let query = format!(
+            "SELECT {PAYMENT_COLUMNS}, expires_at <= now() AS past_expiry,
+                    EXISTS (SELECT 1 FROM charges c WHERE c.payment_session_id = p.id AND c.status <> 'failed')
+                        AS charge_claimed
+             FROM payment_sessions p WHERE id = $1 AND customer_id = $2 FOR NO KEY UPDATE OF p"
+        );
+        let row: Option<PaymentRowWithExpiry> = sqlx::query_as(AssertSqlSafe(query.as_str()))
+            .bind(id)
+            .bind(customer)
+            .fetch_optional(&mut *tx)
+            .await?;
+        Ok(row.map(|r| PaymentLock {
+            tx,
+            row: r.row,
+            past_expiry: r.past_expiry,
+            charge_claimed: r.charge_claimed,
+        }))
+    }
+
+    /// pending → confirmed after its charge succeeded; a payment already past pending is
+    /// returned as it is (a concurrent confirm got there first).
+    pub async fn confirm_charged_payment(&self, customer: Uuid, id: Uuid) -> Result<PaymentRow, StoreError> {
+        let query = format!(
+            "UPDATE payment_sessions SET status = 'confirmed', confirmed_at = now()
+             WHERE id = $1 AND customer_id = $2 AND status = 'pending' RETURNING {PAYMENT_COLUMNS}"
+        );
+        let confirmed: Option<PaymentRow> = sqlx::query_as(AssertSqlSafe(query.as_str()))
+            .bind(id)
+            .bind(customer)
+            .fetch_optional(&self.pg)
+            .await?;
+        match confirmed {
+            Some(row) => Ok(row),
+            None => self.payment(customer, id).await?.ok_or(StoreError::Encode("payment vanished".into())),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct PaymentRowWithExpiry {
+    #[sqlx(flatten)]
+    row: PaymentRow,
+    past_expiry: bool,
+    charge_claimed: bool,
 }

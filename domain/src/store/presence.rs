@@ -36,13 +36,14 @@ static AVAILABILITY: LazyLock<Script> = LazyLock::new(|| {
             local connected = redis.call('SCARD', p .. 'mc:' .. m) > 0
             local cap = tonumber(redis.call('GET', p .. 'cap') or default_cap)
             local online = status and connected
+            local available = online and active < cap
             if online then redis.call('SADD', p .. 'online', m) else redis.call('SREM', p .. 'online', m) end
-            if online and active < cap then
+            if available then
                 redis.call('SADD', p .. 'available', m)
             else
                 redis.call('SREM', p .. 'available', m)
             end
-            return {status and 1 or 0, connected and 1 or 0, active, online and 1 or 0}
+            return {status and 1 or 0, connected and 1 or 0, active, online and 1 or 0, available and 1 or 0}
         end
         local function retire(instance)
             for _, m in ipairs(redis.call('SMEMBERS', p .. 'im:' .. instance)) do
@@ -90,6 +91,13 @@ static AVAILABILITY: LazyLock<Script> = LazyLock::new(|| {
             return dead
         elseif op == 'state' then
             return recompute(a)
+        elseif op == 'snapshot' then
+            local out = {}
+            for _, m in ipairs(redis.call('SMEMBERS', p .. 'available')) do
+                out[#out + 1] = m
+                out[#out + 1] = tonumber(redis.call('HGET', p .. 'm:' .. m, 'active') or '0')
+            end
+            return out
         end
         return redis.error_reply('unknown op ' .. op)
         ",
@@ -106,6 +114,8 @@ pub struct MitraPresence {
     pub active_sessions: i64,
     /// Status online and connected.
     pub online: bool,
+    /// Online and below the cap: offered new chat requests.
+    pub available: bool,
 }
 
 impl Store {
@@ -144,7 +154,7 @@ impl Store {
     ) -> Result<MitraPresence, StoreError> {
         let reply = self.availability(op, &mitra.to_string(), arg, 0, default_cap).await?;
         let values: Vec<i64> = reply.into_array().into_iter().filter_map(|v| v.as_i64()).collect();
-        let [status, connected, active, online] = values[..] else {
+        let [status, connected, active, online, available] = values[..] else {
             return Err(StoreError::Redis(fred::error::Error::new(
                 fred::error::ErrorKind::Parse,
                 "availability reply",
@@ -155,7 +165,21 @@ impl Store {
             connected: connected == 1,
             active_sessions: active,
             online: online == 1,
+            available: available == 1,
         })
+    }
+
+    /// Every available mitra with their active session count, read in one step.
+    pub async fn available_mitras(&self) -> Result<Vec<(Uuid, i64)>, StoreError> {
+        let reply = self.availability("snapshot", "", "", 0, 0).await?;
+        let values = reply.into_array();
+        Ok(values
+            .chunks(2)
+            .filter_map(|pair| {
+                let id = Uuid::parse_str(&pair.first()?.as_string()?).ok()?;
+                Some((id, pair.get(1)?.as_i64()?))
+            })
+            .collect())
     }
 
     /// Records the mitra's own online switch.

@@ -1,0 +1,74 @@
+//! What the rules ask to happen later or elsewhere: timers and pushes.
+//!
+//! The rules decide *that* a timer is due or a push must go out; the `workers` crate
+//! implements [`Jobs`] on its durable job queue (Postgres) and runs them. Keeping the port
+//! here lets the api, the hub and the jobs themselves call the same flows without the
+//! domain knowing the job backend.
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::auth::Role;
+use crate::error::{DomainError, ErrorKind};
+use crate::push::PushMessage;
+
+/// What a timer does when it fires; each kind's handler lives in `workers`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    /// A canary that records when it fired (`bestie timers-probe`).
+    Probe,
+    /// A payment session reaches its expiry.
+    ExpirePaymentSession,
+    /// A pairing request's window ends (general blast or returning chat).
+    ClosePairingRequest,
+}
+
+impl TimerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Probe => "probe",
+            Self::ExpirePaymentSession => "expire_payment_session",
+            Self::ClosePairingRequest => "close_pairing_request",
+        }
+    }
+}
+
+/// A timer: run `kind` for `key` at `due_at_ms` (unix milliseconds), never before.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timer {
+    pub kind: TimerKind,
+    /// What the timer is about: a payment session id, a pairing request id, ...
+    pub key: Uuid,
+    pub due_at_ms: u64,
+}
+
+/// A push for every device of one account.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Push {
+    pub role: Role,
+    pub account: Uuid,
+    pub message: PushMessage,
+}
+
+/// A job could not be queued (the job store is unreachable).
+#[derive(Debug, thiserror::Error)]
+#[error("queuing a job failed: {0}")]
+pub struct JobError(pub String);
+
+impl DomainError for JobError {
+    fn code(&self) -> &'static str {
+        "store_unavailable"
+    }
+
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Unavailable
+    }
+}
+
+/// The durable job queue. Scheduling the same timer twice is one timer.
+pub trait Jobs: Send + Sync {
+    fn schedule(&self, timer: Timer) -> BoxFuture<'_, Result<(), JobError>>;
+    fn push(&self, push: Push) -> BoxFuture<'_, Result<(), JobError>>;
+}

@@ -1,0 +1,523 @@
+//! Pairing: finding a mitra for a paid chat.
+//!
+//! - **General blast**: every available mitra is offered the request (a `chat_request`
+//!   event, a push when the event found no socket) and gets one activity row; a mitra who
+//!   becomes available during the window is offered it too. The first accept wins (the
+//!   request row's status guards it in Postgres); the others get `missed` and
+//!   `chat_request_taken`. When every mitra offered it declined, it fails at once
+//!   (`all_mitras_rejected`); when the window ends, `no_mitra_available`.
+//! - **Returning chat** ("Curhat lagi"): one targeted mitra, its own window; offline or full
+//!   fails at once (`targeted_mitra_offline`), decline and timeout fail it too. The customer
+//!   may then fall back to a general blast on the same payment.
+//!
+//! The state change is committed first (`store::pairing`), then the events go out: an app
+//! that misses an event reads the state (`status`, the payment) when it resumes.
+
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::app_config;
+use crate::auth::{Principal, Role};
+use crate::error::{DomainError, ErrorKind};
+use crate::event::{Event, EventKind};
+use crate::jobs::{JobError, Timer, TimerKind};
+use crate::push::PushMessage;
+use crate::services::{Notice, Services};
+pub use crate::store::pairing::{Accepted, Cancelled, Declined, Failed, RequestRow};
+use crate::store::pairing::{NewRequest, Refusal};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PairingError {
+    #[error("no such payment session")]
+    PaymentNotFound,
+    #[error("no such chat request")]
+    RequestNotFound,
+    #[error("this payment session is for an extension, not a new chat")]
+    NotForChat,
+    #[error("the payment session is {0}, not confirmed")]
+    PaymentNotConfirmed(String),
+    #[error("the payment session has expired")]
+    PaymentExpired,
+    #[error("a search for this payment is already under way")]
+    SearchInProgress,
+    #[error("this payment already started a chat")]
+    AlreadyPaired(Option<Uuid>),
+    #[error("the payment was made for another bestie")]
+    TargetMismatch,
+    #[error("your bestie is not online right now")]
+    TargetedOffline,
+    #[error("this payment cannot fall back to a general search")]
+    FallbackNotAvailable,
+    #[error("another bestie already took this request")]
+    Taken,
+    #[error("the customer cancelled this request")]
+    RequestCancelled,
+    #[error("this request has expired")]
+    RequestExpired,
+    #[error("this request is closed")]
+    RequestClosed,
+    #[error("you already answered this request ({0})")]
+    AlreadyResponded(String),
+    #[error("you already have the most sessions allowed at once")]
+    AtCapacity,
+    #[error(transparent)]
+    Job(#[from] JobError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl DomainError for PairingError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::PaymentNotFound => "payment_session_not_found",
+            Self::RequestNotFound => "chat_request_not_found",
+            Self::NotForChat => "payment_not_for_chat",
+            Self::PaymentNotConfirmed(_) => "payment_not_confirmed",
+            Self::PaymentExpired => "payment_session_expired",
+            Self::SearchInProgress => "search_in_progress",
+            Self::AlreadyPaired(_) => "already_paired",
+            Self::TargetMismatch => "targeted_mitra_mismatch",
+            Self::TargetedOffline => "targeted_mitra_offline",
+            Self::FallbackNotAvailable => "fallback_not_available",
+            Self::Taken => "chat_request_taken",
+            Self::RequestCancelled => "chat_request_cancelled",
+            Self::RequestExpired => "chat_request_expired",
+            Self::RequestClosed => "chat_request_closed",
+            Self::AlreadyResponded(_) => "already_responded",
+            Self::AtCapacity => "mitra_at_capacity",
+            Self::Job(e) => e.code(),
+            Self::Store(e) => e.code(),
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::PaymentNotFound | Self::RequestNotFound => ErrorKind::NotFound,
+            Self::Job(e) => e.kind(),
+            Self::Store(e) => e.kind(),
+            _ => ErrorKind::Conflict,
+        }
+    }
+
+    fn details(&self) -> Vec<(&'static str, serde_json::Value)> {
+        match self {
+            Self::PaymentNotConfirmed(status) => vec![("status", json!(status))],
+            Self::AlreadyPaired(Some(session)) => vec![("chat_session_id", json!(session))],
+            Self::AlreadyResponded(response) => vec![("response", json!(response))],
+            Self::TargetedOffline => vec![("reason", json!("targeted_mitra_offline"))],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl PairingError {
+    fn from_refusal(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::NotFound => Self::PaymentNotFound,
+            Refusal::NotForChat => Self::NotForChat,
+            Refusal::PaymentNotConfirmed(status) => Self::PaymentNotConfirmed(status),
+            Refusal::PaymentExpired => Self::PaymentExpired,
+            Refusal::AlreadySearching => Self::SearchInProgress,
+            Refusal::AlreadyPaired { chat_session_id } => Self::AlreadyPaired(chat_session_id),
+            Refusal::TargetMismatch => Self::TargetMismatch,
+            Refusal::TargetedOffline => Self::TargetedOffline,
+            Refusal::FallbackNotAvailable => Self::FallbackNotAvailable,
+            Refusal::Closed { status, cause, .. } => match (status.as_str(), cause.as_deref()) {
+                ("accepted", _) => Self::Taken,
+                ("cancelled", _) => Self::RequestCancelled,
+                (_, Some("no_mitra_available" | "targeted_mitra_timeout" | "payment_session_expired")) => {
+                    Self::RequestExpired
+                }
+                _ => Self::RequestClosed,
+            },
+            Refusal::WindowOver => Self::RequestExpired,
+            Refusal::AlreadyResponded(response) => Self::AlreadyResponded(response),
+            Refusal::AtCapacity => Self::AtCapacity,
+        }
+    }
+
+    /// The same refusal, seen by a mitra acting on a request id.
+    fn for_mitra(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::NotFound => Self::RequestNotFound,
+            other => Self::from_refusal(other),
+        }
+    }
+}
+
+fn due_ms(at: chrono::DateTime<chrono::Utc>) -> u64 {
+    u64::try_from(at.timestamp_millis()).unwrap_or_default()
+}
+
+/// `POST /api/client/chat-requests`: a general blast for a confirmed payment.
+#[tracing::instrument(skip_all, fields(customer_id = %customer.id, payment_session_id = %payment))]
+pub async fn start_blast(
+    services: &Services,
+    customer: &Principal,
+    payment: Uuid,
+) -> Result<RequestRow, PairingError> {
+    start(services, customer, payment, None, false).await
+}
+
+/// `POST /api/client/chat-requests/:payment_session_id/fallback-to-blast`: after a
+/// returning chat failed, the same payment runs a general blast (no second charge).
+#[tracing::instrument(skip_all, fields(customer_id = %customer.id, payment_session_id = %payment))]
+pub async fn fallback_to_blast(
+    services: &Services,
+    customer: &Principal,
+    payment: Uuid,
+) -> Result<RequestRow, PairingError> {
+    start(services, customer, payment, None, true).await
+}
+
+/// `POST /api/client/chat-requests/returning`: "Curhat lagi" with one mitra. Ignores
+/// general availability; fails at once when that mitra is offline or full.
+#[tracing::instrument(skip_all, fields(customer_id = %customer.id, payment_session_id = %payment))]
+pub async fn start_returning(
+    services: &Services,
+    customer: &Principal,
+    payment: Uuid,
+    mitra: Uuid,
+) -> Result<RequestRow, PairingError> {
+    start(services, customer, payment, Some(mitra), false).await
+}
+
+async fn start(
+    services: &Services,
+    customer: &Principal,
+    payment: Uuid,
+    targeted: Option<Uuid>,
+    fallback: bool,
+) -> Result<RequestRow, PairingError> {
+    let store = &services.store;
+    let (window_key, targeted_available, target_sessions) = match targeted {
+        None => ("pairing_blast_timeout_seconds", false, 0),
+        Some(mitra) => {
+            let cap = app_config::integer(store, "max_customers_per_mitra").await?;
+            let presence = store.mitra_presence(mitra, cap).await?;
+            // A mitra already chatting with this customer may take them again at the cap.
+            let room = presence.active_sessions < cap || store.in_session_with(mitra, customer.id).await?;
+            ("returning_chat_confirmation_timeout_seconds", presence.online && room, presence.active_sessions)
+        }
+    };
+    let new = NewRequest {
+        payment,
+        customer: customer.id,
+        targeted,
+        targeted_available,
+        fallback,
+        window_s: app_config::integer(store, window_key).await?,
+    };
+    let request = match store.start_pairing_request(&new).await? {
+        Ok(request) => request,
+        Err(refusal) => {
+            if matches!(refusal, Refusal::TargetedOffline | Refusal::PaymentExpired) {
+                let cause = if refusal == Refusal::TargetedOffline {
+                    "targeted_mitra_offline"
+                } else {
+                    "payment_session_expired"
+                };
+                let kind = if targeted.is_some() { "returning" } else { "general" };
+                services.metrics.pairing_outcomes.with_label_values(&[kind, cause]).inc();
+                services.metrics.payment_transitions.with_label_values(&["failed_pairing"]).inc();
+            }
+            return Err(PairingError::from_refusal(refusal));
+        }
+    };
+    if fallback {
+        services.metrics.payment_transitions.with_label_values(&["confirmed"]).inc();
+    }
+    let timer = Timer {
+        kind: TimerKind::ClosePairingRequest,
+        key: request.id,
+        due_at_ms: due_ms(request.expires_at),
+    };
+    services.jobs.schedule(timer).await?;
+    let mitras = match targeted {
+        Some(mitra) => vec![(mitra, target_sessions)],
+        None => store.available_mitras().await?,
+    };
+    offer(services, request.id, &mitras).await?;
+    Ok(request)
+}
+
+/// Records the offers, then sends each newly offered mitra the `chat_request` event (a push
+/// when it found no socket).
+async fn offer(services: &Services, request: Uuid, mitras: &[(Uuid, i64)]) -> Result<usize, PairingError> {
+    if mitras.is_empty() {
+        return Ok(0);
+    }
+    let store = &services.store;
+    let offered = store.record_offers(request, mitras, &[]).await?;
+    if offered.is_empty() {
+        return Ok(0);
+    }
+    let Some(offer) = store.offers(&[request]).await?.into_iter().next() else {
+        return Ok(0);
+    };
+    let notices = offered.iter().map(|mitra| chat_request_notice(*mitra, &offer)).collect();
+    let pushed = services.notify(notices).await?;
+    store.mark_offers_pushed(request, &pushed).await?;
+    Ok(offered.len())
+}
+
+fn chat_request_notice(mitra: Uuid, offer: &crate::store::pairing::Offer) -> Notice {
+    let countdown_s = (offer.expires_at - chrono::Utc::now()).num_seconds().max(0);
+    let event = Event::new(
+        EventKind::ChatRequest,
+        json!({
+            "request_id": offer.request_id,
+            "request_type": offer.request_type,
+            "customer": { "call_name": offer.customer_call_name },
+            "duration_minutes": offer.duration_minutes,
+            "expires_at": offer.expires_at,
+            "countdown_s": countdown_s,
+        }),
+    );
+    let body = if offer.request_type == "returning" {
+        format!("{} ingin curhat lagi denganmu ({} menit)", offer.customer_call_name, offer.duration_minutes)
+    } else {
+        format!("{} ingin curhat ({} menit)", offer.customer_call_name, offer.duration_minutes)
+    };
+    let push = PushMessage {
+        title: "Permintaan curhat baru".into(),
+        body,
+        data: [
+            ("type".to_owned(), "chat_request".to_owned()),
+            ("request_id".to_owned(), offer.request_id.to_string()),
+            ("request_type".to_owned(), offer.request_type.clone()),
+        ]
+        .into(),
+        collapse_key: Some(format!("chat_request:{}", offer.request_id)),
+    };
+    Notice { role: Role::Mitra, user: mitra, event, push: Some(push) }
+}
+
+/// A mitra became available (status on, socket connected, a session ended): offers them
+/// every open general request they have not seen. Returns how many.
+pub async fn offer_open_requests(
+    services: &Services,
+    mitra: Uuid,
+    active_sessions: i64,
+) -> Result<usize, StoreError> {
+    let store = &services.store;
+    let requests = store.offer_open_requests(mitra, active_sessions).await?;
+    if requests.is_empty() {
+        return Ok(0);
+    }
+    let offers = store.offers(&requests).await?;
+    let notices = offers.iter().map(|offer| chat_request_notice(mitra, offer)).collect();
+    services.notify(notices).await?;
+    Ok(requests.len())
+}
+
+/// `POST /api/mitra/chat-requests/:id/accept`. The first accept wins; repeating a won
+/// accept returns the same session.
+#[tracing::instrument(skip_all, fields(mitra_id = %mitra.id, request_id = %request))]
+pub async fn accept(services: &Services, mitra: &Principal, request: Uuid) -> Result<Accepted, PairingError> {
+    let store = &services.store;
+    let cap = app_config::integer(store, "max_customers_per_mitra").await?;
+    let accepted = match store.accept_request(request, mitra.id, cap).await? {
+        Ok(accepted) => accepted,
+        Err(Refusal::Closed { accepted_by_caller: true, .. }) => {
+            return store.accepted_by(request, mitra.id).await?.ok_or(PairingError::RequestNotFound);
+        }
+        Err(refusal) => return Err(PairingError::for_mitra(refusal)),
+    };
+    let kind = accepted.request.request_type.as_str();
+    services.metrics.pairing_outcomes.with_label_values(&[kind, "accepted"]).inc();
+    services.metrics.payment_transitions.with_label_values(&["consumed"]).inc();
+    let waited = (accepted.request.resolved_at.unwrap_or_else(chrono::Utc::now)
+        - accepted.request.created_at)
+        .num_milliseconds();
+    services
+        .metrics
+        .pairing_time_to_accept_seconds
+        .with_label_values(&[kind])
+        .observe(waited as f64 / 1_000.0);
+    if let Err(error) = store.set_mitra_sessions(mitra.id, accepted.mitra_live_sessions, cap).await {
+        tracing::warn!(%error, "could not update the mitra's session count in Redis");
+    }
+    let mut notices = vec![paired_notice(&accepted, Role::Customer, accepted.request.customer_id)];
+    notices.push(paired_notice(&accepted, Role::Mitra, mitra.id));
+    notices.extend(accepted.missed.iter().map(|other| Notice {
+        role: Role::Mitra,
+        user: *other,
+        event: Event::new(EventKind::ChatRequestTaken, json!({ "request_id": request })),
+        push: None,
+    }));
+    services.notify(notices).await?;
+    Ok(accepted)
+}
+
+fn paired_notice(accepted: &Accepted, role: Role, user: Uuid) -> Notice {
+    let session = &accepted.session;
+    let mut data = json!({
+        "request_id": accepted.request.id,
+        "request_type": accepted.request.request_type,
+        "payment_session_id": accepted.request.payment_session_id,
+        "chat_session": {
+            "id": session.id,
+            "started_at": session.started_at,
+            "ends_at": session.ends_at,
+            "duration_minutes": accepted.duration_minutes,
+        },
+    });
+    let push = if role == Role::Customer {
+        // The customer sees the mitra's display name only; the mitra the customer's call name only.
+        data["mitra"] =
+            json!({ "id": accepted.request.accepted_mitra_id, "display_name": accepted.mitra_display_name });
+        Some(PushMessage {
+            title: "Bestie ditemukan!".into(),
+            body: format!("{} siap mendengarkan ceritamu", accepted.mitra_display_name),
+            data: [
+                ("type".to_owned(), "paired".to_owned()),
+                ("chat_session_id".to_owned(), session.id.to_string()),
+            ]
+            .into(),
+            collapse_key: Some(format!("pairing:{}", accepted.request.payment_session_id)),
+        })
+    } else {
+        data["customer"] = json!({ "call_name": accepted.customer_call_name });
+        None
+    };
+    Notice { role, user, event: Event::new(EventKind::Paired, data), push }
+}
+
+/// `POST /api/mitra/chat-requests/:id/decline`.
+#[tracing::instrument(skip_all, fields(mitra_id = %mitra.id, request_id = %request))]
+pub async fn decline(
+    services: &Services,
+    mitra: &Principal,
+    request: Uuid,
+) -> Result<Declined, PairingError> {
+    let declined =
+        services.store.decline_request(request, mitra.id).await?.map_err(PairingError::for_mitra)?;
+    if let Some(failed) = &declined.failed {
+        report_failure(services, failed, "chat_request_closed").await?;
+    }
+    Ok(declined)
+}
+
+/// The request's window ended (its timer). Does nothing when it was already resolved.
+#[tracing::instrument(skip_all, fields(request_id = %request))]
+pub async fn close_window(services: &Services, request: Uuid) -> Result<Option<Failed>, StoreError> {
+    let failed = services.store.close_request_window(request).await?;
+    if let Some(failed) = &failed {
+        report_failure(services, failed, "chat_request_expired").await?;
+    }
+    Ok(failed)
+}
+
+/// `POST /api/client/chat-requests/cancel`: the customer stops searching (or, after a
+/// returning chat failed, gives up on the payment).
+#[tracing::instrument(skip_all, fields(customer_id = %customer.id, payment_session_id = %payment))]
+pub async fn cancel(
+    services: &Services,
+    customer: &Principal,
+    payment: Uuid,
+) -> Result<Cancelled, PairingError> {
+    let cancelled =
+        services.store.cancel_search(payment, customer.id).await?.map_err(PairingError::from_refusal)?;
+    if let Some(failed) = &cancelled.request {
+        report_failure(services, failed, "chat_request_cancelled").await?;
+    } else if cancelled.payment.status == "failed_pairing" {
+        services.metrics.payment_transitions.with_label_values(&["failed_pairing"]).inc();
+    }
+    Ok(cancelled)
+}
+
+/// Counts a failed request and tells everyone: the customer (`pairing_failed`, or for a
+/// returning chat `returning_chat_rejected` / `returning_chat_timeout`), and each mitra who
+/// still had it open (`open_event`).
+async fn report_failure(services: &Services, failed: &Failed, open_event: &str) -> Result<(), StoreError> {
+    let request = &failed.request;
+    let kind = request.request_type.as_str();
+    services.metrics.pairing_outcomes.with_label_values(&[kind, &failed.cause]).inc();
+    services.metrics.payment_transitions.with_label_values(&["failed_pairing"]).inc();
+    let customer_kind = match failed.cause.as_str() {
+        "targeted_mitra_rejected" => EventKind::ReturningChatRejected,
+        "targeted_mitra_timeout" => EventKind::ReturningChatTimeout,
+        _ => EventKind::PairingFailed,
+    };
+    let returning_failed = customer_kind != EventKind::PairingFailed;
+    let data = json!({
+        "request_id": request.id,
+        "request_type": request.request_type,
+        "payment_session_id": request.payment_session_id,
+        "cause_tag": failed.cause,
+        // After a returning chat fails, the same payment may run a general blast.
+        "fallback_offered": returning_failed,
+    });
+    let push = (failed.cause != "customer_cancelled").then(|| PushMessage {
+        title: "Bestie belum tersedia".into(),
+        body: "Maaf, kami belum bisa menemukan bestie untukmu.".into(),
+        data: [
+            ("type".to_owned(), customer_kind.as_str().to_owned()),
+            ("payment_session_id".to_owned(), request.payment_session_id.to_string()),
+            ("cause_tag".to_owned(), failed.cause.clone()),
+        ]
+        .into(),
+        collapse_key: Some(format!("pairing:{}", request.payment_session_id)),
+    });
+    let mut notices = vec![Notice {
+        role: Role::Customer,
+        user: request.customer_id,
+        event: Event::new(customer_kind, data),
+        push,
+    }];
+    let open_kind = match open_event {
+        "chat_request_cancelled" => EventKind::ChatRequestCancelled,
+        "chat_request_expired" => EventKind::ChatRequestExpired,
+        _ => EventKind::ChatRequestClosed,
+    };
+    notices.extend(failed.open.iter().map(|mitra| Notice {
+        role: Role::Mitra,
+        user: *mitra,
+        event: Event::new(open_kind, json!({ "request_id": request.id })),
+        push: None,
+    }));
+    services.notify(notices).await?;
+    Ok(())
+}
+
+/// What a mitra's app sees of a request it resumed to or opened from a push.
+#[derive(Clone, Debug)]
+pub struct RequestStatus {
+    pub request: RequestRow,
+    /// `pending`, `accepted` (by this mitra), `taken` (by another), `cancelled`, `expired`
+    /// or `closed` (failed otherwise, e.g. every mitra declined).
+    pub status: &'static str,
+    /// This mitra's own answer, if any.
+    pub response: Option<String>,
+}
+
+/// `GET /api/mitra/chat-requests/:id/status`: only for a mitra who was offered it.
+pub async fn status_for_mitra(
+    store: &Store,
+    mitra: &Principal,
+    request: Uuid,
+) -> Result<RequestStatus, PairingError> {
+    let (row, response) =
+        store.request_for_mitra(request, mitra.id).await?.ok_or(PairingError::RequestNotFound)?;
+    let status = match (row.status.as_str(), row.failure_cause.as_deref()) {
+        ("pending", _) if row.expires_at > chrono::Utc::now() => "pending",
+        ("pending", _) => "expired",
+        ("accepted", _) if row.accepted_mitra_id == Some(mitra.id) => "accepted",
+        ("accepted", _) => "taken",
+        ("cancelled", _) => "cancelled",
+        (_, Some("no_mitra_available" | "targeted_mitra_timeout" | "payment_session_expired")) => "expired",
+        _ => "closed",
+    };
+    Ok(RequestStatus { request: row, status, response })
+}
+
+/// The customer's searches for one payment, newest first.
+pub async fn requests_of_payment(
+    store: &Store,
+    customer: &Principal,
+    payment: Uuid,
+) -> Result<Vec<RequestRow>, StoreError> {
+    store.requests_of_payment(customer.id, payment).await
+}

@@ -1,0 +1,70 @@
+//! What a flow needs besides its input: the stores, the job queue, the payment provider, the
+//! event settings and the metrics. Built once per process and shared by the api, the hub
+//! and the jobs, so each flow is one function that every edge calls the same way.
+
+use std::sync::Arc;
+
+use crate::auth::Role;
+use crate::charges::PaymentProvider;
+use crate::event::Event;
+use crate::jobs::{Jobs, Push};
+use crate::metrics::Metrics;
+use crate::push::PushMessage;
+use crate::settings::HubSettings;
+use crate::store::{Store, StoreError};
+
+#[derive(Clone)]
+pub struct Services {
+    pub store: Store,
+    pub jobs: Arc<dyn Jobs>,
+    pub payments: Arc<dyn PaymentProvider>,
+    /// How long events are kept for resuming.
+    pub hub: HubSettings,
+    pub metrics: Metrics,
+}
+
+/// An event for one user, with the push to send when none of their sockets is open.
+pub struct Notice {
+    pub role: Role,
+    pub user: uuid::Uuid,
+    pub event: Event,
+    pub push: Option<PushMessage>,
+}
+
+impl Services {
+    /// Publishes each notice's event (concurrently) and queues its push when the user had
+    /// no socket to deliver it to. Returns the users reached only by push.
+    /// A failure to publish one notice is logged and does not stop the others: the flow's
+    /// state is already committed, and apps re-read it on resume.
+    pub async fn notify(&self, notices: Vec<Notice>) -> Result<Vec<uuid::Uuid>, StoreError> {
+        use futures::StreamExt;
+        let published = futures::stream::iter(notices)
+            .map(|notice| async move {
+                let routed = crate::events::publish(&self.store, &self.hub, notice.user, &notice.event).await;
+                (notice, routed)
+            })
+            .buffer_unordered(256)
+            .collect::<Vec<_>>()
+            .await;
+        let mut pushed = Vec::new();
+        for (notice, routed) in published {
+            match routed {
+                Ok(published) if published.routed => {}
+                Ok(_) => {
+                    if let Some(message) = notice.push {
+                        let push = Push { role: notice.role, account: notice.user, message };
+                        if let Err(error) = self.jobs.push(push).await {
+                            tracing::warn!(%error, user = %notice.user, "could not queue a push");
+                        } else {
+                            pushed.push(notice.user);
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, user = %notice.user, kind = notice.event.kind.as_str(), "publish failed")
+                }
+            }
+        }
+        Ok(pushed)
+    }
+}

@@ -1,0 +1,798 @@
+//! Pairing requests, the per-mitra activity log and the failure ledger.
+//!
+//! Every transition is one transaction that locks the request row first and the payment
+//! row second (the same order everywhere, so two transitions never deadlock), and is guarded
+//! by the request's status: of an accept, a decline-by-all, a cancel and a window end racing
+//! on one request, exactly one commits its change and the others see it and refuse. A
+//! payment's move to `failed_pairing` writes its ledger row in the same transaction.
+
+use chrono::{DateTime, Utc};
+use sqlx::{AssertSqlSafe, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::payments::{PAYMENT_COLUMNS, PaymentRow};
+use super::{Store, StoreError};
+
+/// A pairing request as stored.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct RequestRow {
+    pub id: Uuid,
+    pub payment_session_id: Uuid,
+    pub customer_id: Uuid,
+    pub request_type: String,
+    pub targeted_mitra_id: Option<Uuid>,
+    pub status: String,
+    pub failure_cause: Option<String>,
+    pub accepted_mitra_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+const REQUEST_COLUMNS: &str = "id, payment_session_id, customer_id, request_type, targeted_mitra_id, status, \
+     failure_cause, accepted_mitra_id, created_at, expires_at, resolved_at";
+
+/// What a mitra is shown about a request.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Offer {
+    pub request_id: Uuid,
+    pub request_type: String,
+    pub customer_call_name: String,
+    pub duration_minutes: i32,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Why a transition did not happen. The state was left as it was, except where noted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// No such request or payment, or not the caller's.
+    NotFound,
+    /// The payment is an extension's.
+    NotForChat,
+    /// The payment is not confirmed (its status).
+    PaymentNotConfirmed(String),
+    /// The payment's expiry passed: it was failed with `payment_session_expired` (committed).
+    PaymentExpired,
+    /// A search for this payment is under way.
+    AlreadySearching,
+    /// The payment already led to a chat.
+    AlreadyPaired { chat_session_id: Option<Uuid> },
+    /// The payment targets another mitra, or none.
+    TargetMismatch,
+    /// The targeted mitra cannot take it: the payment was failed with
+    /// `targeted_mitra_offline` (committed).
+    TargetedOffline,
+    /// Fallback is only for a payment whose returning chat failed, unexpired and unsettled.
+    FallbackNotAvailable,
+    /// The request is no longer open (its status: `accepted`, `failed`, `cancelled`), with
+    /// whether this mitra took it.
+    Closed { status: String, cause: Option<String>, accepted_by_caller: bool },
+    /// The request's window has passed; its timer closes it.
+    WindowOver,
+    /// The mitra already answered it.
+    AlreadyResponded(String),
+    /// The mitra has `max_customers_per_mitra` live sessions.
+    AtCapacity,
+}
+
+/// A new request: a general blast, or a returning chat for one mitra.
+pub struct NewRequest {
+    pub payment: Uuid,
+    pub customer: Uuid,
+    /// `None`: general blast. `Some`: returning chat to this mitra.
+    pub targeted: Option<Uuid>,
+    /// Whether the targeted mitra can take it now (checked before, from presence).
+    pub targeted_available: bool,
+    /// Reopen a payment whose returning chat failed (fallback to a general blast).
+    pub fallback: bool,
+    pub window_s: i64,
+}
+
+/// A chat session that was just started.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct StartedSession {
+    pub id: Uuid,
+    pub started_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+}
+
+/// An accept that won.
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    pub request: RequestRow,
+    pub session: StartedSession,
+    pub duration_minutes: i32,
+    pub mitra_display_name: String,
+    pub customer_call_name: String,
+    /// Mitras who had it open and are now `missed`.
+    pub missed: Vec<Uuid>,
+    /// The mitra's live sessions, this one included.
+    pub mitra_live_sessions: i64,
+}
+
+/// A request that ended without a chat.
+#[derive(Clone, Debug)]
+pub struct Failed {
+    pub request: RequestRow,
+    pub cause: String,
+    /// Mitras who had it open (no answer) when it ended.
+    pub open: Vec<Uuid>,
+}
+
+/// What a decline did.
+#[derive(Clone, Debug)]
+pub struct Declined {
+    pub request: RequestRow,
+    /// Set when this decline failed the request (the target declined, or every mitra did).
+    pub failed: Option<Failed>,
+}
+
+/// What a customer's cancel did.
+#[derive(Clone, Debug)]
+pub struct Cancelled {
+    pub payment: PaymentRow,
+    /// The search that was cancelled, with the mitras who had it open.
+    pub request: Option<Failed>,
+}
+
+type Tx = Transaction<'static, Postgres>;
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
+}
+
+/// confirmed → failed_pairing with its ledger row; nothing when not confirmed.
+async fn fail_payment(
+    tx: &mut Tx,
+    payment: Uuid,
+    request: Option<Uuid>,
+    targeted: Option<Uuid>,
+    cause: &str,
+) -> Result<bool, StoreError> {
+    let failed = sqlx::query(
+        "WITH failed AS (
+             UPDATE payment_sessions SET status = 'failed_pairing', resolved_at = now()
+             WHERE id = $1 AND status = 'confirmed'
+             RETURNING id, customer_id, amount)
+         INSERT INTO pairing_failures (payment_session_id, pairing_request_id, customer_id, targeted_mitra_id, cause_tag, amount)
+         SELECT id, $2, customer_id, $3, $4, amount FROM failed",
+    )
+    .bind(payment)
+    .bind(request)
+    .bind(targeted)
+    .bind(cause)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(failed == 1)
+}
+
+/// pending → failed/cancelled for `request`, its open rows → `open_response` (or left
+/// empty), its payment → failed_pairing with the ledger row.
+async fn fail_request(
+    tx: &mut Tx,
+    request: &RequestRow,
+    status: &str,
+    cause: &str,
+    open_response: Option<&str>,
+) -> Result<Failed, StoreError> {
+    let query = format!(
+        "UPDATE pairing_requests SET status = $2, failure_cause = $3, resolved_at = now()
+         WHERE id = $1 AND status = 'pending' RETURNING {REQUEST_COLUMNS}"
+    );
+    let updated: RequestRow = sqlx::query_as(AssertSqlSafe(query.as_str()))
+        .bind(request.id)
+        .bind(status)
+        .bind(cause)
+        .fetch_one(&mut **tx)
+        .await?;
+    let open: Vec<Uuid> = match open_response {
+        Some(response) => {
+            sqlx::query_scalar(
+                "UPDATE chat_request_notifications SET response = $2
+                 WHERE pairing_request_id = $1 AND response IS NULL RETURNING mitra_id",
+            )
+            .bind(request.id)
+            .bind(response)
+            .fetch_all(&mut **tx)
+            .await?
+        }
+        None => {
+            sqlx::query_scalar(
+                "SELECT mitra_id FROM chat_request_notifications WHERE pairing_request_id = $1 AND response IS NULL",
+            )
+            .bind(request.id)
+            .fetch_all(&mut **tx)
+            .await?
+        }
+    };
+    fail_payment(tx, request.payment_session_id, Some(request.id), request.targeted_mitra_id, cause).await?;
+    Ok(Failed { request: updated, cause: cause.to_owned(), open })
+}
+
+fn closed(request: &RequestRow, mitra: Uuid) -> Refusal {
+    Refusal::Closed {
+        status: request.status.clone(),
+        cause: request.failure_cause.clone(),
+        accepted_by_caller: request.accepted_mitra_id == Some(mitra),
+    }
+}
+
+impl Store {
+    /// Opens a pairing request for a confirmed payment (or, with `fallback`, reopens a
+    /// payment whose returning chat failed). Checks ownership, purpose, status, expiry
+    /// (failing an expired payment on the spot), the target and that no search is under way.
+    pub async fn start_pairing_request(
+        &self,
+        new: &NewRequest,
+    ) -> Result<Result<RequestRow, Refusal>, StoreError> {
+        let mut tx = self.pg.begin().await?;
+        let query = format!(
+            "SELECT {PAYMENT_COLUMNS} FROM payment_sessions WHERE id = $1 AND customer_id = $2 FOR NO KEY UPDATE"
+        );
+        let Some(payment): Option<PaymentRow> = sqlx::query_as(AssertSqlSafe(query.as_str()))
+            .bind(new.payment)
+            .bind(new.customer)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(Err(Refusal::NotFound));
+        };
+        if payment.purpose != "chat" {
+            return Ok(Err(Refusal::NotForChat));
+        }
+        let past_expiry: bool = sqlx::query_scalar("SELECT $1::timestamptz <= now()")
+            .bind(payment.expires_at)
+            .fetch_one(&mut *tx)
+            .await?;
+        if new.fallback {
+            // Only after a returning chat failed, before expiry, and before an operator
+            // settled the failure (refund, credit): then the same payment runs a blast.
+            let reopenable: bool = sqlx::query_scalar(
+                "SELECT $2 = 'failed_pairing' AND NOT $3
+                     AND (SELECT cause_tag FROM pairing_failures WHERE payment_session_id = $1
+                          ORDER BY created_at DESC LIMIT 1)
+                         IN ('targeted_mitra_offline', 'targeted_mitra_rejected', 'targeted_mitra_timeout')
+                     AND NOT EXISTS (SELECT 1 FROM pairing_failures WHERE payment_session_id = $1
+                                     AND operator_action IS NOT NULL)",
+            )
+            .bind(payment.id)
+            .bind(&payment.status)
+            .bind(past_expiry)
+            .fetch_one(&mut *tx)
+            .await?;
+            if !reopenable {
+                return Ok(Err(if payment.status == "consumed" {
+                    Refusal::AlreadyPaired { chat_session_id: self.session_of_payment(payment.id).await? }
+                } else {
+                    Refusal::FallbackNotAvailable
+                }));
+            }
+            let reopened = sqlx::query(
+                "UPDATE payment_sessions SET status = 'confirmed', resolved_at = NULL WHERE id = $1",
+            )
+            .bind(payment.id)
+            .execute(&mut *tx)
+            .await;
+            match reopened {
+                Ok(_) => {}
+                // Another free trial of the customer's is in use now.
+                Err(e) if is_unique_violation(&e) => return Ok(Err(Refusal::FallbackNotAvailable)),
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            match payment.status.as_str() {
+                "confirmed" => {}
+                "consumed" => {
+                    return Ok(Err(Refusal::AlreadyPaired {
+                        chat_session_id: self.session_of_payment(payment.id).await?,
+                    }));
+                }
+                other => return Ok(Err(Refusal::PaymentNotConfirmed(other.to_owned()))),
+            }
+            let searching: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pairing_requests WHERE payment_session_id = $1 AND status = 'pending')",
+            )
+            .bind(payment.id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if searching {
+                return Ok(Err(Refusal::AlreadySearching));
+            }
+            if past_expiry {
+                fail_payment(&mut tx, payment.id, None, payment.targeted_mitra_id, "payment_session_expired")
+                    .await?;
+                tx.commit().await?;
+                return Ok(Err(Refusal::PaymentExpired));
+            }
+        }
+        if let Some(mitra) = new.targeted {
+            if payment.targeted_mitra_id != Some(mitra) {
+                return Ok(Err(Refusal::TargetMismatch));
+            }
+            if !new.targeted_available {
+                fail_payment(&mut tx, payment.id, None, Some(mitra), "targeted_mitra_offline").await?;
+                tx.commit().await?;
+                return Ok(Err(Refusal::TargetedOffline));
+            }
+        }
+        let query = format!(
+            "INSERT INTO pairing_requests (payment_session_id, customer_id, request_type, targeted_mitra_id, expires_at)
+             VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::double precision))
+             RETURNING {REQUEST_COLUMNS}"
+        );
+        let request_type = if new.targeted.is_some() { "returning" } else { "general" };
+        let request: RequestRow = sqlx::query_as(AssertSqlSafe(query.as_str()))
+            .bind(payment.id)
+            .bind(new.customer)
+            .bind(request_type)
+            .bind(new.targeted)
+            .bind(new.window_s as f64)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(request))
+    }
+
+    async fn session_of_payment(&self, payment: Uuid) -> Result<Option<Uuid>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT id FROM chat_sessions WHERE payment_session_id = $1")
+            .bind(payment)
+            .fetch_optional(&self.pg)
+            .await?)
+    }
+
+    /// Records that `mitras` (with their active session counts) are shown the request,
+    /// while it is still pending. Returns the mitras newly recorded.
+    pub async fn record_offers(
+        &self,
+        request: Uuid,
+        mitras: &[(Uuid, i64)],
+        pushed: &[Uuid],
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let mut tx = self.pg.begin().await?;
+        // FOR SHARE: a decline-by-all or window end waits for these rows, and sees them.
+        let pending: Option<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM pairing_requests WHERE id = $1 AND status = 'pending' FOR SHARE",
+        )
+        .bind(request)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if pending.is_none() {
+            return Ok(Vec::new());
+        }
+        let (ids, counts): (Vec<Uuid>, Vec<i32>) =
+            mitras.iter().map(|(id, n)| (*id, i32::try_from(*n).unwrap_or(i32::MAX))).unzip();
+        let inserted: Vec<Uuid> = sqlx::query_scalar(
+            "INSERT INTO chat_request_notifications (pairing_request_id, mitra_id, active_session_count, pushed)
+             SELECT $1, m.id, m.n, m.id = ANY($4)
+             FROM UNNEST($2::uuid[], $3::int[]) AS m(id, n)
+             JOIN mitras ON mitras.id = m.id AND mitras.deactivated_at IS NULL
+             ON CONFLICT (pairing_request_id, mitra_id) DO NOTHING
+             RETURNING mitra_id",
+        )
+        .bind(request)
+        .bind(&ids)
+        .bind(&counts)
+        .bind(pushed)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// Marks that a push went out for these offers (their mitras had no live socket).
+    pub async fn mark_offers_pushed(&self, request: Uuid, mitras: &[Uuid]) -> Result<(), StoreError> {
+        if mitras.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE chat_request_notifications SET pushed = true WHERE pairing_request_id = $1 AND mitra_id = ANY($2)",
+        )
+        .bind(request)
+        .bind(mitras)
+        .execute(&self.pg)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a mitra who just became available as notified of every open general
+    /// request they have not seen. Returns those requests.
+    pub async fn offer_open_requests(
+        &self,
+        mitra: Uuid,
+        active_sessions: i64,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let mut tx = self.pg.begin().await?;
+        let inserted: Vec<Uuid> = sqlx::query_scalar(
+            "WITH open AS (
+                 SELECT id FROM pairing_requests
+                 WHERE status = 'pending' AND request_type = 'general' AND expires_at > now()
+                 FOR SHARE)
+             INSERT INTO chat_request_notifications (pairing_request_id, mitra_id, active_session_count)
+             SELECT open.id, $1, $2 FROM open
+             WHERE EXISTS (SELECT 1 FROM mitras WHERE id = $1 AND deactivated_at IS NULL)
+             ON CONFLICT (pairing_request_id, mitra_id) DO NOTHING
+             RETURNING pairing_request_id",
+        )
+        .bind(mitra)
+        .bind(i32::try_from(active_sessions).unwrap_or(i32::MAX))
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// What mitras are shown of these requests.
+    pub async fn offers(&self, requests: &[Uuid]) -> Result<Vec<Offer>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT r.id AS request_id, r.request_type, c.call_name AS customer_call_name,
+                    p.duration_minutes, r.expires_at
+             FROM pairing_requests r
+             JOIN customers c ON c.id = r.customer_id
+             JOIN payment_sessions p ON p.id = r.payment_session_id
+             WHERE r.id = ANY($1)",
+        )
+        .bind(requests)
+        .fetch_all(&self.pg)
+        .await?)
+    }
+
+    /// Locks the request for `mitra`: the request and whether (and how) the mitra was
+    /// offered it. `None` when it does not exist or the mitra never saw it.
+    async fn lock_request_for_mitra(
+        tx: &mut Tx,
+        request: Uuid,
+        mitra: Uuid,
+    ) -> Result<Option<(RequestRow, Option<String>)>, StoreError> {
+        let query = format!("SELECT {REQUEST_COLUMNS} FROM pairing_requests WHERE id = $1 FOR UPDATE");
+        let Some(row): Option<RequestRow> =
+            sqlx::query_as(AssertSqlSafe(query.as_str())).bind(request).fetch_optional(&mut **tx).await?
+        else {
+            return Ok(None);
+        };
+        let offered: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT response FROM chat_request_notifications WHERE pairing_request_id = $1 AND mitra_id = $2",
+        )
+        .bind(request)
+        .bind(mitra)
+        .fetch_optional(&mut **tx)
+        .await?;
+        Ok(offered.map(|response| (row, response)))
+    }
+
+    /// The mitra accepts: the first accept wins. Starts the chat session, consumes the
+    /// payment, marks the others `missed`, all in one transaction.
+    pub async fn accept_request(
+        &self,
+        request: Uuid,
+        mitra: Uuid,
+        cap: i64,
+    ) -> Result<Result<Accepted, Refusal>, StoreError> {
+        let mut tx = self.pg.begin().await?;
+        let Some((row, response)) = Self::lock_request_for_mitra(&mut tx, request, mitra).await? else {
+            return Ok(Err(Refusal::NotFound));
+        };
+        if row.status != "pending" {
+            return Ok(Err(closed(&row, mitra)));
+        }
+        if let Some(response) = response {
+            return Ok(Err(Refusal::AlreadyResponded(response)));
+        }
+        let window_over: bool = sqlx::query_scalar("SELECT $1::timestamptz <= now()")
+            .bind(row.expires_at)
+            .fetch_one(&mut *tx)
+            .await?;
+        if window_over {
+            return Ok(Err(Refusal::WindowOver));
+        }
+        // One mitra's accepts run one at a time, so the cap holds under concurrent accepts.
+        let Some(display_name): Option<String> = sqlx::query_scalar(
+            "SELECT display_name FROM mitras WHERE id = $1 AND deactivated_at IS NULL FOR NO KEY UPDATE",
+        )
+        .bind(mitra)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(Err(Refusal::NotFound));
+        };
+        let live: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM chat_sessions WHERE mitra_id = $1 AND status <> 'completed'",
+        )
+        .bind(mitra)
+        .fetch_one(&mut *tx)
+        .await?;
+        if live >= cap {
+            return Ok(Err(Refusal::AtCapacity));
+        }
+        let query = format!(
+            "UPDATE pairing_requests SET status = 'accepted', accepted_mitra_id = $2, resolved_at = now()
+             WHERE id = $1 AND status = 'pending' RETURNING {REQUEST_COLUMNS}"
+        );
+        let accepted: RequestRow = sqlx::query_as(AssertSqlSafe(query.as_str()))
+            .bind(request)
+            .bind(mitra)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE chat_request_notifications SET response = 'accepted', responded_at = now()
+             WHERE pairing_request_id = $1 AND mitra_id = $2",
+        )
+        .bind(request)
+        .bind(mitra)
+        .execute(&mut *tx)
+        .await?;
+        let missed: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE chat_request_notifications SET response = 'missed'
+             WHERE pairing_request_id = $1 AND response IS NULL RETURNING mitra_id",
+        )
+        .bind(request)
+        .fetch_all(&mut *tx)
+        .await?;
+        let duration_minutes: i32 = sqlx::query_scalar(
+            "UPDATE payment_sessions SET status = 'consumed', consumed_at = now(), resolved_at = now()
+             WHERE id = $1 AND status = 'confirmed' RETURNING duration_minutes",
+        )
+        .bind(row.payment_session_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let session: StartedSession = sqlx::query_as(
+            "INSERT INTO chat_sessions (customer_id, mitra_id, payment_session_id, pairing_request_id, ends_at)
+             VALUES ($1, $2, $3, $4, now() + make_interval(mins => $5))
+             RETURNING id, started_at, ends_at",
+        )
+        .bind(row.customer_id)
+        .bind(mitra)
+        .bind(row.payment_session_id)
+        .bind(request)
+        .bind(duration_minutes)
+        .fetch_one(&mut *tx)
+        .await?;
+        let customer_call_name: String = sqlx::query_scalar("SELECT call_name FROM customers WHERE id = $1")
+            .bind(row.customer_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(Accepted {
+            request: accepted,
+            session,
+            duration_minutes,
+            mitra_display_name: display_name,
+            customer_call_name,
+            missed,
+            mitra_live_sessions: live + 1,
+        }))
+    }
+
+    /// The accept `mitra` already won on `request` (a repeated accept), as it was.
+    pub async fn accepted_by(&self, request: Uuid, mitra: Uuid) -> Result<Option<Accepted>, StoreError> {
+        let query = format!(
+            "SELECT {REQUEST_COLUMNS} FROM pairing_requests WHERE id = $1 AND accepted_mitra_id = $2"
+        );
+        let Some(row): Option<RequestRow> = sqlx::query_as(AssertSqlSafe(query.as_str()))
+            .bind(request)
+            .bind(mitra)
+            .fetch_optional(&self.pg)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let (id, started_at, ends_at, duration_minutes, mitra_display_name, customer_call_name, live): (
+            Uuid,
+            DateTime<Utc>,
+            DateTime<Utc>,
+            i32,
+            String,
+            String,
+            i64,
+        ) = sqlx::query_as(
+            "SELECT s.id, s.started_at, s.ends_at, p.duration_minutes, m.display_name, c.call_name,
+                    (SELECT count(*) FROM chat_sessions l WHERE l.mitra_id = s.mitra_id AND l.status <> 'completed')
+             FROM chat_sessions s
+             JOIN payment_sessions p ON p.id = s.payment_session_id
+             JOIN mitras m ON m.id = s.mitra_id
+             JOIN customers c ON c.id = s.customer_id
+             WHERE s.pairing_request_id = $1",
+        )
+        .bind(request)
+        .fetch_one(&self.pg)
+        .await?;
+        Ok(Some(Accepted {
+            request: row,
+            session: StartedSession { id, started_at, ends_at },
+            duration_minutes,
+            mitra_display_name,
+            customer_call_name,
+            missed: Vec::new(),
+            mitra_live_sessions: live,
+        }))
+    }
+
+    /// The mitra declines. A returning chat then fails (`targeted_mitra_rejected`); a
+    /// general one fails (`all_mitras_rejected`) when every mitra offered it has declined.
+    pub async fn decline_request(
+        &self,
+        request: Uuid,
+        mitra: Uuid,
+    ) -> Result<Result<Declined, Refusal>, StoreError> {
+        let mut tx = self.pg.begin().await?;
+        let Some((row, response)) = Self::lock_request_for_mitra(&mut tx, request, mitra).await? else {
+            return Ok(Err(Refusal::NotFound));
+        };
+        if row.status != "pending" {
+            return Ok(Err(closed(&row, mitra)));
+        }
+        if let Some(response) = response {
+            return Ok(Err(Refusal::AlreadyResponded(response)));
+        }
+        sqlx::query(
+            "UPDATE chat_request_notifications SET response = 'rejected', responded_at = now()
+             WHERE pairing_request_id = $1 AND mitra_id = $2",
+        )
+        .bind(request)
+        .bind(mitra)
+        .execute(&mut *tx)
+        .await?;
+        let everyone_declined: bool = sqlx::query_scalar(
+            "SELECT NOT EXISTS (SELECT 1 FROM chat_request_notifications
+                                WHERE pairing_request_id = $1 AND response IS DISTINCT FROM 'rejected')",
+        )
+        .bind(request)
+        .fetch_one(&mut *tx)
+        .await?;
+        let failed = if row.request_type == "returning" {
+            Some(fail_request(&mut tx, &row, "failed", "targeted_mitra_rejected", None).await?)
+        } else if everyone_declined {
+            Some(fail_request(&mut tx, &row, "failed", "all_mitras_rejected", None).await?)
+        } else {
+            None
+        };
+        tx.commit().await?;
+        Ok(Ok(Declined { request: failed.as_ref().map_or(row, |f| f.request.clone()), failed }))
+    }
+
+    /// The request's window ended: if it is still pending, it fails (`no_mitra_available`
+    /// for a blast, `targeted_mitra_timeout` for a returning chat) and unanswered offers
+    /// become `ignored`. `None` when it was not pending or its window has not ended.
+    pub async fn close_request_window(&self, request: Uuid) -> Result<Option<Failed>, StoreError> {
+        let mut tx = self.pg.begin().await?;
+        let query = format!(
+            "SELECT {REQUEST_COLUMNS} FROM pairing_requests
+             WHERE id = $1 AND status = 'pending' AND expires_at <= now() FOR UPDATE"
+        );
+        let Some(row): Option<RequestRow> =
+            sqlx::query_as(AssertSqlSafe(query.as_str())).bind(request).fetch_optional(&mut *tx).await?
+        else {
+            return Ok(None);
+        };
+        let cause =
+            if row.request_type == "returning" { "targeted_mitra_timeout" } else { "no_mitra_available" };
+        let failed = fail_request(&mut tx, &row, "failed", cause, Some("ignored")).await?;
+        tx.commit().await?;
+        Ok(Some(failed))
+    }
+
+    /// The customer gives up: a pending search is cancelled (`customer_cancelled`), and a
+    /// confirmed payment without a search fails the same way. Idempotent for a payment
+    /// that already failed.
+    pub async fn cancel_search(
+        &self,
+        payment: Uuid,
+        customer: Uuid,
+    ) -> Result<Result<Cancelled, Refusal>, StoreError> {
+        // A search that starts between looking and locking is caught by the re-check below;
+        // then the whole thing runs again (it cannot loop: the search is then found first).
+        for _ in 0..3 {
+            let mut tx = self.pg.begin().await?;
+            let query = format!(
+                "SELECT {REQUEST_COLUMNS} FROM pairing_requests
+                 WHERE payment_session_id = $1 AND customer_id = $2 AND status = 'pending' FOR UPDATE"
+            );
+            let pending: Option<RequestRow> = sqlx::query_as(AssertSqlSafe(query.as_str()))
+                .bind(payment)
+                .bind(customer)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let query = format!(
+                "SELECT {PAYMENT_COLUMNS} FROM payment_sessions WHERE id = $1 AND customer_id = $2 FOR NO KEY UPDATE"
+            );
+            let Some(row): Option<PaymentRow> = sqlx::query_as(AssertSqlSafe(query.as_str()))
+                .bind(payment)
+                .bind(customer)
+                .fetch_optional(&mut *tx)
+                .await?
+            else {
+                return Ok(Err(Refusal::NotFound));
+            };
+            if let Some(request) = pending {
+                let failed = fail_request(&mut tx, &request, "cancelled", "customer_cancelled", None).await?;
+                let query = format!("SELECT {PAYMENT_COLUMNS} FROM payment_sessions WHERE id = $1");
+                let row =
+                    sqlx::query_as(AssertSqlSafe(query.as_str())).bind(payment).fetch_one(&mut *tx).await?;
+                tx.commit().await?;
+                return Ok(Ok(Cancelled { payment: row, request: Some(failed) }));
+            }
+            let searching: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pairing_requests WHERE payment_session_id = $1 AND status = 'pending')",
+            )
+            .bind(payment)
+            .fetch_one(&mut *tx)
+            .await?;
+            if searching {
+                tx.rollback().await?;
+                continue;
+            }
+            return match row.status.as_str() {
+                "confirmed" => {
+                    fail_payment(&mut tx, payment, None, row.targeted_mitra_id, "customer_cancelled").await?;
+                    let query = format!("SELECT {PAYMENT_COLUMNS} FROM payment_sessions WHERE id = $1");
+                    let row = sqlx::query_as(AssertSqlSafe(query.as_str()))
+                        .bind(payment)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(Ok(Cancelled { payment: row, request: None }))
+                }
+                "failed_pairing" => Ok(Ok(Cancelled { payment: row, request: None })),
+                "consumed" => Ok(Err(Refusal::AlreadyPaired {
+                    chat_session_id: self.session_of_payment(payment).await?,
+                })),
+                other => Ok(Err(Refusal::PaymentNotConfirmed(other.to_owned()))),
+            };
+        }
+        Err(StoreError::Encode("the search kept changing while it was being cancelled".into()))
+    }
+
+    /// The request as `mitra` may see it, with the mitra's own response.
+    pub async fn request_for_mitra(
+        &self,
+        request: Uuid,
+        mitra: Uuid,
+    ) -> Result<Option<(RequestRow, Option<String>)>, StoreError> {
+        let query = format!(
+            "SELECT {REQUEST_COLUMNS}, response FROM pairing_requests
+             JOIN (SELECT pairing_request_id AS id, response FROM chat_request_notifications
+                   WHERE pairing_request_id = $1 AND mitra_id = $2) AS offered USING (id)"
+        );
+        let row: Option<RequestWithResponse> = sqlx::query_as(AssertSqlSafe(query.as_str()))
+            .bind(request)
+            .bind(mitra)
+            .fetch_optional(&self.pg)
+            .await?;
+        Ok(row.map(|r| (r.row, r.response)))
+    }
+
+    /// The customer's pairing requests for one payment, newest first.
+    pub async fn requests_of_payment(
+        &self,
+        customer: Uuid,
+        payment: Uuid,
+    ) -> Result<Vec<RequestRow>, StoreError> {
+        let query = format!(
+            "SELECT {REQUEST_COLUMNS} FROM pairing_requests WHERE payment_session_id = $1 AND customer_id = $2
+             ORDER BY created_at DESC"
+        );
+        Ok(sqlx::query_as(AssertSqlSafe(query.as_str()))
+            .bind(payment)
+            .bind(customer)
+            .fetch_all(&self.pg)
+            .await?)
+    }
+
+    /// Whether the mitra has a live session with the customer.
+    pub async fn in_session_with(&self, mitra: Uuid, customer: Uuid) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM chat_sessions WHERE mitra_id = $1 AND customer_id = $2 AND status <> 'completed')",
+        )
+        .bind(mitra)
+        .bind(customer)
+        .fetch_one(&self.pg)
+        .await?)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RequestWithResponse {
+    #[sqlx(flatten)]
+    row: RequestRow,
+    response: Option<String>,
+}

@@ -1,0 +1,607 @@
+//! Pairing, end to end through the REST routes and real hub sockets: the general blast,
+//! accept (first wins), decline-by-all, the window timeout, late joiners, cancel, the
+//! returning chat with its fallback, the failure ledger and the activity log.
+
+use domain::auth::Role;
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::harness::{TestApp, WsClient, unique_phone, ws_url_with_token};
+
+/// A customer signed in through the OTP flow, with a live socket.
+pub struct Customer {
+    pub id: Uuid,
+    pub token: String,
+    pub socket: WsClient,
+}
+
+/// A mitra with the switch on and a live socket (so: available).
+pub struct OnlineMitra {
+    pub id: Uuid,
+    pub token: String,
+    pub socket: WsClient,
+}
+
+pub async fn customer(app: &TestApp) -> Customer {
+    let (id, token, _) = app.sign_in_customer(&unique_phone()).await;
+    let socket = WsClient::connect_welcomed(&ws_url_with_token(app.public, &token)).await;
+    Customer { id, token, socket }
+}
+
+/// Turns the switch on and connects; returns once the mitra counts as available.
+pub async fn go_online(app: &TestApp, id: Uuid, token: String) -> OnlineMitra {
+    let (status, body) =
+        app.post(&app.public_url("/api/mitra/status"), Some(&token), json!({"online": true})).await;
+    assert_eq!(status, 200, "{body}");
+    let socket = WsClient::connect_welcomed(&ws_url_with_token(app.public, &token)).await;
+    OnlineMitra { id, token, socket }
+}
+
+pub async fn new_online_mitra(app: &TestApp, operator: &str) -> OnlineMitra {
+    let (id, token, _) = app.sign_in_new_mitra(operator).await;
+    go_online(app, id, token).await
+}
+
+/// Creates and confirms a payment; returns its JSON.
+pub async fn paid(app: &TestApp, token: &str, order: Value) -> Value {
+    let (status, payment) =
+        app.post(&app.public_url("/api/client/payment-sessions"), Some(token), order).await;
+    assert_eq!(status, 201, "{payment}");
+    let id = payment["id"].as_str().expect("id");
+    let (status, confirmed) = app
+        .post(&app.public_url(&format!("/api/client/payment-sessions/{id}/confirm")), Some(token), json!({}))
+        .await;
+    assert_eq!(status, 200, "{confirmed}");
+    assert_eq!(confirmed["status"], "confirmed");
+    confirmed
+}
+
+pub async fn start_blast(app: &TestApp, token: &str, payment: &Value) -> (u16, Value) {
+    app.post(
+        &app.public_url("/api/client/chat-requests"),
+        Some(token),
+        json!({"payment_session_id": payment["id"]}),
+    )
+    .await
+}
+
+pub async fn accept(app: &TestApp, token: &str, request: &str) -> (u16, Value) {
+    app.post(&app.public_url(&format!("/api/mitra/chat-requests/{request}/accept")), Some(token), json!({}))
+        .await
+}
+
+async fn decline(app: &TestApp, token: &str, request: &str) -> (u16, Value) {
+    app.post(&app.public_url(&format!("/api/mitra/chat-requests/{request}/decline")), Some(token), json!({}))
+        .await
+}
+
+async fn request_status(app: &TestApp, token: &str, request: &str) -> Value {
+    let url = app.public_url(&format!("/api/mitra/chat-requests/{request}/status"));
+    let (status, body) = app.call(Method::GET, &url, Some(token), None).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// Reads frames until one of `kind` arrives (others are skipped); fails after 10 s.
+pub async fn next_event(socket: &mut WsClient, kind: &str) -> Value {
+    loop {
+        let frame = socket.next_json().await;
+        if frame["type"] == kind {
+            return frame["data"].clone();
+        }
+    }
+}
+
+fn id_of(value: &Value) -> String {
+    value["id"].as_str().expect("id").to_owned()
+}
+
+async fn payment_status(pool: &PgPool, payment: &Value) -> String {
+    sqlx::query_scalar("SELECT status FROM payment_sessions WHERE id = $1::uuid")
+        .bind(payment["id"].as_str())
+        .fetch_one(pool)
+        .await
+        .expect("payment status")
+}
+
+/// (cause_tag, payment's status now) of each ledger row of the payment, oldest first.
+async fn ledger(pool: &PgPool, payment: &Value) -> Vec<(String, String)> {
+    sqlx::query_as(
+        "SELECT f.cause_tag, p.status FROM pairing_failures f JOIN payment_sessions p ON p.id = f.payment_session_id
+         WHERE f.payment_session_id = $1::uuid ORDER BY f.created_at",
+    )
+    .bind(payment["id"].as_str())
+    .fetch_all(pool)
+    .await
+    .expect("ledger")
+}
+
+/// (mitra, response, active_session_count, responded) of each activity row of the request.
+async fn activity(pool: &PgPool, request: &str) -> Vec<(Uuid, Option<String>, i32, bool)> {
+    sqlx::query_as(
+        "SELECT mitra_id, response, active_session_count, responded_at IS NOT NULL FROM chat_request_notifications
+         WHERE pairing_request_id = $1::uuid ORDER BY notified_at, mitra_id",
+    )
+    .bind(request)
+    .fetch_all(pool)
+    .await
+    .expect("activity")
+}
+
+pub async fn set_config(pool: &PgPool, key: &str, value: Value) {
+    sqlx::query("UPDATE app_config SET value = $2 WHERE key = $1")
+        .bind(key)
+        .bind(value)
+        .execute(pool)
+        .await
+        .expect("config update");
+}
+
+#[tokio::test]
+async fn a_blast_reaches_every_available_mitra_and_the_first_accept_wins() {
+    let app = TestApp::spawn().await;
+    let pool = app.store.pg_pool();
+    let operator = app.sign_in_operator().await;
+    let mut ayu = new_online_mitra(&app, &operator).await;
+    let mut budi = new_online_mitra(&app, &operator).await;
+    let (offline_id, offline_token, _) = app.sign_in_new_mitra(&operator).await;
+    let mut rani = customer(&app).await;
+
+    let payment = paid(&app, &rani.token, json!({"tier_id": "15m"})).await;
+    assert_eq!((payment["is_free_trial"].as_bool(), payment["amount"].as_i64()), (Some(true), Some(0)));
+    let (status, request) = start_blast(&app, &rani.token, &payment).await;
+    assert_eq!(status, 201, "{request}");
+    assert_eq!(
+        (request["status"].as_str(), request["request_type"].as_str()),
+        (Some("pending"), Some("general"))
+    );
+    let request_id = id_of(&request);
+
+    for mitra in [&mut ayu, &mut budi] {
+        let offer = next_event(&mut mitra.socket, "chat_request").await;
+        assert_eq!(offer["request_id"], request_id.as_str());
+        assert_eq!(offer["request_type"], "general");
+        assert_eq!(offer["customer"], json!({"call_name": "Rani"}), "mitras see the call name only");
+        assert_eq!(offer["duration_minutes"], 15);
+        assert!(!offer.to_string().contains("+62"), "no phone number reaches a mitra: {offer}");
+    }
+    // One activity row per mitra offered it (not the offline one), with their load at send time.
+    let rows = activity(pool, &request_id).await;
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|(mitra, response, active, _)| *mitra != offline_id && response.is_none() && *active == 0)
+    );
+    // A mitra who was never offered it cannot see or take it.
+    let (status, body) = accept(&app, &offline_token, &request_id).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("chat_request_not_found")));
+
+    let (status, accepted) = accept(&app, &ayu.token, &request_id).await;
+    assert_eq!(status, 200, "{accepted}");
+    let session_id = accepted["chat_session"]["id"].as_str().expect("session").to_owned();
+    assert_eq!(accepted["customer"], json!({"call_name": "Rani"}));
+
+    let paired = next_event(&mut rani.socket, "paired").await;
+    assert_eq!(paired["chat_session"]["id"], session_id.as_str());
+    assert_eq!(paired["mitra"], json!({"id": ayu.id, "display_name": "Bestie Ayu"}));
+    let taken = next_event(&mut budi.socket, "chat_request_taken").await;
+    assert_eq!(taken["request_id"], request_id.as_str());
+
+    // The loser is told, and a repeat by the winner returns the same session.
+    let (status, body) = accept(&app, &budi.token, &request_id).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("chat_request_taken")));
+    let (status, again) = accept(&app, &ayu.token, &request_id).await;
+    assert_eq!((status, again["chat_session"]["id"].as_str()), (200, Some(session_id.as_str())));
+    assert_eq!(request_status(&app, &ayu.token, &request_id).await["status"], "accepted");
+    assert_eq!(request_status(&app, &budi.token, &request_id).await["status"], "taken");
+
+    assert_eq!(payment_status(pool, &payment).await, "consumed");
+    assert!(ledger(pool, &payment).await.is_empty());
+    let responses: Vec<(Uuid, Option<String>, bool)> =
+        activity(pool, &request_id).await.into_iter().map(|(m, r, _, responded)| (m, r, responded)).collect();
+    assert!(responses.contains(&(ayu.id, Some("accepted".into()), true)));
+    assert!(responses.contains(&(budi.id, Some("missed".into()), false)));
+    // Capacity moved with the session.
+    let presence = app.store.mitra_presence(ayu.id, 3).await.expect("presence");
+    assert_eq!(presence.active_sessions, 1);
+    assert!(
+        app.metrics()
+            .await
+            .contains(r#"bestie_pairing_outcomes_total{outcome="accepted",request_type="general"} 1"#)
+    );
+}
+
+#[tokio::test]
+async fn when_every_mitra_declines_the_request_fails_at_once() {
+    let app = TestApp::spawn().await;
+    let pool = app.store.pg_pool();
+    let operator = app.sign_in_operator().await;
+    let mut ayu = new_online_mitra(&app, &operator).await;
+    let mut budi = new_online_mitra(&app, &operator).await;
+    let mut rani = customer(&app).await;
+    let payment = paid(&app, &rani.token, json!({"duration_minutes": 15})).await;
+    let (_, request) = start_blast(&app, &rani.token, &payment).await;
+    let request_id = id_of(&request);
+    next_event(&mut ayu.socket, "chat_request").await;
+    next_event(&mut budi.socket, "chat_request").await;
+
+    let (status, body) = decline(&app, &ayu.token, &request_id).await;
+    assert_eq!((status, body["response"].as_str()), (200, Some("rejected")));
+    assert_eq!(payment_status(pool, &payment).await, "confirmed", "one mitra is still deciding");
+    let (status, body) = decline(&app, &ayu.token, &request_id).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("already_responded")));
+    let (status, _) = decline(&app, &budi.token, &request_id).await;
+    assert_eq!(status, 200);
+
+    let failed = next_event(&mut rani.socket, "pairing_failed").await;
+    assert_eq!(
+        (failed["cause_tag"].as_str(), failed["fallback_offered"].as_bool()),
+        (Some("all_mitras_rejected"), Some(false))
+    );
+    assert_eq!(payment_status(pool, &payment).await, "failed_pairing");
+    assert_eq!(ledger(pool, &payment).await, vec![("all_mitras_rejected".into(), "failed_pairing".into())]);
+    assert_eq!(request_status(&app, &ayu.token, &request_id).await["status"], "closed");
+    // A decline of a closed request is refused and changes nothing.
+    let (status, body) = accept(&app, &budi.token, &request_id).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("chat_request_closed")));
+}
+
+#[tokio::test]
+async fn a_blast_nobody_answers_fails_at_the_window_end_and_late_joiners_are_offered_it() {
+    let app = TestApp::spawn().await;
+    let pool = app.store.pg_pool();
+    set_config(pool, "pairing_blast_timeout_seconds", json!(10)).await;
+    let operator = app.sign_in_operator().await;
+    let mut ayu = new_online_mitra(&app, &operator).await;
+    let mut rani = customer(&app).await;
+    let payment = paid(&app, &rani.token, json!({"tier_id": "15m"})).await;
+    let (_, request) = start_blast(&app, &rani.token, &payment).await;
+    let request_id = id_of(&request);
+    next_event(&mut ayu.socket, "chat_request").await;
+
+    // Budi comes online during the window: he is offered it too.
+    let (budi_id, budi_token, _) = app.sign_in_new_mitra(&operator).await;
+    let mut budi = go_online(&app, budi_id, budi_token).await;
+    let offer = next_event(&mut budi.socket, "chat_request").await;
+    assert_eq!(offer["request_id"], request_id.as_str());
+    assert!(offer["countdown_s"].as_i64().is_some_and(|s| (0..=10).contains(&s)), "{offer}");
+
+    let failed = next_event(&mut rani.socket, "pairing_failed").await;
+    assert_eq!(failed["cause_tag"], "no_mitra_available");
+    let ends = chrono::Utc::now();
+    let expires_at: chrono::DateTime<chrono::Utc> =
+        request["expires_at"].as_str().expect("expires_at").parse().expect("time");
+    assert!(ends >= expires_at, "failed before its window ended");
+    for mitra in [&mut ayu, &mut budi] {
+        assert_eq!(
+            next_event(&mut mitra.socket, "chat_request_expired").await["request_id"],
+            request_id.as_str()
+        );
+        assert_eq!(request_status(&app, &mitra.token, &request_id).await["status"], "expired");
+    }
+    let rows = activity(pool, &request_id).await;
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter().all(|(_, response, _, responded)| response.as_deref() == Some("ignored") && !responded)
+    );
+    assert_eq!(ledger(pool, &payment).await, vec![("no_mitra_available".into(), "failed_pairing".into())]);
+    let (status, body) = accept(&app, &ayu.token, &request_id).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("chat_request_expired")));
+}
+
+#[tokio::test]
+async fn a_customer_cancel_closes_open_overlays_and_records_the_failure() {
+    let app = TestApp::spawn().await;
+    let pool = app.store.pg_pool();
+    let operator = app.sign_in_operator().await;
+    let mut ayu = new_online_mitra(&app, &operator).await;
+    let mut rani = customer(&app).await;
+    let payment = paid(&app, &rani.token, json!({"tier_id": "15m"})).await;
+    let (_, request) = start_blast(&app, &rani.token, &payment).await;
+    let request_id = id_of(&request);
+    next_event(&mut ayu.socket, "chat_request").await;
+
+    // A second search on the same payment is refused while the first runs.
+    let (status, body) = start_blast(&app, &rani.token, &payment).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("search_in_progress")));
+
+    let cancel = json!({"payment_session_id": payment["id"]});
+    let (status, body) = app
+        .post(&app.public_url("/api/client/chat-requests/cancel"), Some(&rani.token), cancel.clone())
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["chat_request"]["status"], "cancelled");
+    assert_eq!(body["payment_session"]["status"], "failed_pairing");
+    assert_eq!(
+        next_event(&mut ayu.socket, "chat_request_cancelled").await["request_id"],
+        request_id.as_str()
+    );
+    assert_eq!(next_event(&mut rani.socket, "pairing_failed").await["cause_tag"], "customer_cancelled");
+    assert_eq!(request_status(&app, &ayu.token, &request_id).await["status"], "cancelled");
+    let (status, body) = accept(&app, &ayu.token, &request_id).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("chat_request_cancelled")));
+    // Cancelling again changes nothing.
+    let (status, _) =
+        app.post(&app.public_url("/api/client/chat-requests/cancel"), Some(&rani.token), cancel).await;
+    assert_eq!(status, 200);
+    assert_eq!(ledger(pool, &payment).await, vec![("customer_cancelled".into(), "failed_pairing".into())]);
+    // The failed payment cannot start another search.
+    let (status, body) = start_blast(&app, &rani.token, &payment).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str(), body["error"]["status"].as_str()),
+        (409, Some("payment_not_confirmed"), Some("failed_pairing"))
+    );
+}
+
+#[tokio::test]
+async fn a_search_needs_a_confirmed_payment_of_ones_own() {
+    let app = TestApp::spawn().await;
+    let rani = customer(&app).await;
+    let sari = customer(&app).await;
+    let (_, pending) = app
+        .post(&app.public_url("/api/client/payment-sessions"), Some(&rani.token), json!({"tier_id": "15m"}))
+        .await;
+    let (status, body) = start_blast(&app, &rani.token, &pending).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("payment_not_confirmed")));
+    let (status, body) = start_blast(&app, &sari.token, &pending).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("payment_session_not_found")));
+    let (status, body) =
+        app.post(&app.public_url("/api/client/chat-requests"), Some(&rani.token), json!({})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_json")));
+    let mitra = app.token_for(Uuid::new_v4(), Role::Mitra);
+    let (status, body) = start_blast(&app, &mitra, &pending).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("wrong_role")));
+    let (status, body) = accept(&app, &rani.token, &Uuid::new_v4().to_string()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("wrong_role")));
+    let (status, body) = accept(&app, &mitra, "not-a-uuid").await;
+    assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_accepts_start_exactly_one_session() {
+    let app = TestApp::spawn().await;
+    let pool = app.store.pg_pool();
+    let hash = domain::password::hash("listen-well-1").await.expect("hash");
+    let mut mitras = Vec::new();
+    for n in 0..100 {
+        let email = format!("m{n}-{}@bestie.test", &Uuid::new_v4().simple().to_string()[..8]);
+        let account = domain::store::accounts::NewAccount {
+            email: &email,
+            display_name: "Bestie",
+            password_hash: &hash,
+        };
+        let id = app.store.insert_mitra_if_absent(account).await.expect("mitra").expect("new mitra");
+        mitras.push(go_online(&app, id, app.token_for(id, Role::Mitra)).await);
+    }
+    let rani = customer(&app).await;
+    let payment = paid(&app, &rani.token, json!({"tier_id": "15m"})).await;
+    let (_, request) = start_blast(&app, &rani.token, &payment).await;
+    let request_id = id_of(&request);
+    assert_eq!(activity(pool, &request_id).await.len(), 100);
+
+    let attempts = mitras.iter().map(|mitra| accept(&app, &mitra.token, &request_id));
+    let outcomes = futures::future::join_all(attempts).await;
+    let won: Vec<_> = outcomes.iter().filter(|(status, _)| *status == 200).collect();
+    assert_eq!(won.len(), 1, "exactly one accept wins");
+    let lost = outcomes
+        .iter()
+        .filter(|(status, body)| *status == 409 && body["error"]["code"] == "chat_request_taken");
+    assert_eq!(lost.count(), 99, "{outcomes:?}");
+    let sessions: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM chat_sessions WHERE payment_session_id = $1::uuid")
+            .bind(payment["id"].as_str())
+            .fetch_one(pool)
+            .await
+            .expect("sessions");
+    assert_eq!(sessions, 1);
+    let responses = activity(pool, &request_id).await;
+    assert_eq!(responses.iter().filter(|r| r.1.as_deref() == Some("accepted")).count(), 1);
+    assert_eq!(responses.iter().filter(|r| r.1.as_deref() == Some("missed")).count(), 99);
+    assert_eq!(payment_status(pool, &payment).await, "consumed");
+}
+
+#[tokio::test]
+async fn a_cancel_racing_an_accept_has_one_consistent_outcome() {
+    let app = TestApp::spawn().await;
+    let pool = app.store.pg_pool();
+    let operator = app.sign_in_operator().await;
+    let (mut accepted, mut cancelled) = (0, 0);
+    for _ in 0..8 {
+        // A new mitra each round: accepted rounds fill a mitra's capacity.
+        let ayu = new_online_mitra(&app, &operator).await;
+        let rani = customer(&app).await;
+        let payment = paid(&app, &rani.token, json!({"tier_id": "15m"})).await;
+        let (_, request) = start_blast(&app, &rani.token, &payment).await;
+        let request_id = id_of(&request);
+        let cancel_url = app.public_url("/api/client/chat-requests/cancel");
+        let cancel = app.post(&cancel_url, Some(&rani.token), json!({"payment_session_id": payment["id"]}));
+        let ((accept_status, accept_body), (cancel_status, cancel_body)) =
+            tokio::join!(accept(&app, &ayu.token, &request_id), cancel);
+        let sessions: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM chat_sessions WHERE payment_session_id = $1::uuid")
+                .bind(payment["id"].as_str())
+                .fetch_one(pool)
+                .await
+                .expect("sessions");
+        match (accept_status, cancel_status) {
+            (200, 409) => {
+                assert_eq!(cancel_body["error"]["code"], "already_paired");
+                assert_eq!(payment_status(pool, &payment).await, "consumed");
+                assert!(ledger(pool, &payment).await.is_empty());
+                assert_eq!(sessions, 1);
+                accepted += 1;
+            }
+            (409, 200) => {
+                assert_eq!(accept_body["error"]["code"], "chat_request_cancelled");
+                assert_eq!(payment_status(pool, &payment).await, "failed_pairing");
+                assert_eq!(
+                    ledger(pool, &payment).await,
+                    vec![("customer_cancelled".into(), "failed_pairing".into())]
+                );
+                assert_eq!(sessions, 0);
+                cancelled += 1;
+            }
+            other => panic!("inconsistent outcome {other:?}: {accept_body} / {cancel_body}"),
+        }
+    }
+    assert_eq!(accepted + cancelled, 8);
+}
+
+/// A customer who already chatted with `mitra` (a blast the mitra accepted), with a new
+/// paid payment targeting them.
+async fn returning_customer(app: &TestApp, mitra: &mut OnlineMitra) -> (Customer, Value) {
+    let mut rani = customer(app).await;
+    let first = paid(app, &rani.token, json!({"tier_id": "15m"})).await;
+    let (_, request) = start_blast(app, &rani.token, &first).await;
+    next_event(&mut mitra.socket, "chat_request").await;
+    let (status, _) = accept(app, &mitra.token, &id_of(&request)).await;
+    assert_eq!(status, 200);
+    next_event(&mut rani.socket, "paired").await;
+    let again = paid(app, &rani.token, json!({"tier_id": "30m", "targeted_mitra_id": mitra.id})).await;
+    assert_eq!((again["is_free_trial"].as_bool(), again["amount"].as_i64()), (Some(false), Some(25_000)));
+    (rani, again)
+}
+
+async fn start_returning(app: &TestApp, token: &str, payment: &Value, mitra: Uuid) -> (u16, Value) {
+    app.post(
+        &app.public_url("/api/client/chat-requests/returning"),
+        Some(token),
+        json!({"payment_session_id": payment["id"], "mitra_id": mitra}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_returning_chat_goes_to_its_bestie_only_and_starts_on_accept() {
+    let app = TestApp::spawn().await;
+    let pool = app.store.pg_pool();
+    let operator = app.sign_in_operator().await;
+    let mut ayu = new_online_mitra(&app, &operator).await;
+    let (mut rani, payment) = returning_customer(&app, &mut ayu).await;
+    let mut budi = new_online_mitra(&app, &operator).await;
+
+    // Another customer cannot target a bestie they never talked to.
+    let sari = customer(&app).await;
+    let (status, body) = app
+        .post(
+            &app.public_url("/api/client/payment-sessions"),
+            Some(&sari.token),
+            json!({"tier_id": "15m", "targeted_mitra_id": ayu.id}),
+        )
+        .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("unknown_targeted_mitra")));
+    let (status, body) = start_returning(&app, &rani.token, &payment, budi.id).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("targeted_mitra_mismatch")));
+
+    let (status, request) = start_returning(&app, &rani.token, &payment, ayu.id).await;
+    assert_eq!(status, 201, "{request}");
+    let offer = next_event(&mut ayu.socket, "chat_request").await;
+    assert_eq!(
+        (offer["request_type"].as_str(), offer["duration_minutes"].as_i64()),
+        (Some("returning"), Some(30))
+    );
+    assert!(offer["countdown_s"].as_i64().is_some_and(|s| s > 0 && s <= 20), "{offer}");
+    let (status, _) = accept(&app, &budi.token, &id_of(&request)).await;
+    assert_eq!(status, 404, "only the targeted mitra is offered a returning chat");
+
+    let (status, _) = accept(&app, &ayu.token, &id_of(&request)).await;
+    assert_eq!(status, 200);
+    let paired = next_event(&mut rani.socket, "paired").await;
+    assert_eq!(paired["request_type"], "returning");
+    assert_eq!(payment_status(pool, &payment).await, "consumed");
+    // Nothing reached Budi.
+    budi.socket.send_json(json!({"type": "ping", "ref": "p"})).await;
+    assert_eq!(budi.socket.next_json().await["type"], "pong");
+}
+
+#[tokio::test]
+async fn a_returning_chat_to_an_offline_bestie_fails_at_once_and_falls_back_on_the_same_payment() {
+    let app = TestApp::spawn().await;
+    let pool = app.store.pg_pool();
+    let operator = app.sign_in_operator().await;
+    let mut ayu = new_online_mitra(&app, &operator).await;
+    let (mut rani, payment) = returning_customer(&app, &mut ayu).await;
+    // Ayu switches off.
+    app.post(&app.public_url("/api/mitra/status"), Some(&ayu.token), json!({"online": false})).await;
+
+    let (status, body) = start_returning(&app, &rani.token, &payment, ayu.id).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        (body["error"]["code"].as_str(), body["error"]["reason"].as_str()),
+        (Some("targeted_mitra_offline"), Some("targeted_mitra_offline"))
+    );
+    assert_eq!(
+        ledger(pool, &payment).await,
+        vec![("targeted_mitra_offline".into(), "failed_pairing".into())]
+    );
+
+    // "Chat dengan bestie lain": the same payment runs a blast; Budi takes it.
+    let mut budi = new_online_mitra(&app, &operator).await;
+    let url = app.public_url(&format!(
+        "/api/client/chat-requests/{}/fallback-to-blast",
+        payment["id"].as_str().expect("id")
+    ));
+    let (status, request) = app.post(&url, Some(&rani.token), json!({})).await;
+    assert_eq!(status, 201, "{request}");
+    assert_eq!(request["request_type"], "general");
+    next_event(&mut budi.socket, "chat_request").await;
+    let (status, _) = accept(&app, &budi.token, &id_of(&request)).await;
+    assert_eq!(status, 200);
+    next_event(&mut rani.socket, "paired").await;
+
+    // The ledger row now shows the payment was served: no refund is due. One charge only.
+    assert_eq!(ledger(pool, &payment).await, vec![("targeted_mitra_offline".into(), "consumed".into())]);
+    let charges: i64 = sqlx::query_scalar("SELECT count(*) FROM charges WHERE payment_session_id = $1::uuid")
+        .bind(payment["id"].as_str())
+        .fetch_one(pool)
+        .await
+        .expect("charges");
+    assert_eq!(charges, 1);
+    // A served payment cannot fall back again.
+    let (status, body) = app.post(&url, Some(&rani.token), json!({})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("already_paired")));
+}
+
+#[tokio::test]
+async fn a_returning_chat_declined_or_unanswered_tells_the_customer() {
+    let app = TestApp::spawn().await;
+    let pool = app.store.pg_pool();
+    set_config(pool, "returning_chat_confirmation_timeout_seconds", json!(5)).await;
+    let operator = app.sign_in_operator().await;
+    let mut ayu = new_online_mitra(&app, &operator).await;
+    let (mut rani, payment) = returning_customer(&app, &mut ayu).await;
+
+    let (_, request) = start_returning(&app, &rani.token, &payment, ayu.id).await;
+    next_event(&mut ayu.socket, "chat_request").await;
+    let (status, _) = decline(&app, &ayu.token, &id_of(&request)).await;
+    assert_eq!(status, 200);
+    let rejected = next_event(&mut rani.socket, "returning_chat_rejected").await;
+    assert_eq!(
+        (rejected["cause_tag"].as_str(), rejected["fallback_offered"].as_bool()),
+        (Some("targeted_mitra_rejected"), Some(true))
+    );
+    assert_eq!(
+        ledger(pool, &payment).await,
+        vec![("targeted_mitra_rejected".into(), "failed_pairing".into())]
+    );
+
+    // A second payment for Ayu, left unanswered: the window (5 s) ends it.
+    let second = paid(&app, &rani.token, json!({"tier_id": "15m", "targeted_mitra_id": ayu.id})).await;
+    let (status, request) = start_returning(&app, &rani.token, &second, ayu.id).await;
+    assert_eq!(status, 201, "{request}");
+    next_event(&mut ayu.socket, "chat_request").await;
+    let timeout = next_event(&mut rani.socket, "returning_chat_timeout").await;
+    assert_eq!(timeout["cause_tag"], "targeted_mitra_timeout");
+    assert_eq!(
+        next_event(&mut ayu.socket, "chat_request_expired").await["request_id"],
+        id_of(&request).as_str()
+    );
+    assert_eq!(ledger(pool, &second).await, vec![("targeted_mitra_timeout".into(), "failed_pairing".into())]);
+    let rows = activity(pool, &id_of(&request)).await;
+    assert_eq!(rows.iter().map(|r| r.1.as_deref()).collect::<Vec<_>>(), vec![Some("ignored")]);
+    assert!(app.metrics().await.contains(
+        r#"bestie_pairing_outcomes_total{outcome="targeted_mitra_timeout",request_type="returning"} 1"#
+    ));
+}
