@@ -34,6 +34,8 @@ pub struct AppState {
     pub auth: Arc<AuthContext>,
     /// What the flows need: the job queue, the payment provider, event settings.
     pub services: domain::services::Services,
+    /// The available-mitra count in memory (the availability poll's answer).
+    pub availability: domain::presence::AvailabilityView,
 }
 
 /// Which listener a router serves; a label on metrics and logs.

@@ -71,7 +71,13 @@ impl Application {
             hub: settings.hub.clone(),
             metrics: metrics.clone(),
         };
-        let state = AppState { store, metrics, auth: Arc::new(auth), services };
+        let state = AppState {
+            store,
+            metrics,
+            auth: Arc::new(auth),
+            services,
+            availability: domain::presence::AvailabilityView::default(),
+        };
         let hub = if roles.contains(&ServiceRole::Hub) {
             let hub = Hub::new(
                 settings.hub.clone(),
@@ -124,6 +130,17 @@ impl Application {
         let drain = Duration::from_millis(settings.api.shutdown_timeout_ms);
         let mut tasks = tokio::task::JoinSet::new();
 
+        // Every role authenticates (REST or socket upgrades): keep the revocation list in memory.
+        let store = state.store.clone();
+        let token = shutdown.clone();
+        tokio::spawn(async move { store.run_revocation_watcher(token).await });
+        if roles.contains(&ServiceRole::Api) {
+            tokio::spawn(domain::presence::run_availability_view(
+                state.store.clone(),
+                state.availability.clone(),
+                shutdown.clone(),
+            ));
+        }
         if let Some(listener) = public {
             let mut routes = axum::Router::new();
             if roles.contains(&ServiceRole::Api) {

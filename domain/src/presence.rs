@@ -108,7 +108,119 @@ pub async fn user_connected(
     store.user_connected(user, settings.lease_ms).await
 }
 
-/// Mitras online and below the cap.
-pub async fn available_mitras(store: &Store) -> Result<u64, StoreError> {
-    store.available_mitra_count().await
+/// Mitras online and below the cap, from the process's view when it is fresh, else from
+/// Redis.
+pub async fn available_mitras(store: &Store, view: &AvailabilityView) -> Result<u64, StoreError> {
+    match view.count() {
+        Some(count) => Ok(count),
+        None => store.available_mitra_count().await,
+    }
+}
+
+/// The available-mitra count held in memory, kept fresh by Redis: every change publishes
+/// `<version> <count>` from the script that made it, and a refresh every second is the
+/// backstop for a lost message. A value is only replaced by one of a newer version, so a
+/// slow refresh cannot undo a newer message. When Redis cannot be read for a few seconds
+/// the view says it does not know, and the poll asks Redis (and fails like Redis does).
+#[derive(Clone, Default)]
+pub struct AvailabilityView {
+    /// `version << 24 | count`, or 0 while unknown (versions start at 1 once known).
+    state: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+const COUNT_BITS: u32 = 24;
+
+impl AvailabilityView {
+    pub fn count(&self) -> Option<u64> {
+        let state = self.state.load(std::sync::atomic::Ordering::Acquire);
+        (state != 0).then_some(state & ((1 << COUNT_BITS) - 1))
+    }
+
+    /// Takes `(version, count)` unless the view holds a newer version.
+    fn offer(&self, version: u64, count: u64) {
+        use std::sync::atomic::Ordering;
+        // Version 0 (nothing changed yet) is stored as 1 so that the view counts as known.
+        let next = (version.max(1) << COUNT_BITS) | count.min((1 << COUNT_BITS) - 1);
+        let _ = self.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
+            (current >> COUNT_BITS <= version.max(1)).then_some(next)
+        });
+    }
+
+    fn forget(&self) {
+        self.state.store(0, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Keeps `view` fresh until `shutdown`.
+pub async fn run_availability_view(store: Store, view: AvailabilityView, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut subscription = None;
+    let mut failures = 0_u32;
+    loop {
+        if subscription.is_none() {
+            match store.subscribe_availability().await {
+                Ok(subscribed) => subscription = Some(subscribed),
+                Err(error) => tracing::debug!(%error, "availability subscription failed; retrying"),
+            }
+        }
+        let message = async {
+            match subscription.as_mut() {
+                Some(subscribed) => subscribed.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            message = message => match message.as_deref().and_then(parse_count) {
+                Some((version, count)) => view.offer(version, count),
+                None if message.is_none() => subscription = None,
+                None => {}
+            },
+            _ = every.tick() => match store.available_count_versioned().await {
+                Ok((version, count)) => {
+                    failures = 0;
+                    view.offer(version, count);
+                }
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(%error, "availability refresh failed");
+                    if failures >= 3 {
+                        view.forget();
+                    }
+                }
+            },
+        }
+    }
+    if let Some(subscribed) = subscription {
+        subscribed.close().await;
+    }
+}
+
+fn parse_count(message: &str) -> Option<(u64, u64)> {
+    let (version, count) = message.split_once(' ')?;
+    Some((version.parse().ok()?, count.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AvailabilityView;
+
+    #[test]
+    fn the_view_keeps_the_newest_version() {
+        let view = AvailabilityView::default();
+        assert_eq!(view.count(), None);
+        view.offer(0, 0);
+        assert_eq!(view.count(), Some(0));
+        view.offer(5, 3);
+        view.offer(4, 9);
+        assert_eq!(view.count(), Some(3), "an older version does not replace a newer one");
+        view.offer(5, 3);
+        view.offer(6, 0);
+        assert_eq!(view.count(), Some(0));
+        view.forget();
+        assert_eq!(view.count(), None);
+        assert_eq!(super::parse_count("12 4"), Some((12, 4)));
+        assert_eq!(super::parse_count("x 4"), None);
+    }
 }

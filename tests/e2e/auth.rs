@@ -640,6 +640,48 @@ async fn logout_revokes_the_access_token_and_the_refresh_family() {
     assert_error(status, &body, 401, "invalid_refresh_token");
 }
 
+/// Each process answers revocation from memory; a logout or deactivation in one process
+/// must reach the others through Redis within moments.
+#[tokio::test]
+async fn a_logout_or_deactivation_in_one_process_is_refused_by_the_others() {
+    let app = TestApp::spawn().await;
+    let other = app.spawn_sibling().await;
+    let poll = |app: &TestApp, token: String| {
+        let url = app.public_url("/api/client/mitra-availability");
+        let http = app.http.clone();
+        async move { http.get(url).bearer_auth(token).send().await.expect("sent").status().as_u16() }
+    };
+    async fn refused_within(check: impl Fn() -> futures::future::BoxFuture<'static, u16>) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(1);
+        while check().await != 401 {
+            assert!(tokio::time::Instant::now() < deadline, "still accepted 1 s after the revocation");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    let (_, access, _) = app.sign_in_customer(&unique_phone()).await;
+    assert_eq!(poll(&other, access.clone()).await, 200);
+    let (status, _) = app.post(&app.public_url("/api/auth/logout"), Some(&access), json!({})).await;
+    assert_eq!(status, 204);
+    assert_eq!(poll(&app, access.clone()).await, 401, "the revoking process refuses it at once");
+    refused_within(|| Box::pin(poll(&other, access.clone()))).await;
+
+    let operator = app.sign_in_operator().await;
+    let (mitra, mitra_access, _) = app.sign_in_new_mitra(&operator).await;
+    let status_url = other.public_url("/api/mitra/status");
+    let (status, _) = other.call(Method::GET, &status_url, Some(&mitra_access), None).await;
+    assert_eq!(status, 200);
+    let deactivate = app.internal_url(&format!("/internal/mitras/{mitra}/deactivate"));
+    assert_eq!(app.post(&deactivate, Some(&operator), json!({})).await.0, 200);
+    let http = other.http.clone();
+    refused_within(|| {
+        let (http, url, token) = (http.clone(), status_url.clone(), mitra_access.clone());
+        Box::pin(
+            async move { http.get(url).bearer_auth(token).send().await.expect("sent").status().as_u16() },
+        )
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn logging_out_with_someone_elses_refresh_token_changes_nothing() {
     let app = TestApp::spawn().await;

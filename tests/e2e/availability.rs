@@ -16,37 +16,72 @@ async fn poll(app: &TestApp, token: &str) -> serde_json::Value {
     body
 }
 
+/// Polls until the answer is `expected`: the poll reads an in-memory view that Redis
+/// updates a moment after each transition. Fails after 2 s (the view's backstop refresh
+/// runs every second).
+async fn poll_until(app: &TestApp, token: &str, expected: serde_json::Value) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let answer = poll(app, token).await;
+        if answer == expected {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {answer}, expected {expected}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn availability_follows_status_connection_and_capacity() {
     let app = TestApp::spawn().await;
     let customer = app.token_for(Uuid::new_v4(), Role::Customer);
-    assert_eq!(poll(&app, &customer).await, json!({"available": false, "count": 0}));
+    let (none, one) = (json!({"available": false, "count": 0}), json!({"available": true, "count": 1}));
+    poll_until(&app, &customer, none.clone()).await;
 
     let mitra = Uuid::new_v4();
     let mitra_token = app.token_for(mitra, Role::Mitra);
     let (status, _) =
         app.post(&app.public_url("/api/mitra/status"), Some(&mitra_token), json!({"online": true})).await;
     assert_eq!(status, 200);
+    assert_eq!(poll(&app, &customer).await, none, "switched on but not connected");
     let socket = WsClient::connect_welcomed(&ws_url_with_token(app.public, &mitra_token)).await;
-    assert_eq!(poll(&app, &customer).await, json!({"available": true, "count": 1}));
+    poll_until(&app, &customer, one.clone()).await;
 
     // At the cap: online but not available.
     app.store.set_mitra_sessions(mitra, 3, 3).await.expect("sessions");
-    assert_eq!(poll(&app, &customer).await, json!({"available": false, "count": 0}));
+    poll_until(&app, &customer, none.clone()).await;
     app.store.set_mitra_sessions(mitra, 2, 3).await.expect("sessions");
-    assert_eq!(poll(&app, &customer).await["available"], true);
+    poll_until(&app, &customer, one.clone()).await;
 
     // Switched off, then on again and disconnected.
     app.post(&app.public_url("/api/mitra/status"), Some(&mitra_token), json!({"online": false})).await;
-    assert_eq!(poll(&app, &customer).await["available"], false);
+    poll_until(&app, &customer, none.clone()).await;
     app.post(&app.public_url("/api/mitra/status"), Some(&mitra_token), json!({"online": true})).await;
-    assert_eq!(poll(&app, &customer).await["available"], true);
+    poll_until(&app, &customer, one).await;
     drop(socket);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while poll(&app, &customer).await["available"] != false {
-        assert!(tokio::time::Instant::now() < deadline, "still available after the last socket closed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    poll_until(&app, &customer, none).await;
+}
+
+#[tokio::test]
+async fn availability_turns_false_when_the_last_mitra_takes_a_full_load_of_chats() {
+    use crate::pairing::{accept, customer, new_online_mitra, next_event, paid, start_blast};
+    let app = TestApp::spawn().await;
+    let operator = app.sign_in_operator().await;
+    let mut ayu = new_online_mitra(&app, &operator).await;
+    let watcher = app.token_for(Uuid::new_v4(), Role::Customer);
+    // max_customers_per_mitra is 3: three accepted chats fill Ayu.
+    for n in 1..=3 {
+        poll_until(&app, &watcher, json!({"available": true, "count": 1})).await;
+        let rani = customer(&app).await;
+        let payment = paid(&app, &rani.token, json!({"tier_id": "15m"})).await;
+        let (_, request) = start_blast(&app, &rani.token, &payment).await;
+        next_event(&mut ayu.socket, "chat_request").await;
+        let (status, body) = accept(&app, &ayu.token, request["id"].as_str().expect("id")).await;
+        assert_eq!(status, 200, "chat {n}: {body}");
     }
+    poll_until(&app, &watcher, json!({"available": false, "count": 0})).await;
+    let presence = app.store.mitra_presence(ayu.id, 3).await.expect("presence");
+    assert_eq!((presence.online, presence.available, presence.active_sessions), (true, false, 3));
 }
 
 #[tokio::test]

@@ -192,7 +192,7 @@ async fn typing_reaches_open_sockets_and_is_never_replayed() {
 }
 
 async fn available(app: &TestApp) -> u64 {
-    domain::presence::available_mitras(&app.store).await.expect("count")
+    app.store.available_mitra_count().await.expect("count")
 }
 
 async fn set_status(app: &TestApp, token: &str, online: bool) -> Value {

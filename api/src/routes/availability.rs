@@ -9,12 +9,13 @@ use crate::caller::Customer;
 use crate::error::ApiError;
 
 /// # `GET /api/client/mitra-availability`
-/// `{available, count}`: mitras online and below the cap. Answered from Redis only (one
-/// SCARD, after the token check's one MGET): no Postgres query on this path.
+/// `{available, count}`: mitras online and below the cap. Answered from the process's
+/// in-memory view of Redis (kept fresh by Redis pub/sub; Redis itself when the view is
+/// stale): no Postgres query on this path.
 pub async fn mitra_availability(
     State(state): State<AppState>,
     _customer: Customer,
 ) -> Result<Json<Value>, ApiError> {
-    let count = domain::presence::available_mitras(&state.store).await?;
+    let count = domain::presence::available_mitras(&state.store, &state.availability).await?;
     Ok(Json(json!({ "available": count > 0, "count": count })))
 }

@@ -43,6 +43,8 @@ pub struct Store {
     /// Kept to open dedicated connections (subscriptions, blocking reads).
     redis_config: RedisConfig,
     keys: Keys,
+    /// The access-token revocation list in memory (see `revocation`).
+    revocations: std::sync::Arc<revocation::Revocations>,
 }
 
 /// Messages of one pub/sub channel, on its own connection.
@@ -84,7 +86,13 @@ impl Store {
             .await?;
         let redis_config = RedisConfig::from_url(redis.url.expose())?;
         let redis_pool = connect_redis(redis_config.clone(), redis.pool_size).await?;
-        Ok(Self { pg, redis: redis_pool, redis_config, keys: Keys::new(&redis.prefix) })
+        Ok(Self {
+            pg,
+            redis: redis_pool,
+            redis_config,
+            keys: Keys::new(&redis.prefix),
+            revocations: Default::default(),
+        })
     }
 
     /// Applies pending migrations. Safe to call from several processes at once: sqlx takes
@@ -106,13 +114,18 @@ impl Store {
     /// Subscribes to the hub control channel on a dedicated connection (a subscribed
     /// connection cannot run other commands); it resubscribes by itself after a reconnect.
     pub async fn subscribe_hub_control(&self) -> Result<Subscription, StoreError> {
+        self.subscribe(self.keys.hub_control_channel()).await
+    }
+
+    /// Subscribes to `channel` on a dedicated connection that resubscribes after a reconnect.
+    pub(crate) async fn subscribe(&self, channel: String) -> Result<Subscription, StoreError> {
         let subscriber = Builder::from_config(self.redis_config.clone())
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
             .build_subscriber_client()?;
         subscriber.init().await?;
         let _resubscribe = subscriber.manage_subscriptions();
         let messages = subscriber.message_rx();
-        subscriber.subscribe(self.keys.hub_control_channel()).await?;
+        subscriber.subscribe(channel).await?;
         Ok(Subscription { client: subscriber, messages })
     }
 

@@ -38,10 +38,16 @@ static AVAILABILITY: LazyLock<Script> = LazyLock::new(|| {
             local online = status and connected
             local available = online and active < cap
             if online then redis.call('SADD', p .. 'online', m) else redis.call('SREM', p .. 'online', m) end
+            local changed
             if available then
-                redis.call('SADD', p .. 'available', m)
+                changed = redis.call('SADD', p .. 'available', m)
             else
-                redis.call('SREM', p .. 'available', m)
+                changed = redis.call('SREM', p .. 'available', m)
+            end
+            if changed == 1 then
+                -- Tell the processes' in-memory views: version, then the new count.
+                local version = redis.call('INCR', p .. 'version')
+                redis.call('PUBLISH', p .. 'count', version .. ' ' .. redis.call('SCARD', p .. 'available'))
             end
             return {status and 1 or 0, connected and 1 or 0, active, online and 1 or 0, available and 1 or 0}
         end
@@ -91,6 +97,8 @@ static AVAILABILITY: LazyLock<Script> = LazyLock::new(|| {
             return dead
         elseif op == 'state' then
             return recompute(a)
+        elseif op == 'count' then
+            return {tonumber(redis.call('GET', p .. 'version') or '0'), redis.call('SCARD', p .. 'available')}
         elseif op == 'snapshot' then
             local out = {}
             for _, m in ipairs(redis.call('SMEMBERS', p .. 'available')) do
@@ -246,6 +254,21 @@ impl Store {
     /// Mitras online and below the cap: the availability poll's answer. One SCARD.
     pub async fn available_mitra_count(&self) -> Result<u64, StoreError> {
         Ok(self.redis.scard(format!("{}available", self.avail_prefix())).await?)
+    }
+
+    /// The available count with its version (bumped by every change, in the same script).
+    pub async fn available_count_versioned(&self) -> Result<(u64, u64), StoreError> {
+        let reply = self.availability("count", "", "", 0, 0).await?;
+        let values: Vec<u64> = reply.into_array().into_iter().filter_map(|v| v.as_u64()).collect();
+        match values[..] {
+            [version, count] => Ok((version, count)),
+            _ => Err(StoreError::Encode("availability count reply".into())),
+        }
+    }
+
+    /// Changes of the available count, as `<version> <count>` messages.
+    pub async fn subscribe_availability(&self) -> Result<super::Subscription, StoreError> {
+        self.subscribe(format!("{}count", self.avail_prefix())).await
     }
 
     /// Renews a hub instance's lease and keeps its inbox and user index alive.

@@ -1,13 +1,115 @@
 //! Access-token revocation in Redis: revoked token ids (until the token would have
 //! expired anyway) and deactivated accounts. Both keys of one user share the hash tag
-//! `{user:<id>}`, so the per-request check is one MGET even on Redis Cluster.
+//! `{user:<id>}`, so the check is one MGET even on Redis Cluster.
+//!
+//! Every request checks revocation, so each process keeps the whole (small) list in memory
+//! ([`Revocations`]) and answers without a round trip: an index sorted set
+//! `{p}:auth:revocations` (`t:<token id>` until the token's expiry, `u:<user>` for a
+//! deactivated account) is loaded at start and every 5 s, and each change is published on
+//! `{p}:auth:revoked` and applied at once by every process (by the one that made it before
+//! it answers). Until the first load, or when Redis cannot be read, the check asks Redis.
+
+use std::collections::HashSet;
+use std::sync::{LazyLock, RwLock};
+use std::time::Duration;
 
 use fred::prelude::{KeysInterface, PubsubInterface};
 use fred::types::Expiration;
+use fred::types::scripts::Script;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{Store, StoreError};
 use crate::auth::Principal;
+
+/// Updates the index and announces the change, in one step.
+static INDEX: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r"
+        if ARGV[1] == 'add' then
+            redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+        else
+            redis.call('ZREM', KEYS[1], ARGV[2])
+        end
+        redis.call('PUBLISH', ARGV[4], ARGV[5])
+        return 1
+        ",
+    )
+});
+
+/// Drops entries whose token expired, then returns the rest.
+static SNAPSHOT: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r"
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+        return redis.call('ZRANGE', KEYS[1], 0, -1)
+        ",
+    )
+});
+
+/// The revoked token ids and deactivated accounts, in memory.
+#[derive(Default)]
+pub struct Revocations {
+    known: RwLock<Option<Known>>,
+}
+
+#[derive(Default)]
+struct Known {
+    tokens: HashSet<Uuid>,
+    users: HashSet<Uuid>,
+}
+
+impl Revocations {
+    /// `None` while the list is not loaded (or was dropped because Redis is unreadable).
+    fn check(&self, caller: &Principal) -> Option<bool> {
+        let known = self.known.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        known.as_ref().map(|k| k.tokens.contains(&caller.token_id) || k.users.contains(&caller.id))
+    }
+
+    fn replace(&self, next: Option<Known>) {
+        *self.known.write().unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+    }
+
+    /// Applies one `t <token id>` / `u <user> <0|1>` change (ignored until loaded: the load
+    /// that follows includes it).
+    fn apply(&self, message: &str) {
+        let mut known = self.known.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(known) = known.as_mut() else { return };
+        let mut parts = message.split(' ');
+        match (parts.next(), parts.next().and_then(|id| Uuid::parse_str(id).ok()), parts.next()) {
+            (Some("t"), Some(token), _) => {
+                known.tokens.insert(token);
+            }
+            (Some("u"), Some(user), Some("1")) => {
+                known.users.insert(user);
+            }
+            (Some("u"), Some(user), Some("0")) => {
+                known.users.remove(&user);
+            }
+            _ => tracing::warn!(message, "unknown revocation message"),
+        }
+    }
+}
+
+fn parse_index(members: Vec<String>) -> Known {
+    let mut known = Known::default();
+    for member in members {
+        match member.split_once(':') {
+            Some(("t", id)) => {
+                if let Ok(id) = Uuid::parse_str(id) {
+                    known.tokens.insert(id);
+                }
+            }
+            Some(("u", id)) => {
+                if let Ok(id) = Uuid::parse_str(id) {
+                    known.users.insert(id);
+                }
+            }
+            _ => {}
+        }
+    }
+    known
+}
 
 impl Store {
     fn revoked_token_key(&self, user_id: Uuid, token_id: Uuid) -> String {
@@ -18,15 +120,45 @@ impl Store {
         format!("{}:auth:{{user:{user_id}}}:deactivated", self.keys.prefix())
     }
 
+    fn revocation_index_key(&self) -> String {
+        format!("{}:auth:revocations", self.keys.prefix())
+    }
+
+    fn revocation_channel(&self) -> String {
+        format!("{}:auth:revoked", self.keys.prefix())
+    }
+
+    async fn index_revocation(
+        &self,
+        add: bool,
+        member: String,
+        until_ms: &str,
+        message: String,
+    ) -> Result<(), StoreError> {
+        let op = if add { "add" } else { "remove" };
+        let args =
+            vec![op.to_owned(), member, until_ms.to_owned(), self.revocation_channel(), message.clone()];
+        let _: i64 =
+            INDEX.evalsha_with_reload(self.redis.next(), vec![self.revocation_index_key()], args).await?;
+        self.revocations.apply(&message);
+        Ok(())
+    }
+
     /// Refuses the caller's access token for its remaining `ttl_s`.
     pub async fn revoke_access_token(&self, caller: &Principal, ttl_s: i64) -> Result<(), StoreError> {
         let key = self.revoked_token_key(caller.id, caller.token_id);
-        let _: () = self.redis.set(key, 1, Some(Expiration::EX(ttl_s.max(1))), None, false).await?;
-        Ok(())
+        let ttl_s = ttl_s.max(1);
+        let _: () = self.redis.set(key, 1, Some(Expiration::EX(ttl_s)), None, false).await?;
+        let until_ms = crate::clock::now_ms().saturating_add(u64::try_from(ttl_s).unwrap_or(1) * 1_000);
+        let member = format!("t:{}", caller.token_id);
+        self.index_revocation(true, member, &until_ms.to_string(), format!("t {}", caller.token_id)).await
     }
 
     /// Whether the caller's token was revoked or its account deactivated since it was issued.
     pub async fn access_token_revoked(&self, caller: &Principal) -> Result<bool, StoreError> {
+        if let Some(revoked) = self.revocations.check(caller) {
+            return Ok(revoked);
+        }
         let keys = vec![self.revoked_token_key(caller.id, caller.token_id), self.deactivated_key(caller.id)];
         let found: Vec<Option<String>> = self.redis.mget(keys).await?;
         Ok(found.iter().any(Option::is_some))
@@ -40,7 +172,64 @@ impl Store {
         } else {
             let _: () = self.redis.del(key).await?;
         }
-        Ok(())
+        let message = format!("u {user_id} {}", u8::from(deactivated));
+        self.index_revocation(deactivated, format!("u:{user_id}"), "+inf", message).await
+    }
+
+    /// Keeps this process's in-memory revocation list loaded and current until `shutdown`.
+    pub async fn run_revocation_watcher(&self, shutdown: CancellationToken) {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut subscription = None;
+        let mut failures = 0_u32;
+        loop {
+            if subscription.is_none() {
+                match self.subscribe(self.revocation_channel()).await {
+                    // Changes published before the subscription are in the reload below.
+                    Ok(subscribed) => {
+                        subscription = Some(subscribed);
+                        every.reset_immediately();
+                    }
+                    Err(error) => tracing::debug!(%error, "revocation subscription failed; retrying"),
+                }
+            }
+            let message = async {
+                match subscription.as_mut() {
+                    Some(subscribed) => subscribed.next().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                message = message => match message {
+                    Some(message) => self.revocations.apply(&message),
+                    None => subscription = None,
+                },
+                _ = every.tick() => {
+                    let now_ms = crate::clock::now_ms().to_string();
+                    let snapshot: Result<Vec<String>, _> = SNAPSHOT
+                        .evalsha_with_reload(self.redis.next(), vec![self.revocation_index_key()], vec![now_ms])
+                        .await;
+                    match snapshot {
+                        Ok(members) if subscription.is_some() => {
+                            failures = 0;
+                            self.revocations.replace(Some(parse_index(members)));
+                        }
+                        Ok(_) => self.revocations.replace(None),
+                        Err(error) => {
+                            failures += 1;
+                            tracing::warn!(%error, "revocation list reload failed");
+                            if failures >= 2 {
+                                self.revocations.replace(None);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(subscribed) = subscription {
+            subscribed.close().await;
+        }
     }
 
     /// Publishes a control message to every hub process.
