@@ -6,6 +6,9 @@
 //! - `latency`: opens one socket per user, then publishes events through Redis Streams at a
 //!   fixed rate (as the api and workers do) and measures publish-to-receive latency on the
 //!   client (same machine, same clock).
+//! - `pairing`: creates mitras, turns them online and connects them, then runs rounds of a
+//!   customer's general blast and one mitra's accept over the REST api, and measures when
+//!   every mitra's socket receives `chat_request` and `chat_request_taken` (see `pairing`).
 //!
 //! Tokens are signed with the development JWT key unless `--jwt-secret` says otherwise.
 
@@ -25,6 +28,8 @@ use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+mod pairing;
 
 #[derive(Parser)]
 struct Cli {
@@ -78,6 +83,28 @@ enum Command {
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/bestie_bench")]
         database_url: String,
     },
+    /// Blast chat requests to connected mitras, accept each, and measure both deliveries.
+    Pairing {
+        /// Mitras created, turned online and connected.
+        #[arg(long, default_value_t = 1_000)]
+        mitras: usize,
+        /// Blast + accept rounds, each by a new customer.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// The api's public address (the same listener as the hub when one process runs all roles).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        api: SocketAddr,
+        /// Where to write the results as a Markdown table (they are printed either way).
+        #[arg(long)]
+        report: Option<std::path::PathBuf>,
+        /// Redis, key prefix and Postgres of the server under test (the mitras are created there).
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        #[arg(long)]
+        redis_prefix: String,
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/bestie_bench")]
+        database_url: String,
+    },
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
@@ -97,24 +124,54 @@ async fn open(hub: SocketAddr, source: IpAddr, token: &str) -> anyhow::Result<So
     }
 }
 
-/// Opens `count` sockets for new users; returns them with their user ids.
-async fn open_many(cli: &Cli, count: usize, role: Role) -> Vec<(uuid::Uuid, Socket)> {
-    let keys = Arc::new(TokenKeys::new(&AuthSettings {
+/// The token keys of the server under test (`--jwt-secret`), issuing day-long tokens.
+fn token_keys(cli: &Cli) -> TokenKeys {
+    TokenKeys::new(&AuthSettings {
         jwt_secret: Secret::new(cli.jwt_secret.clone()),
         access_token_ttl_s: 24 * 3600,
         ..AuthSettings::default()
-    }));
+    })
+}
+
+/// The server's stores, as its `BESTIE__REDIS__*` and `BESTIE__DATABASE__URL` settings say.
+async fn connect_store(
+    redis_url: &str,
+    redis_prefix: &str,
+    database_url: &str,
+) -> anyhow::Result<domain::store::Store> {
+    let mut settings = Settings::default();
+    settings.redis.url = Secret::new(redis_url);
+    settings.redis.prefix = redis_prefix.to_owned();
+    settings.redis.pool_size = 8;
+    settings.database.url = Secret::new(database_url);
+    domain::store::Store::connect(&settings.database, &settings.redis).await.context("stores")
+}
+
+/// Opens `count` sockets for new users; returns them with their user ids.
+async fn open_many(cli: &Cli, count: usize, role: Role) -> Vec<(uuid::Uuid, Socket)> {
+    let keys = token_keys(cli);
+    let users = (0..count)
+        .filter_map(|_| {
+            let user = uuid::Uuid::new_v4();
+            Some((user, keys.issue(user, role).ok()?.token))
+        })
+        .collect();
+    open_all(cli, users).await
+}
+
+/// Opens one socket per `(user, token)`, spread over `--sources`, `--concurrency` handshakes
+/// at a time, each read up to its welcome; returns those that opened, in order.
+async fn open_all(cli: &Cli, users: Vec<(uuid::Uuid, String)>) -> Vec<(uuid::Uuid, Socket)> {
+    let count = users.len();
     let gate = Arc::new(Semaphore::new(cli.concurrency.max(1)));
     let failed = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    let tasks = (0..count).map(|n| {
-        let (keys, gate, failed) = (keys.clone(), gate.clone(), failed.clone());
+    let tasks = users.into_iter().enumerate().map(|(n, (user, token))| {
+        let (gate, failed) = (gate.clone(), failed.clone());
         let source = cli.sources[n % cli.sources.len()];
         let hub = cli.hub;
         tokio::spawn(async move {
             let _permit = gate.acquire().await.ok()?;
-            let user = uuid::Uuid::new_v4();
-            let token = keys.issue(user, role).ok()?.token;
             match open(hub, source, &token).await {
                 Ok(socket) => Some((user, socket)),
                 Err(error) => {
@@ -157,12 +214,7 @@ async fn main() -> anyhow::Result<()> {
     match &cli.command {
         Command::Token { role } => {
             let role = Role::parse(role).context("role must be customer, mitra or cc")?;
-            let keys = TokenKeys::new(&AuthSettings {
-                jwt_secret: Secret::new(cli.jwt_secret.clone()),
-                access_token_ttl_s: 24 * 3600,
-                ..AuthSettings::default()
-            });
-            println!("{}", keys.issue(uuid::Uuid::new_v4(), role)?.token);
+            println!("{}", token_keys(&cli).issue(uuid::Uuid::new_v4(), role)?.token);
         }
         Command::Idle { connections, hold_s, ready_file } => {
             let mut sockets = open_many(&cli, *connections, Role::Customer).await;
@@ -192,13 +244,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{{\"opened\": {held}, \"closed_during_hold\": {}}}", closed.load(Ordering::Relaxed));
         }
         Command::Latency { users, rate, duration_s, redis_url, redis_prefix, database_url } => {
-            let mut settings = Settings::default();
-            settings.redis.url = Secret::new(redis_url.clone());
-            settings.redis.prefix.clone_from(redis_prefix);
-            settings.redis.pool_size = 8;
-            settings.database.url = Secret::new(database_url.clone());
-            let store =
-                domain::store::Store::connect(&settings.database, &settings.redis).await.context("stores")?;
+            let store = connect_store(redis_url, redis_prefix, database_url).await?;
             let sockets = open_many(&cli, *users, Role::Customer).await;
             anyhow::ensure!(!sockets.is_empty(), "no socket opened");
             let user_ids: Vec<uuid::Uuid> = sockets.iter().map(|(user, _)| *user).collect();
@@ -281,6 +327,12 @@ async fn main() -> anyhow::Result<()> {
                     }
                 })
             );
+        }
+        Command::Pairing { mitras, rounds, api, report, redis_url, redis_prefix, database_url } => {
+            let store = connect_store(redis_url, redis_prefix, database_url).await?;
+            let options =
+                pairing::Options { mitras: *mitras, rounds: *rounds, api: *api, report: report.clone() };
+            pairing::run(&cli, &store, &options).await?;
         }
     }
     Ok(())
