@@ -34,6 +34,20 @@ pub async fn publish(
     Ok(Published { id, routed })
 }
 
+/// Publishes the same `event` to every user of `users` (a blast): one stream entry per
+/// user, one inbox entry per hub instance.
+pub async fn publish_to_many(
+    store: &Store,
+    settings: &HubSettings,
+    users: &[Uuid],
+    event: &Event,
+) -> Result<Vec<(Uuid, Published)>, StoreError> {
+    let json = serde_json::to_string(event).map_err(|e| StoreError::Encode(e.to_string()))?;
+    let ttl_ms = settings.stream_ttl_s.saturating_mul(1_000);
+    let published = store.publish_event_to_many(users, &json, settings.stream_maxlen, ttl_ms).await?;
+    Ok(published.into_iter().map(|(user, id, routed)| (user, Published { id, routed })).collect())
+}
+
 /// Sends `event` to the user's open sockets only; it is never stored.
 pub async fn publish_ephemeral(store: &Store, user: Uuid, event: &Event) -> Result<(), StoreError> {
     let json = serde_json::to_string(event).map_err(|e| StoreError::Encode(e.to_string()))?;

@@ -256,13 +256,14 @@ async fn offer(services: &Services, request: Uuid, mitras: &[(Uuid, i64)]) -> Re
     let Some(offer) = store.offers(&[request]).await?.into_iter().next() else {
         return Ok(0);
     };
-    let notices = offered.iter().map(|mitra| chat_request_notice(*mitra, &offer)).collect();
-    let pushed = services.notify(notices).await?;
+    let (event, push) = chat_request(&offer);
+    let pushed = services.notify_all(Role::Mitra, &offered, &event, Some(&push)).await?;
     store.mark_offers_pushed(request, &pushed).await?;
     Ok(offered.len())
 }
 
-fn chat_request_notice(mitra: Uuid, offer: &crate::store::pairing::Offer) -> Notice {
+/// The `chat_request` event and push of one request.
+fn chat_request(offer: &crate::store::pairing::Offer) -> (Event, PushMessage) {
     let countdown_s = (offer.expires_at - chrono::Utc::now()).num_seconds().max(0);
     let event = Event::new(
         EventKind::ChatRequest,
@@ -291,7 +292,7 @@ fn chat_request_notice(mitra: Uuid, offer: &crate::store::pairing::Offer) -> Not
         .into(),
         collapse_key: Some(format!("chat_request:{}", offer.request_id)),
     };
-    Notice { role: Role::Mitra, user: mitra, event, push: Some(push) }
+    (event, push)
 }
 
 /// A mitra became available (status on, socket connected, a session ended): offers them
@@ -307,7 +308,13 @@ pub async fn offer_open_requests(
         return Ok(0);
     }
     let offers = store.offers(&requests).await?;
-    let notices = offers.iter().map(|offer| chat_request_notice(mitra, offer)).collect();
+    let notices = offers
+        .iter()
+        .map(|offer| {
+            let (event, push) = chat_request(offer);
+            Notice { role: Role::Mitra, user: mitra, event, push: Some(push) }
+        })
+        .collect();
     services.notify(notices).await?;
     Ok(requests.len())
 }
@@ -336,18 +343,19 @@ pub async fn accept(services: &Services, mitra: &Principal, request: Uuid) -> Re
         .pairing_time_to_accept_seconds
         .with_label_values(&[kind])
         .observe(waited as f64 / 1_000.0);
-    if let Err(error) = store.set_mitra_sessions(mitra.id, accepted.mitra_live_sessions, cap).await {
+    let taken = Event::new(EventKind::ChatRequestTaken, json!({ "request_id": request }));
+    let others = services.notify_all(Role::Mitra, &accepted.missed, &taken, None);
+    let paired = services.notify(vec![
+        paired_notice(&accepted, Role::Customer, accepted.request.customer_id),
+        paired_notice(&accepted, Role::Mitra, mitra.id),
+    ]);
+    let sessions = store.set_mitra_sessions(mitra.id, accepted.mitra_live_sessions, cap);
+    let (others, paired, sessions) = tokio::join!(others, paired, sessions);
+    if let Err(error) = sessions {
         tracing::warn!(%error, "could not update the mitra's session count in Redis");
     }
-    let mut notices = vec![paired_notice(&accepted, Role::Customer, accepted.request.customer_id)];
-    notices.push(paired_notice(&accepted, Role::Mitra, mitra.id));
-    notices.extend(accepted.missed.iter().map(|other| Notice {
-        role: Role::Mitra,
-        user: *other,
-        event: Event::new(EventKind::ChatRequestTaken, json!({ "request_id": request })),
-        push: None,
-    }));
-    services.notify(notices).await?;
+    others?;
+    paired?;
     Ok(accepted)
 }
 
@@ -461,7 +469,7 @@ async fn report_failure(services: &Services, failed: &Failed, open_event: &str) 
         .into(),
         collapse_key: Some(format!("pairing:{}", request.payment_session_id)),
     });
-    let mut notices = vec![Notice {
+    let customer = vec![Notice {
         role: Role::Customer,
         user: request.customer_id,
         event: Event::new(customer_kind, data),
@@ -472,13 +480,11 @@ async fn report_failure(services: &Services, failed: &Failed, open_event: &str) 
         "chat_request_expired" => EventKind::ChatRequestExpired,
         _ => EventKind::ChatRequestClosed,
     };
-    notices.extend(failed.open.iter().map(|mitra| Notice {
-        role: Role::Mitra,
-        user: *mitra,
-        event: Event::new(open_kind, json!({ "request_id": request.id })),
-        push: None,
-    }));
-    services.notify(notices).await?;
+    let open = Event::new(open_kind, json!({ "request_id": request.id }));
+    let (customer, open) =
+        tokio::join!(services.notify(customer), services.notify_all(Role::Mitra, &failed.open, &open, None));
+    customer?;
+    open?;
     Ok(())
 }
 

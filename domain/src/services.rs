@@ -23,6 +23,37 @@ pub struct Services {
     pub metrics: Metrics,
 }
 
+impl Services {
+    /// Publishes one `event` to many users (a blast) and queues `push` for each user who
+    /// had no socket to deliver it to. Returns those users.
+    pub async fn notify_all(
+        &self,
+        role: Role,
+        users: &[uuid::Uuid],
+        event: &Event,
+        push: Option<&PushMessage>,
+    ) -> Result<Vec<uuid::Uuid>, StoreError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let published = crate::events::publish_to_many(&self.store, &self.hub, users, event).await?;
+        let mut pushed = Vec::new();
+        for (user, published) in published {
+            if published.routed {
+                continue;
+            }
+            if let Some(message) = push {
+                let job = Push { role, account: user, message: message.clone() };
+                match self.jobs.push(job).await {
+                    Ok(()) => pushed.push(user),
+                    Err(error) => tracing::warn!(%error, %user, "could not queue a push"),
+                }
+            }
+        }
+        Ok(pushed)
+    }
+}
+
 /// An event for one user, with the push to send when none of their sockets is open.
 pub struct Notice {
     pub role: Role,

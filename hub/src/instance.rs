@@ -126,11 +126,13 @@ pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
                 if entry.event.is_empty() {
                     continue;
                 }
-                let id = entry.event_id.as_deref().and_then(StreamId::parse);
-                let frame = crate::protocol::event_frame(&entry.event, entry.event_id.as_deref());
-                let outbound =
-                    Arc::new(OutboundFrame { id, frame: frame.into(), published_ms: entry.published_ms });
-                inner.registry.deliver(entry.user_id, &outbound);
+                for (user, event_id) in &entry.recipients {
+                    let id = event_id.as_deref().and_then(StreamId::parse);
+                    let frame = crate::protocol::event_frame(&entry.event, event_id.as_deref());
+                    let outbound =
+                        Arc::new(OutboundFrame { id, frame: frame.into(), published_ms: entry.published_ms });
+                    inner.registry.deliver(*user, &outbound);
+                }
             }
         }
         reader.close().await;

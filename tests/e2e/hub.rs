@@ -369,8 +369,12 @@ async fn a_silent_client_is_closed_and_a_live_one_is_kept() {
     keep_reading.await;
     live.send_json(json!({"type": "ping"})).await;
     assert_eq!(live.next_json().await["type"], "pong");
-    // The silent client never read, so never answered a ping.
-    assert_eq!(silent.closed().await, (4008, "heartbeat_timeout".to_owned()));
+    // The silent client never read, so never answered a ping: the server closed it with 4008.
+    // Reading now, the client may first answer a buffered ping into the closed connection
+    // and get a reset before it reaches the close frame, so the server's count is the reason.
+    assert!(app.metrics().await.contains(r#"bestie_hub_connections_closed_total{code="4008"} 1"#));
+    let (code, _) = silent.closed().await;
+    assert!(code == 4008 || code == 1006, "closed with {code}");
     assert!(started.elapsed() >= Duration::from_secs(2));
 }
 

@@ -605,3 +605,28 @@ async fn a_returning_chat_declined_or_unanswered_tells_the_customer() {
         r#"bestie_pairing_outcomes_total{outcome="targeted_mitra_timeout",request_type="returning"} 1"#
     ));
 }
+
+#[tokio::test]
+async fn a_blast_reaches_mitras_on_every_hub_instance() {
+    let app = TestApp::spawn().await;
+    let other = app.spawn_sibling().await;
+    let operator = app.sign_in_operator().await;
+    let mut here = new_online_mitra(&app, &operator).await;
+    let (id, token, _) = app.sign_in_new_mitra(&operator).await;
+    // The second mitra's socket is on the other instance (one fan-out inbox entry each).
+    let mut there = go_online(&other, id, token).await;
+    let mut rani = customer(&app).await;
+    let payment = paid(&app, &rani.token, json!({"tier_id": "15m"})).await;
+    let (_, request) = start_blast(&app, &rani.token, &payment).await;
+    let request_id = id_of(&request);
+    let first = next_event(&mut here.socket, "chat_request").await;
+    let second = next_event(&mut there.socket, "chat_request").await;
+    assert_eq!(
+        (first["request_id"].as_str(), second["request_id"].as_str()),
+        (Some(&*request_id), Some(&*request_id))
+    );
+    let (status, _) = accept(&other, &there.token, &request_id).await;
+    assert_eq!(status, 200);
+    assert_eq!(next_event(&mut here.socket, "chat_request_taken").await["request_id"], request_id.as_str());
+    next_event(&mut rani.socket, "paired").await;
+}

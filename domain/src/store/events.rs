@@ -66,18 +66,31 @@ static RESUME: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
-/// One entry of an instance's inbox: an event for one of its users.
+/// One entry of an instance's inbox: an event for one or more of its users.
 #[derive(Clone, Debug)]
 pub struct InboxEntry {
     /// The inbox's own entry id (where to continue reading).
     pub inbox_id: String,
-    pub user_id: uuid::Uuid,
-    /// The event's id in the user's stream; `None` for ephemeral events (typing).
-    pub event_id: Option<String>,
+    /// Each user it is for, with the event's id in that user's stream (`None` for
+    /// ephemeral events such as typing). Empty for an entry to skip.
+    pub recipients: Vec<(uuid::Uuid, Option<String>)>,
     /// The event as JSON (`{"type", "data"}`).
     pub event: String,
     /// When it was published, unix milliseconds (delivery latency).
     pub published_ms: u64,
+}
+
+/// A user's stream entry: the user, the event id and the instances routed to.
+type Appended = (uuid::Uuid, String, Vec<String>);
+
+/// A fan-out entry's recipients: `<user> <event id>` pairs joined by `,`.
+fn parse_recipients(list: &str) -> Option<Vec<(uuid::Uuid, Option<String>)>> {
+    list.split(',')
+        .map(|pair| {
+            let (user, id) = pair.split_once(' ')?;
+            Some((user.parse().ok()?, Some(id.to_owned())))
+        })
+        .collect()
 }
 
 /// What a resuming client gets.
@@ -121,6 +134,61 @@ impl Store {
         let (id, instances): (String, Vec<String>) = PUBLISH.evalsha_with_reload(client, keys, args).await?;
         self.forward(client, user, Some(&id), event, &instances).await?;
         Ok((id, !instances.is_empty()))
+    }
+
+    /// Publishes the same durable event to many users: each user's stream gets its entry
+    /// (one script per user, run concurrently), then each routed hub instance gets one
+    /// fan-out inbox entry naming all its recipients. Returns, per user, the event id and
+    /// whether an instance held a socket of theirs.
+    pub async fn publish_event_to_many(
+        &self,
+        users: &[uuid::Uuid],
+        event: &str,
+        maxlen: u64,
+        ttl_ms: u64,
+    ) -> Result<Vec<(uuid::Uuid, String, bool)>, StoreError> {
+        use futures::StreamExt;
+        let args = vec![maxlen.to_string(), event.to_owned(), ttl_ms.to_string()];
+        let calls: Vec<_> = users
+            .iter()
+            .map(|user| {
+                let keys = vec![self.user_stream_key(*user), self.user_route_key(*user)];
+                (*user, keys, args.clone(), self.redis.next().clone())
+            })
+            .collect();
+        let appended: Vec<Result<Appended, StoreError>> = futures::stream::iter(calls)
+            .map(|(user, keys, args, client)| async move {
+                let (id, instances): (String, Vec<String>) =
+                    PUBLISH.evalsha_with_reload(&client, keys, args).await?;
+                Ok((user, id, instances))
+            })
+            .buffer_unordered(512)
+            .collect()
+            .await;
+        let mut by_instance: std::collections::HashMap<String, Vec<String>> =
+            std::collections::HashMap::new();
+        let mut published = Vec::with_capacity(appended.len());
+        for result in appended {
+            let (user, id, instances) = result?;
+            for instance in &instances {
+                by_instance.entry(instance.clone()).or_default().push(format!("{user} {id}"));
+            }
+            published.push((user, id, !instances.is_empty()));
+        }
+        if by_instance.is_empty() {
+            return Ok(published);
+        }
+        let now_ms = crate::clock::now_ms().to_string();
+        let client = self.redis.next();
+        let pipeline = client.pipeline();
+        for (instance, recipients) in by_instance {
+            let list = recipients.join(",");
+            let fields = vec![("m", list.as_str()), ("e", event), ("t", now_ms.as_str())];
+            let cap = XCap::try_from((XCapKind::MaxLen, XCapTrim::AlmostExact, 100_000))?;
+            let _: () = pipeline.xadd(self.inbox_key(&instance), true, cap, "*", fields).await?;
+        }
+        let _: Vec<Value> = pipeline.all().await?;
+        Ok(published)
     }
 
     /// Forwards an ephemeral event (never stored, never resumed) to the user's instances.
@@ -251,10 +319,13 @@ impl InboxReader {
                         .and_then(|pair| pair.get(1)?.as_string())
                 };
                 let parsed = (|| {
+                    let recipients = match field("m") {
+                        Some(list) => parse_recipients(&list)?,
+                        None => vec![(field("u")?.parse().ok()?, field("i").filter(|id| !id.is_empty()))],
+                    };
                     Some(InboxEntry {
                         inbox_id: inbox_id.clone(),
-                        user_id: field("u")?.parse().ok()?,
-                        event_id: field("i").filter(|id| !id.is_empty()),
+                        recipients,
                         event: field("e")?,
                         published_ms: field("t")?.parse().ok()?,
                     })
@@ -264,8 +335,7 @@ impl InboxReader {
                     // The opening marker, or garbage: skip but move past it.
                     None => entries.push(InboxEntry {
                         inbox_id,
-                        user_id: uuid::Uuid::nil(),
-                        event_id: None,
+                        recipients: Vec::new(),
                         event: String::new(),
                         published_ms: 0,
                     }),

@@ -461,7 +461,8 @@ impl Store {
     }
 
     /// The mitra accepts: the first accept wins. Starts the chat session, consumes the
-    /// payment, marks the others `missed`, all in one transaction.
+    /// payment, marks the others `missed`, all in one transaction (four round trips: the
+    /// request lock, the mitra lock, one statement for every change, the commit).
     pub async fn accept_request(
         &self,
         request: Uuid,
@@ -469,25 +470,40 @@ impl Store {
         cap: i64,
     ) -> Result<Result<Accepted, Refusal>, StoreError> {
         let mut tx = self.pg.begin().await?;
-        let Some((row, response)) = Self::lock_request_for_mitra(&mut tx, request, mitra).await? else {
+        let query = format!(
+            "SELECT {REQUEST_COLUMNS}, expires_at <= now() AS window_over,
+                    offered.response, offered.id IS NOT NULL AS offered
+             FROM pairing_requests
+             LEFT JOIN (SELECT pairing_request_id AS id, response FROM chat_request_notifications
+                        WHERE pairing_request_id = $1 AND mitra_id = $2) AS offered USING (id)
+             WHERE id = $1 FOR UPDATE OF pairing_requests"
+        );
+        let Some(locked): Option<LockedForMitra> = sqlx::query_as(AssertSqlSafe(query.as_str()))
+            .bind(request)
+            .bind(mitra)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
             return Ok(Err(Refusal::NotFound));
         };
+        let row = locked.row;
+        if !locked.offered {
+            return Ok(Err(Refusal::NotFound));
+        }
         if row.status != "pending" {
             return Ok(Err(closed(&row, mitra)));
         }
-        if let Some(response) = response {
+        if let Some(response) = locked.response {
             return Ok(Err(Refusal::AlreadyResponded(response)));
         }
-        let window_over: bool = sqlx::query_scalar("SELECT $1::timestamptz <= now()")
-            .bind(row.expires_at)
-            .fetch_one(&mut *tx)
-            .await?;
-        if window_over {
+        if locked.window_over {
             return Ok(Err(Refusal::WindowOver));
         }
         // One mitra's accepts run one at a time, so the cap holds under concurrent accepts.
-        let Some(display_name): Option<String> = sqlx::query_scalar(
-            "SELECT display_name FROM mitras WHERE id = $1 AND deactivated_at IS NULL FOR NO KEY UPDATE",
+        let Some((display_name, live)): Option<(String, i64)> = sqlx::query_as(
+            "SELECT display_name,
+                    (SELECT count(*) FROM chat_sessions WHERE mitra_id = $1 AND status <> 'completed')
+             FROM mitras WHERE id = $1 AND deactivated_at IS NULL FOR NO KEY UPDATE",
         )
         .bind(mitra)
         .fetch_optional(&mut *tx)
@@ -495,70 +511,55 @@ impl Store {
         else {
             return Ok(Err(Refusal::NotFound));
         };
-        let live: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM chat_sessions WHERE mitra_id = $1 AND status <> 'completed'",
-        )
-        .bind(mitra)
-        .fetch_one(&mut *tx)
-        .await?;
         if live >= cap {
             return Ok(Err(Refusal::AtCapacity));
         }
         let query = format!(
-            "UPDATE pairing_requests SET status = 'accepted', accepted_mitra_id = $2, resolved_at = now()
-             WHERE id = $1 AND status = 'pending' RETURNING {REQUEST_COLUMNS}"
+            "WITH accepted AS (
+                 UPDATE pairing_requests SET status = 'accepted', accepted_mitra_id = $2, resolved_at = now()
+                 WHERE id = $1 AND status = 'pending' RETURNING {REQUEST_COLUMNS}),
+             mine AS (
+                 UPDATE chat_request_notifications SET response = 'accepted', responded_at = now()
+                 WHERE pairing_request_id = $1 AND mitra_id = $2 RETURNING mitra_id),
+             missed AS (
+                 UPDATE chat_request_notifications SET response = 'missed'
+                 WHERE pairing_request_id = $1 AND mitra_id <> $2 AND response IS NULL RETURNING mitra_id),
+             consumed AS (
+                 UPDATE payment_sessions SET status = 'consumed', consumed_at = now(), resolved_at = now()
+                 WHERE id = $3 AND status = 'confirmed' RETURNING duration_minutes),
+             session AS (
+                 INSERT INTO chat_sessions (customer_id, mitra_id, payment_session_id, pairing_request_id, ends_at)
+                 SELECT $4, $2, $3, $1, now() + make_interval(mins => duration_minutes) FROM consumed
+                 RETURNING id, started_at, ends_at)
+             SELECT accepted.*, session.id AS session_id, session.started_at, session.ends_at,
+                    consumed.duration_minutes,
+                    (SELECT call_name FROM customers WHERE id = $4) AS customer_call_name,
+                    (SELECT coalesce(array_agg(mitra_id), '{{}}') FROM missed) AS missed,
+                    (SELECT count(*) FROM mine) AS mine
+             FROM accepted, consumed, session"
         );
-        let accepted: RequestRow = sqlx::query_as(AssertSqlSafe(query.as_str()))
+        let done: AcceptedRow = sqlx::query_as(AssertSqlSafe(query.as_str()))
             .bind(request)
             .bind(mitra)
-            .fetch_one(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE chat_request_notifications SET response = 'accepted', responded_at = now()
-             WHERE pairing_request_id = $1 AND mitra_id = $2",
-        )
-        .bind(request)
-        .bind(mitra)
-        .execute(&mut *tx)
-        .await?;
-        let missed: Vec<Uuid> = sqlx::query_scalar(
-            "UPDATE chat_request_notifications SET response = 'missed'
-             WHERE pairing_request_id = $1 AND response IS NULL RETURNING mitra_id",
-        )
-        .bind(request)
-        .fetch_all(&mut *tx)
-        .await?;
-        let duration_minutes: i32 = sqlx::query_scalar(
-            "UPDATE payment_sessions SET status = 'consumed', consumed_at = now(), resolved_at = now()
-             WHERE id = $1 AND status = 'confirmed' RETURNING duration_minutes",
-        )
-        .bind(row.payment_session_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let session: StartedSession = sqlx::query_as(
-            "INSERT INTO chat_sessions (customer_id, mitra_id, payment_session_id, pairing_request_id, ends_at)
-             VALUES ($1, $2, $3, $4, now() + make_interval(mins => $5))
-             RETURNING id, started_at, ends_at",
-        )
-        .bind(row.customer_id)
-        .bind(mitra)
-        .bind(row.payment_session_id)
-        .bind(request)
-        .bind(duration_minutes)
-        .fetch_one(&mut *tx)
-        .await?;
-        let customer_call_name: String = sqlx::query_scalar("SELECT call_name FROM customers WHERE id = $1")
+            .bind(row.payment_session_id)
             .bind(row.customer_id)
             .fetch_one(&mut *tx)
             .await?;
+        if done.mine != 1 {
+            return Err(StoreError::Encode("the accepting mitra's offer row vanished".into()));
+        }
         tx.commit().await?;
         Ok(Ok(Accepted {
-            request: accepted,
-            session,
-            duration_minutes,
+            request: done.row,
+            session: StartedSession {
+                id: done.session_id,
+                started_at: done.started_at,
+                ends_at: done.ends_at,
+            },
+            duration_minutes: done.duration_minutes,
             mitra_display_name: display_name,
-            customer_call_name,
-            missed,
+            customer_call_name: done.customer_call_name,
+            missed: done.missed,
             mitra_live_sessions: live + 1,
         }))
     }
@@ -788,6 +789,28 @@ impl Store {
         .fetch_one(&self.pg)
         .await?)
     }
+}
+
+#[derive(sqlx::FromRow)]
+struct LockedForMitra {
+    #[sqlx(flatten)]
+    row: RequestRow,
+    window_over: bool,
+    response: Option<String>,
+    offered: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct AcceptedRow {
+    #[sqlx(flatten)]
+    row: RequestRow,
+    session_id: Uuid,
+    started_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    duration_minutes: i32,
+    customer_call_name: String,
+    missed: Vec<Uuid>,
+    mine: i64,
 }
 
 #[derive(sqlx::FromRow)]
