@@ -31,7 +31,13 @@ pub struct TokenKeys {
     previous: Option<(String, DecodingKey)>,
     validation: Validation,
     ttl_s: i64,
+    /// Tokens whose signature and claims were already checked (see [`Self::verify`]).
+    verified: std::sync::Mutex<std::collections::HashMap<Box<str>, Principal>>,
 }
+
+/// Verified tokens kept at most; the cache is emptied when it is full (a token is just
+/// verified again).
+const VERIFIED_CAPACITY: usize = 100_000;
 
 /// A freshly signed access token.
 pub struct AccessToken {
@@ -58,6 +64,7 @@ impl TokenKeys {
             previous,
             validation,
             ttl_s: i64::try_from(settings.access_token_ttl_s).unwrap_or(i64::MAX),
+            verified: Default::default(),
         }
     }
 
@@ -86,7 +93,31 @@ impl TokenKeys {
 
     /// Checks signature, algorithm, key id, issuer and expiry. Revocation is checked by the
     /// caller against the store ([`crate::auth::session::authenticate`]).
+    ///
+    /// An app presents the same token many times (the availability poll every 5 s for the
+    /// token's 15 minutes), so a verified token is remembered, keyed by its exact text: the
+    /// same bytes verify the same way until expiry, which is checked again on every use.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let remembered = self.verified.lock().ok().and_then(|verified| verified.get(token).copied());
+        if let Some(principal) = remembered {
+            // Zero leeway, as in the full check: valid up to and including `exp`.
+            return if now_s() > principal.expires_at_s {
+                Err(AuthError::TokenExpired)
+            } else {
+                Ok(principal)
+            };
+        }
+        let principal = self.verify_signed(token)?;
+        if let Ok(mut verified) = self.verified.lock() {
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+            verified.insert(token.into(), principal);
+        }
+        Ok(principal)
+    }
+
+    fn verify_signed(&self, token: &str) -> Result<Principal, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::InvalidToken)?;
         if header.alg != Algorithm::HS256 {
             return Err(AuthError::InvalidToken);
@@ -128,6 +159,26 @@ mod tests {
         let token = keys.issue(id, Role::Mitra).expect("issue").token;
         let principal = keys.verify(&token).expect("verify");
         assert_eq!((principal.id, principal.role), (id, Role::Mitra));
+        assert_eq!(
+            keys.verify(&token).expect("verify again"),
+            principal,
+            "the remembered answer is the same"
+        );
+    }
+
+    #[test]
+    fn a_remembered_token_does_not_vouch_for_a_tampered_copy() {
+        let keys = keys();
+        let token = keys.issue(Uuid::new_v4(), Role::Customer).expect("issue").token;
+        keys.verify(&token).expect("verify");
+        let (unsigned, signature) = token.rsplit_once('.').expect("three parts");
+        let flipped = if signature.starts_with('A') { "B" } else { "A" };
+        let tampered = format!("{unsigned}.{flipped}{}", &signature[1..]);
+        assert!(matches!(keys.verify(&tampered), Err(AuthError::InvalidToken)));
+        let other_claims = keys.issue(Uuid::new_v4(), Role::Cc).expect("issue").token;
+        let (_, other_signature) = other_claims.rsplit_once('.').expect("three parts");
+        let spliced = format!("{unsigned}.{other_signature}");
+        assert!(matches!(keys.verify(&spliced), Err(AuthError::InvalidToken)));
     }
 
     #[test]
