@@ -69,6 +69,7 @@ impl Application {
             // The provider of this phase: every charge succeeds (a real one implements the trait).
             payments: Arc::new(domain::charges::MockProvider::default()),
             hub: settings.hub.clone(),
+            presence: settings.presence.clone(),
             metrics: metrics.clone(),
         };
         let state = AppState {

@@ -15,9 +15,10 @@ use crate::store::{Store, StoreError};
 pub struct Published {
     /// Its id in the user's stream.
     pub id: String,
-    /// Whether a hub instance held a socket of the user to forward it to. When not, the
-    /// event waits in the stream for the app's next resume (and a push may be due).
-    pub routed: bool,
+    /// The hub instances the user's route named (holding a socket of theirs, unless the
+    /// instance died and is not reaped yet). With none alive, the event waits in the stream
+    /// for the app's next resume, and a push may be due.
+    pub routed_to: Vec<String>,
 }
 
 /// Publishes `event` for `user`.
@@ -28,10 +29,10 @@ pub async fn publish(
     event: &Event,
 ) -> Result<Published, StoreError> {
     let json = serde_json::to_string(event).map_err(|e| StoreError::Encode(e.to_string()))?;
-    let (id, routed) = store
+    let (id, routed_to) = store
         .publish_event(user, &json, settings.stream_maxlen, settings.stream_ttl_s.saturating_mul(1_000))
         .await?;
-    Ok(Published { id, routed })
+    Ok(Published { id, routed_to })
 }
 
 /// Publishes the same `event` to every user of `users` (a blast): one stream entry per
@@ -45,7 +46,7 @@ pub async fn publish_to_many(
     let json = serde_json::to_string(event).map_err(|e| StoreError::Encode(e.to_string()))?;
     let ttl_ms = settings.stream_ttl_s.saturating_mul(1_000);
     let published = store.publish_event_to_many(users, &json, settings.stream_maxlen, ttl_ms).await?;
-    Ok(published.into_iter().map(|(user, id, routed)| (user, Published { id, routed })).collect())
+    Ok(published.into_iter().map(|(user, id, routed_to)| (user, Published { id, routed_to })).collect())
 }
 
 /// Sends `event` to the user's open sockets only; it is never stored.

@@ -10,7 +10,7 @@ use crate::event::Event;
 use crate::jobs::{Jobs, Push};
 use crate::metrics::Metrics;
 use crate::push::PushMessage;
-use crate::settings::HubSettings;
+use crate::settings::{HubSettings, PresenceSettings};
 use crate::store::{Store, StoreError};
 
 #[derive(Clone)]
@@ -20,6 +20,8 @@ pub struct Services {
     pub payments: Arc<dyn PaymentProvider>,
     /// How long events are kept for resuming.
     pub hub: HubSettings,
+    /// When a hub instance counts as dead (a push is due when only dead ones hold a user).
+    pub presence: PresenceSettings,
     pub metrics: Metrics,
 }
 
@@ -37,9 +39,10 @@ impl Services {
             return Ok(Vec::new());
         }
         let published = crate::events::publish_to_many(&self.store, &self.hub, users, event).await?;
+        let live = self.live_instances().await;
         let mut pushed = Vec::new();
         for (user, published) in published {
-            if published.routed {
+            if published.routed_to.iter().any(|instance| live.contains(instance)) {
                 continue;
             }
             if let Some(message) = push {
@@ -54,6 +57,20 @@ impl Services {
     }
 }
 
+enum LiveInstances {
+    Known(Vec<String>),
+    Unknown,
+}
+
+impl LiveInstances {
+    fn contains(&self, instance: &String) -> bool {
+        match self {
+            Self::Known(live) => live.contains(instance),
+            Self::Unknown => true,
+        }
+    }
+}
+
 /// An event for one user, with the push to send when none of their sockets is open.
 pub struct Notice {
     pub role: Role,
@@ -63,6 +80,18 @@ pub struct Notice {
 }
 
 impl Services {
+    /// The hub instances alive now; when Redis cannot say, every instance named counts
+    /// as alive (no push rather than a push per event on a hiccup).
+    async fn live_instances(&self) -> LiveInstances {
+        match self.store.live_instances(self.presence.lease_ms).await {
+            Ok(live) => LiveInstances::Known(live),
+            Err(error) => {
+                tracing::warn!(%error, "could not read live hub instances");
+                LiveInstances::Unknown
+            }
+        }
+    }
+
     /// Publishes each notice's event (concurrently) and queues its push when the user had
     /// no socket to deliver it to. Returns the users reached only by push.
     /// A failure to publish one notice is logged and does not stop the others: the flow's
@@ -77,10 +106,11 @@ impl Services {
             .buffer_unordered(256)
             .collect::<Vec<_>>()
             .await;
+        let live = self.live_instances().await;
         let mut pushed = Vec::new();
         for (notice, routed) in published {
             match routed {
-                Ok(published) if published.routed => {}
+                Ok(published) if published.routed_to.iter().any(|instance| live.contains(instance)) => {}
                 Ok(_) => {
                     if let Some(message) = notice.push {
                         let push = Push { role: notice.role, account: notice.user, message };

@@ -174,6 +174,14 @@ async fn a_blast_reaches_every_available_mitra_and_the_first_accept_wins() {
         rows.iter()
             .all(|(mitra, response, active, _)| *mitra != offline_id && response.is_none() && *active == 0)
     );
+    let pushed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM chat_request_notifications WHERE pairing_request_id = $1::uuid AND pushed",
+    )
+    .bind(&request_id)
+    .fetch_one(pool)
+    .await
+    .expect("pushed");
+    assert_eq!(pushed, 0, "mitras with a live socket get the event, not a push");
     // A mitra who was never offered it cannot see or take it.
     let (status, body) = accept(&app, &offline_token, &request_id).await;
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("chat_request_not_found")));
@@ -629,4 +637,62 @@ async fn a_blast_reaches_mitras_on_every_hub_instance() {
     assert_eq!(status, 200);
     assert_eq!(next_event(&mut here.socket, "chat_request_taken").await["request_id"], request_id.as_str());
     next_event(&mut rani.socket, "paired").await;
+}
+
+#[tokio::test]
+async fn a_mitra_whose_socket_is_gone_is_offered_the_request_by_push() {
+    use bestie::ServiceRole;
+
+    use crate::harness::BestieProcess;
+    // A short lease (the hub process renews it every 3 s; it dies before that matters) and
+    // no reaping: the window between a hub's death and the reap, made long enough to test.
+    let app = TestApp::spawn_roles([ServiceRole::Api, ServiceRole::Worker].into(), |s| {
+        s.presence.lease_ms = 1_500;
+        s.presence.reap_interval_ms = 600_000;
+    })
+    .await;
+    let pool = app.store.pg_pool();
+    let hub = BestieProcess::serve_with(app.settings.clone(), &["--role", "hub"]).await;
+    let operator = app.sign_in_operator().await;
+    let (mitra, token, _) = app.sign_in_new_mitra(&operator).await;
+    let device = json!({"fcm_token": format!("fcm-{mitra}"), "platform": "android"});
+    let (status, _) =
+        app.call(Method::PUT, &app.public_url("/api/shared/devices"), Some(&token), Some(device)).await;
+    assert_eq!(status, 200);
+    app.post(&app.public_url("/api/mitra/status"), Some(&token), json!({"online": true})).await;
+    let _socket = WsClient::connect_welcomed(&ws_url_with_token(hub.public, &token)).await;
+    assert_eq!(app.store.available_mitra_count().await.expect("count"), 1);
+
+    // The hub dies. Once its lease ran out and until it is reaped, the mitra still counts as
+    // available, but no live instance holds a socket of theirs.
+    let mut hub = hub;
+    hub.child.kill().expect("kill -9");
+    let _ = hub.child.wait();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !app.store.live_instances(1_500).await.expect("instances").is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "the dead hub's lease never ran out");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.store.available_mitra_count().await.expect("count"), 1, "not reaped yet");
+    let (_, customer_token, _) = app.sign_in_customer(&unique_phone()).await;
+    let payment = paid(&app, &customer_token, json!({"tier_id": "15m"})).await;
+    let (status, request) = start_blast(&app, &customer_token, &payment).await;
+    assert_eq!(status, 201, "{request}");
+    let pushed: Vec<(Uuid, bool)> = sqlx::query_as(
+        "SELECT mitra_id, pushed FROM chat_request_notifications WHERE pairing_request_id = $1::uuid",
+    )
+    .bind(request["id"].as_str())
+    .fetch_all(pool)
+    .await
+    .expect("activity");
+    assert_eq!(pushed, vec![(mitra, true)]);
+    let jobs: Vec<serde_json::Value> =
+        sqlx::query_scalar("SELECT convert_from(job, 'UTF8')::jsonb FROM apalis.jobs WHERE job_type = $1")
+            .bind(std::any::type_name::<domain::jobs::Push>())
+            .fetch_all(pool)
+            .await
+            .expect("push jobs");
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0]["account"], json!(mitra));
+    assert_eq!(jobs[0]["message"]["data"]["request_id"], request["id"]);
 }

@@ -120,33 +120,33 @@ impl Store {
     }
 
     /// Appends a durable event to the user's stream and forwards it to the instances that
-    /// hold the user's sockets. Returns the event's stream id and whether any instance did.
+    /// hold the user's sockets. Returns the event's stream id and the instances routed to.
     pub async fn publish_event(
         &self,
         user: uuid::Uuid,
         event: &str,
         maxlen: u64,
         ttl_ms: u64,
-    ) -> Result<(String, bool), StoreError> {
+    ) -> Result<(String, Vec<String>), StoreError> {
         let client = self.redis.next();
         let keys = vec![self.user_stream_key(user), self.user_route_key(user)];
         let args = vec![maxlen.to_string(), event.to_owned(), ttl_ms.to_string()];
         let (id, instances): (String, Vec<String>) = PUBLISH.evalsha_with_reload(client, keys, args).await?;
         self.forward(client, user, Some(&id), event, &instances).await?;
-        Ok((id, !instances.is_empty()))
+        Ok((id, instances))
     }
 
     /// Publishes the same durable event to many users: each user's stream gets its entry
     /// (one script per user, run concurrently), then each routed hub instance gets one
     /// fan-out inbox entry naming all its recipients. Returns, per user, the event id and
-    /// whether an instance held a socket of theirs.
+    /// the instances routed to.
     pub async fn publish_event_to_many(
         &self,
         users: &[uuid::Uuid],
         event: &str,
         maxlen: u64,
         ttl_ms: u64,
-    ) -> Result<Vec<(uuid::Uuid, String, bool)>, StoreError> {
+    ) -> Result<Vec<Appended>, StoreError> {
         use futures::StreamExt;
         let args = vec![maxlen.to_string(), event.to_owned(), ttl_ms.to_string()];
         let calls: Vec<_> = users
@@ -173,7 +173,7 @@ impl Store {
             for instance in &instances {
                 by_instance.entry(instance.clone()).or_default().push(format!("{user} {id}"));
             }
-            published.push((user, id, !instances.is_empty()));
+            published.push((user, id, instances));
         }
         if by_instance.is_empty() {
             return Ok(published);
