@@ -249,7 +249,7 @@ async fn offer(services: &Services, request: Uuid, mitras: &[(Uuid, i64)]) -> Re
         return Ok(0);
     }
     let store = &services.store;
-    let offered = store.record_offers(request, mitras, &[]).await?;
+    let offered = store.record_offers(request, mitras).await?;
     if offered.is_empty() {
         return Ok(0);
     }

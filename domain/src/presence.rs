@@ -153,47 +153,34 @@ impl AvailabilityView {
 
 /// Keeps `view` fresh until `shutdown`.
 pub async fn run_availability_view(store: Store, view: AvailabilityView, shutdown: CancellationToken) {
-    let mut every = tokio::time::interval(Duration::from_secs(1));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut subscription = None;
-    let mut failures = 0_u32;
-    loop {
-        if subscription.is_none() {
-            match store.subscribe_availability().await {
-                Ok(subscribed) => subscription = Some(subscribed),
-                Err(error) => tracing::debug!(%error, "availability subscription failed; retrying"),
-            }
-        }
-        let message = async {
-            match subscription.as_mut() {
-                Some(subscribed) => subscribed.next().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            message = message => match message.as_deref().and_then(parse_count) {
-                Some((version, count)) => view.offer(version, count),
-                None if message.is_none() => subscription = None,
-                None => {}
-            },
-            _ = every.tick() => match store.available_count_versioned().await {
-                Ok((version, count)) => {
-                    failures = 0;
-                    view.offer(version, count);
-                }
-                Err(error) => {
-                    failures += 1;
-                    tracing::warn!(%error, "availability refresh failed");
-                    if failures >= 3 {
-                        view.forget();
-                    }
-                }
-            },
+    let follower = AvailabilityFollower { store: store.clone(), view };
+    store.follow(store.availability_channel(), Duration::from_secs(1), &follower, shutdown).await;
+}
+
+struct AvailabilityFollower {
+    store: Store,
+    view: AvailabilityView,
+}
+
+impl crate::store::Follower for AvailabilityFollower {
+    fn apply(&self, message: &str) {
+        if let Some((version, count)) = parse_count(message) {
+            self.view.offer(version, count);
         }
     }
-    if let Some(subscribed) = subscription {
-        subscribed.close().await;
+
+    fn reload(&self, _subscribed: bool) -> futures::future::BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let (version, count) = self.store.available_count_versioned().await?;
+            self.view.offer(version, count);
+            Ok(())
+        })
+    }
+
+    fn failing(&self, failures: u32) {
+        if failures >= 3 {
+            self.view.forget();
+        }
     }
 }
 

@@ -75,7 +75,69 @@ impl Subscription {
     }
 }
 
+/// A view kept fresh by [`Store::follow`]: changes arrive as messages on a channel, and a
+/// periodic reload is the backstop for messages lost while the subscription was down.
+pub trait Follower: Send + Sync {
+    /// Applies one message of the channel.
+    fn apply(&self, message: &str);
+    /// Reloads the whole view; `subscribed` says whether messages are flowing.
+    fn reload(&self, subscribed: bool) -> futures::future::BoxFuture<'_, Result<(), StoreError>>;
+    /// The last `failures` reloads in a row failed (Redis unreadable).
+    fn failing(&self, failures: u32);
+}
+
 impl Store {
+    /// Keeps `follower` fresh from `channel` and a reload every `period` until `shutdown`.
+    /// A new subscription is followed by a reload at once (changes published before it
+    /// are in the reload).
+    pub async fn follow(
+        &self,
+        channel: String,
+        period: Duration,
+        follower: &dyn Follower,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        let mut every = tokio::time::interval(period);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut subscription: Option<Subscription> = None;
+        let mut failures = 0_u32;
+        loop {
+            if subscription.is_none() {
+                match self.subscribe(channel.clone()).await {
+                    Ok(subscribed) => {
+                        subscription = Some(subscribed);
+                        every.reset_immediately();
+                    }
+                    Err(error) => tracing::debug!(%error, channel, "subscription failed; retrying"),
+                }
+            }
+            let message = async {
+                match subscription.as_mut() {
+                    Some(subscribed) => subscribed.next().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                message = message => match message {
+                    Some(message) => follower.apply(&message),
+                    None => subscription = None,
+                },
+                _ = every.tick() => match follower.reload(subscription.is_some()).await {
+                    Ok(()) => failures = 0,
+                    Err(error) => {
+                        failures += 1;
+                        tracing::warn!(%error, channel, "reload failed");
+                        follower.failing(failures);
+                    }
+                },
+            }
+        }
+        if let Some(subscribed) = subscription {
+            subscribed.close().await;
+        }
+    }
+
     /// Connects to both stores, creating the Postgres database first when it is missing.
     pub async fn connect(database: &DatabaseSettings, redis: &RedisSettings) -> Result<Self, StoreError> {
         database::ensure_exists(database.url.expose()).await?;

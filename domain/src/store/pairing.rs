@@ -347,7 +347,6 @@ impl Store {
         &self,
         request: Uuid,
         mitras: &[(Uuid, i64)],
-        pushed: &[Uuid],
     ) -> Result<Vec<Uuid>, StoreError> {
         let mut tx = self.pg.begin().await?;
         // FOR SHARE: a decline-by-all or window end waits for these rows, and sees them.
@@ -363,8 +362,8 @@ impl Store {
         let (ids, counts): (Vec<Uuid>, Vec<i32>) =
             mitras.iter().map(|(id, n)| (*id, i32::try_from(*n).unwrap_or(i32::MAX))).unzip();
         let inserted: Vec<Uuid> = sqlx::query_scalar(
-            "INSERT INTO chat_request_notifications (pairing_request_id, mitra_id, active_session_count, pushed)
-             SELECT $1, m.id, m.n, m.id = ANY($4)
+            "INSERT INTO chat_request_notifications (pairing_request_id, mitra_id, active_session_count)
+             SELECT $1, m.id, m.n
              FROM UNNEST($2::uuid[], $3::int[]) AS m(id, n)
              JOIN mitras ON mitras.id = m.id AND mitras.deactivated_at IS NULL
              ON CONFLICT (pairing_request_id, mitra_id) DO NOTHING
@@ -373,7 +372,6 @@ impl Store {
         .bind(request)
         .bind(&ids)
         .bind(&counts)
-        .bind(pushed)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;

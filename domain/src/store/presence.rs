@@ -266,9 +266,9 @@ impl Store {
         }
     }
 
-    /// Changes of the available count, as `<version> <count>` messages.
-    pub async fn subscribe_availability(&self) -> Result<super::Subscription, StoreError> {
-        self.subscribe(format!("{}count", self.avail_prefix())).await
+    /// The channel of available-count changes, as `<version> <count>` messages.
+    pub fn availability_channel(&self) -> String {
+        format!("{}count", self.avail_prefix())
     }
 
     /// Renews a hub instance's lease and keeps its inbox and user index alive.

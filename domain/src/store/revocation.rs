@@ -91,6 +91,36 @@ impl Revocations {
     }
 }
 
+struct RevocationFollower {
+    store: Store,
+}
+
+impl super::Follower for RevocationFollower {
+    fn apply(&self, message: &str) {
+        self.store.revocations.apply(message);
+    }
+
+    fn reload(&self, subscribed: bool) -> futures::future::BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let store = &self.store;
+            let now_ms = crate::clock::now_ms().to_string();
+            let members: Vec<String> = SNAPSHOT
+                .evalsha_with_reload(store.redis.next(), vec![store.revocation_index_key()], vec![now_ms])
+                .await?;
+            // Without live changes a loaded list could miss a revocation for up to a reload
+            // period: ask Redis per request until the subscription is back.
+            store.revocations.replace(subscribed.then(|| parse_index(members)));
+            Ok(())
+        })
+    }
+
+    fn failing(&self, failures: u32) {
+        if failures >= 2 {
+            self.store.revocations.replace(None);
+        }
+    }
+}
+
 fn parse_index(members: Vec<String>) -> Known {
     let mut known = Known::default();
     for member in members {
@@ -178,58 +208,8 @@ impl Store {
 
     /// Keeps this process's in-memory revocation list loaded and current until `shutdown`.
     pub async fn run_revocation_watcher(&self, shutdown: CancellationToken) {
-        let mut every = tokio::time::interval(Duration::from_secs(5));
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut subscription = None;
-        let mut failures = 0_u32;
-        loop {
-            if subscription.is_none() {
-                match self.subscribe(self.revocation_channel()).await {
-                    // Changes published before the subscription are in the reload below.
-                    Ok(subscribed) => {
-                        subscription = Some(subscribed);
-                        every.reset_immediately();
-                    }
-                    Err(error) => tracing::debug!(%error, "revocation subscription failed; retrying"),
-                }
-            }
-            let message = async {
-                match subscription.as_mut() {
-                    Some(subscribed) => subscribed.next().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                message = message => match message {
-                    Some(message) => self.revocations.apply(&message),
-                    None => subscription = None,
-                },
-                _ = every.tick() => {
-                    let now_ms = crate::clock::now_ms().to_string();
-                    let snapshot: Result<Vec<String>, _> = SNAPSHOT
-                        .evalsha_with_reload(self.redis.next(), vec![self.revocation_index_key()], vec![now_ms])
-                        .await;
-                    match snapshot {
-                        Ok(members) if subscription.is_some() => {
-                            failures = 0;
-                            self.revocations.replace(Some(parse_index(members)));
-                        }
-                        Ok(_) => self.revocations.replace(None),
-                        Err(error) => {
-                            failures += 1;
-                            tracing::warn!(%error, "revocation list reload failed");
-                            if failures >= 2 {
-                                self.revocations.replace(None);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(subscribed) = subscription {
-            subscribed.close().await;
-        }
+        let follower = RevocationFollower { store: self.clone() };
+        self.follow(self.revocation_channel(), Duration::from_secs(5), &follower, shutdown).await;
     }
 
     /// Publishes a control message to every hub process.
