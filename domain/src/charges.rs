@@ -121,8 +121,11 @@ pub async fn charge(
     let row = store
         .claim_charge(&request.idempotency_key, request.payment_session_id, request.amount, provider.name())
         .await?;
-    if row.status != "pending" {
-        return Ok(row);
+    match row.status.as_str() {
+        "pending" => {}
+        // The provider declined this key before: the answer stands (a new attempt needs a new key).
+        "failed" => return Err(ChargeError::Declined("declined earlier under this idempotency key".into())),
+        _ => return Ok(row),
     }
     match provider.charge(request).await {
         Ok(reference) => Ok(store.complete_charge(row.id, Ok(&reference)).await?),

@@ -24,7 +24,7 @@ use crate::jobs::{JobError, Timer, TimerKind};
 use crate::push::PushMessage;
 use crate::services::{Notice, Services};
 pub use crate::store::pairing::{Accepted, Cancelled, Declined, Failed, RequestRow};
-use crate::store::pairing::{NewRequest, Refusal};
+use crate::store::pairing::{NewRequest, Refusal, WindowEnd};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -257,8 +257,10 @@ async fn offer(services: &Services, request: Uuid, mitras: &[(Uuid, i64)]) -> Re
         return Ok(0);
     };
     let (event, push) = chat_request(&offer);
-    let pushed = services.notify_all(Role::Mitra, &offered, &event, Some(&push)).await?;
-    store.mark_offers_pushed(request, &pushed).await?;
+    let pushed = services.notify_all(Role::Mitra, &offered, &event, Some(&push)).await;
+    if let Err(error) = store.mark_offers_pushed(request, &pushed).await {
+        tracing::warn!(%error, "could not record which offers went out by push");
+    }
     Ok(offered.len())
 }
 
@@ -315,7 +317,7 @@ pub async fn offer_open_requests(
             Notice { role: Role::Mitra, user: mitra, event, push: Some(push) }
         })
         .collect();
-    services.notify(notices).await?;
+    services.notify(notices).await;
     Ok(requests.len())
 }
 
@@ -349,13 +351,12 @@ pub async fn accept(services: &Services, mitra: &Principal, request: Uuid) -> Re
         paired_notice(&accepted, Role::Customer, accepted.request.customer_id),
         paired_notice(&accepted, Role::Mitra, mitra.id),
     ]);
-    let sessions = store.set_mitra_sessions(mitra.id, accepted.mitra_live_sessions, cap);
-    let (others, paired, sessions) = tokio::join!(others, paired, sessions);
+    // A delta, not the count: two accepts of one mitra may reach Redis in either order.
+    let sessions = store.add_mitra_sessions(mitra.id, 1, cap);
+    let (_, _, sessions) = tokio::join!(others, paired, sessions);
     if let Err(error) = sessions {
         tracing::warn!(%error, "could not update the mitra's session count in Redis");
     }
-    others?;
-    paired?;
     Ok(accepted)
 }
 
@@ -403,19 +404,42 @@ pub async fn decline(
     let declined =
         services.store.decline_request(request, mitra.id).await?.map_err(PairingError::for_mitra)?;
     if let Some(failed) = &declined.failed {
-        report_failure(services, failed, "chat_request_closed").await?;
+        report_failure(services, failed, "chat_request_closed").await;
     }
     Ok(declined)
 }
 
-/// The request's window ended (its timer). Does nothing when it was already resolved.
+/// The request's window ended (its timer, or the sweep for a timer that was lost). Does
+/// nothing when it was already resolved; waits when the database's clock says the window
+/// is still open (the worker's clock ran ahead).
 #[tracing::instrument(skip_all, fields(request_id = %request))]
 pub async fn close_window(services: &Services, request: Uuid) -> Result<Option<Failed>, StoreError> {
-    let failed = services.store.close_request_window(request).await?;
-    if let Some(failed) = &failed {
-        report_failure(services, failed, "chat_request_expired").await?;
+    for _ in 0..5 {
+        match services.store.close_request_window(request).await? {
+            WindowEnd::Closed(failed) => {
+                report_failure(services, &failed, "chat_request_expired").await;
+                return Ok(Some(*failed));
+            }
+            WindowEnd::NotPending => return Ok(None),
+            WindowEnd::NotYet { left_ms } => {
+                tokio::time::sleep(std::time::Duration::from_millis(left_ms.clamp(1, 5_000))).await;
+            }
+        }
     }
-    Ok(failed)
+    Ok(None)
+}
+
+/// Closes pending requests whose window ended over a minute ago: their timer was lost (a
+/// process died between the request and its timer). Runs with the payment sweep.
+pub async fn close_overdue_windows(services: &Services) -> Result<usize, StoreError> {
+    let overdue = services.store.overdue_requests(60).await?;
+    let mut closed = 0;
+    for request in overdue {
+        if close_window(services, request).await?.is_some() {
+            closed += 1;
+        }
+    }
+    Ok(closed)
 }
 
 /// `POST /api/client/chat-requests/cancel`: the customer stops searching (or, after a
@@ -429,7 +453,7 @@ pub async fn cancel(
     let cancelled =
         services.store.cancel_search(payment, customer.id).await?.map_err(PairingError::from_refusal)?;
     if let Some(failed) = &cancelled.request {
-        report_failure(services, failed, "chat_request_cancelled").await?;
+        report_failure(services, failed, "chat_request_cancelled").await;
     } else if cancelled.payment.status == "failed_pairing" {
         services.metrics.payment_transitions.with_label_values(&["failed_pairing"]).inc();
     }
@@ -439,7 +463,7 @@ pub async fn cancel(
 /// Counts a failed request and tells everyone: the customer (`pairing_failed`, or for a
 /// returning chat `returning_chat_rejected` / `returning_chat_timeout`), and each mitra who
 /// still had it open (`open_event`).
-async fn report_failure(services: &Services, failed: &Failed, open_event: &str) -> Result<(), StoreError> {
+async fn report_failure(services: &Services, failed: &Failed, open_event: &str) {
     let request = &failed.request;
     let kind = request.request_type.as_str();
     services.metrics.pairing_outcomes.with_label_values(&[kind, &failed.cause]).inc();
@@ -481,11 +505,9 @@ async fn report_failure(services: &Services, failed: &Failed, open_event: &str) 
         _ => EventKind::ChatRequestClosed,
     };
     let open = Event::new(open_kind, json!({ "request_id": request.id }));
-    let (customer, open) =
+    // Nobody needs to know who was reached by push here (no activity row records it).
+    let _pushed =
         tokio::join!(services.notify(customer), services.notify_all(Role::Mitra, &failed.open, &open, None));
-    customer?;
-    open?;
-    Ok(())
 }
 
 /// What a mitra's app sees of a request it resumed to or opened from a push.

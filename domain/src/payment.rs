@@ -3,7 +3,7 @@
 //! States: pending → confirmed → consumed | failed_pairing; pending → abandoned | expired.
 //! Expiry is checked inline at every transition (under the row lock) and closed by the
 //! session's own timer, with the 60 s sweep as the backstop. A confirm charges the provider
-//! under the idempotency key `confirm:<id>`: the charge is claimed in the ledger under the
+//! under the idempotency key `confirm:<id>:<attempt>`: the charge is claimed in the ledger under the
 //! row lock (from then on the payment never expires), the provider is called without a lock
 //! held, then the payment is confirmed. A double confirm charges once; a confirm retried
 //! after a crash completes the same charge.
@@ -185,7 +185,7 @@ pub async fn confirm(
 ) -> Result<PaymentRow, PaymentError> {
     let lock = services.store.lock_payment(customer.id, id).await?.ok_or(PaymentError::NotFound)?;
     match lock.row.status.as_str() {
-        "pending" if lock.past_expiry && !lock.charge_claimed => {
+        "pending" if lock.past_expiry && lock.claimed_charge.is_none() => {
             lock.close_pending("expired").await?;
             services.metrics.payment_transitions.with_label_values(&["expired"]).inc();
             Err(PaymentError::Expired)
@@ -196,14 +196,25 @@ pub async fn confirm(
             Ok(confirmed)
         }
         "pending" => {
-            let request = ChargeRequest {
-                idempotency_key: format!("confirm:{id}"),
-                payment_session_id: id,
-                amount: lock.row.amount,
+            // A confirm that got as far as the claim (retried, or racing this one) is
+            // completed under its key; after a decline, a new attempt gets a new key.
+            let idempotency_key = match &lock.claimed_charge {
+                Some(key) => key.clone(),
+                None => format!("confirm:{id}:{}", lock.declined_charges + 1),
             };
-            lock.claim_charge(&request.idempotency_key, services.payments.name()).await?;
+            let request = ChargeRequest { idempotency_key, payment_session_id: id, amount: lock.row.amount };
+            if lock.claimed_charge.is_some() {
+                lock.release().await?;
+            } else {
+                lock.claim_charge(&request.idempotency_key, services.payments.name()).await?;
+            }
             charges::charge(&services.store, services.payments.as_ref(), &request).await?;
             let confirmed = services.store.confirm_charged_payment(customer.id, id).await?;
+            if confirmed.status != "confirmed" {
+                // Cannot happen while a claimed charge keeps the payment from expiring or
+                // being abandoned; if it ever does, the money must not go unaccounted.
+                tracing::error!(status = %confirmed.status, "a charged payment did not end confirmed");
+            }
             services.metrics.payment_transitions.with_label_values(&["confirmed"]).inc();
             Ok(confirmed)
         }
@@ -218,6 +229,11 @@ pub async fn confirm(
 pub async fn cancel(services: &Services, customer: &Principal, id: Uuid) -> Result<PaymentRow, PaymentError> {
     let lock = services.store.lock_payment(customer.id, id).await?.ok_or(PaymentError::NotFound)?;
     match lock.row.status.as_str() {
+        // A confirm is charging it: it will end confirmed, never abandoned.
+        "pending" if lock.claimed_charge.is_some() => {
+            lock.release().await?;
+            Err(PaymentError::NotPending("being confirmed".to_owned()))
+        }
         "pending" if lock.past_expiry => {
             lock.close_pending("expired").await?;
             Err(PaymentError::Expired)

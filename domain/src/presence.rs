@@ -34,8 +34,12 @@ pub async fn set_mitra_status(
     let store = &services.store;
     store.set_mitra_status_online(mitra.id, online).await?;
     let presence = store.set_mitra_status(mitra.id, online, default_cap()).await?;
-    if presence.available {
-        crate::pairing::offer_open_requests(services, mitra.id, presence.active_sessions).await?;
+    if presence.available
+        && let Err(error) =
+            crate::pairing::offer_open_requests(services, mitra.id, presence.active_sessions).await
+    {
+        // The switch is set; the next blast or connection offers again.
+        tracing::warn!(%error, "offering open requests to a mitra who came online failed");
     }
     Ok(presence)
 }
@@ -118,36 +122,36 @@ pub async fn available_mitras(store: &Store, view: &AvailabilityView) -> Result<
 }
 
 /// The available-mitra count held in memory, kept fresh by Redis: every change publishes
-/// `<version> <count>` from the script that made it, and a refresh every second is the
-/// backstop for a lost message. A value is only replaced by one of a newer version, so a
-/// slow refresh cannot undo a newer message. When Redis cannot be read for a few seconds
-/// the view says it does not know, and the poll asks Redis (and fails like Redis does).
+/// `<epoch> <version> <count>` from the script that made it, and a refresh every second is
+/// the backstop for a lost message. A value is only replaced by a newer version of the same
+/// epoch, so a slow refresh cannot undo a newer message; a new epoch (Redis lost its data
+/// and started counting again) replaces it. When Redis cannot be read for a few seconds the
+/// view says it does not know, and the poll asks Redis (and fails like Redis does).
 #[derive(Clone, Default)]
 pub struct AvailabilityView {
-    /// `version << 24 | count`, or 0 while unknown (versions start at 1 once known).
-    state: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The count plus one; 0 while unknown. Read without a lock on every poll.
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// The `(epoch, version)` of the count held.
+    seen: std::sync::Arc<std::sync::Mutex<(u64, u64)>>,
 }
-
-const COUNT_BITS: u32 = 24;
 
 impl AvailabilityView {
     pub fn count(&self) -> Option<u64> {
-        let state = self.state.load(std::sync::atomic::Ordering::Acquire);
-        (state != 0).then_some(state & ((1 << COUNT_BITS) - 1))
+        self.count.load(std::sync::atomic::Ordering::Acquire).checked_sub(1)
     }
 
-    /// Takes `(version, count)` unless the view holds a newer version.
-    fn offer(&self, version: u64, count: u64) {
-        use std::sync::atomic::Ordering;
-        // Version 0 (nothing changed yet) is stored as 1 so that the view counts as known.
-        let next = (version.max(1) << COUNT_BITS) | count.min((1 << COUNT_BITS) - 1);
-        let _ = self.state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
-            (current >> COUNT_BITS <= version.max(1)).then_some(next)
-        });
+    /// Takes `count` unless the view holds a newer version of the same epoch.
+    fn offer(&self, epoch: u64, version: u64, count: u64) {
+        let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let known = self.count().is_some();
+        if !known || epoch != seen.0 || version >= seen.1 {
+            *seen = (epoch, version);
+            self.count.store(count.saturating_add(1), std::sync::atomic::Ordering::Release);
+        }
     }
 
     fn forget(&self) {
-        self.state.store(0, std::sync::atomic::Ordering::Release);
+        self.count.store(0, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -164,15 +168,15 @@ struct AvailabilityFollower {
 
 impl crate::store::Follower for AvailabilityFollower {
     fn apply(&self, message: &str) {
-        if let Some((version, count)) = parse_count(message) {
-            self.view.offer(version, count);
+        if let Some((epoch, version, count)) = parse_count(message) {
+            self.view.offer(epoch, version, count);
         }
     }
 
     fn reload(&self, _subscribed: bool) -> futures::future::BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
-            let (version, count) = self.store.available_count_versioned().await?;
-            self.view.offer(version, count);
+            let (epoch, version, count) = self.store.available_count_versioned().await?;
+            self.view.offer(epoch, version, count);
             Ok(())
         })
     }
@@ -184,9 +188,10 @@ impl crate::store::Follower for AvailabilityFollower {
     }
 }
 
-fn parse_count(message: &str) -> Option<(u64, u64)> {
-    let (version, count) = message.split_once(' ')?;
-    Some((version.parse().ok()?, count.parse().ok()?))
+fn parse_count(message: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = message.split(' ').map(|part| part.parse().ok());
+    let parsed = (parts.next()??, parts.next()??, parts.next()??);
+    parts.next().is_none().then_some(parsed)
 }
 
 #[cfg(test)]
@@ -194,20 +199,25 @@ mod tests {
     use super::AvailabilityView;
 
     #[test]
-    fn the_view_keeps_the_newest_version() {
+    fn the_view_keeps_the_newest_version_of_its_epoch() {
         let view = AvailabilityView::default();
         assert_eq!(view.count(), None);
-        view.offer(0, 0);
+        view.offer(7, 0, 0);
         assert_eq!(view.count(), Some(0));
-        view.offer(5, 3);
-        view.offer(4, 9);
+        view.offer(7, 5, 3);
+        view.offer(7, 4, 9);
         assert_eq!(view.count(), Some(3), "an older version does not replace a newer one");
-        view.offer(5, 3);
-        view.offer(6, 0);
+        view.offer(7, 6, 0);
         assert_eq!(view.count(), Some(0));
+        // Redis lost its data: a new epoch starts counting from 1 again.
+        view.offer(8, 1, 2);
+        assert_eq!(view.count(), Some(2));
         view.forget();
         assert_eq!(view.count(), None);
-        assert_eq!(super::parse_count("12 4"), Some((12, 4)));
-        assert_eq!(super::parse_count("x 4"), None);
+        view.offer(8, 0, 1);
+        assert_eq!(view.count(), Some(1), "a forgotten view takes the next answer");
+        assert_eq!(super::parse_count("3 12 4"), Some((3, 12, 4)));
+        assert_eq!(super::parse_count("12 4"), None);
+        assert_eq!(super::parse_count("3 x 4"), None);
     }
 }

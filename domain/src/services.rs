@@ -11,7 +11,7 @@ use crate::jobs::{Jobs, Push};
 use crate::metrics::Metrics;
 use crate::push::PushMessage;
 use crate::settings::{HubSettings, PresenceSettings};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 #[derive(Clone)]
 pub struct Services {
@@ -27,18 +27,25 @@ pub struct Services {
 
 impl Services {
     /// Publishes one `event` to many users (a blast) and queues `push` for each user who
-    /// had no socket to deliver it to. Returns those users.
+    /// had no socket to deliver it to. Returns those users. Failures are logged, never
+    /// returned: the flow's state is committed already, and apps re-read it on resume.
     pub async fn notify_all(
         &self,
         role: Role,
         users: &[uuid::Uuid],
         event: &Event,
         push: Option<&PushMessage>,
-    ) -> Result<Vec<uuid::Uuid>, StoreError> {
+    ) -> Vec<uuid::Uuid> {
         if users.is_empty() {
-            return Ok(Vec::new());
+            return Vec::new();
         }
-        let published = crate::events::publish_to_many(&self.store, &self.hub, users, event).await?;
+        let published = match crate::events::publish_to_many(&self.store, &self.hub, users, event).await {
+            Ok(published) => published,
+            Err(error) => {
+                tracing::warn!(%error, kind = event.kind.as_str(), users = users.len(), "fan-out failed");
+                return Vec::new();
+            }
+        };
         let live = self.live_instances().await;
         let mut pushed = Vec::new();
         for (user, published) in published {
@@ -53,7 +60,7 @@ impl Services {
                 }
             }
         }
-        Ok(pushed)
+        pushed
     }
 }
 
@@ -96,7 +103,7 @@ impl Services {
     /// no socket to deliver it to. Returns the users reached only by push.
     /// A failure to publish one notice is logged and does not stop the others: the flow's
     /// state is already committed, and apps re-read it on resume.
-    pub async fn notify(&self, notices: Vec<Notice>) -> Result<Vec<uuid::Uuid>, StoreError> {
+    pub async fn notify(&self, notices: Vec<Notice>) -> Vec<uuid::Uuid> {
         use futures::StreamExt;
         let published = futures::stream::iter(notices)
             .map(|notice| async move {
@@ -126,6 +133,6 @@ impl Services {
                 }
             }
         }
-        Ok(pushed)
+        pushed
     }
 }

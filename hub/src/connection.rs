@@ -86,10 +86,13 @@ async fn serve(
     });
     send(socket, inner, "welcome", protocol::frame("welcome", welcome, None)).await.ok()?;
 
-    // Replay what a resuming client missed; live events queue meanwhile and are deduplicated.
-    let mut last_sent = StreamId::default();
+    // Replay what a resuming client missed; live events queue meanwhile. A live event at or
+    // below the last replayed id was in the replay (or the client had it): it is skipped.
+    // Live events above it are all delivered, even out of id order: two producers may
+    // append to the user's stream in one order and reach this instance in the other.
+    let mut replayed_up_to = StreamId::default();
     if let Some(last) = last_event_id {
-        last_sent = StreamId::parse(&last).unwrap_or_default();
+        replayed_up_to = StreamId::parse(&last).unwrap_or_default();
         // Boxed: a task's future is as large as its largest await point, and this one (a
         // Redis script call, ~5.7 KB) runs once, while every idle socket would carry it.
         match Box::pin(domain::events::backlog(&inner.store, settings, principal.id, &last)).await {
@@ -97,14 +100,14 @@ async fn serve(
                 let count = events.len();
                 for (id, event) in events {
                     send(socket, inner, "event", protocol::event_frame(&event, Some(&id))).await.ok()?;
-                    last_sent = StreamId::parse(&id).unwrap_or(last_sent);
+                    replayed_up_to = StreamId::parse(&id).unwrap_or(replayed_up_to);
                 }
                 let resumed = json!({ "count": count });
                 send(socket, inner, "resumed", protocol::frame("resumed", resumed, None)).await.ok()?;
             }
             Ok(Backlog::ResyncRequired) => {
                 // Whatever the client held, every live event from now on is new to it.
-                last_sent = StreamId::default();
+                replayed_up_to = StreamId::default();
                 let data = json!({ "reason": "the events after last_event_id are no longer kept; refetch over REST" });
                 send(socket, inner, "resync_required", protocol::frame("resync_required", data, None))
                     .await
@@ -137,11 +140,8 @@ async fn serve(
             Ok(requested) = &mut close_request => return Some(requested),
             Some(queued) = outbound.recv() => {
                 let OutboundFrame { id, ref frame, published_ms } = *queued;
-                if let Some(id) = id {
-                    if id <= last_sent {
-                        continue;
-                    }
-                    last_sent = id;
+                if id.is_some_and(|id| id <= replayed_up_to) {
+                    continue;
                 }
                 let latency_ms = now_ms().saturating_sub(published_ms);
                 inner.metrics.hub_delivery_seconds.observe(latency_ms as f64 / 1_000.0);

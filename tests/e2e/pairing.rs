@@ -696,3 +696,33 @@ async fn a_mitra_whose_socket_is_gone_is_offered_the_request_by_push() {
     assert_eq!(jobs[0]["account"], json!(mitra));
     assert_eq!(jobs[0]["message"]["data"]["request_id"], request["id"]);
 }
+
+#[tokio::test]
+async fn a_search_whose_window_timer_was_lost_is_closed_by_the_sweep() {
+    use bestie::ServiceRole;
+    // No worker role: the window timer is queued but nothing runs it, as if it were lost.
+    let app = TestApp::spawn_roles([ServiceRole::Api, ServiceRole::Hub].into(), |_| {}).await;
+    let pool = app.store.pg_pool();
+    let mut rani = customer(&app).await;
+    let payment = paid(&app, &rani.token, json!({"tier_id": "15m"})).await;
+    let (_, request) = start_blast(&app, &rani.token, &payment).await;
+    let ctx = workers::JobContext::new(app.services.clone());
+    let sweep = workers::sweep_payment_sessions::SweepPaymentSessions { period_start_s: 0 };
+    workers::sweep_payment_sessions::run(&sweep, &ctx).await.expect("sweep");
+    assert_eq!(payment_status(pool, &payment).await, "confirmed", "a search in its window is left alone");
+
+    // Its window ended two minutes ago and no timer closed it.
+    sqlx::query(
+        "UPDATE pairing_requests SET created_at = now() - interval '3 minutes', expires_at = now() - interval '2 minutes'
+         WHERE id = $1::uuid",
+    )
+    .bind(request["id"].as_str())
+    .execute(pool)
+    .await
+    .expect("time travel");
+    workers::sweep_payment_sessions::run(&sweep, &ctx).await.expect("sweep");
+    assert_eq!(next_event(&mut rani.socket, "pairing_failed").await["cause_tag"], "no_mitra_available");
+    assert_eq!(ledger(pool, &payment).await, vec![("no_mitra_available".into(), "failed_pairing".into())]);
+    workers::sweep_payment_sessions::run(&sweep, &ctx).await.expect("a second sweep changes nothing");
+    assert_eq!(ledger(pool, &payment).await.len(), 1);
+}

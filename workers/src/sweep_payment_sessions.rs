@@ -37,6 +37,11 @@ pub async fn run(_job: &SweepPaymentSessions, ctx: &JobContext) -> Result<(), St
     if counts.expired + counts.failed > 0 {
         tracing::info!(expired = counts.expired, failed = counts.failed, "payment sessions swept");
     }
+    // Searches whose window timer was lost (a process died between the two) end here.
+    let closed = domain::pairing::close_overdue_windows(&ctx.services).await?;
+    if closed > 0 {
+        tracing::warn!(closed, "closed searches whose window timer was lost");
+    }
     Ok(())
 }
 

@@ -169,7 +169,14 @@ impl Store {
             std::collections::HashMap::new();
         let mut published = Vec::with_capacity(appended.len());
         for result in appended {
-            let (user, id, instances) = result?;
+            // One user's stream failing must not cost the others their event.
+            let (user, id, instances) = match result {
+                Ok(appended) => appended,
+                Err(error) => {
+                    tracing::warn!(%error, "publishing to one user of a fan-out failed");
+                    continue;
+                }
+            };
             for instance in &instances {
                 by_instance.entry(instance.clone()).or_default().push(format!("{user} {id}"));
             }

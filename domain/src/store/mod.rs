@@ -51,6 +51,15 @@ pub struct Store {
 pub struct Subscription {
     client: fred::clients::SubscriberClient,
     messages: tokio::sync::broadcast::Receiver<fred::types::Message>,
+    reconnects: tokio::sync::broadcast::Receiver<fred::types::config::Server>,
+}
+
+/// What [`Subscription::receive`] got.
+pub enum Received {
+    Text(String),
+    /// Messages may have been lost (a reconnect, or a reader too slow): reload.
+    Gap,
+    Closed,
 }
 
 impl Subscription {
@@ -68,6 +77,33 @@ impl Subscription {
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }
         }
+    }
+
+    /// The next message, or word that some may have been lost.
+    pub async fn receive(&mut self) -> Received {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            tokio::select! {
+                message = self.messages.recv() => match message {
+                    Ok(message) => {
+                        if let Some(text) = message.value.as_string() {
+                            return Received::Text(text);
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => return Received::Gap,
+                    Err(RecvError::Closed) => return Received::Closed,
+                },
+                reconnect = self.reconnects.recv() => match reconnect {
+                    Ok(_) | Err(RecvError::Lagged(_)) => return Received::Gap,
+                    Err(RecvError::Closed) => return Received::Closed,
+                },
+            }
+        }
+    }
+
+    /// Whether the connection is up (messages published now will arrive).
+    pub fn is_connected(&self) -> bool {
+        self.client.is_connected()
     }
 
     pub async fn close(self) {
@@ -113,17 +149,19 @@ impl Store {
             }
             let message = async {
                 match subscription.as_mut() {
-                    Some(subscribed) => subscribed.next().await,
+                    Some(subscribed) => subscribed.receive().await,
                     None => std::future::pending().await,
                 }
             };
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 message = message => match message {
-                    Some(message) => follower.apply(&message),
-                    None => subscription = None,
+                    Received::Text(message) => follower.apply(&message),
+                    // Reload now: what was published while we were not listening is in it.
+                    Received::Gap => every.reset_immediately(),
+                    Received::Closed => subscription = None,
                 },
-                _ = every.tick() => match follower.reload(subscription.is_some()).await {
+                _ = every.tick() => match follower.reload(subscription.as_ref().is_some_and(Subscription::is_connected)).await {
                     Ok(()) => failures = 0,
                     Err(error) => {
                         failures += 1;
@@ -187,8 +225,9 @@ impl Store {
         subscriber.init().await?;
         let _resubscribe = subscriber.manage_subscriptions();
         let messages = subscriber.message_rx();
+        let reconnects = subscriber.reconnect_rx();
         subscriber.subscribe(channel).await?;
-        Ok(Subscription { client: subscriber, messages })
+        Ok(Subscription { client: subscriber, messages, reconnects })
     }
 
     /// Answers when Postgres runs a query.

@@ -245,6 +245,15 @@ impl Store {
             .bind(payment.expires_at)
             .fetch_one(&mut *tx)
             .await?;
+        let searching: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pairing_requests WHERE payment_session_id = $1 AND status = 'pending')",
+        )
+        .bind(payment.id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if searching {
+            return Ok(Err(Refusal::AlreadySearching));
+        }
         if new.fallback {
             // Only after a returning chat failed, before expiry, and before an operator
             // settled the failure (refund, credit): then the same payment runs a blast.
@@ -289,15 +298,6 @@ impl Store {
                     }));
                 }
                 other => return Ok(Err(Refusal::PaymentNotConfirmed(other.to_owned()))),
-            }
-            let searching: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM pairing_requests WHERE payment_session_id = $1 AND status = 'pending')",
-            )
-            .bind(payment.id)
-            .fetch_one(&mut *tx)
-            .await?;
-            if searching {
-                return Ok(Err(Refusal::AlreadySearching));
             }
             if past_expiry {
                 fail_payment(&mut tx, payment.id, None, payment.targeted_mitra_id, "payment_session_expired")
@@ -498,18 +498,24 @@ impl Store {
             return Ok(Err(Refusal::WindowOver));
         }
         // One mitra's accepts run one at a time, so the cap holds under concurrent accepts.
-        let Some((display_name, live)): Option<(String, i64)> = sqlx::query_as(
+        let Some((display_name, live, with_customer)): Option<(String, i64, i64)> = sqlx::query_as(
             "SELECT display_name,
-                    (SELECT count(*) FROM chat_sessions WHERE mitra_id = $1 AND status <> 'completed')
+                    (SELECT count(*) FROM chat_sessions WHERE mitra_id = $1 AND status <> 'completed'),
+                    (SELECT count(*) FROM chat_sessions
+                     WHERE mitra_id = $1 AND customer_id = $2 AND status <> 'completed')
              FROM mitras WHERE id = $1 AND deactivated_at IS NULL FOR NO KEY UPDATE",
         )
         .bind(mitra)
+        .bind(row.customer_id)
         .fetch_optional(&mut *tx)
         .await?
         else {
             return Ok(Err(Refusal::NotFound));
         };
-        if live >= cap {
+        // A returning chat with a customer the mitra is still talking to may pass the cap
+        // (the same exception the returning chat's start makes).
+        let returning_same_customer = row.request_type == "returning" && with_customer > 0;
+        if live >= cap && !returning_same_customer {
             return Ok(Err(Refusal::AtCapacity));
         }
         let query = format!(
@@ -651,23 +657,42 @@ impl Store {
 
     /// The request's window ended: if it is still pending, it fails (`no_mitra_available`
     /// for a blast, `targeted_mitra_timeout` for a returning chat) and unanswered offers
-    /// become `ignored`. `None` when it was not pending or its window has not ended.
-    pub async fn close_request_window(&self, request: Uuid) -> Result<Option<Failed>, StoreError> {
+    /// become `ignored`. By the database's clock: a window that has not ended there yet
+    /// answers how long is left.
+    pub async fn close_request_window(&self, request: Uuid) -> Result<WindowEnd, StoreError> {
         let mut tx = self.pg.begin().await?;
         let query = format!(
-            "SELECT {REQUEST_COLUMNS} FROM pairing_requests
-             WHERE id = $1 AND status = 'pending' AND expires_at <= now() FOR UPDATE"
+            "SELECT {REQUEST_COLUMNS},
+                    greatest(0, ceil(extract(epoch FROM expires_at - now()) * 1000))::bigint AS left_ms
+             FROM pairing_requests WHERE id = $1 AND status = 'pending' FOR UPDATE"
         );
-        let Some(row): Option<RequestRow> =
+        let Some(locked): Option<PendingWindow> =
             sqlx::query_as(AssertSqlSafe(query.as_str())).bind(request).fetch_optional(&mut *tx).await?
         else {
-            return Ok(None);
+            return Ok(WindowEnd::NotPending);
         };
+        if locked.left_ms > 0 {
+            return Ok(WindowEnd::NotYet { left_ms: u64::try_from(locked.left_ms).unwrap_or(0) });
+        }
+        let row = locked.row;
         let cause =
             if row.request_type == "returning" { "targeted_mitra_timeout" } else { "no_mitra_available" };
         let failed = fail_request(&mut tx, &row, "failed", cause, Some("ignored")).await?;
         tx.commit().await?;
-        Ok(Some(failed))
+        Ok(WindowEnd::Closed(Box::new(failed)))
+    }
+
+    /// Pending requests whose window ended more than `grace_s` ago (their timer was lost):
+    /// the sweep closes them.
+    pub async fn overdue_requests(&self, grace_s: i64) -> Result<Vec<Uuid>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM pairing_requests
+             WHERE status = 'pending' AND expires_at <= now() - make_interval(secs => $1::double precision)
+             ORDER BY expires_at LIMIT 1000",
+        )
+        .bind(grace_s as f64)
+        .fetch_all(&self.pg)
+        .await?)
     }
 
     /// The customer gives up: a pending search is cancelled (`customer_cancelled`), and a
@@ -787,6 +812,25 @@ impl Store {
         .fetch_one(&self.pg)
         .await?)
     }
+}
+
+/// What a window-end timer found.
+#[derive(Clone, Debug)]
+pub enum WindowEnd {
+    Closed(Box<Failed>),
+    /// Resolved already (accepted, declined by all, cancelled, closed by another run).
+    NotPending,
+    /// Still open by the database's clock (the worker's clock runs ahead).
+    NotYet {
+        left_ms: u64,
+    },
+}
+
+#[derive(sqlx::FromRow)]
+struct PendingWindow {
+    #[sqlx(flatten)]
+    row: RequestRow,
+    left_ms: i64,
 }
 
 #[derive(sqlx::FromRow)]

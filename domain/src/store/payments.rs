@@ -18,24 +18,42 @@ pub struct SweepCounts {
 
 impl Store {
     /// Closes every payment session whose expiry has passed (`only` = one session: its own
-    /// expiry timer). Each row moves in a statement guarded by its current status, so a
-    /// sweep racing a confirm or a consume leaves exactly one of them in effect; the ledger
-    /// row is written in the same statement.
+    /// expiry timer).
+    ///
+    /// The due rows are locked first (`FOR UPDATE SKIP LOCKED`: a row a confirm, a search or
+    /// a consume holds right now is left for the next run), then moved by statements that
+    /// take a fresh snapshot, so they see every charge claimed and every search started
+    /// before the lock. A sweep racing a confirm or a search therefore never expires a
+    /// payment that is being charged or searched for. The ledger row is written in the same
+    /// statement as the move.
     pub async fn expire_payment_sessions(&self, only: Option<Uuid>) -> Result<SweepCounts, StoreError> {
+        let mut tx = self.pg.begin().await?;
+        let due: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM payment_sessions
+             WHERE status IN ('pending', 'confirmed') AND expires_at <= now() AND ($1::uuid IS NULL OR id = $1)
+             ORDER BY expires_at LIMIT 10000
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind(only)
+        .fetch_all(&mut *tx)
+        .await?;
+        if due.is_empty() {
+            return Ok(SweepCounts::default());
+        }
         let expired = sqlx::query(
             "UPDATE payment_sessions p SET status = 'expired', resolved_at = now()
-             WHERE p.status = 'pending' AND p.expires_at <= now() AND ($1::uuid IS NULL OR p.id = $1)
+             WHERE p.id = ANY($1) AND p.status = 'pending'
                -- A confirm that claimed its charge finishes the payment; it never expires.
                AND NOT EXISTS (SELECT 1 FROM charges c WHERE c.payment_session_id = p.id AND c.status <> 'failed')",
         )
-        .bind(only)
-        .execute(&self.pg)
+        .bind(&due)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
         let failed = sqlx::query(
             "WITH failed AS (
                  UPDATE payment_sessions p SET status = 'failed_pairing', resolved_at = now()
-                 WHERE p.status = 'confirmed' AND p.expires_at <= now() AND ($1::uuid IS NULL OR p.id = $1)
+                 WHERE p.id = ANY($1) AND p.status = 'confirmed'
                    AND NOT EXISTS (SELECT 1 FROM pairing_requests r
                                    WHERE r.payment_session_id = p.id AND r.status = 'pending')
                    AND NOT EXISTS (SELECT 1 FROM extension_requests e
@@ -44,10 +62,11 @@ impl Store {
              INSERT INTO pairing_failures (payment_session_id, customer_id, targeted_mitra_id, cause_tag, amount)
              SELECT id, customer_id, targeted_mitra_id, 'payment_session_expired', amount FROM failed",
         )
-        .bind(only)
-        .execute(&self.pg)
+        .bind(&due)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        tx.commit().await?;
         Ok(SweepCounts { expired, failed })
     }
 }
@@ -95,9 +114,11 @@ pub struct PaymentLock {
     pub row: PaymentRow,
     /// Whether its expiry has passed, by the database clock.
     pub past_expiry: bool,
-    /// Whether a charge for it is claimed or made (a confirm got that far): such a payment
-    /// is never expired, only confirmed.
-    pub charge_claimed: bool,
+    /// The idempotency key of its charge claimed or made (a confirm got that far): such a
+    /// payment is never expired or abandoned, only confirmed.
+    pub claimed_charge: Option<String>,
+    /// Charges the provider declined so far (the next attempt gets a new key).
+    pub declined_charges: i64,
 }
 
 /// The free trial is already in use (one confirmed or consumed trial per customer).
@@ -241,8 +262,10 @@ impl Store {
         let mut tx = self.pg.begin().await?;
         let query = format!(
             "SELECT {PAYMENT_COLUMNS}, expires_at <= now() AS past_expiry,
-                    EXISTS (SELECT 1 FROM charges c WHERE c.payment_session_id = p.id AND c.status <> 'failed')
-                        AS charge_claimed
+                    (SELECT c.idempotency_key FROM charges c WHERE c.payment_session_id = p.id AND c.status <> 'failed'
+                     LIMIT 1) AS claimed_charge,
+                    (SELECT count(*) FROM charges c WHERE c.payment_session_id = p.id AND c.status = 'failed')
+                        AS declined_charges
              FROM payment_sessions p WHERE id = $1 AND customer_id = $2 FOR NO KEY UPDATE OF p"
         );
         let row: Option<PaymentRowWithExpiry> = sqlx::query_as(AssertSqlSafe(query.as_str()))
@@ -254,7 +277,8 @@ impl Store {
             tx,
             row: r.row,
             past_expiry: r.past_expiry,
-            charge_claimed: r.charge_claimed,
+            claimed_charge: r.claimed_charge,
+            declined_charges: r.declined_charges,
         }))
     }
 
@@ -282,5 +306,6 @@ struct PaymentRowWithExpiry {
     #[sqlx(flatten)]
     row: PaymentRow,
     past_expiry: bool,
-    charge_claimed: bool,
+    claimed_charge: Option<String>,
+    declined_charges: i64,
 }

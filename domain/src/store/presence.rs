@@ -45,9 +45,17 @@ static AVAILABILITY: LazyLock<Script> = LazyLock::new(|| {
                 changed = redis.call('SREM', p .. 'available', m)
             end
             if changed == 1 then
-                -- Tell the processes' in-memory views: version, then the new count.
+                -- Tell the processes' in-memory views: epoch, version, then the new count. A
+                -- new epoch (Redis lost its data) tells them to drop what they hold.
                 local version = redis.call('INCR', p .. 'version')
-                redis.call('PUBLISH', p .. 'count', version .. ' ' .. redis.call('SCARD', p .. 'available'))
+                local epoch = redis.call('GET', p .. 'epoch')
+                if not epoch then
+                    local now = redis.call('TIME')
+                    epoch = now[1] .. string.format('%06d', tonumber(now[2]))
+                    redis.call('SET', p .. 'epoch', epoch)
+                end
+                local count = redis.call('SCARD', p .. 'available')
+                redis.call('PUBLISH', p .. 'count', epoch .. ' ' .. version .. ' ' .. count)
             end
             return {status and 1 or 0, connected and 1 or 0, active, online and 1 or 0, available and 1 or 0}
         end
@@ -98,7 +106,8 @@ static AVAILABILITY: LazyLock<Script> = LazyLock::new(|| {
         elseif op == 'state' then
             return recompute(a)
         elseif op == 'count' then
-            return {tonumber(redis.call('GET', p .. 'version') or '0'), redis.call('SCARD', p .. 'available')}
+            return {redis.call('GET', p .. 'epoch') or '0', redis.call('GET', p .. 'version') or '0',
+                    redis.call('SCARD', p .. 'available')}
         elseif op == 'snapshot' then
             local out = {}
             for _, m in ipairs(redis.call('SMEMBERS', p .. 'available')) do
@@ -257,16 +266,21 @@ impl Store {
     }
 
     /// The available count with its version (bumped by every change, in the same script).
-    pub async fn available_count_versioned(&self) -> Result<(u64, u64), StoreError> {
+    /// The available count with its epoch and version: `(epoch, version, count)`.
+    pub async fn available_count_versioned(&self) -> Result<(u64, u64, u64), StoreError> {
         let reply = self.availability("count", "", "", 0, 0).await?;
-        let values: Vec<u64> = reply.into_array().into_iter().filter_map(|v| v.as_u64()).collect();
+        let values: Vec<u64> = reply
+            .into_array()
+            .into_iter()
+            .filter_map(|v| v.as_u64().or_else(|| v.as_string()?.parse().ok()))
+            .collect();
         match values[..] {
-            [version, count] => Ok((version, count)),
+            [epoch, version, count] => Ok((epoch, version, count)),
             _ => Err(StoreError::Encode("availability count reply".into())),
         }
     }
 
-    /// The channel of available-count changes, as `<version> <count>` messages.
+    /// The channel of available-count changes, as `<epoch> <version> <count>` messages.
     pub fn availability_channel(&self) -> String {
         format!("{}count", self.avail_prefix())
     }
