@@ -233,12 +233,18 @@ async fn start(
         key: request.id,
         due_at_ms: due_ms(request.expires_at),
     };
-    services.jobs.schedule(timer).await?;
     let mitras = match targeted {
         Some(mitra) => vec![(mitra, target_sessions)],
         None => store.available_mitras().await?,
     };
-    offer(services, request.id, &mitras).await?;
+    // The window timer is queued while the offers go out; if queuing fails, the sweep
+    // closes the search once its window is over a minute past.
+    let (scheduled, offered) =
+        tokio::join!(services.jobs.schedule(timer), offer(services, request.id, &mitras));
+    if let Err(error) = scheduled {
+        tracing::warn!(%error, "the window timer could not be queued; the sweep will close the search");
+    }
+    offered?;
     Ok(request)
 }
 
