@@ -56,7 +56,7 @@ impl Listener {
 
 /// The REST routes of the public listener (apps).
 pub fn public_routes(state: &AppState) -> Router<AppState> {
-    use routes::{auth, availability, devices, pairing, payments, presence};
+    use routes::{auth, availability, chat, devices, pairing, payments, presence};
     let sign_in = Router::new()
         .route("/api/auth/customer/otp", post(auth::request_otp))
         .route("/api/auth/customer/verify", post(auth::verify_otp))
@@ -82,6 +82,11 @@ pub fn public_routes(state: &AppState) -> Router<AppState> {
         .route("/api/mitra/chat-requests/{id}/accept", post(pairing::accept))
         .route("/api/mitra/chat-requests/{id}/decline", post(pairing::decline))
         .route("/api/mitra/chat-requests/{id}/status", get(pairing::status))
+        .route("/api/shared/chat-sessions", get(chat::list))
+        .route("/api/shared/chat-sessions/{id}", get(chat::get))
+        .route("/api/shared/chat-sessions/{id}/messages", get(chat::messages).post(chat::send))
+        .route("/api/shared/chat-sessions/{id}/receipts", post(chat::receipts))
+        .route("/api/client/chat-sessions/active", get(chat::active))
 }
 
 /// The REST routes of the internal listener (control center).

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod app_config;
 pub mod auth;
 pub mod charges;
+pub mod chat;
 pub mod clock;
 pub mod devices;
 pub mod error;

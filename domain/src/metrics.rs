@@ -27,6 +27,7 @@ pub const PAYMENT_SESSIONS_SWEPT_TOTAL: &str = "bestie_payment_sessions_swept_to
 pub const PAIRING_OUTCOMES_TOTAL: &str = "bestie_pairing_outcomes_total";
 pub const PAIRING_TIME_TO_ACCEPT_SECONDS: &str = "bestie_pairing_time_to_accept_seconds";
 pub const PAYMENT_TRANSITIONS_TOTAL: &str = "bestie_payment_transitions_total";
+pub const CHAT_MESSAGES_TOTAL: &str = "bestie_chat_messages_total";
 
 /// Request latency buckets, in seconds: 1 ms to 10 s.
 const LATENCY_BUCKETS: &[f64] =
@@ -69,6 +70,8 @@ pub struct Metrics {
     pub pairing_time_to_accept_seconds: HistogramVec,
     /// Payment sessions moving into a state, by `status`.
     pub payment_transitions: IntCounterVec,
+    /// Chat messages stored, by the sender's `role`.
+    pub chat_messages: IntCounterVec,
     pub build_info: IntGaugeVec,
 }
 
@@ -155,6 +158,11 @@ impl Metrics {
                 &["status"],
             )
             .expect("valid metric"),
+            chat_messages: IntCounterVec::new(
+                Opts::new(CHAT_MESSAGES_TOTAL, "Chat messages stored, by sender role."),
+                &["role"],
+            )
+            .expect("valid metric"),
             build_info: IntGaugeVec::new(
                 Opts::new(BUILD_INFO, "Always 1; the labels say which build runs."),
                 &["version"],
@@ -168,7 +176,8 @@ impl Metrics {
     }
 
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 18] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 19] = [
+            Box::new(self.chat_messages.clone()),
             Box::new(self.pairing_outcomes.clone()),
             Box::new(self.pairing_time_to_accept_seconds.clone()),
             Box::new(self.payment_transitions.clone()),

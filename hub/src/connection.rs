@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use domain::auth::Principal;
+use domain::chat::{self, Receipt};
 use domain::clock::{now_ms, now_s};
+use domain::error::DomainError;
 use domain::events::StreamId;
 use domain::store::events::Backlog;
 use futures::{FutureExt, StreamExt};
 use governor::{Quota, RateLimiter};
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::protocol::{self, ClientFrame};
@@ -132,6 +135,7 @@ async fn serve(
     let burst = NonZeroU32::new(settings.command_burst.max(1)).unwrap_or(NonZeroU32::MIN);
     let limiter = RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst));
     let mut strikes = 0u32;
+    let mut commands = CommandState::default();
 
     loop {
         tokio::select! {
@@ -183,15 +187,55 @@ async fn serve(
                     continue;
                 }
                 strikes = 0;
-                let reply = command(&text, inner);
+                // Boxed: only a socket running a command carries its future.
+                let reply = Box::pin(command(&text, inner, principal, &mut commands)).await;
                 send(socket, inner, reply.0, reply.1).await.ok()?;
             }
         }
     }
 }
 
-/// Answers one client command. Malformed and unknown commands get an error frame.
-fn command(text: &str, inner: &Inner) -> (&'static str, String) {
+/// The commands an app may send; anything else is `unknown`.
+const COMMANDS: [&str; 5] = ["ping", "send_message", "mark_delivered", "mark_read", "typing"];
+
+/// How often one socket may announce typing; more often is acknowledged and dropped.
+const TYPING_EVERY: Duration = Duration::from_secs(2);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendMessage {
+    session_id: uuid::Uuid,
+    client_msg_id: String,
+    body: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Mark {
+    session_id: uuid::Uuid,
+    up_to_seq: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Typing {
+    session_id: uuid::Uuid,
+}
+
+/// What a socket remembers between commands.
+#[derive(Default)]
+struct CommandState {
+    last_typing: Option<tokio::time::Instant>,
+}
+
+/// Answers one client command. Malformed and unknown commands, and refused ones, get an
+/// error frame with the domain's code.
+async fn command(
+    text: &str,
+    inner: &Inner,
+    principal: &Principal,
+    state: &mut CommandState,
+) -> (&'static str, String) {
     let frame: ClientFrame = match serde_json::from_str(text) {
         Ok(frame) => frame,
         Err(error) => {
@@ -200,16 +244,58 @@ fn command(text: &str, inner: &Inner) -> (&'static str, String) {
         }
     };
     let reference = frame.reference.as_ref();
-    let known = matches!(frame.kind.as_str(), "ping");
-    inner
-        .metrics
-        .hub_frames_in
-        .with_label_values(&[if known { frame.kind.as_str() } else { "unknown" }])
-        .inc();
-    match frame.kind.as_str() {
+    let kind = COMMANDS.iter().find(|known| **known == frame.kind).copied().unwrap_or("unknown");
+    inner.metrics.hub_frames_in.with_label_values(&[kind]).inc();
+    let ack = |data: serde_json::Value| ("ack", protocol::frame("ack", data, reference));
+    let invalid = |error: serde_json::Error| {
+        ("error", protocol::error_frame("invalid_command", &format!("{kind}: {error}"), reference))
+    };
+    let refused = |error: &dyn DomainError| ("error", protocol::domain_error_frame(error, reference));
+    match kind {
         "ping" => ("pong", protocol::frame("pong", json!({}), reference)),
-        other => {
-            let message = format!("unknown command {other:?}");
+        "send_message" => {
+            let data: SendMessage = match serde_json::from_value(frame.data) {
+                Ok(data) => data,
+                Err(error) => return invalid(error),
+            };
+            match chat::send(&inner.services, principal, data.session_id, &data.client_msg_id, &data.body)
+                .await
+            {
+                Ok((message, stored_now)) => {
+                    let data = json!({ "message": chat::message_json(&message), "duplicate": !stored_now });
+                    ("message_ack", protocol::frame("message_ack", data, reference))
+                }
+                Err(error) => refused(&error),
+            }
+        }
+        "mark_delivered" | "mark_read" => {
+            let data: Mark = match serde_json::from_value(frame.data) {
+                Ok(data) => data,
+                Err(error) => return invalid(error),
+            };
+            let receipt = if kind == "mark_read" { Receipt::Read } else { Receipt::Delivered };
+            match chat::mark(&inner.services, principal, data.session_id, receipt, data.up_to_seq).await {
+                Ok(_) => ack(json!({})),
+                Err(error) => refused(&error),
+            }
+        }
+        "typing" => {
+            let data: Typing = match serde_json::from_value(frame.data) {
+                Ok(data) => data,
+                Err(error) => return invalid(error),
+            };
+            let now = tokio::time::Instant::now();
+            if state.last_typing.is_some_and(|last| now.duration_since(last) < TYPING_EVERY) {
+                return ack(json!({ "throttled": true }));
+            }
+            state.last_typing = Some(now);
+            match chat::typing(&inner.store, principal, data.session_id).await {
+                Ok(()) => ack(json!({ "throttled": false })),
+                Err(error) => refused(&error),
+            }
+        }
+        _ => {
+            let message = format!("unknown command {:?}", frame.kind);
             ("error", protocol::error_frame("unknown_command", &message, reference))
         }
     }

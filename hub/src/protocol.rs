@@ -13,7 +13,6 @@ pub(crate) struct ClientFrame {
     #[serde(default, rename = "ref")]
     pub reference: Option<Value>,
     #[serde(default)]
-    #[allow(dead_code)]
     pub data: Value,
 }
 
@@ -29,6 +28,34 @@ pub(crate) fn frame(kind: &str, data: Value, reference: Option<&Value>) -> Strin
 /// An `error` frame; the connection stays up.
 pub(crate) fn error_frame(code: &str, message: &str, reference: Option<&Value>) -> String {
     frame("error", json!({ "code": code, "message": message }), reference)
+}
+
+/// An `error` frame for a refused command, with the domain's stable code. Internal details
+/// are logged, never sent; an unavailable store says so and that a retry may work.
+pub(crate) fn domain_error_frame(
+    error: &dyn domain::error::DomainError,
+    reference: Option<&Value>,
+) -> String {
+    use domain::error::ErrorKind;
+    let (message, retryable) = match error.kind() {
+        ErrorKind::Internal => {
+            tracing::error!(%error, code = error.code(), "command failed");
+            ("something went wrong on our side".to_owned(), false)
+        }
+        ErrorKind::Unavailable => {
+            tracing::warn!(%error, code = error.code(), "command failed: dependency unavailable");
+            ("the service is temporarily unavailable; retry shortly".to_owned(), true)
+        }
+        _ => (error.to_string(), false),
+    };
+    let mut data = json!({ "code": error.code(), "message": message });
+    for (field, value) in error.details() {
+        data[field] = value;
+    }
+    if retryable {
+        data["retryable"] = json!(true);
+    }
+    frame("error", data, reference)
 }
 
 /// An event frame: the stored event (`{"type", "data"}`) with its stream id added.

@@ -8,6 +8,7 @@ mod app_config;
 mod auth;
 mod availability;
 mod charges;
+mod chat;
 mod health;
 mod hub;
 mod pairing;

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod availability;
+pub mod chat;
 pub mod devices;
 pub mod pairing;
 pub mod payments;

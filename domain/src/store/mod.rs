@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod app_config;
 pub mod charges;
+pub mod chat;
 pub mod database;
 pub mod devices;
 mod error;

@@ -1,0 +1,121 @@
+//! Chat sessions for both apps: history, messages (the REST fallback of the hub's
+//! `send_message`), receipts, and the customer's active-session card.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use domain::chat::{self, Receipt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::caller::{AppUser, Customer};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsPage {
+    before: Option<chrono::DateTime<chrono::Utc>>,
+    limit: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessagesPage {
+    after_seq: Option<i64>,
+    before_seq: Option<i64>,
+    limit: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    client_msg_id: String,
+    body: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Receipts {
+    delivered_up_to_seq: Option<i64>,
+    read_up_to_seq: Option<i64>,
+}
+
+/// # `GET /api/shared/chat-sessions`
+/// The caller's sessions, newest first: `?before=<started_at>&limit=` pages back.
+pub async fn list(
+    State(state): State<AppState>,
+    AppUser(caller): AppUser,
+    ApiQuery(page): ApiQuery<SessionsPage>,
+) -> Result<Json<Value>, ApiError> {
+    let rows = chat::sessions(&state.store, &caller, page.before, page.limit).await?;
+    let sessions: Vec<Value> = rows.iter().map(|row| chat::session_json(&caller, row)).collect();
+    Ok(Json(json!({ "sessions": sessions })))
+}
+
+/// # `GET /api/shared/chat-sessions/{id}`
+pub async fn get(
+    State(state): State<AppState>,
+    AppUser(caller): AppUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(chat::session_json(&caller, &chat::session(&state.store, &caller, id).await?)))
+}
+
+/// # `GET /api/shared/chat-sessions/{id}/messages`
+/// `?after_seq=` pages forward (default: from the first), `?before_seq=` backward.
+pub async fn messages(
+    State(state): State<AppState>,
+    AppUser(caller): AppUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(page): ApiQuery<MessagesPage>,
+) -> Result<Json<Value>, ApiError> {
+    let rows = chat::history(&state.store, &caller, id, page.after_seq, page.before_seq, page.limit).await?;
+    let messages: Vec<Value> = rows.iter().map(chat::message_json).collect();
+    Ok(Json(json!({ "messages": messages })))
+}
+
+/// # `POST /api/shared/chat-sessions/{id}/messages`
+/// `{client_msg_id, body}` → 201 stored now, 200 a resend of a stored one.
+pub async fn send(
+    State(state): State<AppState>,
+    AppUser(caller): AppUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<NewMessage>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (message, stored_now) =
+        chat::send(&state.services, &caller, id, &body.client_msg_id, &body.body).await?;
+    let status = if stored_now { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(json!({ "message": chat::message_json(&message), "duplicate": !stored_now }))))
+}
+
+/// # `POST /api/shared/chat-sessions/{id}/receipts`
+/// `{delivered_up_to_seq?, read_up_to_seq?}`: the caller's devices received / read the
+/// other party's messages up to these numbers.
+pub async fn receipts(
+    State(state): State<AppState>,
+    AppUser(caller): AppUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<Receipts>,
+) -> Result<Json<Value>, ApiError> {
+    let mut row = chat::session(&state.store, &caller, id).await?;
+    if let Some(seq) = body.delivered_up_to_seq {
+        row = chat::mark(&state.services, &caller, id, Receipt::Delivered, seq).await?;
+    }
+    if let Some(seq) = body.read_up_to_seq {
+        row = chat::mark(&state.services, &caller, id, Receipt::Read, seq).await?;
+    }
+    Ok(Json(chat::session_json(&caller, &row)))
+}
+
+/// # `GET /api/client/chat-sessions/active`
+/// The customer's session that has not completed (the home screen's card), or `null`.
+pub async fn active(
+    State(state): State<AppState>,
+    Customer(customer): Customer,
+) -> Result<Json<Value>, ApiError> {
+    let row = chat::active_session(&state.store, &customer).await?;
+    Ok(Json(json!({ "session": row.map(|row| chat::session_json(&customer, &row)) })))
+}

@@ -1,0 +1,265 @@
+//! Chat: messages between a customer and their mitra, stored in order before they are
+//! acknowledged, delivered over the hub (a push when the recipient has no live socket),
+//! with delivered/read receipts, typing indicators and history for both sides.
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::auth::{Principal, Role};
+use crate::error::{DomainError, ErrorKind};
+use crate::event::{Event, EventKind};
+use crate::push::PushMessage;
+use crate::services::{Notice, Services};
+pub use crate::store::chat::{MessageRow, Receipt, SessionRow};
+use crate::store::chat::{SendRefusal, Sent};
+use crate::store::{Store, StoreError};
+
+/// Longest message body, in characters.
+pub const MAX_BODY_CHARS: usize = 4_000;
+/// Longest client-generated message id, in characters.
+pub const MAX_CLIENT_MSG_ID_CHARS: usize = 64;
+/// How long a typing indicator shows without a new one (the app hides it after this).
+pub const TYPING_SHOWS_MS: u64 = 5_000;
+/// Most messages one history page returns.
+pub const MAX_PAGE: i64 = 200;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error("message body must be 1 to {MAX_BODY_CHARS} characters and not only white space")]
+    InvalidBody,
+    #[error("client_msg_id must be 1 to {MAX_CLIENT_MSG_ID_CHARS} characters")]
+    InvalidClientMsgId,
+    #[error("this client_msg_id was used for a message of another session")]
+    ClientMsgIdReused,
+    #[error("no such chat session of yours")]
+    SessionNotFound,
+    #[error("the session is {0}; messages can be sent only while it is active")]
+    SessionNotOpen(String),
+    #[error("limit must be 1 to {MAX_PAGE}, and after_seq / before_seq not both")]
+    InvalidPage,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl DomainError for ChatError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidBody => "invalid_message_body",
+            Self::InvalidClientMsgId => "invalid_client_msg_id",
+            Self::ClientMsgIdReused => "client_msg_id_reused",
+            Self::SessionNotFound => "chat_session_not_found",
+            Self::SessionNotOpen(_) => "chat_session_not_open",
+            Self::InvalidPage => "invalid_page",
+            Self::Store(e) => e.code(),
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidBody | Self::InvalidClientMsgId | Self::InvalidPage => ErrorKind::Invalid,
+            Self::ClientMsgIdReused | Self::SessionNotOpen(_) => ErrorKind::Conflict,
+            Self::SessionNotFound => ErrorKind::NotFound,
+            Self::Store(e) => e.kind(),
+        }
+    }
+
+    fn details(&self) -> Vec<(&'static str, Value)> {
+        match self {
+            Self::SessionNotOpen(status) => vec![("status", json!(status))],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A message as both apps see it.
+pub fn message_json(message: &MessageRow) -> Value {
+    json!({
+        "id": message.id,
+        "session_id": message.chat_session_id,
+        "seq": message.seq,
+        "sender_role": message.sender_role,
+        "client_msg_id": message.client_msg_id,
+        "body": message.body,
+        "created_at": message.created_at,
+    })
+}
+
+/// Stores a message and sends it to both parties' sockets (the recipient gets a push when
+/// none of theirs is open). A resend with the same `client_msg_id` returns the stored
+/// message and sends nothing again. Returns the message and whether this call stored it.
+#[tracing::instrument(skip_all, fields(session_id = %session))]
+pub async fn send(
+    services: &Services,
+    sender: &Principal,
+    session: Uuid,
+    client_msg_id: &str,
+    body: &str,
+) -> Result<(MessageRow, bool), ChatError> {
+    let chars = body.chars().count();
+    if chars == 0 || chars > MAX_BODY_CHARS || body.trim().is_empty() {
+        return Err(ChatError::InvalidBody);
+    }
+    let id_chars = client_msg_id.chars().count();
+    if id_chars == 0 || id_chars > MAX_CLIENT_MSG_ID_CHARS || client_msg_id.chars().any(char::is_control) {
+        return Err(ChatError::InvalidClientMsgId);
+    }
+    let sent = match services.store.send_message(sender, session, client_msg_id, body).await? {
+        Ok(sent) => sent,
+        Err(SendRefusal::NotFound) => return Err(ChatError::SessionNotFound),
+        Err(SendRefusal::NotOpen(status)) => return Err(ChatError::SessionNotOpen(status)),
+        Err(SendRefusal::ClientIdReused) => return Err(ChatError::ClientMsgIdReused),
+    };
+    if sent.stored_now {
+        services.metrics.chat_messages.with_label_values(&[sender.role.as_str()]).inc();
+        deliver(services, sender, &sent).await;
+    }
+    Ok((sent.message, sent.stored_now))
+}
+
+async fn deliver(services: &Services, sender: &Principal, sent: &Sent) {
+    let session = &sent.session;
+    let (recipient_role, recipient, sender_name) = match sender.role {
+        Role::Customer => (Role::Mitra, session.mitra_id, session.customer_call_name.as_str()),
+        _ => (Role::Customer, session.customer_id, session.mitra_display_name.as_str()),
+    };
+    let event = Event::new(EventKind::ChatMessage, json!({ "message": message_json(&sent.message) }));
+    let preview: String = sent.message.body.chars().take(100).collect();
+    let push = PushMessage {
+        title: sender_name.to_owned(),
+        body: preview,
+        data: [
+            ("type".to_owned(), "chat_message".to_owned()),
+            ("chat_session_id".to_owned(), session.id.to_string()),
+        ]
+        .into(),
+        // Unread messages of one session replace each other on the device.
+        collapse_key: Some(format!("chat:{}", session.id)),
+    };
+    services
+        .notify(vec![
+            Notice { role: recipient_role, user: recipient, event: event.clone(), push: Some(push) },
+            // The sender's other devices.
+            Notice { role: sender.role, user: sender.id, event, push: None },
+        ])
+        .await;
+}
+
+/// Moves the caller's delivered or read watermark to `up_to_seq` and tells the other party.
+pub async fn mark(
+    services: &Services,
+    caller: &Principal,
+    session: Uuid,
+    receipt: Receipt,
+    up_to_seq: i64,
+) -> Result<SessionRow, ChatError> {
+    let (row, moved) = services
+        .store
+        .mark_receipt(caller, session, receipt, up_to_seq)
+        .await?
+        .ok_or(ChatError::SessionNotFound)?;
+    if moved {
+        let (role, other) = other_party(caller, &row);
+        let (kind, seq) = match (receipt, caller.role) {
+            (Receipt::Delivered, Role::Customer) => (EventKind::MessageDelivered, row.customer_delivered_seq),
+            (Receipt::Delivered, _) => (EventKind::MessageDelivered, row.mitra_delivered_seq),
+            (Receipt::Read, Role::Customer) => (EventKind::MessageRead, row.customer_read_seq),
+            (Receipt::Read, _) => (EventKind::MessageRead, row.mitra_read_seq),
+        };
+        let event = Event::new(kind, json!({ "session_id": row.id, "up_to_seq": seq, "by": caller.role }));
+        services.notify(vec![Notice { role, user: other, event, push: None }]).await;
+    }
+    Ok(row)
+}
+
+/// Tells the other party the caller is typing: ephemeral, never stored, shown for
+/// [`TYPING_SHOWS_MS`]. The hub throttles how often one socket may send it.
+pub async fn typing(store: &Store, caller: &Principal, session: Uuid) -> Result<(), ChatError> {
+    let row = store.chat_session_for(caller, session).await?.ok_or(ChatError::SessionNotFound)?;
+    if !matches!(row.status.as_str(), "active" | "extending") {
+        return Err(ChatError::SessionNotOpen(row.status));
+    }
+    let (_, other) = other_party(caller, &row);
+    let event = Event::new(
+        EventKind::Typing,
+        json!({ "session_id": row.id, "by": caller.role, "expires_in_ms": TYPING_SHOWS_MS }),
+    );
+    crate::events::publish_ephemeral(store, other, &event).await?;
+    Ok(())
+}
+
+fn other_party(caller: &Principal, row: &SessionRow) -> (Role, Uuid) {
+    match caller.role {
+        Role::Customer => (Role::Mitra, row.mitra_id),
+        _ => (Role::Customer, row.customer_id),
+    }
+}
+
+/// A page of history. `after_seq` pages forward, `before_seq` backward; neither: from the start.
+pub async fn history(
+    store: &Store,
+    caller: &Principal,
+    session: Uuid,
+    after_seq: Option<i64>,
+    before_seq: Option<i64>,
+    limit: Option<i64>,
+) -> Result<Vec<MessageRow>, ChatError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) || (after_seq.is_some() && before_seq.is_some()) {
+        return Err(ChatError::InvalidPage);
+    }
+    store.messages(caller, session, after_seq, before_seq, limit).await?.ok_or(ChatError::SessionNotFound)
+}
+
+/// The session as `caller` sees it: the partner by the one name they may see.
+pub fn session_json(caller: &Principal, row: &SessionRow) -> Value {
+    let partner = match caller.role {
+        Role::Customer => json!({ "id": row.mitra_id, "display_name": row.mitra_display_name }),
+        _ => json!({ "call_name": row.customer_call_name }),
+    };
+    let (delivered, read) = match caller.role {
+        // What the other side has received and read of the caller's messages.
+        Role::Customer => (row.mitra_delivered_seq, row.mitra_read_seq),
+        _ => (row.customer_delivered_seq, row.customer_read_seq),
+    };
+    json!({
+        "id": row.id,
+        "status": row.status,
+        "partner": partner,
+        "started_at": row.started_at,
+        "ends_at": row.ends_at,
+        "closing_started_at": row.closing_started_at,
+        "grace_ends_at": row.grace_ends_at,
+        "completed_at": row.completed_at,
+        "last_seq": row.last_seq,
+        "partner_delivered_seq": delivered,
+        "partner_read_seq": read,
+        "closing_messages": {
+            "customer": row.customer_closing_message,
+            "mitra": row.mitra_closing_message,
+        },
+    })
+}
+
+/// One session of the caller's.
+pub async fn session(store: &Store, caller: &Principal, id: Uuid) -> Result<SessionRow, ChatError> {
+    store.chat_session_for(caller, id).await?.ok_or(ChatError::SessionNotFound)
+}
+
+/// The caller's sessions, newest first.
+pub async fn sessions(
+    store: &Store,
+    caller: &Principal,
+    before: Option<chrono::DateTime<chrono::Utc>>,
+    limit: Option<i64>,
+) -> Result<Vec<SessionRow>, ChatError> {
+    let limit = limit.unwrap_or(20);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ChatError::InvalidPage);
+    }
+    Ok(store.chat_sessions_of(caller, before, limit).await?)
+}
+
+/// The customer's live session (the home screen's card), if any.
+pub async fn active_session(store: &Store, customer: &Principal) -> Result<Option<SessionRow>, ChatError> {
+    Ok(store.live_session_of_customer(customer.id).await?)
+}

@@ -1,0 +1,322 @@
+//! Chat sessions and their messages: sends numbered in order, receipts, history.
+//!
+//! A send is one transaction: the session row is locked by bumping `last_seq` (so the
+//! messages of one session are numbered one at a time, in commit order), then the message is
+//! inserted under that number. A resend with the same `(sender, client_msg_id)` finds the
+//! stored message; two resends racing each other meet at the unique key, and the loser's
+//! transaction (with its number) is rolled back, so numbers have no gaps.
+
+use chrono::{DateTime, Utc};
+use sqlx::AssertSqlSafe;
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+use crate::auth::{Principal, Role};
+
+/// A stored message.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct MessageRow {
+    pub id: Uuid,
+    pub chat_session_id: Uuid,
+    pub seq: i64,
+    pub sender_role: String,
+    pub sender_id: Uuid,
+    pub client_msg_id: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+const MESSAGE_COLUMNS: &str =
+    "id, chat_session_id, seq, sender_role, sender_id, client_msg_id, body, created_at";
+
+/// A session as one of its two parties sees it.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct SessionRow {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub mitra_id: Uuid,
+    /// The only name a mitra sees of the customer.
+    pub customer_call_name: String,
+    /// The only name a customer sees of the mitra.
+    pub mitra_display_name: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub closing_started_at: Option<DateTime<Utc>>,
+    pub grace_ends_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub last_seq: i64,
+    pub customer_delivered_seq: i64,
+    pub customer_read_seq: i64,
+    pub mitra_delivered_seq: i64,
+    pub mitra_read_seq: i64,
+    pub customer_closing_message: Option<String>,
+    pub mitra_closing_message: Option<String>,
+    pub closure_kind: Option<String>,
+}
+
+const SESSION_SELECT: &str = "SELECT s.id, s.customer_id, s.mitra_id, c.call_name AS customer_call_name,
+        m.display_name AS mitra_display_name, s.status, s.started_at, s.ends_at, s.closing_started_at,
+        s.grace_ends_at, s.completed_at, s.last_seq, s.customer_delivered_seq, s.customer_read_seq,
+        s.mitra_delivered_seq, s.mitra_read_seq, x.customer_message AS customer_closing_message,
+        x.mitra_message AS mitra_closing_message, x.kind AS closure_kind
+     FROM chat_sessions s
+     JOIN customers c ON c.id = s.customer_id
+     JOIN mitras m ON m.id = s.mitra_id
+     LEFT JOIN session_closures x ON x.chat_session_id = s.id";
+
+/// The caller's column in `chat_sessions`: who they are in the session.
+fn party_column(caller: &Principal) -> Option<&'static str> {
+    match caller.role {
+        Role::Customer => Some("customer_id"),
+        Role::Mitra => Some("mitra_id"),
+        Role::Cc => None,
+    }
+}
+
+/// Why a send did not store a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SendRefusal {
+    /// No such session of the caller's.
+    NotFound,
+    /// The session is not taking messages (its status).
+    NotOpen(String),
+    /// The caller used this `client_msg_id` for a message of another session.
+    ClientIdReused,
+}
+
+/// A send's outcome: the message, and whether this call stored it (false: a resend).
+#[derive(Clone, Debug)]
+pub struct Sent {
+    pub message: MessageRow,
+    pub stored_now: bool,
+    pub session: SessionRow,
+}
+
+/// Which receipt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Receipt {
+    Delivered,
+    Read,
+}
+
+impl Store {
+    /// The session if `caller` is one of its parties.
+    pub async fn chat_session_for(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+    ) -> Result<Option<SessionRow>, StoreError> {
+        let Some(column) = party_column(caller) else { return Ok(None) };
+        let query = format!("{SESSION_SELECT} WHERE s.id = $1 AND s.{column} = $2");
+        Ok(sqlx::query_as(AssertSqlSafe(query)).bind(id).bind(caller.id).fetch_optional(&self.pg).await?)
+    }
+
+    /// The caller's sessions, newest first, started before `before` (paging).
+    pub async fn chat_sessions_of(
+        &self,
+        caller: &Principal,
+        before: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> Result<Vec<SessionRow>, StoreError> {
+        let Some(column) = party_column(caller) else { return Ok(Vec::new()) };
+        let query = format!(
+            "{SESSION_SELECT} WHERE s.{column} = $1 AND ($2::timestamptz IS NULL OR s.started_at < $2)
+             ORDER BY s.started_at DESC LIMIT $3"
+        );
+        Ok(sqlx::query_as(AssertSqlSafe(query))
+            .bind(caller.id)
+            .bind(before)
+            .bind(limit)
+            .fetch_all(&self.pg)
+            .await?)
+    }
+
+    /// The customer's session that is not completed, if any (the home screen's card).
+    pub async fn live_session_of_customer(&self, customer: Uuid) -> Result<Option<SessionRow>, StoreError> {
+        let query = format!(
+            "{SESSION_SELECT} WHERE s.customer_id = $1 AND s.status <> 'completed' ORDER BY s.started_at DESC LIMIT 1"
+        );
+        Ok(sqlx::query_as(AssertSqlSafe(query)).bind(customer).fetch_optional(&self.pg).await?)
+    }
+
+    /// Stores a message from `sender` in the session (numbered next), or finds the one a
+    /// previous send with the same `client_msg_id` stored.
+    pub async fn send_message(
+        &self,
+        sender: &Principal,
+        session: Uuid,
+        client_msg_id: &str,
+        body: &str,
+    ) -> Result<Result<Sent, SendRefusal>, StoreError> {
+        let Some(column) = party_column(sender) else { return Ok(Err(SendRefusal::NotFound)) };
+        if let Some(existing) = self.message_by_client_id(sender.id, client_msg_id).await? {
+            return self.resent(sender, session, existing).await;
+        }
+        let mut tx = self.pg.begin().await?;
+        let query = format!(
+            "UPDATE chat_sessions SET last_seq = last_seq + 1
+             WHERE id = $1 AND {column} = $2 AND status IN ('active', 'extending') RETURNING last_seq"
+        );
+        let seq: Option<i64> = sqlx::query_scalar(AssertSqlSafe(query))
+            .bind(session)
+            .bind(sender.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(seq) = seq else {
+            drop(tx);
+            return Ok(Err(match self.chat_session_for(sender, session).await? {
+                Some(row) => SendRefusal::NotOpen(row.status),
+                None => SendRefusal::NotFound,
+            }));
+        };
+        let query = format!(
+            "INSERT INTO chat_messages (chat_session_id, seq, sender_role, sender_id, client_msg_id, body)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {MESSAGE_COLUMNS}"
+        );
+        let inserted = sqlx::query_as(AssertSqlSafe(query))
+            .bind(session)
+            .bind(seq)
+            .bind(sender.role.as_str())
+            .bind(sender.id)
+            .bind(client_msg_id)
+            .bind(body)
+            .fetch_one(&mut *tx)
+            .await;
+        let message: MessageRow = match inserted {
+            Ok(message) => message,
+            Err(sqlx::Error::Database(e))
+                if e.constraint() == Some("chat_messages_sender_client_msg_key") =>
+            {
+                // A twin of this send won: give its number back and answer with its message.
+                drop(tx);
+                let existing = self.message_by_client_id(sender.id, client_msg_id).await?;
+                return match existing {
+                    Some(existing) => self.resent(sender, session, existing).await,
+                    None => {
+                        Err(StoreError::Encode("a message vanished after its unique key conflicted".into()))
+                    }
+                };
+            }
+            Err(e) => return Err(e.into()),
+        };
+        tx.commit().await?;
+        let session = self
+            .chat_session_for(sender, session)
+            .await?
+            .ok_or(StoreError::Encode("session vanished".into()))?;
+        Ok(Ok(Sent { message, stored_now: true, session }))
+    }
+
+    async fn message_by_client_id(
+        &self,
+        sender: Uuid,
+        client_msg_id: &str,
+    ) -> Result<Option<MessageRow>, StoreError> {
+        let query = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE sender_id = $1 AND client_msg_id = $2"
+        );
+        Ok(sqlx::query_as(AssertSqlSafe(query))
+            .bind(sender)
+            .bind(client_msg_id)
+            .fetch_optional(&self.pg)
+            .await?)
+    }
+
+    async fn resent(
+        &self,
+        sender: &Principal,
+        session: Uuid,
+        existing: MessageRow,
+    ) -> Result<Result<Sent, SendRefusal>, StoreError> {
+        if existing.chat_session_id != session {
+            return Ok(Err(SendRefusal::ClientIdReused));
+        }
+        let Some(row) = self.chat_session_for(sender, session).await? else {
+            return Ok(Err(SendRefusal::NotFound));
+        };
+        Ok(Ok(Sent { message: existing, stored_now: false, session: row }))
+    }
+
+    /// Messages of the session, by sequence: after `after_seq` ascending, or before
+    /// `before_seq` descending (then returned ascending). `None` when the caller is not a
+    /// party.
+    pub async fn messages(
+        &self,
+        caller: &Principal,
+        session: Uuid,
+        after_seq: Option<i64>,
+        before_seq: Option<i64>,
+        limit: i64,
+    ) -> Result<Option<Vec<MessageRow>>, StoreError> {
+        if self.chat_session_for(caller, session).await?.is_none() {
+            return Ok(None);
+        }
+        let mut messages: Vec<MessageRow> = match before_seq {
+            Some(before) => {
+                let query = format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE chat_session_id = $1 AND seq < $2
+                     ORDER BY seq DESC LIMIT $3"
+                );
+                sqlx::query_as(AssertSqlSafe(query))
+                    .bind(session)
+                    .bind(before)
+                    .bind(limit)
+                    .fetch_all(&self.pg)
+                    .await?
+            }
+            None => {
+                let query = format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE chat_session_id = $1 AND seq > $2
+                     ORDER BY seq LIMIT $3"
+                );
+                sqlx::query_as(AssertSqlSafe(query))
+                    .bind(session)
+                    .bind(after_seq.unwrap_or(0))
+                    .bind(limit)
+                    .fetch_all(&self.pg)
+                    .await?
+            }
+        };
+        messages.sort_by_key(|m| m.seq);
+        Ok(Some(messages))
+    }
+
+    /// Moves the caller's receipt watermark up to `up_to_seq` (never down, never past the
+    /// last message; `read` also counts as delivered). Returns the session after the move,
+    /// and whether it moved. `None` when the caller is not a party.
+    pub async fn mark_receipt(
+        &self,
+        caller: &Principal,
+        session: Uuid,
+        receipt: Receipt,
+        up_to_seq: i64,
+    ) -> Result<Option<(SessionRow, bool)>, StoreError> {
+        let Some(column) = party_column(caller) else { return Ok(None) };
+        let side = if caller.role == Role::Customer { "customer" } else { "mitra" };
+        let set = match receipt {
+            Receipt::Delivered => {
+                format!("{side}_delivered_seq = greatest({side}_delivered_seq, least($3, last_seq))")
+            }
+            Receipt::Read => format!(
+                "{side}_read_seq = greatest({side}_read_seq, least($3, last_seq)),
+                 {side}_delivered_seq = greatest({side}_delivered_seq, least($3, last_seq))"
+            ),
+        };
+        let watermark = match receipt {
+            Receipt::Delivered => format!("{side}_delivered_seq"),
+            Receipt::Read => format!("{side}_read_seq"),
+        };
+        let query = format!(
+            "UPDATE chat_sessions SET {set}
+             WHERE id = $1 AND {column} = $2 AND {watermark} < least($3, last_seq) RETURNING id"
+        );
+        let moved: Option<Uuid> = sqlx::query_scalar(AssertSqlSafe(query))
+            .bind(session)
+            .bind(caller.id)
+            .bind(up_to_seq)
+            .fetch_optional(&self.pg)
+            .await?;
+        Ok(self.chat_session_for(caller, session).await?.map(|row| (row, moved.is_some())))
+    }
+}

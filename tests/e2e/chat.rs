@@ -1,0 +1,338 @@
+//! Chat over the hub and its REST fallback: ordered, stored before the ack, idempotent
+//! resends, receipts, typing, pushes, resume and history visibility.
+
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::harness::{TestApp, WsClient, ws_url_with_token};
+use crate::pairing::{
+    Customer, OnlineMitra, accept, customer, new_online_mitra, next_event, paid, start_blast,
+};
+
+/// A customer and a mitra in an active session, each with a socket.
+pub struct Paired {
+    pub customer: Customer,
+    pub mitra: OnlineMitra,
+    pub session: String,
+}
+
+pub async fn paired(app: &TestApp) -> Paired {
+    let operator = app.sign_in_operator().await;
+    let mut mitra = new_online_mitra(app, &operator).await;
+    let mut customer = customer(app).await;
+    let payment = paid(app, &customer.token, json!({"tier_id": "15m"})).await;
+    let (_, request) = start_blast(app, &customer.token, &payment).await;
+    next_event(&mut mitra.socket, "chat_request").await;
+    let (status, accepted) = accept(app, &mitra.token, request["id"].as_str().expect("id")).await;
+    assert_eq!(status, 200, "{accepted}");
+    next_event(&mut customer.socket, "paired").await;
+    next_event(&mut mitra.socket, "paired").await;
+    let session = accepted["chat_session"]["id"].as_str().expect("session").to_owned();
+    Paired { customer, mitra, session }
+}
+
+/// Sends a command and reads until its answer (matched by `ref`).
+async fn command(socket: &mut WsClient, kind: &str, data: Value) -> Value {
+    let reference = Uuid::new_v4().to_string();
+    socket.send_json(json!({"type": kind, "ref": reference, "data": data})).await;
+    loop {
+        let frame = socket.next_json().await;
+        if frame["ref"] == reference.as_str() {
+            return frame;
+        }
+    }
+}
+
+async fn send_rest(
+    app: &TestApp,
+    token: &str,
+    session: &str,
+    client_msg_id: &str,
+    body: &str,
+) -> (u16, Value) {
+    let url = app.public_url(&format!("/api/shared/chat-sessions/{session}/messages"));
+    app.post(&url, Some(token), json!({"client_msg_id": client_msg_id, "body": body})).await
+}
+
+async fn history(app: &TestApp, token: &str, session: &str, query: &str) -> Vec<Value> {
+    let url = app.public_url(&format!("/api/shared/chat-sessions/{session}/messages{query}"));
+    let (status, body) = app.call(Method::GET, &url, Some(token), None).await;
+    assert_eq!(status, 200, "{body}");
+    body["messages"].as_array().expect("messages").clone()
+}
+
+#[tokio::test]
+async fn messages_are_stored_before_the_ack_and_reach_both_sides_in_order() {
+    let app = TestApp::spawn().await;
+    let Paired { mut customer, mut mitra, session } = paired(&app).await;
+    let mut second_device = WsClient::connect_welcomed(&ws_url_with_token(app.public, &customer.token)).await;
+
+    let ack = command(
+        &mut customer.socket,
+        "send_message",
+        json!({"session_id": session, "client_msg_id": "c-1", "body": "Halo, aku mau cerita"}),
+    )
+    .await;
+    assert_eq!(ack["type"], "message_ack", "{ack}");
+    assert_eq!(
+        (ack["data"]["message"]["seq"].as_i64(), ack["data"]["duplicate"].as_bool()),
+        (Some(1), Some(false))
+    );
+    // Stored before the ack: history already has it.
+    assert_eq!(history(&app, &mitra.token, &session, "").await.len(), 1);
+
+    let got = next_event(&mut mitra.socket, "chat_message").await;
+    assert_eq!(
+        (got["message"]["body"].as_str(), got["message"]["sender_role"].as_str()),
+        (Some("Halo, aku mau cerita"), Some("customer"))
+    );
+    assert_eq!(next_event(&mut second_device, "chat_message").await["message"]["client_msg_id"], "c-1");
+
+    let (status, sent) = send_rest(&app, &mitra.token, &session, "m-1", "Halo, aku dengerin ya").await;
+    assert_eq!((status, sent["message"]["seq"].as_i64()), (201, Some(2)));
+    // The sending socket gets its own message as an event too (for the app's other screens).
+    assert_eq!(next_event(&mut customer.socket, "chat_message").await["message"]["seq"], 1);
+    assert_eq!(next_event(&mut customer.socket, "chat_message").await["message"]["seq"], 2);
+
+    let all = history(&app, &customer.token, &session, "").await;
+    let seqs: Vec<i64> = all.iter().filter_map(|m| m["seq"].as_i64()).collect();
+    assert_eq!(seqs, vec![1, 2]);
+    assert_eq!(history(&app, &customer.token, &session, "?after_seq=1").await.len(), 1);
+    assert_eq!(history(&app, &customer.token, &session, "?before_seq=2").await[0]["seq"], 1);
+}
+
+#[tokio::test]
+async fn a_resend_with_the_same_client_id_is_stored_once() {
+    let app = TestApp::spawn().await;
+    let Paired { mut customer, mitra, session } = paired(&app).await;
+    let first = command(
+        &mut customer.socket,
+        "send_message",
+        json!({"session_id": session, "client_msg_id": "dup", "body": "sekali"}),
+    )
+    .await;
+    let again = command(
+        &mut customer.socket,
+        "send_message",
+        json!({"session_id": session, "client_msg_id": "dup", "body": "sekali"}),
+    )
+    .await;
+    assert_eq!(first["data"]["message"]["id"], again["data"]["message"]["id"]);
+    assert_eq!(again["data"]["duplicate"], true);
+    // The REST fallback and several devices at once: still one message.
+    let resends = (0..5).map(|_| send_rest(&app, &customer.token, &session, "dup", "sekali"));
+    for (status, body) in futures::future::join_all(resends).await {
+        assert_eq!((status, body["message"]["id"].clone()), (200, first["data"]["message"]["id"].clone()));
+    }
+    assert_eq!(history(&app, &mitra.token, &session, "").await.len(), 1);
+    // The next message is numbered right after: no number was spent on the resends.
+    let (_, next) = send_rest(&app, &customer.token, &session, "next", "lanjut").await;
+    assert_eq!(next["message"]["seq"], 2);
+}
+
+#[tokio::test]
+async fn concurrent_sends_from_both_sides_and_devices_are_numbered_without_gaps() {
+    let app = TestApp::spawn().await;
+    let Paired { customer, mitra, session } = paired(&app).await;
+    let planned: Vec<(&str, String, &str)> = (0..30)
+        .flat_map(|n| {
+            [
+                (customer.token.as_str(), format!("c-{n}"), "dari customer"),
+                (customer.token.as_str(), format!("c2-{n}"), "perangkat kedua"),
+                (mitra.token.as_str(), format!("m-{n}"), "dari mitra"),
+            ]
+        })
+        .collect();
+    let sends = planned.iter().map(|(token, id, body)| send_rest(&app, token, &session, id, body));
+    let results = futures::future::join_all(sends).await;
+    assert!(results.iter().all(|(status, _)| *status == 201), "{results:?}");
+    let seqs: BTreeSet<i64> =
+        results.iter().filter_map(|(_, body)| body["message"]["seq"].as_i64()).collect();
+    assert_eq!(seqs, (1..=90).collect::<BTreeSet<i64>>(), "every number once, no gaps");
+    let stored = history(&app, &mitra.token, &session, "?limit=200").await;
+    let in_order: Vec<i64> = stored.iter().filter_map(|m| m["seq"].as_i64()).collect();
+    assert_eq!(in_order, (1..=90).collect::<Vec<i64>>());
+}
+
+#[tokio::test]
+async fn receipts_move_forward_only_and_reach_the_sender() {
+    let app = TestApp::spawn().await;
+    let Paired { mut customer, mut mitra, session } = paired(&app).await;
+    for n in 1..=3 {
+        send_rest(&app, &customer.token, &session, &format!("c-{n}"), "pesan").await;
+    }
+    let ack =
+        command(&mut mitra.socket, "mark_delivered", json!({"session_id": session, "up_to_seq": 3})).await;
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let delivered = next_event(&mut customer.socket, "message_delivered").await;
+    assert_eq!((delivered["up_to_seq"].as_i64(), delivered["by"].as_str()), (Some(3), Some("mitra")));
+    command(&mut mitra.socket, "mark_read", json!({"session_id": session, "up_to_seq": 2})).await;
+    assert_eq!(next_event(&mut customer.socket, "message_read").await["up_to_seq"], 2);
+    // Backwards, or past the last message: clamped, never lowered.
+    command(&mut mitra.socket, "mark_read", json!({"session_id": session, "up_to_seq": 1})).await;
+    command(&mut mitra.socket, "mark_read", json!({"session_id": session, "up_to_seq": 99})).await;
+    assert_eq!(next_event(&mut customer.socket, "message_read").await["up_to_seq"], 3);
+    let url = app.public_url(&format!("/api/shared/chat-sessions/{session}"));
+    let (_, view) = app.call(Method::GET, &url, Some(&customer.token), None).await;
+    assert_eq!(
+        (view["partner_delivered_seq"].as_i64(), view["partner_read_seq"].as_i64()),
+        (Some(3), Some(3))
+    );
+}
+
+#[tokio::test]
+async fn typing_reaches_the_other_side_is_never_stored_and_is_throttled() {
+    let app = TestApp::spawn().await;
+    let Paired { mut customer, mut mitra, session } = paired(&app).await;
+    let ack = command(&mut customer.socket, "typing", json!({"session_id": session})).await;
+    assert_eq!(ack["data"]["throttled"], false);
+    let typing = loop {
+        let frame = mitra.socket.next_json().await;
+        if frame["type"] == "typing" {
+            break frame;
+        }
+    };
+    assert!(typing.get("id").is_none(), "typing is ephemeral: {typing}");
+    assert_eq!(
+        (typing["data"]["by"].as_str(), typing["data"]["expires_in_ms"].as_i64()),
+        (Some("customer"), Some(5_000))
+    );
+    let again = command(&mut customer.socket, "typing", json!({"session_id": session})).await;
+    assert_eq!(again["data"]["throttled"], true);
+    assert!(history(&app, &mitra.token, &session, "").await.is_empty());
+}
+
+#[tokio::test]
+async fn bad_messages_and_other_peoples_sessions_are_refused_with_codes() {
+    let app = TestApp::spawn().await;
+    let Paired { mut customer, mitra, session } = paired(&app).await;
+    let stranger = crate::pairing::customer(&app).await;
+    let cases = [
+        (json!({"session_id": session, "client_msg_id": "a", "body": ""}), "invalid_message_body"),
+        (json!({"session_id": session, "client_msg_id": "a", "body": "   "}), "invalid_message_body"),
+        (
+            json!({"session_id": session, "client_msg_id": "a", "body": "x".repeat(4_001)}),
+            "invalid_message_body",
+        ),
+        (json!({"session_id": session, "client_msg_id": "", "body": "hi"}), "invalid_client_msg_id"),
+        (
+            json!({"session_id": session, "client_msg_id": "y".repeat(65), "body": "hi"}),
+            "invalid_client_msg_id",
+        ),
+        (json!({"session_id": Uuid::new_v4(), "client_msg_id": "a", "body": "hi"}), "chat_session_not_found"),
+        (json!({"session_id": "nope", "client_msg_id": "a", "body": "hi"}), "invalid_command"),
+        (json!({"session_id": session, "body": "hi"}), "invalid_command"),
+    ];
+    for (data, code) in cases {
+        let answer = command(&mut customer.socket, "send_message", data.clone()).await;
+        assert_eq!(
+            (answer["type"].as_str(), answer["data"]["code"].as_str()),
+            (Some("error"), Some(code)),
+            "{data}"
+        );
+    }
+    let max = "x".repeat(4_000);
+    let ok = command(
+        &mut customer.socket,
+        "send_message",
+        json!({"session_id": session, "client_msg_id": "max", "body": max}),
+    )
+    .await;
+    assert_eq!(ok["type"], "message_ack");
+    // Someone else's session: not found, whether they send, read or mark.
+    let (status, body) = send_rest(&app, &stranger.token, &session, "s-1", "halo").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("chat_session_not_found")));
+    let url = app.public_url(&format!("/api/shared/chat-sessions/{session}/messages"));
+    let (status, _) = app.call(Method::GET, &url, Some(&stranger.token), None).await;
+    assert_eq!(status, 404);
+    let (status, body) = app.call(Method::GET, &format!("{url}?limit=0"), Some(&mitra.token), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_page")));
+    let (status, body) = app.call(Method::GET, &format!("{url}?limit=ten"), Some(&mitra.token), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")));
+    assert_eq!(history(&app, &mitra.token, &session, "").await.len(), 1, "nothing else was stored");
+}
+
+#[tokio::test]
+async fn a_recipient_without_a_socket_gets_one_push_naming_the_session_and_resumes_everything() {
+    let app = TestApp::spawn().await;
+    let pool = app.store.pg_pool();
+    let Paired { customer, mut mitra, session } = paired(&app).await;
+    let device = json!({"fcm_token": format!("fcm-{}", mitra.id), "platform": "android"});
+    app.call(Method::PUT, &app.public_url("/api/shared/devices"), Some(&mitra.token), Some(device)).await;
+    let last_id = {
+        send_rest(&app, &customer.token, &session, "before", "sebelum").await;
+        let frame = loop {
+            let frame = mitra.socket.next_json().await;
+            if frame["type"] == "chat_message" {
+                break frame;
+            }
+        };
+        frame["id"].as_str().expect("durable").to_owned()
+    };
+    drop(mitra.socket);
+    // Wait until the hub has dropped the mitra's route.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while domain::presence::user_connected(&app.store, &app.settings.presence, mitra.id).await.expect("read")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "the socket never went away");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for n in 1..=3 {
+        send_rest(&app, &customer.token, &session, &format!("away-{n}"), &format!("pesan {n}")).await;
+    }
+    let pushes: Vec<Value> = sqlx::query_scalar(
+        "SELECT convert_from(job, 'UTF8')::jsonb FROM apalis.jobs WHERE job_type = $1 ORDER BY run_at",
+    )
+    .bind(std::any::type_name::<domain::jobs::Push>())
+    .fetch_all(pool)
+    .await
+    .expect("pushes");
+    assert_eq!(pushes.len(), 3, "one push per message while away");
+    for push in &pushes {
+        assert_eq!(push["account"], json!(mitra.id));
+        assert_eq!(push["message"]["data"]["chat_session_id"], session.as_str());
+        assert_eq!(
+            push["message"]["collapse_key"],
+            format!("chat:{session}").as_str(),
+            "they collapse into one"
+        );
+        assert_eq!(push["message"]["title"], "Rani");
+    }
+    // Back online with the last id seen: the three, in order, nothing lost.
+    let url = format!("{}&last_event_id={last_id}", ws_url_with_token(app.public, &mitra.token));
+    let mut back = WsClient::connect_welcomed(&url).await;
+    let mut bodies = Vec::new();
+    while bodies.len() < 3 {
+        let frame = back.next_json().await;
+        if frame["type"] == "chat_message" {
+            bodies.push(frame["data"]["message"]["body"].as_str().expect("body").to_owned());
+        }
+    }
+    assert_eq!(bodies, vec!["pesan 1", "pesan 2", "pesan 3"]);
+}
+
+#[tokio::test]
+async fn each_side_sees_the_other_only_by_the_name_it_may_see() {
+    let app = TestApp::spawn().await;
+    let Paired { customer, mitra, session } = paired(&app).await;
+    let list = app.public_url("/api/shared/chat-sessions");
+    let (_, mine) = app.call(Method::GET, &list, Some(&customer.token), None).await;
+    assert_eq!(mine["sessions"][0]["partner"], json!({"id": mitra.id, "display_name": "Bestie Ayu"}));
+    let (_, theirs) = app.call(Method::GET, &list, Some(&mitra.token), None).await;
+    assert_eq!(theirs["sessions"][0]["partner"], json!({"call_name": "Rani"}));
+    assert!(!theirs.to_string().contains("+62"), "no phone number reaches a mitra");
+    let (_, card) = app
+        .call(Method::GET, &app.public_url("/api/client/chat-sessions/active"), Some(&customer.token), None)
+        .await;
+    assert_eq!(
+        (card["session"]["id"].as_str(), card["session"]["status"].as_str()),
+        (Some(session.as_str()), Some("active"))
+    );
+    let (status, _) = app
+        .call(Method::GET, &app.public_url("/api/client/chat-sessions/active"), Some(&mitra.token), None)
+        .await;
+    assert_eq!(status, 403);
+}
