@@ -87,6 +87,10 @@ pub fn public_routes(state: &AppState) -> Router<AppState> {
         .route("/api/shared/chat-sessions/{id}/messages", get(chat::messages).post(chat::send))
         .route("/api/shared/chat-sessions/{id}/receipts", post(chat::receipts))
         .route("/api/client/chat-sessions/active", get(chat::active))
+        .route("/api/client/chat-sessions/{id}/end", post(chat::customer_end))
+        .route("/api/mitra/chat-requests/sessions/{id}/end", post(chat::mitra_end))
+        .route("/api/shared/chat-sessions/{id}/closing-message", post(chat::closing_message))
+        .route("/api/shared/config", get(chat::public_config))
 }
 
 /// The REST routes of the internal listener (control center).

@@ -271,6 +271,25 @@ pub async fn current(
     }
 }
 
+/// Every key apps may read (`public`), with its current value: `GET /api/shared/config`.
+pub async fn public_values(
+    store: &crate::store::Store,
+) -> Result<serde_json::Map<String, Value>, crate::store::StoreError> {
+    let stored: std::collections::HashMap<String, Value> =
+        store.app_config_values().await?.into_iter().collect();
+    Ok(KEYS
+        .iter()
+        .filter(|spec| spec.public)
+        .map(|spec| {
+            let value = stored
+                .get(spec.key)
+                .and_then(|v| spec.validate(v).ok())
+                .unwrap_or_else(|| spec.default_value());
+            (spec.key.to_owned(), value)
+        })
+        .collect())
+}
+
 /// The current value of an integer key.
 pub async fn integer(
     store: &crate::store::Store,

@@ -36,6 +36,8 @@ pub enum EventKind {
     SessionClosing,
     SessionResumed,
     SessionCompleted,
+    /// The other side left its goodbye while the session was closing.
+    ClosingMessage,
     ExtensionRequested,
     ExtensionResolved,
     /// A mitra's own presence, as the server sees it (status and connection).
@@ -43,7 +45,8 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 21] = [
+        Self::ClosingMessage,
         Self::ChatRequest,
         Self::ChatRequestTaken,
         Self::ChatRequestCancelled,
@@ -86,6 +89,7 @@ impl EventKind {
             Self::SessionClosing => "session_closing",
             Self::SessionResumed => "session_resumed",
             Self::SessionCompleted => "session_completed",
+            Self::ClosingMessage => "closing_message",
             Self::ExtensionRequested => "extension_requested",
             Self::ExtensionResolved => "extension_resolved",
             Self::PresenceChanged => "presence_changed",

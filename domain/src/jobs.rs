@@ -23,6 +23,12 @@ pub enum TimerKind {
     ExpirePaymentSession,
     /// A pairing request's window ends (general blast or returning chat).
     ClosePairingRequest,
+    /// `session_ending_warning_seconds` before a session's end.
+    WarnSessionEnding,
+    /// A session's time is up: it starts closing.
+    EndSessionTime,
+    /// A closing session's grace window ends: it completes.
+    CompleteSession,
 }
 
 impl TimerKind {
@@ -31,6 +37,9 @@ impl TimerKind {
             Self::Probe => "probe",
             Self::ExpirePaymentSession => "expire_payment_session",
             Self::ClosePairingRequest => "close_pairing_request",
+            Self::WarnSessionEnding => "warn_session_ending",
+            Self::EndSessionTime => "end_session_time",
+            Self::CompleteSession => "complete_session",
         }
     }
 }

@@ -23,5 +23,6 @@ pub mod presence;
 pub mod push;
 pub mod seed;
 pub mod services;
+pub mod session;
 pub mod settings;
 pub mod store;

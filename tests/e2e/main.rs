@@ -16,6 +16,7 @@ mod payments;
 mod process;
 mod push;
 mod schema;
+mod sessions;
 mod shutdown;
 mod sweep;
 mod tidy;

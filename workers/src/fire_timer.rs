@@ -17,6 +17,11 @@ pub async fn run(timer: &FireTimer, ctx: &JobContext) -> Result<(), StoreError> 
         TimerKind::ClosePairingRequest => {
             domain::pairing::close_window(&ctx.services, timer.key).await.map(drop)
         }
+        TimerKind::WarnSessionEnding => {
+            domain::session::warn(&ctx.services, timer.key, timer.due_at_ms).await
+        }
+        TimerKind::EndSessionTime => domain::session::time_up(&ctx.services, timer.key).await,
+        TimerKind::CompleteSession => domain::session::complete(&ctx.services, timer.key).await,
     }
 }
 

@@ -42,6 +42,10 @@ pub async fn run(_job: &SweepPaymentSessions, ctx: &JobContext) -> Result<(), St
     if closed > 0 {
         tracing::warn!(closed, "closed searches whose window timer was lost");
     }
+    let moved = domain::session::close_overdue(&ctx.services).await?;
+    if moved > 0 {
+        tracing::warn!(moved, "moved chat sessions whose timers were lost");
+    }
     Ok(())
 }
 

@@ -119,3 +119,73 @@ pub async fn active(
     let row = chat::active_session(&state.store, &customer).await?;
     Ok(Json(json!({ "session": row.map(|row| chat::session_json(&customer, &row)) })))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndEarly {
+    reason_code: String,
+    reason_text: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClosingMessage {
+    message: String,
+}
+
+/// # `POST /api/mitra/chat-requests/sessions/{id}/end`
+/// The mitra ends the session early (when `early_end_mitra_enabled`; else 403
+/// `feature_disabled`): it starts closing, with the reason recorded.
+pub async fn mitra_end(
+    State(state): State<AppState>,
+    crate::caller::Mitra(mitra): crate::caller::Mitra,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<EndEarly>,
+) -> Result<Json<Value>, ApiError> {
+    let row = domain::session::end_early(
+        &state.services,
+        &mitra,
+        id,
+        &body.reason_code,
+        body.reason_text.as_deref(),
+    )
+    .await?;
+    Ok(Json(chat::session_json(&mitra, &row)))
+}
+
+/// # `POST /api/client/chat-sessions/{id}/end`
+/// The customer's early end (when `early_end_customer_enabled`).
+pub async fn customer_end(
+    State(state): State<AppState>,
+    Customer(customer): Customer,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<EndEarly>,
+) -> Result<Json<Value>, ApiError> {
+    let row = domain::session::end_early(
+        &state.services,
+        &customer,
+        id,
+        &body.reason_code,
+        body.reason_text.as_deref(),
+    )
+    .await?;
+    Ok(Json(chat::session_json(&customer, &row)))
+}
+
+/// # `POST /api/shared/chat-sessions/{id}/closing-message`
+/// `{message}`: the caller's goodbye while the session is closing (once per side).
+pub async fn closing_message(
+    State(state): State<AppState>,
+    AppUser(caller): AppUser,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<ClosingMessage>,
+) -> Result<Json<Value>, ApiError> {
+    let row = domain::session::leave_closing_message(&state.services, &caller, id, &body.message).await?;
+    Ok(Json(chat::session_json(&caller, &row)))
+}
+
+/// # `GET /api/shared/config`
+/// The configuration apps read: price tiers, the free trial, feature gates, timings.
+pub async fn public_config(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(Value::Object(domain::app_config::public_values(&state.store).await?)))
+}

@@ -55,7 +55,8 @@ pub struct SessionRow {
     pub closure_kind: Option<String>,
 }
 
-const SESSION_SELECT: &str = "SELECT s.id, s.customer_id, s.mitra_id, c.call_name AS customer_call_name,
+pub(crate) const SESSION_SELECT: &str =
+    "SELECT s.id, s.customer_id, s.mitra_id, c.call_name AS customer_call_name,
         m.display_name AS mitra_display_name, s.status, s.started_at, s.ends_at, s.closing_started_at,
         s.grace_ends_at, s.completed_at, s.last_seq, s.customer_delivered_seq, s.customer_read_seq,
         s.mitra_delivered_seq, s.mitra_read_seq, x.customer_message AS customer_closing_message,

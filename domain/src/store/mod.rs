@@ -18,6 +18,7 @@ pub mod payments;
 pub mod presence;
 pub mod refresh_tokens;
 mod revocation;
+pub mod sessions;
 pub mod timers;
 
 use std::time::Duration;

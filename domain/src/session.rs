@@ -1,0 +1,278 @@
+//! A chat session's life: the ending-soon warning, time up → closing (goodbyes, the
+//! customer may still extend), grace end → completed (the mitra's capacity frees up), and
+//! an early end by either side where the control center allows it.
+//!
+//! The three moments are durable timers scheduled when the session starts; each re-reads
+//! the session, so a repeated, late or stale timer (the session was extended or ended
+//! early) changes nothing. The payment sweep moves sessions whose timers were lost.
+
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::app_config;
+use crate::auth::{Principal, Role};
+use crate::chat::SessionRow;
+use crate::error::{DomainError, ErrorKind};
+use crate::event::{Event, EventKind};
+use crate::jobs::{Timer, TimerKind};
+use crate::services::{Notice, Services};
+use crate::store::StoreError;
+use crate::store::sessions::{EndRefusal, Step};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("ending a session early is switched off")]
+    FeatureDisabled,
+    #[error("reason_code must be 1 to 64 characters of a-z, 0-9 and _")]
+    InvalidReasonCode,
+    #[error("reason_text must be at most 1,000 characters")]
+    InvalidReasonText,
+    #[error("a closing message must be 1 to 1,000 characters and not only white space")]
+    InvalidClosingMessage,
+    #[error("no such chat session of yours")]
+    NotFound,
+    #[error("the session is {0}")]
+    NotAllowed(String),
+    #[error("you already left your closing message")]
+    AlreadySaid,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl DomainError for SessionError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::FeatureDisabled => "feature_disabled",
+            Self::InvalidReasonCode => "invalid_reason_code",
+            Self::InvalidReasonText => "invalid_reason_text",
+            Self::InvalidClosingMessage => "invalid_closing_message",
+            Self::NotFound => "chat_session_not_found",
+            Self::NotAllowed(_) => "chat_session_not_open",
+            Self::AlreadySaid => "closing_message_already_left",
+            Self::Store(e) => e.code(),
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::FeatureDisabled => ErrorKind::Forbidden,
+            Self::InvalidReasonCode | Self::InvalidReasonText | Self::InvalidClosingMessage => {
+                ErrorKind::Invalid
+            }
+            Self::NotFound => ErrorKind::NotFound,
+            Self::NotAllowed(_) | Self::AlreadySaid => ErrorKind::Conflict,
+            Self::Store(e) => e.kind(),
+        }
+    }
+
+    fn details(&self) -> Vec<(&'static str, serde_json::Value)> {
+        match self {
+            Self::NotAllowed(status) => vec![("status", json!(status))],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl From<EndRefusal> for SessionError {
+    fn from(refusal: EndRefusal) -> Self {
+        match refusal {
+            EndRefusal::NotFound => Self::NotFound,
+            EndRefusal::NotAllowed(status) => Self::NotAllowed(status),
+            EndRefusal::AlreadySaid => Self::AlreadySaid,
+        }
+    }
+}
+
+fn ms(at: chrono::DateTime<chrono::Utc>) -> u64 {
+    u64::try_from(at.timestamp_millis()).unwrap_or_default()
+}
+
+/// Schedules the warning and the time-up of a session that (re)starts running until
+/// `ends_at`. A failure is logged: the sweep ends sessions whose timers were lost.
+pub async fn schedule_end(services: &Services, session: Uuid, ends_at: chrono::DateTime<chrono::Utc>) {
+    let warning_s =
+        app_config::integer(&services.store, "session_ending_warning_seconds").await.unwrap_or(60);
+    let end_ms = ms(ends_at);
+    let warn_ms = end_ms.saturating_sub(u64::try_from(warning_s).unwrap_or(60).saturating_mul(1_000));
+    let mut timers = vec![Timer { kind: TimerKind::EndSessionTime, key: session, due_at_ms: end_ms }];
+    if warn_ms > crate::clock::now_ms() {
+        timers.push(Timer { kind: TimerKind::WarnSessionEnding, key: session, due_at_ms: warn_ms });
+    }
+    for timer in timers {
+        if let Err(error) = services.jobs.schedule(timer).await {
+            tracing::warn!(%error, %session, "a session timer could not be queued; the sweep will end it");
+        }
+    }
+}
+
+/// Both parties of a session get `event`.
+async fn tell_both(services: &Services, row: &SessionRow, kind: EventKind, data: serde_json::Value) {
+    let event = Event::new(kind, data);
+    services
+        .notify(vec![
+            Notice { role: Role::Customer, user: row.customer_id, event: event.clone(), push: None },
+            Notice { role: Role::Mitra, user: row.mitra_id, event, push: None },
+        ])
+        .await;
+}
+
+/// The warning timer: tells both sides the session ends soon, unless it was extended or
+/// ended meanwhile (its end is no longer the one this timer was for).
+pub async fn warn(services: &Services, session: Uuid, due_at_ms: u64) -> Result<(), StoreError> {
+    let Some(row) = services.store.session_for_timer(session).await? else { return Ok(()) };
+    let warning_s = app_config::integer(&services.store, "session_ending_warning_seconds").await?;
+    let expected_end_ms =
+        due_at_ms.saturating_add(u64::try_from(warning_s).unwrap_or(0).saturating_mul(1_000));
+    let stale = ms(row.ends_at).abs_diff(expected_end_ms) > 1_000;
+    if stale || !matches!(row.status.as_str(), "active" | "extending") {
+        return Ok(());
+    }
+    let seconds_left = (row.ends_at - chrono::Utc::now()).num_seconds().max(0);
+    let data = json!({ "session_id": row.id, "ends_at": row.ends_at, "seconds_left": seconds_left });
+    tell_both(services, &row, EventKind::SessionEndingWarning, data).await;
+    Ok(())
+}
+
+/// The time-up timer: an active session starts closing.
+pub async fn time_up(services: &Services, session: Uuid) -> Result<(), StoreError> {
+    let grace = app_config::integer(&services.store, "closing_grace_minutes").await?;
+    let row = match step(|| services.store.close_for_time_up(session, grace)).await? {
+        Some(row) => row,
+        None => return Ok(()),
+    };
+    closing_started(services, &row, "time_up", None).await;
+    Ok(())
+}
+
+/// Schedules the grace end and tells both sides the session is closing.
+async fn closing_started(services: &Services, row: &SessionRow, reason: &str, by: Option<Role>) {
+    if let Some(grace_ends_at) = row.grace_ends_at {
+        let timer = Timer { kind: TimerKind::CompleteSession, key: row.id, due_at_ms: ms(grace_ends_at) };
+        if let Err(error) = services.jobs.schedule(timer).await {
+            tracing::warn!(%error, session = %row.id, "the grace timer could not be queued; the sweep will complete it");
+        }
+    }
+    let data = json!({
+        "session_id": row.id,
+        "reason": reason,
+        "by": by,
+        "grace_ends_at": row.grace_ends_at,
+        // Only a session whose time ran out may still be extended by the customer.
+        "can_extend": reason == "time_up",
+    });
+    tell_both(services, row, EventKind::SessionClosing, data).await;
+}
+
+/// The grace timer: a closing session completes and the mitra's capacity frees up.
+pub async fn complete(services: &Services, session: Uuid) -> Result<(), StoreError> {
+    let Some(row) = step(|| services.store.complete_session(session)).await? else { return Ok(()) };
+    let cap = app_config::integer(&services.store, "max_customers_per_mitra").await?;
+    match services.store.add_mitra_sessions(row.mitra_id, -1, cap).await {
+        Ok(presence) if presence.available => {
+            if let Err(error) =
+                crate::pairing::offer_open_requests(services, row.mitra_id, presence.active_sessions).await
+            {
+                tracing::warn!(%error, "offering open requests to a freed-up mitra failed");
+            }
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "could not update the mitra's session count in Redis"),
+    }
+    let data = json!({ "session_id": row.id, "completed_at": row.completed_at });
+    tell_both(services, &row, EventKind::SessionCompleted, data).await;
+    Ok(())
+}
+
+/// Runs a lifecycle step, waiting while the database's clock says it is not due yet.
+async fn step<F, Fut>(run: F) -> Result<Option<SessionRow>, StoreError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Step, StoreError>>,
+{
+    for _ in 0..5 {
+        match run().await? {
+            Step::Done(row) => return Ok(Some(*row)),
+            Step::Nothing => return Ok(None),
+            Step::NotYet { left_ms } => {
+                tokio::time::sleep(std::time::Duration::from_millis(left_ms.clamp(1, 5_000))).await;
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Ends the caller's active session now, where the control center allows it
+/// (`early_end_mitra_enabled` / `early_end_customer_enabled`). A mitra over
+/// `early_end_mitra_daily_cap` early ends today is flagged for review (not blocked).
+#[tracing::instrument(skip_all, fields(session_id = %session))]
+pub async fn end_early(
+    services: &Services,
+    caller: &Principal,
+    session: Uuid,
+    reason_code: &str,
+    reason_text: Option<&str>,
+) -> Result<SessionRow, SessionError> {
+    let store = &services.store;
+    let gate =
+        if caller.role == Role::Mitra { "early_end_mitra_enabled" } else { "early_end_customer_enabled" };
+    if !app_config::boolean(store, gate).await? {
+        return Err(SessionError::FeatureDisabled);
+    }
+    let code_ok = (1..=64).contains(&reason_code.len())
+        && reason_code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !code_ok {
+        return Err(SessionError::InvalidReasonCode);
+    }
+    let reason_text = reason_text.map(str::trim).filter(|text| !text.is_empty());
+    if reason_text.is_some_and(|text| text.chars().count() > 1_000) {
+        return Err(SessionError::InvalidReasonText);
+    }
+    let grace = app_config::integer(store, "closing_grace_minutes").await?;
+    let (row, today) = store.end_early(caller, session, reason_code, reason_text, grace).await??;
+    if let Some(count) = today {
+        let cap = app_config::integer(store, "early_end_mitra_daily_cap").await?;
+        if count > cap {
+            store.flag_mitra_for_early_ends(caller.id, count).await?;
+        }
+    }
+    closing_started(services, &row, "early_end", Some(caller.role)).await;
+    Ok(row)
+}
+
+/// The caller's goodbye while the session is closing; the other side gets it live.
+pub async fn leave_closing_message(
+    services: &Services,
+    caller: &Principal,
+    session: Uuid,
+    message: &str,
+) -> Result<SessionRow, SessionError> {
+    let trimmed = message.trim();
+    if trimmed.is_empty() || trimmed.chars().count() > 1_000 {
+        return Err(SessionError::InvalidClosingMessage);
+    }
+    let row = services.store.leave_closing_message(caller, session, trimmed).await??;
+    let (role, other) = match caller.role {
+        Role::Customer => (Role::Mitra, row.mitra_id),
+        _ => (Role::Customer, row.customer_id),
+    };
+    let event = Event::new(
+        EventKind::ClosingMessage,
+        json!({ "session_id": row.id, "by": caller.role, "message": trimmed }),
+    );
+    services.notify(vec![Notice { role, user: other, event, push: None }]).await;
+    Ok(row)
+}
+
+/// Moves sessions whose timers were lost (a process died before queuing them): active
+/// past their end over a minute ago start closing; closing past their grace complete.
+pub async fn close_overdue(services: &Services) -> Result<usize, StoreError> {
+    let (ended, graced) = services.store.overdue_sessions(60).await?;
+    let moved = ended.len() + graced.len();
+    for session in ended {
+        time_up(services, session).await?;
+    }
+    for session in graced {
+        complete(services, session).await?;
+    }
+    Ok(moved)
+}

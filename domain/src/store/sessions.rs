@@ -1,0 +1,262 @@
+//! A chat session's life after it started: time up → closing (with its grace window) →
+//! completed, an early end by either side, and the goodbye each side leaves.
+//!
+//! Each move is one statement (or one transaction) guarded by the session's status, so a
+//! timer that fires twice, late, or races an early end changes the session once.
+
+use sqlx::AssertSqlSafe;
+use uuid::Uuid;
+
+use super::chat::SessionRow;
+use super::{Store, StoreError};
+use crate::auth::{Principal, Role};
+
+/// What a lifecycle timer found.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// The session moved; here it is now.
+    Done(Box<SessionRow>),
+    /// Not due yet by the database's clock (the worker's clock runs ahead).
+    NotYet { left_ms: u64 },
+    /// Nothing to do: the session is elsewhere in its life (ended early, extended, done).
+    Nothing,
+}
+
+/// Why an early end or a goodbye was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndRefusal {
+    NotFound,
+    /// The session is not in a state that allows it (its status).
+    NotAllowed(String),
+    /// This side already left its goodbye.
+    AlreadySaid,
+}
+
+impl Store {
+    async fn session_by_id(&self, id: Uuid) -> Result<Option<SessionRow>, StoreError> {
+        let query = format!("{} WHERE s.id = $1", super::chat::SESSION_SELECT);
+        Ok(sqlx::query_as(AssertSqlSafe(query)).bind(id).fetch_optional(&self.pg).await?)
+    }
+
+    /// A session, whoever's it is (for the timers, which act for the system).
+    pub async fn session_for_timer(&self, id: Uuid) -> Result<Option<SessionRow>, StoreError> {
+        self.session_by_id(id).await
+    }
+
+    /// Time is up: an active session starts closing, with `grace_minutes` for goodbyes.
+    pub async fn close_for_time_up(&self, id: Uuid, grace_minutes: i64) -> Result<Step, StoreError> {
+        let mut tx = self.pg.begin().await?;
+        let due: Option<(String, i64)> = sqlx::query_as(
+            "SELECT status, greatest(0, ceil(extract(epoch FROM ends_at - now()) * 1000))::bigint
+             FROM chat_sessions WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match due {
+            Some((status, left_ms)) if status == "active" && left_ms > 0 => {
+                return Ok(Step::NotYet { left_ms: u64::try_from(left_ms).unwrap_or(0) });
+            }
+            Some((status, _)) if status == "active" => {}
+            _ => return Ok(Step::Nothing),
+        }
+        sqlx::query(
+            "UPDATE chat_sessions SET status = 'closing', closing_started_at = now(),
+                    grace_ends_at = now() + make_interval(mins => $2::int)
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(i32::try_from(grace_minutes).unwrap_or(5))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO session_closures (chat_session_id, kind, initiated_by) VALUES ($1, 'time_up', 'system')
+             ON CONFLICT (chat_session_id) DO NOTHING",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(self.session_by_id(id).await?.map_or(Step::Nothing, |row| Step::Done(Box::new(row))))
+    }
+
+    /// The grace window is over: a closing session completes.
+    pub async fn complete_session(&self, id: Uuid) -> Result<Step, StoreError> {
+        let mut tx = self.pg.begin().await?;
+        let due: Option<(String, i64)> = sqlx::query_as(
+            "SELECT status, greatest(0, ceil(extract(epoch FROM grace_ends_at - now()) * 1000))::bigint
+             FROM chat_sessions WHERE id = $1 FOR UPDATE",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        match due {
+            Some((status, left_ms)) if status == "closing" && left_ms > 0 => {
+                return Ok(Step::NotYet { left_ms: u64::try_from(left_ms).unwrap_or(0) });
+            }
+            Some((status, _)) if status == "closing" => {}
+            _ => return Ok(Step::Nothing),
+        }
+        sqlx::query("UPDATE chat_sessions SET status = 'completed', completed_at = now() WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(self.session_by_id(id).await?.map_or(Step::Nothing, |row| Step::Done(Box::new(row))))
+    }
+
+    /// One side ends an active (or extending) session early: it starts closing now, with
+    /// the reason recorded. Returns the session and how many early ends the mitra made
+    /// today (Asia/Jakarta), this one included, when the mitra ended it.
+    pub async fn end_early(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+        reason_code: &str,
+        reason: Option<&str>,
+        grace_minutes: i64,
+    ) -> Result<Result<(SessionRow, Option<i64>), EndRefusal>, StoreError> {
+        let column = match caller.role {
+            Role::Customer => "customer_id",
+            Role::Mitra => "mitra_id",
+            Role::Cc => return Ok(Err(EndRefusal::NotFound)),
+        };
+        let mut tx = self.pg.begin().await?;
+        let query = format!("SELECT status FROM chat_sessions WHERE id = $1 AND {column} = $2 FOR UPDATE");
+        let status: Option<String> = sqlx::query_scalar(AssertSqlSafe(query))
+            .bind(id)
+            .bind(caller.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match status.as_deref() {
+            None => return Ok(Err(EndRefusal::NotFound)),
+            Some("active" | "extending") => {}
+            Some(other) => return Ok(Err(EndRefusal::NotAllowed(other.to_owned()))),
+        }
+        sqlx::query(
+            "UPDATE chat_sessions SET status = 'closing', closing_started_at = now(),
+                    grace_ends_at = now() + make_interval(mins => $2::int)
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(i32::try_from(grace_minutes).unwrap_or(5))
+        .execute(&mut *tx)
+        .await?;
+        // A pending extension ends with the session (its payment is never charged).
+        sqlx::query(
+            "UPDATE extension_requests SET status = 'cancelled', resolution_reason = 'session_ended_early',
+                    resolved_at = now()
+             WHERE chat_session_id = $1 AND status = 'pending'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO session_closures (chat_session_id, kind, initiated_by, reason_code, reason)
+             VALUES ($1, 'early_end', $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(caller.role.as_str())
+        .bind(reason_code)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+        let today = if caller.role == Role::Mitra {
+            Some(
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM session_closures x JOIN chat_sessions s ON s.id = x.chat_session_id
+                     WHERE s.mitra_id = $1 AND x.kind = 'early_end' AND x.initiated_by = 'mitra'
+                       AND (x.closing_started_at AT TIME ZONE 'Asia/Jakarta')::date
+                           = (now() AT TIME ZONE 'Asia/Jakarta')::date",
+                )
+                .bind(caller.id)
+                .fetch_one(&mut *tx)
+                .await?,
+            )
+        } else {
+            None
+        };
+        tx.commit().await?;
+        let row = self.session_by_id(id).await?.ok_or(StoreError::Encode("session vanished".into()))?;
+        Ok(Ok((row, today)))
+    }
+
+    /// Flags the mitra for control-center review (once a day; the count is kept current).
+    pub async fn flag_mitra_for_early_ends(&self, mitra: Uuid, count: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO mitra_review_flags (mitra_id, reason, day, count)
+             VALUES ($1, 'early_end_daily_cap', (now() AT TIME ZONE 'Asia/Jakarta')::date, $2)
+             ON CONFLICT (mitra_id, reason, day) DO UPDATE SET count = greatest(mitra_review_flags.count, EXCLUDED.count)",
+        )
+        .bind(mitra)
+        .bind(i32::try_from(count).unwrap_or(i32::MAX))
+        .execute(&self.pg)
+        .await?;
+        Ok(())
+    }
+
+    /// The caller's goodbye while the session is closing; each side says it once.
+    pub async fn leave_closing_message(
+        &self,
+        caller: &Principal,
+        id: Uuid,
+        message: &str,
+    ) -> Result<Result<SessionRow, EndRefusal>, StoreError> {
+        let (party, side) = match caller.role {
+            Role::Customer => ("customer_id", "customer"),
+            Role::Mitra => ("mitra_id", "mitra"),
+            Role::Cc => return Ok(Err(EndRefusal::NotFound)),
+        };
+        let query = format!(
+            "UPDATE session_closures x SET {side}_message = $3, {side}_message_at = now()
+             FROM chat_sessions s
+             WHERE x.chat_session_id = s.id AND s.id = $1 AND s.{party} = $2 AND s.status = 'closing'
+               AND x.{side}_message IS NULL
+             RETURNING s.id"
+        );
+        let said: Option<Uuid> = sqlx::query_scalar(AssertSqlSafe(query))
+            .bind(id)
+            .bind(caller.id)
+            .bind(message)
+            .fetch_optional(&self.pg)
+            .await?;
+        let Some(row) = self.chat_session_for(caller, id).await? else {
+            return Ok(Err(EndRefusal::NotFound));
+        };
+        if said.is_some() {
+            return Ok(Ok(row));
+        }
+        let already = match caller.role {
+            Role::Customer => row.customer_closing_message.is_some(),
+            _ => row.mitra_closing_message.is_some(),
+        };
+        Ok(Err(if already { EndRefusal::AlreadySaid } else { EndRefusal::NotAllowed(row.status) }))
+    }
+
+    /// Sessions whose timers were lost: active past their end, closing past their grace
+    /// (by more than `grace_s`). The sweep moves them.
+    pub async fn overdue_sessions(&self, grace_s: i64) -> Result<(Vec<Uuid>, Vec<Uuid>), StoreError> {
+        let rows: Vec<(Uuid, String)> = sqlx::query_as(
+            "SELECT id, status FROM chat_sessions
+             WHERE (status = 'active' AND ends_at <= now() - make_interval(secs => $1::double precision))
+                OR (status = 'closing' AND grace_ends_at <= now() - make_interval(secs => $1::double precision))
+             LIMIT 1000",
+        )
+        .bind(grace_s as f64)
+        .fetch_all(&self.pg)
+        .await?;
+        let (active, closing): (Vec<_>, Vec<_>) =
+            rows.into_iter().partition(|(_, status)| status == "active");
+        Ok((active.into_iter().map(|r| r.0).collect(), closing.into_iter().map(|r| r.0).collect()))
+    }
+
+    /// Live sessions of the mitra (to set the Redis counter from the record).
+    pub async fn live_sessions_of_mitra(&self, mitra: Uuid) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM chat_sessions WHERE mitra_id = $1 AND status <> 'completed'",
+        )
+        .bind(mitra)
+        .fetch_one(&self.pg)
+        .await?)
+    }
+}
