@@ -91,6 +91,9 @@ pub fn public_routes(state: &AppState) -> Router<AppState> {
         .route("/api/mitra/chat-requests/sessions/{id}/end", post(chat::mitra_end))
         .route("/api/shared/chat-sessions/{id}/closing-message", post(chat::closing_message))
         .route("/api/shared/config", get(chat::public_config))
+        .route("/api/client/chat-sessions/{id}/extension", post(chat::request_extension))
+        .route("/api/mitra/extension-requests/{id}/approve", post(chat::approve_extension))
+        .route("/api/mitra/extension-requests/{id}/reject", post(chat::reject_extension))
 }
 
 /// The REST routes of the internal listener (control center).

@@ -29,6 +29,8 @@ pub enum TimerKind {
     EndSessionTime,
     /// A closing session's grace window ends: it completes.
     CompleteSession,
+    /// An extension request's window ends unanswered.
+    ExpireExtension,
 }
 
 impl TimerKind {
@@ -40,6 +42,7 @@ impl TimerKind {
             Self::WarnSessionEnding => "warn_session_ending",
             Self::EndSessionTime => "end_session_time",
             Self::CompleteSession => "complete_session",
+            Self::ExpireExtension => "expire_extension",
         }
     }
 }

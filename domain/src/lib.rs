@@ -14,6 +14,7 @@ pub mod devices;
 pub mod error;
 pub mod event;
 pub mod events;
+pub mod extension;
 pub mod jobs;
 pub mod metrics;
 pub mod pairing;

@@ -46,6 +46,8 @@ pub enum PaymentError {
     NotPending(String),
     #[error("the free trial is already in use")]
     FreeTrialUsed,
+    #[error("an extension payment is charged when the mitra approves the extension, not confirmed")]
+    ChargedOnApproval,
     #[error(transparent)]
     Charge(#[from] ChargeError),
     #[error(transparent)]
@@ -69,6 +71,7 @@ impl DomainError for PaymentError {
             Self::Abandoned => "payment_session_abandoned",
             Self::NotPending(_) => "payment_session_not_pending",
             Self::FreeTrialUsed => "free_trial_used",
+            Self::ChargedOnApproval => "extension_charged_on_approval",
             Self::Charge(e) => e.code(),
             Self::Job(e) => e.code(),
             Self::Store(e) => e.code(),
@@ -85,9 +88,11 @@ impl DomainError for PaymentError {
             Self::ChatSessionNotExtendable | Self::UnknownTargetedMitra | Self::NotFound => {
                 ErrorKind::NotFound
             }
-            Self::Expired | Self::Abandoned | Self::NotPending(_) | Self::FreeTrialUsed => {
-                ErrorKind::Conflict
-            }
+            Self::Expired
+            | Self::Abandoned
+            | Self::NotPending(_)
+            | Self::FreeTrialUsed
+            | Self::ChargedOnApproval => ErrorKind::Conflict,
             Self::Charge(e) => e.kind(),
             Self::Job(e) => e.kind(),
             Self::Store(e) => e.kind(),
@@ -184,6 +189,10 @@ pub async fn confirm(
     id: Uuid,
 ) -> Result<PaymentRow, PaymentError> {
     let lock = services.store.lock_payment(customer.id, id).await?.ok_or(PaymentError::NotFound)?;
+    if lock.row.purpose == "extension" {
+        lock.release().await?;
+        return Err(PaymentError::ChargedOnApproval);
+    }
     match lock.row.status.as_str() {
         "pending" if lock.past_expiry && lock.claimed_charge.is_none() => {
             lock.close_pending("expired").await?;

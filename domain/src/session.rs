@@ -133,10 +133,12 @@ pub async fn warn(services: &Services, session: Uuid, due_at_ms: u64) -> Result<
     Ok(())
 }
 
-/// The time-up timer: an active session starts closing.
-pub async fn time_up(services: &Services, session: Uuid) -> Result<(), StoreError> {
+/// The time-up timer: an active session starts closing. `due_at_ms` is the end the timer
+/// was queued for: when an extension moved the end, the stale timer does nothing (the
+/// sweep passes `None`).
+pub async fn time_up(services: &Services, session: Uuid, due_at_ms: Option<u64>) -> Result<(), StoreError> {
     let grace = app_config::integer(&services.store, "closing_grace_minutes").await?;
-    let row = match step(|| services.store.close_for_time_up(session, grace)).await? {
+    let row = match step(|| services.store.close_for_time_up(session, grace, due_at_ms)).await? {
         Some(row) => row,
         None => return Ok(()),
     };
@@ -163,9 +165,13 @@ async fn closing_started(services: &Services, row: &SessionRow, reason: &str, by
     tell_both(services, row, EventKind::SessionClosing, data).await;
 }
 
-/// The grace timer: a closing session completes and the mitra's capacity frees up.
-pub async fn complete(services: &Services, session: Uuid) -> Result<(), StoreError> {
-    let Some(row) = step(|| services.store.complete_session(session)).await? else { return Ok(()) };
+/// The grace timer: a closing session completes and the mitra's capacity frees up. A timer
+/// for a grace window that is no longer the session's (it was extended, then closed again)
+/// does nothing.
+pub async fn complete(services: &Services, session: Uuid, due_at_ms: Option<u64>) -> Result<(), StoreError> {
+    let Some(row) = step(|| services.store.complete_session(session, due_at_ms)).await? else {
+        return Ok(());
+    };
     let cap = app_config::integer(&services.store, "max_customers_per_mitra").await?;
     match services.store.add_mitra_sessions(row.mitra_id, -1, cap).await {
         Ok(presence) if presence.available => {
@@ -269,10 +275,15 @@ pub async fn close_overdue(services: &Services) -> Result<usize, StoreError> {
     let (ended, graced) = services.store.overdue_sessions(60).await?;
     let moved = ended.len() + graced.len();
     for session in ended {
-        time_up(services, session).await?;
+        time_up(services, session, None).await?;
     }
     for session in graced {
-        complete(services, session).await?;
+        complete(services, session, None).await?;
+    }
+    for extension in services.store.overdue_extensions(60).await? {
+        if let Err(error) = crate::extension::window_ended(services, extension).await {
+            tracing::warn!(%error, %extension, "resolving an extension whose timer was lost failed");
+        }
     }
     Ok(moved)
 }

@@ -9,6 +9,7 @@ mod auth;
 mod availability;
 mod charges;
 mod chat;
+mod extensions;
 mod health;
 mod hub;
 mod pairing;

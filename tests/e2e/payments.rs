@@ -253,9 +253,9 @@ async fn an_extension_is_never_a_free_trial() {
         (extension["is_free_trial"].as_bool(), extension["amount"].as_i64(), extension["purpose"].as_str()),
         (Some(false), Some(15_000), Some("extension"))
     );
-    // It cannot start a search.
-    let (status, _) = act(&app, &rani.token, &extension, "confirm").await;
-    assert_eq!(status, 200);
+    // It is charged when the mitra approves, not confirmed; and it cannot start a search.
+    let (status, body) = act(&app, &rani.token, &extension, "confirm").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("extension_charged_on_approval")));
     let (status, body) = start_blast(&app, &rani.token, &extension).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("payment_not_for_chat")));
     // Someone else's session cannot be extended.

@@ -8,21 +8,30 @@ use crate::timers::{FireTimer, TimerKind, now_ms, sleep_until};
 
 pub const JOB: &str = "fire_timer";
 
+/// A timer that failed; apalis runs it again (up to its attempts).
+#[derive(Debug, thiserror::Error)]
+pub enum TimerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Extension(#[from] domain::extension::ExtensionError),
+}
+
 /// Runs the timer's kind. Each kind re-reads the state it acts on, so running a timer
 /// twice, or late, changes nothing more.
-pub async fn run(timer: &FireTimer, ctx: &JobContext) -> Result<(), StoreError> {
+pub async fn run(timer: &FireTimer, ctx: &JobContext) -> Result<(), TimerError> {
+    let services = &ctx.services;
+    let (key, due) = (timer.key, timer.due_at_ms);
     match timer.kind {
-        TimerKind::Probe => crate::record_probe::run(timer.key, ctx).await,
-        TimerKind::ExpirePaymentSession => crate::expire_payment_session::run(timer.key, ctx).await,
-        TimerKind::ClosePairingRequest => {
-            domain::pairing::close_window(&ctx.services, timer.key).await.map(drop)
-        }
-        TimerKind::WarnSessionEnding => {
-            domain::session::warn(&ctx.services, timer.key, timer.due_at_ms).await
-        }
-        TimerKind::EndSessionTime => domain::session::time_up(&ctx.services, timer.key).await,
-        TimerKind::CompleteSession => domain::session::complete(&ctx.services, timer.key).await,
+        TimerKind::Probe => crate::record_probe::run(key, ctx).await?,
+        TimerKind::ExpirePaymentSession => crate::expire_payment_session::run(key, ctx).await?,
+        TimerKind::ClosePairingRequest => drop(domain::pairing::close_window(services, key).await?),
+        TimerKind::WarnSessionEnding => domain::session::warn(services, key, due).await?,
+        TimerKind::EndSessionTime => domain::session::time_up(services, key, Some(due)).await?,
+        TimerKind::CompleteSession => domain::session::complete(services, key, Some(due)).await?,
+        TimerKind::ExpireExtension => domain::extension::window_ended(services, key).await?,
     }
+    Ok(())
 }
 
 pub(crate) async fn handle(

@@ -189,3 +189,69 @@ pub async fn closing_message(
 pub async fn public_config(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(Value::Object(domain::app_config::public_values(&state.store).await?)))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionAsk {
+    extension_payment_session_id: Uuid,
+}
+
+fn extension_json(extension: &domain::extension::ExtensionRow) -> Value {
+    json!({
+        "id": extension.id,
+        "session_id": extension.chat_session_id,
+        "payment_session_id": extension.payment_session_id,
+        "duration_minutes": extension.duration_minutes,
+        "status": extension.status,
+        "resolution_reason": extension.resolution_reason,
+        "requested_at": extension.requested_at,
+        "expires_at": extension.expires_at,
+        "resolved_at": extension.resolved_at,
+    })
+}
+
+/// # `POST /api/client/chat-sessions/{id}/extension`
+/// `{extension_payment_session_id}` (a pending extension payment of this session) → 201
+/// the request; the mitra's answer (or the window's default) arrives as
+/// `extension_resolved`. Charged only on approval.
+pub async fn request_extension(
+    State(state): State<AppState>,
+    Customer(customer): Customer,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<ExtensionAsk>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let extension =
+        domain::extension::request(&state.services, &customer, id, body.extension_payment_session_id).await?;
+    Ok((StatusCode::CREATED, Json(extension_json(&extension))))
+}
+
+async fn answer_extension(
+    state: &AppState,
+    mitra: &domain::auth::Principal,
+    id: Uuid,
+    approve: bool,
+) -> Result<Json<Value>, ApiError> {
+    let resolved = domain::extension::answer(&state.services, mitra, id, approve).await?;
+    let mut body = extension_json(&resolved.extension);
+    body["session_ends_at"] = json!(resolved.ends_at);
+    body["session_status"] = json!(resolved.session_status);
+    Ok(Json(body))
+}
+
+/// # `POST /api/mitra/extension-requests/{id}/approve`
+pub async fn approve_extension(
+    State(state): State<AppState>,
+    crate::caller::Mitra(mitra): crate::caller::Mitra,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    answer_extension(&state, &mitra, id, true).await
+}
+
+/// # `POST /api/mitra/extension-requests/{id}/reject`
+pub async fn reject_extension(
+    State(state): State<AppState>,
+    crate::caller::Mitra(mitra): crate::caller::Mitra,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Value>, ApiError> {
+    answer_extension(&state, &mitra, id, false).await
+}

@@ -11,6 +11,7 @@ pub mod database;
 pub mod devices;
 mod error;
 pub mod events;
+pub mod extensions;
 pub mod keys;
 pub mod otp;
 pub mod pairing;

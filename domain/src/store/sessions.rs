@@ -44,15 +44,27 @@ impl Store {
     }
 
     /// Time is up: an active session starts closing, with `grace_minutes` for goodbyes.
-    pub async fn close_for_time_up(&self, id: Uuid, grace_minutes: i64) -> Result<Step, StoreError> {
+    pub async fn close_for_time_up(
+        &self,
+        id: Uuid,
+        grace_minutes: i64,
+        expected_end_ms: Option<u64>,
+    ) -> Result<Step, StoreError> {
         let mut tx = self.pg.begin().await?;
-        let due: Option<(String, i64)> = sqlx::query_as(
-            "SELECT status, greatest(0, ceil(extract(epoch FROM ends_at - now()) * 1000))::bigint
+        let due: Option<(String, i64, i64)> = sqlx::query_as(
+            "SELECT status, greatest(0, ceil(extract(epoch FROM ends_at - now()) * 1000))::bigint,
+                    (extract(epoch FROM ends_at) * 1000)::bigint
              FROM chat_sessions WHERE id = $1 FOR UPDATE",
         )
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
+        if let (Some((_, _, end_ms)), Some(expected)) = (&due, expected_end_ms)
+            && u64::try_from(*end_ms).unwrap_or(0).abs_diff(expected) > 1_000
+        {
+            return Ok(Step::Nothing);
+        }
+        let due = due.map(|(status, left_ms, _)| (status, left_ms));
         match due {
             Some((status, left_ms)) if status == "active" && left_ms > 0 => {
                 return Ok(Step::NotYet { left_ms: u64::try_from(left_ms).unwrap_or(0) });
@@ -81,15 +93,26 @@ impl Store {
     }
 
     /// The grace window is over: a closing session completes.
-    pub async fn complete_session(&self, id: Uuid) -> Result<Step, StoreError> {
+    pub async fn complete_session(
+        &self,
+        id: Uuid,
+        expected_grace_end_ms: Option<u64>,
+    ) -> Result<Step, StoreError> {
         let mut tx = self.pg.begin().await?;
-        let due: Option<(String, i64)> = sqlx::query_as(
-            "SELECT status, greatest(0, ceil(extract(epoch FROM grace_ends_at - now()) * 1000))::bigint
+        let due: Option<(String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT status, greatest(0, ceil(extract(epoch FROM grace_ends_at - now()) * 1000))::bigint,
+                    (extract(epoch FROM grace_ends_at) * 1000)::bigint
              FROM chat_sessions WHERE id = $1 FOR UPDATE",
         )
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
+        if let (Some((_, _, Some(grace_ms))), Some(expected)) = (&due, expected_grace_end_ms)
+            && u64::try_from(*grace_ms).unwrap_or(0).abs_diff(expected) > 1_000
+        {
+            return Ok(Step::Nothing);
+        }
+        let due = due.map(|(status, left_ms, _)| (status, left_ms));
         match due {
             Some((status, left_ms)) if status == "closing" && left_ms > 0 => {
                 return Ok(Step::NotYet { left_ms: u64::try_from(left_ms).unwrap_or(0) });

@@ -1,0 +1,282 @@
+//! Extensions: more time for a running (or just timed-out) session, paid into its own
+//! payment session (never a free trial) and charged only when approved.
+//!
+//! The mitra answers within `extension_timeout_seconds`; when the window ends unanswered,
+//! `extension_default_action_on_timeout` applies, except that a mitra who is offline or
+//! disconnected always means a rejection (and so does one who is offline when it is asked).
+//! The charge runs under the extension's lock with the key `extension:<id>`, so an approval
+//! racing the timer charges once; a declined charge rejects the extension.
+
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::app_config;
+use crate::auth::{Principal, Role};
+use crate::charges::{self, ChargeError, ChargeRequest};
+use crate::error::{DomainError, ErrorKind};
+use crate::event::{Event, EventKind};
+use crate::jobs::{Timer, TimerKind};
+use crate::push::PushMessage;
+use crate::services::{Notice, Services};
+use crate::store::StoreError;
+use crate::store::extensions::{ExtensionRefusal, PendingExtension};
+pub use crate::store::extensions::{ExtensionRow, Resolved};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExtensionError {
+    #[error("no such chat session of yours")]
+    SessionNotFound,
+    #[error("the session cannot be extended now ({0})")]
+    SessionNotExtendable(String),
+    #[error("no such payment session of yours")]
+    PaymentNotFound,
+    #[error("the payment is not a pending extension payment of this session ({0})")]
+    PaymentNotUsable(String),
+    #[error("an extension of this session is already waiting for the mitra")]
+    AlreadyPending,
+    #[error("no such extension request for you")]
+    NotFound,
+    #[error("the extension request was already resolved ({0})")]
+    Resolved(String),
+    #[error(transparent)]
+    Charge(#[from] ChargeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl DomainError for ExtensionError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::SessionNotFound => "chat_session_not_found",
+            Self::SessionNotExtendable(_) => "chat_session_not_extendable",
+            Self::PaymentNotFound => "payment_session_not_found",
+            Self::PaymentNotUsable(_) => "extension_payment_not_usable",
+            Self::AlreadyPending => "extension_pending",
+            Self::NotFound => "extension_not_found",
+            Self::Resolved(_) => "extension_resolved",
+            Self::Charge(e) => e.code(),
+            Self::Store(e) => e.code(),
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::SessionNotFound | Self::PaymentNotFound | Self::NotFound => ErrorKind::NotFound,
+            Self::Charge(e) => e.kind(),
+            Self::Store(e) => e.kind(),
+            _ => ErrorKind::Conflict,
+        }
+    }
+
+    fn details(&self) -> Vec<(&'static str, serde_json::Value)> {
+        match self {
+            Self::SessionNotExtendable(status) | Self::Resolved(status) => vec![("status", json!(status))],
+            Self::PaymentNotUsable(state) => vec![("payment_status", json!(state))],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl From<ExtensionRefusal> for ExtensionError {
+    fn from(refusal: ExtensionRefusal) -> Self {
+        match refusal {
+            ExtensionRefusal::SessionNotFound => Self::SessionNotFound,
+            ExtensionRefusal::SessionNotExtendable(status) => Self::SessionNotExtendable(status),
+            ExtensionRefusal::PaymentNotFound => Self::PaymentNotFound,
+            ExtensionRefusal::PaymentNotUsable(state) => Self::PaymentNotUsable(state),
+            ExtensionRefusal::AlreadyPending => Self::AlreadyPending,
+            ExtensionRefusal::ExtensionNotFound => Self::NotFound,
+            ExtensionRefusal::Resolved(status) => Self::Resolved(status),
+        }
+    }
+}
+
+fn ms(at: chrono::DateTime<chrono::Utc>) -> u64 {
+    u64::try_from(at.timestamp_millis()).unwrap_or_default()
+}
+
+/// `POST /api/client/chat-sessions/{id}/extension`: asks the mitra for more time.
+#[tracing::instrument(skip_all, fields(session_id = %session))]
+pub async fn request(
+    services: &Services,
+    customer: &Principal,
+    session: Uuid,
+    payment: Uuid,
+) -> Result<ExtensionRow, ExtensionError> {
+    let store = &services.store;
+    let window_s = app_config::integer(store, "extension_timeout_seconds").await?;
+    let (extension, mitra) = store.request_extension(customer.id, session, payment, window_s).await??;
+    let cap = app_config::integer(store, "max_customers_per_mitra").await?;
+    let online = store.mitra_presence(mitra, cap).await.map(|p| p.online).unwrap_or(false);
+    if !online {
+        // Nobody to ask: rejected at once, nothing charged.
+        if let Ok(pending) = store.lock_extension(extension.id, None).await? {
+            resolve_reject(services, pending, "auto_rejected", "mitra_offline").await?;
+        }
+        return Ok(extension);
+    }
+    let timer =
+        Timer { kind: TimerKind::ExpireExtension, key: extension.id, due_at_ms: ms(extension.expires_at) };
+    if let Err(error) = services.jobs.schedule(timer).await {
+        tracing::warn!(%error, "the extension timer could not be queued; the sweep will resolve it");
+    }
+    let countdown_s = (extension.expires_at - chrono::Utc::now()).num_seconds().max(0);
+    let event = Event::new(
+        EventKind::ExtensionRequested,
+        json!({
+            "extension_id": extension.id,
+            "session_id": extension.chat_session_id,
+            "duration_minutes": extension.duration_minutes,
+            "expires_at": extension.expires_at,
+            "countdown_s": countdown_s,
+        }),
+    );
+    let push = PushMessage {
+        title: "Permintaan perpanjangan".into(),
+        body: format!("Customer ingin menambah {} menit", extension.duration_minutes),
+        data: [
+            ("type".to_owned(), "extension_requested".to_owned()),
+            ("chat_session_id".to_owned(), extension.chat_session_id.to_string()),
+            ("extension_id".to_owned(), extension.id.to_string()),
+        ]
+        .into(),
+        collapse_key: Some(format!("chat:{}", extension.chat_session_id)),
+    };
+    services
+        .notify(vec![
+            Notice { role: Role::Mitra, user: mitra, event: event.clone(), push: Some(push) },
+            Notice { role: Role::Customer, user: customer.id, event, push: None },
+        ])
+        .await;
+    Ok(extension)
+}
+
+/// The mitra's answer.
+#[tracing::instrument(skip_all, fields(extension_id = %extension))]
+pub async fn answer(
+    services: &Services,
+    mitra: &Principal,
+    extension: Uuid,
+    approve: bool,
+) -> Result<Resolved, ExtensionError> {
+    let pending = services.store.lock_extension(extension, Some(mitra.id)).await??;
+    if approve {
+        resolve_approve(services, pending, "approved").await
+    } else {
+        resolve_reject(services, pending, "rejected", "mitra_rejected").await
+    }
+}
+
+/// The window's timer (or the sweep): the configured default applies, unless the mitra is
+/// offline or disconnected, which always rejects. Does nothing when it was resolved.
+pub async fn window_ended(services: &Services, extension: Uuid) -> Result<(), ExtensionError> {
+    for _ in 0..5 {
+        let pending = match services.store.lock_extension(extension, None).await? {
+            Ok(pending) => pending,
+            Err(_) => return Ok(()),
+        };
+        if pending.window_left_ms > 0 {
+            let left = u64::try_from(pending.window_left_ms).unwrap_or(0).clamp(1, 5_000);
+            pending.release().await?;
+            tokio::time::sleep(std::time::Duration::from_millis(left)).await;
+            continue;
+        }
+        let store = &services.store;
+        let cap = app_config::integer(store, "max_customers_per_mitra").await?;
+        let online = store.mitra_presence(pending.mitra_id, cap).await.map(|p| p.online).unwrap_or(false);
+        let default = app_config::current(store, "extension_default_action_on_timeout").await?;
+        if online && default.as_str() == Some("auto_approve") {
+            resolve_approve(services, pending, "auto_approved").await?;
+        } else {
+            let reason = if online { "timeout" } else { "mitra_offline" };
+            resolve_reject(services, pending, "auto_rejected", reason).await?;
+        }
+        return Ok(());
+    }
+    Ok(())
+}
+
+async fn resolve_approve(
+    services: &Services,
+    pending: PendingExtension,
+    status: &str,
+) -> Result<Resolved, ExtensionError> {
+    let request = ChargeRequest {
+        idempotency_key: format!("extension:{}", pending.extension.id),
+        payment_session_id: pending.extension.payment_session_id,
+        amount: pending.amount,
+    };
+    match charges::charge(&services.store, services.payments.as_ref(), &request).await {
+        Ok(_) => {}
+        Err(ChargeError::Declined(reason)) => {
+            tracing::info!(%reason, "extension charge declined");
+            return resolve_reject(services, pending, "rejected", "payment_declined").await;
+        }
+        // Left pending: an answer or the timer retries with the same key.
+        Err(error) => {
+            pending.release().await?;
+            return Err(error.into());
+        }
+    }
+    let resolved = pending.approve(status).await?;
+    services.metrics.payment_transitions.with_label_values(&["consumed"]).inc();
+    crate::session::schedule_end(services, resolved.extension.chat_session_id, resolved.ends_at).await;
+    announce(services, &resolved).await;
+    let data = json!({ "session_id": resolved.extension.chat_session_id, "ends_at": resolved.ends_at });
+    tell_both(services, &resolved, EventKind::SessionResumed, data).await;
+    Ok(resolved)
+}
+
+async fn resolve_reject(
+    services: &Services,
+    pending: PendingExtension,
+    status: &str,
+    reason: &str,
+) -> Result<Resolved, ExtensionError> {
+    let grace = app_config::integer(&services.store, "closing_grace_minutes").await?;
+    let resolved = pending.reject(status, Some(reason), grace).await?;
+    announce(services, &resolved).await;
+    if resolved.session_status == "closing" {
+        if let Some(grace_ends_at) = resolved.grace_ends_at {
+            let timer = Timer {
+                kind: TimerKind::CompleteSession,
+                key: resolved.extension.chat_session_id,
+                due_at_ms: ms(grace_ends_at),
+            };
+            if let Err(error) = services.jobs.schedule(timer).await {
+                tracing::warn!(%error, "the grace timer could not be queued; the sweep will complete it");
+            }
+        }
+        let data = json!({
+            "session_id": resolved.extension.chat_session_id,
+            "reason": "time_up",
+            "by": null,
+            "grace_ends_at": resolved.grace_ends_at,
+            "can_extend": true,
+        });
+        tell_both(services, &resolved, EventKind::SessionClosing, data).await;
+    }
+    Ok(resolved)
+}
+
+async fn announce(services: &Services, resolved: &Resolved) {
+    let extension = &resolved.extension;
+    let data = json!({
+        "extension_id": extension.id,
+        "session_id": extension.chat_session_id,
+        "outcome": extension.status,
+        "reason": extension.resolution_reason,
+        "ends_at": resolved.ends_at,
+    });
+    tell_both(services, resolved, EventKind::ExtensionResolved, data).await;
+}
+
+async fn tell_both(services: &Services, resolved: &Resolved, kind: EventKind, data: serde_json::Value) {
+    let event = Event::new(kind, data);
+    services
+        .notify(vec![
+            Notice { role: Role::Customer, user: resolved.customer_id, event: event.clone(), push: None },
+            Notice { role: Role::Mitra, user: resolved.mitra_id, event, push: None },
+        ])
+        .await;
+}

@@ -1,0 +1,289 @@
+//! Extension requests: the customer asks for more time (paid into its own payment session),
+//! the mitra approves or rejects, or the window's timer decides.
+//!
+//! Every transition locks the extension row, then the session row, then the payment row
+//! (the same order everywhere) and is guarded by the extension's `pending` status, so an
+//! approval racing the timer resolves once.
+
+use chrono::{DateTime, Utc};
+use sqlx::{AssertSqlSafe, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+
+/// An extension request as stored.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct ExtensionRow {
+    pub id: Uuid,
+    pub chat_session_id: Uuid,
+    pub payment_session_id: Uuid,
+    pub duration_minutes: i32,
+    pub status: String,
+    pub resolution_reason: Option<String>,
+    pub requested_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+const EXTENSION_COLUMNS: &str = "id, chat_session_id, payment_session_id, duration_minutes, status, resolution_reason, requested_at, expires_at, resolved_at";
+
+/// Why an extension request was refused (nothing changed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExtensionRefusal {
+    SessionNotFound,
+    /// The session cannot be extended now (its status, or it ended early).
+    SessionNotExtendable(String),
+    PaymentNotFound,
+    /// The payment is not a pending extension payment of this session (its status).
+    PaymentNotUsable(String),
+    /// Another extension of this session is waiting for the mitra.
+    AlreadyPending,
+    ExtensionNotFound,
+    /// The extension was resolved already (its status).
+    Resolved(String),
+}
+
+/// A pending extension, locked, with what its resolution needs.
+pub struct PendingExtension {
+    tx: Transaction<'static, Postgres>,
+    pub extension: ExtensionRow,
+    pub mitra_id: Uuid,
+    pub customer_id: Uuid,
+    pub amount: i64,
+    /// By the database's clock.
+    pub window_left_ms: i64,
+}
+
+/// An extension's resolution and where the session went.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub extension: ExtensionRow,
+    pub session_status: String,
+    pub ends_at: DateTime<Utc>,
+    pub grace_ends_at: Option<DateTime<Utc>>,
+    pub mitra_id: Uuid,
+    pub customer_id: Uuid,
+}
+
+impl Store {
+    /// Opens an extension request for the customer's session with a pending extension
+    /// payment of it; the session becomes `extending` (a closing one reopens).
+    pub async fn request_extension(
+        &self,
+        customer: Uuid,
+        session: Uuid,
+        payment: Uuid,
+        window_s: i64,
+    ) -> Result<Result<(ExtensionRow, Uuid), ExtensionRefusal>, StoreError> {
+        let mut tx = self.pg.begin().await?;
+        let found: Option<(String, Uuid, Option<String>)> = sqlx::query_as(
+            "SELECT s.status, s.mitra_id, x.kind FROM chat_sessions s
+             LEFT JOIN session_closures x ON x.chat_session_id = s.id
+             WHERE s.id = $1 AND s.customer_id = $2 FOR UPDATE OF s",
+        )
+        .bind(session)
+        .bind(customer)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((status, mitra, closure)) = found else {
+            return Ok(Err(ExtensionRefusal::SessionNotFound));
+        };
+        // Active, or closing because its time ran out (not after an early end).
+        let extendable = status == "active" || (status == "closing" && closure.as_deref() == Some("time_up"));
+        if !extendable {
+            let why = if status == "extending" {
+                ExtensionRefusal::AlreadyPending
+            } else {
+                ExtensionRefusal::SessionNotExtendable(status)
+            };
+            return Ok(Err(why));
+        }
+        let paid: Option<(String, String, Option<Uuid>, bool, i32)> = sqlx::query_as(
+            "SELECT status, purpose, chat_session_id, expires_at <= now(), duration_minutes FROM payment_sessions
+             WHERE id = $1 AND customer_id = $2 FOR NO KEY UPDATE",
+        )
+        .bind(payment)
+        .bind(customer)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((payment_status, purpose, for_session, expired, duration)) = paid else {
+            return Ok(Err(ExtensionRefusal::PaymentNotFound));
+        };
+        if purpose != "extension" || for_session != Some(session) {
+            return Ok(Err(ExtensionRefusal::PaymentNotUsable("not_for_this_session".into())));
+        }
+        if payment_status != "pending" || expired {
+            let state =
+                if expired && payment_status == "pending" { "expired".to_owned() } else { payment_status };
+            return Ok(Err(ExtensionRefusal::PaymentNotUsable(state)));
+        }
+        let query = format!(
+            "INSERT INTO extension_requests (chat_session_id, payment_session_id, duration_minutes, expires_at)
+             VALUES ($1, $2, $3, now() + make_interval(secs => $4::double precision)) RETURNING {EXTENSION_COLUMNS}"
+        );
+        let inserted = sqlx::query_as(AssertSqlSafe(query))
+            .bind(session)
+            .bind(payment)
+            .bind(duration)
+            .bind(window_s as f64)
+            .fetch_one(&mut *tx)
+            .await;
+        let extension: ExtensionRow = match inserted {
+            Ok(row) => row,
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                return Ok(Err(ExtensionRefusal::AlreadyPending));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        sqlx::query(
+            "UPDATE chat_sessions SET status = 'extending', closing_started_at = NULL, grace_ends_at = NULL WHERE id = $1",
+        )
+        .bind(session)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Ok((extension, mitra)))
+    }
+
+    /// Locks a pending extension for a decision. `mitra`: only that mitra's (an explicit
+    /// answer); `None`: the timer.
+    pub async fn lock_extension(
+        &self,
+        id: Uuid,
+        mitra: Option<Uuid>,
+    ) -> Result<Result<PendingExtension, ExtensionRefusal>, StoreError> {
+        let mut tx = self.pg.begin().await?;
+        let query = format!("SELECT {EXTENSION_COLUMNS} FROM extension_requests WHERE id = $1 FOR UPDATE");
+        let Some(extension): Option<ExtensionRow> =
+            sqlx::query_as(AssertSqlSafe(query)).bind(id).fetch_optional(&mut *tx).await?
+        else {
+            return Ok(Err(ExtensionRefusal::ExtensionNotFound));
+        };
+        let (mitra_id, customer_id, amount, window_left_ms): (Uuid, Uuid, i64, i64) = sqlx::query_as(
+            "SELECT s.mitra_id, s.customer_id, p.amount,
+                    greatest(0, ceil(extract(epoch FROM $2::timestamptz - now()) * 1000))::bigint
+             FROM chat_sessions s JOIN payment_sessions p ON p.id = $3
+             WHERE s.id = $1 FOR UPDATE OF s",
+        )
+        .bind(extension.chat_session_id)
+        .bind(extension.expires_at)
+        .bind(extension.payment_session_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if mitra.is_some_and(|m| m != mitra_id) {
+            return Ok(Err(ExtensionRefusal::ExtensionNotFound));
+        }
+        if extension.status != "pending" {
+            return Ok(Err(ExtensionRefusal::Resolved(extension.status)));
+        }
+        Ok(Ok(PendingExtension { tx, extension, mitra_id, customer_id, amount, window_left_ms }))
+    }
+
+    /// Extensions still pending after their window (their timer was lost).
+    pub async fn overdue_extensions(&self, grace_s: i64) -> Result<Vec<Uuid>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM extension_requests
+             WHERE status = 'pending' AND expires_at <= now() - make_interval(secs => $1::double precision) LIMIT 1000",
+        )
+        .bind(grace_s as f64)
+        .fetch_all(&self.pg)
+        .await?)
+    }
+}
+
+impl PendingExtension {
+    /// Approved (the charge already succeeded): the payment is consumed, the session runs
+    /// again until `max(its end, now) + duration`.
+    pub async fn approve(mut self, status: &str) -> Result<Resolved, StoreError> {
+        let extension = self.resolve(status, None).await?;
+        sqlx::query(
+            "UPDATE payment_sessions SET status = 'consumed', confirmed_at = now(), consumed_at = now(), resolved_at = now()
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(extension.payment_session_id)
+        .execute(&mut *self.tx)
+        .await?;
+        let (ends_at, session_status): (DateTime<Utc>, String) = sqlx::query_as(
+            "UPDATE chat_sessions SET status = 'active', closing_started_at = NULL, grace_ends_at = NULL,
+                    ends_at = greatest(ends_at, now()) + make_interval(mins => $2)
+             WHERE id = $1 RETURNING ends_at, status",
+        )
+        .bind(extension.chat_session_id)
+        .bind(extension.duration_minutes)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        self.tx.commit().await?;
+        Ok(Resolved {
+            extension,
+            session_status,
+            ends_at,
+            grace_ends_at: None,
+            mitra_id: self.mitra_id,
+            customer_id: self.customer_id,
+        })
+    }
+
+    /// Rejected (or the charge was declined): nothing is charged and the payment is
+    /// abandoned; the session goes back to `active`, or to `closing` when its time is up.
+    pub async fn reject(
+        mut self,
+        status: &str,
+        reason: Option<&str>,
+        grace_minutes: i64,
+    ) -> Result<Resolved, StoreError> {
+        let extension = self.resolve(status, reason).await?;
+        sqlx::query("UPDATE payment_sessions SET status = 'abandoned', resolved_at = now() WHERE id = $1 AND status = 'pending'")
+            .bind(extension.payment_session_id)
+            .execute(&mut *self.tx)
+            .await?;
+        let (ends_at, session_status, grace_ends_at): (DateTime<Utc>, String, Option<DateTime<Utc>>) =
+            sqlx::query_as(
+                "UPDATE chat_sessions SET
+                 status = CASE WHEN ends_at <= now() THEN 'closing' ELSE 'active' END,
+                 closing_started_at = CASE WHEN ends_at <= now() THEN now() END,
+                 grace_ends_at = CASE WHEN ends_at <= now() THEN now() + make_interval(mins => $2::int) END
+             WHERE id = $1 RETURNING ends_at, status, grace_ends_at",
+            )
+            .bind(extension.chat_session_id)
+            .bind(i32::try_from(grace_minutes).unwrap_or(5))
+            .fetch_one(&mut *self.tx)
+            .await?;
+        if session_status == "closing" {
+            sqlx::query(
+                "INSERT INTO session_closures (chat_session_id, kind, initiated_by) VALUES ($1, 'time_up', 'system')
+                 ON CONFLICT (chat_session_id) DO NOTHING",
+            )
+            .bind(extension.chat_session_id)
+            .execute(&mut *self.tx)
+            .await?;
+        }
+        self.tx.commit().await?;
+        Ok(Resolved {
+            extension,
+            session_status,
+            ends_at,
+            grace_ends_at,
+            mitra_id: self.mitra_id,
+            customer_id: self.customer_id,
+        })
+    }
+
+    /// Leaves everything as it was (the charge is being retried, the window is open).
+    pub async fn release(self) -> Result<(), StoreError> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+
+    async fn resolve(&mut self, status: &str, reason: Option<&str>) -> Result<ExtensionRow, StoreError> {
+        let query = format!(
+            "UPDATE extension_requests SET status = $2, resolution_reason = $3, resolved_at = now()
+             WHERE id = $1 AND status = 'pending' RETURNING {EXTENSION_COLUMNS}"
+        );
+        Ok(sqlx::query_as(AssertSqlSafe(query))
+            .bind(self.extension.id)
+            .bind(status)
+            .bind(reason)
+            .fetch_one(&mut *self.tx)
+            .await?)
+    }
+}

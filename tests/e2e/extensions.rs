@@ -1,0 +1,279 @@
+//! Extensions: paid into their own payment session, charged only on approval (explicit or
+//! by the window's default), rejected without a charge, always rejected when the mitra is
+//! offline, and resolved once when an approval races the window's timer.
+
+use bestie::ServiceRole;
+use reqwest::Method;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use workers::timers::{FireTimer, TimerKind};
+
+use crate::chat::{Paired, paired};
+use crate::harness::TestApp;
+use crate::pairing::{next_event, set_config};
+
+async fn app() -> TestApp {
+    // No worker: the tests fire the window's timer themselves.
+    TestApp::spawn_roles([ServiceRole::Api, ServiceRole::Hub].into(), |_| {}).await
+}
+
+/// Creates the extension payment and asks for the extension; returns (payment, extension).
+async fn ask(app: &TestApp, paired: &Paired) -> (Value, Value) {
+    let order = json!({"tier_id": "15m", "purpose": "extension", "chat_session_id": paired.session});
+    let (status, payment) =
+        app.post(&app.public_url("/api/client/payment-sessions"), Some(&paired.customer.token), order).await;
+    assert_eq!(status, 201, "{payment}");
+    let url = app.public_url(&format!("/api/client/chat-sessions/{}/extension", paired.session));
+    let (status, extension) = app
+        .post(&url, Some(&paired.customer.token), json!({"extension_payment_session_id": payment["id"]}))
+        .await;
+    assert_eq!(status, 201, "{extension}");
+    (payment, extension)
+}
+
+async fn charges(pool: &PgPool, payment: &Value) -> Vec<(String, i64, String)> {
+    sqlx::query_as("SELECT status, amount, idempotency_key FROM charges WHERE payment_session_id = $1::uuid")
+        .bind(payment["id"].as_str())
+        .fetch_all(pool)
+        .await
+        .expect("charges")
+}
+
+async fn payment_status(pool: &PgPool, payment: &Value) -> String {
+    sqlx::query_scalar("SELECT status FROM payment_sessions WHERE id = $1::uuid")
+        .bind(payment["id"].as_str())
+        .fetch_one(pool)
+        .await
+        .expect("status")
+}
+
+async fn ends_at(pool: &PgPool, session: &str) -> chrono::DateTime<chrono::Utc> {
+    sqlx::query_scalar("SELECT ends_at FROM chat_sessions WHERE id = $1::uuid")
+        .bind(session)
+        .fetch_one(pool)
+        .await
+        .expect("ends_at")
+}
+
+/// Ends the extension's window now and fires its timer.
+async fn window_ends(app: &TestApp, extension: &Value) {
+    sqlx::query(
+        "UPDATE extension_requests SET requested_at = now() - interval '1 minute', expires_at = now() - interval '1 second'
+         WHERE id = $1::uuid",
+    )
+    .bind(extension["id"].as_str())
+    .execute(app.store.pg_pool())
+    .await
+    .expect("time travel");
+    let ctx = workers::JobContext::new(app.services.clone());
+    let timer = FireTimer {
+        kind: TimerKind::ExpireExtension,
+        key: extension["id"].as_str().expect("id").parse().expect("uuid"),
+        due_at_ms: domain::clock::now_ms(),
+    };
+    workers::fire_timer::run(&timer, &ctx).await.expect("timer");
+}
+
+fn answer_url(app: &TestApp, extension: &Value, answer: &str) -> String {
+    app.public_url(&format!(
+        "/api/mitra/extension-requests/{}/{answer}",
+        extension["id"].as_str().expect("id")
+    ))
+}
+
+#[tokio::test]
+async fn an_approved_extension_is_charged_once_and_resumes_the_session_for_both() {
+    let app = app().await;
+    let pool = app.store.pg_pool();
+    let mut paired = paired(&app).await;
+    let before = ends_at(pool, &paired.session).await;
+    let order = json!({"tier_id": "15m", "purpose": "extension", "chat_session_id": paired.session});
+    let (_, early) =
+        app.post(&app.public_url("/api/client/payment-sessions"), Some(&paired.customer.token), order).await;
+    let confirm = app
+        .public_url(&format!("/api/client/payment-sessions/{}/confirm", early["id"].as_str().expect("id")));
+    let (status, body) = app.post(&confirm, Some(&paired.customer.token), json!({})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("extension_charged_on_approval")));
+
+    let (payment, extension) = ask(&app, &paired).await;
+    assert_eq!((payment["is_free_trial"].as_bool(), payment["amount"].as_i64()), (Some(false), Some(15_000)));
+    let asked = next_event(&mut paired.mitra.socket, "extension_requested").await;
+    assert_eq!(
+        (asked["extension_id"].clone(), asked["duration_minutes"].as_i64()),
+        (extension["id"].clone(), Some(15))
+    );
+    assert!(charges(pool, &payment).await.is_empty(), "nothing is charged before the approval");
+    let url = app.public_url(&format!("/api/shared/chat-sessions/{}", paired.session));
+    assert_eq!(
+        app.call(Method::GET, &url, Some(&paired.customer.token), None).await.1["status"],
+        "extending"
+    );
+    // A second request while one waits is refused.
+    let order = json!({"tier_id": "15m", "purpose": "extension", "chat_session_id": paired.session});
+    let (_, second) =
+        app.post(&app.public_url("/api/client/payment-sessions"), Some(&paired.customer.token), order).await;
+    let ask_url = app.public_url(&format!("/api/client/chat-sessions/{}/extension", paired.session));
+    let (status, body) = app
+        .post(&ask_url, Some(&paired.customer.token), json!({"extension_payment_session_id": second["id"]}))
+        .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("extension_pending")));
+    // Only the session's mitra answers.
+    let (status, _) =
+        app.post(&answer_url(&app, &extension, "approve"), Some(&paired.customer.token), json!({})).await;
+    assert_eq!(status, 403);
+
+    let (status, resolved) =
+        app.post(&answer_url(&app, &extension, "approve"), Some(&paired.mitra.token), json!({})).await;
+    assert_eq!((status, resolved["status"].as_str()), (200, Some("approved")), "{resolved}");
+    for socket in [&mut paired.customer.socket, &mut paired.mitra.socket] {
+        assert_eq!(next_event(socket, "extension_resolved").await["outcome"], "approved");
+        let resumed = next_event(socket, "session_resumed").await;
+        let new_end: chrono::DateTime<chrono::Utc> =
+            resumed["ends_at"].as_str().expect("t").parse().expect("time");
+        assert_eq!((new_end - before).num_minutes(), 15);
+    }
+    assert_eq!(
+        charges(pool, &payment).await,
+        vec![("succeeded".into(), 15_000, format!("extension:{}", extension["id"].as_str().expect("id")))]
+    );
+    assert_eq!(payment_status(pool, &payment).await, "consumed");
+    let (status, body) =
+        app.post(&answer_url(&app, &extension, "reject"), Some(&paired.mitra.token), json!({})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str(), body["error"]["status"].as_str()),
+        (409, Some("extension_resolved"), Some("approved"))
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_extension_charges_nothing_and_the_session_carries_on() {
+    let app = app().await;
+    let pool = app.store.pg_pool();
+    let mut paired = paired(&app).await;
+    let (payment, extension) = ask(&app, &paired).await;
+    let (status, _) =
+        app.post(&answer_url(&app, &extension, "reject"), Some(&paired.mitra.token), json!({})).await;
+    assert_eq!(status, 200);
+    let resolved = next_event(&mut paired.customer.socket, "extension_resolved").await;
+    assert_eq!(
+        (resolved["outcome"].as_str(), resolved["reason"].as_str()),
+        (Some("rejected"), Some("mitra_rejected"))
+    );
+    assert!(charges(pool, &payment).await.is_empty());
+    assert_eq!(payment_status(pool, &payment).await, "abandoned");
+    let url = app.public_url(&format!("/api/shared/chat-sessions/{}", paired.session));
+    assert_eq!(app.call(Method::GET, &url, Some(&paired.customer.token), None).await.1["status"], "active");
+}
+
+#[tokio::test]
+async fn an_unanswered_extension_takes_the_default_unless_the_mitra_is_offline() {
+    let app = app().await;
+    let pool = app.store.pg_pool();
+    // Default auto_approve, mitra online: approved and charged at the window's end.
+    let mut paired = paired(&app).await;
+    let (payment, extension) = ask(&app, &paired).await;
+    window_ends(&app, &extension).await;
+    assert_eq!(
+        next_event(&mut paired.customer.socket, "extension_resolved").await["outcome"],
+        "auto_approved"
+    );
+    assert_eq!(charges(pool, &payment).await.len(), 1);
+
+    // The mitra goes offline while asked: rejected at the window's end, nothing charged.
+    let (payment, extension) = ask(&app, &paired).await;
+    let status_url = app.public_url("/api/mitra/status");
+    app.post(&status_url, Some(&paired.mitra.token), json!({"online": false})).await;
+    window_ends(&app, &extension).await;
+    let resolved = next_event(&mut paired.customer.socket, "extension_resolved").await;
+    assert_eq!(
+        (resolved["outcome"].as_str(), resolved["reason"].as_str()),
+        (Some("auto_rejected"), Some("mitra_offline"))
+    );
+    assert!(charges(pool, &payment).await.is_empty());
+
+    // Offline when asked: rejected at once.
+    let (payment, extension) = ask(&app, &paired).await;
+    assert_eq!(extension["status"], "pending");
+    let resolved = next_event(&mut paired.customer.socket, "extension_resolved").await;
+    assert_eq!(
+        (resolved["outcome"].as_str(), resolved["reason"].as_str()),
+        (Some("auto_rejected"), Some("mitra_offline"))
+    );
+    assert_eq!(payment_status(pool, &payment).await, "abandoned");
+
+    // auto_reject configured, mitra online: rejected with the reason timeout.
+    app.post(&status_url, Some(&paired.mitra.token), json!({"online": true})).await;
+    set_config(pool, "extension_default_action_on_timeout", json!("auto_reject")).await;
+    let (payment, extension) = ask(&app, &paired).await;
+    window_ends(&app, &extension).await;
+    let resolved = next_event(&mut paired.customer.socket, "extension_resolved").await;
+    assert_eq!(
+        (resolved["outcome"].as_str(), resolved["reason"].as_str()),
+        (Some("auto_rejected"), Some("timeout"))
+    );
+    assert!(charges(pool, &payment).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_approval_racing_the_window_end_resolves_once_with_one_charge() {
+    let app = app().await;
+    let pool = app.store.pg_pool();
+    let paired = paired(&app).await;
+    for _ in 0..5 {
+        let (payment, extension) = ask(&app, &paired).await;
+        let approve_url = answer_url(&app, &extension, "approve");
+        let approve = app.post(&approve_url, Some(&paired.mitra.token), json!({}));
+        let (approved, ()) = tokio::join!(approve, window_ends(&app, &extension));
+        let outcome: String = sqlx::query_scalar("SELECT status FROM extension_requests WHERE id = $1::uuid")
+            .bind(extension["id"].as_str())
+            .fetch_one(pool)
+            .await
+            .expect("outcome");
+        assert!(outcome == "approved" || outcome == "auto_approved", "{outcome}");
+        assert!(
+            approved.0 == 200 || (approved.0 == 409 && approved.1["error"]["code"] == "extension_resolved"),
+            "{approved:?}"
+        );
+        assert_eq!(charges(pool, &payment).await.len(), 1, "one charge whoever won");
+    }
+}
+
+#[tokio::test]
+async fn a_session_whose_time_ran_out_can_still_be_extended() {
+    let app = app().await;
+    let pool = app.store.pg_pool();
+    let mut paired = paired(&app).await;
+    let ended: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "UPDATE chat_sessions SET started_at = now() - interval '20 minutes', ends_at = now() - interval '1 second'
+         WHERE id = $1::uuid RETURNING ends_at",
+    )
+    .bind(&paired.session)
+    .fetch_one(pool)
+    .await
+    .expect("time travel");
+    let ctx = workers::JobContext::new(app.services.clone());
+    let key = paired.session.parse().expect("uuid");
+    let due = u64::try_from(ended.timestamp_millis()).expect("ms");
+    workers::fire_timer::run(&FireTimer { kind: TimerKind::EndSessionTime, key, due_at_ms: due }, &ctx)
+        .await
+        .expect("time up");
+    next_event(&mut paired.customer.socket, "session_closing").await;
+
+    let (_, extension) = ask(&app, &paired).await;
+    let (status, resolved) =
+        app.post(&answer_url(&app, &extension, "approve"), Some(&paired.mitra.token), json!({})).await;
+    assert_eq!((status, resolved["session_status"].as_str()), (200, Some("active")), "{resolved}");
+    let new_end: chrono::DateTime<chrono::Utc> =
+        resolved["session_ends_at"].as_str().expect("t").parse().expect("time");
+    let from_now = (new_end - chrono::Utc::now()).num_seconds();
+    assert!(
+        (14 * 60..=15 * 60).contains(&from_now),
+        "15 minutes from the approval, not from the old end: {from_now}"
+    );
+    // The old end's timer, firing late, leaves the resumed session alone.
+    workers::fire_timer::run(&FireTimer { kind: TimerKind::EndSessionTime, key, due_at_ms: due }, &ctx)
+        .await
+        .expect("stale");
+    let url = app.public_url(&format!("/api/shared/chat-sessions/{}", paired.session));
+    assert_eq!(app.call(Method::GET, &url, Some(&paired.customer.token), None).await.1["status"], "active");
+}
