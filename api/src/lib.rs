@@ -98,7 +98,7 @@ pub fn public_routes(state: &AppState) -> Router<AppState> {
 
 /// The REST routes of the internal listener (control center).
 pub fn internal_routes(state: &AppState) -> Router<AppState> {
-    use routes::{accounts, auth};
+    use routes::{accounts, auth, config, failures};
     let sign_in = Router::new()
         .route("/internal/auth/login", post(auth::operator_login))
         .route("/internal/auth/refresh", post(auth::operator_refresh));
@@ -108,6 +108,11 @@ pub fn internal_routes(state: &AppState) -> Router<AppState> {
         .route("/internal/mitras", post(accounts::create_mitra))
         .route("/internal/mitras/{id}/deactivate", post(accounts::deactivate_mitra))
         .route("/internal/mitras/{id}/reactivate", post(accounts::reactivate_mitra))
+        .route("/internal/config", get(config::list))
+        .route("/internal/config/changes", get(config::changes))
+        .route("/internal/config/{key}", put(config::update).patch(config::update))
+        .route("/internal/failed-pairings", get(failures::list))
+        .route("/internal/failed-pairings/{id}/action", post(failures::action))
 }
 
 /// Finishes a listener's router: health routes, `/metrics` on the internal listener, JSON

@@ -271,6 +271,90 @@ pub async fn current(
     }
 }
 
+/// Why a configuration change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no configuration key {0}")]
+    UnknownKey(String),
+    #[error(transparent)]
+    Invalid(#[from] InvalidValue),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+impl crate::error::DomainError for ConfigError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownKey(_) => "unknown_config_key",
+            Self::Invalid(e) => e.code(),
+            Self::Store(e) => e.code(),
+        }
+    }
+
+    fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            Self::UnknownKey(_) => crate::error::ErrorKind::NotFound,
+            Self::Invalid(e) => e.kind(),
+            Self::Store(e) => e.kind(),
+        }
+    }
+}
+
+/// A key as the control center shows it: its spec, default and current value.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyView {
+    #[serde(flatten)]
+    pub spec: KeySpec,
+    pub default: Value,
+    pub value: Value,
+    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub updated_by: Option<uuid::Uuid>,
+}
+
+/// Every key, in the registry's order, with its current value.
+pub async fn list(store: &crate::store::Store) -> Result<Vec<KeyView>, crate::store::StoreError> {
+    let stored: std::collections::HashMap<String, crate::store::app_config::StoredKey> =
+        store.app_config_rows().await?.into_iter().map(|row| (row.key.clone(), row)).collect();
+    Ok(KEYS
+        .iter()
+        .map(|spec| {
+            let row = stored.get(spec.key);
+            let value =
+                row.and_then(|row| spec.validate(&row.value).ok()).unwrap_or_else(|| spec.default_value());
+            KeyView {
+                spec: *spec,
+                default: spec.default_value(),
+                value,
+                updated_at: row.map(|row| row.updated_at),
+                updated_by: row.and_then(|row| row.updated_by),
+            }
+        })
+        .collect())
+}
+
+/// An operator changes a key: validated against its type, written with an audit row (who,
+/// old → new). Every process reads the configuration from Postgres when it uses it, so the
+/// change applies everywhere at once; the one copy kept elsewhere, the capacity cap in
+/// Redis, is recomputed here.
+pub async fn update(
+    store: &crate::store::Store,
+    actor: &crate::auth::Principal,
+    key: &str,
+    value: &Value,
+) -> Result<KeyView, ConfigError> {
+    let spec = spec(key).ok_or_else(|| ConfigError::UnknownKey(key.to_owned()))?;
+    let value = spec.validate(value)?;
+    store.set_app_config(actor.id, spec.key, &value).await?;
+    if spec.key == "max_customers_per_mitra" {
+        crate::presence::sync_capacity_cap(store).await?;
+    }
+    let views = list(store).await?;
+    views
+        .into_iter()
+        .find(|view| view.spec.key == spec.key)
+        .ok_or_else(|| ConfigError::UnknownKey(key.to_owned()))
+}
+
 /// Every key apps may read (`public`), with its current value: `GET /api/shared/config`.
 pub async fn public_values(
     store: &crate::store::Store,

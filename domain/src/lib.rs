@@ -15,6 +15,7 @@ pub mod error;
 pub mod event;
 pub mod events;
 pub mod extension;
+pub mod failures;
 pub mod jobs;
 pub mod metrics;
 pub mod pairing;

@@ -9,6 +9,7 @@ mod auth;
 mod availability;
 mod charges;
 mod chat;
+mod control_center;
 mod extensions;
 mod health;
 mod hub;

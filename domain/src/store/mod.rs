@@ -12,6 +12,7 @@ pub mod devices;
 mod error;
 pub mod events;
 pub mod extensions;
+pub mod failures;
 pub mod keys;
 pub mod otp;
 pub mod pairing;

@@ -66,19 +66,19 @@ struct Arrival {
 }
 
 /// One mitra of the run.
-struct Mitra {
-    id: Uuid,
-    token: String,
+pub(crate) struct Mitra {
+    pub(crate) id: Uuid,
+    pub(crate) token: String,
 }
 
 /// The api's public listener, over one keep-alive client.
-struct Api {
+pub(crate) struct Api {
     client: reqwest::Client,
     base: String,
 }
 
 impl Api {
-    fn new(addr: SocketAddr) -> anyhow::Result<Self> {
+    pub(crate) fn new(addr: SocketAddr) -> anyhow::Result<Self> {
         // No proxy: the bench must only ever talk to the address it was given.
         let client = reqwest::Client::builder()
             .no_proxy()
@@ -89,7 +89,7 @@ impl Api {
     }
 
     /// Builds a POST (so the caller can stamp the time just before sending it).
-    fn post(&self, path: &str, token: Option<&str>, body: &Value) -> anyhow::Result<reqwest::Request> {
+    pub(crate) fn post(&self, path: &str, token: Option<&str>, body: &Value) -> anyhow::Result<reqwest::Request> {
         let mut request = self.client.post(format!("{}{path}", self.base)).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -98,7 +98,7 @@ impl Api {
     }
 
     /// Sends `request`; fails unless the status is `expected`. Returns the JSON body.
-    async fn send(&self, request: reqwest::Request, expected: u16) -> anyhow::Result<Value> {
+    pub(crate) async fn send(&self, request: reqwest::Request, expected: u16) -> anyhow::Result<Value> {
         let path = request.url().path().to_owned();
         let response = self.client.execute(request).await.with_context(|| format!("POST {path}"))?;
         let status = response.status().as_u16();
@@ -107,7 +107,7 @@ impl Api {
         serde_json::from_str(&text).with_context(|| format!("POST {path}: body is not JSON: {text}"))
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         path: &str,
         token: Option<&str>,
@@ -118,7 +118,7 @@ impl Api {
     }
 }
 
-fn uuid_field(body: &Value, pointer: &str) -> anyhow::Result<Uuid> {
+pub(crate) fn uuid_field(body: &Value, pointer: &str) -> anyhow::Result<Uuid> {
     body.pointer(pointer)
         .and_then(Value::as_str)
         .and_then(|id| id.parse().ok())
@@ -128,16 +128,21 @@ fn uuid_field(body: &Value, pointer: &str) -> anyhow::Result<Uuid> {
 /// A new customer signed in with a one-time code (the server must run with `otp_sender=dev`).
 async fn sign_in_customer(api: &Api) -> anyhow::Result<String> {
     let phone = format!("+62813{:08}", Uuid::new_v4().as_u128() % 100_000_000);
+    Ok(sign_in_phone(api, &phone).await?["access_token"].as_str().context("no access_token")?.to_owned())
+}
+
+/// Signs the customer of `phone` in with a one-time code; returns the session body
+/// (`access_token`, `user.id`, ...).
+pub(crate) async fn sign_in_phone(api: &Api, phone: &str) -> anyhow::Result<Value> {
     let sent = api.call("/api/auth/customer/otp", None, &json!({"phone": phone}), 202).await?;
     let code =
         sent["dev_code"].as_str().context("no dev_code: run the server with BESTIE__AUTH__OTP_SENDER=dev")?;
     let body = json!({"phone": phone, "code": code, "call_name": "Bench"});
-    let session = api.call("/api/auth/customer/verify", None, &body, 200).await?;
-    Ok(session["access_token"].as_str().context("no access_token")?.to_owned())
+    api.call("/api/auth/customer/verify", None, &body, 200).await
 }
 
 /// A confirmed 15-minute payment of `token`'s customer; returns its id.
-async fn paid(api: &Api, token: &str) -> anyhow::Result<Uuid> {
+pub(crate) async fn paid(api: &Api, token: &str) -> anyhow::Result<Uuid> {
     let payment =
         api.call("/api/client/payment-sessions", Some(token), &json!({"tier_id": "15m"}), 201).await?;
     let id = uuid_field(&payment, "/id")?;
@@ -147,7 +152,7 @@ async fn paid(api: &Api, token: &str) -> anyhow::Result<Uuid> {
 }
 
 /// Creates `count` mitras directly in Postgres (one password hash for all) with tokens.
-async fn create_mitras(cli: &Cli, store: &Store, count: usize) -> anyhow::Result<Vec<Mitra>> {
+pub(crate) async fn create_mitras(cli: &Cli, store: &Store, count: usize) -> anyhow::Result<Vec<Mitra>> {
     let hash = domain::password::hash("pairing-bench-1").await.context("hashing the password")?;
     let run = Uuid::new_v4().simple().to_string();
     let keys = token_keys(cli);
@@ -175,7 +180,7 @@ async fn create_mitras(cli: &Cli, store: &Store, count: usize) -> anyhow::Result
 }
 
 /// Turns every mitra's switch on over HTTP.
-async fn go_online(api: &Api, mitras: &[Mitra]) -> anyhow::Result<()> {
+pub(crate) async fn go_online(api: &Api, mitras: &[Mitra]) -> anyhow::Result<()> {
     let on = json!({"online": true});
     let results: Vec<anyhow::Result<Value>> = futures::stream::iter(mitras)
         .map(|mitra| api.call("/api/mitra/status", Some(&mitra.token), &on, 200))
@@ -254,15 +259,15 @@ async fn collect(
 }
 
 /// One distribution of the report.
-struct Distribution {
-    label: String,
-    expected: u64,
-    latencies_us: Vec<u64>,
-    goal_ms: Option<f64>,
+pub(crate) struct Distribution {
+    pub(crate) label: String,
+    pub(crate) expected: u64,
+    pub(crate) latencies_us: Vec<u64>,
+    pub(crate) goal_ms: Option<f64>,
 }
 
 impl Distribution {
-    fn new(label: impl Into<String>, goal_ms: Option<f64>) -> Self {
+    pub(crate) fn new(label: impl Into<String>, goal_ms: Option<f64>) -> Self {
         Self { label: label.into(), expected: 0, latencies_us: Vec::new(), goal_ms }
     }
 
@@ -272,7 +277,7 @@ impl Distribution {
         self.latencies_us.push(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
     }
 
-    fn row(&self) -> String {
+    pub(crate) fn row(&self) -> String {
         let mut sorted = self.latencies_us.clone();
         sorted.sort_unstable();
         let received = sorted.len() as u64;
@@ -296,7 +301,7 @@ impl Distribution {
 }
 
 /// Waits until the server's availability set holds every mitra.
-async fn wait_available(store: &Store, mitras: &[Mitra]) -> anyhow::Result<()> {
+pub(crate) async fn wait_available(store: &Store, mitras: &[Mitra]) -> anyhow::Result<()> {
     let wanted: HashSet<Uuid> = mitras.iter().map(|mitra| mitra.id).collect();
     let started = Instant::now();
     loop {

@@ -1,0 +1,88 @@
+//! The failed-pairings ledger for operators (internal listener).
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::caller::Operator;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Action {
+    action: String,
+}
+
+/// The list's filters. `cause_tags[]` repeats (`?cause_tags[]=a&cause_tags[]=b`), which the
+/// usual query extractor cannot read, so the query string is parsed here.
+#[derive(Default)]
+struct Filters {
+    cause_tags: Vec<String>,
+    date_from: Option<chrono::DateTime<chrono::Utc>>,
+    date_to: Option<chrono::DateTime<chrono::Utc>>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+fn bad_query(message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
+}
+
+fn parse_filters(query: Option<&str>) -> Result<Filters, ApiError> {
+    let mut filters = Filters::default();
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let time = |value: &str| {
+            // A date (`2026-11-21`, midnight UTC) or a full RFC 3339 time.
+            value
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .or_else(|_| {
+                    chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+                        .map(|date| date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+                })
+                .map_err(|_| bad_query(format!("{name}: expected a date (YYYY-MM-DD) or an RFC 3339 time")))
+        };
+        let number =
+            |value: &str| value.parse::<i64>().map_err(|_| bad_query(format!("{name}: expected a number")));
+        match name.as_ref() {
+            "cause_tags[]" | "cause_tags" => filters.cause_tags.push(value.into_owned()),
+            "date_from" => filters.date_from = Some(time(&value)?),
+            "date_to" => filters.date_to = Some(time(&value)?),
+            "limit" => filters.limit = Some(number(&value)?),
+            "offset" => filters.offset = Some(number(&value)?),
+            other => return Err(bad_query(format!("unknown parameter {other}"))),
+        }
+    }
+    Ok(filters)
+}
+
+/// # `GET /internal/failed-pairings?cause_tags[]=&date_from=&date_to=&limit=50&offset=0`
+/// `{rows, total}`, newest first; each row says whether the payment was served after all.
+pub async fn list(
+    State(state): State<AppState>,
+    _operator: Operator,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let f = parse_filters(query.as_deref())?;
+    let (rows, total) =
+        domain::failures::list(&state.store, &f.cause_tags, f.date_from, f.date_to, f.limit, f.offset)
+            .await?;
+    let rows: Vec<Value> = rows.iter().map(domain::failures::row_json).collect();
+    Ok(Json(json!({ "rows": rows, "total": total })))
+}
+
+/// # `POST /internal/failed-pairings/{id}/action`
+/// `{action: refunded | credited | no_action}`, recorded with the operator and time, once.
+pub async fn action(
+    State(state): State<AppState>,
+    Operator(operator): Operator,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<Action>,
+) -> Result<Json<Value>, ApiError> {
+    let row = domain::failures::action(&state.store, &operator, id, &body.action).await?;
+    Ok(Json(domain::failures::row_json(&row)))
+}

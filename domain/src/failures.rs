@@ -1,0 +1,146 @@
+//! The failed-pairings ledger, for operators: every payment that did not lead to a chat,
+//! filtered by cause and date, and settled once (refunded, credited or no action).
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::auth::Principal;
+use crate::error::{DomainError, ErrorKind};
+pub use crate::store::failures::FailureRow;
+use crate::store::failures::{ActionRefusal, FailureFilter};
+use crate::store::{Store, StoreError};
+
+/// The cause tags a row may carry.
+pub const CAUSE_TAGS: [&str; 7] = [
+    "no_mitra_available",
+    "all_mitras_rejected",
+    "targeted_mitra_offline",
+    "targeted_mitra_rejected",
+    "targeted_mitra_timeout",
+    "payment_session_expired",
+    "customer_cancelled",
+];
+
+/// What an operator may record.
+pub const ACTIONS: [&str; 3] = ["refunded", "credited", "no_action"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum FailureError {
+    #[error("unknown cause tag {0}")]
+    UnknownCauseTag(String),
+    #[error("limit must be 1 to 200 and offset at least 0")]
+    InvalidPage,
+    #[error("date_from must be before date_to")]
+    InvalidDateRange,
+    #[error("action must be refunded, credited or no_action")]
+    InvalidAction,
+    #[error("no such failed pairing")]
+    NotFound,
+    #[error("this failed pairing was already actioned ({0})")]
+    AlreadyActioned(String),
+    #[error(
+        "the customer was served with this payment after all (a fallback chat): nothing to refund or credit"
+    )]
+    PaymentServed,
+    #[error("another failure of this payment was already refunded or credited")]
+    PaymentSettled,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl DomainError for FailureError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownCauseTag(_) => "unknown_cause_tag",
+            Self::InvalidPage => "invalid_page",
+            Self::InvalidDateRange => "invalid_date_range",
+            Self::InvalidAction => "invalid_action",
+            Self::NotFound => "failed_pairing_not_found",
+            Self::AlreadyActioned(_) => "already_actioned",
+            Self::PaymentServed => "payment_served",
+            Self::PaymentSettled => "payment_already_settled",
+            Self::Store(e) => e.code(),
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::UnknownCauseTag(_) | Self::InvalidPage | Self::InvalidDateRange | Self::InvalidAction => {
+                ErrorKind::Invalid
+            }
+            Self::NotFound => ErrorKind::NotFound,
+            Self::AlreadyActioned(_) | Self::PaymentServed | Self::PaymentSettled => ErrorKind::Conflict,
+            Self::Store(e) => e.kind(),
+        }
+    }
+
+    fn details(&self) -> Vec<(&'static str, serde_json::Value)> {
+        match self {
+            Self::AlreadyActioned(action) => vec![("operator_action", json!(action))],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A page of the ledger and the total count matching the filters.
+pub async fn list(
+    store: &Store,
+    cause_tags: &[String],
+    date_from: Option<DateTime<Utc>>,
+    date_to: Option<DateTime<Utc>>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+) -> Result<(Vec<FailureRow>, i64), FailureError> {
+    if let Some(unknown) = cause_tags.iter().find(|tag| !CAUSE_TAGS.contains(&tag.as_str())) {
+        return Err(FailureError::UnknownCauseTag(unknown.clone()));
+    }
+    let (limit, offset) = (limit.unwrap_or(50), offset.unwrap_or(0));
+    if !(1..=200).contains(&limit) || offset < 0 {
+        return Err(FailureError::InvalidPage);
+    }
+    if let (Some(from), Some(to)) = (date_from, date_to)
+        && from >= to
+    {
+        return Err(FailureError::InvalidDateRange);
+    }
+    let filter = FailureFilter { cause_tags, date_from, date_to, limit, offset };
+    Ok(store.failures(&filter).await?)
+}
+
+/// Records an operator's action on one row, once.
+pub async fn action(
+    store: &Store,
+    operator: &Principal,
+    id: Uuid,
+    action: &str,
+) -> Result<FailureRow, FailureError> {
+    if !ACTIONS.contains(&action) {
+        return Err(FailureError::InvalidAction);
+    }
+    store.action_failure(id, operator.id, action).await?.map_err(|refusal| match refusal {
+        ActionRefusal::NotFound => FailureError::NotFound,
+        ActionRefusal::AlreadyActioned(done) => FailureError::AlreadyActioned(done),
+        ActionRefusal::PaymentServed => FailureError::PaymentServed,
+        ActionRefusal::PaymentSettled => FailureError::PaymentSettled,
+    })
+}
+
+/// A row as the control center shows it.
+pub fn row_json(row: &FailureRow) -> serde_json::Value {
+    json!({
+        "id": row.id,
+        "payment_session_id": row.payment_session_id,
+        "pairing_request_id": row.pairing_request_id,
+        "customer": { "id": row.customer_id, "call_name": row.customer_call_name },
+        "targeted_mitra": row.targeted_mitra_id.map(|id| json!({ "id": id, "display_name": row.targeted_mitra_display_name })),
+        "cause_tag": row.cause_tag,
+        "amount": row.amount,
+        "payment_status": row.payment_status,
+        "served_after_all": row.payment_status == "consumed",
+        "operator_action": row.operator_action,
+        "actioned_by": row.actioned_by,
+        "actioned_at": row.actioned_at,
+        "created_at": row.created_at,
+    })
+}

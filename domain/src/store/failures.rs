@@ -1,0 +1,137 @@
+//! The failure ledger as operators work it: filtered pages and settling a row.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+
+/// A ledger row with what an operator needs to decide on it.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct FailureRow {
+    pub id: Uuid,
+    pub payment_session_id: Uuid,
+    pub pairing_request_id: Option<Uuid>,
+    pub customer_id: Uuid,
+    pub customer_call_name: String,
+    pub targeted_mitra_id: Option<Uuid>,
+    pub targeted_mitra_display_name: Option<String>,
+    pub cause_tag: String,
+    pub amount: i64,
+    /// The payment's state now: `consumed` means the customer was served after all (a
+    /// fallback blast), so nothing is owed.
+    pub payment_status: String,
+    pub operator_action: Option<String>,
+    pub actioned_by: Option<Uuid>,
+    pub actioned_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+const FAILURE_SELECT: &str = "SELECT f.id, f.payment_session_id, f.pairing_request_id, f.customer_id,
+        c.call_name AS customer_call_name, f.targeted_mitra_id, m.display_name AS targeted_mitra_display_name,
+        f.cause_tag, f.amount, p.status AS payment_status, f.operator_action, f.actioned_by, f.actioned_at,
+        f.created_at
+     FROM pairing_failures f
+     JOIN customers c ON c.id = f.customer_id
+     JOIN payment_sessions p ON p.id = f.payment_session_id
+     LEFT JOIN mitras m ON m.id = f.targeted_mitra_id";
+
+/// Filters of the ledger page.
+pub struct FailureFilter<'a> {
+    pub cause_tags: &'a [String],
+    pub date_from: Option<DateTime<Utc>>,
+    pub date_to: Option<DateTime<Utc>>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// Why an action was refused (nothing changed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ActionRefusal {
+    NotFound,
+    /// The row was actioned already (the action taken).
+    AlreadyActioned(String),
+    /// A refund or credit for a payment that was served after all.
+    PaymentServed,
+    /// Another row of the same payment was refunded or credited already.
+    PaymentSettled,
+}
+
+impl Store {
+    /// A page of the ledger, newest first, with the total matching the filters.
+    pub async fn failures(&self, filter: &FailureFilter<'_>) -> Result<(Vec<FailureRow>, i64), StoreError> {
+        let condition = "($1::text[] = '{}' OR f.cause_tag = ANY($1))
+             AND ($2::timestamptz IS NULL OR f.created_at >= $2)
+             AND ($3::timestamptz IS NULL OR f.created_at < $3)";
+        let query =
+            format!("{FAILURE_SELECT} WHERE {condition} ORDER BY f.created_at DESC, f.id LIMIT $4 OFFSET $5");
+        let rows = sqlx::query_as(sqlx::AssertSqlSafe(query))
+            .bind(filter.cause_tags)
+            .bind(filter.date_from)
+            .bind(filter.date_to)
+            .bind(filter.limit)
+            .bind(filter.offset)
+            .fetch_all(&self.pg)
+            .await?;
+        let count = format!("SELECT count(*) FROM pairing_failures f WHERE {condition}");
+        let total = sqlx::query_scalar(sqlx::AssertSqlSafe(count))
+            .bind(filter.cause_tags)
+            .bind(filter.date_from)
+            .bind(filter.date_to)
+            .fetch_one(&self.pg)
+            .await?;
+        Ok((rows, total))
+    }
+
+    /// Records an operator's action on a row, once. A refund or credit is refused when the
+    /// payment was served after all, or another row of it was settled: one payment is
+    /// settled once, however many failures it had.
+    pub async fn action_failure(
+        &self,
+        id: Uuid,
+        operator: Uuid,
+        action: &str,
+    ) -> Result<Result<FailureRow, ActionRefusal>, StoreError> {
+        let mut tx = self.pg.begin().await?;
+        // The payment row is locked so two rows of one payment are settled one at a time.
+        let found: Option<(Uuid, Option<String>, String)> = sqlx::query_as(
+            "SELECT f.payment_session_id, f.operator_action, p.status FROM pairing_failures f
+             JOIN payment_sessions p ON p.id = f.payment_session_id
+             WHERE f.id = $1 FOR UPDATE OF f, p",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((payment, done, payment_status)) = found else {
+            return Ok(Err(ActionRefusal::NotFound));
+        };
+        if let Some(done) = done {
+            return Ok(Err(ActionRefusal::AlreadyActioned(done)));
+        }
+        if action != "no_action" {
+            if payment_status == "consumed" {
+                return Ok(Err(ActionRefusal::PaymentServed));
+            }
+            let settled: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM pairing_failures WHERE payment_session_id = $1
+                                AND operator_action IN ('refunded', 'credited'))",
+            )
+            .bind(payment)
+            .fetch_one(&mut *tx)
+            .await?;
+            if settled {
+                return Ok(Err(ActionRefusal::PaymentSettled));
+            }
+        }
+        sqlx::query(
+            "UPDATE pairing_failures SET operator_action = $2, actioned_by = $3, actioned_at = now() WHERE id = $1",
+        )
+        .bind(id)
+        .bind(action)
+        .bind(operator)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let query = format!("{FAILURE_SELECT} WHERE f.id = $1");
+        Ok(Ok(sqlx::query_as(sqlx::AssertSqlSafe(query)).bind(id).fetch_one(&self.pg).await?))
+    }
+}

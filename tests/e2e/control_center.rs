@@ -1,0 +1,164 @@
+//! The control center's configuration and failed-pairings ledger, with data from the real
+//! flows.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::TestApp;
+use crate::pairing::{customer, new_online_mitra, next_event, paid, start_blast};
+
+async fn get(app: &TestApp, token: &str, path: &str) -> (u16, Value) {
+    app.call(Method::GET, &app.internal_url(path), Some(token), None).await
+}
+
+#[tokio::test]
+async fn operators_read_and_change_the_configuration_with_an_audit_trail() {
+    let app = TestApp::spawn().await;
+    let other = app.spawn_sibling().await;
+    let operator = app.sign_in_operator().await;
+    let (status, listed) = get(&app, &operator, "/internal/config").await;
+    assert_eq!(status, 200);
+    let keys = listed["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), domain::app_config::KEYS.len());
+    let timeout = keys.iter().find(|k| k["key"] == "pairing_blast_timeout_seconds").expect("key");
+    assert_eq!(
+        (timeout["type"].as_str(), timeout["default"].as_i64(), timeout["value"].as_i64()),
+        (Some("integer"), Some(60), Some(60))
+    );
+    assert!(timeout["label"].as_str().is_some_and(|l| !l.is_empty()) && timeout["explanation"].is_string());
+
+    let url = app.internal_url("/internal/config/pairing_blast_timeout_seconds");
+    for (value, code) in [(json!(5), "invalid_config_value"), (json!("90"), "invalid_config_value")] {
+        let (status, body) =
+            app.call(Method::PUT, &url, Some(&operator), Some(json!({"value": value}))).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some(code)));
+    }
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            &app.internal_url("/internal/config/no_such_key"),
+            Some(&operator),
+            Some(json!({"value": 1})),
+        )
+        .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("unknown_config_key")));
+    let (status, body) = app.call(Method::PATCH, &url, Some(&operator), Some(json!({"value": 90}))).await;
+    assert_eq!((status, body["value"].as_i64()), (200, Some(90)), "{body}");
+    let tiers = json!([{"id": "20m", "duration_minutes": 20, "price": 20000}]);
+    let tiers_url = app.internal_url("/internal/config/price_tiers");
+    let (status, _) = app.call(Method::PUT, &tiers_url, Some(&operator), Some(json!({"value": tiers}))).await;
+    assert_eq!(status, 200);
+    // Another process sees it at once (the configuration is read where it is used).
+    let (_, public) = other.call(Method::GET, &other.public_url("/api/shared/config"), None, None).await;
+    assert_eq!(public["price_tiers"], tiers);
+
+    let (status, trail) =
+        get(&app, &operator, "/internal/config/changes?key=pairing_blast_timeout_seconds").await;
+    assert_eq!(status, 200);
+    let change = &trail["changes"][0];
+    assert_eq!((change["old_value"].as_i64(), change["new_value"].as_i64()), (Some(60), Some(90)));
+    assert!(change["changed_by"]["email"].is_string() && change["changed_at"].is_string());
+
+    let customer = app.token_for(uuid::Uuid::new_v4(), domain::auth::Role::Customer);
+    let (status, body) = app.call(Method::PUT, &url, Some(&customer), Some(json!({"value": 30}))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("wrong_role")));
+}
+
+#[tokio::test]
+async fn lowering_the_cap_takes_a_busy_mitra_out_of_availability_at_once() {
+    let app = TestApp::spawn().await;
+    let operator = app.sign_in_operator().await;
+    let crate::chat::Paired { mitra, .. } = crate::chat::paired(&app).await;
+    assert!(app.store.mitra_presence(mitra.id, 3).await.expect("presence").available);
+    let url = app.internal_url("/internal/config/max_customers_per_mitra");
+    let (status, _) = app.call(Method::PUT, &url, Some(&operator), Some(json!({"value": 1}))).await;
+    assert_eq!(status, 200);
+    assert_eq!(app.store.available_mitra_count().await.expect("count"), 0, "one session is the cap now");
+}
+
+#[tokio::test]
+async fn failed_pairings_are_listed_with_their_payment_state_and_settled_once() {
+    let app = TestApp::spawn().await;
+    let operator = app.sign_in_operator().await;
+    let mut ayu = new_online_mitra(&app, &operator).await;
+
+    // A search the customer cancelled.
+    let rani = customer(&app).await;
+    let cancelled = paid(&app, &rani.token, json!({"tier_id": "15m"})).await;
+    start_blast(&app, &rani.token, &cancelled).await;
+    next_event(&mut ayu.socket, "chat_request").await;
+    app.post(
+        &app.public_url("/api/client/chat-requests/cancel"),
+        Some(&rani.token),
+        json!({"payment_session_id": cancelled["id"]}),
+    )
+    .await;
+    // A returning chat to an offline bestie, then served by a fallback blast.
+    let crate::chat::Paired { customer: mut sari, mitra: budi, .. } = crate::chat::paired(&app).await;
+    let again = paid(&app, &sari.token, json!({"tier_id": "15m", "targeted_mitra_id": budi.id})).await;
+    app.post(&app.public_url("/api/mitra/status"), Some(&budi.token), json!({"online": false})).await;
+    let returning = json!({"payment_session_id": again["id"], "mitra_id": budi.id});
+    let (status, _) =
+        app.post(&app.public_url("/api/client/chat-requests/returning"), Some(&sari.token), returning).await;
+    assert_eq!(status, 409);
+    let fallback = app.public_url(&format!(
+        "/api/client/chat-requests/{}/fallback-to-blast",
+        again["id"].as_str().expect("id")
+    ));
+    let (_, request) = app.post(&fallback, Some(&sari.token), json!({})).await;
+    next_event(&mut ayu.socket, "chat_request").await;
+    crate::pairing::accept(&app, &ayu.token, request["id"].as_str().expect("id")).await;
+    next_event(&mut sari.socket, "paired").await;
+
+    let (status, all) = get(&app, &operator, "/internal/failed-pairings").await;
+    assert_eq!((status, all["total"].as_i64()), (200, Some(2)), "{all}");
+    let (_, offline) =
+        get(&app, &operator, "/internal/failed-pairings?cause_tags[]=targeted_mitra_offline").await;
+    let served = &offline["rows"][0];
+    assert_eq!(
+        (offline["total"].as_i64(), served["payment_status"].as_str(), served["served_after_all"].as_bool()),
+        (Some(1), Some("consumed"), Some(true))
+    );
+    assert_eq!(served["targeted_mitra"]["id"], json!(budi.id));
+    assert_eq!(served["customer"]["call_name"], "Rani");
+    let (_, both) = get(&app, &operator, "/internal/failed-pairings?cause_tags[]=targeted_mitra_offline&cause_tags[]=customer_cancelled&limit=1&offset=1").await;
+    assert_eq!((both["total"].as_i64(), both["rows"].as_array().map(Vec::len)), (Some(2), Some(1)));
+    let (_, past_end) = get(&app, &operator, "/internal/failed-pairings?offset=5").await;
+    assert_eq!((past_end["total"].as_i64(), past_end["rows"].as_array().map(Vec::len)), (Some(2), Some(0)));
+    let (_, future) = get(&app, &operator, "/internal/failed-pairings?date_from=2099-01-01").await;
+    assert_eq!(future["total"], 0);
+    for (query, code) in [
+        ("?cause_tags[]=bored", "unknown_cause_tag"),
+        ("?limit=0", "invalid_page"),
+        ("?limit=x", "invalid_query"),
+        ("?date_from=2026-02-02&date_to=2026-01-01", "invalid_date_range"),
+        ("?date_from=yesterday", "invalid_query"),
+        ("?sort=amount", "invalid_query"),
+    ] {
+        let (status, body) = get(&app, &operator, &format!("/internal/failed-pairings{query}")).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some(code)), "{query}");
+    }
+
+    let action = |id: &Value| {
+        app.internal_url(&format!("/internal/failed-pairings/{}/action", id.as_str().expect("id")))
+    };
+    let (status, body) =
+        app.post(&action(&served["id"]), Some(&operator), json!({"action": "refunded"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("payment_served")));
+    let (status, body) =
+        app.post(&action(&served["id"]), Some(&operator), json!({"action": "no_action"})).await;
+    assert_eq!((status, body["operator_action"].as_str()), (200, Some("no_action")));
+    let (_, cancelled_rows) =
+        get(&app, &operator, "/internal/failed-pairings?cause_tags[]=customer_cancelled").await;
+    let row = &cancelled_rows["rows"][0];
+    let (status, body) = app.post(&action(&row["id"]), Some(&operator), json!({"action": "refund"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_action")));
+    let (status, body) = app.post(&action(&row["id"]), Some(&operator), json!({"action": "refunded"})).await;
+    assert_eq!((status, body["operator_action"].as_str()), (200, Some("refunded")));
+    assert!(body["actioned_by"].is_string() && body["actioned_at"].is_string());
+    let (status, body) = app.post(&action(&row["id"]), Some(&operator), json!({"action": "credited"})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str(), body["error"]["operator_action"].as_str()),
+        (409, Some("already_actioned"), Some("refunded"))
+    );
+}
