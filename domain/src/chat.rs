@@ -96,7 +96,8 @@ pub async fn send(
     body: &str,
 ) -> Result<(MessageRow, bool), ChatError> {
     let chars = body.chars().count();
-    if chars == 0 || chars > MAX_BODY_CHARS || body.trim().is_empty() {
+    // NUL cannot be stored in Postgres text.
+    if chars == 0 || chars > MAX_BODY_CHARS || body.trim().is_empty() || body.contains('\0') {
         return Err(ChatError::InvalidBody);
     }
     let id_chars = client_msg_id.chars().count();
@@ -111,12 +112,15 @@ pub async fn send(
     };
     if sent.stored_now {
         services.metrics.chat_messages.with_label_values(&[sender.role.as_str()]).inc();
-        deliver(services, sender, &sent).await;
     }
+    // A resend delivers again (without a push): the first attempt may have died between
+    // storing and delivering. Apps drop a message whose id they have.
+    deliver(services, sender, &sent).await;
     Ok((sent.message, sent.stored_now))
 }
 
 async fn deliver(services: &Services, sender: &Principal, sent: &Sent) {
+    let push_allowed = sent.stored_now;
     let session = &sent.session;
     let (recipient_role, recipient, sender_name) = match sender.role {
         Role::Customer => (Role::Mitra, session.mitra_id, session.customer_call_name.as_str()),
@@ -137,7 +141,12 @@ async fn deliver(services: &Services, sender: &Principal, sent: &Sent) {
     };
     services
         .notify(vec![
-            Notice { role: recipient_role, user: recipient, event: event.clone(), push: Some(push) },
+            Notice {
+                role: recipient_role,
+                user: recipient,
+                event: event.clone(),
+                push: push_allowed.then_some(push),
+            },
             // The sender's other devices.
             Notice { role: sender.role, user: sender.id, event, push: None },
         ])

@@ -111,7 +111,9 @@ pub async fn request(
     if !online {
         // Nobody to ask: rejected at once, nothing charged.
         if let Ok(pending) = store.lock_extension(extension.id, None).await? {
-            resolve_reject(services, pending, "auto_rejected", "mitra_offline").await?;
+            return Ok(reject_unless_charged(services, pending, "auto_rejected", "mitra_offline")
+                .await?
+                .extension);
         }
         return Ok(extension);
     }
@@ -163,7 +165,7 @@ pub async fn answer(
     if approve {
         resolve_approve(services, pending, "approved").await
     } else {
-        resolve_reject(services, pending, "rejected", "mitra_rejected").await
+        reject_unless_charged(services, pending, "rejected", "mitra_rejected").await
     }
 }
 
@@ -189,11 +191,27 @@ pub async fn window_ended(services: &Services, extension: Uuid) -> Result<(), Ex
             resolve_approve(services, pending, "auto_approved").await?;
         } else {
             let reason = if online { "timeout" } else { "mitra_offline" };
-            resolve_reject(services, pending, "auto_rejected", reason).await?;
+            reject_unless_charged(services, pending, "auto_rejected", reason).await?;
         }
         return Ok(());
     }
     Ok(())
+}
+
+/// Rejects, unless an approval got as far as the charge (it succeeded, or its outcome is
+/// unknown) and then died: that approval is finished instead, so a customer who paid gets
+/// the time.
+async fn reject_unless_charged(
+    services: &Services,
+    pending: PendingExtension,
+    status: &str,
+    reason: &str,
+) -> Result<Resolved, ExtensionError> {
+    let key = format!("extension:{}", pending.extension.id);
+    match services.store.charge_status(&key).await?.as_deref() {
+        Some("succeeded" | "pending") => resolve_approve(services, pending, "approved").await,
+        _ => resolve_reject(services, pending, status, reason).await,
+    }
 }
 
 async fn resolve_approve(
@@ -201,6 +219,10 @@ async fn resolve_approve(
     pending: PendingExtension,
     status: &str,
 ) -> Result<Resolved, ExtensionError> {
+    if !pending.payment_usable {
+        // The customer cancelled it, or it expired: nothing may be charged.
+        return resolve_reject(services, pending, "auto_rejected", "payment_unavailable").await;
+    }
     let request = ChargeRequest {
         idempotency_key: format!("extension:{}", pending.extension.id),
         payment_session_id: pending.extension.payment_session_id,

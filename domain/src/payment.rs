@@ -238,8 +238,8 @@ pub async fn confirm(
 pub async fn cancel(services: &Services, customer: &Principal, id: Uuid) -> Result<PaymentRow, PaymentError> {
     let lock = services.store.lock_payment(customer.id, id).await?.ok_or(PaymentError::NotFound)?;
     match lock.row.status.as_str() {
-        // A confirm is charging it: it will end confirmed, never abandoned.
-        "pending" if lock.claimed_charge.is_some() => {
+        // A confirm is charging it (or an extension request holds it): not abandoned now.
+        "pending" if lock.claimed_charge.is_some() || lock.extension_pending => {
             lock.release().await?;
             Err(PaymentError::NotPending("being confirmed".to_owned()))
         }

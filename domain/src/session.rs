@@ -172,7 +172,8 @@ pub async fn complete(services: &Services, session: Uuid, due_at_ms: Option<u64>
     let Some(row) = step(|| services.store.complete_session(session, due_at_ms)).await? else {
         return Ok(());
     };
-    let cap = app_config::integer(&services.store, "max_customers_per_mitra").await?;
+    // Committed: whatever fails below is repaired by the sweep's recount.
+    let cap = app_config::integer(&services.store, "max_customers_per_mitra").await.unwrap_or(3);
     match services.store.add_mitra_sessions(row.mitra_id, -1, cap).await {
         Ok(presence) if presence.available => {
             if let Err(error) =
@@ -230,7 +231,7 @@ pub async fn end_early(
         return Err(SessionError::InvalidReasonCode);
     }
     let reason_text = reason_text.map(str::trim).filter(|text| !text.is_empty());
-    if reason_text.is_some_and(|text| text.chars().count() > 1_000) {
+    if reason_text.is_some_and(|text| text.chars().count() > 1_000 || text.contains('\0')) {
         return Err(SessionError::InvalidReasonText);
     }
     let grace = app_config::integer(store, "closing_grace_minutes").await?;
@@ -253,7 +254,7 @@ pub async fn leave_closing_message(
     message: &str,
 ) -> Result<SessionRow, SessionError> {
     let trimmed = message.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > 1_000 {
+    if trimmed.is_empty() || trimmed.chars().count() > 1_000 || trimmed.contains('\0') {
         return Err(SessionError::InvalidClosingMessage);
     }
     let row = services.store.leave_closing_message(caller, session, trimmed).await??;
@@ -274,11 +275,24 @@ pub async fn leave_closing_message(
 pub async fn close_overdue(services: &Services) -> Result<usize, StoreError> {
     let (ended, graced) = services.store.overdue_sessions(60).await?;
     let moved = ended.len() + graced.len();
+    // One failing session must not stop the others.
     for session in ended {
-        time_up(services, session, None).await?;
+        if let Err(error) = time_up(services, session, None).await {
+            tracing::warn!(%error, %session, "ending a session whose timer was lost failed");
+        }
     }
     for session in graced {
-        complete(services, session, None).await?;
+        if let Err(error) = complete(services, session, None).await {
+            tracing::warn!(%error, %session, "completing a session whose timer was lost failed");
+        }
+    }
+    // The session counters in Redis move by deltas; recount them from the record, so a
+    // lost delta (a crash between a commit and its delta) heals.
+    let cap = app_config::integer(&services.store, "max_customers_per_mitra").await?;
+    for (mitra, live) in services.store.live_session_counts().await? {
+        if let Err(error) = services.store.set_mitra_sessions(mitra, live, cap).await {
+            tracing::warn!(%error, %mitra, "recounting a mitra's sessions failed");
+        }
     }
     for extension in services.store.overdue_extensions(60).await? {
         if let Err(error) = crate::extension::window_ended(services, extension).await {

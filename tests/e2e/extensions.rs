@@ -193,7 +193,7 @@ async fn an_unanswered_extension_takes_the_default_unless_the_mitra_is_offline()
 
     // Offline when asked: rejected at once.
     let (payment, extension) = ask(&app, &paired).await;
-    assert_eq!(extension["status"], "pending");
+    assert_eq!(extension["status"], "auto_rejected", "the answer says so at once");
     let resolved = next_event(&mut paired.customer.socket, "extension_resolved").await;
     assert_eq!(
         (resolved["outcome"].as_str(), resolved["reason"].as_str()),
@@ -276,4 +276,74 @@ async fn a_session_whose_time_ran_out_can_still_be_extended() {
         .expect("stale");
     let url = app.public_url(&format!("/api/shared/chat-sessions/{}", paired.session));
     assert_eq!(app.call(Method::GET, &url, Some(&paired.customer.token), None).await.1["status"], "active");
+}
+
+#[tokio::test]
+async fn an_extension_cannot_stretch_the_goodbye_window_or_lose_its_payment() {
+    let app = app().await;
+    let pool = app.store.pg_pool();
+    let mut paired = paired(&app).await;
+    // The extension's payment is held while the mitra decides: the customer cannot cancel it.
+    let (payment, extension) = ask(&app, &paired).await;
+    let cancel = app
+        .public_url(&format!("/api/client/payment-sessions/{}/cancel", payment["id"].as_str().expect("id")));
+    let (status, body) = app.post(&cancel, Some(&paired.customer.token), json!({})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("payment_session_not_pending")));
+    app.post(&answer_url(&app, &extension, "approve"), Some(&paired.mitra.token), json!({})).await;
+
+    // Time runs out; with the mitra offline, each extension is rejected at once and the
+    // session goes back to the closing it left, with its original grace.
+    let ended: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+        "UPDATE chat_sessions SET started_at = now() - interval '40 minutes', ends_at = now() - interval '1 second'
+         WHERE id = $1::uuid RETURNING ends_at",
+    )
+    .bind(&paired.session)
+    .fetch_one(pool)
+    .await
+    .expect("time travel");
+    let ctx = workers::JobContext::new(app.services.clone());
+    let key = paired.session.parse().expect("uuid");
+    let due = u64::try_from(ended.timestamp_millis()).expect("ms");
+    workers::fire_timer::run(&FireTimer { kind: TimerKind::EndSessionTime, key, due_at_ms: due }, &ctx)
+        .await
+        .expect("time up");
+    let grace = |pool: &PgPool| {
+        let pool = pool.clone();
+        let session = paired.session.clone();
+        async move {
+            sqlx::query_scalar::<_, Option<chrono::DateTime<chrono::Utc>>>(
+                "SELECT grace_ends_at FROM chat_sessions WHERE id = $1::uuid",
+            )
+            .bind(session)
+            .fetch_one(&pool)
+            .await
+            .expect("grace")
+        }
+    };
+    let first_grace = grace(pool).await.expect("closing");
+    app.post(&app.public_url("/api/mitra/status"), Some(&paired.mitra.token), json!({"online": false})).await;
+    for _ in 0..2 {
+        let (_, extension) = ask(&app, &paired).await;
+        assert_eq!(
+            (extension["status"].as_str(), extension["resolution_reason"].as_str()),
+            (Some("auto_rejected"), Some("mitra_offline"))
+        );
+        let now_grace = grace(pool).await.expect("closing again");
+        assert!((now_grace - first_grace).num_milliseconds().abs() < 1_000, "{first_grace} → {now_grace}");
+    }
+    // An early end after all that still works (one closure row per session, replaced).
+    set_config(pool, "early_end_mitra_enabled", json!(true)).await;
+    let (_, extension) = {
+        app.post(&app.public_url("/api/mitra/status"), Some(&paired.mitra.token), json!({"online": true}))
+            .await;
+        ask(&app, &paired).await
+    };
+    let (status, _) =
+        app.post(&answer_url(&app, &extension, "approve"), Some(&paired.mitra.token), json!({})).await;
+    assert_eq!(status, 200);
+    let end = app.public_url(&format!("/api/mitra/chat-requests/sessions/{}/end", paired.session));
+    let (status, body) =
+        app.post(&end, Some(&paired.mitra.token), json!({"reason_code": "done_early"})).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("closing")), "{body}");
+    next_event(&mut paired.customer.socket, "session_closing").await;
 }

@@ -52,6 +52,9 @@ pub struct PendingExtension {
     pub amount: i64,
     /// By the database's clock.
     pub window_left_ms: i64,
+    /// The payment is still pending (not cancelled or expired meanwhile): only then may it
+    /// be charged.
+    pub payment_usable: bool,
 }
 
 /// An extension's resolution and where the session went.
@@ -76,8 +79,8 @@ impl Store {
         window_s: i64,
     ) -> Result<Result<(ExtensionRow, Uuid), ExtensionRefusal>, StoreError> {
         let mut tx = self.pg.begin().await?;
-        let found: Option<(String, Uuid, Option<String>)> = sqlx::query_as(
-            "SELECT s.status, s.mitra_id, x.kind FROM chat_sessions s
+        let found: Option<(String, Uuid, Option<String>, bool)> = sqlx::query_as(
+            "SELECT s.status, s.mitra_id, x.kind, coalesce(s.grace_ends_at > now(), true) FROM chat_sessions s
              LEFT JOIN session_closures x ON x.chat_session_id = s.id
              WHERE s.id = $1 AND s.customer_id = $2 FOR UPDATE OF s",
         )
@@ -85,11 +88,13 @@ impl Store {
         .bind(customer)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((status, mitra, closure)) = found else {
+        let Some((status, mitra, closure, in_grace)) = found else {
             return Ok(Err(ExtensionRefusal::SessionNotFound));
         };
-        // Active, or closing because its time ran out (not after an early end).
-        let extendable = status == "active" || (status == "closing" && closure.as_deref() == Some("time_up"));
+        // Active, or closing because its time ran out (not after an early end), within its
+        // grace window.
+        let extendable =
+            status == "active" || (status == "closing" && closure.as_deref() == Some("time_up") && in_grace);
         if !extendable {
             let why = if status == "extending" {
                 ExtensionRefusal::AlreadyPending
@@ -159,24 +164,42 @@ impl Store {
         else {
             return Ok(Err(ExtensionRefusal::ExtensionNotFound));
         };
-        let (mitra_id, customer_id, amount, window_left_ms): (Uuid, Uuid, i64, i64) = sqlx::query_as(
-            "SELECT s.mitra_id, s.customer_id, p.amount,
-                    greatest(0, ceil(extract(epoch FROM $2::timestamptz - now()) * 1000))::bigint
-             FROM chat_sessions s JOIN payment_sessions p ON p.id = $3
-             WHERE s.id = $1 FOR UPDATE OF s",
-        )
-        .bind(extension.chat_session_id)
-        .bind(extension.expires_at)
-        .bind(extension.payment_session_id)
-        .fetch_one(&mut *tx)
-        .await?;
+        let (mitra_id, customer_id, amount, window_left_ms, payment_usable): (Uuid, Uuid, i64, i64, bool) =
+            sqlx::query_as(
+                "SELECT s.mitra_id, s.customer_id, p.amount,
+                        greatest(0, ceil(extract(epoch FROM $2::timestamptz - now()) * 1000))::bigint,
+                        p.status = 'pending'
+                 FROM chat_sessions s JOIN payment_sessions p ON p.id = $3
+                 WHERE s.id = $1 FOR UPDATE OF s FOR NO KEY UPDATE OF p",
+            )
+            .bind(extension.chat_session_id)
+            .bind(extension.expires_at)
+            .bind(extension.payment_session_id)
+            .fetch_one(&mut *tx)
+            .await?;
         if mitra.is_some_and(|m| m != mitra_id) {
             return Ok(Err(ExtensionRefusal::ExtensionNotFound));
         }
         if extension.status != "pending" {
             return Ok(Err(ExtensionRefusal::Resolved(extension.status)));
         }
-        Ok(Ok(PendingExtension { tx, extension, mitra_id, customer_id, amount, window_left_ms }))
+        Ok(Ok(PendingExtension {
+            tx,
+            extension,
+            mitra_id,
+            customer_id,
+            amount,
+            window_left_ms,
+            payment_usable,
+        }))
+    }
+
+    /// The status of the charge made under `key`, if any.
+    pub async fn charge_status(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT status FROM charges WHERE idempotency_key = $1")
+            .bind(key)
+            .fetch_optional(&self.pg)
+            .await?)
     }
 
     /// Extensions still pending after their window (their timer was lost).
@@ -196,13 +219,22 @@ impl PendingExtension {
     /// again until `max(its end, now) + duration`.
     pub async fn approve(mut self, status: &str) -> Result<Resolved, StoreError> {
         let extension = self.resolve(status, None).await?;
-        sqlx::query(
+        let consumed = sqlx::query(
             "UPDATE payment_sessions SET status = 'consumed', confirmed_at = now(), consumed_at = now(), resolved_at = now()
              WHERE id = $1 AND status = 'pending'",
         )
         .bind(extension.payment_session_id)
         .execute(&mut *self.tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if consumed != 1 {
+            return Err(StoreError::Encode("an extension's payment was not pending at its approval".into()));
+        }
+        // The session runs again: the goodbyes of the closing it left are void.
+        sqlx::query("DELETE FROM session_closures WHERE chat_session_id = $1")
+            .bind(extension.chat_session_id)
+            .execute(&mut *self.tx)
+            .await?;
         let (ends_at, session_status): (DateTime<Utc>, String) = sqlx::query_as(
             "UPDATE chat_sessions SET status = 'active', closing_started_at = NULL, grace_ends_at = NULL,
                     ends_at = greatest(ends_at, now()) + make_interval(mins => $2)
@@ -238,10 +270,15 @@ impl PendingExtension {
             .await?;
         let (ends_at, session_status, grace_ends_at): (DateTime<Utc>, String, Option<DateTime<Utc>>) =
             sqlx::query_as(
-                "UPDATE chat_sessions SET
+                "WITH first AS (SELECT closing_started_at FROM session_closures WHERE chat_session_id = $1)
+             UPDATE chat_sessions SET
                  status = CASE WHEN ends_at <= now() THEN 'closing' ELSE 'active' END,
-                 closing_started_at = CASE WHEN ends_at <= now() THEN now() END,
-                 grace_ends_at = CASE WHEN ends_at <= now() THEN now() + make_interval(mins => $2::int) END
+                 -- Back to the closing it left, with its original grace: asking again
+                 -- cannot stretch the goodbye window.
+                 closing_started_at = CASE WHEN ends_at <= now()
+                     THEN coalesce((SELECT closing_started_at FROM first), now()) END,
+                 grace_ends_at = CASE WHEN ends_at <= now()
+                     THEN coalesce((SELECT closing_started_at FROM first), now()) + make_interval(mins => $2::int) END
              WHERE id = $1 RETURNING ends_at, status, grace_ends_at",
             )
             .bind(extension.chat_session_id)

@@ -44,7 +44,10 @@ impl Store {
             "UPDATE payment_sessions p SET status = 'expired', resolved_at = now()
              WHERE p.id = ANY($1) AND p.status = 'pending'
                -- A confirm that claimed its charge finishes the payment; it never expires.
-               AND NOT EXISTS (SELECT 1 FROM charges c WHERE c.payment_session_id = p.id AND c.status <> 'failed')",
+               AND NOT EXISTS (SELECT 1 FROM charges c WHERE c.payment_session_id = p.id AND c.status <> 'failed')
+               -- Nor does a pending extension's payment: the extension decides its fate.
+               AND NOT EXISTS (SELECT 1 FROM extension_requests e
+                               WHERE e.payment_session_id = p.id AND e.status = 'pending')",
         )
         .bind(&due)
         .execute(&mut *tx)
@@ -114,6 +117,8 @@ pub struct PaymentLock {
     pub row: PaymentRow,
     /// Whether its expiry has passed, by the database clock.
     pub past_expiry: bool,
+    /// A pending extension request uses it (it is charged or released by that request).
+    pub extension_pending: bool,
     /// The idempotency key of its charge claimed or made (a confirm got that far): such a
     /// payment is never expired or abandoned, only confirmed.
     pub claimed_charge: Option<String>,
@@ -265,7 +270,9 @@ impl Store {
                     (SELECT c.idempotency_key FROM charges c WHERE c.payment_session_id = p.id AND c.status <> 'failed'
                      LIMIT 1) AS claimed_charge,
                     (SELECT count(*) FROM charges c WHERE c.payment_session_id = p.id AND c.status = 'failed')
-                        AS declined_charges
+                        AS declined_charges,
+                    EXISTS (SELECT 1 FROM extension_requests e WHERE e.payment_session_id = p.id
+                            AND e.status = 'pending') AS extension_pending
              FROM payment_sessions p WHERE id = $1 AND customer_id = $2 FOR NO KEY UPDATE OF p"
         );
         let row: Option<PaymentRowWithExpiry> = sqlx::query_as(AssertSqlSafe(query.as_str()))
@@ -277,6 +284,7 @@ impl Store {
             tx,
             row: r.row,
             past_expiry: r.past_expiry,
+            extension_pending: r.extension_pending,
             claimed_charge: r.claimed_charge,
             declined_charges: r.declined_charges,
         }))
@@ -306,6 +314,7 @@ struct PaymentRowWithExpiry {
     #[sqlx(flatten)]
     row: PaymentRow,
     past_expiry: bool,
+    extension_pending: bool,
     claimed_charge: Option<String>,
     declined_charges: i64,
 }

@@ -145,6 +145,13 @@ impl Store {
             Role::Cc => return Ok(Err(EndRefusal::NotFound)),
         };
         let mut tx = self.pg.begin().await?;
+        // The extension row first, then the session: the order extension resolutions use.
+        sqlx::query(
+            "SELECT id FROM extension_requests WHERE chat_session_id = $1 AND status = 'pending' FOR UPDATE",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         let query = format!("SELECT status FROM chat_sessions WHERE id = $1 AND {column} = $2 FOR UPDATE");
         let status: Option<String> = sqlx::query_scalar(AssertSqlSafe(query))
             .bind(id)
@@ -176,7 +183,10 @@ impl Store {
         .await?;
         sqlx::query(
             "INSERT INTO session_closures (chat_session_id, kind, initiated_by, reason_code, reason)
-             VALUES ($1, 'early_end', $2, $3, $4)",
+             VALUES ($1, 'early_end', $2, $3, $4)
+             ON CONFLICT (chat_session_id) DO UPDATE SET kind = 'early_end', initiated_by = EXCLUDED.initiated_by,
+                 reason_code = EXCLUDED.reason_code, reason = EXCLUDED.reason, closing_started_at = now(),
+                 customer_message = NULL, customer_message_at = NULL, mitra_message = NULL, mitra_message_at = NULL",
         )
         .bind(id)
         .bind(caller.role.as_str())
@@ -273,13 +283,14 @@ impl Store {
         Ok((active.into_iter().map(|r| r.0).collect(), closing.into_iter().map(|r| r.0).collect()))
     }
 
-    /// Live sessions of the mitra (to set the Redis counter from the record).
-    pub async fn live_sessions_of_mitra(&self, mitra: Uuid) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT count(*) FROM chat_sessions WHERE mitra_id = $1 AND status <> 'completed'",
+    /// Live sessions per mitra, from the record (for rebuilding the Redis counters).
+    pub async fn live_session_counts(&self) -> Result<Vec<(Uuid, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT m.id, count(s.id) FROM mitras m
+             LEFT JOIN chat_sessions s ON s.mitra_id = m.id AND s.status <> 'completed'
+             GROUP BY m.id",
         )
-        .bind(mitra)
-        .fetch_one(&self.pg)
+        .fetch_all(&self.pg)
         .await?)
     }
 }
