@@ -113,6 +113,7 @@ pub fn internal_routes(state: &AppState) -> Router<AppState> {
         .route("/internal/config/{key}", put(config::update).patch(config::update))
         .route("/internal/failed-pairings", get(failures::list))
         .route("/internal/failed-pairings/{id}/action", post(failures::action))
+        .route("/internal/mitra-activity", get(failures::mitra_activity))
 }
 
 /// Finishes a listener's router: health routes, `/metrics` on the internal listener, JSON

@@ -33,6 +33,10 @@ pub enum FailureError {
     InvalidPage,
     #[error("date_from must be before date_to")]
     InvalidDateRange,
+    #[error(
+        "sort must be one of notified, accepted, rejected, ignored, missed, acceptance_rate, avg_response_seconds, display_name; order asc or desc"
+    )]
+    InvalidSort,
     #[error("action must be refunded, credited or no_action")]
     InvalidAction,
     #[error("no such failed pairing")]
@@ -55,6 +59,7 @@ impl DomainError for FailureError {
             Self::UnknownCauseTag(_) => "unknown_cause_tag",
             Self::InvalidPage => "invalid_page",
             Self::InvalidDateRange => "invalid_date_range",
+            Self::InvalidSort => "invalid_sort",
             Self::InvalidAction => "invalid_action",
             Self::NotFound => "failed_pairing_not_found",
             Self::AlreadyActioned(_) => "already_actioned",
@@ -66,9 +71,11 @@ impl DomainError for FailureError {
 
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::UnknownCauseTag(_) | Self::InvalidPage | Self::InvalidDateRange | Self::InvalidAction => {
-                ErrorKind::Invalid
-            }
+            Self::UnknownCauseTag(_)
+            | Self::InvalidPage
+            | Self::InvalidDateRange
+            | Self::InvalidAction
+            | Self::InvalidSort => ErrorKind::Invalid,
             Self::NotFound => ErrorKind::NotFound,
             Self::AlreadyActioned(_) | Self::PaymentServed | Self::PaymentSettled => ErrorKind::Conflict,
             Self::Store(e) => e.kind(),
@@ -143,4 +150,45 @@ pub fn row_json(row: &FailureRow) -> serde_json::Value {
         "actioned_at": row.actioned_at,
         "created_at": row.created_at,
     })
+}
+
+/// The columns the activity report sorts by.
+pub const ACTIVITY_SORTS: [&str; 8] = [
+    "notified",
+    "accepted",
+    "rejected",
+    "ignored",
+    "missed",
+    "acceptance_rate",
+    "avg_response_seconds",
+    "display_name",
+];
+
+/// The mitra request-activity report (seed 002): per mitra over `[from, to)` (default: the
+/// last 7 days), computed in SQL over the activity log.
+pub async fn mitra_activity(
+    store: &Store,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    mitra: Option<Uuid>,
+    sort: Option<&str>,
+    order: Option<&str>,
+) -> Result<Vec<crate::store::failures::ActivityRow>, FailureError> {
+    let to = to.unwrap_or_else(Utc::now);
+    let from = from.unwrap_or(to - chrono::Duration::days(7));
+    if from >= to {
+        return Err(FailureError::InvalidDateRange);
+    }
+    let sort = match sort {
+        None => "notified",
+        Some(wanted) => {
+            ACTIVITY_SORTS.iter().find(|s| **s == wanted).copied().ok_or(FailureError::InvalidSort)?
+        }
+    };
+    let descending = match order {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(_) => return Err(FailureError::InvalidSort),
+    };
+    Ok(store.mitra_activity(from, to, mitra, sort, descending).await?)
 }

@@ -162,3 +162,49 @@ async fn failed_pairings_are_listed_with_their_payment_state_and_settled_once() 
         (409, Some("already_actioned"), Some("refunded"))
     );
 }
+
+#[tokio::test]
+async fn the_activity_report_counts_each_mitras_answers() {
+    let app = TestApp::spawn().await;
+    let operator = app.sign_in_operator().await;
+    let mut ayu = new_online_mitra(&app, &operator).await;
+    let mut budi = new_online_mitra(&app, &operator).await;
+    // Ayu takes the first request (Budi misses it); both decline the second.
+    for round in 0..2 {
+        let rani = customer(&app).await;
+        let payment = paid(&app, &rani.token, json!({"tier_id": "15m"})).await;
+        let (_, request) = start_blast(&app, &rani.token, &payment).await;
+        let id = request["id"].as_str().expect("id");
+        next_event(&mut ayu.socket, "chat_request").await;
+        next_event(&mut budi.socket, "chat_request").await;
+        if round == 0 {
+            crate::pairing::accept(&app, &ayu.token, id).await;
+        } else {
+            for token in [&ayu.token, &budi.token] {
+                let url = app.public_url(&format!("/api/mitra/chat-requests/{id}/decline"));
+                assert_eq!(app.post(&url, Some(token), json!({})).await.0, 200);
+            }
+        }
+    }
+    let (status, report) =
+        get(&app, &operator, "/internal/mitra-activity?sort=acceptance_rate&order=desc").await;
+    assert_eq!(status, 200, "{report}");
+    let rows = report["rows"].as_array().expect("rows");
+    let counts = |row: &Value| {
+        ["notified", "accepted", "rejected", "ignored", "missed"].map(|k| row[k].as_i64().unwrap_or(-1))
+    };
+    assert_eq!(rows[0]["mitra"]["id"], json!(ayu.id));
+    assert_eq!((counts(&rows[0]), rows[0]["acceptance_rate"].as_f64()), ([2, 1, 1, 0, 0], Some(0.5)));
+    assert_eq!((counts(&rows[1]), rows[1]["acceptance_rate"].as_f64()), ([2, 0, 1, 0, 1], Some(0.0)));
+    assert!(rows[0]["avg_response_seconds"].as_f64().is_some_and(|s| (0.0..60.0).contains(&s)));
+    let (_, only) = get(&app, &operator, &format!("/internal/mitra-activity?mitra_id={}", budi.id)).await;
+    assert_eq!(only["rows"].as_array().map(Vec::len), Some(1));
+    let (_, none) = get(&app, &operator, "/internal/mitra-activity?date_to=2020-01-01").await;
+    assert_eq!(none["rows"], json!([]));
+    for (query, code) in
+        [("?sort=phone", "invalid_sort"), ("?order=up", "invalid_sort"), ("?date_from=x", "invalid_query")]
+    {
+        let (status, body) = get(&app, &operator, &format!("/internal/mitra-activity{query}")).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some(code)), "{query}");
+    }
+}

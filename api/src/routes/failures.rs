@@ -33,19 +33,21 @@ fn bad_query(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
 }
 
+/// A date (`2026-11-21`, midnight UTC) or a full RFC 3339 time.
+fn parse_time(name: &str, value: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    value
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
+                .map(|date| date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        })
+        .map_err(|_| bad_query(format!("{name}: expected a date (YYYY-MM-DD) or an RFC 3339 time")))
+}
+
 fn parse_filters(query: Option<&str>) -> Result<Filters, ApiError> {
     let mut filters = Filters::default();
     for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        let time = |value: &str| {
-            // A date (`2026-11-21`, midnight UTC) or a full RFC 3339 time.
-            value
-                .parse::<chrono::DateTime<chrono::Utc>>()
-                .or_else(|_| {
-                    chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
-                        .map(|date| date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
-                })
-                .map_err(|_| bad_query(format!("{name}: expected a date (YYYY-MM-DD) or an RFC 3339 time")))
-        };
+        let time = |value: &str| parse_time(&name, value);
         let number =
             |value: &str| value.parse::<i64>().map_err(|_| bad_query(format!("{name}: expected a number")));
         match name.as_ref() {
@@ -85,4 +87,47 @@ pub async fn action(
 ) -> Result<Json<Value>, ApiError> {
     let row = domain::failures::action(&state.store, &operator, id, &body.action).await?;
     Ok(Json(domain::failures::row_json(&row)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivityQuery {
+    date_from: Option<String>,
+    date_to: Option<String>,
+    mitra_id: Option<Uuid>,
+    sort: Option<String>,
+    order: Option<String>,
+}
+
+/// # `GET /internal/mitra-activity?date_from=&date_to=&mitra_id=&sort=&order=`
+/// Per mitra: notified, accepted, rejected, ignored, missed, acceptance rate, average
+/// response time (default period: the last 7 days; sort by `notified`, descending).
+pub async fn mitra_activity(
+    State(state): State<AppState>,
+    _operator: Operator,
+    crate::extract::ApiQuery(query): crate::extract::ApiQuery<ActivityQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let from = query.date_from.as_deref().map(|v| parse_time("date_from", v)).transpose()?;
+    let to = query.date_to.as_deref().map(|v| parse_time("date_to", v)).transpose()?;
+    let rows = domain::failures::mitra_activity(
+        &state.store,
+        from,
+        to,
+        query.mitra_id,
+        query.sort.as_deref(),
+        query.order.as_deref(),
+    )
+    .await?;
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "mitra": {"id": r.mitra_id, "display_name": r.display_name},
+                "notified": r.notified, "accepted": r.accepted, "rejected": r.rejected,
+                "ignored": r.ignored, "missed": r.missed,
+                "acceptance_rate": r.acceptance_rate, "avg_response_seconds": r.avg_response_seconds,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "rows": rows })))
 }

@@ -135,3 +135,55 @@ impl Store {
         Ok(Ok(sqlx::query_as(sqlx::AssertSqlSafe(query)).bind(id).fetch_one(&self.pg).await?))
     }
 }
+
+/// One mitra's answers to the requests offered in a period (the request-activity log).
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ActivityRow {
+    pub mitra_id: Uuid,
+    pub display_name: String,
+    pub notified: i64,
+    pub accepted: i64,
+    pub rejected: i64,
+    pub ignored: i64,
+    pub missed: i64,
+    /// Accepted / notified, 0 when nothing was offered.
+    pub acceptance_rate: f64,
+    /// Mean seconds from offer to an explicit answer (accept or reject); none without one.
+    pub avg_response_seconds: Option<f64>,
+}
+
+impl Store {
+    /// Per mitra over `[from, to)`, sorted by `sort` (a column of [`ActivityRow`], checked
+    /// by the caller) then by mitra.
+    pub async fn mitra_activity(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        mitra: Option<Uuid>,
+        sort: &'static str,
+        descending: bool,
+    ) -> Result<Vec<ActivityRow>, StoreError> {
+        let order = if descending { "DESC NULLS LAST" } else { "ASC NULLS LAST" };
+        let query = format!(
+            "SELECT * FROM (
+                 SELECT m.id AS mitra_id, m.display_name,
+                        count(*) AS notified,
+                        count(*) FILTER (WHERE n.response = 'accepted') AS accepted,
+                        count(*) FILTER (WHERE n.response = 'rejected') AS rejected,
+                        count(*) FILTER (WHERE n.response = 'ignored') AS ignored,
+                        count(*) FILTER (WHERE n.response = 'missed') AS missed,
+                        (count(*) FILTER (WHERE n.response = 'accepted'))::float8 / count(*) AS acceptance_rate,
+                        avg(extract(epoch FROM n.responded_at - n.notified_at))::float8 AS avg_response_seconds
+                 FROM chat_request_notifications n JOIN mitras m ON m.id = n.mitra_id
+                 WHERE n.notified_at >= $1 AND n.notified_at < $2 AND ($3::uuid IS NULL OR n.mitra_id = $3)
+                 GROUP BY m.id, m.display_name) activity
+             ORDER BY {sort} {order}, mitra_id"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(query))
+            .bind(from)
+            .bind(to)
+            .bind(mitra)
+            .fetch_all(&self.pg)
+            .await?)
+    }
+}
