@@ -18,6 +18,29 @@ use crate::Listener;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// CORS for the control center's web app on the internal listener: its origins, every
+/// method its pages use (GET, POST, PUT, PATCH, DELETE), JSON bodies and bearer tokens.
+/// An origin that does not parse is skipped with a warning.
+pub fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderValue, Method, header};
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| match HeaderValue::from_str(origin.trim_end_matches('/')) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                tracing::warn!(origin, "ignoring a control-center origin that is not a header value");
+                None
+            }
+        })
+        .collect();
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(allowed)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, REQUEST_ID])
+        .expose_headers([REQUEST_ID])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
 pub fn wrap(router: Router, listener: Listener, metrics: Metrics) -> Router {
     let record = move |request: Request, next: Next| {
         let metrics = metrics.clone();

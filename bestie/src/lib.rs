@@ -158,7 +158,8 @@ impl Application {
         } else {
             axum::Router::new()
         };
-        let router = api::finish(Listener::Internal, internal_routes, state.clone());
+        let router = api::finish(Listener::Internal, internal_routes, state.clone())
+            .layer(api::layers::cors(&settings.api.cc_origins));
         tasks.spawn(serve(internal, router, shutdown.clone(), "internal"));
 
         if roles.contains(&ServiceRole::Worker) {

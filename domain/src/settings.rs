@@ -92,6 +92,9 @@ pub struct ApiSettings {
     /// How long a graceful shutdown waits for requests, sockets and jobs before exiting anyway.
     /// Kept under 10 s so an orchestrator's default kill grace period is never reached.
     pub shutdown_timeout_ms: u64,
+    /// Web origins of the control center allowed by CORS on the internal listener (exact
+    /// `scheme://host[:port]`); empty allows none.
+    pub cc_origins: Vec<String>,
 }
 
 impl Default for ApiSettings {
@@ -100,6 +103,7 @@ impl Default for ApiSettings {
             public_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             internal_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
             shutdown_timeout_ms: 8_000,
+            cc_origins: vec!["http://localhost:5173".to_owned()],
         }
     }
 }

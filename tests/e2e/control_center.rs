@@ -208,3 +208,29 @@ async fn the_activity_report_counts_each_mitras_answers() {
         assert_eq!((status, body["error"]["code"].as_str()), (400, Some(code)), "{query}");
     }
 }
+
+#[tokio::test]
+async fn the_control_centers_origin_may_use_every_method_its_pages_need() {
+    let app = TestApp::spawn_with(|s| s.api.cc_origins = vec!["https://cc.bestie.test".into()]).await;
+    let preflight = |origin: &'static str, method: &'static str| {
+        app.http
+            .request(Method::OPTIONS, app.internal_url("/internal/config/price_tiers"))
+            .header("origin", origin)
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", "authorization,content-type")
+            .send()
+    };
+    for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+        let response = preflight("https://cc.bestie.test", method).await.expect("preflight");
+        let headers = response.headers();
+        assert_eq!(
+            headers.get("access-control-allow-origin").and_then(|v| v.to_str().ok()),
+            Some("https://cc.bestie.test")
+        );
+        let methods =
+            headers.get("access-control-allow-methods").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert!(methods.contains(method), "{method} not in {methods}");
+    }
+    let foreign = preflight("https://evil.test", "PATCH").await.expect("preflight");
+    assert!(foreign.headers().get("access-control-allow-origin").is_none());
+}
