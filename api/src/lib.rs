@@ -98,14 +98,18 @@ pub fn public_routes(state: &AppState) -> Router<AppState> {
 
 /// The REST routes of the internal listener (control center).
 pub fn internal_routes(state: &AppState) -> Router<AppState> {
-    use routes::{accounts, auth, config, failures};
+    use routes::{accounts, auth, config, failures, operations};
     let sign_in = Router::new()
         .route("/internal/auth/login", post(auth::operator_login))
         .route("/internal/auth/refresh", post(auth::operator_refresh));
     Router::new()
         .merge(rate_limit::sign_in_limit(sign_in, &state.auth.settings))
         .route("/internal/auth/logout", post(auth::operator_logout))
-        .route("/internal/mitras", post(accounts::create_mitra))
+        .route("/internal/mitras", post(accounts::create_mitra).get(operations::list_mitras))
+        .route("/internal/mitras/{id}/reset-password", post(operations::reset_password))
+        .route("/internal/sessions/live", get(operations::live_sessions))
+        .route("/internal/early-ends", get(operations::early_ends))
+        .route("/internal/review-flags", get(operations::review_flags))
         .route("/internal/mitras/{id}/deactivate", post(accounts::deactivate_mitra))
         .route("/internal/mitras/{id}/reactivate", post(accounts::reactivate_mitra))
         .route("/internal/config", get(config::list))

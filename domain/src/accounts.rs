@@ -25,6 +25,8 @@ pub enum AccountError {
     EmailTaken,
     #[error("no such mitra")]
     MitraNotFound,
+    #[error("limit must be 1 to 200 and offset at least 0")]
+    InvalidPage,
     #[error("password hashing failed: {0}")]
     Hash(#[from] password::HashError),
     #[error(transparent)]
@@ -39,6 +41,7 @@ impl DomainError for AccountError {
             Self::InvalidDisplayName => "invalid_display_name",
             Self::EmailTaken => "email_taken",
             Self::MitraNotFound => "mitra_not_found",
+            Self::InvalidPage => "invalid_page",
             Self::Hash(_) => "internal_error",
             Self::Store(e) => e.code(),
         }
@@ -46,7 +49,9 @@ impl DomainError for AccountError {
 
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::InvalidEmail | Self::InvalidPassword | Self::InvalidDisplayName => ErrorKind::Invalid,
+            Self::InvalidEmail | Self::InvalidPassword | Self::InvalidDisplayName | Self::InvalidPage => {
+                ErrorKind::Invalid
+            }
             Self::EmailTaken => ErrorKind::Conflict,
             Self::MitraNotFound => ErrorKind::NotFound,
             Self::Hash(_) => ErrorKind::Internal,
@@ -107,6 +112,38 @@ pub async fn set_mitra_active(
         store.publish_hub_control(&kick.to_string()).await?;
     }
     Ok(mitra)
+}
+
+/// Mitras for the control center's list, newest first.
+pub async fn list_mitras(
+    store: &Store,
+    search: Option<&str>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+) -> Result<(Vec<MitraRow>, i64), AccountError> {
+    let (limit, offset) = (limit.unwrap_or(50), offset.unwrap_or(0));
+    if !(1..=200).contains(&limit) || offset < 0 {
+        return Err(AccountError::InvalidPage);
+    }
+    Ok(store.mitras(search.map(str::trim).filter(|s| !s.is_empty()), limit, offset).await?)
+}
+
+/// An operator sets a mitra's new password; the mitra's sessions must sign in again.
+pub async fn reset_mitra_password(
+    store: &Store,
+    actor: &Principal,
+    mitra_id: Uuid,
+    new_password: &str,
+) -> Result<(), AccountError> {
+    if !(8..=256).contains(&new_password.chars().count()) {
+        return Err(AccountError::InvalidPassword);
+    }
+    let hash = password::hash(new_password).await?;
+    if store.reset_mitra_password(actor.id, mitra_id, &hash).await? {
+        Ok(())
+    } else {
+        Err(AccountError::MitraNotFound)
+    }
 }
 
 /// Lower-cases and checks an email address: one `@`, a dot in the domain, no spaces.

@@ -234,3 +234,55 @@ async fn the_control_centers_origin_may_use_every_method_its_pages_need() {
     let foreign = preflight("https://evil.test", "PATCH").await.expect("preflight");
     assert!(foreign.headers().get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test]
+async fn operators_list_mitras_reset_passwords_and_watch_live_sessions_and_early_ends() {
+    let app = TestApp::spawn().await;
+    let operator = app.sign_in_operator().await;
+    let crate::chat::Paired { mitra, session, .. } = crate::chat::paired(&app).await;
+
+    let (status, list) = get(&app, &operator, "/internal/mitras?q=ayu&limit=1").await;
+    assert_eq!(
+        (status, list["total"].as_i64(), list["rows"][0]["id"].clone()),
+        (200, Some(1), json!(mitra.id))
+    );
+    let (_, none) = get(&app, &operator, "/internal/mitras?q=%25").await;
+    assert_eq!(none["total"], 0, "a % in the search is a character, not a wildcard");
+    let (status, body) = get(&app, &operator, "/internal/mitras?limit=0").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_page")));
+
+    let (status, live) = get(&app, &operator, "/internal/sessions/live").await;
+    assert_eq!(status, 200);
+    let row = &live["rows"][0];
+    assert_eq!((row["id"].as_str(), row["status"].as_str()), (Some(session.as_str()), Some("active")));
+    assert!(row["seconds_left"].as_i64().is_some_and(|s| s > 14 * 60 && s <= 15 * 60), "{row}");
+
+    let pool = app.store.pg_pool();
+    crate::pairing::set_config(pool, "early_end_mitra_enabled", json!(true)).await;
+    crate::pairing::set_config(pool, "early_end_mitra_daily_cap", json!(0)).await;
+    let end = app.public_url(&format!("/api/mitra/chat-requests/sessions/{session}/end"));
+    app.post(&end, Some(&mitra.token), json!({"reason_code": "unsafe_chat", "reason_text": "ancaman"})).await;
+    let (_, ends) = get(&app, &operator, "/internal/early-ends").await;
+    assert_eq!(
+        (ends["rows"][0]["reason_code"].as_str(), ends["rows"][0]["mitra"]["id"].clone()),
+        (Some("unsafe_chat"), json!(mitra.id))
+    );
+    let (_, flags) = get(&app, &operator, "/internal/review-flags").await;
+    assert_eq!(
+        (flags["rows"][0]["mitra"]["id"].clone(), flags["rows"][0]["count"].as_i64()),
+        (json!(mitra.id), Some(1))
+    );
+
+    // A reset password: the old one stops working, the new one works.
+    let email = list["rows"][0]["email"].as_str().expect("email").to_owned();
+    let reset = app.internal_url(&format!("/internal/mitras/{}/reset-password", mitra.id));
+    let (status, _) = app.post(&reset, Some(&operator), json!({"password": "short"})).await;
+    assert_eq!(status, 400);
+    let (status, _) = app.post(&reset, Some(&operator), json!({"password": "a-new-secret-1"})).await;
+    assert_eq!(status, 204);
+    let login = app.public_url("/api/auth/mitra/login");
+    let (status, _) = app.post(&login, None, json!({"email": email, "password": "listen-well-1"})).await;
+    assert_eq!(status, 401);
+    let (status, _) = app.post(&login, None, json!({"email": email, "password": "a-new-secret-1"})).await;
+    assert_eq!(status, 200);
+}

@@ -8,6 +8,7 @@ pub mod chat;
 pub mod config;
 pub mod devices;
 pub mod failures;
+pub mod operations;
 pub mod pairing;
 pub mod payments;
 pub mod presence;

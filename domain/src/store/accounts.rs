@@ -201,6 +201,65 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Mitras, newest first, optionally those whose name or email contains `search`.
+    pub async fn mitras(
+        &self,
+        search: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<MitraRow>, i64), StoreError> {
+        let pattern =
+            search.map(|s| format!("%{}%", s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+        let rows = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {MITRA_COLUMNS} FROM mitras
+             WHERE $1::text IS NULL OR display_name ILIKE $1 OR email ILIKE $1
+             ORDER BY created_at DESC, id LIMIT $2 OFFSET $3"
+        )))
+        .bind(&pattern)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pg)
+        .await?;
+        let total = sqlx::query_scalar(
+            "SELECT count(*) FROM mitras WHERE $1::text IS NULL OR display_name ILIKE $1 OR email ILIKE $1",
+        )
+        .bind(&pattern)
+        .fetch_one(&self.pg)
+        .await?;
+        Ok((rows, total))
+    }
+
+    /// Sets a mitra's password, revokes their refresh tokens (sign in again) and records
+    /// it. `false` when no such mitra exists.
+    pub async fn reset_mitra_password(
+        &self,
+        actor: Uuid,
+        id: Uuid,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pg.begin().await?;
+        let changed = sqlx::query("UPDATE mitras SET password_hash = $2 WHERE id = $1")
+            .bind(id)
+            .bind(password_hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if changed == 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE refresh_tokens SET revoked_at = now() WHERE mitra_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        audit(&mut tx, actor, "mitra.reset_password", &id, None, None).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
 /// Appends to the audit log inside the caller's transaction.
 async fn audit(
     conn: &mut sqlx::PgConnection,

@@ -294,3 +294,74 @@ impl Store {
         .await?)
     }
 }
+
+/// One early end, for the control center's log.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct EarlyEndRow {
+    pub chat_session_id: Uuid,
+    pub initiated_by: String,
+    pub reason_code: Option<String>,
+    pub reason: Option<String>,
+    pub ended_at: chrono::DateTime<chrono::Utc>,
+    pub mitra_id: Uuid,
+    pub mitra_display_name: String,
+    pub customer_call_name: String,
+}
+
+/// A mitra flagged for review.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct ReviewFlagRow {
+    pub id: Uuid,
+    pub mitra_id: Uuid,
+    pub mitra_display_name: String,
+    pub reason: String,
+    pub day: chrono::NaiveDate,
+    pub count: i32,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl Store {
+    /// Every session not completed, oldest first (the control center's live view).
+    pub async fn live_sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
+        let query =
+            format!("{} WHERE s.status <> 'completed' ORDER BY s.started_at", super::chat::SESSION_SELECT);
+        Ok(sqlx::query_as(AssertSqlSafe(query)).fetch_all(&self.pg).await?)
+    }
+
+    /// Early ends, newest first, in `[from, to)`.
+    pub async fn early_ends(
+        &self,
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        limit: i64,
+    ) -> Result<Vec<EarlyEndRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT x.chat_session_id, x.initiated_by, x.reason_code, x.reason, x.closing_started_at AS ended_at,
+                    s.mitra_id, m.display_name AS mitra_display_name, c.call_name AS customer_call_name
+             FROM session_closures x
+             JOIN chat_sessions s ON s.id = x.chat_session_id
+             JOIN mitras m ON m.id = s.mitra_id
+             JOIN customers c ON c.id = s.customer_id
+             WHERE x.kind = 'early_end' AND ($1::timestamptz IS NULL OR x.closing_started_at >= $1)
+               AND ($2::timestamptz IS NULL OR x.closing_started_at < $2)
+             ORDER BY x.closing_started_at DESC LIMIT $3",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(limit)
+        .fetch_all(&self.pg)
+        .await?)
+    }
+
+    /// Mitras flagged for review, newest first.
+    pub async fn review_flags(&self, limit: i64) -> Result<Vec<ReviewFlagRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT f.id, f.mitra_id, m.display_name AS mitra_display_name, f.reason, f.day, f.count, f.created_at
+             FROM mitra_review_flags f JOIN mitras m ON m.id = f.mitra_id
+             ORDER BY f.day DESC, f.created_at DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pg)
+        .await?)
+    }
+}
