@@ -224,7 +224,15 @@ async fn serve(
     shutdown: CancellationToken,
     name: &'static str,
 ) -> anyhow::Result<()> {
+    use axum::serve::ListenerExt as _;
     tracing::info!(listener = name, addr = %listener.local_addr()?, "listening");
+    // Small frames (acks, events) leave at once instead of waiting behind Nagle's algorithm
+    // for the previous segment's acknowledgement (~40 ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     // Connection info gives handlers the peer address (rate limits, OTP throttles).
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move { shutdown.cancelled().await })

@@ -51,11 +51,8 @@ pub async fn mitra_presence(store: &Store, mitra: &Principal) -> Result<MitraPre
 
 /// Copies the capacity cap from `app_config` into Redis and recomputes availability.
 pub async fn sync_capacity_cap(store: &Store) -> Result<(), StoreError> {
-    let cap = store
-        .app_config_value("max_customers_per_mitra")
-        .await?
-        .and_then(|v| v.as_i64())
-        .unwrap_or_else(default_cap);
+    // The validated value, as every accept reads it: the two copies never disagree.
+    let cap = app_config::integer(store, "max_customers_per_mitra").await?;
     store.set_capacity_cap(cap).await
 }
 

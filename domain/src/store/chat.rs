@@ -86,12 +86,32 @@ pub enum SendRefusal {
     ClientIdReused,
 }
 
+/// The two people of a session, by the names each may see of the other.
+#[derive(Clone, Debug)]
+pub struct Parties {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub mitra_id: Uuid,
+    pub customer_call_name: String,
+    pub mitra_display_name: String,
+}
+
 /// A send's outcome: the message, and whether this call stored it (false: a resend).
 #[derive(Clone, Debug)]
 pub struct Sent {
     pub message: MessageRow,
     pub stored_now: bool,
-    pub session: SessionRow,
+    pub session: Parties,
+}
+
+#[derive(sqlx::FromRow)]
+struct StoredMessage {
+    #[sqlx(flatten)]
+    message: MessageRow,
+    customer_id: Uuid,
+    mitra_id: Uuid,
+    customer_call_name: String,
+    mitra_display_name: String,
 }
 
 /// Which receipt.
@@ -142,7 +162,8 @@ impl Store {
     }
 
     /// Stores a message from `sender` in the session (numbered next), or finds the one a
-    /// previous send with the same `client_msg_id` stored.
+    /// previous send with the same `client_msg_id` stored. One statement: the session's
+    /// number is taken and the message inserted together (a unique-key conflict undoes both).
     pub async fn send_message(
         &self,
         sender: &Principal,
@@ -151,62 +172,55 @@ impl Store {
         body: &str,
     ) -> Result<Result<Sent, SendRefusal>, StoreError> {
         let Some(column) = party_column(sender) else { return Ok(Err(SendRefusal::NotFound)) };
-        if let Some(existing) = self.message_by_client_id(sender.id, client_msg_id).await? {
-            return self.resent(sender, session, existing).await;
-        }
-        let mut tx = self.pg.begin().await?;
         let query = format!(
-            "UPDATE chat_sessions SET last_seq = last_seq + 1
-             WHERE id = $1 AND {column} = $2 AND status IN ('active', 'extending') RETURNING last_seq"
+            "WITH s AS (
+                 UPDATE chat_sessions SET last_seq = last_seq + 1
+                 WHERE id = $1 AND {column} = $2 AND status IN ('active', 'extending')
+                 RETURNING id, last_seq, customer_id, mitra_id),
+             m AS (
+                 INSERT INTO chat_messages (chat_session_id, seq, sender_role, sender_id, client_msg_id, body)
+                 SELECT s.id, s.last_seq, $3, $2, $4, $5 FROM s
+                 RETURNING {MESSAGE_COLUMNS})
+             SELECT m.*, s.customer_id, s.mitra_id, c.call_name AS customer_call_name,
+                    mi.display_name AS mitra_display_name
+             FROM m, s JOIN customers c ON c.id = s.customer_id JOIN mitras mi ON mi.id = s.mitra_id"
         );
-        let seq: Option<i64> = sqlx::query_scalar(AssertSqlSafe(query))
+        let stored = sqlx::query_as(AssertSqlSafe(query))
             .bind(session)
             .bind(sender.id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(seq) = seq else {
-            drop(tx);
-            return Ok(Err(match self.chat_session_for(sender, session).await? {
-                Some(row) => SendRefusal::NotOpen(row.status),
-                None => SendRefusal::NotFound,
-            }));
-        };
-        let query = format!(
-            "INSERT INTO chat_messages (chat_session_id, seq, sender_role, sender_id, client_msg_id, body)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {MESSAGE_COLUMNS}"
-        );
-        let inserted = sqlx::query_as(AssertSqlSafe(query))
-            .bind(session)
-            .bind(seq)
             .bind(sender.role.as_str())
-            .bind(sender.id)
             .bind(client_msg_id)
             .bind(body)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&self.pg)
             .await;
-        let message: MessageRow = match inserted {
-            Ok(message) => message,
+        let stored: Option<StoredMessage> = match stored {
+            Ok(stored) => stored,
+            // A twin of this send won: answer with its message.
             Err(sqlx::Error::Database(e))
                 if e.constraint() == Some("chat_messages_sender_client_msg_key") =>
             {
-                // A twin of this send won: give its number back and answer with its message.
-                drop(tx);
-                let existing = self.message_by_client_id(sender.id, client_msg_id).await?;
-                return match existing {
-                    Some(existing) => self.resent(sender, session, existing).await,
-                    None => {
-                        Err(StoreError::Encode("a message vanished after its unique key conflicted".into()))
-                    }
-                };
+                None
             }
             Err(e) => return Err(e.into()),
         };
-        tx.commit().await?;
-        let session = self
-            .chat_session_for(sender, session)
-            .await?
-            .ok_or(StoreError::Encode("session vanished".into()))?;
-        Ok(Ok(Sent { message, stored_now: true, session }))
+        if let Some(stored) = stored {
+            let parties = Parties {
+                id: session,
+                customer_id: stored.customer_id,
+                mitra_id: stored.mitra_id,
+                customer_call_name: stored.customer_call_name,
+                mitra_display_name: stored.mitra_display_name,
+            };
+            return Ok(Ok(Sent { message: stored.message, stored_now: true, session: parties }));
+        }
+        // Nothing stored now: a resend (its message exists), or a session that is not open.
+        if let Some(existing) = self.message_by_client_id(sender.id, client_msg_id).await? {
+            return self.resent(sender, session, existing).await;
+        }
+        Ok(Err(match self.chat_session_for(sender, session).await? {
+            Some(row) => SendRefusal::NotOpen(row.status),
+            None => SendRefusal::NotFound,
+        }))
     }
 
     async fn message_by_client_id(
@@ -236,7 +250,14 @@ impl Store {
         let Some(row) = self.chat_session_for(sender, session).await? else {
             return Ok(Err(SendRefusal::NotFound));
         };
-        Ok(Ok(Sent { message: existing, stored_now: false, session: row }))
+        let parties = Parties {
+            id: row.id,
+            customer_id: row.customer_id,
+            mitra_id: row.mitra_id,
+            customer_call_name: row.customer_call_name,
+            mitra_display_name: row.mitra_display_name,
+        };
+        Ok(Ok(Sent { message: existing, stored_now: false, session: parties }))
     }
 
     /// Messages of the session, by sequence: after `after_seq` ascending, or before

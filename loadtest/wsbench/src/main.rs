@@ -9,6 +9,9 @@
 //! - `pairing`: creates mitras, turns them online and connects them, then runs rounds of a
 //!   customer's general blast and one mitra's accept over the REST api, and measures when
 //!   every mitra's socket receives `chat_request` and `chat_request_taken` (see `pairing`).
+//! - `chat`: pairs customers with mitras through the real flows, then sends chat messages
+//!   over the sockets at a fixed rate and in a closed loop, and measures send → stored
+//!   (`message_ack`) and send → delivered to the other party's socket (see `chat`).
 //!
 //! Tokens are signed with the development JWT key unless `--jwt-secret` says otherwise.
 
@@ -29,6 +32,7 @@ use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+mod chat;
 mod pairing;
 
 #[derive(Parser)]
@@ -105,6 +109,44 @@ enum Command {
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/bestie_bench")]
         database_url: String,
     },
+    /// Pair customers with mitras, then send chat messages over the sockets and measure
+    /// send → stored and send → delivered to the other party.
+    Chat {
+        /// Chat sessions (one new customer each).
+        #[arg(long, default_value_t = 1_000)]
+        sessions: usize,
+        /// Mitras sharing them (the capacity cap times this must cover `--sessions`).
+        #[arg(long, default_value_t = 334)]
+        mitras: usize,
+        /// Messages per second in the fixed-rate phase, over all sessions.
+        #[arg(long, default_value_t = 2_000)]
+        rate: u64,
+        /// Length of the fixed-rate phase (after the warm-up).
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Fixed-rate warm-up, not counted.
+        #[arg(long, default_value_t = 3)]
+        warmup_seconds: u64,
+        /// Length of the closed-loop ceiling phase.
+        #[arg(long, default_value_t = 15)]
+        ceiling_seconds: u64,
+        /// Sends outstanding at once in the ceiling phase.
+        #[arg(long, default_value_t = 256)]
+        in_flight: usize,
+        /// The api's public address (the same listener as the hub when one process runs all roles).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        api: SocketAddr,
+        /// Where to write the results as a Markdown table (they are printed either way).
+        #[arg(long)]
+        report: Option<std::path::PathBuf>,
+        /// Redis, key prefix and Postgres of the server under test (the mitras are created there).
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        #[arg(long)]
+        redis_prefix: String,
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/bestie_bench")]
+        database_url: String,
+    },
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
@@ -114,6 +156,9 @@ async fn open(hub: SocketAddr, source: IpAddr, token: &str) -> anyhow::Result<So
     let tcp = TcpSocket::new_v4()?;
     tcp.bind(SocketAddr::new(source, 0))?;
     let stream = tcp.connect(hub).await?;
+    // No Nagle on the client side: a command leaves when it is written instead of waiting
+    // for the previous segment's ACK, so a latency measured from the write is the server's.
+    stream.set_nodelay(true)?;
     let url = format!("ws://{hub}/ws?token={token}");
     // Small buffers on the client side too: tens of thousands of sockets share this process.
     let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(4096);
@@ -333,6 +378,34 @@ async fn main() -> anyhow::Result<()> {
             let options =
                 pairing::Options { mitras: *mitras, rounds: *rounds, api: *api, report: report.clone() };
             pairing::run(&cli, &store, &options).await?;
+        }
+        Command::Chat {
+            sessions,
+            mitras,
+            rate,
+            seconds,
+            warmup_seconds,
+            ceiling_seconds,
+            in_flight,
+            api,
+            report,
+            redis_url,
+            redis_prefix,
+            database_url,
+        } => {
+            let store = connect_store(redis_url, redis_prefix, database_url).await?;
+            let options = chat::Options {
+                sessions: *sessions,
+                mitras: *mitras,
+                rate: *rate,
+                seconds: *seconds,
+                warmup_seconds: *warmup_seconds,
+                ceiling_seconds: *ceiling_seconds,
+                in_flight: *in_flight,
+                api: *api,
+                report: report.clone(),
+            };
+            chat::run(&cli, &store, &options).await?;
         }
     }
     Ok(())

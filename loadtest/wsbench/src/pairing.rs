@@ -89,7 +89,12 @@ impl Api {
     }
 
     /// Builds a POST (so the caller can stamp the time just before sending it).
-    pub(crate) fn post(&self, path: &str, token: Option<&str>, body: &Value) -> anyhow::Result<reqwest::Request> {
+    pub(crate) fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+    ) -> anyhow::Result<reqwest::Request> {
         let mut request = self.client.post(format!("{}{path}", self.base)).json(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
