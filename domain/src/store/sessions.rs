@@ -4,7 +4,7 @@
 //! Each move is one statement (or one transaction) guarded by the session's status, so a
 //! timer that fires twice, late, or races an early end changes the session once.
 
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::chat::SessionRow;
@@ -43,6 +43,37 @@ impl Store {
         self.session_by_id(id).await
     }
 
+    /// Locks the session and checks it is `status` and its `moment` column (`ends_at` or
+    /// `grace_ends_at`) has come, by the database's clock, and is the one the timer was
+    /// queued for (within a second). `Ok(None)`: go ahead with the transaction.
+    async fn lock_if_due(
+        tx: &mut Transaction<'static, Postgres>,
+        id: Uuid,
+        status: &str,
+        moment: &'static str,
+        expected_ms: Option<u64>,
+    ) -> Result<Option<Step>, StoreError> {
+        let query = format!(
+            "SELECT status, greatest(0, ceil(extract(epoch FROM {moment} - now()) * 1000))::bigint,
+                    (extract(epoch FROM {moment}) * 1000)::bigint
+             FROM chat_sessions WHERE id = $1 FOR UPDATE"
+        );
+        let due: Option<(String, i64, Option<i64>)> =
+            sqlx::query_as(AssertSqlSafe(query)).bind(id).fetch_optional(&mut **tx).await?;
+        let Some((now_status, left_ms, at_ms)) = due else { return Ok(Some(Step::Nothing)) };
+        let stale = match (at_ms, expected_ms) {
+            (Some(at), Some(expected)) => u64::try_from(at).unwrap_or(0).abs_diff(expected) > 1_000,
+            _ => false,
+        };
+        if stale || now_status != status {
+            return Ok(Some(Step::Nothing));
+        }
+        if left_ms > 0 {
+            return Ok(Some(Step::NotYet { left_ms: u64::try_from(left_ms).unwrap_or(0) }));
+        }
+        Ok(None)
+    }
+
     /// Time is up: an active session starts closing, with `grace_minutes` for goodbyes.
     pub async fn close_for_time_up(
         &self,
@@ -51,26 +82,8 @@ impl Store {
         expected_end_ms: Option<u64>,
     ) -> Result<Step, StoreError> {
         let mut tx = self.pg.begin().await?;
-        let due: Option<(String, i64, i64)> = sqlx::query_as(
-            "SELECT status, greatest(0, ceil(extract(epoch FROM ends_at - now()) * 1000))::bigint,
-                    (extract(epoch FROM ends_at) * 1000)::bigint
-             FROM chat_sessions WHERE id = $1 FOR UPDATE",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let (Some((_, _, end_ms)), Some(expected)) = (&due, expected_end_ms)
-            && u64::try_from(*end_ms).unwrap_or(0).abs_diff(expected) > 1_000
-        {
-            return Ok(Step::Nothing);
-        }
-        let due = due.map(|(status, left_ms, _)| (status, left_ms));
-        match due {
-            Some((status, left_ms)) if status == "active" && left_ms > 0 => {
-                return Ok(Step::NotYet { left_ms: u64::try_from(left_ms).unwrap_or(0) });
-            }
-            Some((status, _)) if status == "active" => {}
-            _ => return Ok(Step::Nothing),
+        if let Some(step) = Self::lock_if_due(&mut tx, id, "active", "ends_at", expected_end_ms).await? {
+            return Ok(step);
         }
         sqlx::query(
             "UPDATE chat_sessions SET status = 'closing', closing_started_at = now(),
@@ -99,26 +112,10 @@ impl Store {
         expected_grace_end_ms: Option<u64>,
     ) -> Result<Step, StoreError> {
         let mut tx = self.pg.begin().await?;
-        let due: Option<(String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT status, greatest(0, ceil(extract(epoch FROM grace_ends_at - now()) * 1000))::bigint,
-                    (extract(epoch FROM grace_ends_at) * 1000)::bigint
-             FROM chat_sessions WHERE id = $1 FOR UPDATE",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let (Some((_, _, Some(grace_ms))), Some(expected)) = (&due, expected_grace_end_ms)
-            && u64::try_from(*grace_ms).unwrap_or(0).abs_diff(expected) > 1_000
+        if let Some(step) =
+            Self::lock_if_due(&mut tx, id, "closing", "grace_ends_at", expected_grace_end_ms).await?
         {
-            return Ok(Step::Nothing);
-        }
-        let due = due.map(|(status, left_ms, _)| (status, left_ms));
-        match due {
-            Some((status, left_ms)) if status == "closing" && left_ms > 0 => {
-                return Ok(Step::NotYet { left_ms: u64::try_from(left_ms).unwrap_or(0) });
-            }
-            Some((status, _)) if status == "closing" => {}
-            _ => return Ok(Step::Nothing),
+            return Ok(step);
         }
         sqlx::query("UPDATE chat_sessions SET status = 'completed', completed_at = now() WHERE id = $1")
             .bind(id)
