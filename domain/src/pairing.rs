@@ -20,7 +20,7 @@ use crate::app_config;
 use crate::auth::{Principal, Role};
 use crate::error::{DomainError, ErrorKind};
 use crate::event::{Event, EventKind};
-use crate::jobs::{JobError, Timer, TimerKind};
+use crate::jobs::{Timer, TimerKind};
 use crate::push::PushMessage;
 use crate::services::{Notice, Services};
 pub use crate::store::pairing::{Accepted, Cancelled, Declined, Failed, RequestRow};
@@ -62,8 +62,6 @@ pub enum PairingError {
     #[error("you already have the most sessions allowed at once")]
     AtCapacity,
     #[error(transparent)]
-    Job(#[from] JobError),
-    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -86,7 +84,6 @@ impl DomainError for PairingError {
             Self::RequestClosed => "chat_request_closed",
             Self::AlreadyResponded(_) => "already_responded",
             Self::AtCapacity => "mitra_at_capacity",
-            Self::Job(e) => e.code(),
             Self::Store(e) => e.code(),
         }
     }
@@ -94,7 +91,6 @@ impl DomainError for PairingError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::PaymentNotFound | Self::RequestNotFound => ErrorKind::NotFound,
-            Self::Job(e) => e.kind(),
             Self::Store(e) => e.kind(),
             _ => ErrorKind::Conflict,
         }

@@ -46,21 +46,12 @@ impl Services {
                 return Vec::new();
             }
         };
-        let live = self.live_instances().await;
-        let mut pushed = Vec::new();
-        for (user, published) in published {
-            if published.routed_to.iter().any(|instance| live.contains(instance)) {
-                continue;
-            }
-            if let Some(message) = push {
-                let job = Push { role, account: user, message: message.clone() };
-                match self.jobs.push(job).await {
-                    Ok(()) => pushed.push(user),
-                    Err(error) => tracing::warn!(%error, %user, "could not queue a push"),
-                }
-            }
-        }
-        pushed
+        let Some(message) = push else { return Vec::new() };
+        let candidates = published
+            .into_iter()
+            .map(|(user, published)| (role, user, published.routed_to, message.clone()))
+            .collect();
+        self.push_unreached(candidates).await
     }
 }
 
@@ -113,24 +104,41 @@ impl Services {
             .buffer_unordered(256)
             .collect::<Vec<_>>()
             .await;
-        let live = self.live_instances().await;
-        let mut pushed = Vec::new();
+        let mut candidates = Vec::new();
         for (notice, routed) in published {
             match routed {
-                Ok(published) if published.routed_to.iter().any(|instance| live.contains(instance)) => {}
-                Ok(_) => {
+                Ok(published) => {
                     if let Some(message) = notice.push {
-                        let push = Push { role: notice.role, account: notice.user, message };
-                        if let Err(error) = self.jobs.push(push).await {
-                            tracing::warn!(%error, user = %notice.user, "could not queue a push");
-                        } else {
-                            pushed.push(notice.user);
-                        }
+                        candidates.push((notice.role, notice.user, published.routed_to, message));
                     }
                 }
                 Err(error) => {
                     tracing::warn!(%error, user = %notice.user, kind = notice.event.kind.as_str(), "publish failed")
                 }
+            }
+        }
+        self.push_unreached(candidates).await
+    }
+
+    /// Queues each candidate's push unless a live hub instance holds a socket of theirs.
+    /// The live instances are read only when some candidate had a route at all.
+    async fn push_unreached(
+        &self,
+        candidates: Vec<(Role, uuid::Uuid, Vec<String>, PushMessage)>,
+    ) -> Vec<uuid::Uuid> {
+        let live = if candidates.iter().any(|(_, _, routed_to, _)| !routed_to.is_empty()) {
+            self.live_instances().await
+        } else {
+            LiveInstances::Known(Vec::new())
+        };
+        let mut pushed = Vec::new();
+        for (role, user, routed_to, message) in candidates {
+            if routed_to.iter().any(|instance| live.contains(instance)) {
+                continue;
+            }
+            match self.jobs.push(Push { role, account: user, message }).await {
+                Ok(()) => pushed.push(user),
+                Err(error) => tracing::warn!(%error, %user, "could not queue a push"),
             }
         }
         pushed

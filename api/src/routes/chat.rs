@@ -100,13 +100,17 @@ pub async fn receipts(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<Receipts>,
 ) -> Result<Json<Value>, ApiError> {
-    let mut row = chat::session(&state.store, &caller, id).await?;
+    let mut row = None;
     if let Some(seq) = body.delivered_up_to_seq {
-        row = chat::mark(&state.services, &caller, id, Receipt::Delivered, seq).await?;
+        row = Some(chat::mark(&state.services, &caller, id, Receipt::Delivered, seq).await?);
     }
     if let Some(seq) = body.read_up_to_seq {
-        row = chat::mark(&state.services, &caller, id, Receipt::Read, seq).await?;
+        row = Some(chat::mark(&state.services, &caller, id, Receipt::Read, seq).await?);
     }
+    let row = match row {
+        Some(row) => row,
+        None => chat::session(&state.store, &caller, id).await?,
+    };
     Ok(Json(chat::session_json(&caller, &row)))
 }
 

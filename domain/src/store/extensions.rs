@@ -244,15 +244,7 @@ impl PendingExtension {
         .bind(extension.duration_minutes)
         .fetch_one(&mut *self.tx)
         .await?;
-        self.tx.commit().await?;
-        Ok(Resolved {
-            extension,
-            session_status,
-            ends_at,
-            grace_ends_at: None,
-            mitra_id: self.mitra_id,
-            customer_id: self.customer_id,
-        })
+        self.commit(extension, session_status, ends_at, None).await
     }
 
     /// Rejected (or the charge was declined): nothing is charged and the payment is
@@ -294,6 +286,16 @@ impl PendingExtension {
             .execute(&mut *self.tx)
             .await?;
         }
+        self.commit(extension, session_status, ends_at, grace_ends_at).await
+    }
+
+    async fn commit(
+        self,
+        extension: ExtensionRow,
+        session_status: String,
+        ends_at: DateTime<Utc>,
+        grace_ends_at: Option<DateTime<Utc>>,
+    ) -> Result<Resolved, StoreError> {
         self.tx.commit().await?;
         Ok(Resolved {
             extension,

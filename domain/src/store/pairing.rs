@@ -435,27 +435,37 @@ impl Store {
         .await?)
     }
 
-    /// Locks the request for `mitra`: the request and whether (and how) the mitra was
-    /// offered it. `None` when it does not exist or the mitra never saw it.
-    async fn lock_request_for_mitra(
+    /// Locks the request for an answer by `mitra`: it must exist, have been offered to the
+    /// mitra, still be pending and not yet answered by them. Returns the request and
+    /// whether its window has ended (by the database's clock).
+    async fn lock_for_answer(
         tx: &mut Tx,
         request: Uuid,
         mitra: Uuid,
-    ) -> Result<Option<(RequestRow, Option<String>)>, StoreError> {
-        let query = format!("SELECT {REQUEST_COLUMNS} FROM pairing_requests WHERE id = $1 FOR UPDATE");
-        let Some(row): Option<RequestRow> =
-            sqlx::query_as(AssertSqlSafe(query.as_str())).bind(request).fetch_optional(&mut **tx).await?
-        else {
-            return Ok(None);
+    ) -> Result<Result<(RequestRow, bool), Refusal>, StoreError> {
+        let query = format!(
+            "SELECT {REQUEST_COLUMNS}, expires_at <= now() AS window_over,
+                    offered.response, offered.id IS NOT NULL AS offered
+             FROM pairing_requests
+             LEFT JOIN (SELECT pairing_request_id AS id, response FROM chat_request_notifications
+                        WHERE pairing_request_id = $1 AND mitra_id = $2) AS offered USING (id)
+             WHERE id = $1 FOR UPDATE OF pairing_requests"
+        );
+        let locked: Option<LockedForMitra> = sqlx::query_as(AssertSqlSafe(query.as_str()))
+            .bind(request)
+            .bind(mitra)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(locked) = locked.filter(|locked| locked.offered) else {
+            return Ok(Err(Refusal::NotFound));
         };
-        let offered: Option<Option<String>> = sqlx::query_scalar(
-            "SELECT response FROM chat_request_notifications WHERE pairing_request_id = $1 AND mitra_id = $2",
-        )
-        .bind(request)
-        .bind(mitra)
-        .fetch_optional(&mut **tx)
-        .await?;
-        Ok(offered.map(|response| (row, response)))
+        if locked.row.status != "pending" {
+            return Ok(Err(closed(&locked.row, mitra)));
+        }
+        if let Some(response) = locked.response {
+            return Ok(Err(Refusal::AlreadyResponded(response)));
+        }
+        Ok(Ok((locked.row, locked.window_over)))
     }
 
     /// The mitra accepts: the first accept wins. Starts the chat session, consumes the
@@ -468,33 +478,11 @@ impl Store {
         cap: i64,
     ) -> Result<Result<Accepted, Refusal>, StoreError> {
         let mut tx = self.pg.begin().await?;
-        let query = format!(
-            "SELECT {REQUEST_COLUMNS}, expires_at <= now() AS window_over,
-                    offered.response, offered.id IS NOT NULL AS offered
-             FROM pairing_requests
-             LEFT JOIN (SELECT pairing_request_id AS id, response FROM chat_request_notifications
-                        WHERE pairing_request_id = $1 AND mitra_id = $2) AS offered USING (id)
-             WHERE id = $1 FOR UPDATE OF pairing_requests"
-        );
-        let Some(locked): Option<LockedForMitra> = sqlx::query_as(AssertSqlSafe(query.as_str()))
-            .bind(request)
-            .bind(mitra)
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            return Ok(Err(Refusal::NotFound));
+        let (row, window_over) = match Self::lock_for_answer(&mut tx, request, mitra).await? {
+            Ok(locked) => locked,
+            Err(refusal) => return Ok(Err(refusal)),
         };
-        let row = locked.row;
-        if !locked.offered {
-            return Ok(Err(Refusal::NotFound));
-        }
-        if row.status != "pending" {
-            return Ok(Err(closed(&row, mitra)));
-        }
-        if let Some(response) = locked.response {
-            return Ok(Err(Refusal::AlreadyResponded(response)));
-        }
-        if locked.window_over {
+        if window_over {
             return Ok(Err(Refusal::WindowOver));
         }
         // One mitra's accepts run one at a time, so the cap holds under concurrent accepts.
@@ -620,15 +608,10 @@ impl Store {
         mitra: Uuid,
     ) -> Result<Result<Declined, Refusal>, StoreError> {
         let mut tx = self.pg.begin().await?;
-        let Some((row, response)) = Self::lock_request_for_mitra(&mut tx, request, mitra).await? else {
-            return Ok(Err(Refusal::NotFound));
+        let row = match Self::lock_for_answer(&mut tx, request, mitra).await? {
+            Ok((row, _)) => row,
+            Err(refusal) => return Ok(Err(refusal)),
         };
-        if row.status != "pending" {
-            return Ok(Err(closed(&row, mitra)));
-        }
-        if let Some(response) = response {
-            return Ok(Err(Refusal::AlreadyResponded(response)));
-        }
         sqlx::query(
             "UPDATE chat_request_notifications SET response = 'rejected', responded_at = now()
              WHERE pairing_request_id = $1 AND mitra_id = $2",

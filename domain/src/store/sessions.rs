@@ -32,15 +32,29 @@ pub enum EndRefusal {
     AlreadySaid,
 }
 
-impl Store {
-    async fn session_by_id(&self, id: Uuid) -> Result<Option<SessionRow>, StoreError> {
-        let query = format!("{} WHERE s.id = $1", super::chat::SESSION_SELECT);
-        Ok(sqlx::query_as(AssertSqlSafe(query)).bind(id).fetch_optional(&self.pg).await?)
-    }
+/// Moves a session to `closing` now, with `grace_minutes` for goodbyes.
+async fn start_closing(
+    tx: &mut Transaction<'static, Postgres>,
+    id: Uuid,
+    grace_minutes: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE chat_sessions SET status = 'closing', closing_started_at = now(),
+                grace_ends_at = now() + make_interval(mins => $2::int)
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(i32::try_from(grace_minutes).unwrap_or(5))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
+impl Store {
     /// A session, whoever's it is (for the timers, which act for the system).
     pub async fn session_for_timer(&self, id: Uuid) -> Result<Option<SessionRow>, StoreError> {
-        self.session_by_id(id).await
+        let query = format!("{} WHERE s.id = $1", super::chat::SESSION_SELECT);
+        Ok(sqlx::query_as(AssertSqlSafe(query)).bind(id).fetch_optional(&self.pg).await?)
     }
 
     /// Locks the session and checks it is `status` and its `moment` column (`ends_at` or
@@ -85,15 +99,7 @@ impl Store {
         if let Some(step) = Self::lock_if_due(&mut tx, id, "active", "ends_at", expected_end_ms).await? {
             return Ok(step);
         }
-        sqlx::query(
-            "UPDATE chat_sessions SET status = 'closing', closing_started_at = now(),
-                    grace_ends_at = now() + make_interval(mins => $2::int)
-             WHERE id = $1",
-        )
-        .bind(id)
-        .bind(i32::try_from(grace_minutes).unwrap_or(5))
-        .execute(&mut *tx)
-        .await?;
+        start_closing(&mut tx, id, grace_minutes).await?;
         sqlx::query(
             "INSERT INTO session_closures (chat_session_id, kind, initiated_by) VALUES ($1, 'time_up', 'system')
              ON CONFLICT (chat_session_id) DO NOTHING",
@@ -102,7 +108,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(self.session_by_id(id).await?.map_or(Step::Nothing, |row| Step::Done(Box::new(row))))
+        Ok(self.session_for_timer(id).await?.map_or(Step::Nothing, |row| Step::Done(Box::new(row))))
     }
 
     /// The grace window is over: a closing session completes.
@@ -122,7 +128,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(self.session_by_id(id).await?.map_or(Step::Nothing, |row| Step::Done(Box::new(row))))
+        Ok(self.session_for_timer(id).await?.map_or(Step::Nothing, |row| Step::Done(Box::new(row))))
     }
 
     /// One side ends an active (or extending) session early: it starts closing now, with
@@ -160,15 +166,7 @@ impl Store {
             Some("active" | "extending") => {}
             Some(other) => return Ok(Err(EndRefusal::NotAllowed(other.to_owned()))),
         }
-        sqlx::query(
-            "UPDATE chat_sessions SET status = 'closing', closing_started_at = now(),
-                    grace_ends_at = now() + make_interval(mins => $2::int)
-             WHERE id = $1",
-        )
-        .bind(id)
-        .bind(i32::try_from(grace_minutes).unwrap_or(5))
-        .execute(&mut *tx)
-        .await?;
+        start_closing(&mut tx, id, grace_minutes).await?;
         // A pending extension ends with the session (its payment is never charged).
         sqlx::query(
             "UPDATE extension_requests SET status = 'cancelled', resolution_reason = 'session_ended_early',
@@ -207,7 +205,7 @@ impl Store {
             None
         };
         tx.commit().await?;
-        let row = self.session_by_id(id).await?.ok_or(StoreError::Encode("session vanished".into()))?;
+        let row = self.session_for_timer(id).await?.ok_or(StoreError::Encode("session vanished".into()))?;
         Ok(Ok((row, today)))
     }
 
