@@ -11,6 +11,7 @@ use workers::timers::{FireTimer, TimerKind};
 use crate::chat::{Paired, paired};
 use crate::harness::TestApp;
 use crate::pairing::{next_event, set_config};
+use crate::sessions::{end_in, fire};
 
 async fn app() -> TestApp {
     // No worker: the tests fire the window's timer themselves.
@@ -243,20 +244,8 @@ async fn a_session_whose_time_ran_out_can_still_be_extended() {
     let app = app().await;
     let pool = app.store.pg_pool();
     let mut paired = paired(&app).await;
-    let ended: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
-        "UPDATE chat_sessions SET started_at = now() - interval '20 minutes', ends_at = now() - interval '1 second'
-         WHERE id = $1::uuid RETURNING ends_at",
-    )
-    .bind(&paired.session)
-    .fetch_one(pool)
-    .await
-    .expect("time travel");
-    let ctx = workers::JobContext::new(app.services.clone());
-    let key = paired.session.parse().expect("uuid");
-    let due = u64::try_from(ended.timestamp_millis()).expect("ms");
-    workers::fire_timer::run(&FireTimer { kind: TimerKind::EndSessionTime, key, due_at_ms: due }, &ctx)
-        .await
-        .expect("time up");
+    let due = end_in(pool, &paired.session, -1).await;
+    fire(&app, TimerKind::EndSessionTime, &paired.session, due).await;
     next_event(&mut paired.customer.socket, "session_closing").await;
 
     let (_, extension) = ask(&app, &paired).await;
@@ -271,9 +260,7 @@ async fn a_session_whose_time_ran_out_can_still_be_extended() {
         "15 minutes from the approval, not from the old end: {from_now}"
     );
     // The old end's timer, firing late, leaves the resumed session alone.
-    workers::fire_timer::run(&FireTimer { kind: TimerKind::EndSessionTime, key, due_at_ms: due }, &ctx)
-        .await
-        .expect("stale");
+    fire(&app, TimerKind::EndSessionTime, &paired.session, due).await;
     let url = app.public_url(&format!("/api/shared/chat-sessions/{}", paired.session));
     assert_eq!(app.call(Method::GET, &url, Some(&paired.customer.token), None).await.1["status"], "active");
 }
@@ -293,20 +280,8 @@ async fn an_extension_cannot_stretch_the_goodbye_window_or_lose_its_payment() {
 
     // Time runs out; with the mitra offline, each extension is rejected at once and the
     // session goes back to the closing it left, with its original grace.
-    let ended: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
-        "UPDATE chat_sessions SET started_at = now() - interval '40 minutes', ends_at = now() - interval '1 second'
-         WHERE id = $1::uuid RETURNING ends_at",
-    )
-    .bind(&paired.session)
-    .fetch_one(pool)
-    .await
-    .expect("time travel");
-    let ctx = workers::JobContext::new(app.services.clone());
-    let key = paired.session.parse().expect("uuid");
-    let due = u64::try_from(ended.timestamp_millis()).expect("ms");
-    workers::fire_timer::run(&FireTimer { kind: TimerKind::EndSessionTime, key, due_at_ms: due }, &ctx)
-        .await
-        .expect("time up");
+    let due = end_in(pool, &paired.session, -1).await;
+    fire(&app, TimerKind::EndSessionTime, &paired.session, due).await;
     let grace = |pool: &PgPool| {
         let pool = pool.clone();
         let session = paired.session.clone();

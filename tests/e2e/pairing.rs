@@ -130,6 +130,15 @@ async fn activity(pool: &PgPool, request: &str) -> Vec<(Uuid, Option<String>, i3
     .expect("activity")
 }
 
+/// Chat sessions the payment started.
+async fn sessions_of(pool: &PgPool, payment: &Value) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM chat_sessions WHERE payment_session_id = $1::uuid")
+        .bind(payment["id"].as_str())
+        .fetch_one(pool)
+        .await
+        .expect("sessions")
+}
+
 pub async fn set_config(pool: &PgPool, key: &str, value: Value) {
     sqlx::query("UPDATE app_config SET value = $2 WHERE key = $1")
         .bind(key)
@@ -397,12 +406,7 @@ async fn a_hundred_concurrent_accepts_start_exactly_one_session() {
         .iter()
         .filter(|(status, body)| *status == 409 && body["error"]["code"] == "chat_request_taken");
     assert_eq!(lost.count(), 99, "{outcomes:?}");
-    let sessions: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM chat_sessions WHERE payment_session_id = $1::uuid")
-            .bind(payment["id"].as_str())
-            .fetch_one(pool)
-            .await
-            .expect("sessions");
+    let sessions = sessions_of(pool, &payment).await;
     assert_eq!(sessions, 1);
     let responses = activity(pool, &request_id).await;
     assert_eq!(responses.iter().filter(|r| r.1.as_deref() == Some("accepted")).count(), 1);
@@ -427,12 +431,7 @@ async fn a_cancel_racing_an_accept_has_one_consistent_outcome() {
         let cancel = app.post(&cancel_url, Some(&rani.token), json!({"payment_session_id": payment["id"]}));
         let ((accept_status, accept_body), (cancel_status, cancel_body)) =
             tokio::join!(accept(&app, &ayu.token, &request_id), cancel);
-        let sessions: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM chat_sessions WHERE payment_session_id = $1::uuid")
-                .bind(payment["id"].as_str())
-                .fetch_one(pool)
-                .await
-                .expect("sessions");
+        let sessions = sessions_of(pool, &payment).await;
         match (accept_status, cancel_status) {
             (200, 409) => {
                 assert_eq!(cancel_body["error"]["code"], "already_paired");

@@ -20,14 +20,14 @@ async fn app() -> TestApp {
     TestApp::spawn_roles([ServiceRole::Api, ServiceRole::Hub].into(), |_| {}).await
 }
 
-async fn fire(app: &TestApp, kind: TimerKind, session: &str, due_at_ms: u64) {
+pub async fn fire(app: &TestApp, kind: TimerKind, session: &str, due_at_ms: u64) {
     let ctx = workers::JobContext::new(app.services.clone());
     let timer = FireTimer { kind, key: session.parse().expect("uuid"), due_at_ms };
     workers::fire_timer::run(&timer, &ctx).await.expect("timer runs");
 }
 
 /// Moves the session's end to `seconds` from now (negative: in the past).
-async fn end_in(pool: &PgPool, session: &str, seconds: i64) -> u64 {
+pub async fn end_in(pool: &PgPool, session: &str, seconds: i64) -> u64 {
     let ends_at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
         "UPDATE chat_sessions SET started_at = now() - interval '20 minutes',
                 ends_at = now() + make_interval(secs => $2::double precision)
