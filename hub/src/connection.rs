@@ -3,21 +3,20 @@
 //! goes silent, or the process shuts down.
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use domain::auth::Principal;
-use domain::chat::{self, Receipt};
 use domain::clock::{now_ms, now_s};
-use domain::error::DomainError;
 use domain::events::StreamId;
 use domain::store::events::Backlog;
 use futures::{FutureExt, StreamExt};
 use governor::{Quota, RateLimiter};
-use serde::Deserialize;
 use serde_json::json;
 
-use crate::protocol::{self, ClientFrame};
+use crate::commands::{self, Command, CommandState, Lanes};
+use crate::protocol;
 use crate::registry::{Close, OutboundFrame};
 use crate::{
     CLOSE_HEARTBEAT_TIMEOUT, CLOSE_MESSAGE_TOO_BIG, CLOSE_RATE_LIMITED, CLOSE_TOKEN_EXPIRED, Inner,
@@ -27,7 +26,7 @@ use crate::{
 /// Runs one socket to its end and records how it closed.
 pub(crate) async fn run(
     mut socket: WebSocket,
-    inner: &Inner,
+    inner: &Arc<Inner>,
     principal: Principal,
     last_event_id: Option<String>,
 ) {
@@ -68,7 +67,7 @@ fn close(code: u16, reason: &str) -> Option<Close> {
 /// The socket's life; returns the close to send (`None` when the connection is already gone).
 async fn serve(
     socket: &mut WebSocket,
-    inner: &Inner,
+    inner: &Arc<Inner>,
     principal: &Principal,
     last_event_id: Option<String>,
 ) -> Option<Close> {
@@ -135,7 +134,8 @@ async fn serve(
     let burst = NonZeroU32::new(settings.command_burst.max(1)).unwrap_or(NonZeroU32::MIN);
     let limiter = RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst));
     let mut strikes = 0u32;
-    let mut commands = CommandState::default();
+    let mut state = CommandState::default();
+    let mut lanes = Lanes::default();
 
     loop {
         tokio::select! {
@@ -159,7 +159,7 @@ async fn serve(
             }
             () = &mut silence => return close(CLOSE_HEARTBEAT_TIMEOUT, "heartbeat_timeout"),
             _ = pings.tick() => socket.send(Message::Ping(Vec::new().into())).await.ok()?,
-            frame = socket.next() => {
+            frame = socket.next(), if lanes.has_room() => {
                 silence.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
                 let text = match frame {
                     Some(Ok(Message::Text(text))) => text,
@@ -187,116 +187,14 @@ async fn serve(
                     continue;
                 }
                 strikes = 0;
-                // Boxed: only a socket running a command carries its future.
-                let reply = Box::pin(command(&text, inner, principal, &mut commands)).await;
-                send(socket, inner, reply.0, reply.1).await.ok()?;
-            }
-        }
-    }
-}
-
-/// The commands an app may send; anything else is `unknown`.
-const COMMANDS: [&str; 5] = ["ping", "send_message", "mark_delivered", "mark_read", "typing"];
-
-/// How often one socket may announce typing; more often is acknowledged and dropped.
-const TYPING_EVERY: Duration = Duration::from_secs(2);
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SendMessage {
-    session_id: uuid::Uuid,
-    client_msg_id: String,
-    body: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Mark {
-    session_id: uuid::Uuid,
-    up_to_seq: i64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Typing {
-    session_id: uuid::Uuid,
-}
-
-/// What a socket remembers between commands.
-#[derive(Default)]
-struct CommandState {
-    last_typing: Option<tokio::time::Instant>,
-}
-
-/// Answers one client command. Malformed and unknown commands, and refused ones, get an
-/// error frame with the domain's code.
-async fn command(
-    text: &str,
-    inner: &Inner,
-    principal: &Principal,
-    state: &mut CommandState,
-) -> (&'static str, String) {
-    let frame: ClientFrame = match serde_json::from_str(text) {
-        Ok(frame) => frame,
-        Err(error) => {
-            inner.metrics.hub_frames_in.with_label_values(&["invalid"]).inc();
-            return ("error", protocol::error_frame("invalid_frame", &error.to_string(), None));
-        }
-    };
-    let reference = frame.reference.as_ref();
-    let kind = COMMANDS.iter().find(|known| **known == frame.kind).copied().unwrap_or("unknown");
-    inner.metrics.hub_frames_in.with_label_values(&[kind]).inc();
-    let ack = |data: serde_json::Value| ("ack", protocol::frame("ack", data, reference));
-    let invalid = |error: serde_json::Error| {
-        ("error", protocol::error_frame("invalid_command", &format!("{kind}: {error}"), reference))
-    };
-    let refused = |error: &dyn DomainError| ("error", protocol::domain_error_frame(error, reference));
-    match kind {
-        "ping" => ("pong", protocol::frame("pong", json!({}), reference)),
-        "send_message" => {
-            let data: SendMessage = match serde_json::from_value(frame.data) {
-                Ok(data) => data,
-                Err(error) => return invalid(error),
-            };
-            match chat::send(&inner.services, principal, data.session_id, &data.client_msg_id, &data.body)
-                .await
-            {
-                Ok((message, stored_now)) => {
-                    let data = json!({ "message": chat::message_json(&message), "duplicate": !stored_now });
-                    ("message_ack", protocol::frame("message_ack", data, reference))
+                match commands::parse(&text, inner, &mut state) {
+                    Command::Answer((kind, frame)) => send(socket, inner, kind, frame).await.ok()?,
+                    Command::Work(work) => lanes.submit(work, inner, *principal),
                 }
-                Err(error) => refused(&error),
             }
-        }
-        "mark_delivered" | "mark_read" => {
-            let data: Mark = match serde_json::from_value(frame.data) {
-                Ok(data) => data,
-                Err(error) => return invalid(error),
-            };
-            let receipt = if kind == "mark_read" { Receipt::Read } else { Receipt::Delivered };
-            match chat::mark(&inner.services, principal, data.session_id, receipt, data.up_to_seq).await {
-                Ok(_) => ack(json!({})),
-                Err(error) => refused(&error),
+            (kind, frame) = lanes.next_answer(inner, *principal), if !lanes.is_idle() => {
+                send(socket, inner, kind, frame).await.ok()?;
             }
-        }
-        "typing" => {
-            let data: Typing = match serde_json::from_value(frame.data) {
-                Ok(data) => data,
-                Err(error) => return invalid(error),
-            };
-            let now = tokio::time::Instant::now();
-            if state.last_typing.is_some_and(|last| now.duration_since(last) < TYPING_EVERY) {
-                return ack(json!({ "throttled": true }));
-            }
-            state.last_typing = Some(now);
-            match chat::typing(&inner.store, principal, data.session_id).await {
-                Ok(()) => ack(json!({ "throttled": false })),
-                Err(error) => refused(&error),
-            }
-        }
-        _ => {
-            let message = format!("unknown command {:?}", frame.kind);
-            ("error", protocol::error_frame("unknown_command", &message, reference))
         }
     }
 }

@@ -6,6 +6,7 @@
 //! elsewhere) and wait for them. A semaphore bounds the sockets one process holds: past it
 //! the upgrade is refused with 503 before any buffer is allocated.
 
+mod commands;
 mod connection;
 mod control;
 mod instance;

@@ -70,8 +70,9 @@ async fn messages_are_stored_before_the_ack_and_reach_both_sides_in_order() {
     let Paired { mut customer, mut mitra, session } = paired(&app).await;
     let mut second_device = WsClient::connect_welcomed(&ws_url_with_token(app.public, &customer.token)).await;
 
+    // Sent from the second device: the first shows what the customer's other devices get.
     let ack = command(
-        &mut customer.socket,
+        &mut second_device,
         "send_message",
         json!({"session_id": session, "client_msg_id": "c-1", "body": "Halo, aku mau cerita"}),
     )
@@ -89,12 +90,11 @@ async fn messages_are_stored_before_the_ack_and_reach_both_sides_in_order() {
         (got["message"]["body"].as_str(), got["message"]["sender_role"].as_str()),
         (Some("Halo, aku mau cerita"), Some("customer"))
     );
-    assert_eq!(next_event(&mut second_device, "chat_message").await["message"]["client_msg_id"], "c-1");
 
     let (status, sent) = send_rest(&app, &mitra.token, &session, "m-1", "Halo, aku dengerin ya").await;
     assert_eq!((status, sent["message"]["seq"].as_i64()), (201, Some(2)));
-    // The sending socket gets its own message as an event too (for the app's other screens).
-    assert_eq!(next_event(&mut customer.socket, "chat_message").await["message"]["seq"], 1);
+    // The customer's other device gets the message it sent, then the mitra's.
+    assert_eq!(next_event(&mut customer.socket, "chat_message").await["message"]["client_msg_id"], "c-1");
     assert_eq!(next_event(&mut customer.socket, "chat_message").await["message"]["seq"], 2);
 
     let all = history(&app, &customer.token, &session, "").await;
@@ -155,6 +155,55 @@ async fn concurrent_sends_from_both_sides_and_devices_are_numbered_without_gaps(
     let stored = history(&app, &mitra.token, &session, "?limit=200").await;
     let in_order: Vec<i64> = stored.iter().filter_map(|m| m["seq"].as_i64()).collect();
     assert_eq!(in_order, (1..=90).collect::<Vec<i64>>());
+}
+
+#[tokio::test]
+async fn commands_sent_back_to_back_keep_their_order_within_each_session() {
+    let app = TestApp::spawn().await;
+    let Paired { mut customer, mut mitra, session } = paired(&app).await;
+    // A second session on the same mitra socket (the default cap is 3).
+    let mut other = crate::pairing::customer(&app).await;
+    let payment = paid(&app, &other.token, json!({"tier_id": "15m"})).await;
+    let (_, request) = start_blast(&app, &other.token, &payment).await;
+    next_event(&mut mitra.socket, "chat_request").await;
+    let (status, accepted) = accept(&app, &mitra.token, request["id"].as_str().expect("id")).await;
+    assert_eq!(status, 200, "{accepted}");
+    next_event(&mut other.socket, "paired").await;
+    let second = accepted["chat_session"]["id"].as_str().expect("session").to_owned();
+
+    // 20 sends written without waiting for any answer, alternating the two sessions.
+    let per_session = 10;
+    for n in 0..per_session {
+        for (name, session) in [("a", &session), ("b", &second)] {
+            let data = json!({"session_id": session, "client_msg_id": format!("{name}-{n}"), "body": "x"});
+            mitra
+                .socket
+                .send_json(json!({"type": "send_message", "ref": format!("{name}-{n}"), "data": data}))
+                .await;
+        }
+    }
+    let mut seq_of = std::collections::HashMap::new();
+    while seq_of.len() < 2 * per_session {
+        let frame = mitra.socket.next_json().await;
+        if frame["type"] == "message_ack" {
+            let message = &frame["data"]["message"];
+            seq_of.insert(message["client_msg_id"].as_str().expect("id").to_owned(), message["seq"].clone());
+        } else {
+            assert_ne!(frame["type"], "error", "{frame}");
+        }
+    }
+    for name in ["a", "b"] {
+        let seqs: Vec<Value> = (0..per_session).map(|n| seq_of[&format!("{name}-{n}")].clone()).collect();
+        let expected: Vec<Value> = (1..=per_session).map(|seq| json!(seq)).collect();
+        assert_eq!(seqs, expected, "session {name}: stored in the order sent");
+    }
+    // Each customer got exactly their session's messages, in order.
+    for (socket, name) in [(&mut customer.socket, "a"), (&mut other.socket, "b")] {
+        for n in 0..per_session {
+            let got = next_event(socket, "chat_message").await;
+            assert_eq!(got["message"]["client_msg_id"], format!("{name}-{n}"));
+        }
+    }
 }
 
 #[tokio::test]
