@@ -71,6 +71,7 @@ impl Application {
             hub: settings.hub.clone(),
             presence: settings.presence.clone(),
             metrics: metrics.clone(),
+            live: Arc::default(),
         };
         let state = AppState {
             store,

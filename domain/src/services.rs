@@ -23,6 +23,8 @@ pub struct Services {
     /// When a hub instance counts as dead (a push is due when only dead ones hold a user).
     pub presence: PresenceSettings,
     pub metrics: Metrics,
+    /// The hub instances' heartbeats as last read, shared by the clones.
+    pub live: Arc<LiveCache>,
 }
 
 impl Services {
@@ -55,20 +57,6 @@ impl Services {
     }
 }
 
-enum LiveInstances {
-    Known(Vec<String>),
-    Unknown,
-}
-
-impl LiveInstances {
-    fn contains(&self, instance: &String) -> bool {
-        match self {
-            Self::Known(live) => live.contains(instance),
-            Self::Unknown => true,
-        }
-    }
-}
-
 /// An event for one user, with the push to send when none of their sockets is open.
 pub struct Notice {
     pub role: Role,
@@ -78,18 +66,6 @@ pub struct Notice {
 }
 
 impl Services {
-    /// The hub instances alive now; when Redis cannot say, every instance named counts
-    /// as alive (no push rather than a push per event on a hiccup).
-    async fn live_instances(&self) -> LiveInstances {
-        match self.store.live_instances(self.presence.lease_ms).await {
-            Ok(live) => LiveInstances::Known(live),
-            Err(error) => {
-                tracing::warn!(%error, "could not read live hub instances");
-                LiveInstances::Unknown
-            }
-        }
-    }
-
     /// Publishes each notice's event (concurrently) and queues its push when the user had
     /// no socket to deliver it to. Returns the users reached only by push.
     /// A failure to publish one notice is logged and does not stop the others: the flow's
@@ -121,19 +97,14 @@ impl Services {
     }
 
     /// Queues each candidate's push unless a live hub instance holds a socket of theirs.
-    /// The live instances are read only when some candidate had a route at all.
     async fn push_unreached(
         &self,
         candidates: Vec<(Role, uuid::Uuid, Vec<String>, PushMessage)>,
     ) -> Vec<uuid::Uuid> {
-        let live = if candidates.iter().any(|(_, _, routed_to, _)| !routed_to.is_empty()) {
-            self.live_instances().await
-        } else {
-            LiveInstances::Known(Vec::new())
-        };
+        let mut reading = Reading::Cached;
         let mut pushed = Vec::new();
         for (role, user, routed_to, message) in candidates {
-            if routed_to.iter().any(|instance| live.contains(instance)) {
+            if self.reached(&routed_to, &mut reading).await {
                 continue;
             }
             match self.jobs.push(Push { role, account: user, message }).await {
@@ -142,5 +113,75 @@ impl Services {
             }
         }
         pushed
+    }
+
+    /// Whether a live hub instance holds one of `routed_to` (the instances with a socket of
+    /// the user). The cached heartbeats answer when they show one alive; otherwise they are
+    /// read again, once per `reading`, as an instance may have started or renewed its lease
+    /// since. When Redis cannot say, the user counts as reached (no push rather than a push
+    /// per event on a hiccup).
+    async fn reached(&self, routed_to: &[String], reading: &mut Reading) -> bool {
+        let lease_ms = self.presence.lease_ms;
+        if routed_to.is_empty() {
+            return false;
+        }
+        if *reading == Reading::Failed {
+            return true;
+        }
+        if self.live.any_alive(routed_to, lease_ms) {
+            return true;
+        }
+        if *reading == Reading::Fresh {
+            return false;
+        }
+        match self.store.instance_heartbeats().await {
+            Ok(heartbeats) => {
+                *reading = Reading::Fresh;
+                self.live.replace(heartbeats);
+                self.live.any_alive(routed_to, lease_ms)
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not read live hub instances");
+                *reading = Reading::Failed;
+                true
+            }
+        }
+    }
+}
+
+/// Where the live-instance answers of one fan-out come from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// The cache as it was: not read from Redis yet.
+    Cached,
+    /// Read from Redis during this fan-out.
+    Fresh,
+    /// Redis could not be read.
+    Failed,
+}
+
+/// The hub instances' last heartbeats (unix ms), as last read from Redis. An instance is
+/// alive while its heartbeat is younger than `presence.lease_ms`, the rule Redis' own list
+/// applies, so an answer "alive" from here is the answer Redis would give; only an instance
+/// not seen alive here sends the reader back to Redis. Every stored chat message asks this
+/// question of its recipient; most are answered without a round trip.
+#[derive(Default)]
+pub struct LiveCache {
+    heartbeats: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+}
+
+impl LiveCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, u64>> {
+        self.heartbeats.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn any_alive(&self, instances: &[String], lease_ms: u64) -> bool {
+        let since = crate::clock::now_ms().saturating_sub(lease_ms);
+        let heartbeats = self.lock();
+        instances.iter().any(|instance| heartbeats.get(instance).is_some_and(|beat| *beat >= since))
+    }
+
+    fn replace(&self, heartbeats: Vec<(String, u64)>) {
+        *self.lock() = heartbeats.into_iter().collect();
     }
 }

@@ -320,6 +320,15 @@ impl Store {
             .await?)
     }
 
+    /// Every hub instance with its last heartbeat (unix ms), alive or not.
+    pub async fn instance_heartbeats(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let beats: Vec<(String, f64)> = self
+            .redis
+            .zrangebyscore(format!("{}instances", self.avail_prefix()), "-inf", "+inf", true, None)
+            .await?;
+        Ok(beats.into_iter().map(|(instance, ms)| (instance, ms as u64)).collect())
+    }
+
     /// Adds `instance` to the routes of `user` (its first socket there).
     pub async fn add_route(&self, user: Uuid, instance: &str) -> Result<(), StoreError> {
         let client = self.redis.next();
