@@ -155,7 +155,7 @@ fn error_response(status: u16, codes: &[&str]) -> utoipa::openapi::Response {
 /// Declares the errors of one route as a type for its `#[utoipa::path(responses(...))]`:
 /// the caller (a [`Caller`] variant), the [`Guard`]s, then `status => [codes]` per status.
 ///
-/// ```ignore
+/// ```text
 /// crate::route_errors! {
 ///     ConfirmErrors: Customer, [Path];
 ///     404 => [payment_session_not_found];
