@@ -3,30 +3,56 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde_json::json;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::Routes;
 
 /// How long readiness waits for each store before calling it down.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+/// `/healthz` and `/readyz`, served on both listeners.
+pub fn routes() -> Routes {
+    Routes::default().routes(routes!(healthz)).routes(routes!(readyz))
 }
 
-/// # `GET /healthz`
+/// The process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses(
+        (status = 200, body = Object, description = "`{status: \"ok\"}`", example = json!({"status": "ok"})),
+    )
+)]
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// # `GET /readyz`
-/// 200 when both stores answer; 503 `not_ready` with a per-store `checks` map otherwise.
+crate::route_errors! {
+    ReadyErrors: Anyone, [];
+    503 => [not_ready];
+}
+
+/// Both stores answer.
+///
+/// 200 when Postgres and Redis answer; 503 `not_ready` with a per-store `checks` map
+/// (`ok`, `down` or `timeout` each) otherwise.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, body = Object, description = "`{status: \"ready\", checks: {postgres, redis}}`",
+            example = json!({"status": "ready", "checks": {"postgres": "ok", "redis": "ok"}})),
+        ReadyErrors,
+    )
+)]
 async fn readyz(State(state): State<AppState>) -> Response {
     let (postgres, redis) = tokio::join!(
         tokio::time::timeout(CHECK_TIMEOUT, state.store.check_postgres()),
@@ -48,7 +74,16 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// # `GET /metrics` (internal listener)
+/// Prometheus metrics of this process (internal listener).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses(
+        (status = 200, body = String, content_type = "text/plain",
+            description = "the Prometheus text format"),
+    )
+)]
 pub async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }

@@ -3,7 +3,9 @@
 //! Two listeners on two ports: the public one for the apps (`/api/...`, and the hub's `/ws`
 //! when that role runs) and the internal one for the control center and `/metrics`, which
 //! can stay off the internet. Handlers are thin: extract, call one domain function, map
-//! the result. Every response outside 2xx has the body of [`error::ApiError`].
+//! the result. Every response outside 2xx has the body of [`error::ApiError`]. The routers
+//! are built from the handlers' OpenAPI annotations, and each listener serves its own
+//! document ([`openapi`]).
 
 pub mod caller;
 pub mod client_addr;
@@ -11,17 +13,20 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod layers;
+pub mod openapi;
 pub mod rate_limit;
 pub mod routes;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::{Extension, Router};
 use domain::auth::AuthContext;
 use domain::metrics::Metrics;
 use domain::store::Store;
+use utoipa_axum::routes;
+
+use crate::openapi::Routes;
 
 /// Largest request body accepted, in bytes. Every body we take is a small JSON object.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -54,80 +59,82 @@ impl Listener {
     }
 }
 
-/// The REST routes of the public listener (apps).
-pub fn public_routes(state: &AppState) -> Router<AppState> {
+/// The REST routes of the public listener (apps), documented.
+pub fn public_routes(state: &AppState) -> Routes {
     use routes::{auth, availability, chat, devices, pairing, payments, presence};
-    let sign_in = Router::new()
-        .route("/api/auth/customer/otp", post(auth::request_otp))
-        .route("/api/auth/customer/verify", post(auth::verify_otp))
-        .route("/api/auth/mitra/login", post(auth::mitra_login))
-        .route("/api/auth/refresh", post(auth::app_refresh));
-    Router::new()
+    let sign_in = Routes::default()
+        .routes(routes!(auth::request_otp))
+        .routes(routes!(auth::verify_otp))
+        .routes(routes!(auth::mitra_login))
+        .routes(routes!(auth::app_refresh));
+    Routes::default()
         .merge(rate_limit::sign_in_limit(sign_in, &state.auth.settings))
-        .route("/api/auth/logout", post(auth::app_logout))
-        .route("/api/shared/devices", put(devices::register))
-        .route("/api/mitra/status", get(presence::status).post(presence::set_status))
-        .route("/api/client/mitra-availability", get(availability::mitra_availability))
-        .route("/api/client/payment-sessions", post(payments::create))
-        .route("/api/client/payment-sessions/{id}", get(payments::get))
-        .route("/api/client/payment-sessions/{id}/confirm", post(payments::confirm))
-        .route("/api/client/payment-sessions/{id}/cancel", post(payments::cancel))
-        .route("/api/client/chat-requests", post(pairing::start_blast))
-        .route("/api/client/chat-requests/returning", post(pairing::start_returning))
-        .route("/api/client/chat-requests/cancel", post(pairing::cancel))
-        .route(
-            "/api/client/chat-requests/{payment_session_id}/fallback-to-blast",
-            post(pairing::fallback_to_blast),
-        )
-        .route("/api/mitra/chat-requests/{id}/accept", post(pairing::accept))
-        .route("/api/mitra/chat-requests/{id}/decline", post(pairing::decline))
-        .route("/api/mitra/chat-requests/{id}/status", get(pairing::status))
-        .route("/api/shared/chat-sessions", get(chat::list))
-        .route("/api/shared/chat-sessions/{id}", get(chat::get))
-        .route("/api/shared/chat-sessions/{id}/messages", get(chat::messages).post(chat::send))
-        .route("/api/shared/chat-sessions/{id}/receipts", post(chat::receipts))
-        .route("/api/client/chat-sessions/active", get(chat::active))
-        .route("/api/client/chat-sessions/{id}/end", post(chat::customer_end))
-        .route("/api/mitra/chat-requests/sessions/{id}/end", post(chat::mitra_end))
-        .route("/api/shared/chat-sessions/{id}/closing-message", post(chat::closing_message))
-        .route("/api/shared/config", get(chat::public_config))
-        .route("/api/client/chat-sessions/{id}/extension", post(chat::request_extension))
-        .route("/api/mitra/extension-requests/{id}/approve", post(chat::approve_extension))
-        .route("/api/mitra/extension-requests/{id}/reject", post(chat::reject_extension))
+        .routes(routes!(auth::app_logout))
+        .routes(routes!(devices::register))
+        .routes(routes!(presence::status, presence::set_status))
+        .routes(routes!(availability::mitra_availability))
+        .routes(routes!(payments::create))
+        .routes(routes!(payments::get))
+        .routes(routes!(payments::confirm))
+        .routes(routes!(payments::cancel))
+        .routes(routes!(pairing::start_blast))
+        .routes(routes!(pairing::start_returning))
+        .routes(routes!(pairing::cancel))
+        .routes(routes!(pairing::fallback_to_blast))
+        .routes(routes!(pairing::accept))
+        .routes(routes!(pairing::decline))
+        .routes(routes!(pairing::status))
+        .routes(routes!(chat::list))
+        .routes(routes!(chat::get))
+        .routes(routes!(chat::messages, chat::send))
+        .routes(routes!(chat::receipts))
+        .routes(routes!(chat::active))
+        .routes(routes!(chat::customer_end))
+        .routes(routes!(chat::mitra_end))
+        .routes(routes!(chat::closing_message))
+        .routes(routes!(chat::public_config))
+        .routes(routes!(chat::request_extension))
+        .routes(routes!(chat::approve_extension))
+        .routes(routes!(chat::reject_extension))
 }
 
-/// The REST routes of the internal listener (control center).
-pub fn internal_routes(state: &AppState) -> Router<AppState> {
+/// The REST routes of the internal listener (control center), documented.
+pub fn internal_routes(state: &AppState) -> Routes {
     use routes::{accounts, auth, config, failures, operations};
-    let sign_in = Router::new()
-        .route("/internal/auth/login", post(auth::operator_login))
-        .route("/internal/auth/refresh", post(auth::operator_refresh));
-    Router::new()
+    let sign_in =
+        Routes::default().routes(routes!(auth::operator_login)).routes(routes!(auth::operator_refresh));
+    Routes::default()
         .merge(rate_limit::sign_in_limit(sign_in, &state.auth.settings))
-        .route("/internal/auth/logout", post(auth::operator_logout))
-        .route("/internal/mitras", post(accounts::create_mitra).get(operations::list_mitras))
-        .route("/internal/mitras/{id}/reset-password", post(operations::reset_password))
-        .route("/internal/sessions/live", get(operations::live_sessions))
-        .route("/internal/early-ends", get(operations::early_ends))
-        .route("/internal/review-flags", get(operations::review_flags))
-        .route("/internal/mitras/{id}/deactivate", post(accounts::deactivate_mitra))
-        .route("/internal/mitras/{id}/reactivate", post(accounts::reactivate_mitra))
-        .route("/internal/config", get(config::list))
-        .route("/internal/config/changes", get(config::changes))
-        .route("/internal/config/{key}", put(config::update).patch(config::update))
-        .route("/internal/failed-pairings", get(failures::list))
-        .route("/internal/failed-pairings/{id}/action", post(failures::action))
-        .route("/internal/mitra-activity", get(failures::mitra_activity))
+        .routes(routes!(auth::operator_logout))
+        .routes(routes!(accounts::create_mitra, operations::list_mitras))
+        .routes(routes!(operations::reset_password))
+        .routes(routes!(operations::live_sessions))
+        .routes(routes!(operations::early_ends))
+        .routes(routes!(operations::review_flags))
+        .routes(routes!(accounts::deactivate_mitra))
+        .routes(routes!(accounts::reactivate_mitra))
+        .routes(routes!(config::list))
+        .routes(routes!(config::changes))
+        .routes(routes!(config::update, config::patch))
+        .routes(routes!(failures::list))
+        .routes(routes!(failures::action))
+        .routes(routes!(failures::mitra_activity))
 }
 
-/// Finishes a listener's router: health routes, `/metrics` on the internal listener, JSON
-/// errors for unknown routes and methods, request ids, tracing and request metrics.
-pub fn finish(listener: Listener, routes: Router<AppState>, state: AppState) -> Router {
-    let mut router = routes.merge(health::routes());
-    if listener == Listener::Internal {
-        router = router.route("/metrics", get(health::metrics));
-    }
+/// Finishes a listener's router: health routes, `/metrics` on the internal listener, the
+/// listener's OpenAPI document (of exactly the routes it serves), JSON errors for unknown
+/// routes and methods, request ids, tracing and request metrics.
+pub fn finish(listener: Listener, routes: Routes, state: AppState) -> Router {
+    let mut routes = routes.merge(health::routes());
+    routes = match listener {
+        Listener::Public => routes.routes(routes!(openapi::public_document)),
+        Listener::Internal => {
+            routes.routes(routes!(health::metrics)).routes(routes!(openapi::internal_document))
+        }
+    };
+    let (router, api) = routes.split_for_parts();
     let router = router
+        .layer(Extension(openapi::Document::new(listener, api)))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderValue, Response, StatusCode, header};
 use axum::response::IntoResponse;
@@ -15,11 +14,11 @@ use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::key_extractor::{KeyExtractor, PeerIpKeyExtractor, SmartIpKeyExtractor};
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::openapi::Routes;
 
-/// Wraps `routes` in the sign-in rate limit.
-pub fn sign_in_limit(routes: Router<AppState>, settings: &AuthSettings) -> Router<AppState> {
+/// Wraps `routes` in the sign-in rate limit. Their OpenAPI errors name it (`Guard::SignInLimit`).
+pub fn sign_in_limit(routes: Routes, settings: &AuthSettings) -> Routes {
     if settings.trust_forwarded_for {
         apply(routes, settings, SmartIpKeyExtractor)
     } else {
@@ -27,7 +26,7 @@ pub fn sign_in_limit(routes: Router<AppState>, settings: &AuthSettings) -> Route
     }
 }
 
-fn apply<K>(routes: Router<AppState>, settings: &AuthSettings, key: K) -> Router<AppState>
+fn apply<K>(routes: Routes, settings: &AuthSettings, key: K) -> Routes
 where
     K: KeyExtractor + Send + Sync + 'static,
     K::Key: Send + Sync + 'static,

@@ -144,7 +144,7 @@ impl Application {
             ));
         }
         if let Some(listener) = public {
-            let mut routes = axum::Router::new();
+            let mut routes = api::openapi::Routes::default();
             if roles.contains(&ServiceRole::Api) {
                 routes = routes.merge(api::public_routes(&state));
             }
@@ -157,7 +157,7 @@ impl Application {
         let internal_routes = if roles.contains(&ServiceRole::Api) {
             api::internal_routes(&state)
         } else {
-            axum::Router::new()
+            api::openapi::Routes::default()
         };
         let router = api::finish(Listener::Internal, internal_routes, state.clone())
             .layer(api::layers::cors(&settings.api.cc_origins));

@@ -18,14 +18,12 @@ use std::time::Duration;
 
 use api::caller::bearer_token;
 use api::error::ApiError;
-use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use domain::auth::{AuthContext, AuthError, Principal, Role};
 use domain::events::StreamId;
 use domain::metrics::Metrics;
@@ -35,6 +33,8 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use registry::{CLOSE_SLOW_CONSUMER, Close};
 
@@ -112,9 +112,9 @@ impl Hub {
         }
     }
 
-    /// `GET /ws`, ready to merge into the public listener's router.
-    pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> Router<S> {
-        Router::new().route("/ws", get(upgrade)).with_state(self.clone())
+    /// `GET /ws` with its OpenAPI description, ready to merge into the public listener's router.
+    pub fn routes<S: Clone + Send + Sync + 'static>(&self) -> OpenApiRouter<S> {
+        OpenApiRouter::default().routes(routes!(upgrade)).with_state(self.clone())
     }
 
     /// This process's instance id in Redis.
@@ -160,7 +160,33 @@ struct WsQuery {
     last_event_id: Option<String>,
 }
 
-/// # `GET /ws`
+api::route_errors! {
+    UpgradeErrors: AppUser, [Query];
+    400 => [invalid_last_event_id, not_a_websocket_upgrade];
+    503 => [shutting_down, hub_full];
+}
+
+/// The WebSocket upgrade: the app's one socket for events and chat commands.
+///
+/// The token (`Authorization: Bearer` or `?token=`) is checked before the upgrade. Frames,
+/// resume rules and close codes are specified in docs/PROTOCOL.md.
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "websocket",
+    operation_id = "websocket",
+    params(
+        ("token" = Option<String>, Query, description = "the access token, when the client cannot send \
+            `Authorization`"),
+        ("last_event_id" = Option<String>, Query, description = "the id of the last event processed \
+            (`<ms>-<seq>`): the events after it are replayed first"),
+    ),
+    security(("bearer" = ["customer", "mitra"]), ("query_token" = ["customer", "mitra"])),
+    responses(
+        (status = 101, description = "Switching Protocols: the WebSocket is open (docs/PROTOCOL.md)"),
+        UpgradeErrors,
+    )
+)]
 async fn upgrade(
     State(hub): State<Hub>,
     parts: Parts,

@@ -7,6 +7,7 @@ use domain::accounts::{self, NewMitra};
 use domain::store::accounts::MitraRow;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -14,13 +15,18 @@ use crate::caller::Operator;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateMitra {
     email: String,
+    /// 8–256 characters.
     password: String,
+    /// 1–100 characters.
     display_name: String,
 }
+
+/// What every route here answers with.
+const MITRA: &str = "the mitra `{id, email, display_name, active, created_at}`";
 
 fn mitra_body(mitra: MitraRow) -> Json<Value> {
     Json(json!({
@@ -32,7 +38,21 @@ fn mitra_body(mitra: MitraRow) -> Json<Value> {
     }))
 }
 
-/// # `POST /internal/mitras`
+crate::route_errors! {
+    CreateMitraErrors: Operator, [Json];
+    400 => [invalid_email, invalid_password, invalid_display_name];
+    409 => [email_taken];
+}
+
+/// Creates a mitra account (audited).
+#[utoipa::path(
+    post,
+    path = "/internal/mitras",
+    tag = "mitras",
+    request_body = CreateMitra,
+    security(("bearer" = ["cc"])),
+    responses((status = 201, description = MITRA, body = Object), CreateMitraErrors)
+)]
 pub async fn create_mitra(
     State(state): State<AppState>,
     Operator(operator): Operator,
@@ -43,7 +63,20 @@ pub async fn create_mitra(
     Ok((StatusCode::CREATED, mitra_body(mitra)))
 }
 
-/// # `POST /internal/mitras/{id}/deactivate`
+crate::route_errors! {
+    SetActiveErrors: Operator, [Path];
+    404 => [mitra_not_found];
+}
+
+/// Deactivates a mitra: sign-in refused, tokens revoked, live sockets closed with 4003.
+#[utoipa::path(
+    post,
+    path = "/internal/mitras/{id}/deactivate",
+    tag = "mitras",
+    params(("id" = Uuid, Path, description = "the mitra")),
+    security(("bearer" = ["cc"])),
+    responses((status = 200, description = MITRA, body = Object), SetActiveErrors)
+)]
 pub async fn deactivate_mitra(
     State(state): State<AppState>,
     Operator(operator): Operator,
@@ -52,7 +85,15 @@ pub async fn deactivate_mitra(
     Ok(mitra_body(accounts::set_mitra_active(&state.store, &operator, id, false).await?))
 }
 
-/// # `POST /internal/mitras/{id}/reactivate`
+/// Reactivates a mitra.
+#[utoipa::path(
+    post,
+    path = "/internal/mitras/{id}/reactivate",
+    tag = "mitras",
+    params(("id" = Uuid, Path, description = "the mitra")),
+    security(("bearer" = ["cc"])),
+    responses((status = 200, description = MITRA, body = Object), SetActiveErrors)
+)]
 pub async fn reactivate_mitra(
     State(state): State<AppState>,
     Operator(operator): Operator,

@@ -9,6 +9,7 @@ use domain::auth::session::{self, Session};
 use domain::auth::{Role, otp};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::caller::{AppUser, Operator};
@@ -16,36 +17,40 @@ use crate::client_addr::ClientAddr;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, OptionalJson};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OtpRequest {
+    /// `+62812...` or an Indonesian local number (`0812...`).
     phone: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OtpVerify {
     phone: String,
+    /// The 6 digits sent to the phone.
     code: String,
+    /// Replaces the stored call name when given (1–50 characters).
     call_name: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordLogin {
     email: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     refresh_token: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogoutRequest {
+    /// Also revokes every token of this refresh token's sign-in.
     refresh_token: Option<String>,
 }
 
@@ -63,7 +68,25 @@ fn session_body(session: Session, who: Option<(&str, Value)>) -> Json<Value> {
     Json(body)
 }
 
-/// # `POST /api/auth/customer/otp`
+crate::route_errors! {
+    RequestOtpErrors: Anyone, [Json, SignInLimit, Store];
+    400 => [invalid_phone];
+    429 => [otp_resend_too_soon, otp_rate_limited];
+    503 => [otp_delivery_failed];
+}
+
+/// Sends a one-time code to the customer's phone.
+#[utoipa::path(
+    post,
+    path = "/api/auth/customer/otp",
+    tag = "auth",
+    request_body = OtpRequest,
+    responses(
+        (status = 202, body = Object,
+            description = "`{expires_in_s, dev_code?}` (`dev_code` only with the `dev` sender)"),
+        RequestOtpErrors,
+    )
+)]
 pub async fn request_otp(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
@@ -85,7 +108,25 @@ pub async fn request_otp(
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
-/// # `POST /api/auth/customer/verify`
+crate::route_errors! {
+    VerifyOtpErrors: Anyone, [Json, SignInLimit, Store];
+    400 => [invalid_phone, otp_malformed, invalid_call_name];
+    401 => [otp_invalid, otp_incorrect, otp_locked];
+    403 => [account_deactivated];
+}
+
+/// Signs the customer in with the code; creates the account on first sign-in.
+#[utoipa::path(
+    post,
+    path = "/api/auth/customer/verify",
+    tag = "auth",
+    request_body = OtpVerify,
+    responses(
+        (status = 200, description = "a session `{access_token, refresh_token, token_type: \"Bearer\", \
+            expires_in_s}` + `user: {id, call_name}`", body = Object),
+        VerifyOtpErrors,
+    )
+)]
 pub async fn verify_otp(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<OtpVerify>,
@@ -103,7 +144,24 @@ pub async fn verify_otp(
     Ok(session_body(session, Some(("user", json!({"id": customer.id, "call_name": customer.call_name})))))
 }
 
-/// # `POST /api/auth/mitra/login`
+crate::route_errors! {
+    PasswordLoginErrors: Anyone, [Json, SignInLimit, Store];
+    401 => [invalid_credentials];
+    403 => [account_deactivated];
+}
+
+/// Signs a mitra in with email and password.
+#[utoipa::path(
+    post,
+    path = "/api/auth/mitra/login",
+    tag = "auth",
+    request_body = PasswordLogin,
+    responses(
+        (status = 200, description = "a session `{access_token, refresh_token, token_type: \"Bearer\", \
+            expires_in_s}` + `mitra: {id, display_name}`", body = Object),
+        PasswordLoginErrors,
+    )
+)]
 pub async fn mitra_login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<PasswordLogin>,
@@ -121,7 +179,18 @@ pub async fn mitra_login(
     Ok(session_body(session, Some(("mitra", json!({"id": mitra.id, "display_name": mitra.display_name})))))
 }
 
-/// # `POST /internal/auth/login`
+/// Signs an operator in with email and password.
+#[utoipa::path(
+    post,
+    path = "/internal/auth/login",
+    tag = "auth",
+    request_body = PasswordLogin,
+    responses(
+        (status = 200, description = "a session `{access_token, refresh_token, token_type: \"Bearer\", \
+            expires_in_s}` + `user: {id, email, display_name, role}`", body = Object),
+        PasswordLoginErrors,
+    )
+)]
 pub async fn operator_login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<PasswordLogin>,
@@ -141,7 +210,20 @@ pub async fn operator_login(
     Ok(session_body(session, Some(("user", account))))
 }
 
-/// # `POST /api/auth/refresh`
+crate::route_errors! {
+    RefreshErrors: Anyone, [Json, SignInLimit, Store];
+    401 => [invalid_refresh_token, refresh_token_reused];
+}
+
+/// Exchanges a customer's or mitra's refresh token for a new session; the old one is spent.
+#[utoipa::path(
+    post,
+    path = "/api/auth/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses((status = 200, description = "a session `{access_token, refresh_token, token_type: \
+        \"Bearer\", expires_in_s}`", body = Object), RefreshErrors)
+)]
 pub async fn app_refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshRequest>,
@@ -149,7 +231,15 @@ pub async fn app_refresh(
     refresh(&state, &body.refresh_token, &[Role::Customer, Role::Mitra]).await
 }
 
-/// # `POST /internal/auth/refresh`
+/// Exchanges an operator's refresh token for a new session; the old one is spent.
+#[utoipa::path(
+    post,
+    path = "/internal/auth/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses((status = 200, description = "a session `{access_token, refresh_token, token_type: \
+        \"Bearer\", expires_in_s}`", body = Object), RefreshErrors)
+)]
 pub async fn operator_refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshRequest>,
@@ -163,7 +253,20 @@ async fn refresh(state: &AppState, token: &str, allowed: &[Role]) -> Result<Json
     Ok(session_body(session, None))
 }
 
-/// # `POST /api/auth/logout`
+crate::route_errors! {
+    AppLogoutErrors: AppUser, [OptionalJson];
+    404 => [refresh_token_not_found];
+}
+
+/// Revokes this access token and, when given, the sign-in of `refresh_token`.
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    tag = "auth",
+    request_body(content = Option<LogoutRequest>, description = "optional: an empty body is fine"),
+    security(("bearer" = ["customer", "mitra"])),
+    responses((status = 204, description = "signed out"), AppLogoutErrors)
+)]
 pub async fn app_logout(
     State(state): State<AppState>,
     AppUser(caller): AppUser,
@@ -174,7 +277,20 @@ pub async fn app_logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// # `POST /internal/auth/logout`
+crate::route_errors! {
+    OperatorLogoutErrors: Operator, [OptionalJson];
+    404 => [refresh_token_not_found];
+}
+
+/// Revokes this access token and, when given, the sign-in of `refresh_token`.
+#[utoipa::path(
+    post,
+    path = "/internal/auth/logout",
+    tag = "auth",
+    request_body(content = Option<LogoutRequest>, description = "optional: an empty body is fine"),
+    security(("bearer" = ["cc"])),
+    responses((status = 204, description = "signed out"), OperatorLogoutErrors)
+)]
 pub async fn operator_logout(
     State(state): State<AppState>,
     Operator(caller): Operator,

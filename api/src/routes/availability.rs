@@ -8,10 +8,23 @@ use crate::AppState;
 use crate::caller::Customer;
 use crate::error::ApiError;
 
-/// # `GET /api/client/mitra-availability`
-/// `{available, count}`: mitras online and below the cap. Answered from the process's
-/// in-memory view of Redis (kept fresh by Redis pub/sub; Redis itself when the view is
-/// stale): no Postgres query on this path.
+crate::route_errors! { AvailabilityErrors: Customer, [] }
+
+/// How many mitras are online and below the cap (poll every 5 s on the home screen).
+///
+/// Answered from the process's in-memory view of Redis (kept fresh by Redis pub/sub;
+/// Redis itself when the view is stale): no Postgres query on this path.
+#[utoipa::path(
+    get,
+    path = "/api/client/mitra-availability",
+    tag = "availability",
+    security(("bearer" = ["customer"])),
+    responses(
+        (status = 200, body = Object, description = "`{available, count}`",
+            example = json!({"available": true, "count": 3})),
+        AvailabilityErrors,
+    )
+)]
 pub async fn mitra_availability(
     State(state): State<AppState>,
     _customer: Customer,

@@ -5,6 +5,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -12,11 +13,17 @@ use crate::caller::Operator;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Action {
+    /// `refunded`, `credited` or `no_action`.
     action: String,
 }
+
+/// A ledger row.
+const ROW: &str = "`{id, payment_session_id, pairing_request_id, customer: {id, call_name}, targeted_mitra, \
+    cause_tag, amount, payment_status, served_after_all, operator_action, actioned_by, actioned_at, \
+    created_at}`";
 
 /// The list's filters. `cause_tags[]` repeats (`?cause_tags[]=a&cause_tags[]=b`), which the
 /// usual query extractor cannot read, so the query string is parsed here.
@@ -62,8 +69,29 @@ fn parse_filters(query: Option<&str>) -> Result<Filters, ApiError> {
     Ok(filters)
 }
 
-/// # `GET /internal/failed-pairings?cause_tags[]=&date_from=&date_to=&limit=50&offset=0`
-/// `{rows, total}`, newest first; each row says whether the payment was served after all.
+crate::route_errors! {
+    ListErrors: Operator, [Query];
+    400 => [unknown_cause_tag, invalid_page, invalid_date_range];
+}
+
+/// The failed pairings, newest first; each row says whether the payment was served after all.
+#[utoipa::path(
+    get,
+    path = "/internal/failed-pairings",
+    tag = "failed pairings",
+    operation_id = "list_failed_pairings",
+    params(
+        ("cause_tags[]" = Option<Vec<String>>, Query, description = "only these cause tags (repeat the \
+            parameter; `cause_tags` works too)"),
+        ("date_from" = Option<String>, Query, description = "a date (`YYYY-MM-DD`, UTC midnight) or an RFC \
+            3339 time"),
+        ("date_to" = Option<String>, Query, description = "the same, exclusive"),
+        ("limit" = Option<i64>, Query, description = "1–200, default 50"),
+        ("offset" = Option<i64>, Query, description = "default 0"),
+    ),
+    security(("bearer" = ["cc"])),
+    responses((status = 200, description = "`{rows: [row], total}`", body = Object), ListErrors)
+)]
 pub async fn list(
     State(state): State<AppState>,
     _operator: Operator,
@@ -77,8 +105,24 @@ pub async fn list(
     Ok(Json(json!({ "rows": rows, "total": total })))
 }
 
-/// # `POST /internal/failed-pairings/{id}/action`
-/// `{action: refunded | credited | no_action}`, recorded with the operator and time, once.
+crate::route_errors! {
+    ActionErrors: Operator, [Path, Json];
+    400 => [invalid_action];
+    404 => [failed_pairing_not_found];
+    409 => [already_actioned, payment_served, payment_already_settled];
+}
+
+/// Records the operator's action on a row, with the operator and time, once.
+#[utoipa::path(
+    post,
+    path = "/internal/failed-pairings/{id}/action",
+    tag = "failed pairings",
+    operation_id = "action_failed_pairing",
+    params(("id" = Uuid, Path, description = "the ledger row")),
+    request_body = Action,
+    security(("bearer" = ["cc"])),
+    responses((status = 200, description = ROW, body = Object), ActionErrors)
+)]
 pub async fn action(
     State(state): State<AppState>,
     Operator(operator): Operator,
@@ -89,19 +133,41 @@ pub async fn action(
     Ok(Json(domain::failures::row_json(&row)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ActivityQuery {
+    /// A date (`YYYY-MM-DD`, UTC midnight) or an RFC 3339 time; default 7 days ago.
     date_from: Option<String>,
+    /// The same, exclusive; default now.
     date_to: Option<String>,
     mitra_id: Option<Uuid>,
+    /// A column of the report or `display_name`; default `notified`.
     sort: Option<String>,
+    /// `desc` (default) or `asc`.
     order: Option<String>,
 }
 
-/// # `GET /internal/mitra-activity?date_from=&date_to=&mitra_id=&sort=&order=`
-/// Per mitra: notified, accepted, rejected, ignored, missed, acceptance rate, average
-/// response time (default period: the last 7 days; sort by `notified`, descending).
+crate::route_errors! {
+    ActivityErrors: Operator, [Query];
+    400 => [invalid_date_range, invalid_sort];
+}
+
+/// Per mitra: notified, accepted, rejected, ignored, missed, acceptance rate, average response time.
+///
+/// Default period: the last 7 days; sorted by `notified`, descending.
+#[utoipa::path(
+    get,
+    path = "/internal/mitra-activity",
+    tag = "failed pairings",
+    params(ActivityQuery),
+    security(("bearer" = ["cc"])),
+    responses(
+        (status = 200, description = "`{rows: [{mitra: {id, display_name}, notified, accepted, rejected, \
+            ignored, missed, acceptance_rate, avg_response_seconds}]}`", body = Object),
+        ActivityErrors,
+    )
+)]
 pub async fn mitra_activity(
     State(state): State<AppState>,
     _operator: Operator,

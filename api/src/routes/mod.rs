@@ -1,5 +1,6 @@
-//! Route handlers, one file per area. Each handler is headed by the route it serves,
-//! extracts, calls one domain function and shapes the answer.
+//! Route handlers, one file per area. Each handler is headed by its `#[utoipa::path]` (the
+//! route it serves, its parameters, answer and errors, which the routers are built from and
+//! the OpenAPI documents show), extracts, calls one domain function and shapes the answer.
 
 pub mod accounts;
 pub mod auth;

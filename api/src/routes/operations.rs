@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -12,25 +13,33 @@ use crate::caller::Operator;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MitraPage {
+    /// Matches the display name or email (literally).
     q: Option<String>,
+    /// 1–200.
     limit: Option<i64>,
     offset: Option<i64>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPassword {
+    /// 8–256 characters.
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogPage {
+    /// RFC 3339.
     date_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// RFC 3339.
     date_to: Option<chrono::DateTime<chrono::Utc>>,
+    /// 1–500, default 100.
     limit: Option<i64>,
 }
 
@@ -43,8 +52,24 @@ fn limit_of(limit: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
-/// # `GET /internal/mitras?q=&limit=&offset=`
-/// `{rows, total}`, newest first; `q` matches the display name or email.
+crate::route_errors! {
+    ListMitrasErrors: Operator, [Query];
+    400 => [invalid_page];
+}
+
+/// The mitras, newest first; `q` matches the display name or email.
+#[utoipa::path(
+    get,
+    path = "/internal/mitras",
+    tag = "mitras",
+    params(MitraPage),
+    security(("bearer" = ["cc"])),
+    responses(
+        (status = 200, body = Object,
+            description = "`{rows: [{id, email, display_name, active, created_at}], total}`"),
+        ListMitrasErrors,
+    )
+)]
 pub async fn list_mitras(
     State(state): State<AppState>,
     _operator: Operator,
@@ -59,8 +84,22 @@ pub async fn list_mitras(
     Ok(Json(json!({ "rows": rows, "total": total })))
 }
 
-/// # `POST /internal/mitras/{id}/reset-password`
-/// `{password}`: the mitra's refresh tokens are revoked; they sign in with the new one.
+crate::route_errors! {
+    ResetPasswordErrors: Operator, [Path, Json];
+    400 => [invalid_password];
+    404 => [mitra_not_found];
+}
+
+/// Sets a mitra's password: their refresh tokens are revoked; they sign in with the new one.
+#[utoipa::path(
+    post,
+    path = "/internal/mitras/{id}/reset-password",
+    tag = "mitras",
+    params(("id" = Uuid, Path, description = "the mitra")),
+    request_body = NewPassword,
+    security(("bearer" = ["cc"])),
+    responses((status = 204, description = "the password is set"), ResetPasswordErrors)
+)]
 pub async fn reset_password(
     State(state): State<AppState>,
     Operator(operator): Operator,
@@ -71,9 +110,22 @@ pub async fn reset_password(
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
-/// # `GET /internal/sessions/live`
-/// Every session not completed, with its state and the seconds left (to its end, or to the
-/// end of its goodbye window when closing).
+crate::route_errors! { LiveSessionsErrors: Operator, [] }
+
+/// Every session not completed, with its state and the seconds left.
+///
+/// The seconds left run to its end, or to the end of its goodbye window when closing.
+#[utoipa::path(
+    get,
+    path = "/internal/sessions/live",
+    tag = "operations",
+    security(("bearer" = ["cc"])),
+    responses(
+        (status = 200, description = "`{rows: [{id, status, customer: {id, call_name}, mitra: {id, \
+            display_name}, started_at, ends_at, grace_ends_at, seconds_left, messages}]}`", body = Object),
+        LiveSessionsErrors,
+    )
+)]
 pub async fn live_sessions(
     State(state): State<AppState>,
     _operator: Operator,
@@ -96,8 +148,24 @@ pub async fn live_sessions(
     Ok(Json(json!({ "rows": rows })))
 }
 
-/// # `GET /internal/early-ends?date_from=&date_to=&limit=`
+crate::route_errors! {
+    LogErrors: Operator, [Query];
+    400 => [invalid_page];
+}
+
 /// The force-close log: who ended which session early, when, and why.
+#[utoipa::path(
+    get,
+    path = "/internal/early-ends",
+    tag = "operations",
+    params(LogPage),
+    security(("bearer" = ["cc"])),
+    responses(
+        (status = 200, description = "`{rows: [{session_id, initiated_by, reason_code, reason, ended_at, \
+            mitra, customer}]}`, newest first", body = Object),
+        LogErrors,
+    )
+)]
 pub async fn early_ends(
     State(state): State<AppState>,
     _operator: Operator,
@@ -122,8 +190,19 @@ pub async fn early_ends(
     Ok(Json(json!({ "rows": rows })))
 }
 
-/// # `GET /internal/review-flags?limit=`
 /// Mitras flagged for review (over the daily early-end cap), newest first.
+#[utoipa::path(
+    get,
+    path = "/internal/review-flags",
+    tag = "operations",
+    params(LogPage),
+    security(("bearer" = ["cc"])),
+    responses(
+        (status = 200, body = Object,
+            description = "`{rows: [{id, mitra, reason, day, count, created_at}]}`"),
+        LogErrors,
+    )
+)]
 pub async fn review_flags(
     State(state): State<AppState>,
     _operator: Operator,

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use domain::pairing::{self, Accepted, RequestRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -15,18 +16,24 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use crate::routes::payments::payment_json;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentRef {
+    /// A confirmed payment session of the caller's.
     payment_session_id: Uuid,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Returning {
+    /// A confirmed payment session made for `mitra_id`.
     payment_session_id: Uuid,
     mitra_id: Uuid,
 }
+
+/// What the searches answer with.
+const REQUEST: &str = "the chat request `{id, payment_session_id, request_type, targeted_mitra_id, status, \
+    failure_cause, created_at, expires_at, resolved_at}`";
 
 pub(crate) fn request_json(request: &RequestRow) -> Value {
     json!({
@@ -46,9 +53,29 @@ fn created(request: &RequestRow) -> (StatusCode, Json<Value>) {
     (StatusCode::CREATED, Json(request_json(request)))
 }
 
-/// # `POST /api/client/chat-requests`
-/// `{payment_session_id}` (confirmed, the caller's) → 201: the blast is under way; the
-/// outcome arrives as `paired` or `pairing_failed` on the hub.
+crate::route_errors! {
+    StartBlastErrors: Customer, [Json];
+    404 => [payment_session_not_found];
+    409 => [
+        payment_not_for_chat,
+        search_in_progress,
+        already_paired,
+        payment_not_confirmed,
+        payment_session_expired,
+    ];
+}
+
+/// Starts a general blast for a confirmed payment.
+///
+/// The outcome arrives as `paired` or `pairing_failed` on the hub.
+#[utoipa::path(
+    post,
+    path = "/api/client/chat-requests",
+    tag = "pairing",
+    request_body = PaymentRef,
+    security(("bearer" = ["customer"])),
+    responses((status = 201, description = REQUEST, body = Object), StartBlastErrors)
+)]
 pub async fn start_blast(
     State(state): State<AppState>,
     Customer(customer): Customer,
@@ -57,8 +84,32 @@ pub async fn start_blast(
     Ok(created(&pairing::start_blast(&state.services, &customer, body.payment_session_id).await?))
 }
 
-/// # `POST /api/client/chat-requests/returning`
-/// `{payment_session_id, mitra_id}` → 201, or 409 `targeted_mitra_offline` at once.
+crate::route_errors! {
+    StartReturningErrors: Customer, [Json];
+    404 => [payment_session_not_found];
+    409 => [
+        payment_not_for_chat,
+        search_in_progress,
+        already_paired,
+        payment_not_confirmed,
+        payment_session_expired,
+        targeted_mitra_mismatch,
+        targeted_mitra_offline,
+    ];
+}
+
+/// Starts a returning chat ("Curhat lagi") with one mitra.
+///
+/// 409 `targeted_mitra_offline` at once when that mitra is offline or full (the payment
+/// then fails with that cause, and a fallback is offered).
+#[utoipa::path(
+    post,
+    path = "/api/client/chat-requests/returning",
+    tag = "pairing",
+    request_body = Returning,
+    security(("bearer" = ["customer"])),
+    responses((status = 201, description = REQUEST, body = Object), StartReturningErrors)
+)]
 pub async fn start_returning(
     State(state): State<AppState>,
     Customer(customer): Customer,
@@ -69,8 +120,21 @@ pub async fn start_returning(
     Ok(created(&request))
 }
 
-/// # `POST /api/client/chat-requests/{payment_session_id}/fallback-to-blast`
-/// After a returning chat failed: a general blast on the same payment.
+crate::route_errors! {
+    FallbackErrors: Customer, [Path];
+    404 => [payment_session_not_found];
+    409 => [payment_not_for_chat, search_in_progress, already_paired, fallback_not_available];
+}
+
+/// After a returning chat failed: a general blast on the same payment (no second charge).
+#[utoipa::path(
+    post,
+    path = "/api/client/chat-requests/{payment_session_id}/fallback-to-blast",
+    tag = "pairing",
+    params(("payment_session_id" = Uuid, Path, description = "the payment of the failed returning chat")),
+    security(("bearer" = ["customer"])),
+    responses((status = 201, description = REQUEST, body = Object), FallbackErrors)
+)]
 pub async fn fallback_to_blast(
     State(state): State<AppState>,
     Customer(customer): Customer,
@@ -79,8 +143,26 @@ pub async fn fallback_to_blast(
     Ok(created(&pairing::fallback_to_blast(&state.services, &customer, payment).await?))
 }
 
-/// # `POST /api/client/chat-requests/cancel`
-/// `{payment_session_id}`: stops the search; the payment fails with `customer_cancelled`.
+crate::route_errors! {
+    CancelErrors: Customer, [Json];
+    404 => [payment_session_not_found];
+    409 => [already_paired, payment_not_confirmed];
+}
+
+/// Stops the search; the payment fails with `customer_cancelled` (idempotent).
+#[utoipa::path(
+    post,
+    path = "/api/client/chat-requests/cancel",
+    tag = "pairing",
+    operation_id = "cancel_search",
+    request_body = PaymentRef,
+    security(("bearer" = ["customer"])),
+    responses(
+        (status = 200, description = "`{payment_session, chat_request}` (`chat_request` null when no \
+            search was running)", body = Object),
+        CancelErrors,
+    )
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     Customer(customer): Customer,
@@ -107,8 +189,35 @@ fn accepted_json(accepted: &Accepted) -> Value {
     })
 }
 
-/// # `POST /api/mitra/chat-requests/{id}/accept`
+crate::route_errors! {
+    AcceptErrors: Mitra, [Path];
+    404 => [chat_request_not_found];
+    409 => [
+        chat_request_taken,
+        chat_request_cancelled,
+        chat_request_expired,
+        chat_request_closed,
+        already_responded,
+        mitra_at_capacity,
+    ];
+}
+
 /// The first accept wins and starts the chat; the others get 409 `chat_request_taken`.
+///
+/// Repeating a won accept returns the same session.
+#[utoipa::path(
+    post,
+    path = "/api/mitra/chat-requests/{id}/accept",
+    tag = "pairing",
+    operation_id = "accept_chat_request",
+    params(("id" = Uuid, Path, description = "the chat request")),
+    security(("bearer" = ["mitra"])),
+    responses(
+        (status = 200, description = "`{request_id, request_type, chat_session: {id, started_at, ends_at, \
+            duration_minutes}, customer: {call_name}}`", body = Object),
+        AcceptErrors,
+    )
+)]
 pub async fn accept(
     State(state): State<AppState>,
     Mitra(mitra): Mitra,
@@ -117,7 +226,31 @@ pub async fn accept(
     Ok(Json(accepted_json(&pairing::accept(&state.services, &mitra, id).await?)))
 }
 
-/// # `POST /api/mitra/chat-requests/{id}/decline`
+crate::route_errors! {
+    DeclineErrors: Mitra, [Path];
+    404 => [chat_request_not_found];
+    409 => [
+        chat_request_taken,
+        chat_request_cancelled,
+        chat_request_expired,
+        chat_request_closed,
+        already_responded,
+    ];
+}
+
+/// The mitra declines a request offered to them.
+#[utoipa::path(
+    post,
+    path = "/api/mitra/chat-requests/{id}/decline",
+    tag = "pairing",
+    operation_id = "decline_chat_request",
+    params(("id" = Uuid, Path, description = "the chat request")),
+    security(("bearer" = ["mitra"])),
+    responses(
+        (status = 200, body = Object, description = "`{request_id, response: \"rejected\"}`"),
+        DeclineErrors,
+    )
+)]
 pub async fn decline(
     State(state): State<AppState>,
     Mitra(mitra): Mitra,
@@ -127,8 +260,26 @@ pub async fn decline(
     Ok(Json(json!({ "request_id": declined.request.id, "response": "rejected" })))
 }
 
-/// # `GET /api/mitra/chat-requests/{id}/status`
+crate::route_errors! {
+    StatusErrors: Mitra, [Path];
+    404 => [chat_request_not_found];
+}
+
 /// For an app that resumed or opened a push: is the request still open?
+#[utoipa::path(
+    get,
+    path = "/api/mitra/chat-requests/{id}/status",
+    tag = "pairing",
+    operation_id = "chat_request_status",
+    params(("id" = Uuid, Path, description = "the chat request")),
+    security(("bearer" = ["mitra"])),
+    responses(
+        (status = 200, body = Object, description = "`{request_id, request_type, status, your_response, \
+            expires_at}`; `status` is `pending`, `accepted` (by you), `taken`, `cancelled`, `expired` \
+            or `closed`"),
+        StatusErrors,
+    )
+)]
 pub async fn status(
     State(state): State<AppState>,
     Mitra(mitra): Mitra,

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use domain::payment::{self, PaymentOrder, PaymentRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -14,15 +15,24 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 use crate::routes::pairing::request_json;
 
-#[derive(Deserialize)]
+/// Name the tier by `tier_id` or `duration_minutes` (both must agree when both are given).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePayment {
     duration_minutes: Option<i32>,
     tier_id: Option<String>,
+    /// A returning chat ("Curhat lagi") with a mitra the customer had a session with.
     targeted_mitra_id: Option<Uuid>,
+    /// `chat` (default) or `extension`.
     purpose: Option<String>,
+    /// The session to extend (`purpose: "extension"` only).
     chat_session_id: Option<Uuid>,
 }
+
+/// What every route here answers with.
+const PAYMENT: &str = "the payment session `{id, status, amount, is_free_trial, duration_minutes, tier_id, \
+    purpose, targeted_mitra_id, chat_session_id, created_at, expires_at, confirmed_at, consumed_at, \
+    resolved_at}`";
 
 pub(crate) fn payment_json(payment: &PaymentRow) -> Value {
     json!({
@@ -43,8 +53,22 @@ pub(crate) fn payment_json(payment: &PaymentRow) -> Value {
     })
 }
 
-/// # `POST /api/client/payment-sessions`
-/// `{tier_id | duration_minutes, targeted_mitra_id?, purpose?, chat_session_id?}` → 201.
+crate::route_errors! {
+    CreateErrors: Customer, [Json];
+    400 => [tier_required, unknown_tier, invalid_purpose, chat_session_mismatch, extension_not_targeted];
+    404 => [chat_session_not_extendable, unknown_targeted_mitra];
+}
+
+/// Creates a payment session for a chat or an extension.
+#[utoipa::path(
+    post,
+    path = "/api/client/payment-sessions",
+    tag = "payments",
+    operation_id = "create_payment_session",
+    request_body = CreatePayment,
+    security(("bearer" = ["customer"])),
+    responses((status = 201, description = PAYMENT, body = Object), CreateErrors)
+)]
 pub async fn create(
     State(state): State<AppState>,
     Customer(customer): Customer,
@@ -61,8 +85,29 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(payment_json(&payment))))
 }
 
-/// # `POST /api/client/payment-sessions/{id}/confirm`
+crate::route_errors! {
+    ConfirmErrors: Customer, [Path];
+    404 => [payment_session_not_found];
+    409 => [
+        payment_session_expired,
+        payment_session_abandoned,
+        free_trial_used,
+        payment_declined,
+        extension_charged_on_approval,
+    ];
+    503 => [payment_provider_unavailable];
+}
+
 /// Charges and confirms; confirming again returns the session without charging again.
+#[utoipa::path(
+    post,
+    path = "/api/client/payment-sessions/{id}/confirm",
+    tag = "payments",
+    operation_id = "confirm_payment_session",
+    params(("id" = Uuid, Path, description = "the payment session")),
+    security(("bearer" = ["customer"])),
+    responses((status = 200, description = PAYMENT, body = Object), ConfirmErrors)
+)]
 pub async fn confirm(
     State(state): State<AppState>,
     Customer(customer): Customer,
@@ -71,8 +116,22 @@ pub async fn confirm(
     Ok(Json(payment_json(&payment::confirm(&state.services, &customer, id).await?)))
 }
 
-/// # `POST /api/client/payment-sessions/{id}/cancel`
-/// pending → abandoned.
+crate::route_errors! {
+    CancelErrors: Customer, [Path];
+    404 => [payment_session_not_found];
+    409 => [payment_session_not_pending, payment_session_expired];
+}
+
+/// Abandons a pending payment session (idempotent).
+#[utoipa::path(
+    post,
+    path = "/api/client/payment-sessions/{id}/cancel",
+    tag = "payments",
+    operation_id = "cancel_payment_session",
+    params(("id" = Uuid, Path, description = "the payment session")),
+    security(("bearer" = ["customer"])),
+    responses((status = 200, description = PAYMENT, body = Object), CancelErrors)
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     Customer(customer): Customer,
@@ -81,8 +140,25 @@ pub async fn cancel(
     Ok(Json(payment_json(&payment::cancel(&state.services, &customer, id).await?)))
 }
 
-/// # `GET /api/client/payment-sessions/{id}`
+crate::route_errors! {
+    GetErrors: Customer, [Path];
+    404 => [payment_session_not_found];
+}
+
 /// The session, with its searches (newest first) so a resumed app can find where it was.
+#[utoipa::path(
+    get,
+    path = "/api/client/payment-sessions/{id}",
+    tag = "payments",
+    operation_id = "get_payment_session",
+    params(("id" = Uuid, Path, description = "the payment session")),
+    security(("bearer" = ["customer"])),
+    responses(
+        (status = 200, body = Object,
+            description = "the payment session + `chat_requests: [...]`, newest first"),
+        GetErrors,
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Customer(customer): Customer,
