@@ -11,6 +11,7 @@ mod charges;
 mod chat;
 mod control_center;
 mod extensions;
+mod faults;
 mod health;
 mod hub;
 mod openapi;
