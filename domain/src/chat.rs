@@ -95,6 +95,7 @@ pub async fn send(
     client_msg_id: &str,
     body: &str,
 ) -> Result<(MessageRow, bool), ChatError> {
+    let started = std::time::Instant::now();
     let chars = body.chars().count();
     // NUL cannot be stored in Postgres text.
     if chars == 0 || chars > MAX_BODY_CHARS || body.trim().is_empty() || body.contains('\0') {
@@ -116,6 +117,7 @@ pub async fn send(
     // A resend delivers again (without a push): the first attempt may have died between
     // storing and delivering. Apps drop a message whose id they have.
     deliver(services, sender, &sent).await;
+    services.metrics.chat_send_duration_seconds.observe(started.elapsed().as_secs_f64());
     Ok((sent.message, sent.stored_now))
 }
 

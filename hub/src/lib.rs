@@ -93,17 +93,18 @@ impl Hub {
         let slots = Arc::new(Semaphore::new(settings.max_connections));
         let (route_tx, route_rx) = tokio::sync::mpsc::unbounded_channel();
         let instance_id = uuid::Uuid::new_v4().simple().to_string();
+        let metrics = services.metrics.clone();
         Self {
             inner: Arc::new(Inner {
                 settings,
                 presence,
-                metrics: services.metrics.clone(),
+                metrics: metrics.clone(),
                 store: services.store.clone(),
                 services,
                 auth,
                 instance_id,
                 slots,
-                registry: Arc::new(registry::Registry::new(route_tx)),
+                registry: Arc::new(registry::Registry::new(route_tx, metrics)),
                 route_ops: std::sync::Mutex::new(Some(route_rx)),
                 tasks: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
