@@ -34,6 +34,7 @@ pub async fn run(push: &SendPush, ctx: &JobContext) -> Result<Vec<Delivery>, Sto
             Delivery::Sent => "sent",
             Delivery::TokenDeleted => "token_deleted",
             Delivery::Failed(_) => "failed",
+            Delivery::AuthFailed(_) => "auth_failed",
         };
         ctx.metrics.pushes.with_label_values(&[outcome]).inc();
     }
