@@ -156,6 +156,7 @@ async fn deliver(services: &Services, sender: &Principal, sent: &Sent) {
 }
 
 /// Moves the caller's delivered or read watermark to `up_to_seq` and tells the other party.
+#[tracing::instrument(skip_all, fields(session_id = %session))]
 pub async fn mark(
     services: &Services,
     caller: &Principal,
@@ -184,6 +185,7 @@ pub async fn mark(
 
 /// Tells the other party the caller is typing: ephemeral, never stored, shown for
 /// [`TYPING_SHOWS_MS`]. The hub throttles how often one socket may send it.
+#[tracing::instrument(skip_all, fields(session_id = %session))]
 pub async fn typing(store: &Store, caller: &Principal, session: Uuid) -> Result<(), ChatError> {
     let row = store.chat_session_for(caller, session).await?.ok_or(ChatError::SessionNotFound)?;
     if !matches!(row.status.as_str(), "active" | "extending") {

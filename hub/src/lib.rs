@@ -34,6 +34,7 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 
 pub use registry::{CLOSE_SLOW_CONSUMER, Close};
 
@@ -215,12 +216,17 @@ async fn upgrade(
         .max_frame_size(max_frame)
         .on_upgrade(move |socket| {
             let inner = hub.inner.clone();
+            // The socket's log lines carry who it is (never the token).
+            let span = tracing::info_span!("socket", user_id = %principal.id, role = principal.role.as_str());
             async move {
                 let tasks = inner.tasks.clone();
-                tasks.spawn(async move {
-                    connection::run(socket, &inner, principal, last_event_id).await;
-                    drop(permit);
-                });
+                tasks.spawn(
+                    async move {
+                        connection::run(socket, &inner, principal, last_event_id).await;
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
             }
         })
 }

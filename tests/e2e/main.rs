@@ -13,6 +13,7 @@ mod control_center;
 mod extensions;
 mod health;
 mod hub;
+mod logs;
 mod metrics;
 mod pairing;
 mod payments;
