@@ -1,7 +1,8 @@
 //! Every Prometheus metric the process exports, by name, in one place.
 //!
 //! Names follow Prometheus conventions: the `bestie_` prefix, base units (`_seconds`),
-//! `_total` on counters, and labels with a small fixed set of values (never a user id).
+//! `_total` on counters, and labels with a small fixed set of values (never a user id), none
+//! named `job` or `instance` (Prometheus sets those on every series it scrapes).
 //! Each process (and each test app) owns its own [`Metrics`] and registry.
 //!
 //! Series whose label values are known up front (push outcomes, pairing causes, ...) are
@@ -120,15 +121,16 @@ pub struct Metrics {
     pub hub_replayed_events: IntCounter,
     /// Sockets asked to close (1013) because their send queue was full.
     pub hub_slow_consumer_closes: IntCounter,
-    /// Job runs by `job` (timer kind or job name) and `outcome` (ok|error).
+    /// Job runs by `kind` (the job's name, or a timer's kind) and `outcome` (ok|error). Not
+    /// `job`: Prometheus sets that label on every series it scrapes.
     pub jobs: IntCounterVec,
-    /// How long after its due time a timer ran, by timer `job` kind.
+    /// How long after its due time a timer ran, by timer `kind`.
     pub job_lateness_seconds: HistogramVec,
-    /// Job runs that were a retry (attempt > 1), by `job`.
+    /// Job runs that were a retry (attempt > 1), by `kind`.
     pub job_retries: IntCounterVec,
-    /// Jobs due and not started yet, by `job` queue (fire_timer, charge_payment, ...).
+    /// Jobs due and not started yet, by `queue` (fire_timer, charge_payment, ...).
     pub job_queue_depth: IntGaugeVec,
-    /// How long the oldest job due and not started has been due, by `job` queue (0 when none).
+    /// How long the oldest job due and not started has been due, by `queue` (0 when none).
     pub job_queue_oldest_seconds: prometheus::GaugeVec,
     /// Push deliveries (one per device) by `outcome`, see [`PUSH_OUTCOMES`].
     pub pushes: IntCounterVec,
@@ -262,20 +264,25 @@ impl Metrics {
                 HUB_SLOW_CONSUMER_CLOSES_TOTAL,
                 "Sockets asked to close because their send queue was full.",
             ),
-            jobs: counter(&r, JOBS_TOTAL, "Job runs by outcome.", &["job", "outcome"]),
+            jobs: counter(&r, JOBS_TOTAL, "Job runs by kind and outcome.", &["kind", "outcome"]),
             job_lateness_seconds: histogram(
                 &r,
                 JOB_LATENESS_SECONDS,
-                "Timer lateness: run time minus due time.",
+                "Timer lateness: run time minus due time, by timer kind.",
                 LATENCY_BUCKETS,
-                &["job"],
+                &["kind"],
             ),
-            job_retries: counter(&r, JOB_RETRIES_TOTAL, "Job runs that were retries.", &["job"]),
-            job_queue_depth: gauge(&r, JOB_QUEUE_DEPTH, "Jobs due and not started, by job queue.", &["job"]),
+            job_retries: counter(&r, JOB_RETRIES_TOTAL, "Job runs that were retries, by kind.", &["kind"]),
+            job_queue_depth: gauge(
+                &r,
+                JOB_QUEUE_DEPTH,
+                "Jobs due and not started, by job queue.",
+                &["queue"],
+            ),
             job_queue_oldest_seconds: float_gauge(
                 JOB_QUEUE_OLDEST_SECONDS,
                 "How long the oldest job due and not started has been due, by job queue.",
-                &["job"],
+                &["queue"],
             ),
             pushes: counter(&r, PUSHES_TOTAL, "Push deliveries (one per device) by outcome.", &["outcome"]),
             payment_sessions_swept: counter(

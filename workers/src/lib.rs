@@ -178,7 +178,7 @@ pub async fn run(
 }
 
 /// The job queues by the job type apalis stores (the argument's type name), with the name
-/// the `job` label gives each queue.
+/// the `queue` label gives each.
 fn queues() -> [(&'static str, &'static str); 4] {
     use std::any::type_name;
     [
@@ -189,7 +189,7 @@ fn queues() -> [(&'static str, &'static str); 4] {
     ]
 }
 
-/// Every name the `job` label of the run counters takes: the jobs, and each timer kind (a
+/// Every value the `kind` label of the run counters takes: the jobs, and each timer kind (a
 /// timer counts under its kind).
 fn job_names() -> impl Iterator<Item = &'static str> {
     let kinds = domain::jobs::TimerKind::ALL.into_iter().map(domain::jobs::TimerKind::as_str);
