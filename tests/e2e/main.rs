@@ -11,6 +11,7 @@ mod charges;
 mod chat;
 mod control_center;
 mod extensions;
+mod grafana;
 mod health;
 mod hub;
 mod logs;
