@@ -198,6 +198,9 @@ enum Command {
         /// Wait for a scrape at or after this unix time first.
         #[arg(long)]
         fresh_after: Option<u64>,
+        /// Evaluate as of this unix time (default: now).
+        #[arg(long)]
+        at: Option<u64>,
         /// Also fail on rules Prometheus could not evaluate.
         #[arg(long)]
         rules: bool,
@@ -477,12 +480,13 @@ async fn main() -> anyhow::Result<()> {
             };
             fcm::run(&options).await?;
         }
-        Command::Panels { prometheus, dashboards, window, fresh_after, rules } => {
+        Command::Panels { prometheus, dashboards, window, fresh_after, at, rules } => {
             let options = panels::Options {
                 prometheus: prometheus.clone(),
                 dashboards: dashboards.clone(),
                 window: window.clone(),
                 fresh_after: *fresh_after,
+                at: *at,
                 rules: *rules,
             };
             panels::run(&options).await?;

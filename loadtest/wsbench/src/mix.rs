@@ -286,8 +286,12 @@ struct CustomerState {
 
 /// How a pairing attempt ended.
 enum Pairing {
-    Paired { session: String, mitra: Uuid },
-    Failed,
+    Paired {
+        session: String,
+        mitra: Uuid,
+    },
+    /// The failure event's type and cause, or that nothing came.
+    Failed(String),
 }
 
 /// Waits for the customer's `paired`, or a failure event.
@@ -299,11 +303,16 @@ async fn paired(socket: &mut CustomerSocket) -> Pairing {
                 let mitra = frame["data"]["mitra"]["id"].as_str()?.parse().ok()?;
                 Some(Pairing::Paired { session, mitra })
             }
-            "pairing_failed" | "returning_chat_rejected" | "returning_chat_timeout" => Some(Pairing::Failed),
+            kind @ ("pairing_failed" | "returning_chat_rejected" | "returning_chat_timeout") => {
+                Some(Pairing::Failed(format!(
+                    "{kind} {}",
+                    frame["data"]["cause_tag"].as_str().unwrap_or_default()
+                )))
+            }
             _ => None,
         })
         .await;
-    outcome.unwrap_or(Pairing::Failed)
+    outcome.unwrap_or_else(|| Pairing::Failed(format!("nothing within {} s", PAIRED_WITHIN.as_secs())))
 }
 
 /// A confirmed payment (the one-minute tier, or the free trial), optionally for a returning chat.
@@ -360,6 +369,7 @@ async fn round(
     };
     if start != 201 {
         Counts::add(&counts.pairing_failed);
+        eprintln!("customer {}, round {number}: the request was refused ({start})", state.index);
         socket.close().await;
         return Ok(());
     }
@@ -376,8 +386,10 @@ async fn round(
     }
     let (session, mitra) = match paired(&mut socket).await {
         Pairing::Paired { session, mitra } => (session, mitra),
-        Pairing::Failed => {
+        Pairing::Failed(why) => {
             Counts::add(&counts.pairing_failed);
+            let kind = if returning { "returning chat" } else { "blast" };
+            eprintln!("customer {}, round {number}: {kind} not paired: {why}", state.index);
             socket.close().await;
             return Ok(());
         }

@@ -5,7 +5,8 @@
 //!
 //! Grafana's variables are substituted first: `$__rate_interval`, `$__interval` and
 //! `$__range` by `--window` (the check sets it to cover the whole run), the dashboard's own
-//! template variables by their "All" value (`.*`). With `--rules`, it also asks the same
+//! template variables by their "All" value (`.*`). Queries are evaluated as of `--at`
+//! (default: now). With `--rules`, it also asks the same
 //! Prometheus for its alerting and recording rules and fails on any whose last evaluation
 //! errored (an expression that parses but cannot run against the real series).
 
@@ -24,6 +25,9 @@ pub struct Options {
     /// Wait until Prometheus holds a sample of `bestie_build_info` scraped at or after this
     /// unix time (the end of the load), so the last scrape is in.
     pub fresh_after: Option<u64>,
+    /// Evaluate as of this unix time (default: now), e.g. just before the load's end, while
+    /// its sockets are still open.
+    pub at: Option<u64>,
     pub rules: bool,
 }
 
@@ -204,7 +208,8 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     if let Some(after) = options.fresh_after {
         wait_fresh(&client, base, after).await?;
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now =
+        options.at.unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()));
     let mut failures = Vec::new();
     let mut zero = Vec::new();
     let mut evaluated = 0;
