@@ -1,8 +1,9 @@
 //! Logging: `tracing` to stdout, as JSON lines or human-readable text.
 //!
 //! JSON lines (production's default) carry each event's fields flattened and the fields of
-//! the spans it happened in (`spans`): the request span's `request_id`, the socket's
-//! `user_id`, a flow's `session_id` or `payment_session_id`. Nothing logs phone numbers,
+//! the spans it happened in (`spans`): the request span's `request_id`, a flow's
+//! `session_id` or `payment_session_id`, the socket's `user_id` (a debug span: `hub=debug`).
+//! Nothing logs phone numbers,
 //! one-time codes, tokens or message bodies (the development code senders excepted, which
 //! production refuses); `tests/e2e/logs.rs` checks that on the real binary's output.
 
