@@ -173,6 +173,8 @@ impl Application {
             });
         }
 
+        // Every process samples its readiness and pool gauges (and the global mitra counts).
+        tokio::spawn(domain::sampler::run(state.store.clone(), state.metrics.clone(), shutdown.clone()));
         // Sockets are upgraded connections the HTTP server no longer tracks: close them
         // ourselves once the shutdown starts.
         // Every process reaps dead hub instances, so presence heals even with no hub left.

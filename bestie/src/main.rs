@@ -54,7 +54,7 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut settings = bestie::settings::load(cli.config.as_deref())?;
-    bestie::telemetry::init(&settings.log);
+    bestie::telemetry::init(&settings.log, settings.mode);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {

@@ -95,6 +95,7 @@ pub async fn send(
     client_msg_id: &str,
     body: &str,
 ) -> Result<(MessageRow, bool), ChatError> {
+    let started = std::time::Instant::now();
     let chars = body.chars().count();
     // NUL cannot be stored in Postgres text.
     if chars == 0 || chars > MAX_BODY_CHARS || body.trim().is_empty() || body.contains('\0') {
@@ -116,6 +117,7 @@ pub async fn send(
     // A resend delivers again (without a push): the first attempt may have died between
     // storing and delivering. Apps drop a message whose id they have.
     deliver(services, sender, &sent).await;
+    services.metrics.chat_send_duration_seconds.observe(started.elapsed().as_secs_f64());
     Ok((sent.message, sent.stored_now))
 }
 
@@ -154,6 +156,7 @@ async fn deliver(services: &Services, sender: &Principal, sent: &Sent) {
 }
 
 /// Moves the caller's delivered or read watermark to `up_to_seq` and tells the other party.
+#[tracing::instrument(skip_all, fields(session_id = %session))]
 pub async fn mark(
     services: &Services,
     caller: &Principal,
@@ -182,6 +185,7 @@ pub async fn mark(
 
 /// Tells the other party the caller is typing: ephemeral, never stored, shown for
 /// [`TYPING_SHOWS_MS`]. The hub throttles how often one socket may send it.
+#[tracing::instrument(skip_all, fields(session_id = %session))]
 pub async fn typing(store: &Store, caller: &Principal, session: Uuid) -> Result<(), ChatError> {
     let row = store.chat_session_for(caller, session).await?.ok_or(ChatError::SessionNotFound)?;
     if !matches!(row.status.as_str(), "active" | "extending") {

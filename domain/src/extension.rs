@@ -171,6 +171,7 @@ pub async fn answer(
 
 /// The window's timer (or the sweep): the configured default applies, unless the mitra is
 /// offline or disconnected, which always rejects. Does nothing when it was resolved.
+#[tracing::instrument(skip_all, fields(extension_id = %extension))]
 pub async fn window_ended(services: &Services, extension: Uuid) -> Result<(), ExtensionError> {
     for _ in 0..5 {
         let pending = match services.store.lock_extension(extension, None).await? {

@@ -34,6 +34,16 @@ pub enum TimerKind {
 }
 
 impl TimerKind {
+    pub const ALL: [TimerKind; 7] = [
+        Self::Probe,
+        Self::ExpirePaymentSession,
+        Self::ClosePairingRequest,
+        Self::WarnSessionEnding,
+        Self::EndSessionTime,
+        Self::CompleteSession,
+        Self::ExpireExtension,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Probe => "probe",

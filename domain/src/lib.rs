@@ -23,6 +23,7 @@ pub mod password;
 pub mod payment;
 pub mod presence;
 pub mod push;
+pub mod sampler;
 pub mod seed;
 pub mod services;
 pub mod session;

@@ -1,12 +1,22 @@
 //! Every Prometheus metric the process exports, by name, in one place.
 //!
 //! Names follow Prometheus conventions: the `bestie_` prefix, base units (`_seconds`),
-//! `_total` on counters, and labels with a small fixed set of values (never a user id).
+//! `_total` on counters, and labels with a small fixed set of values (never a user id), none
+//! named `job` or `instance` (Prometheus sets those on every series it scrapes).
 //! Each process (and each test app) owns its own [`Metrics`] and registry.
+//!
+//! Series whose label values are known up front (push outcomes, pairing causes, ...) are
+//! created at zero when the process starts, so a rate or an alert over them has a series to
+//! read before the first event happens (an absent series is not a zero to PromQL).
+//!
+//! Gauges read from the stores (`postgres_pool_*`, `redis_*`, `mitras_*`, `ready`,
+//! `dependency_*`) are sampled every few seconds by `crate::sampler`; the mitra counts are
+//! global (every process reports the same value), so dashboards take their `max`.
 
+use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub const BUILD_INFO: &str = "bestie_build_info";
@@ -18,20 +28,71 @@ pub const HUB_CONNECTIONS_CLOSED_TOTAL: &str = "bestie_hub_connections_closed_to
 pub const HUB_FRAMES_IN_TOTAL: &str = "bestie_hub_frames_in_total";
 pub const HUB_FRAMES_OUT_TOTAL: &str = "bestie_hub_frames_out_total";
 pub const HUB_DELIVERY_SECONDS: &str = "bestie_hub_delivery_seconds";
+pub const HUB_STREAM_LAG_SECONDS: &str = "bestie_hub_stream_lag_seconds";
+pub const HUB_RESUMES_TOTAL: &str = "bestie_hub_resumes_total";
+pub const HUB_REPLAYED_EVENTS_TOTAL: &str = "bestie_hub_replayed_events_total";
+pub const HUB_SLOW_CONSUMER_CLOSES_TOTAL: &str = "bestie_hub_slow_consumer_closes_total";
 pub const JOBS_TOTAL: &str = "bestie_jobs_total";
 pub const JOB_LATENESS_SECONDS: &str = "bestie_job_lateness_seconds";
 pub const JOB_RETRIES_TOTAL: &str = "bestie_job_retries_total";
 pub const JOB_QUEUE_DEPTH: &str = "bestie_job_queue_depth";
+pub const JOB_QUEUE_OLDEST_SECONDS: &str = "bestie_job_queue_oldest_seconds";
 pub const PUSHES_TOTAL: &str = "bestie_pushes_total";
 pub const PAYMENT_SESSIONS_SWEPT_TOTAL: &str = "bestie_payment_sessions_swept_total";
 pub const PAIRING_OUTCOMES_TOTAL: &str = "bestie_pairing_outcomes_total";
 pub const PAIRING_TIME_TO_ACCEPT_SECONDS: &str = "bestie_pairing_time_to_accept_seconds";
 pub const PAYMENT_TRANSITIONS_TOTAL: &str = "bestie_payment_transitions_total";
 pub const CHAT_MESSAGES_TOTAL: &str = "bestie_chat_messages_total";
+pub const CHAT_SEND_DURATION_SECONDS: &str = "bestie_chat_send_duration_seconds";
+pub const AVAILABILITY_POLLS_TOTAL: &str = "bestie_availability_polls_total";
+pub const MITRAS_ONLINE: &str = "bestie_mitras_online";
+pub const MITRAS_AVAILABLE: &str = "bestie_mitras_available";
+pub const POSTGRES_POOL_CONNECTIONS: &str = "bestie_postgres_pool_connections";
+pub const POSTGRES_POOL_MAX_CONNECTIONS: &str = "bestie_postgres_pool_max_connections";
+pub const REDIS_POOL_CONNECTIONS: &str = "bestie_redis_pool_connections";
+pub const REDIS_COMMANDS_QUEUED: &str = "bestie_redis_commands_queued";
+pub const READY: &str = "bestie_ready";
+pub const DEPENDENCY_UP: &str = "bestie_dependency_up";
+pub const DEPENDENCY_CHECK_SECONDS: &str = "bestie_dependency_check_seconds";
 
 /// Request latency buckets, in seconds: 1 ms to 10 s.
 const LATENCY_BUCKETS: &[f64] =
     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// Delivery buckets, in seconds: finer below 10 ms, where the hub's goals are (15 ms p99 for
+/// a chat message, 50–100 ms for a blast).
+const DELIVERY_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// Push outcomes (`pushes_total{outcome}`): `auth_failed` is FCM refusing our credentials
+/// (the token exchange or the send), which every push fails on until someone fixes the key.
+pub const PUSH_OUTCOMES: [&str; 4] = ["sent", "token_deleted", "failed", "auth_failed"];
+
+/// Pairing outcomes by request type: `accepted`, or the failure's cause tag (the
+/// `pairing_failures.cause_tag` values a request of that type can end with).
+const PAIRING_OUTCOMES: [(&str, &[&str]); 2] = [
+    (
+        "general",
+        &[
+            "accepted",
+            "no_mitra_available",
+            "all_mitras_rejected",
+            "payment_session_expired",
+            "customer_cancelled",
+        ],
+    ),
+    (
+        "returning",
+        &[
+            "accepted",
+            "targeted_mitra_offline",
+            "targeted_mitra_rejected",
+            "targeted_mitra_timeout",
+            "payment_session_expired",
+            "customer_cancelled",
+        ],
+    ),
+];
 
 /// The metric handles of one process.
 #[derive(Clone)]
@@ -49,17 +110,29 @@ pub struct Metrics {
     pub hub_frames_in: IntCounterVec,
     /// Server frames by `type` (`event`, `welcome`, `pong`, `error`, ...).
     pub hub_frames_out: IntCounterVec,
-    /// From publishing an event to writing it to a socket.
-    pub hub_delivery_seconds: Histogram,
-    /// Job runs by `job` and `outcome` (ok|error).
+    /// From publishing an event to writing it to a socket, by event `type`.
+    pub hub_delivery_seconds: HistogramVec,
+    /// From publishing an event to this hub's inbox reader taking it off the stream: how far
+    /// the reader is behind.
+    pub hub_stream_lag_seconds: Histogram,
+    /// Sockets that came back with `last_event_id`, by `outcome` (replayed|resync_required|failed).
+    pub hub_resumes: IntCounterVec,
+    /// Events replayed from users' streams to resuming sockets.
+    pub hub_replayed_events: IntCounter,
+    /// Sockets asked to close (1013) because their send queue was full.
+    pub hub_slow_consumer_closes: IntCounter,
+    /// Job runs by `kind` (the job's name, or a timer's kind) and `outcome` (ok|error). Not
+    /// `job`: Prometheus sets that label on every series it scrapes.
     pub jobs: IntCounterVec,
-    /// How long after its due time a timer ran, by timer `job` kind.
+    /// How long after its due time a timer ran, by timer `kind`.
     pub job_lateness_seconds: HistogramVec,
-    /// Job runs that were a retry (attempt > 1), by `job`.
+    /// Job runs that were a retry (attempt > 1), by `kind`.
     pub job_retries: IntCounterVec,
-    /// Jobs waiting in the queue, by `job` type.
+    /// Jobs due and not started yet, by `queue` (fire_timer, charge_payment, ...).
     pub job_queue_depth: IntGaugeVec,
-    /// Push deliveries by `outcome` (sent|token_deleted|failed).
+    /// How long the oldest job due and not started has been due, by `queue` (0 when none).
+    pub job_queue_oldest_seconds: prometheus::GaugeVec,
+    /// Push deliveries (one per device) by `outcome`, see [`PUSH_OUTCOMES`].
     pub pushes: IntCounterVec,
     /// Payment sessions moved by the sweep, by final `status` (expired|failed_pairing).
     pub payment_sessions_swept: IntCounterVec,
@@ -72,133 +145,258 @@ pub struct Metrics {
     pub payment_transitions: IntCounterVec,
     /// Chat messages stored, by the sender's `role`.
     pub chat_messages: IntCounterVec,
+    /// A chat send from the command to the message stored and published to both parties:
+    /// what the sender waits for its ack (the delivery to the other party follows, in
+    /// `hub_delivery_seconds{type="chat_message"}`).
+    pub chat_send_duration_seconds: Histogram,
+    /// Availability polls answered, by `answer` (available|none).
+    pub availability_polls: IntCounterVec,
+    /// Mitras online (switch on, a socket open), as Redis counts them.
+    pub mitras_online: IntGauge,
+    /// Mitras online and below the capacity cap: what the availability poll answers.
+    pub mitras_available: IntGauge,
+    /// This process's Postgres pool, by `state` (in_use|idle).
+    pub postgres_pool_connections: IntGaugeVec,
+    pub postgres_pool_max_connections: IntGauge,
+    /// This process's Redis command connections, by `state` (connected|disconnected).
+    pub redis_pool_connections: IntGaugeVec,
+    /// Redis commands waiting to be written to a connection (back-pressure).
+    pub redis_commands_queued: IntGauge,
+    /// 1 when both stores answered the last check (what `/readyz` answers), else 0.
+    pub ready: IntGauge,
+    /// 1 when the `dependency` (postgres|redis) answered the last check.
+    pub dependency_up: IntGaugeVec,
+    /// How long the last check of the `dependency` took.
+    pub dependency_check_seconds: prometheus::GaugeVec,
     pub build_info: IntGaugeVec,
+}
+
+/// Registers `collector` in `registry` and returns it. Names are constants of this module,
+/// so a failure is a bug caught by every test that builds a [`Metrics`].
+fn register<C: Collector + Clone + 'static>(registry: &Registry, collector: C) -> C {
+    registry.register(Box::new(collector.clone())).expect("metric names are unique and valid");
+    collector
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(registry, IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    register(registry, IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, buckets: &[f64], labels: &[&str]) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    register(registry, HistogramVec::new(opts, labels).expect("valid metric"))
 }
 
 impl Metrics {
     pub fn new() -> Self {
-        let registry = Registry::new();
-        let metrics = Self {
-            http_requests: IntCounterVec::new(
-                Opts::new(HTTP_REQUESTS_TOTAL, "HTTP requests answered."),
-                &["listener", "route", "method", "status"],
-            )
-            .expect("valid metric"),
-            http_request_duration: HistogramVec::new(
-                HistogramOpts::new(HTTP_REQUEST_DURATION_SECONDS, "HTTP request latency.")
-                    .buckets(LATENCY_BUCKETS.to_vec()),
-                &["listener", "route", "method"],
-            )
-            .expect("valid metric"),
-            hub_connections: IntGauge::new(HUB_CONNECTIONS, "Open WebSocket connections.")
-                .expect("valid metric"),
-            hub_connections_opened: IntCounterVec::new(
-                Opts::new(HUB_CONNECTIONS_OPENED_TOTAL, "WebSocket connections opened."),
-                &["role"],
-            )
-            .expect("valid metric"),
-            hub_connections_closed: IntCounterVec::new(
-                Opts::new(HUB_CONNECTIONS_CLOSED_TOTAL, "WebSocket connections closed, by close code."),
-                &["code"],
-            )
-            .expect("valid metric"),
-            hub_frames_in: IntCounterVec::new(
-                Opts::new(HUB_FRAMES_IN_TOTAL, "WebSocket frames received, by command type."),
-                &["type"],
-            )
-            .expect("valid metric"),
-            hub_frames_out: IntCounterVec::new(
-                Opts::new(HUB_FRAMES_OUT_TOTAL, "WebSocket frames sent, by type."),
-                &["type"],
-            )
-            .expect("valid metric"),
-            hub_delivery_seconds: Histogram::with_opts(
-                HistogramOpts::new(HUB_DELIVERY_SECONDS, "Event delivery latency, publish to socket write.")
-                    .buckets(LATENCY_BUCKETS.to_vec()),
-            )
-            .expect("valid metric"),
-            jobs: IntCounterVec::new(Opts::new(JOBS_TOTAL, "Job runs by outcome."), &["job", "outcome"])
-                .expect("valid metric"),
-            job_lateness_seconds: HistogramVec::new(
-                HistogramOpts::new(JOB_LATENESS_SECONDS, "Timer lateness: run time minus due time.")
-                    .buckets(LATENCY_BUCKETS.to_vec()),
-                &["job"],
-            )
-            .expect("valid metric"),
-            job_retries: IntCounterVec::new(
-                Opts::new(JOB_RETRIES_TOTAL, "Job runs that were retries."),
-                &["job"],
-            )
-            .expect("valid metric"),
-            job_queue_depth: IntGaugeVec::new(
-                Opts::new(JOB_QUEUE_DEPTH, "Jobs waiting, by job type."),
-                &["job"],
-            )
-            .expect("valid metric"),
-            pushes: IntCounterVec::new(Opts::new(PUSHES_TOTAL, "Push deliveries by outcome."), &["outcome"])
-                .expect("valid metric"),
-            payment_sessions_swept: IntCounterVec::new(
-                Opts::new(PAYMENT_SESSIONS_SWEPT_TOTAL, "Payment sessions closed by the expiry sweep."),
-                &["status"],
-            )
-            .expect("valid metric"),
-            pairing_outcomes: IntCounterVec::new(
-                Opts::new(PAIRING_OUTCOMES_TOTAL, "Pairing requests resolved, by type and outcome."),
-                &["request_type", "outcome"],
-            )
-            .expect("valid metric"),
-            pairing_time_to_accept_seconds: HistogramVec::new(
-                HistogramOpts::new(PAIRING_TIME_TO_ACCEPT_SECONDS, "From request to accept.")
-                    .buckets(vec![0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 120.0]),
-                &["request_type"],
-            )
-            .expect("valid metric"),
-            payment_transitions: IntCounterVec::new(
-                Opts::new(PAYMENT_TRANSITIONS_TOTAL, "Payment sessions entering a state."),
-                &["status"],
-            )
-            .expect("valid metric"),
-            chat_messages: IntCounterVec::new(
-                Opts::new(CHAT_MESSAGES_TOTAL, "Chat messages stored, by sender role."),
-                &["role"],
-            )
-            .expect("valid metric"),
-            build_info: IntGaugeVec::new(
-                Opts::new(BUILD_INFO, "Always 1; the labels say which build runs."),
-                &["version"],
-            )
-            .expect("valid metric"),
-            registry,
+        let r = Registry::new();
+        let single = |name: &str, help: &str| register(&r, IntGauge::new(name, help).expect("valid metric"));
+        let single_counter =
+            |name: &str, help: &str| register(&r, IntCounter::new(name, help).expect("valid metric"));
+        let single_histogram = |name: &str, help: &str, buckets: &[f64]| {
+            let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+            register(&r, Histogram::with_opts(opts).expect("valid metric"))
         };
-        metrics.register_all();
+        let float_gauge = |name: &str, help: &str, labels: &[&str]| {
+            register(&r, prometheus::GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
+        };
+        let metrics = Self {
+            http_requests: counter(
+                &r,
+                HTTP_REQUESTS_TOTAL,
+                "HTTP requests answered.",
+                &["listener", "route", "method", "status"],
+            ),
+            http_request_duration: histogram(
+                &r,
+                HTTP_REQUEST_DURATION_SECONDS,
+                "HTTP request latency.",
+                LATENCY_BUCKETS,
+                &["listener", "route", "method"],
+            ),
+            hub_connections: single(HUB_CONNECTIONS, "Open WebSocket connections."),
+            hub_connections_opened: counter(
+                &r,
+                HUB_CONNECTIONS_OPENED_TOTAL,
+                "WebSocket connections opened.",
+                &["role"],
+            ),
+            hub_connections_closed: counter(
+                &r,
+                HUB_CONNECTIONS_CLOSED_TOTAL,
+                "WebSocket connections closed, by close code.",
+                &["code"],
+            ),
+            hub_frames_in: counter(
+                &r,
+                HUB_FRAMES_IN_TOTAL,
+                "WebSocket frames received, by command type.",
+                &["type"],
+            ),
+            hub_frames_out: counter(&r, HUB_FRAMES_OUT_TOTAL, "WebSocket frames sent, by type.", &["type"]),
+            hub_delivery_seconds: histogram(
+                &r,
+                HUB_DELIVERY_SECONDS,
+                "Event delivery latency, publish to socket write, by event type.",
+                DELIVERY_BUCKETS,
+                &["type"],
+            ),
+            hub_stream_lag_seconds: single_histogram(
+                HUB_STREAM_LAG_SECONDS,
+                "From publishing an event to this hub's inbox reader taking it off the stream.",
+                DELIVERY_BUCKETS,
+            ),
+            hub_resumes: counter(
+                &r,
+                HUB_RESUMES_TOTAL,
+                "Sockets opened with last_event_id, by outcome.",
+                &["outcome"],
+            ),
+            hub_replayed_events: single_counter(
+                HUB_REPLAYED_EVENTS_TOTAL,
+                "Events replayed from the users' streams to resuming sockets.",
+            ),
+            hub_slow_consumer_closes: single_counter(
+                HUB_SLOW_CONSUMER_CLOSES_TOTAL,
+                "Sockets asked to close because their send queue was full.",
+            ),
+            jobs: counter(&r, JOBS_TOTAL, "Job runs by kind and outcome.", &["kind", "outcome"]),
+            job_lateness_seconds: histogram(
+                &r,
+                JOB_LATENESS_SECONDS,
+                "Timer lateness: run time minus due time, by timer kind.",
+                LATENCY_BUCKETS,
+                &["kind"],
+            ),
+            job_retries: counter(&r, JOB_RETRIES_TOTAL, "Job runs that were retries, by kind.", &["kind"]),
+            job_queue_depth: gauge(
+                &r,
+                JOB_QUEUE_DEPTH,
+                "Jobs due and not started, by job queue.",
+                &["queue"],
+            ),
+            job_queue_oldest_seconds: float_gauge(
+                JOB_QUEUE_OLDEST_SECONDS,
+                "How long the oldest job due and not started has been due, by job queue.",
+                &["queue"],
+            ),
+            pushes: counter(&r, PUSHES_TOTAL, "Push deliveries (one per device) by outcome.", &["outcome"]),
+            payment_sessions_swept: counter(
+                &r,
+                PAYMENT_SESSIONS_SWEPT_TOTAL,
+                "Payment sessions closed by the expiry sweep.",
+                &["status"],
+            ),
+            pairing_outcomes: counter(
+                &r,
+                PAIRING_OUTCOMES_TOTAL,
+                "Pairing requests resolved, by type and outcome.",
+                &["request_type", "outcome"],
+            ),
+            pairing_time_to_accept_seconds: histogram(
+                &r,
+                PAIRING_TIME_TO_ACCEPT_SECONDS,
+                "From request to accept.",
+                &[0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 120.0],
+                &["request_type"],
+            ),
+            payment_transitions: counter(
+                &r,
+                PAYMENT_TRANSITIONS_TOTAL,
+                "Payment sessions entering a state.",
+                &["status"],
+            ),
+            chat_messages: counter(
+                &r,
+                CHAT_MESSAGES_TOTAL,
+                "Chat messages stored, by sender role.",
+                &["role"],
+            ),
+            chat_send_duration_seconds: single_histogram(
+                CHAT_SEND_DURATION_SECONDS,
+                "Chat send: command to message stored and published.",
+                DELIVERY_BUCKETS,
+            ),
+            availability_polls: counter(
+                &r,
+                AVAILABILITY_POLLS_TOTAL,
+                "Availability polls answered, by answer.",
+                &["answer"],
+            ),
+            mitras_online: single(MITRAS_ONLINE, "Mitras online: switch on and a socket open."),
+            mitras_available: single(MITRAS_AVAILABLE, "Mitras online and below the capacity cap."),
+            postgres_pool_connections: gauge(
+                &r,
+                POSTGRES_POOL_CONNECTIONS,
+                "Connections of this process's Postgres pool, by state.",
+                &["state"],
+            ),
+            postgres_pool_max_connections: single(
+                POSTGRES_POOL_MAX_CONNECTIONS,
+                "Size limit of this process's Postgres pool.",
+            ),
+            redis_pool_connections: gauge(
+                &r,
+                REDIS_POOL_CONNECTIONS,
+                "Command connections of this process's Redis pool, by state.",
+                &["state"],
+            ),
+            redis_commands_queued: single(
+                REDIS_COMMANDS_QUEUED,
+                "Redis commands waiting to be written to a connection.",
+            ),
+            ready: single(READY, "1 when Postgres and Redis answered the last check, else 0."),
+            dependency_up: gauge(
+                &r,
+                DEPENDENCY_UP,
+                "1 when the dependency answered the last check, else 0.",
+                &["dependency"],
+            ),
+            dependency_check_seconds: float_gauge(
+                DEPENDENCY_CHECK_SECONDS,
+                "How long the last check of the dependency took.",
+                &["dependency"],
+            ),
+            build_info: gauge(&r, BUILD_INFO, "Always 1; the labels say which build runs.", &["version"]),
+            registry: r.clone(),
+        };
         metrics.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        metrics.create_known_series();
         metrics
     }
 
-    fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 19] = [
-            Box::new(self.chat_messages.clone()),
-            Box::new(self.pairing_outcomes.clone()),
-            Box::new(self.pairing_time_to_accept_seconds.clone()),
-            Box::new(self.payment_transitions.clone()),
-            Box::new(self.pushes.clone()),
-            Box::new(self.job_lateness_seconds.clone()),
-            Box::new(self.job_retries.clone()),
-            Box::new(self.job_queue_depth.clone()),
-            Box::new(self.hub_frames_in.clone()),
-            Box::new(self.hub_frames_out.clone()),
-            Box::new(self.hub_delivery_seconds.clone()),
-            Box::new(self.http_requests.clone()),
-            Box::new(self.http_request_duration.clone()),
-            Box::new(self.hub_connections.clone()),
-            Box::new(self.hub_connections_opened.clone()),
-            Box::new(self.hub_connections_closed.clone()),
-            Box::new(self.jobs.clone()),
-            Box::new(self.payment_sessions_swept.clone()),
-            Box::new(self.build_info.clone()),
-        ];
-        for collector in collectors {
-            self.registry.register(collector).expect("metric names are unique");
+    /// Creates at zero the series whose label values are known up front.
+    fn create_known_series(&self) {
+        for outcome in PUSH_OUTCOMES {
+            self.pushes.with_label_values(&[outcome]);
+        }
+        for (request_type, outcomes) in PAIRING_OUTCOMES {
+            for outcome in outcomes {
+                self.pairing_outcomes.with_label_values(&[request_type, outcome]);
+            }
+        }
+        for status in ["expired", "failed_pairing"] {
+            self.payment_sessions_swept.with_label_values(&[status]);
+        }
+        for answer in ["available", "none"] {
+            self.availability_polls.with_label_values(&[answer]);
+        }
+        for outcome in ["replayed", "resync_required", "failed"] {
+            self.hub_resumes.with_label_values(&[outcome]);
+        }
+        for state in ["in_use", "idle"] {
+            self.postgres_pool_connections.with_label_values(&[state]);
+        }
+        for state in ["connected", "disconnected"] {
+            self.redis_pool_connections.with_label_values(&[state]);
+        }
+        for dependency in ["postgres", "redis"] {
+            self.dependency_up.with_label_values(&[dependency]);
+            self.dependency_check_seconds.with_label_values(&[dependency]);
         }
     }
 
@@ -214,5 +412,24 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+
+    #[test]
+    fn every_metric_registers_and_known_series_start_at_zero() {
+        let rendered = Metrics::new().render();
+        for line in [
+            r#"bestie_pushes_total{outcome="auth_failed"} 0"#,
+            r#"bestie_pairing_outcomes_total{outcome="no_mitra_available",request_type="general"} 0"#,
+            r#"bestie_availability_polls_total{answer="none"} 0"#,
+            "bestie_hub_slow_consumer_closes_total 0",
+            "bestie_ready 0",
+        ] {
+            assert!(rendered.lines().any(|l| l == line), "{line} missing from:\n{rendered}");
+        }
     }
 }

@@ -9,7 +9,10 @@
 //! - `INVALID_ARGUMENT`: deleted only when FCM names the token as the invalid field.
 //! - 429 `QUOTA_EXCEEDED`: retried after `Retry-After`.
 //! - 500 `INTERNAL`, 503 `UNAVAILABLE`: retried with exponential backoff and jitter.
-//! - 401: the access token is refreshed once.
+//! - 401: the access token is refreshed once; a second 401, a 403 that does not name the
+//!   token (`PERMISSION_DENIED`: the account may not send for the project) or a token
+//!   exchange the OAuth server refuses (4xx: a revoked or wrong key) is an auth failure: our
+//!   credentials are at fault, not the device, and every push fails until they are fixed.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -51,6 +54,8 @@ pub enum Delivery {
     TokenDeleted,
     /// Gave up after retries, or a permanent error that is not the token's.
     Failed(String),
+    /// FCM or its OAuth server refused our credentials.
+    AuthFailed(String),
 }
 
 /// Sends pushes. `Fcm` in production; `Log` when no credentials are configured.
@@ -65,6 +70,8 @@ pub enum Outcome {
     /// The token is dead and should be deleted.
     DeadToken(String),
     Failed(String),
+    /// Our credentials were refused (see the module's notes).
+    AuthFailed(String),
 }
 
 /// Logs instead of sending (development, no credentials).
@@ -73,7 +80,9 @@ pub struct LogSender;
 impl PushSender for LogSender {
     fn send<'a>(&'a self, token: &'a str, message: &'a PushMessage) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
-            tracing::info!(token, title = message.title, data = ?message.data, "push (log sender)");
+            // Neither the device token nor the text: tokens and message previews stay out of logs.
+            let kind = message.data.get("type").map_or("", String::as_str);
+            tracing::info!(kind, token_chars = token.len(), "push (log sender)");
             Outcome::Sent
         })
     }
@@ -152,7 +161,7 @@ impl FcmSender {
     }
 
     /// A valid access token, from the cache or a fresh exchange.
-    async fn access_token(&self, force_refresh: bool) -> Result<String, String> {
+    async fn access_token(&self, force_refresh: bool) -> Result<String, TokenError> {
         let mut cached = self.token.lock().await;
         let now = now_s();
         if !force_refresh
@@ -178,23 +187,31 @@ impl FcmSender {
             iat: now,
             exp: now + 3600,
         };
-        let assertion = jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| e.to_string())?;
+        let assertion = jsonwebtoken::encode(&header, &claims, &self.key)
+            .map_err(|e| TokenError::Refused(format!("signing the assertion: {e}")))?;
         let response = self
             .client
             .post(&self.token_url)
             .form(&[("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("assertion", &assertion)])
             .send()
             .await
-            .map_err(|e| format!("token exchange: {e}"))?;
-        if !response.status().is_success() {
-            return Err(format!("token exchange answered {}", response.status()));
+            .map_err(|e| TokenError::Unavailable(format!("token exchange: {e}")))?;
+        let status = response.status();
+        if status.is_client_error() {
+            return Err(TokenError::Refused(format!("token exchange answered {status}")));
+        }
+        if !status.is_success() {
+            return Err(TokenError::Unavailable(format!("token exchange answered {status}")));
         }
         #[derive(Deserialize)]
         struct Granted {
             access_token: String,
             expires_in: i64,
         }
-        let granted: Granted = response.json().await.map_err(|e| format!("token exchange body: {e}"))?;
+        let granted: Granted = response
+            .json()
+            .await
+            .map_err(|e| TokenError::Unavailable(format!("token exchange body: {e}")))?;
         // Stop using it a minute early, so a request never carries a token about to expire.
         *cached = Some((granted.access_token.clone(), now + granted.expires_in - 60));
         Ok(granted.access_token)
@@ -235,6 +252,14 @@ impl FcmSender {
     }
 }
 
+/// Why no access token could be had.
+enum TokenError {
+    /// The OAuth server refused the assertion (4xx), or it could not be signed.
+    Refused(String),
+    /// The exchange could not be made or answered 5xx: worth retrying.
+    Unavailable(String),
+}
+
 /// FCM's error body: `{"error": {"code", "message", "status", "details": [...]}}`.
 fn fcm_error(body: &Value) -> (Option<String>, bool) {
     let details = body["error"]["details"].as_array().cloned().unwrap_or_default();
@@ -266,7 +291,9 @@ impl PushSender for FcmSender {
             for attempt in 0..MAX_ATTEMPTS {
                 let access = match self.access_token(false).await {
                     Ok(access) => access,
-                    Err(error) => {
+                    // Retrying a refused key only repeats the refusal.
+                    Err(TokenError::Refused(error)) => return Outcome::AuthFailed(error),
+                    Err(TokenError::Unavailable(error)) => {
                         last_error = error;
                         tokio::time::sleep(backoff(attempt)).await;
                         continue;
@@ -299,10 +326,13 @@ impl PushSender for FcmSender {
                     (400, _) if token_problem => return Outcome::DeadToken(last_error),
                     (401, _) if !refreshed => {
                         refreshed = true;
-                        if let Err(error) = self.access_token(true).await {
-                            last_error = error;
+                        match self.access_token(true).await {
+                            Ok(_) => {}
+                            Err(TokenError::Refused(error)) => return Outcome::AuthFailed(error),
+                            Err(TokenError::Unavailable(error)) => last_error = error,
                         }
                     }
+                    (401 | 403, _) => return Outcome::AuthFailed(last_error),
                     (429, _) => {
                         tokio::time::sleep(Duration::from_secs(retry_after.unwrap_or(1).min(60))).await
                     }
@@ -339,6 +369,10 @@ pub async fn send_to_account(
             Outcome::Failed(reason) => {
                 tracing::warn!(reason, "push failed");
                 Delivery::Failed(reason)
+            }
+            Outcome::AuthFailed(reason) => {
+                tracing::error!(reason, "FCM refused our credentials; the push was not sent");
+                Delivery::AuthFailed(reason)
             }
         };
         deliveries.push(delivery);

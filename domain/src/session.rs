@@ -118,6 +118,7 @@ async fn tell_both(services: &Services, row: &SessionRow, kind: EventKind, data:
 
 /// The warning timer: tells both sides the session ends soon, unless it was extended or
 /// ended meanwhile (its end is no longer the one this timer was for).
+#[tracing::instrument(skip_all, fields(session_id = %session))]
 pub async fn warn(services: &Services, session: Uuid, due_at_ms: u64) -> Result<(), StoreError> {
     let Some(row) = services.store.session_for_timer(session).await? else { return Ok(()) };
     let warning_s = app_config::integer(&services.store, "session_ending_warning_seconds").await?;
@@ -136,6 +137,7 @@ pub async fn warn(services: &Services, session: Uuid, due_at_ms: u64) -> Result<
 /// The time-up timer: an active session starts closing. `due_at_ms` is the end the timer
 /// was queued for: when an extension moved the end, the stale timer does nothing (the
 /// sweep passes `None`).
+#[tracing::instrument(skip_all, fields(session_id = %session))]
 pub async fn time_up(services: &Services, session: Uuid, due_at_ms: Option<u64>) -> Result<(), StoreError> {
     let grace = app_config::integer(&services.store, "closing_grace_minutes").await?;
     let row = match step(|| services.store.close_for_time_up(session, grace, due_at_ms)).await? {
@@ -168,6 +170,7 @@ async fn closing_started(services: &Services, row: &SessionRow, reason: &str, by
 /// The grace timer: a closing session completes and the mitra's capacity frees up. A timer
 /// for a grace window that is no longer the session's (it was extended, then closed again)
 /// does nothing.
+#[tracing::instrument(skip_all, fields(session_id = %session))]
 pub async fn complete(services: &Services, session: Uuid, due_at_ms: Option<u64>) -> Result<(), StoreError> {
     let Some(row) = step(|| services.store.complete_session(session, due_at_ms)).await? else {
         return Ok(());
@@ -247,6 +250,7 @@ pub async fn end_early(
 }
 
 /// The caller's goodbye while the session is closing; the other side gets it live.
+#[tracing::instrument(skip_all, fields(session_id = %session))]
 pub async fn leave_closing_message(
     services: &Services,
     caller: &Principal,

@@ -322,21 +322,32 @@ impl Default for SeedSettings {
 pub struct LogSettings {
     /// `tracing` filter directive, e.g. `info,domain=debug`.
     pub filter: String,
-    /// `json` for machines (one object per line), `pretty` for people.
-    pub format: LogFormat,
+    /// `json` for machines (one object per line, with the spans' fields such as
+    /// `request_id` and `session_id`), `pretty` for people. Unset: `json` in production
+    /// mode, `pretty` in development.
+    pub format: Option<LogFormat>,
 }
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { filter: "info,sqlx::postgres::notice=warn".into(), format: LogFormat::Pretty }
+        Self { filter: "info,sqlx::postgres::notice=warn".into(), format: None }
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+impl LogSettings {
+    /// The format in force in `mode`.
+    pub fn format_in(&self, mode: Mode) -> LogFormat {
+        self.format.unwrap_or(match mode {
+            Mode::Production => LogFormat::Json,
+            Mode::Development => LogFormat::Pretty,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     Json,
-    #[default]
     Pretty,
 }
 

@@ -100,6 +100,8 @@ async fn serve(
         match Box::pin(domain::events::backlog(&inner.store, settings, principal.id, &last)).await {
             Ok(Backlog::Events(events)) => {
                 let count = events.len();
+                inner.metrics.hub_resumes.with_label_values(&["replayed"]).inc();
+                inner.metrics.hub_replayed_events.inc_by(count as u64);
                 for (id, event) in events {
                     send(socket, inner, "event", protocol::event_frame(&event, Some(&id))).await.ok()?;
                     replayed_up_to = StreamId::parse(&id).unwrap_or(replayed_up_to);
@@ -108,6 +110,7 @@ async fn serve(
                 send(socket, inner, "resumed", protocol::frame("resumed", resumed, None)).await.ok()?;
             }
             Ok(Backlog::ResyncRequired) => {
+                inner.metrics.hub_resumes.with_label_values(&["resync_required"]).inc();
                 // Whatever the client held, every live event from now on is new to it.
                 replayed_up_to = StreamId::default();
                 let data = json!({ "reason": "the events after last_event_id are no longer kept; refetch over REST" });
@@ -116,6 +119,7 @@ async fn serve(
                     .ok()?;
             }
             Err(error) => {
+                inner.metrics.hub_resumes.with_label_values(&["failed"]).inc();
                 tracing::warn!(%error, "backlog read failed");
                 return close(close_code::AGAIN, "backlog_unavailable");
             }
@@ -143,12 +147,12 @@ async fn serve(
             () = &mut token_expires => return close(CLOSE_TOKEN_EXPIRED, "token_expired"),
             Ok(requested) = &mut close_request => return Some(requested),
             Some(queued) = outbound.recv() => {
-                let OutboundFrame { id, ref frame, published_ms } = *queued;
+                let OutboundFrame { id, ref frame, published_ms, kind } = *queued;
                 if id.is_some_and(|id| id <= replayed_up_to) {
                     continue;
                 }
                 let latency_ms = now_ms().saturating_sub(published_ms);
-                inner.metrics.hub_delivery_seconds.observe(latency_ms as f64 / 1_000.0);
+                inner.metrics.hub_delivery_seconds.with_label_values(&[kind]).observe(latency_ms as f64 / 1_000.0);
                 // A send blocks while the client does not read; a close request (slow
                 // consumer, kick) or shutdown must still get through.
                 tokio::select! {

@@ -126,15 +126,32 @@ pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
                 if entry.event.is_empty() {
                     continue;
                 }
+                let lag_ms = domain::clock::now_ms().saturating_sub(entry.published_ms);
+                inner.metrics.hub_stream_lag_seconds.observe(lag_ms as f64 / 1_000.0);
+                let kind = event_kind(&entry.event);
                 for (user, event_id) in &entry.recipients {
                     let id = event_id.as_deref().and_then(StreamId::parse);
                     let frame = crate::protocol::event_frame(&entry.event, event_id.as_deref());
-                    let outbound =
-                        Arc::new(OutboundFrame { id, frame: frame.into(), published_ms: entry.published_ms });
+                    let outbound = Arc::new(OutboundFrame {
+                        id,
+                        frame: frame.into(),
+                        published_ms: entry.published_ms,
+                        kind,
+                    });
                     inner.registry.deliver(*user, &outbound);
                 }
             }
         }
         reader.close().await;
     }
+}
+
+/// The wire name of an event's type (`{"type": ..., "data": ...}`), for metric labels.
+fn event_kind(event: &str) -> &'static str {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        #[serde(rename = "type")]
+        kind: domain::event::EventKind,
+    }
+    serde_json::from_str::<Head>(event).map_or("unknown", |head| head.kind.as_str())
 }

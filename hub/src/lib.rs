@@ -33,6 +33,7 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -94,17 +95,18 @@ impl Hub {
         let slots = Arc::new(Semaphore::new(settings.max_connections));
         let (route_tx, route_rx) = tokio::sync::mpsc::unbounded_channel();
         let instance_id = uuid::Uuid::new_v4().simple().to_string();
+        let metrics = services.metrics.clone();
         Self {
             inner: Arc::new(Inner {
                 settings,
                 presence,
-                metrics: services.metrics.clone(),
+                metrics: metrics.clone(),
                 store: services.store.clone(),
                 services,
                 auth,
                 instance_id,
                 slots,
-                registry: Arc::new(registry::Registry::new(route_tx)),
+                registry: Arc::new(registry::Registry::new(route_tx, metrics)),
                 route_ops: std::sync::Mutex::new(Some(route_rx)),
                 tasks: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
@@ -241,12 +243,19 @@ async fn upgrade(
         .max_frame_size(max_frame)
         .on_upgrade(move |socket| {
             let inner = hub.inner.clone();
+            // With `hub=debug`, the socket's log lines carry who it is (never the token). Not at
+            // info: an enabled span costs each idle socket ~400 bytes (measured: 8.6 → 9.0 KB).
+            let span =
+                tracing::debug_span!("socket", user_id = %principal.id, role = principal.role.as_str());
             async move {
                 let tasks = inner.tasks.clone();
-                tasks.spawn(async move {
-                    connection::run(socket, &inner, principal, last_event_id).await;
-                    drop(permit);
-                });
+                tasks.spawn(
+                    async move {
+                        connection::run(socket, &inner, principal, last_event_id).await;
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
             }
         })
 }

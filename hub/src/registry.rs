@@ -39,6 +39,8 @@ pub(crate) struct OutboundFrame {
     pub frame: Arc<str>,
     /// When the event was published (unix ms), for the delivery-latency metric.
     pub published_ms: u64,
+    /// The event's type, the delivery-latency metric's label.
+    pub kind: &'static str,
 }
 
 struct SocketHandle {
@@ -84,6 +86,8 @@ pub(crate) struct Registry {
     next_id: AtomicU64,
     users: Mutex<HashMap<Uuid, UserSockets>>,
     route_ops: mpsc::UnboundedSender<RouteOp>,
+    /// Counts the sockets asked to close as slow consumers.
+    metrics: domain::metrics::Metrics,
 }
 
 /// What a new socket gets from the registry.
@@ -104,8 +108,8 @@ pub(crate) struct Registration<'a> {
 }
 
 impl Registry {
-    pub(crate) fn new(route_ops: mpsc::UnboundedSender<RouteOp>) -> Self {
-        Self { next_id: AtomicU64::new(1), users: Mutex::default(), route_ops }
+    pub(crate) fn new(route_ops: mpsc::UnboundedSender<RouteOp>, metrics: domain::metrics::Metrics) -> Self {
+        Self { next_id: AtomicU64::new(1), users: Mutex::default(), route_ops, metrics }
     }
 
     pub(crate) fn register(&self, user: Uuid, token_id: Uuid, role: Role, queue: usize) -> Registered<'_> {
@@ -134,7 +138,9 @@ impl Registry {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     let close = Close { code: CLOSE_SLOW_CONSUMER, reason: "slow_consumer".into() };
-                    socket.request_close(&close);
+                    if socket.request_close(&close) {
+                        self.metrics.hub_slow_consumer_closes.inc();
+                    }
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }

@@ -23,7 +23,7 @@ pub fn isolated_settings() -> Settings {
     // `TEST_LOG=debug cargo test ... -- --nocapture` shows the application's logs.
     if let Ok(filter) = std::env::var("TEST_LOG") {
         let log = domain::settings::LogSettings { filter, ..Default::default() };
-        bestie::telemetry::init(&log);
+        bestie::telemetry::init(&log, domain::settings::Mode::Development);
     }
     let id = uuid::Uuid::new_v4().simple().to_string();
     let mut settings = Settings::default();
@@ -289,7 +289,8 @@ impl BestieProcess {
         process
     }
 
-    async fn wait_ready(&self) {
+    /// Waits until `/readyz` answers 200 on the internal listener (30 s at most).
+    pub async fn wait_ready(&self) {
         let url = format!("http://{}/readyz", self.internal);
         let client = reqwest::Client::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -335,7 +336,7 @@ impl Drop for BestieProcess {
 }
 
 /// A port that was free a moment ago.
-fn free_port() -> SocketAddr {
+pub fn free_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     listener.local_addr().expect("local addr")
 }

@@ -134,6 +134,8 @@ async fn a_gap_that_is_no_longer_kept_gives_resync_required() {
     let mut socket = WsClient::connect_welcomed(&url(&app, user, Role::Customer, Some(&first))).await;
     let frame = socket.next_json().await;
     assert_eq!(frame["type"], "resync_required", "{frame}");
+    let resyncs = r#"bestie_hub_resumes_total{outcome="resync_required"} 1"#;
+    assert!(app.metrics().await.lines().any(|line| line == resyncs));
 
     // A recent id is still in the stream: that client resumes normally.
     let recent = publish(&app, user, 351).await;
@@ -345,6 +347,8 @@ async fn a_client_that_cannot_keep_up_is_closed_with_1013() {
         }
     }
     assert!(closed, "the slow socket was never closed");
+    let metrics = app.metrics().await;
+    assert!(metrics.lines().any(|line| line == "bestie_hub_slow_consumer_closes_total 1"), "{metrics}");
     // The client, reading at last, finds the connection ended. Whether the close frame
     // itself got through depends on the kernel buffers it never drained; the server's
     // count above is the close reason.

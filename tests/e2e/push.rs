@@ -97,6 +97,7 @@ async fn send(
         ("mismatch", _) => fcm_error(StatusCode::FORBIDDEN, "SENDER_ID_MISMATCH", None),
         ("badtoken", _) => fcm_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", Some("message.token")),
         ("badother", _) => fcm_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", Some("message.data")),
+        ("denied", _) => fcm_error(StatusCode::FORBIDDEN, "PERMISSION_DENIED", None),
         ("busy", 0) => {
             let mut response = fcm_error(StatusCode::TOO_MANY_REQUESTS, "QUOTA_EXCEEDED", None);
             response.headers_mut().insert("retry-after", "1".parse().expect("header"));
@@ -121,9 +122,14 @@ async fn start_fake() -> (Shared, String) {
 }
 
 fn sender(base: &str) -> FcmSender {
+    sender_as(base, CLIENT_EMAIL)
+}
+
+/// A sender signing its assertions as `client_email` (the fake accepts only [`CLIENT_EMAIL`]).
+fn sender_as(base: &str, client_email: &str) -> FcmSender {
     let account = ServiceAccount {
         project_id: "bestie-test".into(),
-        client_email: CLIENT_EMAIL.into(),
+        client_email: client_email.into(),
         private_key: PRIVATE_KEY.into(),
         private_key_id: Some("key-1".into()),
         token_uri: format!("{base}/token"),
@@ -219,4 +225,42 @@ async fn a_refused_access_token_is_refreshed_once() {
         .expect("send");
     assert_eq!(second, [Delivery::Sent]);
     assert_eq!(fake.lock().expect("lock").granted.len(), 1, "one fresh token after the 401");
+}
+
+#[tokio::test]
+async fn refused_credentials_are_an_auth_failure_counted_apart_from_other_failures() {
+    let (app, fake, sender, customer) = setup().await;
+    app.store.upsert_device("denied-1", "android", Role::Customer, customer).await.expect("device");
+    let message = PushMessage {
+        title: "t".into(),
+        body: "b".into(),
+        data: BTreeMap::from([("type".to_owned(), "chat_message".to_owned())]),
+        collapse_key: None,
+    };
+    let push = domain::jobs::Push { role: Role::Customer, account: customer, message };
+    // FCM answers 403 PERMISSION_DENIED: the project refuses our account, not the device.
+    let ctx = workers::JobContext::new(app.services.clone()).with_push(Arc::new(sender));
+    let deliveries = workers::send_push::run(&push, &ctx).await.expect("push job");
+    assert!(matches!(deliveries[..], [Delivery::AuthFailed(_)]), "{deliveries:?}");
+    assert_eq!(fake.lock().expect("lock").sends.len(), 1, "not retried");
+
+    // The OAuth server refuses our assertion (a wrong or revoked key): no send at all, no retry.
+    let base = fake.lock().expect("lock").token_url.trim_end_matches("/token").to_owned();
+    let refused = sender_as(&base, "someone-else@bestie-test.iam.gserviceaccount.com");
+    app.store.upsert_device("ok-3", "ios", Role::Customer, customer).await.expect("device");
+    let started = Instant::now();
+    let ctx = workers::JobContext::new(app.services.clone()).with_push(Arc::new(refused));
+    let deliveries = workers::send_push::run(&push, &ctx).await.expect("push job");
+    assert!(deliveries.iter().all(|d| matches!(d, Delivery::AuthFailed(_))), "{deliveries:?}");
+    assert_eq!(deliveries.len(), 2);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "a refused key is not retried");
+    assert_eq!(fake.lock().expect("lock").sends.len(), 1, "nothing sent with a refused key");
+
+    let metrics =
+        reqwest::get(app.internal_url("/metrics")).await.expect("metrics").text().await.expect("text");
+    for line in
+        [r#"bestie_pushes_total{outcome="auth_failed"} 3"#, r#"bestie_pushes_total{outcome="failed"} 0"#]
+    {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
 }

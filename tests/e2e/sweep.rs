@@ -89,7 +89,7 @@ async fn the_worker_role_sweeps_on_its_own_schedule() {
     // recount): wait for it to finish and count itself.
     loop {
         let metrics = app.metrics().await;
-        if metrics.contains(r#"bestie_jobs_total{job="sweep_payment_sessions",outcome="ok"}"#) {
+        if metrics.contains(r#"bestie_jobs_total{kind="sweep_payment_sessions",outcome="ok"}"#) {
             break;
         }
         assert!(!metrics.contains(r#"job="sweep_payment_sessions",outcome="error""#), "{metrics}");

@@ -84,6 +84,7 @@ pub async fn run(
     drain_timeout: Duration,
 ) -> Result<(), WorkerError> {
     let poll = Duration::from_millis(settings.poll_interval_ms.max(10));
+    create_job_series(&ctx.metrics);
     let sweep_storage = sweep_payment_sessions::storage(&ctx.store);
     let depth = tokio::spawn(report_queue_depth(ctx.clone(), shutdown.clone()));
     let scheduler = tokio::spawn(sweep_payment_sessions::schedule(
@@ -176,7 +177,38 @@ pub async fn run(
     Ok(())
 }
 
-/// Publishes the number of waiting jobs per job type every few seconds.
+/// The job queues by the job type apalis stores (the argument's type name), with the name
+/// the `queue` label gives each.
+fn queues() -> [(&'static str, &'static str); 4] {
+    use std::any::type_name;
+    [
+        (type_name::<timers::FireTimer>(), fire_timer::JOB),
+        (type_name::<charge_payment::ChargePayment>(), charge_payment::JOB),
+        (type_name::<send_push::SendPush>(), send_push::JOB),
+        (type_name::<sweep_payment_sessions::SweepPaymentSessions>(), sweep_payment_sessions::JOB),
+    ]
+}
+
+/// Every value the `kind` label of the run counters takes: the jobs, and each timer kind (a
+/// timer counts under its kind).
+fn job_names() -> impl Iterator<Item = &'static str> {
+    let kinds = domain::jobs::TimerKind::ALL.into_iter().map(domain::jobs::TimerKind::as_str);
+    [charge_payment::JOB, send_push::JOB, sweep_payment_sessions::JOB].into_iter().chain(kinds)
+}
+
+/// Creates every job's counters at zero, so rates and alerts over them have a series before
+/// the first run.
+fn create_job_series(metrics: &Metrics) {
+    for job in job_names() {
+        for outcome in ["ok", "error"] {
+            metrics.jobs.with_label_values(&[job, outcome]);
+        }
+        metrics.job_retries.with_label_values(&[job]);
+    }
+}
+
+/// Publishes, every few seconds, each queue's jobs due and not started and how long the
+/// oldest of them has waited (0 for a queue with nothing due).
 async fn report_queue_depth(ctx: JobContext, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(Duration::from_secs(5));
     loop {
@@ -186,9 +218,13 @@ async fn report_queue_depth(ctx: JobContext, shutdown: CancellationToken) {
         }
         match ctx.store.job_queue_depths().await {
             Ok(depths) => {
-                for (job_type, depth) in depths {
-                    let job = job_type.rsplit("::").next().unwrap_or(&job_type).to_owned();
-                    ctx.metrics.job_queue_depth.with_label_values(&[&job]).set(depth);
+                for (job_type, job) in queues() {
+                    let (depth, oldest_s) = depths
+                        .iter()
+                        .find(|(stored, _, _)| stored == job_type)
+                        .map_or((0, 0.0), |(_, depth, oldest_s)| (*depth, *oldest_s));
+                    ctx.metrics.job_queue_depth.with_label_values(&[job]).set(depth);
+                    ctx.metrics.job_queue_oldest_seconds.with_label_values(&[job]).set(oldest_s.max(0.0));
                 }
             }
             Err(error) => tracing::debug!(%error, "queue depth unavailable"),

@@ -30,5 +30,7 @@ pub async fn mitra_availability(
     _customer: Customer,
 ) -> Result<Json<Value>, ApiError> {
     let count = domain::presence::available_mitras(&state.store, &state.availability).await?;
+    let answer = if count > 0 { "available" } else { "none" };
+    state.metrics.availability_polls.with_label_values(&[answer]).inc();
     Ok(Json(json!({ "available": count > 0, "count": count })))
 }

@@ -51,6 +51,18 @@ pub struct Store {
     revocations: std::sync::Arc<revocation::Revocations>,
 }
 
+/// A snapshot of this process's connection pools, for the pool gauges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolUsage {
+    pub postgres_in_use: u64,
+    pub postgres_idle: u64,
+    pub postgres_max: u64,
+    pub redis_connected: u64,
+    pub redis_disconnected: u64,
+    /// Commands waiting to be written to a Redis connection.
+    pub redis_commands_queued: u64,
+}
+
 /// Messages of one pub/sub channel, on its own connection.
 pub struct Subscription {
     client: fred::clients::SubscriberClient,
@@ -244,6 +256,21 @@ impl Store {
     pub async fn check_redis(&self) -> Result<(), StoreError> {
         let _: String = self.redis.next().ping(None).await?;
         Ok(())
+    }
+
+    /// How busy this process's pools are right now (no I/O: the pools' own counters).
+    pub fn pool_usage(&self) -> PoolUsage {
+        use fred::prelude::MetricsInterface as _;
+        let clients = self.redis.clients();
+        let idle = self.pg.num_idle();
+        PoolUsage {
+            postgres_in_use: u64::from(self.pg.size()).saturating_sub(idle as u64),
+            postgres_idle: idle as u64,
+            postgres_max: u64::from(self.pg.options().get_max_connections()),
+            redis_connected: clients.iter().filter(|client| client.is_connected()).count() as u64,
+            redis_disconnected: clients.iter().filter(|client| !client.is_connected()).count() as u64,
+            redis_commands_queued: clients.iter().map(|client| client.command_queue_len() as u64).sum(),
+        }
     }
 
     /// Closes both pools; in-flight queries finish first.

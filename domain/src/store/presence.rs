@@ -260,12 +260,22 @@ impl Store {
         Ok(())
     }
 
+    /// Mitras online, and mitras online and below the cap: `(online, available)`.
+    pub async fn mitra_counts(&self) -> Result<(u64, u64), StoreError> {
+        let client = self.redis.next();
+        let prefix = self.avail_prefix();
+        let (online, available) = tokio::try_join!(
+            client.scard::<u64, _>(format!("{prefix}online")),
+            client.scard::<u64, _>(format!("{prefix}available")),
+        )?;
+        Ok((online, available))
+    }
+
     /// Mitras online and below the cap: the availability poll's answer. One SCARD.
     pub async fn available_mitra_count(&self) -> Result<u64, StoreError> {
         Ok(self.redis.scard(format!("{}available", self.avail_prefix())).await?)
     }
 
-    /// The available count with its version (bumped by every change, in the same script).
     /// The available count with its epoch and version: `(epoch, version, count)`.
     pub async fn available_count_versioned(&self) -> Result<(u64, u64, u64), StoreError> {
         let reply = self.availability("count", "", "", 0, 0).await?;

@@ -58,10 +58,16 @@ impl Store {
         })
     }
 
-    /// Jobs waiting (pending or queued) per job type, from the job backend's table.
-    pub async fn job_queue_depths(&self) -> Result<Vec<(String, i64)>, StoreError> {
+    /// Per job type, the jobs due and not started (pending, claimed but not running, or failed
+    /// with attempts left, whose run time has come) and how long the oldest of them has been
+    /// due, in seconds. Types with nothing due are absent.
+    pub async fn job_queue_depths(&self) -> Result<Vec<(String, i64, f64)>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT job_type, count(*) FROM apalis.jobs WHERE status IN ('Pending', 'Queued') GROUP BY job_type",
+            "SELECT job_type, count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(run_at)), 0)::float8
+             FROM apalis.jobs
+             WHERE (status IN ('Pending', 'Queued') OR (status = 'Failed' AND attempts < max_attempts))
+               AND run_at <= now()
+             GROUP BY job_type",
         )
         .fetch_all(&self.pg)
         .await?)

@@ -12,6 +12,9 @@
 //! - `chat`: pairs customers with mitras through the real flows, then sends chat messages
 //!   over the sockets at a fixed rate and in a closed loop, and measures send → stored
 //!   (`message_ack`) and send → delivered to the other party's socket (see `chat`).
+//! - `mix`: a short, light load through every flow the Grafana dashboards show (see `mix`);
+//!   `fake-fcm` stands in for FCM meanwhile (see `fcm`), and `panels` then evaluates every
+//!   dashboard query through Prometheus (see `panels`): the observability check.
 //!
 //! Tokens are signed with the development JWT key unless `--jwt-secret` says otherwise.
 
@@ -33,7 +36,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 mod chat;
+mod fcm;
+mod mix;
 mod pairing;
+mod panels;
 
 #[derive(Parser)]
 struct Cli {
@@ -146,6 +152,58 @@ enum Command {
         redis_prefix: String,
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/bestie_bench")]
         database_url: String,
+    },
+    /// A short load through every flow the dashboards show (the observability check).
+    Mix {
+        /// How long the customers keep going.
+        #[arg(long, default_value_t = 70)]
+        seconds: u64,
+        #[arg(long, default_value_t = 4)]
+        mitras: usize,
+        #[arg(long, default_value_t = 6)]
+        customers: usize,
+        /// The api's public address (the same listener as the hub when one process runs all roles).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        api: SocketAddr,
+        /// Redis, key prefix and Postgres of the server under test (the mitras are created there).
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis_url: String,
+        #[arg(long)]
+        redis_prefix: String,
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/bestie_bench")]
+        database_url: String,
+    },
+    /// A stand-in for FCM and its OAuth endpoint on 127.0.0.1 that stops by itself.
+    FakeFcm {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: SocketAddr,
+        #[arg(long, default_value_t = 300)]
+        seconds: u64,
+        /// Where to write the service-account file the server reads.
+        #[arg(long)]
+        account_out: std::path::PathBuf,
+        /// The RSA private key (PEM) to put in it.
+        #[arg(long, default_value = "tests/e2e/fixtures/fcm-test-key.pem")]
+        key: std::path::PathBuf,
+    },
+    /// Evaluate every Grafana dashboard query through Prometheus; fail on errors and empty results.
+    Panels {
+        #[arg(long, default_value = "http://127.0.0.1:9090")]
+        prometheus: String,
+        #[arg(long, default_value = "grafana/dashboards")]
+        dashboards: std::path::PathBuf,
+        /// What `$__rate_interval`, `$__interval` and `$__range` stand for.
+        #[arg(long, default_value = "3m")]
+        window: String,
+        /// Wait for a scrape at or after this unix time first.
+        #[arg(long)]
+        fresh_after: Option<u64>,
+        /// Evaluate as of this unix time (default: now).
+        #[arg(long)]
+        at: Option<u64>,
+        /// Also fail on rules Prometheus could not evaluate.
+        #[arg(long)]
+        rules: bool,
     },
 }
 
@@ -406,6 +464,32 @@ async fn main() -> anyhow::Result<()> {
                 report: report.clone(),
             };
             chat::run(&cli, &store, &options).await?;
+        }
+        Command::Mix { seconds, mitras, customers, api, redis_url, redis_prefix, database_url } => {
+            let store = connect_store(redis_url, redis_prefix, database_url).await?;
+            let options =
+                mix::Options { api: *api, seconds: *seconds, mitras: *mitras, customers: *customers };
+            mix::run(&cli, &store, &options).await?;
+        }
+        Command::FakeFcm { addr, seconds, account_out, key } => {
+            let options = fcm::Options {
+                addr: *addr,
+                seconds: *seconds,
+                account_out: account_out.clone(),
+                key: key.clone(),
+            };
+            fcm::run(&options).await?;
+        }
+        Command::Panels { prometheus, dashboards, window, fresh_after, at, rules } => {
+            let options = panels::Options {
+                prometheus: prometheus.clone(),
+                dashboards: dashboards.clone(),
+                window: window.clone(),
+                fresh_after: *fresh_after,
+                at: *at,
+                rules: *rules,
+            };
+            panels::run(&options).await?;
         }
     }
     Ok(())

@@ -121,6 +121,28 @@ impl Api {
     ) -> anyhow::Result<Value> {
         self.send(self.post(path, token, body)?, expected).await
     }
+
+    /// Sends `method path` (with `body` as JSON when given); returns the status and the JSON
+    /// body (`Null` when empty or not JSON), whatever the status.
+    pub(crate) async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut request = self.client.request(method.clone(), format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.with_context(|| format!("{method} {path}"))?;
+        let status = response.status().as_u16();
+        let text = response.text().await.with_context(|| format!("{method} {path}: reading the body"))?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    }
 }
 
 pub(crate) fn uuid_field(body: &Value, pointer: &str) -> anyhow::Result<Uuid> {

@@ -1,0 +1,240 @@
+//! The real binary's log lines in production mode: JSON, with request and session ids in
+//! their spans, and never a phone number, a one-time code, a token, a password or a message
+//! body, through sign-in, refresh, a device, a mitra's socket, pairing and chat.
+
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use domain::store::accounts::NewAccount;
+use reqwest::Method;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::harness::{BestieProcess, WsClient, free_port, isolated_settings, unique_phone};
+
+/// What the fake SMS gateway received: the `Authorization` header and the JSON body.
+type Received = Arc<Mutex<Vec<(String, Value)>>>;
+
+async fn sms(State(received): State<Received>, headers: HeaderMap, Json(body): Json<Value>) {
+    let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    received.lock().expect("lock").push((bearer.to_owned(), body));
+}
+
+/// A random secret of `len` characters that no other text in the run contains.
+fn secret(len: usize) -> String {
+    let mut text = String::new();
+    while text.len() < len {
+        text.push_str(&Uuid::new_v4().simple().to_string());
+    }
+    text.truncate(len);
+    text
+}
+
+/// Calls the api and returns the JSON body, failing unless the status is `expected`.
+async fn call(
+    http: &reqwest::Client,
+    method: Method,
+    url: String,
+    token: Option<&str>,
+    body: Option<Value>,
+    expected: u16,
+) -> Value {
+    let mut request = http.request(method, &url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    assert_eq!(status, expected, "{url}: {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+fn text_of(value: &Value, pointer: &str) -> String {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("{pointer} in {value}"))
+        .to_owned()
+}
+
+/// Whether `haystack` holds `digits` with no digit right before or after it.
+fn has_digit_run(haystack: &str, digits: &str) -> bool {
+    haystack.match_indices(digits).any(|(at, _)| {
+        let before = haystack[..at].chars().next_back().is_some_and(|c| c.is_ascii_digit());
+        let after = haystack[at + digits.len()..].chars().next().is_some_and(|c| c.is_ascii_digit());
+        !before && !after
+    })
+}
+
+#[tokio::test]
+async fn production_logs_are_json_with_ids_and_never_carry_secrets_or_bodies() {
+    let received: Received = Arc::default();
+    let gateway = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let gateway_url = format!("http://{}/sms", gateway.local_addr().expect("addr"));
+    let router = axum::Router::new().route("/sms", post(sms)).with_state(received.clone());
+    tokio::spawn(async move { axum::serve(gateway, router).await });
+
+    let mut settings = isolated_settings();
+    let (public, internal) = (free_port(), free_port());
+    let (jwt_secret, otp_secret, admin_password, gateway_token) =
+        (secret(48), secret(48), secret(24), secret(32));
+    settings.auth.jwt_secret = domain::settings::Secret::new(jwt_secret.clone());
+    let log_path = std::env::temp_dir().join(format!("bestie-logs-{}.jsonl", Uuid::new_v4().simple()));
+    let log_file = std::fs::File::create(&log_path).expect("log file");
+    // Production mode, with no log format given: JSON is production's default. Debug for
+    // our crates and the request layer, so request spans and flows' spans have lines.
+    let child = Command::new(env!("CARGO_BIN_EXE_bestie"))
+        .arg("serve")
+        .env("BESTIE__MODE", "production")
+        .env("BESTIE__DATABASE__URL", settings.database.url.expose())
+        .env("BESTIE__REDIS__PREFIX", &settings.redis.prefix)
+        .env("BESTIE__API__PUBLIC_ADDR", public.to_string())
+        .env("BESTIE__API__INTERNAL_ADDR", internal.to_string())
+        .env("BESTIE__AUTH__JWT_SECRET", &jwt_secret)
+        .env("BESTIE__AUTH__OTP_SECRET", &otp_secret)
+        .env("BESTIE__AUTH__OTP_SENDER", "webhook")
+        .env("BESTIE__AUTH__OTP_WEBHOOK_URL", &gateway_url)
+        .env("BESTIE__AUTH__OTP_WEBHOOK_TOKEN", &gateway_token)
+        .env("BESTIE__SEED__ADMIN_PASSWORD", &admin_password)
+        .env("BESTIE__LOG__FILTER", "debug")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::from(log_file))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bestie starts");
+    let mut bestie = BestieProcess { child, public, internal, settings: settings.clone() };
+    bestie.wait_ready().await;
+    let api = |path: &str| format!("http://{public}{path}");
+    let http = reqwest::Client::new();
+
+    // A customer signs in with a code the gateway received, refreshes, registers a device.
+    let phone = unique_phone();
+    call(&http, Method::POST, api("/api/auth/customer/otp"), None, Some(json!({"phone": phone})), 202).await;
+    let code = {
+        let received = received.lock().expect("lock");
+        let (bearer, body) = received.first().expect("the gateway got the code");
+        assert_eq!(bearer, &format!("Bearer {gateway_token}"));
+        text_of(body, "/code")
+    };
+    let verify = json!({"phone": phone, "code": code, "call_name": "Rani"});
+    let signed_in =
+        call(&http, Method::POST, api("/api/auth/customer/verify"), None, Some(verify), 200).await;
+    let first_refresh = text_of(&signed_in, "/refresh_token");
+    let refresh = json!({"refresh_token": first_refresh});
+    let refreshed = call(&http, Method::POST, api("/api/auth/refresh"), None, Some(refresh), 200).await;
+    let customer = text_of(&refreshed, "/access_token");
+    let device_token = format!("fcm-{}", secret(40));
+    let device = json!({"fcm_token": device_token, "platform": "android"});
+    call(&http, Method::PUT, api("/api/shared/devices"), Some(&customer), Some(device), 200).await;
+
+    // A mitra signs in with a password, goes online and connects (token in the query string).
+    let store = domain::store::Store::connect(&settings.database, &settings.redis).await.expect("store");
+    let mitra_password = secret(20);
+    let hash = domain::password::hash(&mitra_password).await.expect("hash");
+    let email = format!("m{}@bestie.test", secret(10));
+    let account = NewAccount { email: &email, display_name: "Bestie Ayu", password_hash: &hash };
+    store.insert_mitra_if_absent(account).await.expect("mitra").expect("new mitra");
+    let login = json!({"email": email, "password": mitra_password});
+    let mitra_session = call(&http, Method::POST, api("/api/auth/mitra/login"), None, Some(login), 200).await;
+    let mitra = text_of(&mitra_session, "/access_token");
+    let online = json!({"online": true});
+    call(&http, Method::POST, api("/api/mitra/status"), Some(&mitra), Some(online), 200).await;
+    let mut mitra_socket = WsClient::connect_welcomed(&format!("ws://{public}/ws?token={mitra}")).await;
+
+    // Pairing, then a message each way; the customer has no socket, so pushes are queued for
+    // them (the log sender: no FCM credentials here).
+    let tier = json!({"tier_id": "15m"});
+    let payment =
+        call(&http, Method::POST, api("/api/client/payment-sessions"), Some(&customer), Some(tier), 201)
+            .await;
+    let payment = text_of(&payment, "/id");
+    let confirm = api(&format!("/api/client/payment-sessions/{payment}/confirm"));
+    call(&http, Method::POST, confirm, Some(&customer), Some(json!({})), 200).await;
+    let blast = json!({"payment_session_id": payment});
+    call(&http, Method::POST, api("/api/client/chat-requests"), Some(&customer), Some(blast), 201).await;
+    let offered = loop {
+        let frame = mitra_socket.next_json().await;
+        if frame["type"] == "chat_request" {
+            break frame;
+        }
+    };
+    let accept = api(&format!("/api/mitra/chat-requests/{}/accept", text_of(&offered, "/data/request_id")));
+    let accepted = call(&http, Method::POST, accept, Some(&mitra), None, 200).await;
+    let session = text_of(&accepted, "/chat_session/id");
+    let customer_body = format!("rahasia pelanggan {}", secret(16));
+    let send = json!({"client_msg_id": "c-1", "body": customer_body});
+    let messages = api(&format!("/api/shared/chat-sessions/{session}/messages"));
+    call(&http, Method::POST, messages, Some(&customer), Some(send), 201).await;
+    let mitra_body = format!("rahasia mitra {}", secret(16));
+    let command = json!({"type": "send_message", "ref": 1,
+        "data": {"session_id": session, "client_msg_id": "m-1", "body": mitra_body}});
+    mitra_socket.send_json(command).await;
+    loop {
+        let frame = mitra_socket.next_json().await;
+        if frame["type"] == "message_ack" {
+            break;
+        }
+    }
+    drop(mitra_socket);
+    bestie.terminate();
+    assert_eq!(bestie.wait_exit(Duration::from_secs(10)).await, Some(0));
+
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    let _ = std::fs::remove_file(&log_path);
+    let lines: Vec<Value> = log
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}")))
+        .collect();
+    assert!(lines.len() > 20, "{} log lines", lines.len());
+    let in_spans = |field: &str| {
+        lines.iter().any(|line| {
+            line["spans"].as_array().is_some_and(|spans| spans.iter().any(|s| s.get(field).is_some()))
+        })
+    };
+    assert!(in_spans("request_id"), "no line carries a request id");
+    assert!(in_spans("session_id"), "no line carries a session id");
+
+    let national = phone.trim_start_matches('+');
+    let (first_access, rotated_refresh) =
+        (text_of(&signed_in, "/access_token"), text_of(&refreshed, "/refresh_token"));
+    let mitra_refresh = text_of(&mitra_session, "/refresh_token");
+    let never = [
+        ("phone number", national),
+        ("customer access token", customer.as_str()),
+        ("first customer access token", first_access.as_str()),
+        ("refresh token", first_refresh.as_str()),
+        ("rotated refresh token", rotated_refresh.as_str()),
+        ("mitra access token", mitra.as_str()),
+        ("mitra refresh token", mitra_refresh.as_str()),
+        ("device token", device_token.as_str()),
+        ("mitra password", mitra_password.as_str()),
+        ("customer message body", customer_body.as_str()),
+        ("mitra message body", mitra_body.as_str()),
+        ("SMS gateway token", gateway_token.as_str()),
+        ("JWT key", jwt_secret.as_str()),
+        ("OTP key", otp_secret.as_str()),
+        ("admin password", admin_password.as_str()),
+    ];
+    for line in &lines {
+        let text = line.to_string();
+        for (what, secret) in never {
+            assert!(!text.contains(secret), "the {what} is in a log line: {text}");
+        }
+        // The code is 6 digits: look for it as a number of its own, outside the timestamp.
+        let mut without_time = line.clone();
+        if let Some(object) = without_time.as_object_mut() {
+            object.remove("timestamp");
+        }
+        assert!(!has_digit_run(&without_time.to_string(), &code), "the one-time code is in: {text}");
+    }
+}

@@ -1,0 +1,136 @@
+//! `/metrics` after real flows: the sampled gauges (readiness, pools, mitras online and
+//! available), availability polls by answer, resumes and replayed events, delivery latency
+//! by event type and the inbox lag, and the job queue depth the workers sample.
+
+use domain::auth::Role;
+use domain::event::{Event, EventKind};
+use reqwest::Method;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::harness::{TestApp, WsClient, ws_url_with_token};
+
+/// The value of the sample line `series` (name and labels exactly as rendered), if any.
+fn value(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn the_sampled_gauges_report_readiness_pools_and_mitras_online_and_available() {
+    let app = TestApp::spawn().await;
+    let metrics = &app.services.metrics;
+    // Two mitras switched on and connected; one of them at the cap (online, not available).
+    let mut sockets = Vec::new();
+    for _ in 0..2 {
+        let mitra = Uuid::new_v4();
+        let token = app.token_for(mitra, Role::Mitra);
+        let (status, body) =
+            app.post(&app.public_url("/api/mitra/status"), Some(&token), json!({"online": true})).await;
+        assert_eq!(status, 200, "{body}");
+        sockets.push((mitra, WsClient::connect_welcomed(&ws_url_with_token(app.public, &token)).await));
+    }
+    let at_cap = sockets[0].0;
+    app.store.set_mitra_sessions(at_cap, 3, 3).await.expect("sessions");
+
+    domain::sampler::sample(&app.store, metrics).await;
+    let text = app.metrics().await;
+    for (series, expected) in [
+        ("bestie_ready", 1.0),
+        (r#"bestie_dependency_up{dependency="postgres"}"#, 1.0),
+        (r#"bestie_dependency_up{dependency="redis"}"#, 1.0),
+        ("bestie_mitras_online", 2.0),
+        ("bestie_mitras_available", 1.0),
+        ("bestie_postgres_pool_max_connections", f64::from(app.settings.database.max_connections)),
+        (r#"bestie_redis_pool_connections{state="connected"}"#, app.settings.redis.pool_size as f64),
+    ] {
+        assert_eq!(value(&text, series), Some(expected), "{series} in:\n{text}");
+    }
+    let in_use = value(&text, r#"bestie_postgres_pool_connections{state="in_use"}"#).expect("in use");
+    let idle = value(&text, r#"bestie_postgres_pool_connections{state="idle"}"#).expect("idle");
+    assert!(in_use + idle >= 1.0, "the pool holds connections after the flows: {text}");
+    assert!(value(&text, r#"bestie_dependency_check_seconds{dependency="redis"}"#).is_some_and(|s| s > 0.0));
+
+    // The process's own stores gone: not ready, and the gauge says which one.
+    domain::store::database::drop(app.settings.database.url.expose()).await.expect("drop database");
+    domain::sampler::sample(&app.store, metrics).await;
+    let text = app.metrics().await;
+    assert_eq!(value(&text, "bestie_ready"), Some(0.0), "{text}");
+    assert_eq!(value(&text, r#"bestie_dependency_up{dependency="postgres"}"#), Some(0.0), "{text}");
+    assert_eq!(value(&text, r#"bestie_dependency_up{dependency="redis"}"#), Some(1.0), "{text}");
+}
+
+#[tokio::test]
+async fn availability_polls_are_counted_by_their_answer() {
+    let app = TestApp::spawn().await;
+    let customer = app.token_for(Uuid::new_v4(), Role::Customer);
+    let url = app.public_url("/api/client/mitra-availability");
+    for _ in 0..3 {
+        let (status, body) = app.call(Method::GET, &url, Some(&customer), None).await;
+        assert_eq!((status, &body["available"]), (200, &json!(false)), "{body}");
+    }
+    let text = app.metrics().await;
+    assert_eq!(value(&text, r#"bestie_availability_polls_total{answer="none"}"#), Some(3.0), "{text}");
+    assert_eq!(value(&text, r#"bestie_availability_polls_total{answer="available"}"#), Some(0.0), "{text}");
+    let route = r#"bestie_http_requests_total{listener="public",method="GET",route="/api/client/mitra-availability",status="2xx"}"#;
+    assert_eq!(value(&text, route), Some(3.0), "{text}");
+}
+
+#[tokio::test]
+async fn resumes_count_replayed_events_and_delivery_is_timed_by_event_type() {
+    let app = TestApp::spawn().await;
+    let user = Uuid::new_v4();
+    let publish = |n: u64| {
+        let event = Event::new(EventKind::ChatMessage, json!({ "n": n }));
+        let (store, hub) = (app.store.clone(), app.settings.hub.clone());
+        async move { domain::events::publish(&store, &hub, user, &event).await.expect("publish").id }
+    };
+    let first = publish(1).await;
+    publish(2).await;
+    publish(3).await;
+    let url = format!(
+        "{}&last_event_id={first}",
+        ws_url_with_token(app.public, &app.token_for(user, Role::Customer))
+    );
+    let mut socket = WsClient::connect_welcomed(&url).await;
+    for expected in ["chat_message", "chat_message", "resumed"] {
+        assert_eq!(socket.next_json().await["type"], expected);
+    }
+    let typing = Event::new(EventKind::Typing, json!({}));
+    domain::events::publish_ephemeral(&app.store, user, &typing).await.expect("typing");
+    assert_eq!(socket.next_json().await["type"], "typing");
+    publish(4).await;
+    assert_eq!(socket.next_json().await["data"]["n"], 4);
+
+    let text = app.metrics().await;
+    assert_eq!(value(&text, r#"bestie_hub_resumes_total{outcome="replayed"}"#), Some(1.0), "{text}");
+    assert_eq!(value(&text, "bestie_hub_replayed_events_total"), Some(2.0), "{text}");
+    // Replayed events are not live deliveries: only the live ones are timed.
+    let delivered = r#"bestie_hub_delivery_seconds_count{type="chat_message"}"#;
+    assert_eq!(value(&text, delivered), Some(1.0), "{text}");
+    assert_eq!(value(&text, r#"bestie_hub_delivery_seconds_count{type="typing"}"#), Some(1.0), "{text}");
+    assert!(value(&text, "bestie_hub_stream_lag_seconds_count").is_some_and(|n| n >= 2.0), "{text}");
+}
+
+#[tokio::test]
+async fn the_job_queue_depth_counts_jobs_due_and_not_started() {
+    // No worker role: a queued push stays in the queue.
+    let app = TestApp::spawn_roles([bestie::ServiceRole::Api].into(), |_| {}).await;
+    let push = domain::jobs::Push {
+        role: Role::Customer,
+        account: Uuid::new_v4(),
+        message: domain::push::PushMessage {
+            title: "t".into(),
+            body: "b".into(),
+            data: Default::default(),
+            collapse_key: None,
+        },
+    };
+    for _ in 0..2 {
+        app.services.jobs.push(push.clone()).await.expect("queued");
+    }
+    let depths = app.store.job_queue_depths().await.expect("depths");
+    let push_type = std::any::type_name::<domain::jobs::Push>();
+    let (_, depth, oldest_s) = depths.iter().find(|(job, _, _)| job == push_type).expect("the push queue");
+    assert_eq!(*depth, 2, "{depths:?}");
+    assert!((0.0..60.0).contains(oldest_s), "{depths:?}");
+}
