@@ -21,6 +21,7 @@ mod openapi;
 mod pairing;
 mod payments;
 mod process;
+mod properties;
 mod push;
 mod schema;
 mod sessions;
