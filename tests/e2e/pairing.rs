@@ -456,6 +456,56 @@ async fn a_cancel_racing_an_accept_has_one_consistent_outcome() {
     assert_eq!(accepted + cancelled, 8);
 }
 
+#[tokio::test]
+async fn an_accept_a_cancel_and_the_window_end_at_once_have_one_outcome() {
+    use bestie::ServiceRole;
+    use workers::timers::TimerKind;
+    // No worker: the window's timer runs when this test fires it, at the same time as the rest.
+    let app = TestApp::spawn_roles([ServiceRole::Api, ServiceRole::Hub].into(), |_| {}).await;
+    let pool = app.store.pg_pool();
+    let operator = app.sign_in_operator().await;
+    let mut outcomes = std::collections::BTreeMap::<&str, u32>::new();
+    for round in 0..12u64 {
+        let ayu = new_online_mitra(&app, &operator).await;
+        let rani = customer(&app).await;
+        let payment = paid(&app, &rani.token, json!({"tier_id": "15m"})).await;
+        let (_, request) = start_blast(&app, &rani.token, &payment).await;
+        let request_id = id_of(&request);
+        // The window ends now or within a few ms: the three meet at its edge.
+        let due_at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+            "UPDATE pairing_requests SET expires_at = now() + make_interval(secs => $2::double precision)
+             WHERE id = $1::uuid RETURNING expires_at",
+        )
+        .bind(&request_id)
+        .bind((round % 4) as f64 * 0.005)
+        .fetch_one(pool)
+        .await
+        .expect("move the window's end");
+        let due_ms = u64::try_from(due_at.timestamp_millis()).expect("positive");
+        let cancel_url = app.public_url("/api/client/chat-requests/cancel");
+        let cancel = app.post(&cancel_url, Some(&rani.token), json!({"payment_session_id": payment["id"]}));
+        let ((accept_status, _), (cancel_status, _), ()) = tokio::join!(
+            accept(&app, &ayu.token, &request_id),
+            cancel,
+            crate::sessions::fire(&app, TimerKind::ClosePairingRequest, &request_id, due_ms),
+        );
+        let status = payment_status(pool, &payment).await;
+        let (sessions, ledger) = (sessions_of(pool, &payment).await, ledger(pool, &payment).await);
+        // Cancelling is idempotent: after the window ended it answers 200 with the failed payment.
+        let cause = ledger.first().map(|(cause, _)| cause.as_str());
+        let outcome = match (accept_status, cancel_status, status.as_str(), cause) {
+            (200, 409, "consumed", None) if sessions == 1 => "accepted",
+            (409, 200, "failed_pairing", Some("customer_cancelled")) if sessions == 0 => "cancelled",
+            (409, 200, "failed_pairing", Some("no_mitra_available")) if sessions == 0 => "window ended",
+            other => panic!("inconsistent outcome {other:?}: sessions {sessions}, ledger {ledger:?}"),
+        };
+        assert!(ledger.len() <= 1, "one failure recorded at most: {ledger:?}");
+        *outcomes.entry(outcome).or_default() += 1;
+    }
+    eprintln!("outcomes of 12 three-way races: {outcomes:?}");
+    assert_eq!(outcomes.values().sum::<u32>(), 12);
+}
+
 /// A customer who already chatted with `mitra` (a blast the mitra accepted), with a new
 /// paid payment targeting them.
 async fn returning_customer(app: &TestApp, mitra: &mut OnlineMitra) -> (Customer, Value) {
