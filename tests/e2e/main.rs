@@ -22,6 +22,7 @@ mod pairing;
 mod payments;
 mod process;
 mod push;
+mod redis_restart;
 mod schema;
 mod sessions;
 mod shutdown;
