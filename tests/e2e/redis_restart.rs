@@ -61,9 +61,8 @@ impl PrivateRedis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// kill -9, then a new empty one on the same port.
-    async fn restart(&mut self) {
-        self.kill();
+    /// A new empty one on the same port, after [`kill`](Self::kill).
+    async fn start_again(&mut self) {
         *self = Self::start(self.port).await;
     }
 
@@ -176,8 +175,19 @@ async fn after_redis_restarts_empty_presence_counters_and_routes_come_back_and_s
     let one = json!({"available": true, "count": 1});
     assert!(eventually(far, || async { availability(&app, &watcher).await.as_ref() == Some(&one) }).await);
 
-    redis.restart().await;
+    redis.kill();
+    let killed = Instant::now();
+    // While Redis is away the sockets stay open, and a message is stored (Postgres) and
+    // acknowledged; it cannot be delivered live, and no event can say so.
+    let reference = uuid::Uuid::new_v4().to_string();
+    let data = json!({"session_id": session, "client_msg_id": "during", "body": "halo?"});
+    rani.socket.send_json(json!({"type": "send_message", "ref": reference, "data": data})).await;
+    let (ack, _) =
+        frame_by(&mut rani.socket, "message_ack", far).await.expect("an answer while Redis is away");
+    assert_eq!(ack["message"]["client_msg_id"], "during");
+    redis.start_again().await;
     let restarted = Instant::now();
+    let away = restarted - killed;
     let deadline = restarted + REBUILD_LIMIT;
 
     // The sockets stayed open, and each is told that events may have been lost.
@@ -186,6 +196,17 @@ async fn after_redis_restarts_empty_presence_counters_and_routes_come_back_and_s
         assert!(resync.is_some(), "{name}'s socket got no resync_required within {REBUILD_LIMIT:?}");
     }
     let resynced = restarted.elapsed();
+    // What the resync tells Ayu to refetch holds the message she could not get live.
+    let url = app.public_url(&format!("/api/shared/chat-sessions/{session}/messages"));
+    let (status, history) = app.call(Method::GET, &url, Some(&ayu.token), None).await;
+    assert_eq!(status, 200, "{history}");
+    let stored: Vec<&str> = history["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["client_msg_id"].as_str())
+        .collect();
+    assert_eq!(stored, ["before", "during"]);
 
     // Presence and counters: Ayu online with her session (at the cap), Budi available.
     let counted = eventually(deadline, || async {
@@ -240,8 +261,9 @@ async fn after_redis_restarts_empty_presence_counters_and_routes_come_back_and_s
     assert_eq!(again.next_json().await["type"], "resync_required");
 
     eprintln!(
-        "redis restart: sockets told to resync after {} ms, presence and counters back after {} ms, \
-         messages routed both ways after {} ms",
+        "redis restart: away {} ms; after it answered again: sockets told to resync after {} ms, \
+         presence and counters back after {} ms, messages routed both ways after {} ms",
+        away.as_millis(),
         resynced.as_millis(),
         recounted.as_millis(),
         routed.as_millis()
