@@ -270,3 +270,43 @@ async fn after_redis_restarts_empty_presence_counters_and_routes_come_back_and_s
     );
     drop((ayu, budi, rani, sari, again));
 }
+
+#[tokio::test]
+async fn one_process_claims_the_copy_and_a_switch_set_since_the_loss_is_kept() {
+    use domain::store::presence::{MitraRecord, Seeding};
+    // A store of its own on a prefix no process runs on: to Redis, a deployment whose data
+    // is gone, with no reaper racing the test.
+    let settings = crate::harness::isolated_settings();
+    let store = domain::store::Store::connect(&settings.database, &settings.redis).await.expect("stores");
+    let reap = |claimant: &'static str| {
+        let store = store.clone();
+        async move { store.reap_dead_instances(10_000, 3, claimant, 5_000).await.expect("reap").seeding }
+    };
+    assert_eq!(reap("a").await, Seeding::Claimed);
+    assert_eq!(reap("b").await, Seeding::Elsewhere);
+    assert_eq!(reap("a").await, Seeding::Claimed, "the holder may try again");
+
+    // Since Redis came back, one mitra switched off and both connected; the record read
+    // before says both are on.
+    let (switched_off, restored) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    store.set_mitra_status(switched_off, false, 3).await.expect("status");
+    for mitra in [switched_off, restored] {
+        store.mitra_connected(mitra, "hub-1", 3).await.expect("connected");
+    }
+    let records = [
+        MitraRecord { id: switched_off, status_online: true, live_sessions: 1 },
+        MitraRecord { id: restored, status_online: true, live_sessions: 2 },
+    ];
+    assert_eq!(store.restore_mitras(&records, 3).await.expect("restore"), [(restored, 2)]);
+    assert_eq!(store.restore_mitras(&records, 3).await.expect("again"), [], "a repeat changes nothing");
+    let kept = store.mitra_presence(switched_off, 3).await.expect("presence");
+    assert_eq!((kept.status_online, kept.online, kept.active_sessions), (false, false, 1));
+    let back = store.mitra_presence(restored, 3).await.expect("presence");
+    assert_eq!((back.online, back.available, back.active_sessions), (true, true, 2));
+
+    assert!(!store.mark_presence_seeded("b").await.expect("mark"), "only the claim's holder marks it done");
+    assert!(store.mark_presence_seeded("a").await.expect("mark"));
+    assert_eq!(reap("b").await, Seeding::Done);
+    store.close().await;
+    crate::harness::drop_isolated(&settings);
+}
