@@ -178,11 +178,8 @@ impl Application {
         // Sockets are upgraded connections the HTTP server no longer tracks: close them
         // ourselves once the shutdown starts.
         // Every process reaps dead hub instances, so presence heals even with no hub left.
-        tokio::spawn(domain::presence::run_reaper(
-            state.store.clone(),
-            settings.presence.clone(),
-            shutdown.clone(),
-        ));
+        // It also copies presence back from Postgres when Redis lost its data.
+        tokio::spawn(domain::presence::run_reaper(state.services.clone(), shutdown.clone()));
         if let Some(hub) = hub {
             let token = shutdown.clone();
             tasks.spawn(async move {

@@ -7,6 +7,12 @@
 //! A hub instance renews a lease every `presence.heartbeat_ms`; every process reaps
 //! instances whose lease is older than `presence.lease_ms`, so a crashed hub's users go
 //! offline within lease + reap interval (10 s + 2 s by default).
+//!
+//! Redis keeps nothing on disk. When it comes back empty, the two halves of presence come
+//! back from where they are recorded: the sockets from the hubs (each notices its inbox is
+//! gone and announces its users again, `hub::instance`), the switches, session counts and
+//! cap from Postgres (the reaper notices the `seeded` marker is gone, and one process copies
+//! them back: [`restore_from_record`]).
 
 use std::time::Duration;
 
@@ -14,8 +20,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app_config;
 use crate::auth::Principal;
+use crate::services::Services;
 use crate::settings::PresenceSettings;
-use crate::store::presence::MitraPresence;
+use crate::store::presence::{MitraPresence, Seeding};
 use crate::store::{Store, StoreError};
 
 /// The cap used when the Redis copy is missing and Postgres cannot be read.
@@ -27,7 +34,7 @@ fn default_cap() -> i64 {
 /// the counters. A mitra who becomes available is offered the open requests.
 #[tracing::instrument(skip_all, fields(mitra_id = %mitra.id, online))]
 pub async fn set_mitra_status(
-    services: &crate::services::Services,
+    services: &Services,
     mitra: &Principal,
     online: bool,
 ) -> Result<MitraPresence, StoreError> {
@@ -56,11 +63,21 @@ pub async fn sync_capacity_cap(store: &Store) -> Result<(), StoreError> {
     store.set_capacity_cap(cap).await
 }
 
+/// How long a process may hold the claim to copy the record into Redis before another may
+/// take it over (it renews the claim while it retries).
+const RESTORE_CLAIM_MS: u64 = 5_000;
+/// Mitras per restore script: a script blocks Redis while it runs.
+const RESTORE_BATCH: usize = 500;
+
 /// Reaps dead hub instances every `reap_interval_ms` until `shutdown`. Runs in every process,
-/// so presence heals even when every hub is gone.
-pub async fn run_reaper(store: Store, settings: PresenceSettings, shutdown: CancellationToken) {
+/// so presence heals even when every hub is gone. The same step notices a Redis that lost its
+/// data (the `seeded` marker is gone), and one process copies the record back
+/// ([`restore_from_record`]).
+pub async fn run_reaper(services: Services, shutdown: CancellationToken) {
+    let (store, settings) = (&services.store, &services.presence);
     let mut every = tokio::time::interval(Duration::from_millis(settings.reap_interval_ms.max(100)));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let claimant = uuid::Uuid::new_v4().simple().to_string();
     let mut cap_synced = false;
     loop {
         tokio::select! {
@@ -68,17 +85,76 @@ pub async fn run_reaper(store: Store, settings: PresenceSettings, shutdown: Canc
             _ = every.tick() => {}
         }
         if !cap_synced {
-            match sync_capacity_cap(&store).await {
+            match sync_capacity_cap(store).await {
                 Ok(()) => cap_synced = true,
                 Err(error) => tracing::warn!(%error, "could not copy the capacity cap to Redis"),
             }
         }
-        match store.reap_dead_instances(settings.lease_ms, default_cap()).await {
-            Ok(dead) if !dead.is_empty() => tracing::warn!(?dead, "reaped hub instances whose lease ran out"),
-            Ok(_) => {}
+        let reaped = store.reap_dead_instances(settings.lease_ms, default_cap(), &claimant, RESTORE_CLAIM_MS);
+        match reaped.await {
+            Ok(reaped) => {
+                if !reaped.dead.is_empty() {
+                    tracing::warn!(dead = ?reaped.dead, "reaped hub instances whose lease ran out");
+                }
+                if reaped.seeding == Seeding::Claimed {
+                    let started = std::time::Instant::now();
+                    // On failure the claim stays ours for a while: the next tick tries again.
+                    match restore_from_record(&services, &claimant).await {
+                        Ok(Some(mitras)) => tracing::warn!(
+                            mitras,
+                            took_ms = started.elapsed().as_millis() as u64,
+                            "presence counters copied from Postgres into Redis (it had lost them, or never had them)"
+                        ),
+                        Ok(None) => {
+                            tracing::warn!("presence copy lost its claim (Redis lost its data again?)")
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "could not copy presence from Postgres into Redis")
+                        }
+                    }
+                }
+            }
             Err(error) => tracing::warn!(%error, "presence reap failed"),
         }
     }
+}
+
+/// Copies the part of presence that Postgres records into Redis: the capacity cap, and each
+/// mitra's switch and count of sessions not completed. Run when Redis lost its data (and on
+/// a deployment's first start); the hubs announce their sockets again by themselves. The
+/// copy is idempotent, and a switch set since Redis came back is kept (it is newer than
+/// the record). Mitras who become available are offered the open requests. Returns how many
+/// mitras were copied, or `None` when `claimant`'s claim was gone by the end (the copy is
+/// not recorded as done, and is made again).
+pub async fn restore_from_record(services: &Services, claimant: &str) -> Result<Option<usize>, StoreError> {
+    let store = &services.store;
+    sync_capacity_cap(store).await?;
+    let cap = app_config::integer(store, "max_customers_per_mitra").await?;
+    let records = store.mitra_records().await?;
+    let mut freed = Vec::new();
+    for batch in records.chunks(RESTORE_BATCH) {
+        freed.extend(store.restore_mitras(batch, cap).await?);
+    }
+    if !store.mark_presence_seeded(claimant).await? {
+        return Ok(None);
+    }
+    if !freed.is_empty() {
+        let services = services.clone();
+        tokio::spawn(async move {
+            use futures::StreamExt;
+            futures::stream::iter(freed)
+                .for_each_concurrent(16, |(mitra, active)| {
+                    let services = &services;
+                    async move {
+                        if let Err(error) = crate::pairing::offer_open_requests(services, mitra, active).await {
+                            tracing::warn!(%error, %mitra, "offering open requests to a restored mitra failed");
+                        }
+                    }
+                })
+                .await;
+        });
+    }
+    Ok(Some(records.len()))
 }
 
 /// Records that hub `instance` holds the mitra's first socket there.

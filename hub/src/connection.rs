@@ -147,16 +147,22 @@ async fn serve(
             () = &mut token_expires => return close(CLOSE_TOKEN_EXPIRED, "token_expired"),
             Ok(requested) = &mut close_request => return Some(requested),
             Some(queued) = outbound.recv() => {
-                let OutboundFrame { id, ref frame, published_ms, kind } = *queued;
-                if id.is_some_and(|id| id <= replayed_up_to) {
+                let OutboundFrame { id, ref frame, published_ms, kind, resync } = *queued;
+                if resync {
+                    // Events were lost: every live event from now on is new to the client, and
+                    // a restarted Redis's ids need not follow the ones this socket sent.
+                    replayed_up_to = StreamId::default();
+                } else if id.is_some_and(|id| id <= replayed_up_to) {
                     continue;
+                } else {
+                    let latency_ms = now_ms().saturating_sub(published_ms);
+                    inner.metrics.hub_delivery_seconds.with_label_values(&[kind]).observe(latency_ms as f64 / 1_000.0);
                 }
-                let latency_ms = now_ms().saturating_sub(published_ms);
-                inner.metrics.hub_delivery_seconds.with_label_values(&[kind]).observe(latency_ms as f64 / 1_000.0);
                 // A send blocks while the client does not read; a close request (slow
                 // consumer, kick) or shutdown must still get through.
+                let frame_kind = if resync { "resync_required" } else { "event" };
                 tokio::select! {
-                    sent = send(socket, inner, "event", frame.to_string()) => sent.ok()?,
+                    sent = send(socket, inner, frame_kind, frame.to_string()) => sent.ok()?,
                     Ok(requested) = &mut close_request => return Some(requested),
                     () = inner.shutdown.cancelled() => return close(close_code::RESTART, "server restarting"),
                 }

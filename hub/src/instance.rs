@@ -1,5 +1,6 @@
 //! The tasks one hub process runs besides its sockets: the lease heartbeat, the inbox
-//! reader that hands events to local sockets, and the ordered route task.
+//! reader that hands events to local sockets (and notices when Redis lost its data), and
+//! the ordered route task.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::Inner;
-use crate::registry::{OutboundFrame, RouteChange, RouteOp};
+use crate::registry::{Close, OutboundFrame, RouteChange, RouteOp};
 
 /// Applies route changes in the order the registry decided them.
 pub(crate) async fn apply_routes(inner: Arc<Inner>, mut ops: mpsc::UnboundedReceiver<RouteOp>) {
@@ -57,8 +58,7 @@ pub(crate) async fn apply_routes(inner: Arc<Inner>, mut ops: mpsc::UnboundedRece
     }
 }
 
-/// Renews this instance's lease. When the inbox is found missing (Redis restarted empty),
-/// it is recreated and every local user's route announced again.
+/// Renews this instance's lease.
 pub(crate) async fn heartbeat(inner: Arc<Inner>, shutdown: CancellationToken) {
     let settings = &inner.presence;
     let mut every = tokio::time::interval(Duration::from_millis(settings.heartbeat_ms.max(100)));
@@ -68,35 +68,24 @@ pub(crate) async fn heartbeat(inner: Arc<Inner>, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
             _ = every.tick() => {}
         }
-        let store = &inner.store;
-        let instance = inner.instance_id.as_str();
-        match store.inbox_exists(instance).await {
-            Ok(true) => {}
-            Ok(false) => {
-                if let Err(error) = store.open_inbox(instance, settings.lease_ms.saturating_mul(6)).await {
-                    tracing::warn!(%error, "could not open the hub inbox");
-                    continue;
-                }
-                let users = inner.registry.reannounce();
-                if users > 0 {
-                    tracing::warn!(users, "hub inbox was gone (Redis lost its data); routes announced again");
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "hub heartbeat failed");
-                continue;
-            }
-        }
-        if let Err(error) = store.instance_heartbeat(instance, settings.lease_ms).await {
+        if let Err(error) = inner.store.instance_heartbeat(&inner.instance_id, settings.lease_ms).await {
             tracing::warn!(%error, "hub heartbeat failed");
         }
     }
 }
 
 /// Reads this instance's inbox and hands each event to the user's local sockets.
+///
+/// After a read that failed or found nothing, the reader makes sure the inbox still exists
+/// (a busy inbox needs no check: a Redis that restarts breaks the connection, and the read
+/// fails). When it is gone, Redis lost its data: the reader opens it again, continues after
+/// its opening entry (a restarted Redis's ids need not follow the old ones), and
+/// [`recover_routes`] announces every local user again.
 pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
     let instance = inner.instance_id.as_str();
+    let keep_ms = inner.presence.lease_ms.saturating_mul(6);
     let mut after = "0-0".to_owned();
+    let mut check = false;
     while !shutdown.is_cancelled() {
         let reader = match inner.store.dedicated_redis().await {
             Ok(reader) => reader,
@@ -109,6 +98,23 @@ pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
             }
         };
         loop {
+            if check {
+                match inner.store.reopen_inbox(instance, keep_ms).await {
+                    Ok(None) => check = false,
+                    Ok(Some(opened)) => {
+                        after = opened;
+                        check = false;
+                        tokio::spawn(recover_routes(inner.clone()));
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "could not check the hub inbox");
+                        tokio::select! {
+                            () = shutdown.cancelled() => break,
+                            () = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                        }
+                    }
+                }
+            }
             let batch = tokio::select! {
                 () = shutdown.cancelled() => break,
                 batch = reader.read(instance, &after, 2_000) => batch,
@@ -117,10 +123,12 @@ pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
                 Ok(entries) => entries,
                 Err(error) => {
                     tracing::warn!(%error, "inbox read failed");
+                    check = true;
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
             };
+            check = entries.is_empty();
             for entry in entries {
                 after.clone_from(&entry.inbox_id);
                 if entry.event.is_empty() {
@@ -137,6 +145,7 @@ pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
                         frame: frame.into(),
                         published_ms: entry.published_ms,
                         kind,
+                        resync: false,
                     });
                     inner.registry.deliver(*user, &outbound);
                 }
@@ -144,6 +153,42 @@ pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
         }
         reader.close().await;
     }
+}
+
+/// After Redis lost its data: announces every local user's route (and mitra connection)
+/// again, then tells every socket here `resync_required`, since events published between
+/// the loss and now reached the users' streams but not their sockets. A user whose route
+/// could not be announced is disconnected (1013 `presence_unavailable`) rather than left
+/// connected and deaf; the app reconnects and resumes.
+async fn recover_routes(inner: Arc<Inner>) {
+    let announced = inner.registry.reannounce();
+    let users = announced.len();
+    let mut failed = 0_usize;
+    for (user, routed) in announced {
+        if !routed.await.unwrap_or(false) {
+            failed += 1;
+            let close =
+                Close { code: axum::extract::ws::close_code::AGAIN, reason: "presence_unavailable".into() };
+            inner.registry.close_user(user, None, &close);
+        }
+    }
+    let data = serde_json::json!({
+        "reason": "the server lost events it could not deliver (its event store restarted); refetch over REST"
+    });
+    let outbound = Arc::new(OutboundFrame {
+        id: None,
+        frame: crate::protocol::frame("resync_required", data, None).into(),
+        published_ms: domain::clock::now_ms(),
+        kind: "resync_required",
+        resync: true,
+    });
+    let sockets = inner.registry.deliver_to_all(&outbound);
+    tracing::warn!(
+        users,
+        failed,
+        sockets,
+        "the hub inbox was gone (Redis lost its data): routes announced again, sockets told to resync"
+    );
 }
 
 /// The wire name of an event's type (`{"type": ..., "data": ...}`), for metric labels.

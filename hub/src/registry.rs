@@ -41,6 +41,9 @@ pub(crate) struct OutboundFrame {
     pub published_ms: u64,
     /// The event's type, the delivery-latency metric's label.
     pub kind: &'static str,
+    /// A `resync_required` frame: events may have been lost, so whatever the socket sent
+    /// before no longer bounds what it may send next.
+    pub resync: bool,
 }
 
 struct SocketHandle {
@@ -132,6 +135,17 @@ impl Registry {
     pub(crate) fn deliver(&self, user: Uuid, outbound: &Outbound) -> usize {
         let mut users = self.lock();
         let Some(entry) = users.get_mut(&user) else { return 0 };
+        self.queue(entry, outbound)
+    }
+
+    /// Queues `outbound` for every socket here, as [`deliver`](Self::deliver) does for one
+    /// user's. Returns sockets reached.
+    pub(crate) fn deliver_to_all(&self, outbound: &Outbound) -> usize {
+        let mut users = self.lock();
+        users.values_mut().map(|entry| self.queue(entry, outbound)).sum()
+    }
+
+    fn queue(&self, entry: &mut UserSockets, outbound: &Outbound) -> usize {
         let mut delivered = 0;
         for socket in &mut entry.sockets {
             match socket.outbound.try_send(outbound.clone()) {
@@ -161,14 +175,20 @@ impl Registry {
             .count()
     }
 
-    /// Queues the route of every user here again (after Redis lost its data).
-    pub(crate) fn reannounce(&self) -> usize {
+    /// Queues the route of every user here again (after Redis lost its data). Returns each
+    /// user with the answer to whether their route reached Redis.
+    pub(crate) fn reannounce(&self) -> Vec<(Uuid, oneshot::Receiver<bool>)> {
         let users = self.lock();
-        for (user, entry) in users.iter() {
-            let op = RouteOp { user: *user, role: entry.role, change: RouteChange::Add, done: None };
-            let _ = self.route_ops.send(op);
-        }
-        users.len()
+        users
+            .iter()
+            .map(|(user, entry)| {
+                let (done, routed) = oneshot::channel();
+                let op =
+                    RouteOp { user: *user, role: entry.role, change: RouteChange::Add, done: Some(done) };
+                let _ = self.route_ops.send(op);
+                (*user, routed)
+            })
+            .collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, UserSockets>> {

@@ -390,6 +390,24 @@ impl WsClient {
         }
     }
 
+    /// The next text frame as JSON, or `None` when none arrives within `wait`; panics on a
+    /// close (the socket was expected to stay open).
+    pub async fn next_json_within(&mut self, wait: Duration) -> Option<serde_json::Value> {
+        use futures::StreamExt;
+        use tokio_tungstenite::tungstenite::Message;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.socket.next()).await.ok()?;
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    return Some(serde_json::from_str(&text).expect("JSON frame"));
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+
     /// Reads until the close frame; returns its code and reason.
     pub async fn closed(&mut self) -> (u16, String) {
         use futures::StreamExt;

@@ -23,6 +23,7 @@ mod payments;
 mod process;
 mod properties;
 mod push;
+mod redis_restart;
 mod schema;
 mod sessions;
 mod shutdown;

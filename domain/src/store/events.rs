@@ -31,6 +31,19 @@ static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Creates a hub instance's inbox when it does not exist; returns the opening entry's id,
+/// or nil when the inbox was there.
+static REOPEN_INBOX: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r"
+        if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+        local id = redis.call('XADD', KEYS[1], '*', 'open', '1')
+        redis.call('PEXPIRE', KEYS[1], ARGV[1])
+        return id
+        ",
+    )
+});
+
 /// Reads what a resuming client missed, or says the gap is gone. Atomic, so a trim cannot
 /// slip between the check and the read.
 static RESUME: LazyLock<Script> = LazyLock::new(|| {
@@ -269,19 +282,24 @@ impl Store {
     }
 
     /// Creates the inbox of a hub instance (so forwards, which never create it, land) and
-    /// keeps it alive for `ttl_ms`.
-    pub async fn open_inbox(&self, instance: &str, ttl_ms: u64) -> Result<(), StoreError> {
+    /// keeps it alive for `ttl_ms`. Returns the id of its opening entry: on an inbox that
+    /// did not exist, everything forwarded later comes after it.
+    pub async fn open_inbox(&self, instance: &str, ttl_ms: u64) -> Result<String, StoreError> {
         let client = self.redis.next();
         let key = self.inbox_key(instance);
-        let _: String = client.xadd(&key, false, None, "*", vec![("open", "1")]).await?;
+        let opened: String = client.xadd(&key, false, None, "*", vec![("open", "1")]).await?;
         let _: () = client.pexpire(&key, i64::try_from(ttl_ms).unwrap_or(i64::MAX), None).await?;
-        Ok(())
+        Ok(opened)
     }
 
-    /// Whether the instance's inbox exists (it vanishes when Redis loses its data).
-    pub async fn inbox_exists(&self, instance: &str) -> Result<bool, StoreError> {
-        let count: u64 = self.redis.exists(self.inbox_key(instance)).await?;
-        Ok(count == 1)
+    /// Opens the instance's inbox again if it is gone (Redis lost its data), in one step so
+    /// nothing can land in it first. Returns the opening entry's id when it was gone: what
+    /// is forwarded from then on comes after it.
+    pub async fn reopen_inbox(&self, instance: &str, ttl_ms: u64) -> Result<Option<String>, StoreError> {
+        let keys = vec![self.inbox_key(instance)];
+        let reply: Value =
+            REOPEN_INBOX.evalsha_with_reload(self.redis.next(), keys, vec![ttl_ms.to_string()]).await?;
+        Ok(reply.as_string())
     }
 
     /// A Redis connection of its own, for blocking reads that would stall the pool.

@@ -9,6 +9,9 @@
 //! - `{p}:{avail}:online` set: mitras whose status is online and who hold a live socket
 //! - `{p}:{avail}:available` set: online mitras below the cap — what the availability poll counts
 //! - `{p}:{avail}:cap` the capacity cap; `{p}:{avail}:known` every mitra with a hash
+//! - `{p}:{avail}:seeded`: set once the record's part (switches, session counts, cap) was
+//!   copied from Postgres into this Redis; its absence means Redis lost its data (or never
+//!   had it), and `{p}:{avail}:rebuilding` is the claim of the process copying it now
 //!
 //! Every transition runs [`AVAILABILITY`], which changes one input and recomputes the mitra's
 //! membership of `online` and `available` in the same step: no read-modify-write from Rust.
@@ -29,6 +32,17 @@ static AVAILABILITY: LazyLock<Script> = LazyLock::new(|| {
         r"
         local p, op, a, b = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
         local now, lease, default_cap = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+        -- The counting epoch, created when missing: a Redis that lost its data starts a new
+        -- one, so no view takes its counts for newer versions of the old epoch.
+        local function epoch()
+            local current = redis.call('GET', p .. 'epoch')
+            if not current then
+                local now = redis.call('TIME')
+                current = now[1] .. string.format('%06d', tonumber(now[2]))
+                redis.call('SET', p .. 'epoch', current)
+            end
+            return current
+        end
         local function recompute(m)
             local h = p .. 'm:' .. m
             local status = redis.call('HGET', h, 'status') == '1'
@@ -48,14 +62,8 @@ static AVAILABILITY: LazyLock<Script> = LazyLock::new(|| {
                 -- Tell the processes' in-memory views: epoch, version, then the new count. A
                 -- new epoch (Redis lost its data) tells them to drop what they hold.
                 local version = redis.call('INCR', p .. 'version')
-                local epoch = redis.call('GET', p .. 'epoch')
-                if not epoch then
-                    local now = redis.call('TIME')
-                    epoch = now[1] .. string.format('%06d', tonumber(now[2]))
-                    redis.call('SET', p .. 'epoch', epoch)
-                end
                 local count = redis.call('SCARD', p .. 'available')
-                redis.call('PUBLISH', p .. 'count', epoch .. ' ' .. version .. ' ' .. count)
+                redis.call('PUBLISH', p .. 'count', epoch() .. ' ' .. version .. ' ' .. count)
             end
             return {status and 1 or 0, connected and 1 or 0, active, online and 1 or 0, available and 1 or 0}
         end
@@ -100,14 +108,52 @@ static AVAILABILITY: LazyLock<Script> = LazyLock::new(|| {
             retire(a)
             return {}
         elseif op == 'reap' then
+            -- Also says whether the record's part must be copied from Postgres: 0 no, 1 yes
+            -- and the caller `a` holds the claim for the next `b` ms (taken or renewed: a
+            -- claimant whose copy failed tries again), 2 another process holds it.
+            local seed = 0
+            if redis.call('EXISTS', p .. 'seeded') == 0 then
+                local holder = redis.call('GET', p .. 'rebuilding')
+                if not holder or holder == a then
+                    redis.call('SET', p .. 'rebuilding', a, 'PX', b)
+                    seed = 1
+                else
+                    seed = 2
+                end
+            end
             local dead = redis.call('ZRANGEBYSCORE', p .. 'instances', '-inf', now - lease)
             for _, instance in ipairs(dead) do retire(instance) end
-            return dead
+            return {seed, dead}
+        elseif op == 'restore' then
+            -- Copies the record (ARGV[8..]: mitra, switch, live sessions) into the counters.
+            -- The switch is only set where none is: one set since Redis came back is newer
+            -- than the record read before it. Returns the mitras who became available, with
+            -- their session counts.
+            local out = {}
+            for i = 8, #ARGV, 3 do
+                local m = ARGV[i]
+                redis.call('HSETNX', p .. 'm:' .. m, 'status', ARGV[i + 1])
+                redis.call('HSET', p .. 'm:' .. m, 'active', ARGV[i + 2])
+                redis.call('SADD', p .. 'known', m)
+                local was = redis.call('SISMEMBER', p .. 'available', m)
+                local state = recompute(m)
+                if was == 0 and state[5] == 1 then
+                    out[#out + 1] = m
+                    out[#out + 1] = state[3]
+                end
+            end
+            return out
+        elseif op == 'seeded' then
+            -- Only while the claim holds: a claim that vanished means this Redis lost its data
+            -- again during the copy (or the claim ran out and another process took over).
+            if redis.call('GET', p .. 'rebuilding') ~= a then return 0 end
+            redis.call('SET', p .. 'seeded', now)
+            redis.call('DEL', p .. 'rebuilding')
+            return 1
         elseif op == 'state' then
             return recompute(a)
         elseif op == 'count' then
-            return {redis.call('GET', p .. 'epoch') or '0', redis.call('GET', p .. 'version') or '0',
-                    redis.call('SCARD', p .. 'available')}
+            return {epoch(), redis.call('GET', p .. 'version') or '0', redis.call('SCARD', p .. 'available')}
         elseif op == 'snapshot' then
             local out = {}
             for _, m in ipairs(redis.call('SMEMBERS', p .. 'available')) do
@@ -135,6 +181,35 @@ pub struct MitraPresence {
     pub available: bool,
 }
 
+/// A mitra's presence as Postgres records it (rebuilding Redis after it lost its data).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MitraRecord {
+    pub id: Uuid,
+    /// The switch, `mitras.status_online` (false for a deactivated mitra).
+    pub status_online: bool,
+    /// Sessions not completed.
+    pub live_sessions: i64,
+}
+
+/// Whether the counters' record part must be copied from Postgres.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seeding {
+    /// It is in Redis.
+    Done,
+    /// It is missing and the caller now holds the claim to copy it.
+    Claimed,
+    /// It is missing and another process is copying it.
+    Elsewhere,
+}
+
+/// What a reap did and found.
+#[derive(Clone, Debug)]
+pub struct Reaped {
+    /// The instances retired.
+    pub dead: Vec<String>,
+    pub seeding: Seeding,
+}
+
 impl Store {
     fn avail_prefix(&self) -> String {
         format!("{}:{{avail}}:", self.keys.prefix())
@@ -148,9 +223,22 @@ impl Store {
         lease_ms: u64,
         default_cap: i64,
     ) -> Result<Value, StoreError> {
+        self.availability_with(op, a, b, lease_ms, default_cap, Vec::new()).await
+    }
+
+    /// [`availability`](Self::availability) with the operation's list after the fixed arguments.
+    async fn availability_with(
+        &self,
+        op: &str,
+        a: &str,
+        b: &str,
+        lease_ms: u64,
+        default_cap: i64,
+        list: Vec<String>,
+    ) -> Result<Value, StoreError> {
         let prefix = self.avail_prefix();
         let key = format!("{prefix}online");
-        let args = vec![
+        let mut args = vec![
             prefix,
             op.to_owned(),
             a.to_owned(),
@@ -159,6 +247,7 @@ impl Store {
             lease_ms.to_string(),
             default_cap.to_string(),
         ];
+        args.extend(list);
         Ok(AVAILABILITY.evalsha_with_reload(self.redis.next(), vec![key], args).await?)
     }
 
@@ -311,14 +400,88 @@ impl Store {
         self.forget_instance_routes(instance).await
     }
 
-    /// Retires every instance whose lease is older than `lease_ms`; returns them.
-    pub async fn reap_dead_instances(&self, lease_ms: u64, cap: i64) -> Result<Vec<String>, StoreError> {
-        let reply = self.availability("reap", "", "", lease_ms, cap).await?;
-        let dead: Vec<String> = reply.into_array().into_iter().filter_map(|v| v.as_string()).collect();
+    /// Retires every instance whose lease is older than `lease_ms`, and finds out in the same
+    /// step whether the counters' record part must be copied from Postgres (claiming that
+    /// work for `claimant` for `claim_ms` when nobody holds it).
+    pub async fn reap_dead_instances(
+        &self,
+        lease_ms: u64,
+        cap: i64,
+        claimant: &str,
+        claim_ms: u64,
+    ) -> Result<Reaped, StoreError> {
+        let reply = self.availability("reap", claimant, &claim_ms.to_string(), lease_ms, cap).await?;
+        let mut parts = reply.into_array().into_iter();
+        let seeding = match parts.next().and_then(|v| v.as_i64()) {
+            Some(0) => Seeding::Done,
+            Some(1) => Seeding::Claimed,
+            Some(2) => Seeding::Elsewhere,
+            _ => return Err(StoreError::Encode("availability reap reply".into())),
+        };
+        let dead: Vec<String> = parts
+            .next()
+            .map(Value::into_array)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|v| v.as_string())
+            .collect();
         for instance in &dead {
             self.forget_instance_routes(instance).await?;
         }
-        Ok(dead)
+        Ok(Reaped { dead, seeding })
+    }
+
+    /// The part of presence Postgres records: every mitra whose switch is on (and who is
+    /// not deactivated) or who has sessions not completed, with both.
+    pub async fn mitra_records(&self) -> Result<Vec<MitraRecord>, StoreError> {
+        let rows: Vec<(Uuid, bool, i64)> = sqlx::query_as(
+            "SELECT m.id, m.status_online AND m.deactivated_at IS NULL,
+                    (SELECT count(*) FROM chat_sessions s WHERE s.mitra_id = m.id AND s.status <> 'completed')
+             FROM mitras m
+             WHERE (m.status_online AND m.deactivated_at IS NULL)
+                OR EXISTS (SELECT 1 FROM chat_sessions s WHERE s.mitra_id = m.id AND s.status <> 'completed')",
+        )
+        .fetch_all(&self.pg)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, status_online, live_sessions)| MitraRecord { id, status_online, live_sessions })
+            .collect())
+    }
+
+    /// Copies `records` into the counters: each session count as recorded, each switch
+    /// unless one was set since Redis lost it (that one is newer). Returns the mitras who
+    /// became available, with their session counts.
+    pub async fn restore_mitras(
+        &self,
+        records: &[MitraRecord],
+        default_cap: i64,
+    ) -> Result<Vec<(Uuid, i64)>, StoreError> {
+        let list = records
+            .iter()
+            .flat_map(|record| {
+                [
+                    record.id.to_string(),
+                    if record.status_online { "1" } else { "0" }.to_owned(),
+                    record.live_sessions.to_string(),
+                ]
+            })
+            .collect();
+        let reply = self.availability_with("restore", "", "", 0, default_cap, list).await?;
+        Ok(reply
+            .into_array()
+            .chunks(2)
+            .filter_map(|pair| {
+                Some((Uuid::parse_str(&pair.first()?.as_string()?).ok()?, pair.get(1)?.as_i64()?))
+            })
+            .collect())
+    }
+
+    /// Records that the counters hold the record again and releases `claimant`'s claim, if
+    /// the claim still holds; returns whether it did.
+    pub async fn mark_presence_seeded(&self, claimant: &str) -> Result<bool, StoreError> {
+        let reply = self.availability("seeded", claimant, "", 0, 0).await?;
+        Ok(reply.as_i64() == Some(1))
     }
 
     /// The live hub instances (lease younger than `lease_ms`).

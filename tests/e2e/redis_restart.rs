@@ -1,0 +1,312 @@
+//! Redis restarting empty (it keeps nothing on disk), against a private `redis-server` the
+//! test kills -9 and starts again on the same port: presence, counters and routing come back
+//! from the hubs' live sockets and Postgres, and clients that lost events get
+//! `resync_required` instead of silence.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::time::Instant;
+
+use crate::harness::{TestApp, WsClient, free_port, ws_url_with_token};
+use crate::pairing::{
+    Customer, OnlineMitra, accept, customer, new_online_mitra, next_event, paid, start_blast,
+};
+
+/// The time the issue allows for presence, counters and routing to come back.
+const REBUILD_LIMIT: Duration = Duration::from_secs(15);
+
+/// A `redis-server` of this test's own, keeping nothing on disk, as production runs it.
+struct PrivateRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    async fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts (scripts/deps installs it)");
+        let redis = Self { port, child: Some(child) };
+        redis.wait_answering().await;
+        redis
+    }
+
+    async fn wait_answering(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
+                let mut reply = [0_u8; 7];
+                if stream.write_all(b"PING\r\n").await.is_ok()
+                    && stream.read_exact(&mut reply).await.is_ok()
+                    && &reply == b"+PONG\r\n"
+                {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not answer on port {}", self.port);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// A new empty one on the same port, after [`kill`](Self::kill).
+    async fn start_again(&mut self) {
+        *self = Self::start(self.port).await;
+    }
+
+    /// kill -9: everything it held is gone.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().expect("kill -9 redis-server");
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Reads `socket` until a frame of `kind`, at most until `deadline`; returns its data and
+/// the id of the last durable event read on the way. Panics if the socket closes.
+async fn frame_by(socket: &mut WsClient, kind: &str, deadline: Instant) -> Option<(Value, Option<String>)> {
+    let mut last_id = None;
+    loop {
+        let frame = socket.next_json_within(deadline.saturating_duration_since(Instant::now())).await?;
+        if let Some(id) = frame["id"].as_str() {
+            last_id = Some(id.to_owned());
+        }
+        if frame["type"] == kind {
+            return Some((frame["data"].clone(), last_id));
+        }
+    }
+}
+
+/// Sends a chat message over the socket and reads until both its ack and its own echo
+/// (which may come first) arrived; returns the echo's event id.
+async fn send_message(socket: &mut WsClient, session: &str, client_msg_id: &str) -> String {
+    let reference = uuid::Uuid::new_v4().to_string();
+    let data = json!({"session_id": session, "client_msg_id": client_msg_id, "body": "masih di sini"});
+    socket.send_json(json!({"type": "send_message", "ref": reference, "data": data})).await;
+    let (mut acked, mut echo) = (false, None);
+    while !acked || echo.is_none() {
+        let frame = socket.next_json().await;
+        if frame["ref"] == reference.as_str() {
+            assert_eq!(frame["type"], "message_ack", "{frame}");
+            acked = true;
+        } else if frame["type"] == "chat_message"
+            && frame["data"]["message"]["client_msg_id"] == client_msg_id
+        {
+            echo = Some(frame["id"].as_str().expect("a durable id").to_owned());
+        }
+    }
+    echo.unwrap_or_default()
+}
+
+async fn availability(app: &TestApp, token: &str) -> Option<Value> {
+    let url = app.public_url("/api/client/mitra-availability");
+    let (status, body) = app.call(Method::GET, &url, Some(token), None).await;
+    (status == 200).then_some(body)
+}
+
+/// Polls until `done` holds, at most until `deadline`; returns whether it did.
+async fn eventually<F, Fut>(deadline: Instant, mut done: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    loop {
+        if done().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn after_redis_restarts_empty_presence_counters_and_routes_come_back_and_sockets_resync() {
+    // Declared before the app, so the app (and its cleanup) goes first.
+    let mut redis = PrivateRedis::start(free_port().port()).await;
+    let app = TestApp::spawn_with(|s| s.redis.url = domain::settings::Secret::new(redis.url())).await;
+    let operator = app.sign_in_operator().await;
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            &app.internal_url("/internal/config/max_customers_per_mitra"),
+            Some(&operator),
+            Some(json!({"value": 1})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // Ayu takes Rani's chat and is at the cap; Budi is online and free: one available.
+    let mut ayu: OnlineMitra = new_online_mitra(&app, &operator).await;
+    let mut budi: OnlineMitra = new_online_mitra(&app, &operator).await;
+    let mut rani: Customer = customer(&app).await;
+    let payment = paid(&app, &rani.token, json!({"tier_id": "15m"})).await;
+    let (_, request) = start_blast(&app, &rani.token, &payment).await;
+    next_event(&mut ayu.socket, "chat_request").await;
+    next_event(&mut budi.socket, "chat_request").await;
+    let (status, accepted) = accept(&app, &ayu.token, request["id"].as_str().expect("id")).await;
+    assert_eq!(status, 200, "{accepted}");
+    let session = accepted["chat_session"]["id"].as_str().expect("session").to_owned();
+    next_event(&mut rani.socket, "paired").await;
+    let rani_last = send_message(&mut rani.socket, &session, "before").await;
+    next_event(&mut ayu.socket, "chat_message").await;
+    let far = Instant::now() + Duration::from_secs(10);
+    let watcher = rani.token.clone();
+    let one = json!({"available": true, "count": 1});
+    assert!(eventually(far, || async { availability(&app, &watcher).await.as_ref() == Some(&one) }).await);
+
+    redis.kill();
+    let killed = Instant::now();
+    // While Redis is away the sockets stay open, and a message is stored (Postgres) and
+    // acknowledged; it cannot be delivered live, and no event can say so.
+    let reference = uuid::Uuid::new_v4().to_string();
+    let data = json!({"session_id": session, "client_msg_id": "during", "body": "halo?"});
+    rani.socket.send_json(json!({"type": "send_message", "ref": reference, "data": data})).await;
+    let (ack, _) =
+        frame_by(&mut rani.socket, "message_ack", far).await.expect("an answer while Redis is away");
+    assert_eq!(ack["message"]["client_msg_id"], "during");
+    redis.start_again().await;
+    let restarted = Instant::now();
+    let away = restarted - killed;
+    let deadline = restarted + REBUILD_LIMIT;
+
+    // The sockets stayed open, and each is told that events may have been lost.
+    for (name, socket) in [("ayu", &mut ayu.socket), ("budi", &mut budi.socket), ("rani", &mut rani.socket)] {
+        let resync = frame_by(socket, "resync_required", deadline).await;
+        assert!(resync.is_some(), "{name}'s socket got no resync_required within {REBUILD_LIMIT:?}");
+    }
+    let resynced = restarted.elapsed();
+    // What the resync tells Ayu to refetch holds the message she could not get live.
+    let url = app.public_url(&format!("/api/shared/chat-sessions/{session}/messages"));
+    let (status, history) = app.call(Method::GET, &url, Some(&ayu.token), None).await;
+    assert_eq!(status, 200, "{history}");
+    let stored: Vec<&str> = history["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["client_msg_id"].as_str())
+        .collect();
+    assert_eq!(stored, ["before", "during"]);
+
+    // Presence and counters: Ayu online with her session (at the cap), Budi available.
+    let counted = eventually(deadline, || async {
+        let ayu_now = app.store.mitra_presence(ayu.id, 1).await;
+        let budi_now = app.store.mitra_presence(budi.id, 1).await;
+        let polled = availability(&app, &watcher).await;
+        matches!(ayu_now, Ok(p) if p.online && p.active_sessions == 1 && !p.available)
+            && matches!(budi_now, Ok(p) if p.online && p.active_sessions == 0 && p.available)
+            && polled.as_ref() == Some(&one)
+    })
+    .await;
+    assert!(counted, "presence did not come back within {REBUILD_LIMIT:?}");
+    let recounted = restarted.elapsed();
+
+    // Routing: a message each way reaches the other party's existing socket.
+    send_message(&mut rani.socket, &session, "after-rani").await;
+    let (got, _) =
+        frame_by(&mut ayu.socket, "chat_message", deadline).await.expect("rani's message reaches ayu");
+    assert_eq!(got["message"]["client_msg_id"], "after-rani");
+    send_message(&mut ayu.socket, &session, "after-ayu").await;
+    let (got, _) =
+        frame_by(&mut rani.socket, "chat_message", deadline).await.expect("ayu's message reaches rani");
+    let message = &got["message"];
+    assert_eq!(
+        (message["client_msg_id"].as_str(), message["sender_role"].as_str()),
+        (Some("after-ayu"), Some("mitra"))
+    );
+    let routed = restarted.elapsed();
+
+    // The cap: a new search reaches Budi only; Ayu, at the cap, is not offered it.
+    let mut sari = customer(&app).await;
+    let payment = paid(&app, &sari.token, json!({"tier_id": "15m"})).await;
+    let (status, request) = start_blast(&app, &sari.token, &payment).await;
+    assert_eq!(status, 201, "{request}");
+    let request = request["id"].as_str().expect("id").to_owned();
+    let (offer, _) = frame_by(&mut budi.socket, "chat_request", deadline).await.expect("budi is offered it");
+    assert_eq!(offer["request_id"], request.as_str());
+    let (status, refused) = accept(&app, &ayu.token, &request).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (404, Some("chat_request_not_found")));
+    let (status, taken) = accept(&app, &budi.token, &request).await;
+    assert_eq!(status, 200, "{taken}");
+    next_event(&mut sari.socket, "paired").await;
+    let none = json!({"available": false, "count": 0});
+    assert!(
+        eventually(deadline, || async { availability(&app, &watcher).await.as_ref() == Some(&none) }).await,
+        "both mitras at the cap: none available"
+    );
+
+    // A client that reconnects with an id from before the restart is told to resync.
+    let resume = format!("{}&last_event_id={rani_last}", ws_url_with_token(app.public, &rani.token));
+    let mut again = WsClient::connect_welcomed(&resume).await;
+    assert_eq!(again.next_json().await["type"], "resync_required");
+
+    eprintln!(
+        "redis restart: away {} ms; after it answered again: sockets told to resync after {} ms, \
+         presence and counters back after {} ms, messages routed both ways after {} ms",
+        away.as_millis(),
+        resynced.as_millis(),
+        recounted.as_millis(),
+        routed.as_millis()
+    );
+    drop((ayu, budi, rani, sari, again));
+}
+
+#[tokio::test]
+async fn one_process_claims_the_copy_and_a_switch_set_since_the_loss_is_kept() {
+    use domain::store::presence::{MitraRecord, Seeding};
+    // A store of its own on a prefix no process runs on: to Redis, a deployment whose data
+    // is gone, with no reaper racing the test.
+    let settings = crate::harness::isolated_settings();
+    let store = domain::store::Store::connect(&settings.database, &settings.redis).await.expect("stores");
+    let reap = |claimant: &'static str| {
+        let store = store.clone();
+        async move { store.reap_dead_instances(10_000, 3, claimant, 5_000).await.expect("reap").seeding }
+    };
+    assert_eq!(reap("a").await, Seeding::Claimed);
+    assert_eq!(reap("b").await, Seeding::Elsewhere);
+    assert_eq!(reap("a").await, Seeding::Claimed, "the holder may try again");
+
+    // Since Redis came back, one mitra switched off and both connected; the record read
+    // before says both are on.
+    let (switched_off, restored) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    store.set_mitra_status(switched_off, false, 3).await.expect("status");
+    for mitra in [switched_off, restored] {
+        store.mitra_connected(mitra, "hub-1", 3).await.expect("connected");
+    }
+    let records = [
+        MitraRecord { id: switched_off, status_online: true, live_sessions: 1 },
+        MitraRecord { id: restored, status_online: true, live_sessions: 2 },
+    ];
+    assert_eq!(store.restore_mitras(&records, 3).await.expect("restore"), [(restored, 2)]);
+    assert_eq!(store.restore_mitras(&records, 3).await.expect("again"), [], "a repeat changes nothing");
+    let kept = store.mitra_presence(switched_off, 3).await.expect("presence");
+    assert_eq!((kept.status_online, kept.online, kept.active_sessions), (false, false, 1));
+    let back = store.mitra_presence(restored, 3).await.expect("presence");
+    assert_eq!((back.online, back.available, back.active_sessions), (true, true, 2));
+
+    assert!(!store.mark_presence_seeded("b").await.expect("mark"), "only the claim's holder marks it done");
+    assert!(store.mark_presence_seeded("a").await.expect("mark"));
+    assert_eq!(reap("b").await, Seeding::Done);
+    store.close().await;
+    crate::harness::drop_isolated(&settings);
+}
