@@ -76,7 +76,7 @@ fn sequence() -> impl Strategy<Value = Vec<Op>> {
 /// Sequences that reach the deep states every run, whatever the random ones draw: each
 /// with the event that must succeed in it.
 fn deep_sequences() -> Vec<(Vec<Op>, Op)> {
-    let asked = vec![Op::Pay, Op::Confirm, Op::Blast, Op::Accept(0), Op::PayExtension, Op::AskExtension];
+    let asked = [Op::Pay, Op::Confirm, Op::Blast, Op::Accept(0), Op::PayExtension, Op::AskExtension];
     let with = |tail: &[Op]| asked.iter().chain(tail).cloned().collect::<Vec<Op>>();
     vec![
         (
