@@ -13,6 +13,7 @@ use std::time::Duration;
 use domain::auth::Principal;
 use domain::chat::{self, Receipt};
 use domain::error::DomainError;
+use domain::metrics::Metrics;
 use futures::stream::FuturesUnordered;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -85,11 +86,12 @@ enum Action {
 
 /// Parses one text frame. Malformed and unknown commands get an error frame with a stable
 /// code; a typing announcement within [`TYPING_EVERY`] of the last is acknowledged and dropped.
-pub(crate) fn parse(text: &str, inner: &Inner, state: &mut CommandState) -> Command {
+/// Touches nothing but `metrics` and `state`, so it can run without a hub ([`decode_command`]).
+pub(crate) fn parse(text: &str, metrics: &Metrics, state: &mut CommandState) -> Command {
     let frame: ClientFrame = match serde_json::from_str(text) {
         Ok(frame) => frame,
         Err(error) => {
-            inner.metrics.hub_frames_in.with_label_values(&["invalid"]).inc();
+            metrics.hub_frames_in.with_label_values(&["invalid"]).inc();
             return Command::Answer((
                 "error",
                 protocol::error_frame("invalid_frame", &error.to_string(), None),
@@ -98,7 +100,7 @@ pub(crate) fn parse(text: &str, inner: &Inner, state: &mut CommandState) -> Comm
     };
     let reference = frame.reference;
     let kind = COMMANDS.iter().find(|known| **known == frame.kind).copied().unwrap_or("unknown");
-    inner.metrics.hub_frames_in.with_label_values(&[kind]).inc();
+    metrics.hub_frames_in.with_label_values(&[kind]).inc();
     let invalid = |error: serde_json::Error, reference: Option<Value>| {
         let message = format!("{kind}: {error}");
         Command::Answer(("error", protocol::error_frame("invalid_command", &message, reference.as_ref())))
@@ -137,6 +139,28 @@ pub(crate) fn parse(text: &str, inner: &Inner, state: &mut CommandState) -> Comm
         }
     };
     Command::Work(Work { session, reference, action })
+}
+
+/// What a socket does with one client text frame, as its decoder ([`decode_command`]) decides.
+#[derive(Debug)]
+pub enum Decoded {
+    /// Answered at once with this frame: `pong`, or an `error` (`invalid_frame`,
+    /// `invalid_command`, `unknown_command`).
+    Answer { kind: &'static str, frame: String },
+    /// A well-formed command about one chat session, answered once it has run against the stores.
+    Command { session_id: Uuid },
+}
+
+/// The socket's decoder (docs/PROTOCOL.md §4): what a freshly opened socket does with the
+/// client text frame `text`, run without a hub, Redis or Postgres. Counts into metrics of its
+/// own, never the process's. The `ws_command` fuzz target (fuzz/) drives it.
+pub fn decode_command(text: &str) -> Decoded {
+    static METRICS: std::sync::OnceLock<Metrics> = std::sync::OnceLock::new();
+    let metrics = METRICS.get_or_init(Metrics::new);
+    match parse(text, metrics, &mut CommandState::default()) {
+        Command::Answer((kind, frame)) => Decoded::Answer { kind, frame },
+        Command::Work(work) => Decoded::Command { session_id: work.session },
+    }
 }
 
 /// Runs one command against the stores; a refusal is an error frame with the domain's code.
@@ -245,5 +269,44 @@ impl Lanes {
             let task = inner.tasks.spawn(async move { run(work, &owner, &principal).await });
             self.running.push(RunningCommand { session, task });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    fn answer(text: &str) -> Value {
+        match decode_command(text) {
+            Decoded::Answer { kind, frame } => {
+                let frame: Value = serde_json::from_str(&frame).expect("a JSON frame");
+                assert_eq!(frame["type"], kind, "{frame}");
+                frame
+            }
+            Decoded::Command { session_id } => panic!("answered later, about {session_id}"),
+        }
+    }
+
+    #[test]
+    fn the_decoder_answers_the_documented_frames() {
+        assert_eq!(answer(r#"{"type":"ping","ref":7}"#), json!({"type": "pong", "ref": 7, "data": {}}));
+        let unknown = answer(r#"{"type":"subscribe","ref":"a1"}"#);
+        assert_eq!((&unknown["data"]["code"], &unknown["ref"]), (&json!("unknown_command"), &json!("a1")));
+        assert_eq!(answer("{not json")["data"]["code"], "invalid_frame");
+        assert_eq!(answer(r#"{"type":1}"#)["data"]["code"], "invalid_frame");
+        let data = r#"{"type":"send_message","ref":1,"data":{"session_id":"x"}}"#;
+        assert_eq!(
+            (&answer(data)["data"]["code"], &answer(data)["ref"]),
+            (&json!("invalid_command"), &json!(1))
+        );
+    }
+
+    #[test]
+    fn a_well_formed_command_is_left_for_the_stores() {
+        let session = Uuid::new_v4();
+        let text = json!({"type": "mark_read", "data": {"session_id": session, "up_to_seq": 3}}).to_string();
+        assert!(matches!(decode_command(&text), Decoded::Command { session_id } if session_id == session));
     }
 }
