@@ -345,6 +345,18 @@ async fn bad_sign_in_input_gets_400_with_a_code() {
     assert_error(status, &body, 413, "payload_too_large");
 }
 
+/// Postgres text cannot hold NUL: a sign-in whose email had one reached the query and
+/// answered 500 `internal_error` (found by tests/e2e/hostile.rs).
+#[tokio::test]
+async fn a_password_sign_in_with_nul_in_the_email_is_invalid_credentials() {
+    let app = TestApp::spawn().await;
+    for url in [app.public_url("/api/auth/mitra/login"), app.internal_url("/internal/auth/login")] {
+        let body = json!({"email": "ayu\u{0}@bestie.test", "password": "listen-well-1"});
+        let (status, answer) = app.post(&url, None, body).await;
+        assert_error(status, &answer, 401, "invalid_credentials");
+    }
+}
+
 #[tokio::test]
 async fn the_log_sender_never_returns_the_code() {
     let app = TestApp::spawn_with(|s| s.auth.otp_sender = Some(OtpSenderKind::Log)).await;
