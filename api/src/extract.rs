@@ -86,7 +86,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
 }
 
 /// `Query<T>` whose rejections are JSON errors (`invalid_query`: an unknown parameter, a
-/// number that is not one).
+/// number that is not one, a NUL character: no parameter holds one, and Postgres text cannot,
+/// so a search or filter with one would fail its query).
 pub struct ApiQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts<S> for ApiQuery<T> {
@@ -96,6 +97,13 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        if form_urlencoded::parse(query.as_bytes())
+            .any(|(name, value)| name.contains('\0') || value.contains('\0'))
+        {
+            let message = "a query parameter holds a NUL character";
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message));
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Self(value)),
             Err(rejection) => {
