@@ -4,7 +4,8 @@
 //! decoder does not panic, and either answers at once with a JSON frame of the documented
 //! shape (`pong`, or an `error` whose code is `invalid_frame`, `invalid_command` or
 //! `unknown_command`, echoing a non-null `ref` except on `invalid_frame`), or leaves a
-//! well-formed command about the chat session its `data` names for the stores.
+//! well-formed command about the chat session its `data` names for the stores. Only a JSON
+//! object is read as a frame (serde would also read an array of the fields in order).
 //!
 //! The `ref` and the session are checked against the text read as a JSON value, when it can
 //! be one: the decoder skips the fields it ignores without decoding them, so a frame with a
@@ -25,11 +26,14 @@ fuzz_target!(|data: &[u8]| {
     let sent: Option<Value> = serde_json::from_str(text).ok();
     let sent_ref = sent.as_ref().and_then(|sent| sent.get("ref")).filter(|r| !r.is_null());
     let echoes = |frame: &Value| sent.is_none() || frame.get("ref") == sent_ref;
+    let object = text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{');
     match hub::decode_command(text) {
         Decoded::Answer { kind, frame } => {
             let frame: Value = serde_json::from_str(&frame).expect("an answer is JSON");
             assert_eq!(frame["type"], kind, "the frame is of its kind: {frame}");
             assert!(frame["data"].is_object(), "every server frame has data: {frame}");
+            let code = frame["data"]["code"].as_str();
+            assert!(object || code == Some("invalid_frame"), "an array read as a frame: {frame}");
             match kind {
                 "pong" => assert!(echoes(&frame), "pong echoes ref: {frame}"),
                 "error" => {
@@ -47,6 +51,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         Decoded::Command { session_id } => {
+            assert!(object, "an array read as a command");
             let Some(sent) = sent else { return };
             let kind = sent["type"].as_str().expect("a command has a string type");
             assert!(STORE_COMMANDS.contains(&kind), "{kind:?} does not reach the stores");

@@ -88,39 +88,36 @@ enum Action {
 /// code; a typing announcement within [`TYPING_EVERY`] of the last is acknowledged and dropped.
 /// Touches nothing but `metrics` and `state`, so it can run without a hub ([`decode_command`]).
 pub(crate) fn parse(text: &str, metrics: &Metrics, state: &mut CommandState) -> Command {
-    let frame: ClientFrame = match serde_json::from_str(text) {
+    let frame = match read_frame(text) {
         Ok(frame) => frame,
         Err(error) => {
             metrics.hub_frames_in.with_label_values(&["invalid"]).inc();
-            return Command::Answer((
-                "error",
-                protocol::error_frame("invalid_frame", &error.to_string(), None),
-            ));
+            return Command::Answer(("error", protocol::error_frame("invalid_frame", &error, None)));
         }
     };
     let reference = frame.reference;
     let kind = COMMANDS.iter().find(|known| **known == frame.kind).copied().unwrap_or("unknown");
     metrics.hub_frames_in.with_label_values(&[kind]).inc();
-    let invalid = |error: serde_json::Error, reference: Option<Value>| {
+    let invalid = |error: String, reference: Option<Value>| {
         let message = format!("{kind}: {error}");
         Command::Answer(("error", protocol::error_frame("invalid_command", &message, reference.as_ref())))
     };
     let (session, action) = match kind {
         "ping" => return Command::Answer(("pong", protocol::frame("pong", json!({}), reference.as_ref()))),
-        "send_message" => match serde_json::from_value::<SendMessage>(frame.data) {
+        "send_message" => match read_data::<SendMessage>(frame.data) {
             Ok(data) => {
                 (data.session_id, Action::Send { client_msg_id: data.client_msg_id, body: data.body })
             }
             Err(error) => return invalid(error, reference),
         },
-        "mark_delivered" | "mark_read" => match serde_json::from_value::<Mark>(frame.data) {
+        "mark_delivered" | "mark_read" => match read_data::<Mark>(frame.data) {
             Ok(data) => {
                 let receipt = if kind == "mark_read" { Receipt::Read } else { Receipt::Delivered };
                 (data.session_id, Action::Mark { receipt, up_to_seq: data.up_to_seq })
             }
             Err(error) => return invalid(error, reference),
         },
-        "typing" => match serde_json::from_value::<Typing>(frame.data) {
+        "typing" => match read_data::<Typing>(frame.data) {
             Ok(data) => {
                 let now = tokio::time::Instant::now();
                 if state.last_typing.is_some_and(|last| now.duration_since(last) < TYPING_EVERY) {
@@ -139,6 +136,25 @@ pub(crate) fn parse(text: &str, metrics: &Metrics, state: &mut CommandState) -> 
         }
     };
     Command::Work(Work { session, reference, action })
+}
+
+/// The envelope of a frame. serde also reads a struct from an array of its fields in order
+/// (`["ping", 7]`); the protocol takes objects only (found by the `ws_command` fuzz target).
+fn read_frame(text: &str) -> Result<ClientFrame, String> {
+    let frame: ClientFrame = serde_json::from_str(text).map_err(|error| error.to_string())?;
+    if text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{') {
+        Ok(frame)
+    } else {
+        Err("a frame is a JSON object, not an array".to_owned())
+    }
+}
+
+/// A command's `data`: an object, as the envelope.
+fn read_data<T: serde::de::DeserializeOwned>(data: Value) -> Result<T, String> {
+    if data.is_array() {
+        return Err("data is a JSON object, not an array".to_owned());
+    }
+    serde_json::from_value(data).map_err(|error| error.to_string())
 }
 
 /// What a socket does with one client text frame, as its decoder ([`decode_command`]) decides.
@@ -301,6 +317,22 @@ mod tests {
             (&answer(data)["data"]["code"], &answer(data)["ref"]),
             (&json!("invalid_command"), &json!(1))
         );
+    }
+
+    /// serde reads a struct from an array of its fields in order too; the protocol takes
+    /// objects only (found by the `ws_command` fuzz target: `["ping", 7]` was answered `pong`).
+    #[test]
+    fn a_frame_or_data_that_is_an_array_is_refused() {
+        assert_eq!(answer(r#"["ping",7]"#)["data"]["code"], "invalid_frame");
+        assert_eq!(answer(r#" ["pm1","ref"]"#)["data"]["code"], "invalid_frame");
+        let session = Uuid::new_v4();
+        let data = json!({"type": "mark_read", "ref": 1, "data": [session, 3]}).to_string();
+        assert_eq!(
+            (&answer(&data)["data"]["code"], &answer(&data)["ref"]),
+            (&json!("invalid_command"), &json!(1))
+        );
+        let typing = json!({"type": "typing", "data": [session]}).to_string();
+        assert_eq!(answer(&typing)["data"]["code"], "invalid_command");
     }
 
     #[test]

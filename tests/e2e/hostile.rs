@@ -875,6 +875,7 @@ fn frame_cases() -> BoxedStrategy<FrameCase> {
             "{\"type\":null}",
             "{\"data\":{}}",
             "{\"type\":\"ping\",\"type\":\"ping\"}",
+            "[\"ping\",7]",
         ])
         .prop_map(str::to_owned)
         .prop_map(text("no string type", vec!["invalid_frame"]))
