@@ -102,6 +102,8 @@ mod tests {
         assert_eq!(decoded("OtpRequest", json, br#"{"phone":1}"#).await, invalid);
         assert_eq!(decoded("OtpRequest", json, br#"{"phone":"1","x":1}"#).await, invalid);
         assert_eq!(decoded("OtpRequest", json, b"{").await, invalid);
+        // serde reads a struct from an array of its fields in order; a body is an object.
+        assert_eq!(decoded("OtpRequest", json, br#"["+6281234567890"]"#).await, invalid);
         let unsupported = Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type".to_owned()));
         assert_eq!(decoded("OtpRequest", Some("text/plain"), br#"{"phone":"1"}"#).await, unsupported);
         assert_eq!(decoded("OtpRequest", None, br#"{"phone":"1"}"#).await, unsupported);
@@ -116,6 +118,7 @@ mod tests {
         assert_eq!(decoded("LogoutRequest", None, br#"{"refresh_token":"r"}"#).await, Ok(()));
         let invalid = Err((StatusCode::BAD_REQUEST, "invalid_json".to_owned()));
         assert_eq!(decoded("LogoutRequest", None, b"[").await, invalid);
+        assert_eq!(decoded("LogoutRequest", None, br#"["r"]"#).await, invalid);
     }
 
     #[tokio::test]

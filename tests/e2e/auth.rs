@@ -308,6 +308,9 @@ async fn bad_sign_in_input_gets_400_with_a_code() {
         (&otp, json!({}), 400, "invalid_json"),
         (&otp, json!({"phone": 6281234567_i64}), 400, "invalid_json"),
         (&otp, json!({"phone": "+6281234567", "extra": true}), 400, "invalid_json"),
+        // serde reads a struct from an array of its fields in order; bodies are objects.
+        (&otp, json!([unique_phone()]), 400, "invalid_json"),
+        (&verify, json!([unique_phone(), "123456", null]), 400, "invalid_json"),
         (&verify, json!({"phone": unique_phone(), "code": "12ab56"}), 400, "otp_malformed"),
         (
             &verify,

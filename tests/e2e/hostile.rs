@@ -397,12 +397,26 @@ fn body_cases(spec: &BodySpec) -> BoxedStrategy<BodyCase> {
                 }
             })
             .boxed(),
-        // JSON that is not an object. (serde also reads a struct from an array of its fields in
-        // order, so only arrays that cannot be one: empty, or longer than any body.)
+        // JSON that is not an object.
         prop::sample::select(vec!["null", "true", "1", "\"{}\"", "[]", "[1,2,3,4,5,6,7]", "1e400"])
             .prop_map({
                 let decode = decode.clone();
                 move |text| BodyCase::json("not an object", text.to_owned(), decode.clone())
+            })
+            .boxed(),
+        // The right values in an array, in field order (serde reads a struct from one).
+        template
+            .clone()
+            .prop_map({
+                let decode = decode.clone();
+                move |fields| {
+                    let values: Vec<&str> = fields.iter().map(|(_, value)| value.as_str()).collect();
+                    BodyCase::json(
+                        "an array of the fields",
+                        format!("[{}]", values.join(",")),
+                        decode.clone(),
+                    )
+                }
             })
             .boxed(),
         // Deep nesting, within the body limit (serde_json stops at 128 levels).
