@@ -4,20 +4,22 @@
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer, Visitor};
 
 use crate::error::ApiError;
 
-/// `Json<T>` whose rejections are JSON errors: `invalid_json` (not JSON or wrong shape),
-/// `unsupported_media_type` (no `application/json` content type), `payload_too_large`.
+/// `Json<T>` whose rejections are JSON errors: `invalid_json` (not JSON or wrong shape, an
+/// array included), `unsupported_media_type` (no `application/json` content type),
+/// `payload_too_large`.
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
+        match axum::Json::<Object<T>>::from_request(request, state).await {
+            Ok(axum::Json(Object(value))) => Ok(Self(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
@@ -40,6 +42,43 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
             ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", other.body_text())
         }
         other => ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", other.body_text()),
+    }
+}
+
+/// A body read from a JSON object only. serde also reads a struct from an array of its fields
+/// in order (`["+62812..."]` for `{"phone": "+62812..."}`); every body is documented as an
+/// object, and an array of values in field order is refused with `invalid_json` (found by
+/// the hostile-input tests: an array reached the handlers).
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(StructsFromMaps(deserializer)).map(Self)
+    }
+}
+
+/// Hands a struct's visitor a map, never a sequence; everything else passes through.
+struct StructsFromMaps<D>(D);
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for StructsFromMaps<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_any(visitor)
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
+        unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
     }
 }
 
@@ -80,13 +119,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
             return Ok(Self(None));
         }
         serde_json::from_slice(&bytes)
-            .map(|value| Self(Some(value)))
+            .map(|Object(value)| Self(Some(value)))
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))
     }
 }
 
 /// `Query<T>` whose rejections are JSON errors (`invalid_query`: an unknown parameter, a
-/// number that is not one).
+/// number that is not one, a NUL character: no parameter holds one, and Postgres text cannot,
+/// so a search or filter with one would fail its query).
 pub struct ApiQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts<S> for ApiQuery<T> {
@@ -96,6 +136,13 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        if form_urlencoded::parse(query.as_bytes())
+            .any(|(name, value)| name.contains('\0') || value.contains('\0'))
+        {
+            let message = "a query parameter holds a NUL character";
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message));
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Self(value)),
             Err(rejection) => {

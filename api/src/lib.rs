@@ -7,6 +7,7 @@
 //! are built from the handlers' OpenAPI annotations, and each listener serves its own
 //! document ([`openapi`]).
 
+pub mod bodies;
 pub mod caller;
 pub mod client_addr;
 pub mod error;

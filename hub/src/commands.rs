@@ -13,6 +13,7 @@ use std::time::Duration;
 use domain::auth::Principal;
 use domain::chat::{self, Receipt};
 use domain::error::DomainError;
+use domain::metrics::Metrics;
 use futures::stream::FuturesUnordered;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -85,40 +86,38 @@ enum Action {
 
 /// Parses one text frame. Malformed and unknown commands get an error frame with a stable
 /// code; a typing announcement within [`TYPING_EVERY`] of the last is acknowledged and dropped.
-pub(crate) fn parse(text: &str, inner: &Inner, state: &mut CommandState) -> Command {
-    let frame: ClientFrame = match serde_json::from_str(text) {
+/// Touches nothing but `metrics` and `state`, so it can run without a hub ([`decode_command`]).
+pub(crate) fn parse(text: &str, metrics: &Metrics, state: &mut CommandState) -> Command {
+    let frame = match read_frame(text) {
         Ok(frame) => frame,
         Err(error) => {
-            inner.metrics.hub_frames_in.with_label_values(&["invalid"]).inc();
-            return Command::Answer((
-                "error",
-                protocol::error_frame("invalid_frame", &error.to_string(), None),
-            ));
+            metrics.hub_frames_in.with_label_values(&["invalid"]).inc();
+            return Command::Answer(("error", protocol::error_frame("invalid_frame", &error, None)));
         }
     };
     let reference = frame.reference;
     let kind = COMMANDS.iter().find(|known| **known == frame.kind).copied().unwrap_or("unknown");
-    inner.metrics.hub_frames_in.with_label_values(&[kind]).inc();
-    let invalid = |error: serde_json::Error, reference: Option<Value>| {
+    metrics.hub_frames_in.with_label_values(&[kind]).inc();
+    let invalid = |error: String, reference: Option<Value>| {
         let message = format!("{kind}: {error}");
         Command::Answer(("error", protocol::error_frame("invalid_command", &message, reference.as_ref())))
     };
     let (session, action) = match kind {
         "ping" => return Command::Answer(("pong", protocol::frame("pong", json!({}), reference.as_ref()))),
-        "send_message" => match serde_json::from_value::<SendMessage>(frame.data) {
+        "send_message" => match read_data::<SendMessage>(frame.data) {
             Ok(data) => {
                 (data.session_id, Action::Send { client_msg_id: data.client_msg_id, body: data.body })
             }
             Err(error) => return invalid(error, reference),
         },
-        "mark_delivered" | "mark_read" => match serde_json::from_value::<Mark>(frame.data) {
+        "mark_delivered" | "mark_read" => match read_data::<Mark>(frame.data) {
             Ok(data) => {
                 let receipt = if kind == "mark_read" { Receipt::Read } else { Receipt::Delivered };
                 (data.session_id, Action::Mark { receipt, up_to_seq: data.up_to_seq })
             }
             Err(error) => return invalid(error, reference),
         },
-        "typing" => match serde_json::from_value::<Typing>(frame.data) {
+        "typing" => match read_data::<Typing>(frame.data) {
             Ok(data) => {
                 let now = tokio::time::Instant::now();
                 if state.last_typing.is_some_and(|last| now.duration_since(last) < TYPING_EVERY) {
@@ -137,6 +136,47 @@ pub(crate) fn parse(text: &str, inner: &Inner, state: &mut CommandState) -> Comm
         }
     };
     Command::Work(Work { session, reference, action })
+}
+
+/// The envelope of a frame. serde also reads a struct from an array of its fields in order
+/// (`["ping", 7]`); the protocol takes objects only (found by the `ws_command` fuzz target).
+fn read_frame(text: &str) -> Result<ClientFrame, String> {
+    let frame: ClientFrame = serde_json::from_str(text).map_err(|error| error.to_string())?;
+    if text.trim_start_matches([' ', '\t', '\n', '\r']).starts_with('{') {
+        Ok(frame)
+    } else {
+        Err("a frame is a JSON object, not an array".to_owned())
+    }
+}
+
+/// A command's `data`: an object, as the envelope.
+fn read_data<T: serde::de::DeserializeOwned>(data: Value) -> Result<T, String> {
+    if data.is_array() {
+        return Err("data is a JSON object, not an array".to_owned());
+    }
+    serde_json::from_value(data).map_err(|error| error.to_string())
+}
+
+/// What a socket does with one client text frame, as its decoder ([`decode_command`]) decides.
+#[derive(Debug)]
+pub enum Decoded {
+    /// Answered at once with this frame: `pong`, or an `error` (`invalid_frame`,
+    /// `invalid_command`, `unknown_command`).
+    Answer { kind: &'static str, frame: String },
+    /// A well-formed command about one chat session, answered once it has run against the stores.
+    Command { session_id: Uuid },
+}
+
+/// The socket's decoder (docs/PROTOCOL.md §4): what a freshly opened socket does with the
+/// client text frame `text`, run without a hub, Redis or Postgres. Counts into metrics of its
+/// own, never the process's. The `ws_command` fuzz target (fuzz/) drives it.
+pub fn decode_command(text: &str) -> Decoded {
+    static METRICS: std::sync::OnceLock<Metrics> = std::sync::OnceLock::new();
+    let metrics = METRICS.get_or_init(Metrics::new);
+    match parse(text, metrics, &mut CommandState::default()) {
+        Command::Answer((kind, frame)) => Decoded::Answer { kind, frame },
+        Command::Work(work) => Decoded::Command { session_id: work.session },
+    }
 }
 
 /// Runs one command against the stores; a refusal is an error frame with the domain's code.
@@ -245,5 +285,60 @@ impl Lanes {
             let task = inner.tasks.spawn(async move { run(work, &owner, &principal).await });
             self.running.push(RunningCommand { session, task });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+
+    fn answer(text: &str) -> Value {
+        match decode_command(text) {
+            Decoded::Answer { kind, frame } => {
+                let frame: Value = serde_json::from_str(&frame).expect("a JSON frame");
+                assert_eq!(frame["type"], kind, "{frame}");
+                frame
+            }
+            Decoded::Command { session_id } => panic!("answered later, about {session_id}"),
+        }
+    }
+
+    #[test]
+    fn the_decoder_answers_the_documented_frames() {
+        assert_eq!(answer(r#"{"type":"ping","ref":7}"#), json!({"type": "pong", "ref": 7, "data": {}}));
+        let unknown = answer(r#"{"type":"subscribe","ref":"a1"}"#);
+        assert_eq!((&unknown["data"]["code"], &unknown["ref"]), (&json!("unknown_command"), &json!("a1")));
+        assert_eq!(answer("{not json")["data"]["code"], "invalid_frame");
+        assert_eq!(answer(r#"{"type":1}"#)["data"]["code"], "invalid_frame");
+        let data = r#"{"type":"send_message","ref":1,"data":{"session_id":"x"}}"#;
+        assert_eq!(
+            (&answer(data)["data"]["code"], &answer(data)["ref"]),
+            (&json!("invalid_command"), &json!(1))
+        );
+    }
+
+    /// serde reads a struct from an array of its fields in order too; the protocol takes
+    /// objects only (found by the `ws_command` fuzz target: `["ping", 7]` was answered `pong`).
+    #[test]
+    fn a_frame_or_data_that_is_an_array_is_refused() {
+        assert_eq!(answer(r#"["ping",7]"#)["data"]["code"], "invalid_frame");
+        assert_eq!(answer(r#" ["pm1","ref"]"#)["data"]["code"], "invalid_frame");
+        let session = Uuid::new_v4();
+        let data = json!({"type": "mark_read", "ref": 1, "data": [session, 3]}).to_string();
+        assert_eq!(
+            (&answer(&data)["data"]["code"], &answer(&data)["ref"]),
+            (&json!("invalid_command"), &json!(1))
+        );
+        let typing = json!({"type": "typing", "data": [session]}).to_string();
+        assert_eq!(answer(&typing)["data"]["code"], "invalid_command");
+    }
+
+    #[test]
+    fn a_well_formed_command_is_left_for_the_stores() {
+        let session = Uuid::new_v4();
+        let text = json!({"type": "mark_read", "data": {"session_id": session, "up_to_seq": 3}}).to_string();
+        assert!(matches!(decode_command(&text), Decoded::Command { session_id } if session_id == session));
     }
 }

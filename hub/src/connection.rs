@@ -197,7 +197,7 @@ async fn serve(
                     continue;
                 }
                 strikes = 0;
-                match commands::parse(&text, inner, &mut state) {
+                match commands::parse(&text, &inner.metrics, &mut state) {
                     Command::Answer((kind, frame)) => send(socket, inner, kind, frame).await.ok()?,
                     Command::Work(work) => lanes.submit(work, inner, *principal),
                 }

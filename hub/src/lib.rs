@@ -37,6 +37,7 @@ use tracing::Instrument as _;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use commands::{Decoded, decode_command};
 pub use registry::{CLOSE_SLOW_CONSUMER, Close};
 
 /// Write buffer of each socket. tungstenite's defaults (128 KiB buffers) cost ~136 KB per

@@ -308,6 +308,9 @@ async fn bad_sign_in_input_gets_400_with_a_code() {
         (&otp, json!({}), 400, "invalid_json"),
         (&otp, json!({"phone": 6281234567_i64}), 400, "invalid_json"),
         (&otp, json!({"phone": "+6281234567", "extra": true}), 400, "invalid_json"),
+        // serde reads a struct from an array of its fields in order; bodies are objects.
+        (&otp, json!([unique_phone()]), 400, "invalid_json"),
+        (&verify, json!([unique_phone(), "123456", null]), 400, "invalid_json"),
         (&verify, json!({"phone": unique_phone(), "code": "12ab56"}), 400, "otp_malformed"),
         (
             &verify,
@@ -343,6 +346,18 @@ async fn bad_sign_in_input_gets_400_with_a_code() {
     let huge = json!({"phone": "9".repeat(api::MAX_BODY_BYTES)});
     let (status, body) = app.post(&otp, None, huge).await;
     assert_error(status, &body, 413, "payload_too_large");
+}
+
+/// Postgres text cannot hold NUL: a sign-in whose email had one reached the query and
+/// answered 500 `internal_error` (found by tests/e2e/hostile.rs).
+#[tokio::test]
+async fn a_password_sign_in_with_nul_in_the_email_is_invalid_credentials() {
+    let app = TestApp::spawn().await;
+    for url in [app.public_url("/api/auth/mitra/login"), app.internal_url("/internal/auth/login")] {
+        let body = json!({"email": "ayu\u{0}@bestie.test", "password": "listen-well-1"});
+        let (status, answer) = app.post(&url, None, body).await;
+        assert_error(status, &answer, 401, "invalid_credentials");
+    }
 }
 
 #[tokio::test]

@@ -235,6 +235,18 @@ async fn the_control_centers_origin_may_use_every_method_its_pages_need() {
     assert!(foreign.headers().get("access-control-allow-origin").is_none());
 }
 
+/// A NUL in a search or filter reached Postgres, whose text cannot hold it, and answered 500
+/// `internal_error` (found by tests/e2e/hostile.rs).
+#[tokio::test]
+async fn a_query_parameter_with_nul_is_invalid_query() {
+    let app = TestApp::spawn().await;
+    let operator = app.sign_in_operator().await;
+    for path in ["/internal/mitras?q=%00", "/internal/mitras?q=a%00b", "/internal/config/changes?key=a%00b"] {
+        let (status, body) = get(&app, &operator, path).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_query")), "{path}: {body}");
+    }
+}
+
 #[tokio::test]
 async fn operators_list_mitras_reset_passwords_and_watch_live_sessions_and_early_ends() {
     let app = TestApp::spawn().await;

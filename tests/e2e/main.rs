@@ -14,6 +14,7 @@ mod extensions;
 mod faults;
 mod grafana;
 mod health;
+mod hostile;
 mod hub;
 mod logs;
 mod metrics;

@@ -20,7 +20,7 @@ const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 const CANNOT_FAIL: [(&str, &str); 2] = [("GET", "/healthz"), ("GET", "/metrics")];
 
 /// Codes only the routers' fallbacks answer: no operation has them.
-const FALLBACK_CODES: [&str; 2] = ["route_not_found", "method_not_allowed"];
+pub(crate) const FALLBACK_CODES: [&str; 2] = ["route_not_found", "method_not_allowed"];
 
 /// Where the routers are built: every route path in them is a string literal.
 const ROUTER_CRATES: [&str; 3] = ["api/src", "hub/src", "bestie/src"];
@@ -62,7 +62,7 @@ async fn both_listeners(app: &TestApp) -> [Listener; 2] {
 }
 
 /// `(METHOD, path, operation)` of every operation of a document.
-fn operations(document: &Value) -> impl Iterator<Item = (String, &str, &Value)> {
+pub(crate) fn operations(document: &Value) -> impl Iterator<Item = (String, &str, &Value)> {
     document["paths"].as_object().expect("paths").iter().flat_map(|(path, item)| {
         item.as_object().expect("path item").iter().filter_map(move |(method, operation)| {
             let method = method.to_uppercase();
@@ -220,7 +220,7 @@ async fn a_process_documents_only_the_roles_it_runs() {
 }
 
 /// `code → statuses` from the table of docs/ERRORS.md.
-fn errors_md() -> BTreeMap<String, BTreeSet<u16>> {
+pub(crate) fn errors_md() -> BTreeMap<String, BTreeSet<u16>> {
     let text = std::fs::read_to_string(root().join("docs/ERRORS.md")).expect("docs/ERRORS.md");
     text.lines()
         .filter_map(|line| {

@@ -94,6 +94,11 @@ impl Store {
         role: crate::auth::Role,
         email: &str,
     ) -> Result<Option<PasswordAccount>, StoreError> {
+        // Postgres text cannot hold NUL: no account has such an email, and binding it would
+        // fail the query (a sign-in answered 500 before this check).
+        if email.contains('\0') {
+            return Ok(None);
+        }
         let query = match role {
             crate::auth::Role::Mitra => {
                 "SELECT id, password_hash, display_name, 'mitra', deactivated_at IS NOT NULL FROM mitras WHERE email = $1"
