@@ -33,8 +33,26 @@ enum Command {
     },
     /// Create the database if missing and apply pending migrations.
     Migrate,
-    /// Create the control-center admin, demo mitras and every config default (idempotent).
-    Seed,
+    /// Create the control-center admin, demo mitras and every config default (idempotent);
+    /// with `--load-customers` / `--load-mitras`, also numbered accounts for load tests and
+    /// an access token for each, written to `--tokens` (development mode only).
+    Seed {
+        /// Load-test customers `c0`, `c1`, ... (phones +62899000000000, +62899000000001, ...).
+        #[arg(long, default_value_t = 0)]
+        load_customers: u32,
+        /// Load-test mitras `m0`, `m1`, ... (load-mitra-0@bestie.load, ...; password
+        /// `seed.demo_mitra_password`).
+        #[arg(long, default_value_t = 0)]
+        load_mitras: u32,
+        /// Where to write the load-test accounts and their tokens, as JSON
+        /// (`{customers: [{id, name, token}], mitras: [...], expires_at_s}`).
+        #[arg(long)]
+        tokens: Option<PathBuf>,
+        /// Lifetime of those tokens (default `auth.access_token_ttl_s`); a socket closes when
+        /// its token expires, so a load run wants tokens that outlive it.
+        #[arg(long)]
+        token_ttl_s: Option<u64>,
+    },
     /// Print the effective settings as JSON, secrets redacted.
     Config,
     /// Check the timer service: schedule probe timers, wait for them, report their lateness.
@@ -81,7 +99,16 @@ fn main() -> anyhow::Result<()> {
                 println!("migrations applied");
                 Ok(())
             }
-            Command::Seed => {
+            Command::Seed { load_customers, load_mitras, tokens, token_ttl_s } => {
+                let load = load_customers > 0 || load_mitras > 0;
+                anyhow::ensure!(
+                    !load || settings.mode != domain::settings::Mode::Production,
+                    "load-test accounts are refused in production mode"
+                );
+                anyhow::ensure!(
+                    load == tokens.is_some(),
+                    "--tokens FILE goes with --load-customers or --load-mitras, and they with it"
+                );
                 let store = domain::store::Store::connect(&settings.database, &settings.redis).await?;
                 bestie::migrate(&store).await?;
                 let report = domain::seed::run(&store, &settings.seed).await.context("seeding")?;
@@ -92,6 +119,25 @@ fn main() -> anyhow::Result<()> {
                     report.mitras_created,
                     report.config_keys_inserted
                 );
+                if let Some(file) = tokens {
+                    let load = domain::seed::LoadSeed {
+                        customers: load_customers,
+                        mitras: load_mitras,
+                        token_ttl_s: token_ttl_s.unwrap_or(settings.auth.access_token_ttl_s),
+                    };
+                    let accounts = domain::seed::load_accounts(&store, &settings.seed, &settings.auth, load)
+                        .await
+                        .context("seeding load-test accounts")?;
+                    let json = serde_json::to_vec(&accounts)?;
+                    std::fs::write(&file, json).with_context(|| format!("writing {}", file.display()))?;
+                    println!(
+                        "load-test accounts: {} customer(s), {} mitra(s); tokens in {} (valid {} s)",
+                        accounts.customers.len(),
+                        accounts.mitras.len(),
+                        file.display(),
+                        load.token_ttl_s
+                    );
+                }
                 Ok(())
             }
             Command::Config => {

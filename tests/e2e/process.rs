@@ -117,3 +117,121 @@ async fn production_mode_refuses_development_keys_and_code_senders() {
     let (ok, stderr) = production(&webhook);
     assert!(ok, "{stderr}");
 }
+
+/// Runs `bestie seed` with `args` against the database and Redis prefix of `settings`.
+fn seed(settings: &domain::settings::Settings, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_bestie"))
+        .arg("seed")
+        .args(args)
+        .env("BESTIE__DATABASE__URL", settings.database.url.expose())
+        .env("BESTIE__REDIS__PREFIX", &settings.redis.prefix)
+        .env("BESTIE__SEED__DEMO_MITRAS", "0")
+        .output()
+        .expect("bestie runs")
+}
+
+#[tokio::test]
+async fn seed_creates_load_accounts_whose_tokens_the_server_takes_and_a_rerun_keeps_them() {
+    let bestie = BestieProcess::serve(&[]).await;
+    let file = std::env::temp_dir().join(format!("bestie-load-{}.json", uuid::Uuid::new_v4().simple()));
+    let path = file.to_str().expect("utf-8 temp path");
+    let args = ["--load-customers", "3", "--load-mitras", "2", "--tokens", path, "--token-ttl-s", "7200"];
+    let read = || -> serde_json::Value {
+        let output = seed(&bestie.settings, &args);
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let json = serde_json::from_slice(&std::fs::read(&file).expect("tokens file")).expect("JSON");
+        std::fs::remove_file(&file).expect("remove tokens file");
+        json
+    };
+    let first = read();
+    let names = |kind: &str| -> Vec<String> {
+        first[kind]
+            .as_array()
+            .expect(kind)
+            .iter()
+            .map(|a| a["name"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    assert_eq!(names("customers"), ["c0", "c1", "c2"]);
+    assert_eq!(names("mitras"), ["m0", "m1"]);
+    let now = chrono::Utc::now().timestamp();
+    let expires = first["expires_at_s"].as_i64().expect("expires_at_s");
+    assert!((now + 7100..=now + 7300).contains(&expires), "{expires} vs {now}");
+
+    // The tokens are the server's own: a customer polls and pays (the account is in
+    // Postgres: a first payment is the free trial), a mitra goes online over a socket.
+    let http = reqwest::Client::new();
+    let customer = first["customers"][1]["token"].as_str().expect("token");
+    let url = |path: &str| format!("http://{}{path}", bestie.public);
+    let poll =
+        http.get(url("/api/client/mitra-availability")).bearer_auth(customer).send().await.expect("poll");
+    assert_eq!(poll.status(), 200);
+    let payment = http
+        .post(url("/api/client/payment-sessions"))
+        .bearer_auth(customer)
+        .json(&serde_json::json!({"tier_id": "15m"}))
+        .send()
+        .await
+        .expect("payment");
+    assert_eq!(payment.status(), 201);
+    let payment: serde_json::Value = payment.json().await.expect("payment JSON");
+    assert_eq!(payment["is_free_trial"], true);
+
+    let mitra = first["mitras"][0]["token"].as_str().expect("token");
+    let mut socket =
+        crate::harness::WsClient::connect_welcomed(&ws_url_with_token(bestie.public, mitra)).await;
+    let status = http
+        .post(url("/api/mitra/status"))
+        .bearer_auth(mitra)
+        .json(&serde_json::json!({"online": true}))
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(status.status(), 200);
+    let status: serde_json::Value = status.json().await.expect("status JSON");
+    assert_eq!(status["online"], true, "{status}");
+    let ping = serde_json::json!({"type": "ping", "ref": 1});
+    socket.send_json(ping).await;
+    assert_eq!(socket.next_json().await["type"], "pong");
+    // The mitra can also sign in with the demo mitra password.
+    let login = serde_json::json!({
+        "email": domain::seed::load_mitra_email(0),
+        "password": bestie.settings.seed.demo_mitra_password.expose(),
+    });
+    let session = http.post(url("/api/auth/mitra/login")).json(&login).send().await.expect("login");
+    assert_eq!(session.status(), 200);
+    let session: serde_json::Value = session.json().await.expect("login JSON");
+    assert_eq!(session["mitra"]["id"], first["mitras"][0]["id"]);
+
+    // Seeding again reuses every account.
+    let second = read();
+    for kind in ["customers", "mitras"] {
+        let ids = |run: &serde_json::Value| -> Vec<serde_json::Value> {
+            run[kind].as_array().expect(kind).iter().map(|a| a["id"].clone()).collect()
+        };
+        assert_eq!(ids(&first), ids(&second), "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn seed_refuses_load_accounts_in_production_and_without_a_tokens_file() {
+    let settings = crate::harness::isolated_settings();
+    let output = seed(&settings, &["--load-customers", "1"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--tokens"));
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_bestie"))
+        .args(["seed", "--load-mitras", "1", "--tokens", "/nonexistent/never-written.json"])
+        .env("BESTIE__MODE", "production")
+        .env("BESTIE__SEED__ADMIN_PASSWORD", "a-real-admin-password")
+        .env("BESTIE__AUTH__JWT_SECRET", "a-production-jwt-key-of-enough-length-0001")
+        .env("BESTIE__AUTH__OTP_SECRET", "a-production-otp-key-of-enough-length-0001")
+        .env("BESTIE__AUTH__OTP_SENDER", "webhook")
+        .env("BESTIE__AUTH__OTP_WEBHOOK_URL", "https://sms.example/send")
+        .env("BESTIE__DATABASE__URL", settings.database.url.expose())
+        .output()
+        .expect("bestie runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("refused in production"), "{stderr}");
+}

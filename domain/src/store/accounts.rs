@@ -49,6 +49,50 @@ impl Store {
         .await?)
     }
 
+    /// Load-test customers (`bestie seed --load-customers`): creates each `(phone, call_name)`
+    /// that is missing and gives those that exist that call name again, in one statement.
+    /// Returns `(phone, id)` of every one, in no particular order.
+    pub async fn upsert_load_customers(
+        &self,
+        customers: &[(String, String)],
+    ) -> Result<Vec<(String, Uuid)>, StoreError> {
+        let (phones, call_names): (Vec<&str>, Vec<&str>) =
+            customers.iter().map(|(phone, name)| (phone.as_str(), name.as_str())).unzip();
+        Ok(sqlx::query_as(
+            "INSERT INTO customers (phone, call_name)
+             SELECT * FROM UNNEST($1::text[], $2::text[])
+             ON CONFLICT (phone) DO UPDATE SET call_name = EXCLUDED.call_name
+             RETURNING phone, id",
+        )
+        .bind(&phones)
+        .bind(&call_names)
+        .fetch_all(&self.pg)
+        .await?)
+    }
+
+    /// Load-test mitras (`bestie seed --load-mitras`): creates each `(email, display_name)`
+    /// that is missing, all with one password hash, in one statement; an existing one is left
+    /// as it is. Returns `(email, id)` of every one, in no particular order.
+    pub async fn upsert_load_mitras(
+        &self,
+        mitras: &[(String, String)],
+        password_hash: &str,
+    ) -> Result<Vec<(String, Uuid)>, StoreError> {
+        let (emails, names): (Vec<&str>, Vec<&str>) =
+            mitras.iter().map(|(email, name)| (email.as_str(), name.as_str())).unzip();
+        Ok(sqlx::query_as(
+            "INSERT INTO mitras (email, display_name, password_hash)
+             SELECT email, display_name, $3 FROM UNNEST($1::text[], $2::text[]) AS new (email, display_name)
+             ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email
+             RETURNING email, id",
+        )
+        .bind(&emails)
+        .bind(&names)
+        .bind(password_hash)
+        .fetch_all(&self.pg)
+        .await?)
+    }
+
     /// Whether an account with this email exists among control-center users or mitras.
     pub async fn account_email_exists(&self, email: &str) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar(

@@ -1,0 +1,92 @@
+# Shared by the load-test scripts (sourced, from the repository root): a fresh database and
+# Redis prefix per run, the release build, `bestie` started with load-test settings, and the
+# cleanup when the script exits (server stopped, database dropped, Redis keys deleted).
+#
+#   source loadtest/lib.sh
+#   bench_init NAME PORT        # RUN_ID, WORK, RESULTS, REPORT; BESTIE__* for ports PORT, PORT+1
+#   bench_build -p bestie ...   # scripts/deps, then a locked release build of those packages
+#   target/release/bestie migrate ...   # anything to prepare the database before the start
+#   bench_start [ARGS...]       # `bestie serve ARGS` in the background, waits for /readyz
+#   bench_server_log            # the server's warnings and errors, for a report
+#
+# Every customer signs in from 127.0.0.1, so the per-address sign-in limits are lifted, and
+# one-time codes come back in responses (`otp_sender=dev`).
+
+# Prints "$1: $2" to stderr.
+bench_log() { printf '%s: %s\n' "$BENCH_NAME" "$*" >&2; }
+
+bench_port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# bench_init NAME PORT: names the run and its files, exports the server's settings.
+bench_init() {
+  BENCH_NAME=$1
+  BENCH_PORT=$2
+  BENCH_INTERNAL_PORT=$(($2 + 1))
+  RUN_ID=${BENCH_NAME//[^a-z0-9]/}$(date +%s)
+  RESULTS=loadtest/results
+  mkdir -p "$RESULTS"
+  BENCH_STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+  REPORT="$RESULTS/$BENCH_NAME-$BENCH_STAMP.md"
+  WORK=$(mktemp -d)
+  BENCH_SERVER=""
+  BENCH_DB="bestie_${RUN_ID}"
+  export BESTIE__DATABASE__URL="postgres://postgres@127.0.0.1:5432/$BENCH_DB" BESTIE__REDIS__PREFIX="$RUN_ID"
+  export BESTIE__LOG__FILTER=warn
+  export BESTIE__API__PUBLIC_ADDR=127.0.0.1:$BENCH_PORT BESTIE__API__INTERNAL_ADDR=127.0.0.1:$BENCH_INTERNAL_PORT
+  export BESTIE__AUTH__OTP_SENDER=dev
+  export BESTIE__AUTH__RATE_LIMIT_BURST=10000 BESTIE__AUTH__RATE_LIMIT_PER_MINUTE=10000
+  export BESTIE__AUTH__OTP_MAX_PER_ADDRESS_PER_HOUR=10000 BESTIE__AUTH__OTP_MAX_PER_PHONE_PER_HOUR=100
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+# Stops the server, drops the database, deletes the run's Redis keys and the work folder.
+bench_cleanup() {
+  if [ -n "${BENCH_SERVER:-}" ]; then
+    kill "$BENCH_SERVER" 2>/dev/null || true
+    wait "$BENCH_SERVER" 2>/dev/null || true
+  fi
+  psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >/dev/null 2>&1 || true
+  redis-cli --scan --pattern "${RUN_ID}:*" | xargs -r -n 500 redis-cli del >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+
+# bench_build PACKAGE_ARGS...: Redis and Postgres up, then the release build.
+bench_build() {
+  scripts/deps
+  cargo build --release --locked "$@" 2>&1 | tail -n 1
+  ulimit -n "$(ulimit -Hn)"
+}
+
+# bench_start [ARGS...]: `bestie serve ARGS` in the background, logging to $WORK/server.log;
+# returns once /readyz answers on the internal listener (30 s at most).
+bench_start() {
+  bench_port_free "$BENCH_PORT" && bench_port_free "$BENCH_INTERNAL_PORT" || {
+    bench_log "port $BENCH_PORT or $BENCH_INTERNAL_PORT is taken (another run?)"
+    return 1
+  }
+  target/release/bestie serve "$@" >"$WORK/server.log" 2>&1 &
+  BENCH_SERVER=$!
+  for _ in $(seq 1 300); do
+    curl -fs "http://127.0.0.1:$BENCH_INTERNAL_PORT/readyz" >/dev/null && return 0
+    kill -0 "$BENCH_SERVER" 2>/dev/null || break
+    sleep 0.1
+  done
+  bench_log "the server did not become ready:"
+  tail -n 20 "$WORK/server.log" >&2
+  return 1
+}
+
+# The server's warnings and errors as a report section (nothing when there were none).
+bench_server_log() {
+  [ -s "$WORK/server.log" ] || return 0
+  echo
+  echo "Server warnings and errors: $(wc -l <"$WORK/server.log") lines; the first:"
+  echo
+  echo '```'
+  head -n 5 "$WORK/server.log"
+  echo '```'
+}
+
+# " (with uncommitted changes)" when the worktree is dirty.
+bench_dirty() { [ -z "$(git status --porcelain)" ] || echo " (with uncommitted changes)"; }
