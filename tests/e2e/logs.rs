@@ -85,8 +85,8 @@ async fn production_logs_are_json_with_ids_and_never_carry_secrets_or_bodies() {
 
     let mut settings = isolated_settings();
     let (public, internal) = (free_port(), free_port());
-    let (jwt_secret, otp_secret, admin_password, gateway_token) =
-        (secret(48), secret(48), secret(24), secret(32));
+    let (jwt_secret, otp_secret, admin_password, gateway_token, payments_key) =
+        (secret(48), secret(48), secret(24), secret(32), secret(32));
     settings.auth.jwt_secret = domain::settings::Secret::new(jwt_secret.clone());
     let log_path = std::env::temp_dir().join(format!("bestie-logs-{}.jsonl", Uuid::new_v4().simple()));
     let log_file = std::fs::File::create(&log_path).expect("log file");
@@ -105,6 +105,10 @@ async fn production_logs_are_json_with_ids_and_never_carry_secrets_or_bodies() {
         .env("BESTIE__AUTH__OTP_WEBHOOK_URL", &gateway_url)
         .env("BESTIE__AUTH__OTP_WEBHOOK_TOKEN", &gateway_token)
         .env("BESTIE__SEED__ADMIN_PASSWORD", &admin_password)
+        // Production refuses the mock provider; this run's only payment is the free trial.
+        .env("BESTIE__PAYMENTS__PROVIDER", "http")
+        .env("BESTIE__PAYMENTS__URL", "http://127.0.0.1:9")
+        .env("BESTIE__PAYMENTS__API_KEY", &payments_key)
         .env("BESTIE__LOG__FILTER", "debug")
         .env_remove("RUST_LOG")
         .stdout(Stdio::from(log_file))
@@ -224,6 +228,7 @@ async fn production_logs_are_json_with_ids_and_never_carry_secrets_or_bodies() {
         ("JWT key", jwt_secret.as_str()),
         ("OTP key", otp_secret.as_str()),
         ("admin password", admin_password.as_str()),
+        ("payment provider's API key", payments_key.as_str()),
     ];
     for line in &lines {
         let text = line.to_string();
