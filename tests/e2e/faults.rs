@@ -330,8 +330,8 @@ async fn an_api_killed_between_the_charge_and_its_answer_charges_once_when_the_c
     assert_eq!(provider.calls().len(), 2);
     held.release();
     eprintln!(
-        "api killed mid-charge: new process ready {} ms after the kill, retried confirm answered at {} ms; \
-         provider calls {}, charges {}",
+        "api killed mid-charge: the new process was ready {} ms after its start and had answered the \
+         retried confirm {} ms after its start; provider calls {}, charges {}",
         ready.as_millis(),
         answered.as_millis(),
         provider.calls().len(),
