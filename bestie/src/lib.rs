@@ -56,6 +56,9 @@ impl Application {
     pub async fn build(settings: Settings, roles: BTreeSet<ServiceRole>) -> anyhow::Result<Self> {
         anyhow::ensure!(!roles.is_empty(), "at least one role must run");
         let auth = AuthContext::new(&settings.auth, settings.mode).map_err(anyhow::Error::msg)?;
+        let payments = domain::charges::provider(&settings.payments, settings.mode)
+            .map_err(anyhow::Error::msg)
+            .context("setting up the payment provider")?;
         let store = Store::connect(&settings.database, &settings.redis)
             .await
             .context("connecting to Postgres and Redis")?;
@@ -66,8 +69,7 @@ impl Application {
         let services = Services {
             store: store.clone(),
             jobs: Arc::new(workers::jobs::PgJobs::new(&store)),
-            // The provider of this phase: every charge succeeds (a real one implements the trait).
-            payments: Arc::new(domain::charges::MockProvider::default()),
+            payments,
             hub: settings.hub.clone(),
             presence: settings.presence.clone(),
             metrics: metrics.clone(),

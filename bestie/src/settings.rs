@@ -42,6 +42,7 @@ pub fn check(settings: &Settings) -> anyhow::Result<()> {
         );
     }
     settings.auth.effective_otp_sender(settings.mode).map_err(anyhow::Error::msg)?;
+    settings.payments.effective_provider(settings.mode).map_err(anyhow::Error::msg)?;
     for (name, key) in [
         ("jwt_secret", Some(&settings.auth.jwt_secret)),
         ("jwt_previous_secret", settings.auth.jwt_previous_secret.as_ref()),

@@ -25,6 +25,7 @@ pub struct Settings {
     pub hub: HubSettings,
     pub presence: PresenceSettings,
     pub push: PushSettings,
+    pub payments: PaymentSettings,
     pub worker: WorkerSettings,
     pub seed: SeedSettings,
     pub log: LogSettings,
@@ -258,6 +259,72 @@ pub struct PushSettings {
     pub fcm_token_url: Option<String>,
 }
 
+/// Where charges go: the payment provider.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaymentSettings {
+    /// `mock` succeeds at once in-process and moves no money (development, tests); `http`
+    /// calls a provider adapter over HTTP (the contract: docs/API.md, "Payment provider").
+    /// Unset means `mock` in development; production requires `http`.
+    pub provider: Option<PaymentProviderKind>,
+    /// Base URL of the provider adapter for `http`; charges are POSTed to `{url}/charges`.
+    pub url: Option<String>,
+    /// Sent as `Authorization: Bearer` to the provider; required with `http`.
+    pub api_key: Option<Secret>,
+    /// How long one charge call may take (connect, send, answer) before it counts as the
+    /// provider being unavailable: the charge stays pending and a retry completes it. Kept
+    /// under `api.shutdown_timeout_ms`, so a confirm in flight finishes during a graceful stop.
+    pub timeout_ms: u64,
+}
+
+impl Default for PaymentSettings {
+    fn default() -> Self {
+        Self { provider: None, url: None, api_key: None, timeout_ms: 5_000 }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentProviderKind {
+    Mock,
+    Http,
+}
+
+impl PaymentSettings {
+    /// The provider in force for `mode`, or why there is none. As with the code senders,
+    /// production refuses the development-only choice (`mock` would confirm payments
+    /// without taking any money) and must name its provider.
+    pub fn effective_provider(&self, mode: Mode) -> Result<PaymentProviderKind, String> {
+        match (mode, self.provider) {
+            (Mode::Development, None) => Ok(PaymentProviderKind::Mock),
+            (Mode::Production, None) => Err(
+                "production mode needs BESTIE__PAYMENTS__PROVIDER=http, BESTIE__PAYMENTS__URL and BESTIE__PAYMENTS__API_KEY"
+                    .into(),
+            ),
+            (Mode::Production, Some(PaymentProviderKind::Mock)) => Err(
+                "production mode refuses BESTIE__PAYMENTS__PROVIDER=mock (payments would be confirmed without charging); use http"
+                    .into(),
+            ),
+            (_, Some(PaymentProviderKind::Http)) => {
+                let url = self.url.as_deref().and_then(|url| reqwest::Url::parse(url).ok());
+                if !url.is_some_and(|url| matches!(url.scheme(), "http" | "https")) {
+                    return Err(
+                        "BESTIE__PAYMENTS__PROVIDER=http needs BESTIE__PAYMENTS__URL, an http(s) URL".into()
+                    );
+                }
+                if self.api_key.as_ref().is_none_or(|key| key.expose().is_empty()) {
+                    return Err("BESTIE__PAYMENTS__PROVIDER=http needs BESTIE__PAYMENTS__API_KEY".into());
+                }
+                if self.timeout_ms == 0 {
+                    return Err("payments.timeout_ms must be above 0".into());
+                }
+                Ok(PaymentProviderKind::Http)
+            }
+            (_, Some(kind)) => Ok(kind),
+        }
+    }
+}
+
 /// Presence leases: how fast a crashed process's sockets stop counting as connected.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -388,12 +455,33 @@ mod tests {
         let mut settings = Settings::default();
         settings.database.url = Secret::new("postgres://app:hunter2@db/bestie");
         settings.seed.admin_password = Secret::new("hunter3");
+        settings.payments.api_key = Some(Secret::new("hunter4"));
         let debug = format!("{settings:?}");
         let json = serde_json::to_string(&settings).expect("settings serialize");
         for shown in [debug, json] {
             assert!(!shown.contains("hunter2"), "{shown}");
             assert!(!shown.contains("hunter3"), "{shown}");
+            assert!(!shown.contains("hunter4"), "{shown}");
             assert!(shown.contains("[redacted]"));
         }
+    }
+
+    #[test]
+    fn production_refuses_the_mock_payment_provider_and_http_needs_its_url_and_key() {
+        let mut payments = PaymentSettings::default();
+        assert_eq!(payments.effective_provider(Mode::Development), Ok(PaymentProviderKind::Mock));
+        assert!(payments.effective_provider(Mode::Production).is_err());
+        payments.provider = Some(PaymentProviderKind::Mock);
+        assert!(payments.effective_provider(Mode::Production).is_err_and(|e| e.contains("refuses")));
+        payments.provider = Some(PaymentProviderKind::Http);
+        assert!(payments.effective_provider(Mode::Development).is_err_and(|e| e.contains("URL")));
+        payments.url = Some("ftp://pay.example".into());
+        assert!(payments.effective_provider(Mode::Development).is_err_and(|e| e.contains("URL")));
+        payments.url = Some("https://pay.example/v1".into());
+        assert!(payments.effective_provider(Mode::Production).is_err_and(|e| e.contains("API_KEY")));
+        payments.api_key = Some(Secret::new("sk_live_1"));
+        assert_eq!(payments.effective_provider(Mode::Production), Ok(PaymentProviderKind::Http));
+        payments.timeout_ms = 0;
+        assert!(payments.effective_provider(Mode::Production).is_err());
     }
 }

@@ -1,16 +1,19 @@
-//! Faults against the real parts: a hub process killed mid-conversation, and Postgres
-//! going away behind a proxy the test cuts and restores.
+//! Faults against the real parts: a hub process killed mid-conversation, Postgres going
+//! away behind a proxy the test cuts and restores, an api process killed between a charge
+//! and its answer, and a payment provider that declines, fails or keeps silent.
 
 use std::net::SocketAddr;
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use sqlx::PgPool;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::chat::{Paired, paired};
-use crate::harness::{BestieProcess, TestApp, WsClient, ws_url_with_token};
+use crate::fake_provider::FakeProvider;
+use crate::harness::{BestieProcess, TestApp, WsClient, isolated_settings, unique_phone, ws_url_with_token};
 use crate::pairing::{accept, customer, go_online, next_event, paid, start_blast};
 
 /// A TCP proxy to `target` that a test can cut (it stops listening, so connecting is
@@ -220,4 +223,211 @@ async fn a_conversation_survives_its_hub_being_killed_and_resumes_on_another_hub
         .filter_map(|m| m["client_msg_id"].as_str())
         .collect();
     assert_eq!(stored, ["c-1", "c-2", "c-3"]);
+}
+
+/// POSTs `body` to the api listening on `public`; the status and the JSON answer.
+async fn post_to(public: SocketAddr, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut request = reqwest::Client::new().post(format!("http://{public}{path}")).json(&body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("request sent");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Signs a new customer in on the api at `public` (development mode: the code comes back).
+async fn customer_token(public: SocketAddr) -> String {
+    let phone = unique_phone();
+    let (status, sent) = post_to(public, "/api/auth/customer/otp", None, json!({"phone": phone})).await;
+    assert_eq!(status, 202, "{sent}");
+    let verify = json!({"phone": phone, "code": sent["dev_code"], "call_name": "Rani"});
+    let (status, session) = post_to(public, "/api/auth/customer/verify", None, verify).await;
+    assert_eq!(status, 200, "{session}");
+    session["access_token"].as_str().expect("access token").to_owned()
+}
+
+/// The ledger rows of a payment, oldest first: `(status, provider_ref, amount)`.
+async fn ledger(pool: &PgPool, payment: &str) -> Vec<(String, Option<String>, i64)> {
+    sqlx::query_as(
+        "SELECT status, provider_ref, amount FROM charges WHERE payment_session_id = $1::uuid ORDER BY created_at",
+    )
+    .bind(payment)
+    .fetch_all(pool)
+    .await
+    .expect("ledger")
+}
+
+/// `(status, confirmed_at)` of a payment session, read from its row.
+async fn payment_row(pool: &PgPool, payment: &str) -> (String, Option<chrono::DateTime<chrono::Utc>>) {
+    sqlx::query_as("SELECT status, confirmed_at FROM payment_sessions WHERE id = $1::uuid")
+        .bind(payment)
+        .fetch_one(pool)
+        .await
+        .expect("payment row")
+}
+
+#[tokio::test]
+async fn an_api_killed_between_the_charge_and_its_answer_charges_once_when_the_confirm_is_retried() {
+    let provider = FakeProvider::start().await;
+    let env = provider.env();
+    let settings = isolated_settings();
+    let mut first = BestieProcess::serve_with_env(settings.clone(), &[], &env).await;
+    let store = domain::store::Store::connect(&settings.database, &settings.redis).await.expect("store");
+    let token = customer_token(first.public).await;
+    // The first chat is the free trial (no charge); the next one is priced.
+    let payments = "/api/client/payment-sessions";
+    let (_, trial) = post_to(first.public, payments, Some(&token), json!({"tier_id": "15m"})).await;
+    let trial_confirm = format!("{payments}/{}/confirm", trial["id"].as_str().expect("id"));
+    assert_eq!(post_to(first.public, &trial_confirm, Some(&token), json!({})).await.0, 200);
+    let (status, payment) = post_to(first.public, payments, Some(&token), json!({"tier_id": "15m"})).await;
+    assert_eq!((status, payment["amount"].as_i64()), (201, Some(15_000)), "{payment}");
+    let id = payment["id"].as_str().expect("id").to_owned();
+    let confirm = format!("{payments}/{id}/confirm");
+    let key = format!("confirm:{id}:1");
+
+    // The provider charges and holds its answer; the api dies waiting for it.
+    let held = provider.hold_next();
+    let public = first.public;
+    let (in_flight_confirm, in_flight_token) = (confirm.clone(), token.clone());
+    let in_flight = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(format!("http://{public}{in_flight_confirm}"))
+            .bearer_auth(in_flight_token)
+            .json(&json!({}))
+            .send()
+            .await
+    });
+    provider.wait_for_calls(1).await;
+    first.child.kill().expect("kill -9");
+    let _ = first.child.wait();
+    let lost = in_flight.await.expect("join");
+    assert!(lost.is_err(), "the client got no answer: {lost:?}");
+    let pool = store.pg_pool();
+    assert_eq!(ledger(pool, &id).await, [("pending".to_owned(), None, 15_000)], "claimed, never completed");
+    assert_eq!(payment_row(pool, &id).await.0, "pending");
+
+    // A new api process on the same database; the app retries the confirm.
+    let restarted = std::time::Instant::now();
+    let second = BestieProcess::serve_with_env(settings.clone(), &[], &env).await;
+    let ready = restarted.elapsed();
+    let (status, confirmed) = post_to(second.public, &confirm, Some(&token), json!({})).await;
+    let answered = restarted.elapsed();
+    assert_eq!((status, confirmed["status"].as_str()), (200, Some("confirmed")), "{confirmed}");
+
+    assert_eq!(provider.calls(), [key.clone(), key.clone()], "the same key, sent twice");
+    assert_eq!(provider.charges_made(), 1, "one charge made");
+    let (reference, charged_payment, amount) = provider.charge_of(&key).expect("charged");
+    assert_eq!((charged_payment.as_str(), amount), (id.as_str(), 15_000));
+    assert_eq!(ledger(pool, &id).await, [("succeeded".to_owned(), Some(reference), 15_000)]);
+    let (status, confirmed_at) = payment_row(pool, &id).await;
+    assert_eq!(status, "confirmed");
+    assert!(confirmed_at.is_some());
+    // Confirmed once: another confirm returns it as it is and reaches no provider.
+    let (status, again) = post_to(second.public, &confirm, Some(&token), json!({})).await;
+    assert_eq!((status, again["confirmed_at"].clone()), (200, confirmed["confirmed_at"].clone()));
+    assert_eq!(payment_row(pool, &id).await, (status_of(&again), confirmed_at));
+    assert_eq!(provider.calls().len(), 2);
+    held.release();
+    eprintln!(
+        "api killed mid-charge: the new process was ready {} ms after its start and had answered the \
+         retried confirm {} ms after its start; provider calls {}, charges {}",
+        ready.as_millis(),
+        answered.as_millis(),
+        provider.calls().len(),
+        provider.charges_made()
+    );
+}
+
+fn status_of(payment: &Value) -> String {
+    payment["status"].as_str().expect("status").to_owned()
+}
+
+/// An app whose provider is `provider`, and a customer past the free trial with a priced
+/// (Rp 15,000) payment to confirm: `(app, token, payment id)`.
+async fn priced_payment(provider: &FakeProvider, timeout_ms: u64) -> (TestApp, String, String) {
+    let app = TestApp::spawn_with(|settings| {
+        provider.configure(settings);
+        settings.payments.timeout_ms = timeout_ms;
+    })
+    .await;
+    let rani = customer(&app).await;
+    paid(&app, &rani.token, json!({"tier_id": "15m"})).await;
+    let (status, payment) = app
+        .post(&app.public_url("/api/client/payment-sessions"), Some(&rani.token), json!({"tier_id": "15m"}))
+        .await;
+    assert_eq!((status, payment["amount"].as_i64()), (201, Some(15_000)), "{payment}");
+    let id = payment["id"].as_str().expect("id").to_owned();
+    (app, rani.token, id)
+}
+
+#[tokio::test]
+async fn a_declined_charge_answers_payment_declined_and_the_next_confirm_is_a_new_attempt() {
+    let provider = FakeProvider::start().await;
+    let (app, token, id) = priced_payment(&provider, 5_000).await;
+    let confirm = app.public_url(&format!("/api/client/payment-sessions/{id}/confirm"));
+
+    provider.answer_next(402, json!({"reason": "card_declined"}));
+    let (status, body) = app.post(&confirm, Some(&token), json!({})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("payment_declined")), "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("card_declined")), "{body}");
+    provider.answer_next(422, json!({"reason": "insufficient_funds"}));
+    let (status, body) = app.post(&confirm, Some(&token), json!({})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("payment_declined")), "{body}");
+    assert_eq!(payment_row(app.store.pg_pool(), &id).await.0, "pending", "a decline leaves it payable");
+
+    let (status, body) = app.post(&confirm, Some(&token), json!({})).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("confirmed")), "{body}");
+    let keys: Vec<String> = (1..=3).map(|attempt| format!("confirm:{id}:{attempt}")).collect();
+    assert_eq!(provider.calls(), keys, "each attempt after a decline has a new key");
+    assert_eq!(provider.charges_made(), 1);
+    let (reference, _, _) = provider.charge_of(&keys[2]).expect("charged");
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT status, coalesce(failure_reason, provider_ref) FROM charges
+         WHERE payment_session_id = $1::uuid ORDER BY created_at",
+    )
+    .bind(&id)
+    .fetch_all(app.store.pg_pool())
+    .await
+    .expect("ledger");
+    let row = |status: &str, text: &str| (status.to_owned(), Some(text.to_owned()));
+    assert_eq!(
+        rows,
+        [row("failed", "card_declined"), row("failed", "insufficient_funds"), row("succeeded", &reference)]
+    );
+}
+
+#[tokio::test]
+async fn a_provider_that_fails_or_keeps_silent_gets_a_retryable_503_and_the_retry_charges_once() {
+    let provider = FakeProvider::start().await;
+    let (app, token, id) = priced_payment(&provider, 2_000).await;
+    let confirm = app.public_url(&format!("/api/client/payment-sessions/{id}/confirm"));
+    let unavailable = |(status, body): (u16, Value)| {
+        assert_eq!(
+            (status, body["error"]["code"].as_str(), body["error"]["retryable"].as_bool()),
+            (503, Some("payment_provider_unavailable"), Some(true)),
+            "{body}"
+        );
+    };
+
+    // A 500 (nothing charged), a charge whose answer comes after the timeout, and a 200
+    // without a reference: each time the charge stays pending under the same key.
+    provider.answer_next(500, json!({"error": "internal"}));
+    unavailable(app.post(&confirm, Some(&token), json!({})).await);
+    let pool = app.store.pg_pool();
+    assert_eq!(ledger(pool, &id).await, [("pending".to_owned(), None, 15_000)]);
+    let held = provider.hold_next();
+    unavailable(app.post(&confirm, Some(&token), json!({})).await);
+    drop(held);
+    provider.answer_next(200, json!({"status": "ok"}));
+    unavailable(app.post(&confirm, Some(&token), json!({})).await);
+    assert_eq!(payment_row(pool, &id).await.0, "pending");
+
+    let (status, body) = app.post(&confirm, Some(&token), json!({})).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("confirmed")), "{body}");
+    let key = format!("confirm:{id}:1");
+    assert_eq!(provider.calls(), vec![key.clone(); 4]);
+    assert_eq!(provider.charges_made(), 1, "the charge the silent answer made, found again");
+    let (reference, _, _) = provider.charge_of(&key).expect("charged");
+    assert_eq!(ledger(pool, &id).await, [("succeeded".to_owned(), Some(reference), 15_000)]);
 }

@@ -271,6 +271,11 @@ impl BestieProcess {
     /// Like [`serve`](Self::serve) with the database and Redis prefix of `settings`, so
     /// several processes can share them.
     pub async fn serve_with(settings: Settings, args: &[&str]) -> Self {
+        Self::serve_with_env(settings, args, &[]).await
+    }
+
+    /// Like [`serve_with`](Self::serve_with), with more `BESTIE__...` variables.
+    pub async fn serve_with_env(settings: Settings, args: &[&str], env: &[(&str, String)]) -> Self {
         let (public, internal) = (free_port(), free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_bestie"))
             .arg("serve")
@@ -280,6 +285,7 @@ impl BestieProcess {
             .env("BESTIE__API__PUBLIC_ADDR", public.to_string())
             .env("BESTIE__API__INTERNAL_ADDR", internal.to_string())
             .env("BESTIE__LOG__FORMAT", "json")
+            .envs(env.iter().map(|(key, value)| (key, value)))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -1,6 +1,6 @@
 //! The real binary's log lines in production mode: JSON, with request and session ids in
-//! their spans, and never a phone number, a one-time code, a token, a password or a message
-//! body, through sign-in, refresh, a device, a mitra's socket, pairing and chat.
+//! their spans, and never a phone number, a one-time code, a token, a password, an API key or
+//! a message body, through sign-in, refresh, a device, a mitra's socket, pairing, chat and a charge.
 
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -15,6 +15,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::fake_provider::FakeProvider;
 use crate::harness::{BestieProcess, WsClient, free_port, isolated_settings, unique_phone};
 
 /// What the fake SMS gateway received: the `Authorization` header and the JSON body.
@@ -87,6 +88,7 @@ async fn production_logs_are_json_with_ids_and_never_carry_secrets_or_bodies() {
     let (public, internal) = (free_port(), free_port());
     let (jwt_secret, otp_secret, admin_password, gateway_token) =
         (secret(48), secret(48), secret(24), secret(32));
+    let provider = FakeProvider::start().await;
     settings.auth.jwt_secret = domain::settings::Secret::new(jwt_secret.clone());
     let log_path = std::env::temp_dir().join(format!("bestie-logs-{}.jsonl", Uuid::new_v4().simple()));
     let log_file = std::fs::File::create(&log_path).expect("log file");
@@ -105,6 +107,7 @@ async fn production_logs_are_json_with_ids_and_never_carry_secrets_or_bodies() {
         .env("BESTIE__AUTH__OTP_WEBHOOK_URL", &gateway_url)
         .env("BESTIE__AUTH__OTP_WEBHOOK_TOKEN", &gateway_token)
         .env("BESTIE__SEED__ADMIN_PASSWORD", &admin_password)
+        .envs(provider.env())
         .env("BESTIE__LOG__FILTER", "debug")
         .env_remove("RUST_LOG")
         .stdout(Stdio::from(log_file))
@@ -184,6 +187,14 @@ async fn production_logs_are_json_with_ids_and_never_carry_secrets_or_bodies() {
             break;
         }
     }
+    // A priced payment (the trial is spent): charged at the provider with its API key.
+    let tier = json!({"tier_id": "15m"});
+    let payment =
+        call(&http, Method::POST, api("/api/client/payment-sessions"), Some(&customer), Some(tier), 201)
+            .await;
+    let confirm = api(&format!("/api/client/payment-sessions/{}/confirm", text_of(&payment, "/id")));
+    call(&http, Method::POST, confirm, Some(&customer), Some(json!({})), 200).await;
+    assert_eq!(provider.charges_made(), 1);
     drop(mitra_socket);
     bestie.terminate();
     assert_eq!(bestie.wait_exit(Duration::from_secs(10)).await, Some(0));
@@ -224,6 +235,7 @@ async fn production_logs_are_json_with_ids_and_never_carry_secrets_or_bodies() {
         ("JWT key", jwt_secret.as_str()),
         ("OTP key", otp_secret.as_str()),
         ("admin password", admin_password.as_str()),
+        ("payment provider's API key", provider.api_key.as_str()),
     ];
     for line in &lines {
         let text = line.to_string();

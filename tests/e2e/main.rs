@@ -11,6 +11,7 @@ mod charges;
 mod chat;
 mod control_center;
 mod extensions;
+mod fake_provider;
 mod faults;
 mod grafana;
 mod health;

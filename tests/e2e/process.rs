@@ -115,7 +115,43 @@ async fn production_mode_refuses_development_keys_and_code_senders() {
         ("BESTIE__AUTH__OTP_WEBHOOK_URL", "https://sms.example/send"),
     ];
     let (ok, stderr) = production(&webhook);
+    assert!(!ok && stderr.contains("BESTIE__PAYMENTS__PROVIDER"), "{stderr}");
+    let with = |extra: &[(&'static str, &'static str)]| [&webhook[..], extra].concat();
+    let (ok, stderr) = production(&with(&[("BESTIE__PAYMENTS__PROVIDER", "mock")]));
+    assert!(!ok && stderr.contains("refuses BESTIE__PAYMENTS__PROVIDER=mock"), "{stderr}");
+    let (ok, stderr) = production(&with(&[("BESTIE__PAYMENTS__PROVIDER", "http")]));
+    assert!(!ok && stderr.contains("BESTIE__PAYMENTS__URL"), "{stderr}");
+    let http = [("BESTIE__PAYMENTS__PROVIDER", "http"), ("BESTIE__PAYMENTS__URL", "https://pay.example")];
+    let (ok, stderr) = production(&with(&http));
+    assert!(!ok && stderr.contains("BESTIE__PAYMENTS__API_KEY"), "{stderr}");
+    let (ok, stderr) = production(&with(&[http[0], http[1], ("BESTIE__PAYMENTS__API_KEY", "sk_live_1")]));
     assert!(ok, "{stderr}");
+}
+
+#[tokio::test]
+async fn config_redacts_the_payment_providers_api_key_and_refuses_unknown_payment_keys() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_bestie"))
+        .arg("config")
+        .env("BESTIE__PAYMENTS__PROVIDER", "http")
+        .env("BESTIE__PAYMENTS__URL", "https://pay.example")
+        .env("BESTIE__PAYMENTS__API_KEY", "sk_live_s3cr3t")
+        .output()
+        .expect("bestie runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(
+        printed["payments"],
+        serde_json::json!({"provider": "http", "url": "https://pay.example", "api_key": "[redacted]", "timeout_ms": 5000})
+    );
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("sk_live_s3cr3t"));
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_bestie"))
+        .arg("config")
+        .env("BESTIE__PAYMENTS__APIKEY", "typo")
+        .output()
+        .expect("bestie runs");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("apikey"));
 }
 
 /// Runs `bestie seed` with `args` against the database and Redis prefix of `settings`.
@@ -228,6 +264,9 @@ async fn seed_refuses_load_accounts_in_production_and_without_a_tokens_file() {
         .env("BESTIE__AUTH__OTP_SECRET", "a-production-otp-key-of-enough-length-0001")
         .env("BESTIE__AUTH__OTP_SENDER", "webhook")
         .env("BESTIE__AUTH__OTP_WEBHOOK_URL", "https://sms.example/send")
+        .env("BESTIE__PAYMENTS__PROVIDER", "http")
+        .env("BESTIE__PAYMENTS__URL", "https://pay.example")
+        .env("BESTIE__PAYMENTS__API_KEY", "sk_live_1")
         .env("BESTIE__DATABASE__URL", settings.database.url.expose())
         .output()
         .expect("bestie runs");
