@@ -15,7 +15,8 @@
 // at the end compare them with the stored history (what never arrived is chat_messages_lost).
 
 import {
-  accept, body, call, checkHistory, Client, customers, goOnline, Inbox, metrics, mitras, payAndBlast, sleepMs,
+  accept, body, call, checkHistory, Client, customers, goOnline, Inbox, metrics, mitras, payAndBlast, requestIdIn,
+  sleepMs,
 } from './lib.js';
 
 function randomBetween(low, high) {
@@ -35,13 +36,20 @@ export class Mitra {
     this.sentCount = 0;
     this.gone = new Set();
     this.waiting = [];
+    // Requests being decided on: request id → stops the decision early.
+    this.deciding = new Map();
     const client = this.client;
-    client.on('chat_request', (data) => {
+    client.onRaw('chat_request', (text) => {
       metrics.offers.add(1);
-      this.consider(data.request_id);
+      this.consider(requestIdIn(text));
     });
     for (const type of ['chat_request_taken', 'chat_request_cancelled', 'chat_request_expired', 'chat_request_closed']) {
-      client.on(type, (data) => this.gone.add(data.request_id));
+      client.onRaw(type, (text) => {
+        const requestId = requestIdIn(text);
+        this.gone.add(requestId);
+        const stop = this.deciding.get(requestId);
+        if (stop) stop();
+      });
     }
     client.on('chat_message', (data) => this.onMessage(data.message));
     client.on('message_delivered', () => metrics.receipts.add(1, { kind: 'delivered' }));
@@ -64,7 +72,16 @@ export class Mitra {
     }
     this.trying += 1;
     const [low, high] = this.acceptDelayMs;
-    if (high > 0) await sleepMs(randomBetween(low, high));
+    if (high > 0) {
+      // The person reacts after the delay, or stops looking as soon as the request is gone.
+      // (The timer is left to run out: clearing timers from event handlers made k6 1.1 fire
+      // other, unrelated timers of the VU early.)
+      await new Promise((resolve) => {
+        setTimeout(resolve, randomBetween(low, high));
+        this.deciding.set(requestId, resolve);
+      });
+      this.deciding.delete(requestId);
+    }
     // Someone else took it meanwhile: the overlay is gone, nobody taps it.
     const won = this.gone.has(requestId) ? null : await accept(this.token, requestId);
     this.trying -= 1;
@@ -125,12 +142,18 @@ export class Mitra {
 
   async finish() {
     this.stop();
+    if (__ENV.DEBUG_MITRAS) {
+      const open = this.waiting.filter((id) => !this.gone.has(id)).length;
+      console.warn(`${this.client.account.name}: sessions ${this.sessions.size} trying ${this.trying} waiting ${this.waiting.length} (${open} open) deciding ${this.deciding.size}`);
+    }
     for (const [sessionId, inbox] of this.sessions) {
       await checkHistory(this.token, sessionId, inbox, 'customer');
     }
     this.client.close();
   }
 }
+
+const failuresLogged = {};
 
 export class Customer {
   constructor(account, { messageEveryMs = 2000, pairWithinMs = 60000 } = {}) {
@@ -155,6 +178,10 @@ export class Customer {
     });
     client.on('pairing_failed', (data) => {
       metrics.pairingFailed.add(1, { cause: data.cause_tag });
+      if (!failuresLogged[data.cause_tag]) {
+        failuresLogged[data.cause_tag] = true;
+        console.warn(`pairing failed: ${data.cause_tag} (${this.name}, ${Date.now() - this.blastAt} ms after the blast)`);
+      }
       if (this.onPaired) this.onPaired(false);
     });
     client.on('chat_message', (data) => this.onMessage(data.message));
@@ -258,7 +285,8 @@ async function dropAndResume(client, jitterMs) {
 /// Plays the mitras `indexes` along timeline `t`.
 export async function runMitras(indexes, t, options) {
   const list = indexes.map((n) => new Mitra(mitras[n], options));
-  await Promise.all(list.map((mitra) => mitra.start()));
+  const started = await Promise.all(list.map((mitra) => mitra.start()));
+  if (__ENV.DEBUG_MITRAS) console.warn(`mitras ${indexes[0]}..${indexes[indexes.length - 1]}: ${started.filter((ok) => ok).length} online`);
   list.forEach((mitra) => mitra.talk());
   if (t.stormAt) {
     await until(t.stormAt);

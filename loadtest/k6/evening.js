@@ -7,7 +7,7 @@
 //   (a constant arrival rate of IDLERS / 5 a second); each idle socket drops once at a random
 //   moment of the chat phase (the app sent to the background and back) and resumes.
 //
-//   MITRAS (500)  CHATTERS (900)  IDLERS (3600)  BLAST_RATE (10)  CHAT_SECONDS (120)
+//   MITRAS (300)  CHATTERS (700)  IDLERS (4000)  BLAST_RATE (7)  CHAT_SECONDS (120)
 //   MESSAGE_EVERY_MS (5000)
 //
 // 5,000 sockets at the defaults. Thresholds: those of chat.js, every socket opened and none
@@ -20,13 +20,13 @@ import { maxDuration, runCustomers, runMitras, timeline, until } from './convers
 
 export { handleSummary } from './summary.js';
 
-const MITRAS = Math.min(knob('MITRAS', 500), mitras.length);
-const CHATTERS = Math.min(knob('CHATTERS', 900), customers.length);
-const IDLERS = Math.min(knob('IDLERS', 3600), customers.length - CHATTERS);
+const MITRAS = Math.min(knob('MITRAS', 300), mitras.length);
+const CHATTERS = Math.min(knob('CHATTERS', 700), customers.length);
+const IDLERS = Math.min(knob('IDLERS', 4000), customers.length - CHATTERS);
 const PER_VU = 25;
 const plan = {
   sessions: CHATTERS,
-  blastRate: knob('BLAST_RATE', 10),
+  blastRate: knob('BLAST_RATE', 7),
   chatSeconds: knob('CHAT_SECONDS', 120),
 };
 const CUSTOMER = { messageEveryMs: knob('MESSAGE_EVERY_MS', 5000) };
@@ -52,7 +52,7 @@ export const options = {
     },
     poll: {
       executor: 'constant-arrival-rate', rate: Math.max(1, Math.ceil(IDLERS / 5)), timeUnit: '1s',
-      duration: `${POLL_SECONDS}s`, startTime: '5s', preAllocatedVUs: 50, maxVUs: 300, exec: 'poll',
+      duration: `${POLL_SECONDS}s`, startTime: '5s', preAllocatedVUs: 300, maxVUs: 600, exec: 'poll',
     },
   },
   thresholds: {

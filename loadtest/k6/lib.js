@@ -99,6 +99,15 @@ export function callSync(method, path, token, body, expect, name) {
   return response.body ? JSON.parse(response.body) : {};
 }
 
+/// The stable `error.code` of an error answer's body, or `unknown`.
+function errorCode(text) {
+  try {
+    return JSON.parse(text).error.code;
+  } catch (e) {
+    return 'unknown';
+  }
+}
+
 export function sleepMs(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -112,6 +121,15 @@ export function idAfter(a, b) {
 }
 
 const COMMAND_TIMEOUT_MS = 10000;
+const CONNECT_TIMEOUT_MS = 10000;
+const EVENT_HEAD = /^\{"id":"(\d+-\d+)","type":"([a-z_]+)"/;
+const REQUEST_ID = /"request_id":"([0-9a-f-]{36})"/;
+
+/// The `request_id` in a raw event frame, or null.
+export function requestIdIn(text) {
+  const match = REQUEST_ID.exec(text);
+  return match ? match[1] : null;
+}
 
 /// One user's socket, reopened on demand with `last_event_id`: `on(type, fn)` handles events,
 /// `command(type, data)` resolves with the answer frame (or null on an error frame / timeout).
@@ -120,6 +138,7 @@ export class Client {
     this.account = account;
     this.role = role;
     this.handlers = {};
+    this.rawHandlers = {};
     this.pending = new Map();
     this.nextRef = 1;
     this.lastId = null;
@@ -131,6 +150,12 @@ export class Client {
 
   on(type, handler) {
     this.handlers[type] = handler;
+    return this;
+  }
+
+  /// Handles events of `type` from the frame's text, unparsed.
+  onRaw(type, handler) {
+    this.rawHandlers[type] = handler;
     return this;
   }
 
@@ -148,14 +173,36 @@ export class Client {
           resolve(ok);
         }
       };
+      // A connection that neither opens nor fails within CONNECT_TIMEOUT_MS counts as failed.
+      setTimeout(() => {
+        if (settled) return;
+        metrics.connectFailed.add(1, { phase: 'timeout' });
+        console.warn(`socket of ${this.account.name} (${this.role}): no welcome within ${CONNECT_TIMEOUT_MS} ms ` +
+          `(${welcomed ? 'welcomed, no resume answer' : `readyState ${ws.readyState}`})`);
+        settle(false);
+        this.intentional.add(ws);
+        ws.close();
+      }, CONNECT_TIMEOUT_MS);
       const ws = new WebSocket(url, null, {
         headers: { Authorization: `Bearer ${this.account.token}` },
         tags: { name: 'ws' },
       });
       this.ws = ws;
       ws.onmessage = (message) => {
+        // Durable events start `{"id":"<id>","type":"<type>"`: keep the id, and hand the
+        // types nobody parses (a mitra sees every blast's `chat_request_taken`) to their raw
+        // handler, or drop them, without parsing the JSON.
+        const head = EVENT_HEAD.exec(message.data);
+        if (head) {
+          if (!this.lastId || idAfter(head[1], this.lastId)) this.lastId = head[1];
+          const raw = this.rawHandlers[head[2]];
+          if (raw) {
+            raw(message.data);
+            return;
+          }
+          if (!this.handlers[head[2]]) return;
+        }
         const frame = JSON.parse(message.data);
-        if (frame.id && (!this.lastId || idAfter(frame.id, this.lastId))) this.lastId = frame.id;
         switch (frame.type) {
           case 'welcome':
             welcomed = true;
@@ -175,9 +222,9 @@ export class Client {
           default:
         }
         if (frame.ref !== undefined && this.pending.has(frame.ref)) {
-          const { resolve: answer, timer } = this.pending.get(frame.ref);
+          // The timeout is left to run out (see conversation.js on clearing timers in k6).
+          const { resolve: answer } = this.pending.get(frame.ref);
           this.pending.delete(frame.ref);
-          clearTimeout(timer);
           if (frame.type === 'error') {
             metrics.commandErrors.add(1, { code: frame.data.code });
             answer(null);
@@ -208,7 +255,6 @@ export class Client {
         if (!welcomed && !settled) metrics.connectFailed.add(1);
         for (const [ref, entry] of this.pending) {
           if (entry.ws !== ws) continue;
-          clearTimeout(entry.timer);
           this.pending.delete(ref);
           entry.resolve(null);
         }
@@ -222,13 +268,13 @@ export class Client {
     if (!this.ws || this.ws.readyState !== 1) return Promise.resolve(null);
     const ref = this.nextRef++;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      setTimeout(() => {
         if (this.pending.delete(ref)) {
           metrics.commandTimeouts.add(1, { type });
           resolve(null);
         }
       }, COMMAND_TIMEOUT_MS);
-      this.pending.set(ref, { resolve, timer, ws: this.ws });
+      this.pending.set(ref, { resolve, ws: this.ws });
       this.ws.send(JSON.stringify({ type, ref, data }));
     });
   }
@@ -273,7 +319,12 @@ export async function accept(token, requestId) {
     return JSON.parse(response.body);
   }
   if (response.status === 409) {
-    metrics.acceptLost.add(1);
+    const code = errorCode(response.body);
+    metrics.acceptLost.add(1, { code });
+    if (code !== 'chat_request_taken' && !logged[`accept ${code}`]) {
+      logged[`accept ${code}`] = true;
+      console.warn(`accept refused: ${String(response.body).slice(0, 300)}`);
+    }
     return null;
   }
   metrics.apiErrors.add(1, { route: 'chat-requests/{id}/accept', status: String(response.status) });
