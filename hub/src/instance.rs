@@ -1,6 +1,6 @@
 //! The tasks one hub process runs besides its sockets: the lease heartbeat, the inbox
 //! reader that hands events to local sockets (and notices when Redis lost its data), and
-//! the ordered route task.
+//! the route lanes (each user's route changes in order, users side by side).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,8 +14,31 @@ use tokio_util::sync::CancellationToken;
 use crate::Inner;
 use crate::registry::{Close, OutboundFrame, RouteChange, RouteOp};
 
-/// Applies route changes in the order the registry decided them.
+/// Route changes run on this many lanes side by side; all of one user's changes take the
+/// same lane, in order. One lane for every user made a burst of connections (a reconnect
+/// storm) wait for each other's Redis round trips before their `welcome`.
+const ROUTE_LANES: u128 = 16;
+
+/// Applies route changes: each user's in the order the registry decided them, different
+/// users' side by side.
 pub(crate) async fn apply_routes(inner: Arc<Inner>, mut ops: mpsc::UnboundedReceiver<RouteOp>) {
+    let lanes: Vec<mpsc::UnboundedSender<RouteOp>> = (0..ROUTE_LANES)
+        .map(|_| {
+            let (lane, lane_ops) = mpsc::unbounded_channel();
+            tokio::spawn(apply_lane(inner.clone(), lane_ops));
+            lane
+        })
+        .collect();
+    while let Some(op) = ops.recv().await {
+        let lane = (op.user.as_u128() % ROUTE_LANES) as usize;
+        if let Some(Err(_)) = lanes.get(lane).map(|lane| lane.send(op)) {
+            return;
+        }
+    }
+}
+
+/// Applies one lane's route changes in order.
+async fn apply_lane(inner: Arc<Inner>, mut ops: mpsc::UnboundedReceiver<RouteOp>) {
     while let Some(op) = ops.recv().await {
         let store = &inner.store;
         let instance = inner.instance_id.as_str();

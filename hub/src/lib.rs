@@ -78,7 +78,7 @@ struct Inner {
     slots: Arc<Semaphore>,
     /// Live sockets by user.
     registry: Arc<registry::Registry>,
-    /// Route changes waiting for the route task (taken when it starts).
+    /// Route changes waiting for the route lanes (taken when they start).
     route_ops: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<registry::RouteOp>>>,
     /// Every socket task, so shutdown can wait for them.
     tasks: TaskTracker,

@@ -66,7 +66,7 @@ struct UserSockets {
     sockets: Vec<SocketHandle>,
 }
 
-/// Route work for the ordered route task.
+/// Route work for the route lanes (instance.rs): one user's work is applied in order.
 pub(crate) enum RouteChange {
     /// The user's first socket here: add the route (and the mitra's connection).
     Add,
@@ -124,7 +124,7 @@ impl Registry {
         let entry = users.entry(user).or_insert_with(|| UserSockets { role, sockets: Vec::new() });
         let change = if entry.sockets.is_empty() { RouteChange::Add } else { RouteChange::Ensure };
         entry.sockets.push(SocketHandle { id, token_id, outbound: outbound_tx, close: Some(close_tx) });
-        // Sent under the lock: the route task sees changes in the order they were decided.
+        // Sent under the lock: the route lanes see a user's changes in the order they were decided.
         let _ = self.route_ops.send(RouteOp { user, role, change, done: Some(done) });
         drop(users);
         Registered { registration: Registration { registry: self, user, id }, outbound, close, routed }
