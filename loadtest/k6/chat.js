@@ -3,7 +3,7 @@
 // reaction time; then for CHAT_SECONDS every customer types and sends a message every
 // MESSAGE_EVERY_MS and the mitra marks it read and answers at once (see conversation.js).
 //
-//   SESSIONS (600)  MITRAS (SESSIONS / 3)  BLAST_RATE (20)  CHAT_SECONDS (60)  MESSAGE_EVERY_MS (2000)
+//   SESSIONS (500)  MITRAS (SESSIONS / 2.5)  BLAST_RATE (10)  CHAT_SECONDS (60)  MESSAGE_EVERY_MS (2000)
 //
 // Thresholds: every customer paired, no message lost or duplicated, no socket closed by the
 // server, no command refused or unanswered, delivery p99 < 100 ms, round trip p99 < 200 ms.
@@ -13,12 +13,14 @@ import { maxDuration, runCustomers, runMitras, timeline } from './conversation.j
 
 export { handleSummary } from './summary.js';
 
-const SESSIONS = Math.min(knob('SESSIONS', 600), customers.length);
-const MITRAS = Math.min(knob('MITRAS', Math.ceil(SESSIONS / 3)), mitras.length);
+const SESSIONS = Math.min(knob('SESSIONS', 500), customers.length);
+// Room for a fifth more sessions than asked for: the last requests need not hunt for the
+// last free slot.
+const MITRAS = Math.min(knob('MITRAS', Math.ceil(SESSIONS / 2.5)), mitras.length);
 const PER_VU = 10;
 const plan = {
   sessions: SESSIONS,
-  blastRate: knob('BLAST_RATE', 20),
+  blastRate: knob('BLAST_RATE', 10),
   chatSeconds: knob('CHAT_SECONDS', 60),
 };
 const CUSTOMER = { messageEveryMs: knob('MESSAGE_EVERY_MS', 2000) };

@@ -59,6 +59,7 @@ export const metrics = {
   acceptLost: new Counter('pairing_accept_lost'),
   offers: new Counter('pairing_offers_seen'),
   resumeTime: new Trend('ws_resume', true),
+  welcomeTime: new Trend('ws_welcome', true),
 };
 
 export function touch(...names) {
@@ -207,6 +208,7 @@ export class Client {
           case 'welcome':
             welcomed = true;
             this.openedAt = Date.now();
+            metrics.welcomeTime.add(this.openedAt - started);
             metrics.sockets.add(1);
             if (!(resume && this.lastId)) settle(true);
             return;

@@ -1,27 +1,29 @@
 // The reconnect storm: SESSIONS chat sessions are paired as in chat.js, both sides write
 // (customers every MESSAGE_EVERY_MS, mitras to each of their sessions every TALK_EVERY_MS
-// and in answer), and STORM_AFTER_S seconds into the chat every socket — customers' and
-// mitras' — drops at once and resumes with `last_event_id` within JITTER_MS, while the
-// other side keeps writing. Afterwards each side compares what reached its sockets with the
+// and in answer), IDLERS more customers hold a socket on the home screen, and STORM_AFTER_S
+// seconds into the chat every socket — customers' and mitras' — drops at once and
+// reconnects within JITTER_MS (with `last_event_id` where it had events), while the other
+// side keeps writing. Afterwards each side compares what reached its sockets with the
 // stored history.
 //
-//   SESSIONS (1500)  MITRAS (SESSIONS / 3)  BLAST_RATE (30)  CHAT_SECONDS (40)  STORM_AFTER_S (15)
-//   JITTER_MS (3000)  MESSAGE_EVERY_MS (3000)  TALK_EVERY_MS (3000)
+//   SESSIONS (750)  MITRAS (SESSIONS / 2.5)  IDLERS (2000)  BLAST_RATE (7)  CHAT_SECONDS (40)
+//   STORM_AFTER_S (15)  JITTER_MS (3000)  MESSAGE_EVERY_MS (3000)  TALK_EVERY_MS (3000)
 //
 // Thresholds: nothing lost or duplicated, every resume replayed (no `resync_required`), no
 // resume refused, every customer paired, resume p99 < 2 s.
 
-import { customers, knob, mitras, myShare, touch } from './lib.js';
-import { maxDuration, runCustomers, runMitras, timeline } from './conversation.js';
+import { Client, customers, knob, metrics, mitras, myShare, sleepMs, touch } from './lib.js';
+import { maxDuration, runCustomers, runMitras, timeline, until } from './conversation.js';
 
 export { handleSummary } from './summary.js';
 
-const SESSIONS = Math.min(knob('SESSIONS', 1500), customers.length);
-const MITRAS = Math.min(knob('MITRAS', Math.ceil(SESSIONS / 3)), mitras.length);
+const SESSIONS = Math.min(knob('SESSIONS', 750), customers.length);
+const IDLERS = Math.min(knob('IDLERS', 2000), customers.length - SESSIONS);
+const MITRAS = Math.min(knob('MITRAS', Math.ceil(SESSIONS / 2.5)), mitras.length);
 const PER_VU = 25;
 const plan = {
   sessions: SESSIONS,
-  blastRate: knob('BLAST_RATE', 30),
+  blastRate: knob('BLAST_RATE', 7),
   chatSeconds: knob('CHAT_SECONDS', 40),
   stormAfterS: knob('STORM_AFTER_S', 15),
 };
@@ -40,6 +42,10 @@ export const options = {
       executor: 'per-vu-iterations', vus: Math.ceil(SESSIONS / PER_VU), iterations: 1,
       maxDuration: maxDuration(plan), exec: 'customer',
     },
+    idlers: {
+      executor: 'per-vu-iterations', vus: Math.max(1, Math.ceil(IDLERS / 50)), iterations: 1,
+      maxDuration: maxDuration(plan), exec: 'idler',
+    },
   },
   thresholds: {
     pairing_paired: [`count==${SESSIONS}`],
@@ -48,7 +54,7 @@ export const options = {
     ws_resync_required: ['count==0'],
     ws_connect_failed: ['count==0'],
     ws_unexpected_close: ['count==0'],
-    ws_sockets_opened: [`count==${2 * (SESSIONS + MITRAS)}`],
+    ws_sockets_opened: [`count==${2 * (SESSIONS + MITRAS + IDLERS)}`],
     ws_resume: ['p(99)<2000'],
     ws_events_replayed: ['count>0'],
     api_errors: ['count==0'],
@@ -70,4 +76,22 @@ export async function mitra(data) {
 export async function customer(data) {
   touch(...ZEROES);
   await runCustomers(myShare(SESSIONS, PER_VU), timeline(data.t0, plan), CUSTOMER);
+}
+
+/// Idle customer n is customer SESSIONS + n: opens during the blasts, drops in the storm and
+/// reconnects within JITTER_MS, closes when the histories are checked.
+export async function idler(data) {
+  touch(...ZEROES);
+  const t = timeline(data.t0, plan);
+  await Promise.all(myShare(IDLERS, 50).map(async (n) => {
+    const client = new Client(customers[SESSIONS + n], 'customer');
+    await until(t.blastStart + (n / Math.max(1, IDLERS)) * (t.chatStart - t.blastStart));
+    await client.connect(false);
+    await until(t.stormAt);
+    client.close();
+    await sleepMs(Math.random() * JITTER_MS);
+    if (!(await client.connect(true))) metrics.connectFailed.add(1, { phase: 'resume' });
+    await until(t.checkAt);
+    client.close();
+  }));
 }
