@@ -60,6 +60,7 @@ export const metrics = {
   offers: new Counter('pairing_offers_seen'),
   resumeTime: new Trend('ws_resume', true),
   welcomeTime: new Trend('ws_welcome', true),
+  welcomeLost: new Counter('ws_welcome_lost_by_k6'),
 };
 
 export function touch(...names) {
@@ -123,6 +124,15 @@ export function idAfter(a, b) {
 
 const COMMAND_TIMEOUT_MS = 10000;
 const CONNECT_TIMEOUT_MS = 10000;
+// k6 1.1 now and then does not hand a socket's first frame to `onmessage` although the
+// server sent it (about 1 socket in 3,000–10,000 at 500 openings a second; the server's
+// `bestie_hub_frames_out_total{type="welcome"}` counted every welcome, and the socket stayed
+// open until k6 closed it). A socket still without `welcome` WELCOME_PROBE_AFTER_MS after
+// opening sends a `ping`; its `pong` proves the socket works, and the loss is counted in
+// ws_welcome_lost_by_k6. The runner checks the server's side: every socket opened got a
+// welcome (loadtest/run).
+const WELCOME_PROBE = 'welcome-probe';
+const WELCOME_PROBE_AFTER_MS = 3000;
 const EVENT_HEAD = /^\{"id":"(\d+-\d+)","type":"([a-z_]+)"/;
 const REQUEST_ID = /"request_id":"([0-9a-f-]{36})"/;
 
@@ -212,12 +222,28 @@ export class Client {
             metrics.sockets.add(1);
             if (!(resume && this.lastId)) settle(true);
             return;
+          case 'pong':
+            if (frame.ref === WELCOME_PROBE) {
+              // The socket works but k6 never handed us its first frame (see WELCOME_PROBE).
+              if (!welcomed) {
+                welcomed = true;
+                this.openedAt = Date.now();
+                metrics.welcomeLost.add(1);
+                metrics.sockets.add(1);
+                console.warn(`socket of ${this.account.name} (${this.role}): k6 lost the welcome; the probe was answered`);
+                if (!(resume && this.lastId)) settle(true);
+              }
+              return;
+            }
+            break;
           case 'resumed':
+            welcomed = true;
             metrics.replayed.add(frame.data.count);
             metrics.resumeTime.add(Date.now() - started);
             settle(true);
             return;
           case 'resync_required':
+            welcomed = true;
             metrics.resyncRequired.add(1);
             settle(true);
             return;
@@ -241,6 +267,11 @@ export class Client {
         }
         const handler = this.handlers[frame.type];
         if (handler) handler(frame.data, frame);
+      };
+      ws.onopen = () => {
+        setTimeout(() => {
+          if (!welcomed && !settled && ws.readyState === 1) ws.send(JSON.stringify({ type: 'ping', ref: WELCOME_PROBE }));
+        }, WELCOME_PROBE_AFTER_MS);
       };
       ws.onerror = (event) => {
         if (!settled) {
