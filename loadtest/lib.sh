@@ -51,9 +51,16 @@ bench_cleanup() {
   rm -rf "$WORK"
 }
 
-# bench_build PACKAGE_ARGS...: Redis and Postgres up, then the release build.
+# bench_build PACKAGE_ARGS...: Redis and Postgres up (and curl and redis-cli, which the
+# scripts use, installed when missing), then the release build.
 bench_build() {
   scripts/deps
+  if ! command -v curl >/dev/null || ! command -v redis-cli >/dev/null; then
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl redis-tools >/dev/null
+  fi
   cargo build --release --locked "$@" 2>&1 | tail -n 1
   ulimit -n "$(ulimit -Hn)"
 }
