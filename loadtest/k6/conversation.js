@@ -282,6 +282,22 @@ async function dropAndResume(client, jitterMs) {
   await client.connect(true);
 }
 
+/// Plays idle customers on the home screen: idle customer n (of `total`, in `indexes`) is
+/// customer `first + n`; it opens its socket during the blasts, drops once at `dropAt(n)`
+/// (ms since the epoch) and reconnects within `jitterMs`, and closes when the histories are
+/// checked.
+export async function runIdlers(indexes, { first, total, t, dropAt, jitterMs }) {
+  await Promise.all(indexes.map(async (n) => {
+    const client = new Client(customers[first + n], 'customer');
+    await until(t.blastStart + (n / Math.max(1, total)) * (t.chatStart - t.blastStart));
+    await client.connect(false);
+    await until(dropAt(n));
+    await dropAndResume(client, jitterMs);
+    await until(t.checkAt);
+    client.close();
+  }));
+}
+
 /// Plays the mitras `indexes` along timeline `t`.
 export async function runMitras(indexes, t, options) {
   const list = indexes.map((n) => new Mitra(mitras[n], options));

@@ -15,8 +15,8 @@
 
 import { check } from 'k6';
 import exec from 'k6/execution';
-import { callSync, Client, customers, knob, metrics, mitras, myShare, sleepMs, touch } from './lib.js';
-import { maxDuration, runCustomers, runMitras, timeline, until } from './conversation.js';
+import { callSync, customers, knob, mitras, myShare, touch } from './lib.js';
+import { maxDuration, runCustomers, runIdlers, runMitras, timeline } from './conversation.js';
 
 export { handleSummary } from './summary.js';
 
@@ -93,23 +93,15 @@ export async function chatter(data) {
   await runCustomers(myShare(CHATTERS, PER_VU), timeline(data.t0, plan), CUSTOMER);
 }
 
-/// Idle customer n is customer CHATTERS + n: opens during the blasts, drops once during the
-/// chat and resumes within 3 s, closes when the histories are checked.
+/// Idle customer n is customer CHATTERS + n: drops once at a random moment of the chat and
+/// reconnects within 3 s.
 export async function idler(data) {
   touch(...ZEROES);
   const t = timeline(data.t0, plan);
-  const opening = t.chatStart - t.blastStart;
-  await Promise.all(myShare(IDLERS, PER_VU).map(async (n) => {
-    const client = new Client(customers[CHATTERS + n], 'customer');
-    await until(t.blastStart + (n / IDLERS) * opening);
-    await client.connect(false);
-    await until(t.chatStart + Math.random() * (t.chatEnd - t.chatStart - 5000));
-    client.close();
-    await sleepMs(Math.random() * 3000);
-    await client.connect(true);
-    await until(t.checkAt);
-    client.close();
-  }));
+  await runIdlers(myShare(IDLERS, PER_VU), {
+    first: CHATTERS, total: IDLERS, t, jitterMs: 3000,
+    dropAt: () => t.chatStart + Math.random() * (t.chatEnd - t.chatStart - 5000),
+  });
 }
 
 export function poll() {

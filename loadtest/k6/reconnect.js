@@ -12,8 +12,8 @@
 // Thresholds: nothing lost or duplicated, every resume replayed (no `resync_required`), no
 // resume refused, every customer paired, resume p99 < 2 s.
 
-import { Client, customers, knob, metrics, mitras, myShare, sleepMs, touch } from './lib.js';
-import { maxDuration, runCustomers, runMitras, timeline, until } from './conversation.js';
+import { customers, knob, mitras, myShare, touch } from './lib.js';
+import { maxDuration, runCustomers, runIdlers, runMitras, timeline } from './conversation.js';
 
 export { handleSummary } from './summary.js';
 
@@ -78,20 +78,11 @@ export async function customer(data) {
   await runCustomers(myShare(SESSIONS, PER_VU), timeline(data.t0, plan), CUSTOMER);
 }
 
-/// Idle customer n is customer SESSIONS + n: opens during the blasts, drops in the storm and
-/// reconnects within JITTER_MS, closes when the histories are checked.
+/// Idle customer n is customer SESSIONS + n: drops in the storm with every other socket.
 export async function idler(data) {
   touch(...ZEROES);
   const t = timeline(data.t0, plan);
-  await Promise.all(myShare(IDLERS, 50).map(async (n) => {
-    const client = new Client(customers[SESSIONS + n], 'customer');
-    await until(t.blastStart + (n / Math.max(1, IDLERS)) * (t.chatStart - t.blastStart));
-    await client.connect(false);
-    await until(t.stormAt);
-    client.close();
-    await sleepMs(Math.random() * JITTER_MS);
-    await client.connect(true);
-    await until(t.checkAt);
-    client.close();
-  }));
+  await runIdlers(myShare(IDLERS, 50), {
+    first: SESSIONS, total: IDLERS, t, jitterMs: JITTER_MS, dropAt: () => t.stormAt,
+  });
 }
