@@ -156,7 +156,6 @@ export class Client {
     this.ws = null;
     // Sockets closed on purpose (their close is not counted as unexpected).
     this.intentional = new Set();
-    this.openedAt = 0;
   }
 
   on(type, handler) {
@@ -217,8 +216,7 @@ export class Client {
         switch (frame.type) {
           case 'welcome':
             welcomed = true;
-            this.openedAt = Date.now();
-            metrics.welcomeTime.add(this.openedAt - started);
+            metrics.welcomeTime.add(Date.now() - started);
             metrics.sockets.add(1);
             if (!(resume && this.lastId)) settle(true);
             return;
@@ -227,7 +225,6 @@ export class Client {
               // The socket works but k6 never handed us its first frame (see WELCOME_PROBE).
               if (!welcomed) {
                 welcomed = true;
-                this.openedAt = Date.now();
                 metrics.welcomeLost.add(1);
                 metrics.sockets.add(1);
                 console.warn(`socket of ${this.account.name} (${this.role}): k6 lost the welcome; the probe was answered`);
