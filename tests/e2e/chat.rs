@@ -7,6 +7,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use domain::auth::Role;
+use domain::store::chat::NewMessage;
+
 use crate::harness::{TestApp, WsClient, ws_url_with_token};
 use crate::pairing::{
     Customer, OnlineMitra, accept, customer, new_online_mitra, next_event, paid, start_blast,
@@ -384,4 +387,127 @@ async fn each_side_sees_the_other_only_by_the_name_it_may_see() {
         .call(Method::GET, &app.public_url("/api/client/chat-sessions/active"), Some(&mitra.token), None)
         .await;
     assert_eq!(status, 403);
+}
+
+fn new_message(session: &str, sender: Uuid, role: Role, client_msg_id: &str) -> NewMessage {
+    NewMessage {
+        session: session.parse().expect("session id"),
+        sender_id: sender,
+        sender_role: role,
+        client_msg_id: client_msg_id.to_owned(),
+        body: format!("isi {client_msg_id}"),
+    }
+}
+
+/// `(last_seq, the stored numbers in order)` of a session, read from Postgres.
+async fn numbering(app: &TestApp, session: &str) -> (i64, Vec<i64>) {
+    let id: Uuid = session.parse().expect("session id");
+    let last: i64 = sqlx::query_scalar("SELECT last_seq FROM chat_sessions WHERE id = $1")
+        .bind(id)
+        .fetch_one(app.store.pg_pool())
+        .await
+        .expect("session");
+    let seqs: Vec<i64> =
+        sqlx::query_scalar("SELECT seq FROM chat_messages WHERE chat_session_id = $1 ORDER BY seq")
+            .bind(id)
+            .fetch_all(app.store.pg_pool())
+            .await
+            .expect("messages");
+    (last, seqs)
+}
+
+#[tokio::test]
+async fn a_batch_stores_several_sessions_messages_in_order_and_leaves_the_rest_alone() {
+    let app = TestApp::spawn().await;
+    let a = paired(&app).await;
+    let b = paired(&app).await;
+    let (_, earlier) = send_rest(&app, &a.customer.token, &a.session, "earlier", "sudah ada").await;
+    assert_eq!(earlier["message"]["seq"], 1);
+
+    let batch = [
+        new_message(&a.session, a.customer.id, Role::Customer, "a1"),
+        new_message(&b.session, b.mitra.id, Role::Mitra, "b1"),
+        new_message(&a.session, a.mitra.id, Role::Mitra, "a2"),
+        // Into a session that is not the sender's, and a resend of a stored message.
+        new_message(&b.session, a.customer.id, Role::Customer, "not-mine"),
+        new_message(&a.session, a.customer.id, Role::Customer, "earlier"),
+        new_message(&a.session, a.customer.id, Role::Customer, "a3"),
+    ];
+    let stored = app.store.send_batch(&batch).await.expect("batch");
+    let seqs: Vec<Option<i64>> = stored.iter().map(|sent| sent.as_ref().map(|s| s.message.seq)).collect();
+    assert_eq!(
+        seqs,
+        [Some(2), Some(1), Some(3), None, None, Some(4)],
+        "numbered in the order given, per session"
+    );
+    let a1 = stored[0].as_ref().expect("a1 stored");
+    assert_eq!((a1.message.body.as_str(), a1.session.mitra_id, a1.stored_now), ("isi a1", a.mitra.id, true));
+    assert_eq!(numbering(&app, &a.session).await, (4, vec![1, 2, 3, 4]));
+    assert_eq!(numbering(&app, &b.session).await, (1, vec![1]));
+
+    // The ones left alone get their answers when sent alone.
+    let (status, refused) = send_rest(&app, &a.customer.token, &b.session, "not-mine", "isi").await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (404, Some("chat_session_not_found")),
+        "{refused}"
+    );
+    let (status, resent) = send_rest(&app, &a.customer.token, &a.session, "earlier", "sudah ada").await;
+    assert_eq!((status, resent["message"]["id"].clone()), (200, earlier["message"]["id"].clone()));
+
+    // A client id twice in one batch fails it as a whole: nothing stored, no number spent.
+    let twice = [
+        new_message(&a.session, a.customer.id, Role::Customer, "twice"),
+        new_message(&b.session, b.customer.id, Role::Customer, "b2"),
+        new_message(&a.session, a.customer.id, Role::Customer, "twice"),
+    ];
+    assert!(app.store.send_batch(&twice).await.is_err());
+    assert_eq!(numbering(&app, &a.session).await, (4, vec![1, 2, 3, 4]));
+    assert_eq!(numbering(&app, &b.session).await, (1, vec![1]));
+
+    // A session that is not open takes nothing from a batch; alone, the send says why.
+    crate::pairing::set_config(app.store.pg_pool(), "early_end_mitra_enabled", json!(true)).await;
+    let end = app.public_url(&format!("/api/mitra/chat-requests/sessions/{}/end", b.session));
+    let (status, ended) =
+        app.post(&end, Some(&b.mitra.token), json!({"reason_code": "customer_abusive"})).await;
+    assert_eq!((status, ended["status"].as_str()), (200, Some("closing")), "{ended}");
+    let late = [
+        new_message(&b.session, b.customer.id, Role::Customer, "late"),
+        new_message(&a.session, a.mitra.id, Role::Mitra, "a5"),
+    ];
+    let stored = app.store.send_batch(&late).await.expect("batch");
+    assert_eq!(stored.iter().map(|s| s.as_ref().map(|s| s.message.seq)).collect::<Vec<_>>(), [None, Some(5)]);
+    assert_eq!(numbering(&app, &b.session).await, (1, vec![1]));
+    let (status, refused) = send_rest(&app, &b.customer.token, &b.session, "late", "isi").await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (409, Some("chat_session_not_open")),
+        "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn batches_stored_at_once_over_the_same_sessions_number_every_message_once() {
+    let app = TestApp::spawn().await;
+    let pairs = [paired(&app).await, paired(&app).await, paired(&app).await];
+    // Each round, two batches (as two processes' queues would send them) run at once over the
+    // same three sessions, in opposite orders: each message gets the next number of its
+    // session however the two interleave, and neither batch fails.
+    for round in 0..20 {
+        let forward: Vec<NewMessage> = pairs
+            .iter()
+            .map(|p| new_message(&p.session, p.customer.id, Role::Customer, &format!("f{round}")))
+            .collect();
+        let backward: Vec<NewMessage> = pairs
+            .iter()
+            .rev()
+            .map(|p| new_message(&p.session, p.mitra.id, Role::Mitra, &format!("b{round}")))
+            .collect();
+        let (f, b) = tokio::join!(app.store.send_batch(&forward), app.store.send_batch(&backward));
+        let (f, b) = (f.expect("forward batch"), b.expect("backward batch"));
+        assert!(f.iter().chain(&b).all(Option::is_some), "round {round}: every message stored");
+    }
+    for p in &pairs {
+        assert_eq!(numbering(&app, &p.session).await, (40, (1..=40).collect::<Vec<i64>>()));
+    }
 }

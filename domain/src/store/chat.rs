@@ -7,7 +7,7 @@
 //! transaction (with its number) is rolled back, so numbers have no gaps.
 
 use chrono::{DateTime, Utc};
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
 
 use super::{Store, StoreError};
@@ -114,6 +114,29 @@ struct StoredMessage {
     mitra_display_name: String,
 }
 
+impl StoredMessage {
+    fn sent(self) -> Sent {
+        let session = Parties {
+            id: self.message.chat_session_id,
+            customer_id: self.customer_id,
+            mitra_id: self.mitra_id,
+            customer_call_name: self.customer_call_name,
+            mitra_display_name: self.mitra_display_name,
+        };
+        Sent { message: self.message, stored_now: true, session }
+    }
+}
+
+/// A message to store, one of a batch (see [`Store::send_batch`]).
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    pub session: Uuid,
+    pub sender_id: Uuid,
+    pub sender_role: Role,
+    pub client_msg_id: String,
+    pub body: String,
+}
+
 /// Which receipt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Receipt {
@@ -162,9 +185,38 @@ impl Store {
     }
 
     /// Stores a message from `sender` in the session (numbered next), or finds the one a
-    /// previous send with the same `client_msg_id` stored. One statement: the session's
-    /// number is taken and the message inserted together (a unique-key conflict undoes both).
+    /// previous send with the same `client_msg_id` stored.
+    ///
+    /// The message joins the process's send queue, which stores the messages waiting at that
+    /// moment together, several sessions' in one statement and one commit (see
+    /// [`Store::send_batch`]). One the batch did not store (a resend, a refusal, or a batch
+    /// that failed as a whole) is then sent alone, which tells which it was.
     pub async fn send_message(
+        &self,
+        sender: &Principal,
+        session: Uuid,
+        client_msg_id: &str,
+        body: &str,
+    ) -> Result<Result<Sent, SendRefusal>, StoreError> {
+        if party_column(sender).is_none() {
+            return Ok(Err(SendRefusal::NotFound));
+        }
+        let message = NewMessage {
+            session,
+            sender_id: sender.id,
+            sender_role: sender.role,
+            client_msg_id: client_msg_id.to_owned(),
+            body: body.to_owned(),
+        };
+        if let Some(sent) = self.sends.send(message).await {
+            return Ok(Ok(sent));
+        }
+        self.send_message_alone(sender, session, client_msg_id, body).await
+    }
+
+    /// [`Store::send_message`] in a statement of its own: the session's number is taken and
+    /// the message inserted together (a unique-key conflict undoes both).
+    async fn send_message_alone(
         &self,
         sender: &Principal,
         session: Uuid,
@@ -204,14 +256,7 @@ impl Store {
             Err(e) => return Err(e.into()),
         };
         if let Some(stored) = stored {
-            let parties = Parties {
-                id: session,
-                customer_id: stored.customer_id,
-                mitra_id: stored.mitra_id,
-                customer_call_name: stored.customer_call_name,
-                mitra_display_name: stored.mitra_display_name,
-            };
-            return Ok(Ok(Sent { message: stored.message, stored_now: true, session: parties }));
+            return Ok(Ok(stored.sent()));
         }
         // Nothing stored now: a resend (its message exists), or a session that is not open.
         if let Some(existing) = self.message_by_client_id(sender.id, client_msg_id).await? {
@@ -221,6 +266,20 @@ impl Store {
             Some(row) => SendRefusal::NotOpen(row.status),
             None => SendRefusal::NotFound,
         }))
+    }
+
+    /// Stores the messages that can be stored in one statement and one commit: each is
+    /// numbered next in its session (in the order given, within a session), as
+    /// [`Store::send_message`] numbers it alone. Answers in the order given: `Some` for a
+    /// message stored now; `None` for one the batch left alone (a resend of a stored message,
+    /// a session that is not open or not the sender's), which the caller sends alone to learn
+    /// which. Fails as a whole when two messages of the batch, or one of it and a message
+    /// stored meanwhile, share a sender and a `client_msg_id`; nothing is stored then.
+    ///
+    /// The sessions are locked in the order of their ids, so batches that meet in several
+    /// sessions (other processes') wait for each other rather than deadlock.
+    pub async fn send_batch(&self, messages: &[NewMessage]) -> Result<Vec<Option<Sent>>, StoreError> {
+        send_batch(&self.pg, messages).await
     }
 
     async fn message_by_client_id(
@@ -341,4 +400,57 @@ impl Store {
             .await?;
         Ok(self.chat_session_for(caller, session).await?.map(|row| (row, moved.is_some())))
     }
+}
+
+/// [`Store::send_batch`] on a pool (the send queue holds the pool, not the store).
+pub(super) async fn send_batch(
+    pg: &PgPool,
+    messages: &[NewMessage],
+) -> Result<Vec<Option<Sent>>, StoreError> {
+    let query = format!(
+        "WITH input AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[])
+                 WITH ORDINALITY AS i(chat_session_id, sender_id, sender_role, client_msg_id, body, ord)),
+         valid AS (
+             SELECT i.*, row_number() OVER (PARTITION BY i.chat_session_id ORDER BY i.ord) AS rank,
+                    count(*) OVER (PARTITION BY i.chat_session_id) AS n
+             FROM input i JOIN chat_sessions s ON s.id = i.chat_session_id
+             WHERE CASE i.sender_role WHEN 'customer' THEN s.customer_id WHEN 'mitra' THEN s.mitra_id END
+                   = i.sender_id
+               AND NOT EXISTS (SELECT 1 FROM chat_messages x
+                               WHERE x.sender_id = i.sender_id AND x.client_msg_id = i.client_msg_id)),
+         locked AS (
+             SELECT id FROM chat_sessions WHERE id IN (SELECT chat_session_id FROM valid)
+             ORDER BY id FOR UPDATE),
+         s AS (
+             UPDATE chat_sessions s SET last_seq = s.last_seq + n.n
+             FROM (SELECT chat_session_id, count(*) AS n FROM valid GROUP BY chat_session_id) n
+             WHERE s.id = n.chat_session_id AND s.id IN (SELECT id FROM locked)
+               AND s.status IN ('active', 'extending')
+             RETURNING s.id, s.last_seq, s.customer_id, s.mitra_id),
+         m AS (
+             INSERT INTO chat_messages (chat_session_id, seq, sender_role, sender_id, client_msg_id, body)
+             SELECT v.chat_session_id, s.last_seq - v.n + v.rank, v.sender_role, v.sender_id,
+                    v.client_msg_id, v.body
+             FROM valid v JOIN s ON s.id = v.chat_session_id
+             RETURNING {MESSAGE_COLUMNS})
+         SELECT m.*, s.customer_id, s.mitra_id, c.call_name AS customer_call_name,
+                mi.display_name AS mitra_display_name
+         FROM m JOIN s ON s.id = m.chat_session_id
+         JOIN customers c ON c.id = s.customer_id JOIN mitras mi ON mi.id = s.mitra_id"
+    );
+    let column = |f: fn(&NewMessage) -> String| messages.iter().map(f).collect::<Vec<_>>();
+    let stored: Vec<StoredMessage> = sqlx::query_as(AssertSqlSafe(query))
+        .bind(messages.iter().map(|m| m.session).collect::<Vec<_>>())
+        .bind(messages.iter().map(|m| m.sender_id).collect::<Vec<_>>())
+        .bind(column(|m| m.sender_role.as_str().to_owned()))
+        .bind(column(|m| m.client_msg_id.clone()))
+        .bind(column(|m| m.body.clone()))
+        .fetch_all(pg)
+        .await?;
+    let mut stored: std::collections::HashMap<(Uuid, String), Sent> = stored
+        .into_iter()
+        .map(|row| ((row.message.sender_id, row.message.client_msg_id.clone()), row.sent()))
+        .collect();
+    Ok(messages.iter().map(|m| stored.remove(&(m.sender_id, m.client_msg_id.clone()))).collect())
 }

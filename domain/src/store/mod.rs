@@ -20,6 +20,7 @@ pub mod payments;
 pub mod presence;
 pub mod refresh_tokens;
 mod revocation;
+mod send_queue;
 pub mod sessions;
 pub mod timers;
 
@@ -49,6 +50,8 @@ pub struct Store {
     keys: Keys,
     /// The access-token revocation list in memory (see `revocation`).
     revocations: std::sync::Arc<revocation::Revocations>,
+    /// Chat sends, stored in batches (see `send_queue`).
+    sends: std::sync::Arc<send_queue::SendQueue>,
 }
 
 /// A snapshot of this process's connection pools, for the pool gauges.
@@ -203,6 +206,7 @@ impl Store {
         let redis_config = RedisConfig::from_url(redis.url.expose())?;
         let redis_pool = connect_redis(redis_config.clone(), redis.pool_size).await?;
         Ok(Self {
+            sends: std::sync::Arc::new(send_queue::SendQueue::start(pg.clone())),
             pg,
             redis: redis_pool,
             redis_config,
