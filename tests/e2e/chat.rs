@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use domain::auth::Role;
-use domain::store::chat::NewMessage;
+use domain::store::chat::{NewMessage, Sent};
 
 use crate::harness::{TestApp, WsClient, ws_url_with_token};
 use crate::pairing::{
@@ -399,6 +399,17 @@ fn new_message(session: &str, sender: Uuid, role: Role, client_msg_id: &str) -> 
     }
 }
 
+/// Each message's number, `None` for one the batch left alone.
+fn seqs(stored: &[Option<Sent>]) -> Vec<Option<i64>> {
+    stored.iter().map(|sent| sent.as_ref().map(|sent| sent.message.seq)).collect()
+}
+
+/// Sends a message over REST that is to be refused: its status and error code.
+async fn refusal(app: &TestApp, token: &str, session: &str, client_msg_id: &str) -> (u16, String) {
+    let (status, body) = send_rest(app, token, session, client_msg_id, "isi").await;
+    (status, body["error"]["code"].as_str().unwrap_or_else(|| panic!("no error code: {body}")).to_owned())
+}
+
 /// `(last_seq, the stored numbers in order)` of a session, read from Postgres.
 async fn numbering(app: &TestApp, session: &str) -> (i64, Vec<i64>) {
     let id: Uuid = session.parse().expect("session id");
@@ -434,9 +445,8 @@ async fn a_batch_stores_several_sessions_messages_in_order_and_leaves_the_rest_a
         new_message(&a.session, a.customer.id, Role::Customer, "a3"),
     ];
     let stored = app.store.send_batch(&batch).await.expect("batch");
-    let seqs: Vec<Option<i64>> = stored.iter().map(|sent| sent.as_ref().map(|s| s.message.seq)).collect();
     assert_eq!(
-        seqs,
+        seqs(&stored),
         [Some(2), Some(1), Some(3), None, None, Some(4)],
         "numbered in the order given, per session"
     );
@@ -446,11 +456,9 @@ async fn a_batch_stores_several_sessions_messages_in_order_and_leaves_the_rest_a
     assert_eq!(numbering(&app, &b.session).await, (1, vec![1]));
 
     // The ones left alone get their answers when sent alone.
-    let (status, refused) = send_rest(&app, &a.customer.token, &b.session, "not-mine", "isi").await;
     assert_eq!(
-        (status, refused["error"]["code"].as_str()),
-        (404, Some("chat_session_not_found")),
-        "{refused}"
+        refusal(&app, &a.customer.token, &b.session, "not-mine").await,
+        (404, "chat_session_not_found".to_owned())
     );
     let (status, resent) = send_rest(&app, &a.customer.token, &a.session, "earlier", "sudah ada").await;
     assert_eq!((status, resent["message"]["id"].clone()), (200, earlier["message"]["id"].clone()));
@@ -475,14 +483,11 @@ async fn a_batch_stores_several_sessions_messages_in_order_and_leaves_the_rest_a
         new_message(&b.session, b.customer.id, Role::Customer, "late"),
         new_message(&a.session, a.mitra.id, Role::Mitra, "a5"),
     ];
-    let stored = app.store.send_batch(&late).await.expect("batch");
-    assert_eq!(stored.iter().map(|s| s.as_ref().map(|s| s.message.seq)).collect::<Vec<_>>(), [None, Some(5)]);
+    assert_eq!(seqs(&app.store.send_batch(&late).await.expect("batch")), [None, Some(5)]);
     assert_eq!(numbering(&app, &b.session).await, (1, vec![1]));
-    let (status, refused) = send_rest(&app, &b.customer.token, &b.session, "late", "isi").await;
     assert_eq!(
-        (status, refused["error"]["code"].as_str()),
-        (409, Some("chat_session_not_open")),
-        "{refused}"
+        refusal(&app, &b.customer.token, &b.session, "late").await,
+        (409, "chat_session_not_open".to_owned())
     );
 }
 

@@ -137,6 +137,13 @@ pub struct NewMessage {
     pub body: String,
 }
 
+impl NewMessage {
+    /// What makes a message unique: its sender and `client_msg_id`.
+    pub(super) fn key(&self) -> (Uuid, String) {
+        (self.sender_id, self.client_msg_id.clone())
+    }
+}
+
 /// Which receipt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Receipt {
@@ -439,18 +446,17 @@ pub(super) async fn send_batch(
          FROM m JOIN s ON s.id = m.chat_session_id
          JOIN customers c ON c.id = s.customer_id JOIN mitras mi ON mi.id = s.mitra_id"
     );
-    let column = |f: fn(&NewMessage) -> String| messages.iter().map(f).collect::<Vec<_>>();
     let stored: Vec<StoredMessage> = sqlx::query_as(AssertSqlSafe(query))
         .bind(messages.iter().map(|m| m.session).collect::<Vec<_>>())
         .bind(messages.iter().map(|m| m.sender_id).collect::<Vec<_>>())
-        .bind(column(|m| m.sender_role.as_str().to_owned()))
-        .bind(column(|m| m.client_msg_id.clone()))
-        .bind(column(|m| m.body.clone()))
+        .bind(messages.iter().map(|m| m.sender_role.as_str()).collect::<Vec<_>>())
+        .bind(messages.iter().map(|m| m.client_msg_id.as_str()).collect::<Vec<_>>())
+        .bind(messages.iter().map(|m| m.body.as_str()).collect::<Vec<_>>())
         .fetch_all(pg)
         .await?;
     let mut stored: std::collections::HashMap<(Uuid, String), Sent> = stored
         .into_iter()
         .map(|row| ((row.message.sender_id, row.message.client_msg_id.clone()), row.sent()))
         .collect();
-    Ok(messages.iter().map(|m| stored.remove(&(m.sender_id, m.client_msg_id.clone()))).collect())
+    Ok(messages.iter().map(|m| stored.remove(&m.key())).collect())
 }

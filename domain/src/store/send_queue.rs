@@ -55,10 +55,10 @@ async fn store_batches(pg: PgPool, mut waiting: mpsc::Receiver<Queued>) {
         // A sender's `client_msg_id` twice in one statement would fail it as a whole: the
         // second goes alone (and finds the first once that is stored).
         let mut keys: HashSet<(Uuid, String)> = HashSet::new();
-        keys.insert(key(&batch[0].message));
+        keys.insert(batch[0].message.key());
         while batch.len() < MAX_BATCH {
             let Ok(next) = waiting.try_recv() else { break };
-            if keys.insert(key(&next.message)) {
+            if keys.insert(next.message.key()) {
                 batch.push(next);
             } else {
                 let _ = next.stored.send(None);
@@ -79,8 +79,4 @@ async fn store_batches(pg: PgPool, mut waiting: mpsc::Receiver<Queued>) {
             let _ = reply.send(sent);
         }
     }
-}
-
-fn key(message: &NewMessage) -> (Uuid, String) {
-    (message.sender_id, message.client_msg_id.clone())
 }
