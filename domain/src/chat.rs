@@ -12,6 +12,7 @@ use crate::push::PushMessage;
 use crate::services::{Notice, Services};
 pub use crate::store::chat::{MessageRow, Receipt, SessionRow};
 use crate::store::chat::{SendRefusal, Sent};
+use crate::store::events::SocketRef;
 use crate::store::{Store, StoreError};
 
 /// Longest message body, in characters.
@@ -85,12 +86,14 @@ pub fn message_json(message: &MessageRow) -> Value {
 }
 
 /// Stores a message and sends it to both parties' sockets (the recipient gets a push when
-/// none of theirs is open). A resend with the same `client_msg_id` returns the stored
-/// message and sends nothing again. Returns the message and whether this call stored it.
+/// none of theirs is open), except to the socket it came in on (`origin`: its answer
+/// carries the message). A resend with the same `client_msg_id` returns the stored
+/// message and pushes nothing again. Returns the message and whether this call stored it.
 #[tracing::instrument(skip_all, fields(session_id = %session))]
 pub async fn send(
     services: &Services,
     sender: &Principal,
+    origin: Option<&SocketRef>,
     session: Uuid,
     client_msg_id: &str,
     body: &str,
@@ -116,12 +119,12 @@ pub async fn send(
     }
     // A resend delivers again (without a push): the first attempt may have died between
     // storing and delivering. Apps drop a message whose id they have.
-    deliver(services, sender, &sent).await;
+    deliver(services, sender, origin, &sent).await;
     services.metrics.chat_send_duration_seconds.observe(started.elapsed().as_secs_f64());
     Ok((sent.message, sent.stored_now))
 }
 
-async fn deliver(services: &Services, sender: &Principal, sent: &Sent) {
+async fn deliver(services: &Services, sender: &Principal, origin: Option<&SocketRef>, sent: &Sent) {
     let push_allowed = sent.stored_now;
     let session = &sent.session;
     let (recipient_role, recipient, sender_name) = match sender.role {
@@ -142,16 +145,19 @@ async fn deliver(services: &Services, sender: &Principal, sent: &Sent) {
         collapse_key: Some(format!("chat:{}", session.id)),
     };
     services
-        .notify(vec![
-            Notice {
-                role: recipient_role,
-                user: recipient,
-                event: event.clone(),
-                push: push_allowed.then_some(push),
-            },
-            // The sender's other devices.
-            Notice { role: sender.role, user: sender.id, event, push: None },
-        ])
+        .notify_from(
+            origin,
+            vec![
+                Notice {
+                    role: recipient_role,
+                    user: recipient,
+                    event: event.clone(),
+                    push: push_allowed.then_some(push),
+                },
+                // The sender's other devices.
+                Notice { role: sender.role, user: sender.id, event, push: None },
+            ],
+        )
         .await;
 }
 

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::event::Event;
 use crate::settings::HubSettings;
-use crate::store::events::Backlog;
+use crate::store::events::{Backlog, SocketRef};
 use crate::store::{Store, StoreError};
 
 /// A published event.
@@ -28,10 +28,22 @@ pub async fn publish(
     user: Uuid,
     event: &Event,
 ) -> Result<Published, StoreError> {
+    publish_except(store, settings, user, event, None).await
+}
+
+/// Publishes `event` for `user`, except to the socket `except` (the one whose command
+/// caused it, when the command's answer carries it already). The event is still in the
+/// user's stream, so that socket gets it if it resumes from before it.
+pub async fn publish_except(
+    store: &Store,
+    settings: &HubSettings,
+    user: Uuid,
+    event: &Event,
+    except: Option<&SocketRef>,
+) -> Result<Published, StoreError> {
     let json = serde_json::to_string(event).map_err(|e| StoreError::Encode(e.to_string()))?;
-    let (id, routed_to) = store
-        .publish_event(user, &json, settings.stream_maxlen, settings.stream_ttl_s.saturating_mul(1_000))
-        .await?;
+    let ttl_ms = settings.stream_ttl_s.saturating_mul(1_000);
+    let (id, routed_to) = store.publish_event(user, &json, settings.stream_maxlen, ttl_ms, except).await?;
     Ok(Published { id, routed_to })
 }
 

@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::push::PushMessage;
 use crate::settings::{HubSettings, PresenceSettings};
 use crate::store::Store;
+use crate::store::events::SocketRef;
 
 #[derive(Clone)]
 pub struct Services {
@@ -71,10 +72,19 @@ impl Services {
     /// A failure to publish one notice is logged and does not stop the others: the flow's
     /// state is already committed, and apps re-read it on resume.
     pub async fn notify(&self, notices: Vec<Notice>) -> Vec<uuid::Uuid> {
+        self.notify_from(None, notices).await
+    }
+
+    /// As [`notify`](Self::notify), for notices caused by a command that came in on the
+    /// socket `origin`: that socket gets none of them (the command's answer carries what it
+    /// needs); the user's other sockets do.
+    pub async fn notify_from(&self, origin: Option<&SocketRef>, notices: Vec<Notice>) -> Vec<uuid::Uuid> {
         use futures::StreamExt;
         let published = futures::stream::iter(notices)
             .map(|notice| async move {
-                let routed = crate::events::publish(&self.store, &self.hub, notice.user, &notice.event).await;
+                let routed =
+                    crate::events::publish_except(&self.store, &self.hub, notice.user, &notice.event, origin)
+                        .await;
                 (notice, routed)
             })
             .buffer_unordered(256)

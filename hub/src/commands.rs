@@ -14,6 +14,7 @@ use domain::auth::Principal;
 use domain::chat::{self, Receipt};
 use domain::error::DomainError;
 use domain::metrics::Metrics;
+use domain::store::events::SocketRef;
 use futures::stream::FuturesUnordered;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -180,13 +181,15 @@ pub fn decode_command(text: &str) -> Decoded {
 }
 
 /// Runs one command against the stores; a refusal is an error frame with the domain's code.
-async fn run(work: Work, inner: &Inner, principal: &Principal) -> Answer {
+async fn run(work: Work, inner: &Inner, principal: &Principal, origin: &SocketRef) -> Answer {
     let reference = work.reference.as_ref();
     let refused = |error: &dyn DomainError| ("error", protocol::domain_error_frame(error, reference));
     let ack = |data: Value| ("ack", protocol::frame("ack", data, reference));
     match work.action {
         Action::Send { client_msg_id, body } => {
-            match chat::send(&inner.services, principal, work.session, &client_msg_id, &body).await {
+            match chat::send(&inner.services, principal, Some(origin), work.session, &client_msg_id, &body)
+                .await
+            {
                 Ok((message, stored_now)) => {
                     let data = json!({ "message": chat::message_json(&message), "duplicate": !stored_now });
                     ("message_ack", protocol::frame("message_ack", data, reference))
@@ -237,13 +240,18 @@ impl std::future::Future for RunningCommand {
 /// The commands of one socket that are running or waiting for their session's lane.
 /// Tasks are tracked by the hub, so a shutdown waits for them and a closing socket does
 /// not cut a send between storing and delivering.
-#[derive(Default)]
 pub(crate) struct Lanes {
     running: Running,
     waiting: VecDeque<Work>,
+    /// The socket the commands came in on: the events they cause skip it.
+    origin: SocketRef,
 }
 
 impl Lanes {
+    pub(crate) fn new(origin: SocketRef) -> Self {
+        Self { running: Running::default(), waiting: VecDeque::new(), origin }
+    }
+
     /// Whether the socket may read another command.
     pub(crate) fn has_room(&self) -> bool {
         self.running.len() + self.waiting.len() < MAX_PENDING
@@ -281,8 +289,8 @@ impl Lanes {
                 continue;
             }
             let Some(work) = self.waiting.remove(index) else { break };
-            let owner = inner.clone();
-            let task = inner.tasks.spawn(async move { run(work, &owner, &principal).await });
+            let (owner, origin) = (inner.clone(), self.origin.clone());
+            let task = inner.tasks.spawn(async move { run(work, &owner, &principal, &origin).await });
             self.running.push(RunningCommand { session, task });
         }
     }

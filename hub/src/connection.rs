@@ -10,7 +10,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use domain::auth::Principal;
 use domain::clock::{now_ms, now_s};
 use domain::events::StreamId;
-use domain::store::events::Backlog;
+use domain::store::events::{Backlog, SocketRef};
 use futures::{FutureExt, StreamExt};
 use governor::{Quota, RateLimiter};
 use serde_json::json;
@@ -139,7 +139,8 @@ async fn serve(
     let limiter = RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst));
     let mut strikes = 0u32;
     let mut state = CommandState::default();
-    let mut lanes = Lanes::default();
+    let mut lanes =
+        Lanes::new(SocketRef { instance: inner.instance_id.clone(), socket: registered.registration.id });
 
     loop {
         tokio::select! {

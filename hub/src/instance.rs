@@ -41,7 +41,7 @@ pub(crate) async fn apply_routes(inner: Arc<Inner>, mut ops: mpsc::UnboundedRece
 async fn apply_lane(inner: Arc<Inner>, mut ops: mpsc::UnboundedReceiver<RouteOp>) {
     while let Some(op) = ops.recv().await {
         let store = &inner.store;
-        let instance = inner.instance_id.as_str();
+        let instance = &*inner.instance_id;
         let result = match op.change {
             RouteChange::Add => match store.add_route(op.user, instance).await {
                 Ok(()) if op.role == Role::Mitra => {
@@ -105,7 +105,7 @@ pub(crate) async fn heartbeat(inner: Arc<Inner>, shutdown: CancellationToken) {
 /// its opening entry (a restarted Redis's ids need not follow the old ones), and
 /// [`recover_routes`] announces every local user again.
 pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
-    let instance = inner.instance_id.as_str();
+    let instance = &*inner.instance_id;
     let keep_ms = inner.presence.lease_ms.saturating_mul(6);
     let mut after = "0-0".to_owned();
     let mut check = false;
@@ -170,7 +170,7 @@ pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
                         kind,
                         resync: false,
                     });
-                    inner.registry.deliver(*user, &outbound);
+                    inner.registry.deliver(*user, &outbound, entry.except_socket);
                 }
             }
         }

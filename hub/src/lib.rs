@@ -73,7 +73,7 @@ struct Inner {
     services: domain::services::Services,
     auth: Arc<AuthContext>,
     /// This process's name in Redis: its inbox, its lease, the routes to it.
-    instance_id: String,
+    instance_id: Arc<str>,
     /// One permit per open socket.
     slots: Arc<Semaphore>,
     /// Live sockets by user.
@@ -95,7 +95,7 @@ impl Hub {
     ) -> Self {
         let slots = Arc::new(Semaphore::new(settings.max_connections));
         let (route_tx, route_rx) = tokio::sync::mpsc::unbounded_channel();
-        let instance_id = uuid::Uuid::new_v4().simple().to_string();
+        let instance_id: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
         let metrics = services.metrics.clone();
         Self {
             inner: Arc::new(Inner {

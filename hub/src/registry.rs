@@ -130,24 +130,25 @@ impl Registry {
         Registered { registration: Registration { registry: self, user, id }, outbound, close, routed }
     }
 
-    /// Queues `outbound` for every socket of `user` here. A socket whose queue is full is
-    /// asked to close (1013) rather than buffered without bound. Returns sockets reached.
-    pub(crate) fn deliver(&self, user: Uuid, outbound: &Outbound) -> usize {
+    /// Queues `outbound` for every socket of `user` here but the socket `except`. A socket
+    /// whose queue is full is asked to close (1013) rather than buffered without bound.
+    /// Returns sockets reached.
+    pub(crate) fn deliver(&self, user: Uuid, outbound: &Outbound, except: Option<u64>) -> usize {
         let mut users = self.lock();
         let Some(entry) = users.get_mut(&user) else { return 0 };
-        self.queue(entry, outbound)
+        self.queue(entry, outbound, except)
     }
 
     /// Queues `outbound` for every socket here, as [`deliver`](Self::deliver) does for one
     /// user's. Returns sockets reached.
     pub(crate) fn deliver_to_all(&self, outbound: &Outbound) -> usize {
         let mut users = self.lock();
-        users.values_mut().map(|entry| self.queue(entry, outbound)).sum()
+        users.values_mut().map(|entry| self.queue(entry, outbound, None)).sum()
     }
 
-    fn queue(&self, entry: &mut UserSockets, outbound: &Outbound) -> usize {
+    fn queue(&self, entry: &mut UserSockets, outbound: &Outbound, except: Option<u64>) -> usize {
         let mut delivered = 0;
-        for socket in &mut entry.sockets {
+        for socket in entry.sockets.iter_mut().filter(|socket| Some(socket.id) != except) {
             match socket.outbound.try_send(outbound.clone()) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {

@@ -96,15 +96,67 @@ async fn messages_are_stored_before_the_ack_and_reach_both_sides_in_order() {
 
     let (status, sent) = send_rest(&app, &mitra.token, &session, "m-1", "Halo, aku dengerin ya").await;
     assert_eq!((status, sent["message"]["seq"].as_i64()), (201, Some(2)));
-    // The customer's other device gets the message it sent, then the mitra's.
+    // The customer's other device gets the message it sent, then the mitra's; the device
+    // that sent it has it in its ack and gets only the mitra's (its own was published
+    // before its ack, so an echo would have come first).
     assert_eq!(next_event(&mut customer.socket, "chat_message").await["message"]["client_msg_id"], "c-1");
     assert_eq!(next_event(&mut customer.socket, "chat_message").await["message"]["seq"], 2);
+    assert_eq!(next_event(&mut second_device, "chat_message").await["message"]["seq"], 2);
 
     let all = history(&app, &customer.token, &session, "").await;
     let seqs: Vec<i64> = all.iter().filter_map(|m| m["seq"].as_i64()).collect();
     assert_eq!(seqs, vec![1, 2]);
     assert_eq!(history(&app, &customer.token, &session, "?after_seq=1").await.len(), 1);
     assert_eq!(history(&app, &customer.token, &session, "?before_seq=2").await[0]["seq"], 1);
+}
+
+/// Connects and reads the `welcome`; returns the socket and its number within its hub
+/// instance (the end of the welcome's `connection_id`).
+async fn connect_numbered(url: &str) -> (WsClient, u64) {
+    let mut client = WsClient::connect(url).await;
+    let welcome = client.next_json().await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    let number = welcome["data"]["connection_id"].as_str().and_then(|id| id.rsplit('-').next());
+    (client, number.and_then(|n| n.parse().ok()).expect("a numbered connection id"))
+}
+
+#[tokio::test]
+async fn a_message_skips_the_socket_it_came_in_on_and_reaches_the_senders_other_devices() {
+    let app = TestApp::spawn().await;
+    let sibling = app.spawn_sibling().await;
+    let Paired { mut customer, mut mitra, session } = paired(&app).await;
+    let (mut sender, number) = connect_numbered(&ws_url_with_token(app.public, &customer.token)).await;
+    // A device of the customer on the other instance with the same number there: only the
+    // instance tells it from the sender.
+    let mut elsewhere = loop {
+        let (socket, n) = connect_numbered(&ws_url_with_token(sibling.public, &customer.token)).await;
+        assert!(n <= number, "the sibling's numbers passed {number}");
+        if n == number {
+            break socket;
+        }
+    };
+
+    let ack = command(
+        &mut sender,
+        "send_message",
+        json!({"session_id": session, "client_msg_id": "c-1", "body": "dari hp"}),
+    )
+    .await;
+    assert_eq!(
+        (ack["type"].as_str(), ack["data"]["message"]["seq"].as_i64()),
+        (Some("message_ack"), Some(1))
+    );
+    for (name, socket) in
+        [("mitra", &mut mitra.socket), ("same instance", &mut customer.socket), ("elsewhere", &mut elsewhere)]
+    {
+        let got = next_event(socket, "chat_message").await;
+        assert_eq!(got["message"]["client_msg_id"], "c-1", "{name}");
+    }
+    // The sender's next message event is the mitra's: its own, published before its ack,
+    // would have come first.
+    let (status, _) = send_rest(&app, &mitra.token, &session, "m-1", "iya?").await;
+    assert_eq!(status, 201);
+    assert_eq!(next_event(&mut sender, "chat_message").await["message"]["seq"], 2);
 }
 
 #[tokio::test]

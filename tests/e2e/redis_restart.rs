@@ -96,25 +96,18 @@ async fn frame_by(socket: &mut WsClient, kind: &str, deadline: Instant) -> Optio
     }
 }
 
-/// Sends a chat message over the socket and reads until both its ack and its own echo
-/// (which may come first) arrived; returns the echo's event id.
-async fn send_message(socket: &mut WsClient, session: &str, client_msg_id: &str) -> String {
+/// Sends a chat message over the socket and reads until its ack arrived.
+async fn send_message(socket: &mut WsClient, session: &str, client_msg_id: &str) {
     let reference = uuid::Uuid::new_v4().to_string();
     let data = json!({"session_id": session, "client_msg_id": client_msg_id, "body": "masih di sini"});
     socket.send_json(json!({"type": "send_message", "ref": reference, "data": data})).await;
-    let (mut acked, mut echo) = (false, None);
-    while !acked || echo.is_none() {
+    loop {
         let frame = socket.next_json().await;
         if frame["ref"] == reference.as_str() {
             assert_eq!(frame["type"], "message_ack", "{frame}");
-            acked = true;
-        } else if frame["type"] == "chat_message"
-            && frame["data"]["message"]["client_msg_id"] == client_msg_id
-        {
-            echo = Some(frame["id"].as_str().expect("a durable id").to_owned());
+            return;
         }
     }
-    echo.unwrap_or_default()
 }
 
 async fn availability(app: &TestApp, token: &str) -> Option<Value> {
@@ -167,10 +160,11 @@ async fn after_redis_restarts_empty_presence_counters_and_routes_come_back_and_s
     let (status, accepted) = accept(&app, &ayu.token, request["id"].as_str().expect("id")).await;
     assert_eq!(status, 200, "{accepted}");
     let session = accepted["chat_session"]["id"].as_str().expect("session").to_owned();
-    next_event(&mut rani.socket, "paired").await;
-    let rani_last = send_message(&mut rani.socket, &session, "before").await;
-    next_event(&mut ayu.socket, "chat_message").await;
     let far = Instant::now() + Duration::from_secs(10);
+    let (_, rani_last) = frame_by(&mut rani.socket, "paired", far).await.expect("rani is told she is paired");
+    let rani_last = rani_last.expect("a durable id");
+    send_message(&mut rani.socket, &session, "before").await;
+    next_event(&mut ayu.socket, "chat_message").await;
     let watcher = rani.token.clone();
     let one = json!({"available": true, "count": 1});
     assert!(eventually(far, || async { availability(&app, &watcher).await.as_ref() == Some(&one) }).await);

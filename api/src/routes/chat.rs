@@ -174,7 +174,7 @@ pub async fn send(
     ApiJson(body): ApiJson<NewMessage>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let (message, stored_now) =
-        chat::send(&state.services, &caller, id, &body.client_msg_id, &body.body).await?;
+        chat::send(&state.services, &caller, None, id, &body.client_msg_id, &body.body).await?;
     let status = if stored_now { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(json!({ "message": chat::message_json(&message), "duplicate": !stored_now }))))
 }

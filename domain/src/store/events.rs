@@ -9,7 +9,8 @@
 //! Publishing runs one script in the user's slot (append + expire + read the route, so an
 //! instance that registers a route either sees the event in the stream or gets it in its
 //! inbox), then appends to each routed instance's inbox (`NOMKSTREAM`: a dead instance's
-//! expired inbox is not recreated).
+//! expired inbox is not recreated). An inbox entry may name one socket of its instance
+//! (`x`) that skips it: the socket whose command caused the event.
 
 use std::sync::LazyLock;
 
@@ -79,6 +80,16 @@ static RESUME: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// One socket of one hub instance: the socket a command came in on. An event the command
+/// caused skips that socket when the command's answer carries it already.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SocketRef {
+    /// The hub instance's id (its inbox's name).
+    pub instance: std::sync::Arc<str>,
+    /// The socket's number within the instance.
+    pub socket: u64,
+}
+
 /// One entry of an instance's inbox: an event for one or more of its users.
 #[derive(Clone, Debug)]
 pub struct InboxEntry {
@@ -91,6 +102,8 @@ pub struct InboxEntry {
     pub event: String,
     /// When it was published, unix milliseconds (delivery latency).
     pub published_ms: u64,
+    /// The socket here that does not get it (it sent the command that caused it).
+    pub except_socket: Option<u64>,
 }
 
 /// A user's stream entry: the user, the event id and the instances routed to.
@@ -133,19 +146,21 @@ impl Store {
     }
 
     /// Appends a durable event to the user's stream and forwards it to the instances that
-    /// hold the user's sockets. Returns the event's stream id and the instances routed to.
+    /// hold the user's sockets, except to the socket `except`. Returns the event's stream id
+    /// and the instances routed to.
     pub async fn publish_event(
         &self,
         user: uuid::Uuid,
         event: &str,
         maxlen: u64,
         ttl_ms: u64,
+        except: Option<&SocketRef>,
     ) -> Result<(String, Vec<String>), StoreError> {
         let client = self.redis.next();
         let keys = vec![self.user_stream_key(user), self.user_route_key(user)];
         let args = vec![maxlen.to_string(), event.to_owned(), ttl_ms.to_string()];
         let (id, instances): (String, Vec<String>) = PUBLISH.evalsha_with_reload(client, keys, args).await?;
-        self.forward(client, user, Some(&id), event, &instances).await?;
+        self.forward(client, user, Some(&id), event, &instances, except).await?;
         Ok((id, instances))
     }
 
@@ -216,9 +231,12 @@ impl Store {
         let client = self.redis.next();
         let instances: Vec<String> =
             fred::prelude::SetsInterface::smembers(client, self.user_route_key(user)).await?;
-        self.forward(client, user, None, event, &instances).await
+        self.forward(client, user, None, event, &instances, None).await
     }
 
+    /// Appends `event` for `user` (with its id in the user's stream, if durable) to each
+    /// instance's inbox; the entry in the inbox of the socket `except` names that socket
+    /// (`x`), so the instance skips it.
     async fn forward(
         &self,
         client: &Client,
@@ -226,20 +244,25 @@ impl Store {
         event_id: Option<&str>,
         event: &str,
         instances: &[String],
+        except: Option<&SocketRef>,
     ) -> Result<(), StoreError> {
         if instances.is_empty() {
             return Ok(());
         }
         let now_ms = crate::clock::now_ms().to_string();
         let user = user.to_string();
+        let except_socket = except.map(|except| (except.instance.as_ref(), except.socket.to_string()));
         let pipeline = client.pipeline();
         for instance in instances {
-            let fields = vec![
+            let mut fields = vec![
                 ("u", user.as_str()),
                 ("i", event_id.unwrap_or("")),
                 ("e", event),
                 ("t", now_ms.as_str()),
             ];
+            if let Some((_, socket)) = except_socket.as_ref().filter(|(on, _)| *on == instance.as_str()) {
+                fields.push(("x", socket.as_str()));
+            }
             let cap = XCap::try_from((XCapKind::MaxLen, XCapTrim::AlmostExact, 100_000))?;
             let _: () = pipeline.xadd(self.inbox_key(instance), true, cap, "*", fields).await?;
         }
@@ -353,6 +376,7 @@ impl InboxReader {
                         recipients,
                         event: field("e")?,
                         published_ms: field("t")?.parse().ok()?,
+                        except_socket: field("x").and_then(|socket| socket.parse().ok()),
                     })
                 })();
                 match parsed {
@@ -363,6 +387,7 @@ impl InboxReader {
                         recipients: Vec::new(),
                         event: String::new(),
                         published_ms: 0,
+                        except_socket: None,
                     }),
                 }
             }
