@@ -253,11 +253,18 @@ async fn a_mitra_at_the_cap_is_online_but_not_available() {
     set_status(&app, &token, true).await;
     let _socket = WsClient::connect_welcomed(&url(&app, mitra, Role::Mitra, None)).await;
     assert_eq!(available(&app).await, 1);
-    app.store.set_capacity_cap(2).await.expect("cap");
+    set_cap(&app, 2).await;
     app.store.set_mitra_sessions(mitra, 2, 2).await.expect("sessions");
     assert_eq!(available(&app).await, 0);
-    app.store.set_capacity_cap(3).await.expect("cap");
+    set_cap(&app, 3).await;
     assert_eq!(available(&app).await, 1);
+}
+
+/// Changes the capacity cap as operators do: in its record, then copied to Redis. (Setting
+/// only Redis's copy raced the process's own copy at start, which reads the record.)
+async fn set_cap(app: &TestApp, cap: i64) {
+    crate::pairing::set_config(app.store.pg_pool(), "max_customers_per_mitra", json!(cap)).await;
+    domain::presence::sync_capacity_cap(&app.store).await.expect("cap");
 }
 
 #[tokio::test]
