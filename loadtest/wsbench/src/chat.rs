@@ -28,7 +28,7 @@
 //! A message not acknowledged or delivered within [`WAIT`] counts as missing; an `error`
 //! frame answering it is counted with its code.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -660,6 +660,47 @@ fn distribution(
     distribution
 }
 
+/// The delivery p99 of each whole second of `records` (by send time, from `start`), in ms:
+/// a tail from a few slow seconds reads differently from one spread over the run.
+fn p99_by_second(records: &[&Record], start: Instant) -> Vec<(u64, f64)> {
+    let mut by_second: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for record in records {
+        if let Some(latency) = delivery(record).filter(|latency| *latency <= WAIT) {
+            let second = record.sent.saturating_duration_since(start).as_secs();
+            by_second.entry(second).or_default().push(micros(latency));
+        }
+    }
+    by_second
+        .into_iter()
+        .map(|(second, mut latencies)| {
+            latencies.sort_unstable();
+            (second, percentile(&latencies, 99.0))
+        })
+        .collect()
+}
+
+/// `p99_by_second` as one report line: the median second, how many seconds missed the goal,
+/// and the worst five.
+fn seconds_line(by_second: &[(u64, f64)]) -> String {
+    if by_second.is_empty() {
+        return "Delivery p99 by second of the fixed rate: no deliveries.".to_owned();
+    }
+    let mut p99s: Vec<f64> = by_second.iter().map(|(_, p99)| *p99).collect();
+    p99s.sort_unstable_by(f64::total_cmp);
+    let over = p99s.iter().filter(|p99| **p99 > DELIVERY_GOAL_MS).count();
+    let mut worst = by_second.to_vec();
+    worst.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
+    let worst: Vec<String> =
+        worst.iter().take(5).map(|(second, p99)| format!("s{second} {p99:.1} ms")).collect();
+    format!(
+        "Delivery p99 by second of the fixed rate (by send time): median second {:.1} ms, {over} of {} seconds \
+         over {DELIVERY_GOAL_MS} ms; worst: {}.",
+        p99s[p99s.len() / 2],
+        p99s.len(),
+        worst.join(", ")
+    )
+}
+
 fn delivery(record: &Record) -> Option<Duration> {
     Some(record.delivered?.saturating_duration_since(record.sent))
 }
@@ -851,6 +892,8 @@ pub async fn run(cli: &Cli, store: &Store, options: &Options) -> anyhow::Result<
     ];
     lines.extend(rows.iter().map(Distribution::row));
     lines.extend([
+        String::new(),
+        seconds_line(&p99_by_second(&fixed, fixed_start)),
         String::new(),
         format!(
             "**Ceiling: {:.0} stored messages/s** ({stored} acknowledged within the {:.0} s window, {} in flight).",
