@@ -37,18 +37,6 @@ pub async fn paired(app: &TestApp) -> Paired {
     Paired { customer, mitra, session }
 }
 
-/// Sends a command and reads until its answer (matched by `ref`).
-async fn command(socket: &mut WsClient, kind: &str, data: Value) -> Value {
-    let reference = Uuid::new_v4().to_string();
-    socket.send_json(json!({"type": kind, "ref": reference, "data": data})).await;
-    loop {
-        let frame = socket.next_json().await;
-        if frame["ref"] == reference.as_str() {
-            return frame;
-        }
-    }
-}
-
 async fn send_rest(
     app: &TestApp,
     token: &str,
@@ -74,12 +62,12 @@ async fn messages_are_stored_before_the_ack_and_reach_both_sides_in_order() {
     let mut second_device = WsClient::connect_welcomed(&ws_url_with_token(app.public, &customer.token)).await;
 
     // Sent from the second device: the first shows what the customer's other devices get.
-    let ack = command(
-        &mut second_device,
-        "send_message",
-        json!({"session_id": session, "client_msg_id": "c-1", "body": "Halo, aku mau cerita"}),
-    )
-    .await;
+    let ack = second_device
+        .command(
+            "send_message",
+            json!({"session_id": session, "client_msg_id": "c-1", "body": "Halo, aku mau cerita"}),
+        )
+        .await;
     assert_eq!(ack["type"], "message_ack", "{ack}");
     assert_eq!(
         (ack["data"]["message"]["seq"].as_i64(), ack["data"]["duplicate"].as_bool()),
@@ -136,12 +124,9 @@ async fn a_message_skips_the_socket_it_came_in_on_and_reaches_the_senders_other_
         }
     };
 
-    let ack = command(
-        &mut sender,
-        "send_message",
-        json!({"session_id": session, "client_msg_id": "c-1", "body": "dari hp"}),
-    )
-    .await;
+    let ack = sender
+        .command("send_message", json!({"session_id": session, "client_msg_id": "c-1", "body": "dari hp"}))
+        .await;
     assert_eq!(
         (ack["type"].as_str(), ack["data"]["message"]["seq"].as_i64()),
         (Some("message_ack"), Some(1))
@@ -163,18 +148,14 @@ async fn a_message_skips_the_socket_it_came_in_on_and_reaches_the_senders_other_
 async fn a_resend_with_the_same_client_id_is_stored_once() {
     let app = TestApp::spawn().await;
     let Paired { mut customer, mitra, session } = paired(&app).await;
-    let first = command(
-        &mut customer.socket,
-        "send_message",
-        json!({"session_id": session, "client_msg_id": "dup", "body": "sekali"}),
-    )
-    .await;
-    let again = command(
-        &mut customer.socket,
-        "send_message",
-        json!({"session_id": session, "client_msg_id": "dup", "body": "sekali"}),
-    )
-    .await;
+    let first = customer
+        .socket
+        .command("send_message", json!({"session_id": session, "client_msg_id": "dup", "body": "sekali"}))
+        .await;
+    let again = customer
+        .socket
+        .command("send_message", json!({"session_id": session, "client_msg_id": "dup", "body": "sekali"}))
+        .await;
     assert_eq!(first["data"]["message"]["id"], again["data"]["message"]["id"]);
     assert_eq!(again["data"]["duplicate"], true);
     // The REST fallback and several devices at once: still one message.
@@ -268,16 +249,15 @@ async fn receipts_move_forward_only_and_reach_the_sender() {
     for n in 1..=3 {
         send_rest(&app, &customer.token, &session, &format!("c-{n}"), "pesan").await;
     }
-    let ack =
-        command(&mut mitra.socket, "mark_delivered", json!({"session_id": session, "up_to_seq": 3})).await;
+    let ack = mitra.socket.command("mark_delivered", json!({"session_id": session, "up_to_seq": 3})).await;
     assert_eq!(ack["type"], "ack", "{ack}");
     let delivered = next_event(&mut customer.socket, "message_delivered").await;
     assert_eq!((delivered["up_to_seq"].as_i64(), delivered["by"].as_str()), (Some(3), Some("mitra")));
-    command(&mut mitra.socket, "mark_read", json!({"session_id": session, "up_to_seq": 2})).await;
+    mitra.socket.command("mark_read", json!({"session_id": session, "up_to_seq": 2})).await;
     assert_eq!(next_event(&mut customer.socket, "message_read").await["up_to_seq"], 2);
     // Backwards, or past the last message: clamped, never lowered.
-    command(&mut mitra.socket, "mark_read", json!({"session_id": session, "up_to_seq": 1})).await;
-    command(&mut mitra.socket, "mark_read", json!({"session_id": session, "up_to_seq": 99})).await;
+    mitra.socket.command("mark_read", json!({"session_id": session, "up_to_seq": 1})).await;
+    mitra.socket.command("mark_read", json!({"session_id": session, "up_to_seq": 99})).await;
     assert_eq!(next_event(&mut customer.socket, "message_read").await["up_to_seq"], 3);
     let url = app.public_url(&format!("/api/shared/chat-sessions/{session}"));
     let (_, view) = app.call(Method::GET, &url, Some(&customer.token), None).await;
@@ -291,7 +271,7 @@ async fn receipts_move_forward_only_and_reach_the_sender() {
 async fn typing_reaches_the_other_side_is_never_stored_and_is_throttled() {
     let app = TestApp::spawn().await;
     let Paired { mut customer, mut mitra, session } = paired(&app).await;
-    let ack = command(&mut customer.socket, "typing", json!({"session_id": session})).await;
+    let ack = customer.socket.command("typing", json!({"session_id": session})).await;
     assert_eq!(ack["data"]["throttled"], false);
     let typing = loop {
         let frame = mitra.socket.next_json().await;
@@ -304,7 +284,7 @@ async fn typing_reaches_the_other_side_is_never_stored_and_is_throttled() {
         (typing["data"]["by"].as_str(), typing["data"]["expires_in_ms"].as_i64()),
         (Some("customer"), Some(5_000))
     );
-    let again = command(&mut customer.socket, "typing", json!({"session_id": session})).await;
+    let again = customer.socket.command("typing", json!({"session_id": session})).await;
     assert_eq!(again["data"]["throttled"], true);
     assert!(history(&app, &mitra.token, &session, "").await.is_empty());
 }
@@ -331,7 +311,7 @@ async fn bad_messages_and_other_peoples_sessions_are_refused_with_codes() {
         (json!({"session_id": session, "body": "hi"}), "invalid_command"),
     ];
     for (data, code) in cases {
-        let answer = command(&mut customer.socket, "send_message", data.clone()).await;
+        let answer = customer.socket.command("send_message", data.clone()).await;
         assert_eq!(
             (answer["type"].as_str(), answer["data"]["code"].as_str()),
             (Some("error"), Some(code)),
@@ -339,12 +319,10 @@ async fn bad_messages_and_other_peoples_sessions_are_refused_with_codes() {
         );
     }
     let max = "x".repeat(4_000);
-    let ok = command(
-        &mut customer.socket,
-        "send_message",
-        json!({"session_id": session, "client_msg_id": "max", "body": max}),
-    )
-    .await;
+    let ok = customer
+        .socket
+        .command("send_message", json!({"session_id": session, "client_msg_id": "max", "body": max}))
+        .await;
     assert_eq!(ok["type"], "message_ack");
     // Someone else's session: not found, whether they send, read or mark.
     let (status, body) = send_rest(&app, &stranger.token, &session, "s-1", "halo").await;

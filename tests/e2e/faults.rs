@@ -97,18 +97,6 @@ impl Drop for FaultProxy {
     }
 }
 
-/// Sends a command and reads until its answer (matched by `ref`).
-async fn command(socket: &mut WsClient, kind: &str, data: Value) -> Value {
-    let reference = uuid::Uuid::new_v4().to_string();
-    socket.send_json(json!({"type": kind, "ref": reference, "data": data})).await;
-    loop {
-        let frame = socket.next_json().await;
-        if frame["ref"] == reference.as_str() {
-            return frame;
-        }
-    }
-}
-
 #[tokio::test]
 async fn while_postgres_is_away_the_api_answers_503_and_the_hub_refuses_sends_retryably() {
     let proxy = FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], 5432))).await;
@@ -129,14 +117,14 @@ async fn while_postgres_is_away_the_api_answers_503_and_the_hub_refuses_sends_re
         (body["error"]["code"].as_str(), body["error"]["retryable"].as_bool()),
         (Some("store_unavailable"), Some(true))
     );
-    let refused = command(&mut customer.socket, "send_message", send.clone()).await;
+    let refused = customer.socket.command("send_message", send.clone()).await;
     assert_eq!(refused["type"], "error", "{refused}");
     assert_eq!(
         (refused["data"]["code"].as_str(), refused["data"]["retryable"].as_bool()),
         (Some("store_unavailable"), Some(true))
     );
     // The socket stays up, and what needs no Postgres still works.
-    assert_eq!(command(&mut customer.socket, "ping", json!({})).await["type"], "pong");
+    assert_eq!(customer.socket.command("ping", json!({})).await["type"], "pong");
     let (status, _) = app
         .call(Method::GET, &app.public_url("/api/client/mitra-availability"), Some(&customer.token), None)
         .await;
@@ -144,7 +132,7 @@ async fn while_postgres_is_away_the_api_answers_503_and_the_hub_refuses_sends_re
 
     proxy.restore().await;
     // The app retries the same command, as the error told it to: stored once, delivered.
-    let ack = command(&mut customer.socket, "send_message", send).await;
+    let ack = customer.socket.command("send_message", send).await;
     assert_eq!(ack["type"], "message_ack", "{ack}");
     assert_eq!(ack["data"]["message"]["seq"], 1);
     let got = next_event(&mut mitra.socket, "chat_message").await;
@@ -193,7 +181,7 @@ async fn a_conversation_survives_its_hub_being_killed_and_resumes_on_another_hub
 
     for id in ["c-1", "c-2"] {
         let data = json!({"session_id": session, "client_msg_id": id, "body": "cerita"});
-        assert_eq!(command(&mut customer_socket, "send_message", data).await["type"], "message_ack");
+        assert_eq!(customer_socket.command("send_message", data).await["type"], "message_ack");
     }
     let (before, mitra_last) = read_messages(&mut mitra, &["c-1", "c-2"]).await;
     assert_eq!(before, ["c-1", "c-2"]);
@@ -208,7 +196,7 @@ async fn a_conversation_survives_its_hub_being_killed_and_resumes_on_another_hub
     let resume =
         |token: &str, last: &str| format!("{}&last_event_id={last}", ws_url_with_token(app.public, token));
     let mut customer_socket = WsClient::connect_welcomed(&ws_url_with_token(app.public, &client.token)).await;
-    let ack = command(&mut customer_socket, "send_message", data).await;
+    let ack = customer_socket.command("send_message", data).await;
     assert_eq!(ack["type"], "message_ack", "{ack}");
     assert_eq!(ack["data"]["message"]["seq"], 3, "stored once, after c-2");
     let mut mitra = WsClient::connect_welcomed(&resume(&mitra_token, &mitra_last)).await;

@@ -431,6 +431,19 @@ impl WsClient {
         }
     }
 
+    /// Sends the command `kind` with `data` and reads until its answer (matched by `ref`),
+    /// passing over the events that come first.
+    pub async fn command(&mut self, kind: &str, data: serde_json::Value) -> serde_json::Value {
+        let reference = uuid::Uuid::new_v4().to_string();
+        self.send_json(serde_json::json!({"type": kind, "ref": reference, "data": data})).await;
+        loop {
+            let frame = self.next_json().await;
+            if frame["ref"] == reference.as_str() {
+                return frame;
+            }
+        }
+    }
+
     pub async fn send_json(&mut self, value: serde_json::Value) {
         self.send_text(value.to_string()).await;
     }

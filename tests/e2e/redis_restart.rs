@@ -98,16 +98,9 @@ async fn frame_by(socket: &mut WsClient, kind: &str, deadline: Instant) -> Optio
 
 /// Sends a chat message over the socket and reads until its ack arrived.
 async fn send_message(socket: &mut WsClient, session: &str, client_msg_id: &str) {
-    let reference = uuid::Uuid::new_v4().to_string();
     let data = json!({"session_id": session, "client_msg_id": client_msg_id, "body": "masih di sini"});
-    socket.send_json(json!({"type": "send_message", "ref": reference, "data": data})).await;
-    loop {
-        let frame = socket.next_json().await;
-        if frame["ref"] == reference.as_str() {
-            assert_eq!(frame["type"], "message_ack", "{frame}");
-            return;
-        }
-    }
+    let answer = socket.command("send_message", data).await;
+    assert_eq!(answer["type"], "message_ack", "{answer}");
 }
 
 async fn availability(app: &TestApp, token: &str) -> Option<Value> {

@@ -205,9 +205,7 @@ impl Store {
         client_msg_id: &str,
         body: &str,
     ) -> Result<Result<Sent, SendRefusal>, StoreError> {
-        if party_column(sender).is_none() {
-            return Ok(Err(SendRefusal::NotFound));
-        }
+        let Some(column) = party_column(sender) else { return Ok(Err(SendRefusal::NotFound)) };
         let message = NewMessage {
             session,
             sender_id: sender.id,
@@ -218,19 +216,20 @@ impl Store {
         if let Some(sent) = self.sends.send(message).await {
             return Ok(Ok(sent));
         }
-        self.send_message_alone(sender, session, client_msg_id, body).await
+        self.send_message_alone(sender, column, session, client_msg_id, body).await
     }
 
     /// [`Store::send_message`] in a statement of its own: the session's number is taken and
-    /// the message inserted together (a unique-key conflict undoes both).
+    /// the message inserted together (a unique-key conflict undoes both). `column` is the
+    /// sender's party column (`party_column`).
     async fn send_message_alone(
         &self,
         sender: &Principal,
+        column: &str,
         session: Uuid,
         client_msg_id: &str,
         body: &str,
     ) -> Result<Result<Sent, SendRefusal>, StoreError> {
-        let Some(column) = party_column(sender) else { return Ok(Err(SendRefusal::NotFound)) };
         let query = format!(
             "WITH s AS (
                  UPDATE chat_sessions SET last_seq = last_seq + 1
