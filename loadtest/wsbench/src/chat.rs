@@ -76,8 +76,11 @@ pub struct Options {
     pub warmup_seconds: u64,
     pub ceiling_seconds: u64,
     pub in_flight: usize,
+    /// Leave the set-up's writes to the kernel instead of a `CHECKPOINT` before the fixed rate.
+    pub skip_checkpoint: bool,
     pub api: SocketAddr,
     pub report: Option<PathBuf>,
+    pub timings: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -393,6 +396,20 @@ impl Wire {
     }
 }
 
+/// Writes everything the set-up left in Postgres' buffers and the kernel's page cache to disk.
+///
+/// The pairing set-up writes ~85 MB (1,000 blasts, each offered to every available mitra: over
+/// 200,000 `chat_request_notifications` rows and their indexes). Left alone, the kernel writes
+/// those pages back in one burst about 30 s later, in the middle of the fixed rate, and a WAL
+/// `fdatasync` queued behind that burst takes 50–130 ms (measured with `--timings` and the
+/// kernel's writeback trace): every message committed then waits for it. The set-up, 45
+/// pairings a second each fanned out to hundreds of mitras, is no part of the chat load being
+/// measured, so its writes go to disk first; the messages' own write-back stays in the run.
+async fn checkpoint(store: &Store) -> anyhow::Result<()> {
+    sqlx::query("CHECKPOINT").execute(store.pg_pool()).await.context("CHECKPOINT after the set-up")?;
+    Ok(())
+}
+
 /// Signs `count` customers in (phones `+62813<base + n>`) and pays for each.
 async fn sign_in_customers(api: &Api, count: usize) -> anyhow::Result<Vec<Customer>> {
     let base = Uuid::new_v4().as_u128() % (100_000_000 - count as u128);
@@ -589,6 +606,9 @@ async fn fixed_rate(
 ) -> (u64, Instant, Instant, Instant) {
     let total = rate * (warmup_s + seconds);
     let warmup = rate * warmup_s;
+    // Room for every record up front: growing the map mid-run rehashes it under the lock the
+    // readers stamp through (measured: a 12–16 ms stall of this client at ~57k records).
+    lock(&wire.ledger.records).reserve(usize::try_from(total).unwrap_or(usize::MAX));
     let start = Instant::now() + Duration::from_millis(50);
     let senders: Vec<_> = (0..SENDERS)
         .map(|p| {
@@ -640,6 +660,100 @@ async fn ceiling(wire: &Arc<Wire>, in_flight: usize, seconds: u64, first: u64) -
         .collect();
     futures::future::join_all(slots).await;
     (start, end)
+}
+
+/// Late wake-ups of a 1 ms sleep, on the runtime and on a thread of its own, longer than
+/// [`STALL`]: the client's own stalls, to tell them from the server's.
+const STALL: Duration = Duration::from_millis(5);
+
+#[derive(Default)]
+struct Stalls {
+    seen: Mutex<Vec<(&'static str, Instant, Duration)>>,
+    stop: std::sync::atomic::AtomicBool,
+}
+
+impl Stalls {
+    fn watch(self: &Arc<Self>) {
+        let tick = Duration::from_millis(1);
+        let stalls = self.clone();
+        tokio::spawn(async move {
+            while !stalls.stop.load(Ordering::Relaxed) {
+                let before = Instant::now();
+                tokio::time::sleep(tick).await;
+                let late = before.elapsed().saturating_sub(tick);
+                if late > STALL {
+                    lock(&stalls.seen).push(("runtime", before + tick, late));
+                }
+            }
+        });
+        let stalls = self.clone();
+        std::thread::spawn(move || {
+            while !stalls.stop.load(Ordering::Relaxed) {
+                let before = Instant::now();
+                std::thread::sleep(tick);
+                let late = before.elapsed().saturating_sub(tick);
+                if late > STALL {
+                    lock(&stalls.seen).push(("thread", before + tick, late));
+                }
+            }
+        });
+    }
+
+    /// The report line: how often and how long this client's own timers woke late.
+    fn line(&self) -> String {
+        let seen = lock(&self.seen);
+        let worst = seen.iter().map(|(_, _, late)| late.as_secs_f64() * 1e3).fold(0.0, f64::max);
+        format!(
+            "Client stalls (a 1 ms sleep of the bench woke more than {} ms late, on its runtime or its own \
+             thread) from the warm-up to the last delivery: {}{}.",
+            STALL.as_millis(),
+            seen.len(),
+            if seen.is_empty() { String::new() } else { format!(", the longest {worst:.1} ms") }
+        )
+    }
+}
+
+/// Writes `records` and `stalls` as CSV, times in ms from `start` (negative: before it), and
+/// `start` as Unix time on the first line. A `msg` row: the sender's side, when it was sent,
+/// its ack and delivery latencies (empty when missing); a `stall` row: which timer (`runtime`
+/// or `thread`), when it should have woken, how late it woke.
+fn write_timings(
+    path: &std::path::Path,
+    records: &[&Record],
+    stalls: &Stalls,
+    start: Instant,
+) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let unix = std::time::SystemTime::now()
+        .checked_sub(start.elapsed())
+        .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
+        .unwrap_or_default();
+    let ms = |duration: Duration| duration.as_secs_f64() * 1e3;
+    let at_ms = |at: Instant| match at.checked_duration_since(start) {
+        Some(after) => ms(after),
+        None => -ms(start.duration_since(at)),
+    };
+    let latency = |at: Option<Instant>, sent: Instant| {
+        at.map_or(String::new(), |at| format!("{:.3}", ms(at.saturating_duration_since(sent))))
+    };
+    let mut out =
+        format!("# start_unix_ms={}\nkind,who,at_ms,ack_or_late_ms,delivered_ms\n", unix.as_millis());
+    let mut sorted = records.to_vec();
+    sorted.sort_by_key(|r| r.sent);
+    for record in sorted {
+        let _ = writeln!(
+            out,
+            "msg,{},{:.3},{},{}",
+            record.from.role(),
+            at_ms(record.sent),
+            latency(record.acked, record.sent),
+            latency(record.delivered, record.sent)
+        );
+    }
+    for (timer, at, late) in lock(&stalls.seen).iter() {
+        let _ = writeln!(out, "stall,{timer},{:.3},{:.3},", at_ms(*at), ms(*late));
+    }
+    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
 }
 
 fn micros(duration: Duration) -> u64 {
@@ -778,6 +892,17 @@ pub async fn run(cli: &Cli, store: &Store, options: &Options) -> anyhow::Result<
     anyhow::ensure!(!sessions.is_empty(), "no session was paired");
     // Later chat_request frames (none expected) are not needed any more.
     tokio::spawn(async move { while control.recv().await.is_some() {} });
+    let checkpoint_line = if options.skip_checkpoint {
+        "Set-up writes: left to the kernel (`--skip-checkpoint`); its write-back of them lands in the \
+         fixed rate."
+            .to_owned()
+    } else {
+        let started = Instant::now();
+        checkpoint(store).await?;
+        let checkpoint_s = started.elapsed().as_secs_f64();
+        eprintln!("checkpoint after the set-up in {checkpoint_s:.1} s");
+        format!("Set-up writes: on disk before the fixed rate (`CHECKPOINT`, {checkpoint_s:.1} s).")
+    };
     let per_mitra = {
         let mut per_mitra = vec![0usize; mitras.len()];
         sessions.iter().for_each(|s| per_mitra[s.mitra] += 1);
@@ -797,9 +922,12 @@ pub async fn run(cli: &Cli, store: &Store, options: &Options) -> anyhow::Result<
         options.rate, options.warmup_seconds, options.seconds
     );
     let closed_before = lock(&ledger.closes).len();
+    let stalls = Arc::new(Stalls::default());
+    stalls.watch();
     let (sent, rate_start, fixed_start, fixed_end) =
         fixed_rate(&wire, options.rate, options.warmup_seconds, options.seconds).await;
     let fixed_pending = wire.drain(Phase::Fixed, fixed_end + SETTLE).await;
+    stalls.stop.store(true, Ordering::Relaxed);
     let settled_s = fixed_end.elapsed().as_secs_f64();
     if fixed_pending > 0 {
         eprintln!(
@@ -911,6 +1039,8 @@ pub async fn run(cli: &Cli, store: &Store, options: &Options) -> anyhow::Result<
             per_mitra.0,
             per_mitra.1
         ),
+        checkpoint_line,
+        stalls.line(),
         format!(
             "Fixed rate: {} messages sent in {fixed_seconds:.1} s ({:.0}/s; the {} s warm-up before it not counted), \
              each session one message per side every {:.1} s; sends left p50 {:.1} ms / p99 {:.1} ms / max {:.1} ms \
@@ -945,6 +1075,9 @@ pub async fn run(cli: &Cli, store: &Store, options: &Options) -> anyhow::Result<
         closes_line,
         format!("Other frames read: {}.", counts(lock(&ledger.other_frames).clone().into_iter())),
     ]);
+    if let Some(path) = &options.timings {
+        write_timings(path, &fixed, &stalls, fixed_start)?;
+    }
     let table = lines.join("\n");
     println!("{table}");
     if let Some(path) = &options.report {

@@ -145,6 +145,13 @@ enum Command {
         /// Where to write the results as a Markdown table (they are printed either way).
         #[arg(long)]
         report: Option<std::path::PathBuf>,
+        /// Where to write every fixed-rate message's timings and the client's own stalls (CSV).
+        #[arg(long)]
+        timings: Option<std::path::PathBuf>,
+        /// Do not `CHECKPOINT` between the pairing set-up and the fixed rate: the kernel then
+        /// writes the set-up's pages back during the fixed rate, as it did before the step.
+        #[arg(long)]
+        skip_checkpoint: bool,
         /// Redis, key prefix and Postgres of the server under test (the mitras are created there).
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
         redis_url: String,
@@ -447,12 +454,16 @@ async fn main() -> anyhow::Result<()> {
             in_flight,
             api,
             report,
+            timings,
+            skip_checkpoint,
             redis_url,
             redis_prefix,
             database_url,
         } => {
             let store = connect_store(redis_url, redis_prefix, database_url).await?;
             let options = chat::Options {
+                timings: timings.clone(),
+                skip_checkpoint: *skip_checkpoint,
                 sessions: *sessions,
                 mitras: *mitras,
                 rate: *rate,
