@@ -96,4 +96,19 @@ bench_server_log() {
 }
 
 # " (with uncommitted changes)" when the worktree is dirty.
+# The kernel's write-back settings, which decide how often a WAL fsync waits behind a burst of
+# data pages (docs/OPERATIONS.md, "The Postgres host").
+bench_writeback() {
+  local source disk
+  source=$(findmnt -no source --target /var/lib/postgresql 2>/dev/null || findmnt -no source --target /)
+  # A partition's disk, or the device itself when it is a whole disk.
+  disk=$(lsblk -no pkname "$source" 2>/dev/null | head -1)
+  disk=${disk:-$(basename "$source")}
+  printf 'vm.dirty_expire_centisecs=%s, vm.dirty_writeback_centisecs=%s, vm.dirty_background_bytes=%s' \
+    "$(cat /proc/sys/vm/dirty_expire_centisecs)" "$(cat /proc/sys/vm/dirty_writeback_centisecs)" \
+    "$(cat /proc/sys/vm/dirty_background_bytes)"
+  [ -n "$disk" ] && [ -r "/sys/block/$disk/queue/wbt_lat_usec" ] &&
+    printf ', %s wbt_lat_usec=%s' "$disk" "$(cat "/sys/block/$disk/queue/wbt_lat_usec")"
+  return 0
+}
 bench_dirty() { [ -z "$(git status --porcelain)" ] || echo " (with uncommitted changes)"; }
