@@ -37,7 +37,7 @@ pub async fn paired(app: &TestApp) -> Paired {
     Paired { customer, mitra, session }
 }
 
-async fn send_rest(
+pub async fn send_rest(
     app: &TestApp,
     token: &str,
     session: &str,

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use workers::timers::{FireTimer, TimerKind};
 
-use crate::chat::{Paired, paired};
+use crate::chat::{Paired, paired, send_rest};
+use crate::fake_provider::FakeProvider;
 use crate::harness::TestApp;
 use crate::pairing::{next_event, set_config};
 use crate::sessions::{end_in, fire};
@@ -237,6 +238,74 @@ async fn an_approval_racing_the_window_end_resolves_once_with_one_charge() {
         );
         assert_eq!(charges(pool, &payment).await.len(), 1, "one charge whoever won");
     }
+}
+
+#[tokio::test]
+async fn the_chat_goes_on_while_an_approved_extension_is_being_charged() {
+    let provider = FakeProvider::start().await;
+    let app = TestApp::spawn_roles([ServiceRole::Api, ServiceRole::Hub].into(), |settings| {
+        provider.configure(settings);
+        // Longer than the test: the held charge ends only when the test lets it go.
+        settings.payments.timeout_ms = 60_000;
+    })
+    .await;
+    let pool = app.store.pg_pool();
+    let mut paired = paired(&app).await;
+    let before = ends_at(pool, &paired.session).await;
+    let (payment, extension) = ask(&app, &paired).await;
+
+    // The mitra approves; the provider charges and holds its answer.
+    let held = provider.hold_next();
+    let approving = tokio::spawn(
+        reqwest::Client::new()
+            .post(answer_url(&app, &extension, "approve"))
+            .bearer_auth(&paired.mitra.token)
+            .json(&json!({}))
+            .send(),
+    );
+    provider.wait_for_calls(1).await;
+
+    // Meanwhile both sides keep talking: the sends are stored and delivered at once, not
+    // after the charge, which is held until the test releases it (a REST send that waited
+    // for it would outlast the 10 s bound; a socket's ack, the harness's 10 s frame wait).
+    let customer_send =
+        send_rest(&app, &paired.customer.token, &paired.session, "c-during", "Masih di sini?");
+    let (status, sent) = tokio::time::timeout(std::time::Duration::from_secs(10), customer_send)
+        .await
+        .expect("the customer's send waited for the charge");
+    assert_eq!((status, sent["message"]["seq"].as_i64()), (201, Some(1)), "{sent}");
+    assert_eq!(next_event(&mut paired.mitra.socket, "chat_message").await["message"]["seq"], 1);
+    let ack = paired
+        .mitra
+        .socket
+        .command(
+            "send_message",
+            json!({"session_id": paired.session, "client_msg_id": "m-during", "body": "Iya, masih"}),
+        )
+        .await;
+    assert_eq!(
+        (ack["type"].as_str(), ack["data"]["message"]["seq"].as_i64()),
+        (Some("message_ack"), Some(2)),
+        "{ack}"
+    );
+    // The customer's socket has its own REST send first, then the mitra's answer.
+    for seq in [1, 2] {
+        assert_eq!(next_event(&mut paired.customer.socket, "chat_message").await["message"]["seq"], seq);
+    }
+    assert!(!approving.is_finished(), "the approval is still waiting for the provider");
+    assert!(charges(pool, &payment).await.iter().all(|(status, ..)| status == "pending"));
+
+    held.release();
+    let answer = approving.await.expect("join").expect("the approval's answer");
+    assert_eq!(answer.status(), 200);
+    for socket in [&mut paired.customer.socket, &mut paired.mitra.socket] {
+        assert_eq!(next_event(socket, "extension_resolved").await["outcome"], "approved");
+        next_event(socket, "session_resumed").await;
+    }
+    assert_eq!((ends_at(pool, &paired.session).await - before).num_minutes(), 15);
+    assert_eq!(charges(pool, &payment).await.len(), 1);
+    assert_eq!(provider.charges_made(), 1);
+    assert_eq!(payment_status(pool, &payment).await, "consumed");
 }
 
 #[tokio::test]

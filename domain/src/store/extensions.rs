@@ -1,9 +1,15 @@
 //! Extension requests: the customer asks for more time (paid into its own payment session),
 //! the mitra approves or rejects, or the window's timer decides.
 //!
-//! Every transition locks the extension row, then the session row, then the payment row
-//! (the same order everywhere) and is guarded by the extension's `pending` status, so an
-//! approval racing the timer resolves once.
+//! Every transition locks the extension row first and is guarded by its `pending` status, so
+//! an approval racing the timer resolves once. A resolution then locks the payment row (so
+//! the customer cannot cancel a payment being charged) and holds both through the provider's
+//! charge; the session row it takes only when it writes the outcome, after the charge. The
+//! session row is what every send and receipt of the chat locks, so holding it through a
+//! provider call (up to `payments.timeout_ms`) would stall the chat, and with it the
+//! process's whole send queue. Nothing else can change an `extending` session meanwhile: an
+//! early end takes the extension row first too, and the timers only move `active` and
+//! `closing` sessions.
 
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
@@ -170,7 +176,7 @@ impl Store {
                         greatest(0, ceil(extract(epoch FROM $2::timestamptz - now()) * 1000))::bigint,
                         p.status = 'pending'
                  FROM chat_sessions s JOIN payment_sessions p ON p.id = $3
-                 WHERE s.id = $1 FOR UPDATE OF s FOR NO KEY UPDATE OF p",
+                 WHERE s.id = $1 FOR NO KEY UPDATE OF p",
             )
             .bind(extension.chat_session_id)
             .bind(extension.expires_at)
