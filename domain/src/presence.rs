@@ -119,8 +119,8 @@ pub async fn run_reaper(services: Services, shutdown: CancellationToken) {
     }
 }
 
-/// Copies the part of presence that Postgres records into Redis: the capacity cap, and each
-/// mitra's switch and count of sessions not completed. Run when Redis lost its data (and on
+/// Copies what Postgres records of Redis's state into Redis: the revocation list, the
+/// capacity cap, and each mitra's switch and count of sessions not completed. Run when Redis lost its data (and on
 /// a deployment's first start); the hubs announce their sockets again by themselves. The
 /// copy is idempotent, and a switch set since Redis came back is kept (it is newer than
 /// the record). Mitras who become available are offered the open requests. Returns how many
@@ -131,6 +131,9 @@ pub async fn restore_from_record(services: &Services, claimant: &str) -> Result<
     sync_capacity_cap(store).await?;
     let cap = app_config::integer(store, "max_customers_per_mitra").await?;
     let records = store.mitra_records().await?;
+    // Access tokens revoked before the loss (logouts, deactivated mitras) are refused again.
+    let revocations = store.restore_revocations().await?;
+    tracing::info!(revocations, "revocations copied from Postgres into Redis");
     let mut freed = Vec::new();
     for batch in records.chunks(RESTORE_BATCH) {
         freed.extend(store.restore_mitras(batch, cap).await?);

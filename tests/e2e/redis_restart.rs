@@ -297,3 +297,89 @@ async fn one_process_claims_the_copy_and_a_switch_set_since_the_loss_is_kept() {
     store.close().await;
     crate::harness::drop_isolated(&settings);
 }
+
+/// The id (`jti`) of an access token, read from its claims.
+fn token_id(token: &str) -> uuid::Uuid {
+    use base64::Engine;
+    let claims = token.split('.').nth(1).expect("a JWT");
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).expect("base64url");
+    let claims: Value = serde_json::from_slice(&claims).expect("JSON claims");
+    claims["jti"].as_str().expect("jti").parse().expect("uuid")
+}
+
+#[tokio::test]
+async fn tokens_revoked_before_redis_restarts_empty_are_refused_after_it() {
+    use domain::auth::{Principal, Role};
+    let mut redis = PrivateRedis::start(free_port().port()).await;
+    let app = TestApp::spawn_with(|s| s.redis.url = domain::settings::Secret::new(redis.url())).await;
+    let operator = app.sign_in_operator().await;
+    let ayu = new_online_mitra(&app, &operator).await;
+    let rani = customer(&app).await;
+    let sari = customer(&app).await;
+    let history = app.public_url("/api/shared/chat-sessions");
+    let status = |token: String| {
+        let (app, history) = (&app, &history);
+        async move { app.call(Method::GET, history, Some(&token), None).await.0 }
+    };
+
+    // Rani logs out (the record forgets tokens that expired meanwhile); the operator
+    // deactivates Ayu.
+    let pool = app.store.pg_pool();
+    let expired = uuid::Uuid::new_v4();
+    sqlx::query("INSERT INTO revoked_access_tokens VALUES ($1, $2, now() - interval '1 second')")
+        .bind(expired)
+        .bind(sari.id)
+        .execute(pool)
+        .await
+        .expect("an expired revocation");
+    let (code, body) = app.post(&app.public_url("/api/auth/logout"), Some(&rani.token), json!({})).await;
+    assert_eq!(code, 204, "{body}");
+    let recorded: Vec<(uuid::Uuid, uuid::Uuid)> =
+        sqlx::query_as("SELECT token_id, user_id FROM revoked_access_tokens WHERE token_id IN ($1, $2)")
+            .bind(expired)
+            .bind(token_id(&rani.token))
+            .fetch_all(pool)
+            .await
+            .expect("the record");
+    assert_eq!(recorded, [(token_id(&rani.token), rani.id)]);
+    let deactivate = app.internal_url(&format!("/internal/mitras/{}/deactivate", ayu.id));
+    let (code, body) = app.post(&deactivate, Some(&operator), json!({})).await;
+    assert_eq!(code, 200, "{body}");
+    for token in [&rani.token, &ayu.token] {
+        assert_eq!(status(token.clone()).await, 401);
+    }
+    assert_eq!(status(sari.token.clone()).await, 200);
+
+    redis.kill();
+    redis.start_again().await;
+    let deadline = Instant::now() + REBUILD_LIMIT;
+
+    // Redis holds them again, asked directly: a store of its own keeps no list in memory,
+    // so its check is Redis's answer.
+    let asker =
+        domain::store::Store::connect(&app.settings.database, &app.settings.redis).await.expect("store");
+    let principal =
+        |id, role, token: &str| Principal { id, role, token_id: token_id(token), expires_at_s: 0 };
+    let (rani_p, ayu_p, sari_p) = (
+        principal(rani.id, Role::Customer, &rani.token),
+        principal(ayu.id, Role::Mitra, &ayu.token),
+        principal(sari.id, Role::Customer, &sari.token),
+    );
+    let copied = eventually(deadline, || async {
+        matches!(asker.access_token_revoked(&rani_p).await, Ok(true))
+            && matches!(asker.access_token_revoked(&ayu_p).await, Ok(true))
+    })
+    .await;
+    assert!(copied, "the revocations were not copied back into Redis within {REBUILD_LIMIT:?}");
+    assert!(!asker.access_token_revoked(&sari_p).await.expect("asked"), "nothing else is revoked");
+
+    // And the serving process refuses them again, while Sari's token works.
+    let refused = eventually(deadline, || async {
+        status(rani.token.clone()).await == 401 && status(ayu.token.clone()).await == 401
+    })
+    .await;
+    assert!(refused, "revoked tokens still worked {REBUILD_LIMIT:?} after Redis came back");
+    assert_eq!(status(sari.token.clone()).await, 200);
+    asker.close().await;
+    drop((ayu, rani, sari));
+}

@@ -174,14 +174,53 @@ impl Store {
         Ok(())
     }
 
-    /// Refuses the caller's access token for its remaining `ttl_s`.
+    /// Refuses the caller's access token for its remaining `ttl_s`: recorded in Postgres
+    /// (which also forgets the tokens that expired since), then flagged in Redis.
     pub async fn revoke_access_token(&self, caller: &Principal, ttl_s: i64) -> Result<(), StoreError> {
-        let key = self.revoked_token_key(caller.id, caller.token_id);
         let ttl_s = ttl_s.max(1);
+        sqlx::query(
+            "WITH expired AS (DELETE FROM revoked_access_tokens WHERE expires_at <= now())
+             INSERT INTO revoked_access_tokens (token_id, user_id, expires_at)
+             VALUES ($1, $2, now() + make_interval(secs => $3::double precision))
+             ON CONFLICT (token_id) DO NOTHING",
+        )
+        .bind(caller.token_id)
+        .bind(caller.id)
+        .bind(ttl_s as f64)
+        .execute(&self.pg)
+        .await?;
+        self.flag_revoked_token(caller.id, caller.token_id, ttl_s).await
+    }
+
+    async fn flag_revoked_token(&self, user_id: Uuid, token_id: Uuid, ttl_s: i64) -> Result<(), StoreError> {
+        let key = self.revoked_token_key(user_id, token_id);
         let _: () = self.redis.set(key, 1, Some(Expiration::EX(ttl_s)), None, false).await?;
         let until_ms = crate::clock::now_ms().saturating_add(u64::try_from(ttl_s).unwrap_or(1) * 1_000);
-        let member = format!("t:{}", caller.token_id);
-        self.index_revocation(true, member, &until_ms.to_string(), format!("t {}", caller.token_id)).await
+        self.index_revocation(true, format!("t:{token_id}"), &until_ms.to_string(), format!("t {token_id}"))
+            .await
+    }
+
+    /// Copies the record of revocations into Redis: the deactivated mitras and the access
+    /// tokens revoked and not yet expired. Run when Redis lost its data; idempotent. Returns
+    /// how many were copied.
+    pub async fn restore_revocations(&self) -> Result<usize, StoreError> {
+        let deactivated: Vec<Uuid> =
+            sqlx::query_scalar("SELECT id FROM mitras WHERE deactivated_at IS NOT NULL")
+                .fetch_all(&self.pg)
+                .await?;
+        let tokens: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(
+            "SELECT token_id, user_id, ceil(extract(epoch FROM expires_at - now()))::bigint
+             FROM revoked_access_tokens WHERE expires_at > now()",
+        )
+        .fetch_all(&self.pg)
+        .await?;
+        for &mitra in &deactivated {
+            self.set_deactivated_flag(mitra, true).await?;
+        }
+        for &(token, user, ttl_s) in &tokens {
+            self.flag_revoked_token(user, token, ttl_s.max(1)).await?;
+        }
+        Ok(deactivated.len() + tokens.len())
     }
 
     /// Whether the caller's token was revoked or its account deactivated since it was issued.
