@@ -6,7 +6,8 @@
 //! under the idempotency key `confirm:<id>:<attempt>`: the charge is claimed in the ledger under the
 //! row lock (from then on the payment never expires), the provider is called without a lock
 //! held, then the payment is confirmed. A double confirm charges once; a confirm retried
-//! after a crash completes the same charge.
+//! after a crash completes the same charge, and so does the payment sweep when nobody
+//! retried it ([`finish_stale_charges`]).
 
 use uuid::Uuid;
 
@@ -188,7 +189,11 @@ pub async fn confirm(
     customer: &Principal,
     id: Uuid,
 ) -> Result<PaymentRow, PaymentError> {
-    let lock = services.store.lock_payment(customer.id, id).await?.ok_or(PaymentError::NotFound)?;
+    confirm_for(services, customer.id, id).await
+}
+
+async fn confirm_for(services: &Services, customer: Uuid, id: Uuid) -> Result<PaymentRow, PaymentError> {
+    let lock = services.store.lock_payment(customer, id).await?.ok_or(PaymentError::NotFound)?;
     if lock.row.purpose == "extension" {
         lock.release().await?;
         return Err(PaymentError::ChargedOnApproval);
@@ -218,7 +223,7 @@ pub async fn confirm(
                 lock.claim_charge(&request.idempotency_key, services.payments.name()).await?;
             }
             charges::charge(&services.store, services.payments.as_ref(), &request).await?;
-            let confirmed = services.store.confirm_charged_payment(customer.id, id).await?;
+            let confirmed = services.store.confirm_charged_payment(customer, id).await?;
             if confirmed.status != "confirmed" {
                 // Cannot happen while a claimed charge keeps the payment from expiring or
                 // being abandoned; if it ever does, the money must not go unaccounted.
@@ -256,6 +261,53 @@ pub async fn cancel(services: &Services, customer: &Principal, id: Uuid) -> Resu
         "expired" => Err(PaymentError::Expired),
         other => Err(PaymentError::NotPending(other.to_owned())),
     }
+}
+
+/// How long a confirm charge may stay pending before the sweep finishes it: far longer than
+/// any charge call (`payments.timeout_ms`, 5 s by default), so it finishes only confirms that
+/// died or were given up. Racing a live confirm would still charge once (one key).
+pub const STALE_CHARGE_AFTER_S: u64 = 300;
+
+/// What [`finish_stale_charges`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FinishedCharges {
+    /// Charged: the payment is confirmed (unused, it ends in the failure ledger at its
+    /// expiry, for a refund, as any confirmed payment does).
+    pub confirmed: u64,
+    /// Declined: the payment is pending without a claim again, and expires as usual.
+    pub declined: u64,
+    /// The provider still did not answer (the sweep stops at the first): the next sweep
+    /// tries again.
+    pub unanswered: u64,
+}
+
+/// Finishes confirms whose charge was claimed and never completed (the api died mid-charge,
+/// or the provider never answered and the customer did not retry): each is completed as a
+/// retried confirm would, under the same idempotency key, so the provider charges at most
+/// once. Without this such a payment stays pending for good, possibly charged.
+#[tracing::instrument(skip_all)]
+pub async fn finish_stale_charges(services: &Services) -> Result<FinishedCharges, StoreError> {
+    let mut done = FinishedCharges::default();
+    for (customer, id) in services.store.stale_confirm_charges(STALE_CHARGE_AFTER_S, 100).await? {
+        match confirm_for(services, customer, id).await {
+            Ok(row) if row.status == "confirmed" => done.confirmed += 1,
+            Ok(_) => {}
+            Err(PaymentError::Charge(ChargeError::Declined(_))) => done.declined += 1,
+            Err(PaymentError::Charge(ChargeError::ProviderUnavailable(_))) => {
+                // Still not answering: the rest waits for the next sweep rather than for
+                // one timeout each now.
+                done.unanswered += 1;
+                break;
+            }
+            Err(PaymentError::Store(error) | PaymentError::Charge(ChargeError::Store(error))) => {
+                return Err(error);
+            }
+            Err(error) => {
+                tracing::warn!(%error, payment_session_id = %id, "a stale charge could not be finished")
+            }
+        }
+    }
+    Ok(done)
 }
 
 /// The customer's payment session.

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 
+use bestie::ServiceRole;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -339,14 +340,96 @@ async fn priced_payment(provider: &FakeProvider, timeout_ms: u64) -> (TestApp, S
         settings.payments.timeout_ms = timeout_ms;
     })
     .await;
-    let rani = customer(&app).await;
-    paid(&app, &rani.token, json!({"tier_id": "15m"})).await;
+    let (token, id) = priced_payment_on(&app).await;
+    (app, token, id)
+}
+
+/// A customer past the free trial with a priced payment to confirm on `app`: `(token, id)`.
+async fn priced_payment_on(app: &TestApp) -> (String, String) {
+    let rani = customer(app).await;
+    paid(app, &rani.token, json!({"tier_id": "15m"})).await;
     let (status, payment) = app
         .post(&app.public_url("/api/client/payment-sessions"), Some(&rani.token), json!({"tier_id": "15m"}))
         .await;
     assert_eq!((status, payment["amount"].as_i64()), (201, Some(15_000)), "{payment}");
     let id = payment["id"].as_str().expect("id").to_owned();
-    (app, rani.token, id)
+    (rani.token, id)
+}
+
+/// Runs one payment sweep in the test, as the worker's period would.
+async fn sweep(app: &TestApp) {
+    let ctx = workers::JobContext::new(app.services.clone());
+    let job = workers::sweep_payment_sessions::SweepPaymentSessions { period_start_s: 0 };
+    workers::sweep_payment_sessions::run(&job, &ctx).await.expect("sweep");
+}
+
+/// Makes the payment's charge claims look `seconds` old.
+async fn age_charges(pool: &PgPool, payment: &str, seconds: i64) {
+    sqlx::query("UPDATE charges SET created_at = now() - make_interval(secs => $2) WHERE payment_session_id = $1::uuid")
+        .bind(payment)
+        .bind(seconds as f64)
+        .execute(pool)
+        .await
+        .expect("time travel");
+}
+
+#[tokio::test]
+async fn a_confirm_given_up_mid_charge_is_finished_by_the_sweep_and_charged_once() {
+    let provider = FakeProvider::start().await;
+    // No worker: the test runs the sweep itself.
+    let app = TestApp::spawn_roles([ServiceRole::Api, ServiceRole::Hub].into(), |settings| {
+        provider.configure(settings);
+        settings.payments.timeout_ms = 300;
+    })
+    .await;
+    let pool = app.store.pg_pool();
+    let stale = i64::try_from(domain::payment::STALE_CHARGE_AFTER_S).expect("seconds");
+
+    // The provider charges but its answer never arrives in time; the customer gives up.
+    let (token, id) = priced_payment_on(&app).await;
+    let confirm = app.public_url(&format!("/api/client/payment-sessions/{id}/confirm"));
+    let held = provider.hold_next();
+    let (status, body) = app.post(&confirm, Some(&token), json!({})).await;
+    drop(held);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("payment_provider_unavailable")),
+        "{body}"
+    );
+    assert_eq!(ledger(pool, &id).await, [("pending".to_owned(), None, 15_000)]);
+    let key = format!("confirm:{id}:1");
+
+    // Not yet stale: the sweep leaves it to the customer's retry.
+    age_charges(pool, &id, stale - 60).await;
+    sweep(&app).await;
+    assert_eq!(provider.calls(), std::slice::from_ref(&key));
+    assert_eq!(payment_row(pool, &id).await.0, "pending");
+
+    // Stale: charged under the same key and confirmed, once however often the sweep runs.
+    age_charges(pool, &id, stale + 1).await;
+    sweep(&app).await;
+    sweep(&app).await;
+    assert_eq!(provider.calls(), [key.clone(), key.clone()]);
+    assert_eq!(provider.charges_made(), 1);
+    let (reference, _, amount) = provider.charge_of(&key).expect("charged");
+    assert_eq!(ledger(pool, &id).await, [("succeeded".to_owned(), Some(reference), amount)]);
+    let (status, confirmed_at) = payment_row(pool, &id).await;
+    assert_eq!((status.as_str(), confirmed_at.is_some()), ("confirmed", true));
+
+    // A claim whose call failed (nothing charged) and that the provider declines when the
+    // sweep sends it again: the payment is payable again, under a new key.
+    let (token, id) = priced_payment_on(&app).await;
+    let confirm = app.public_url(&format!("/api/client/payment-sessions/{id}/confirm"));
+    provider.answer_next(500, json!({"error": "internal"}));
+    assert_eq!(app.post(&confirm, Some(&token), json!({})).await.0, 503);
+    age_charges(pool, &id, stale + 1).await;
+    provider.answer_next(402, json!({"reason": "card_declined"}));
+    sweep(&app).await;
+    assert_eq!(ledger(pool, &id).await.iter().map(|row| row.0.as_str()).collect::<Vec<_>>(), ["failed"]);
+    assert_eq!(payment_row(pool, &id).await.0, "pending");
+    let (status, body) = app.post(&confirm, Some(&token), json!({})).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("confirmed")), "{body}");
+    assert_eq!(provider.calls().last().map(String::as_str), Some(format!("confirm:{id}:2").as_str()));
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The payment-session sweep: every `payment_sweep_interval_s` (60 s by default) it closes
 //! payments whose expiry has passed. Expiry is also checked inline at every transition; the
-//! sweep makes sure abandoned rows reach their final state and land in the failure ledger.
+//! sweep makes sure abandoned rows reach their final state and land in the failure ledger,
+//! and finishes confirm charges left pending (`domain::payment::finish_stale_charges`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -36,6 +37,16 @@ pub async fn run(_job: &SweepPaymentSessions, ctx: &JobContext) -> Result<(), St
     swept.with_label_values(&["failed_pairing"]).inc_by(counts.failed);
     if counts.expired + counts.failed > 0 {
         tracing::info!(expired = counts.expired, failed = counts.failed, "payment sessions swept");
+    }
+    // Confirms that died mid-charge, or whose provider never answered, end here.
+    let finished = domain::payment::finish_stale_charges(&ctx.services).await?;
+    if finished != domain::payment::FinishedCharges::default() {
+        tracing::warn!(
+            confirmed = finished.confirmed,
+            declined = finished.declined,
+            unanswered = finished.unanswered,
+            "finished confirm charges left pending"
+        );
     }
     // Searches whose window timer was lost (a process died between the two) end here.
     let closed = domain::pairing::close_overdue_windows(&ctx.services).await?;

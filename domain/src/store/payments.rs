@@ -290,6 +290,25 @@ impl Store {
         }))
     }
 
+    /// Payments still pending whose confirm charge was claimed at least `older_than_s` ago
+    /// and never completed, oldest first: `(customer, payment)`.
+    pub async fn stale_confirm_charges(
+        &self,
+        older_than_s: u64,
+        limit: i64,
+    ) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT p.customer_id, p.id FROM charges c JOIN payment_sessions p ON p.id = c.payment_session_id
+             WHERE c.status = 'pending' AND c.idempotency_key LIKE 'confirm:%' AND p.status = 'pending'
+               AND c.created_at <= now() - make_interval(secs => $1::double precision)
+             ORDER BY c.created_at LIMIT $2",
+        )
+        .bind(older_than_s as f64)
+        .bind(limit)
+        .fetch_all(&self.pg)
+        .await?)
+    }
+
     /// pending → confirmed after its charge succeeded; a payment already past pending is
     /// returned as it is (a concurrent confirm got there first).
     pub async fn confirm_charged_payment(&self, customer: Uuid, id: Uuid) -> Result<PaymentRow, StoreError> {
