@@ -14,6 +14,13 @@ pub struct ChargeRow {
     pub provider_ref: Option<String>,
 }
 
+/// Claims a charge: a `pending` row under its idempotency key, unless one is there already.
+/// Binds: payment session, amount, provider, idempotency key.
+pub(super) const CLAIM_CHARGE: &str =
+    "INSERT INTO charges (payment_session_id, amount, provider, status, idempotency_key)
+     VALUES ($1, $2, $3, 'pending', $4)
+     ON CONFLICT (idempotency_key) DO NOTHING";
+
 impl Store {
     /// Claims the charge for `idempotency_key`, or returns the row already there.
     pub async fn claim_charge(
@@ -23,17 +30,13 @@ impl Store {
         amount: i64,
         provider: &str,
     ) -> Result<ChargeRow, StoreError> {
-        sqlx::query(
-            "INSERT INTO charges (payment_session_id, amount, provider, status, idempotency_key)
-             VALUES ($1, $2, $3, 'pending', $4)
-             ON CONFLICT (idempotency_key) DO NOTHING",
-        )
-        .bind(payment_session)
-        .bind(amount)
-        .bind(provider)
-        .bind(idempotency_key)
-        .execute(&self.pg)
-        .await?;
+        sqlx::query(CLAIM_CHARGE)
+            .bind(payment_session)
+            .bind(amount)
+            .bind(provider)
+            .bind(idempotency_key)
+            .execute(&self.pg)
+            .await?;
         Ok(sqlx::query_as(
             "SELECT id, payment_session_id, amount, status, provider_ref FROM charges WHERE idempotency_key = $1",
         )

@@ -170,17 +170,13 @@ impl PaymentLock {
     /// releases the lock: from here the payment cannot expire, and the provider is called
     /// without holding a database connection.
     pub async fn claim_charge(mut self, idempotency_key: &str, provider: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO charges (payment_session_id, amount, provider, status, idempotency_key)
-             VALUES ($1, $2, $3, 'pending', $4)
-             ON CONFLICT (idempotency_key) DO NOTHING",
-        )
-        .bind(self.row.id)
-        .bind(self.row.amount)
-        .bind(provider)
-        .bind(idempotency_key)
-        .execute(&mut *self.tx)
-        .await?;
+        sqlx::query(super::charges::CLAIM_CHARGE)
+            .bind(self.row.id)
+            .bind(self.row.amount)
+            .bind(provider)
+            .bind(idempotency_key)
+            .execute(&mut *self.tx)
+            .await?;
         self.tx.commit().await?;
         Ok(())
     }
