@@ -120,10 +120,10 @@ pub async fn run_reaper(services: Services, shutdown: CancellationToken) {
 }
 
 /// Copies what Postgres records of Redis's state into Redis: the revocation list, the
-/// capacity cap, and each mitra's switch and count of sessions not completed. Run when Redis lost its data (and on
-/// a deployment's first start); the hubs announce their sockets again by themselves. The
-/// copy is idempotent, and a switch set since Redis came back is kept (it is newer than
-/// the record). Mitras who become available are offered the open requests. Returns how many
+/// capacity cap, and each mitra's switch and count of sessions not completed. Run when Redis
+/// lost its data (and on a deployment's first start); the hubs announce their sockets again
+/// by themselves. The copy is idempotent, and a switch set since Redis came back is kept (it
+/// is newer than the record). Mitras who become available are offered the open requests. Returns how many
 /// mitras were copied, or `None` when `claimant`'s claim was gone by the end (the copy is
 /// not recorded as done, and is made again).
 pub async fn restore_from_record(services: &Services, claimant: &str) -> Result<Option<usize>, StoreError> {

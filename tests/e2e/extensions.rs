@@ -243,12 +243,8 @@ async fn an_approval_racing_the_window_end_resolves_once_with_one_charge() {
 #[tokio::test]
 async fn the_chat_goes_on_while_an_approved_extension_is_being_charged() {
     let provider = FakeProvider::start().await;
-    let app = TestApp::spawn_roles([ServiceRole::Api, ServiceRole::Hub].into(), |settings| {
-        provider.configure(settings);
-        // Longer than the test: the held charge ends only when the test lets it go.
-        settings.payments.timeout_ms = 60_000;
-    })
-    .await;
+    // A timeout longer than the test: the held charge ends only when the test lets it go.
+    let app = provider.app_without_worker(60_000).await;
     let pool = app.store.pg_pool();
     let mut paired = paired(&app).await;
     let before = ends_at(pool, &paired.session).await;

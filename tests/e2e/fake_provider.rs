@@ -106,6 +106,17 @@ impl FakeProvider {
         settings.payments.api_key = Some(Secret::new(self.api_key.clone()));
     }
 
+    /// An app (api and hub, no worker: the test fires timers and sweeps itself) charging
+    /// through this fake, each call given up after `timeout_ms`.
+    pub async fn app_without_worker(&self, timeout_ms: u64) -> crate::harness::TestApp {
+        let roles = [bestie::ServiceRole::Api, bestie::ServiceRole::Hub].into();
+        crate::harness::TestApp::spawn_roles(roles, |settings| {
+            self.configure(settings);
+            settings.payments.timeout_ms = timeout_ms;
+        })
+        .await
+    }
+
     /// The same, as the `BESTIE__PAYMENTS__...` variables of a `bestie` process.
     pub fn env(&self) -> [(&'static str, String); 3] {
         [

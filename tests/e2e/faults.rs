@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 
-use bestie::ServiceRole;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -356,13 +355,6 @@ async fn priced_payment_on(app: &TestApp) -> (String, String) {
     (rani.token, id)
 }
 
-/// Runs one payment sweep in the test, as the worker's period would.
-async fn sweep(app: &TestApp) {
-    let ctx = workers::JobContext::new(app.services.clone());
-    let job = workers::sweep_payment_sessions::SweepPaymentSessions { period_start_s: 0 };
-    workers::sweep_payment_sessions::run(&job, &ctx).await.expect("sweep");
-}
-
 /// Makes the payment's charge claims look `seconds` old.
 async fn age_charges(pool: &PgPool, payment: &str, seconds: i64) {
     sqlx::query("UPDATE charges SET created_at = now() - make_interval(secs => $2) WHERE payment_session_id = $1::uuid")
@@ -376,12 +368,7 @@ async fn age_charges(pool: &PgPool, payment: &str, seconds: i64) {
 #[tokio::test]
 async fn a_confirm_given_up_mid_charge_is_finished_by_the_sweep_and_charged_once() {
     let provider = FakeProvider::start().await;
-    // No worker: the test runs the sweep itself.
-    let app = TestApp::spawn_roles([ServiceRole::Api, ServiceRole::Hub].into(), |settings| {
-        provider.configure(settings);
-        settings.payments.timeout_ms = 300;
-    })
-    .await;
+    let app = provider.app_without_worker(300).await;
     let pool = app.store.pg_pool();
     let stale = i64::try_from(domain::payment::STALE_CHARGE_AFTER_S).expect("seconds");
 
@@ -401,14 +388,14 @@ async fn a_confirm_given_up_mid_charge_is_finished_by_the_sweep_and_charged_once
 
     // Not yet stale: the sweep leaves it to the customer's retry.
     age_charges(pool, &id, stale - 60).await;
-    sweep(&app).await;
+    app.run_payment_sweep("sweep").await;
     assert_eq!(provider.calls(), std::slice::from_ref(&key));
     assert_eq!(payment_row(pool, &id).await.0, "pending");
 
     // Stale: charged under the same key and confirmed, once however often the sweep runs.
     age_charges(pool, &id, stale + 1).await;
-    sweep(&app).await;
-    sweep(&app).await;
+    app.run_payment_sweep("sweep").await;
+    app.run_payment_sweep("sweep").await;
     assert_eq!(provider.calls(), [key.clone(), key.clone()]);
     assert_eq!(provider.charges_made(), 1);
     let (reference, _, amount) = provider.charge_of(&key).expect("charged");
@@ -424,7 +411,7 @@ async fn a_confirm_given_up_mid_charge_is_finished_by_the_sweep_and_charged_once
     assert_eq!(app.post(&confirm, Some(&token), json!({})).await.0, 503);
     age_charges(pool, &id, stale + 1).await;
     provider.answer_next(402, json!({"reason": "card_declined"}));
-    sweep(&app).await;
+    app.run_payment_sweep("sweep").await;
     assert_eq!(ledger(pool, &id).await.iter().map(|row| row.0.as_str()).collect::<Vec<_>>(), ["failed"]);
     assert_eq!(payment_row(pool, &id).await.0, "pending");
     let (status, body) = app.post(&confirm, Some(&token), json!({})).await;

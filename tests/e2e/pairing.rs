@@ -755,9 +755,7 @@ async fn a_search_whose_window_timer_was_lost_is_closed_by_the_sweep() {
     let mut rani = customer(&app).await;
     let payment = paid(&app, &rani.token, json!({"tier_id": "15m"})).await;
     let (_, request) = start_blast(&app, &rani.token, &payment).await;
-    let ctx = workers::JobContext::new(app.services.clone());
-    let sweep = workers::sweep_payment_sessions::SweepPaymentSessions { period_start_s: 0 };
-    workers::sweep_payment_sessions::run(&sweep, &ctx).await.expect("sweep");
+    app.run_payment_sweep("sweep").await;
     assert_eq!(payment_status(pool, &payment).await, "confirmed", "a search in its window is left alone");
 
     // Its window ended two minutes ago and no timer closed it.
@@ -769,9 +767,9 @@ async fn a_search_whose_window_timer_was_lost_is_closed_by_the_sweep() {
     .execute(pool)
     .await
     .expect("time travel");
-    workers::sweep_payment_sessions::run(&sweep, &ctx).await.expect("sweep");
+    app.run_payment_sweep("sweep").await;
     assert_eq!(next_event(&mut rani.socket, "pairing_failed").await["cause_tag"], "no_mitra_available");
     assert_eq!(ledger(pool, &payment).await, vec![("no_mitra_available".into(), "failed_pairing".into())]);
-    workers::sweep_payment_sessions::run(&sweep, &ctx).await.expect("a second sweep changes nothing");
+    app.run_payment_sweep("a second sweep changes nothing").await;
     assert_eq!(ledger(pool, &payment).await.len(), 1);
 }

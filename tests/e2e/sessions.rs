@@ -209,17 +209,15 @@ async fn the_sweep_moves_sessions_whose_timers_were_lost() {
     let app = app().await;
     let pool = app.store.pg_pool();
     let Paired { mut customer, session, .. } = paired(&app).await;
-    let ctx = workers::JobContext::new(app.services.clone());
-    let sweep = workers::sweep_payment_sessions::SweepPaymentSessions { period_start_s: 0 };
     end_in(pool, &session, -120).await;
-    workers::sweep_payment_sessions::run(&sweep, &ctx).await.expect("sweep");
+    app.run_payment_sweep("sweep").await;
     assert_eq!(next_event(&mut customer.socket, "session_closing").await["reason"], "time_up");
     sqlx::query("UPDATE chat_sessions SET grace_ends_at = now() - interval '2 minutes' WHERE id = $1::uuid")
         .bind(&session)
         .execute(pool)
         .await
         .expect("grace");
-    workers::sweep_payment_sessions::run(&sweep, &ctx).await.expect("sweep");
+    app.run_payment_sweep("sweep").await;
     next_event(&mut customer.socket, "session_completed").await;
     assert_eq!(session_view(&app, &customer.token, &session).await["status"], "completed");
 }

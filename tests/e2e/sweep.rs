@@ -52,10 +52,8 @@ async fn the_sweep_closes_overdue_payments_once_and_spares_the_rest() {
     let searching = overdue_payment(pool, customer, "confirmed").await;
     schema::pending_request(pool, customer, searching).await.expect("pending search");
 
-    let ctx = workers::JobContext::new(app.services.clone());
-    let job = workers::sweep_payment_sessions::SweepPaymentSessions { period_start_s: 0 };
-    workers::sweep_payment_sessions::run(&job, &ctx).await.expect("first sweep");
-    workers::sweep_payment_sessions::run(&job, &ctx).await.expect("second sweep");
+    app.run_payment_sweep("first sweep").await;
+    app.run_payment_sweep("second sweep").await;
 
     assert_eq!(status(pool, overdue_pending).await, "expired");
     assert_eq!(status(pool, overdue_confirmed).await, "failed_pairing");
@@ -63,7 +61,7 @@ async fn the_sweep_closes_overdue_payments_once_and_spares_the_rest() {
     assert_eq!(status(pool, fresh_confirmed).await, "confirmed");
     assert_eq!(status(pool, searching).await, "confirmed");
     assert!(failures(pool, overdue_pending).await.is_empty());
-    let swept = ctx.metrics.render();
+    let swept = app.services.metrics.render();
     assert!(swept.contains(r#"bestie_payment_sessions_swept_total{status="expired"} 1"#), "{swept}");
     assert!(swept.contains(r#"bestie_payment_sessions_swept_total{status="failed_pairing"} 1"#), "{swept}");
 }

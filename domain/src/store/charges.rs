@@ -1,5 +1,6 @@
 //! The charges ledger.
 
+use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use super::{Store, StoreError};
@@ -13,6 +14,8 @@ pub struct ChargeRow {
     pub status: String,
     pub provider_ref: Option<String>,
 }
+
+const CHARGE_COLUMNS: &str = "id, payment_session_id, amount, status, provider_ref";
 
 /// Claims a charge: a `pending` row under its idempotency key, unless one is there already.
 /// Binds: payment session, amount, provider, idempotency key.
@@ -37,12 +40,8 @@ impl Store {
             .bind(idempotency_key)
             .execute(&self.pg)
             .await?;
-        Ok(sqlx::query_as(
-            "SELECT id, payment_session_id, amount, status, provider_ref FROM charges WHERE idempotency_key = $1",
-        )
-        .bind(idempotency_key)
-        .fetch_one(&self.pg)
-        .await?)
+        let query = format!("SELECT {CHARGE_COLUMNS} FROM charges WHERE idempotency_key = $1");
+        Ok(sqlx::query_as(AssertSqlSafe(query)).bind(idempotency_key).fetch_one(&self.pg).await?)
     }
 
     /// Completes a pending charge; a completed one is left as it is. Returns the row.
@@ -65,22 +64,14 @@ impl Store {
         .bind(failure)
         .execute(&self.pg)
         .await?;
-        Ok(sqlx::query_as(
-            "SELECT id, payment_session_id, amount, status, provider_ref FROM charges WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_one(&self.pg)
-        .await?)
+        let query = format!("SELECT {CHARGE_COLUMNS} FROM charges WHERE id = $1");
+        Ok(sqlx::query_as(AssertSqlSafe(query)).bind(id).fetch_one(&self.pg).await?)
     }
 
     /// The charges of a payment session.
     pub async fn charges_of(&self, payment_session: Uuid) -> Result<Vec<ChargeRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, payment_session_id, amount, status, provider_ref FROM charges
-             WHERE payment_session_id = $1 ORDER BY created_at",
-        )
-        .bind(payment_session)
-        .fetch_all(&self.pg)
-        .await?)
+        let query =
+            format!("SELECT {CHARGE_COLUMNS} FROM charges WHERE payment_session_id = $1 ORDER BY created_at");
+        Ok(sqlx::query_as(AssertSqlSafe(query)).bind(payment_session).fetch_all(&self.pg).await?)
     }
 }

@@ -680,10 +680,7 @@ impl Stalls {
             while !stalls.stop.load(Ordering::Relaxed) {
                 let before = Instant::now();
                 tokio::time::sleep(tick).await;
-                let late = before.elapsed().saturating_sub(tick);
-                if late > STALL {
-                    lock(&stalls.seen).push(("runtime", before + tick, late));
-                }
+                stalls.note("runtime", before, tick);
             }
         });
         let stalls = self.clone();
@@ -691,12 +688,17 @@ impl Stalls {
             while !stalls.stop.load(Ordering::Relaxed) {
                 let before = Instant::now();
                 std::thread::sleep(tick);
-                let late = before.elapsed().saturating_sub(tick);
-                if late > STALL {
-                    lock(&stalls.seen).push(("thread", before + tick, late));
-                }
+                stalls.note("thread", before, tick);
             }
         });
+    }
+
+    /// Records `timer`'s sleep of `tick` from `before` when it woke more than [`STALL`] late.
+    fn note(&self, timer: &'static str, before: Instant, tick: Duration) {
+        let late = before.elapsed().saturating_sub(tick);
+        if late > STALL {
+            lock(&self.seen).push((timer, before + tick, late));
+        }
     }
 
     /// The report line: how often and how long this client's own timers woke late.
