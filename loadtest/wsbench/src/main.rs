@@ -12,6 +12,7 @@
 //! - `chat`: pairs customers with mitras through the real flows, then sends chat messages
 //!   over the sockets at a fixed rate and in a closed loop, and measures send → stored
 //!   (`message_ack`) and send → delivered to the other party's socket (see `chat`).
+//! - `ceiling`: a bare axum handler, the ceiling `loadtest/hot-path` measures `bestie` against.
 //! - `mix`: a short, light load through every flow the Grafana dashboards show (see `mix`);
 //!   `fake-fcm` stands in for FCM meanwhile (see `fcm`), and `panels` then evaluates every
 //!   dashboard query through Prometheus (see `panels`): the observability check.
@@ -35,6 +36,7 @@ use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+mod ceiling;
 mod chat;
 mod fcm;
 mod mix;
@@ -179,6 +181,14 @@ enum Command {
         redis_prefix: String,
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/bestie_bench")]
         database_url: String,
+    },
+    /// A bare axum handler (`GET /healthz`, no middleware): the ceiling `loadtest/hot-path`
+    /// measures `bestie` against. Stops by itself.
+    Ceiling {
+        #[arg(long, default_value = "127.0.0.1:18790")]
+        addr: SocketAddr,
+        #[arg(long, default_value_t = 300)]
+        seconds: u64,
     },
     /// A stand-in for FCM and its OAuth endpoint on 127.0.0.1 that stops by itself.
     FakeFcm {
@@ -482,6 +492,7 @@ async fn main() -> anyhow::Result<()> {
                 mix::Options { api: *api, seconds: *seconds, mitras: *mitras, customers: *customers };
             mix::run(&cli, &store, &options).await?;
         }
+        Command::Ceiling { addr, seconds } => ceiling::run(*addr, *seconds).await?,
         Command::FakeFcm { addr, seconds, account_out, key } => {
             let options = fcm::Options {
                 addr: *addr,
