@@ -1,7 +1,8 @@
 //! The one error body every non-2xx response carries:
 //! `{"error": {"code": "snake_case_code", "message": "human text", ...}}`.
 //!
-//! Domain errors map here once, by [`ErrorKind`]. 5xx details are logged, never returned.
+//! Domain errors map here once, by [`ErrorKind`]. 5xx details are logged, never returned: the
+//! response carries them to the edge ([`ServerError`]), which logs them with the request's id.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -17,11 +18,21 @@ pub struct ApiError {
     pub message: String,
     /// Extra fields inside `error`, e.g. `reason` or `retry_after_s`.
     pub extra: Map<String, Value>,
+    /// What went wrong on our side (5xx from a domain error): logged, never returned.
+    detail: Option<String>,
+}
+
+/// A 5xx response's error, for the edge to log (`api::layers`) with the request's id, method
+/// and route: the error's code and what went wrong on our side.
+#[derive(Clone, Debug)]
+pub struct ServerError {
+    pub code: &'static str,
+    pub detail: Option<String>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), extra: Map::new() }
+        Self { status, code, message: message.into(), extra: Map::new(), detail: None }
     }
 
     pub fn with(mut self, field: &str, value: impl Into<Value>) -> Self {
@@ -32,18 +43,15 @@ impl ApiError {
     pub fn from_domain<E: DomainError>(error: &E) -> Self {
         let kind = error.kind();
         let status = status_of(kind);
-        let message = match kind {
-            ErrorKind::Internal => {
-                tracing::error!(error = %error, code = error.code(), "internal error");
-                "something went wrong on our side".to_owned()
-            }
+        let (message, detail) = match kind {
+            ErrorKind::Internal => ("something went wrong on our side".to_owned(), Some(error.to_string())),
             ErrorKind::Unavailable => {
-                tracing::warn!(error = %error, code = error.code(), "dependency unavailable");
-                "the service is temporarily unavailable; retry shortly".to_owned()
+                ("the service is temporarily unavailable; retry shortly".to_owned(), Some(error.to_string()))
             }
-            _ => error.to_string(),
+            _ => (error.to_string(), None),
         };
         let mut api_error = Self::new(status, error.code(), message);
+        api_error.detail = detail;
         for (field, value) in error.details() {
             api_error = api_error.with(field, value);
         }
@@ -76,7 +84,11 @@ impl IntoResponse for ApiError {
         error.insert("code".into(), json!(self.code));
         error.insert("message".into(), json!(self.message));
         error.extend(self.extra);
-        (self.status, Json(json!({ "error": error }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        if self.status.is_server_error() {
+            response.extensions_mut().insert(ServerError { code: self.code, detail: self.detail });
+        }
+        response
     }
 }
 

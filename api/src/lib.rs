@@ -20,8 +20,8 @@ pub mod routes;
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::{Extension, Router};
 use domain::auth::AuthContext;
 use domain::metrics::Metrics;
 use domain::store::Store;
@@ -32,9 +32,27 @@ use crate::openapi::Routes;
 /// Largest request body accepted, in bytes. Every body we take is a small JSON object.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// What every handler can reach.
+/// What every handler can reach: one `Arc` to the process's [`AppContext`], so the state a
+/// request extracts (its handler and each extractor take a clone) costs one atomic
+/// increment, whatever the context holds.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppContext>);
+
+impl AppState {
+    pub fn new(context: AppContext) -> Self {
+        Self(Arc::new(context))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppContext;
+
+    fn deref(&self) -> &AppContext {
+        &self.0
+    }
+}
+
+pub struct AppContext {
     pub store: Store,
     pub metrics: Metrics,
     pub auth: Arc<AuthContext>,
@@ -42,6 +60,8 @@ pub struct AppState {
     pub services: domain::services::Services,
     /// The available-mitra count in memory (the availability poll's answer).
     pub availability: domain::presence::AvailabilityView,
+    /// Each listener's OpenAPI document, set by [`finish`].
+    pub documents: openapi::Documents,
 }
 
 /// Which listener a router serves; a label on metrics and logs.
@@ -134,11 +154,11 @@ pub fn finish(listener: Listener, routes: Routes, state: AppState) -> Router {
         }
     };
     let (router, api) = routes.split_for_parts();
+    state.documents.set(listener, openapi::Document::new(listener, api));
     let router = router
-        .layer(Extension(openapi::Document::new(listener, api)))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state.clone());
-    layers::wrap(router, listener, state.metrics)
+    layers::wrap(router, listener, state.metrics.clone())
 }

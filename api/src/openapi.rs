@@ -9,9 +9,10 @@
 //! codes by status (docs/ERRORS.md). Every error shares the one `ErrorBody` component.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
-use axum::Extension;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -24,6 +25,7 @@ use utoipa::openapi::{ComponentsBuilder, ContentBuilder, InfoBuilder, OpenApi, R
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
+
 use crate::{AppState, Listener};
 
 /// A listener's routes with their documentation: what `public_routes`, `internal_routes` and
@@ -208,8 +210,39 @@ fn error_body_schema() -> Schema {
     ObjectBuilder::new().schema_type(Type::Object).property("error", error).required("error").build().into()
 }
 
+/// The documents of both listeners, each set once, when its router is finished (it
+/// documents exactly the routes that router serves). Held in the state, so only the document
+/// routes read them; no request carries them.
+#[derive(Default)]
+pub struct Documents {
+    public: OnceLock<Document>,
+    internal: OnceLock<Document>,
+}
+
+impl Documents {
+    fn slot(&self, listener: Listener) -> &OnceLock<Document> {
+        match listener {
+            Listener::Public => &self.public,
+            Listener::Internal => &self.internal,
+        }
+    }
+
+    /// Sets `listener`'s document; a second router for the same listener keeps the first.
+    pub fn set(&self, listener: Listener, document: Document) {
+        if self.slot(listener).set(document).is_err() {
+            tracing::warn!(listener = listener.as_str(), "the OpenAPI document was set already");
+        }
+    }
+
+    fn response(&self, listener: Listener) -> Response {
+        match self.slot(listener).get() {
+            Some(document) => document.response(),
+            None => Document(None).response(),
+        }
+    }
+}
+
 /// The finished document of a listener, serialized once.
-#[derive(Clone)]
 pub struct Document(Option<Bytes>);
 
 impl Document {
@@ -292,8 +325,8 @@ route_errors! {
     operation_id = "public_openapi_document",
     responses((status = 200, description = "an OpenAPI 3.1 document", body = Object), DocumentErrors)
 )]
-pub async fn public_document(Extension(document): Extension<Document>) -> Response {
-    document.response()
+pub async fn public_document(State(state): State<AppState>) -> Response {
+    state.documents.response(Listener::Public)
 }
 
 /// This listener's OpenAPI document.
@@ -306,6 +339,6 @@ pub async fn public_document(Extension(document): Extension<Document>) -> Respon
     operation_id = "internal_openapi_document",
     responses((status = 200, description = "an OpenAPI 3.1 document", body = Object), DocumentErrors)
 )]
-pub async fn internal_document(Extension(document): Extension<Document>) -> Response {
-    document.response()
+pub async fn internal_document(State(state): State<AppState>) -> Response {
+    state.documents.response(Listener::Internal)
 }

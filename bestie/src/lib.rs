@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use api::{AppState, Listener};
+use api::{AppContext, AppState, Listener};
 use domain::auth::AuthContext;
 use domain::metrics::Metrics;
-use domain::services::Services;
+use domain::services::{ServiceParts, Services};
 use domain::settings::Settings;
 use domain::store::Store;
 use hub::Hub;
@@ -55,8 +55,9 @@ impl Application {
     /// Connects, migrates (unless `database.migrate_on_start` is false) and binds.
     pub async fn build(settings: Settings, roles: BTreeSet<ServiceRole>) -> anyhow::Result<Self> {
         anyhow::ensure!(!roles.is_empty(), "at least one role must run");
-        let auth = AuthContext::new(&settings.auth, settings.mode).map_err(anyhow::Error::msg)?;
-        let payments = domain::charges::provider(&settings.payments, settings.mode)
+        let metrics = Metrics::new();
+        let auth = AuthContext::new(&settings.auth, settings.mode, &metrics).map_err(anyhow::Error::msg)?;
+        let payments = domain::charges::provider(&settings.payments, settings.mode, &metrics)
             .map_err(anyhow::Error::msg)
             .context("setting up the payment provider")?;
         let store = Store::connect(&settings.database, &settings.redis)
@@ -65,23 +66,23 @@ impl Application {
         if settings.database.migrate_on_start {
             migrate(&store).await?;
         }
-        let metrics = Metrics::new();
-        let services = Services {
+        let services = Services::new(ServiceParts {
             store: store.clone(),
             jobs: Arc::new(workers::jobs::PgJobs::new(&store)),
             payments,
             hub: settings.hub.clone(),
             presence: settings.presence.clone(),
             metrics: metrics.clone(),
-            live: Arc::default(),
-        };
-        let state = AppState {
+            live: Default::default(),
+        });
+        let state = AppState::new(AppContext {
             store,
             metrics,
             auth: Arc::new(auth),
             services,
             availability: domain::presence::AvailabilityView::default(),
-        };
+            documents: Default::default(),
+        });
         let hub = if roles.contains(&ServiceRole::Hub) {
             let hub = Hub::new(
                 settings.hub.clone(),

@@ -1,22 +1,245 @@
 //! Logging: `tracing` to stdout, as JSON lines or human-readable text.
 //!
 //! JSON lines (production's default) carry each event's fields flattened and the fields of
-//! the spans it happened in (`spans`): the request span's `request_id`, a flow's
-//! `session_id` or `payment_session_id`, the socket's `user_id` (a debug span: `hub=debug`).
+//! the spans it happened in (`spans`): a flow's `session_id` or `payment_session_id`; the
+//! request's `request_id` (a debug span: `api=debug`), the socket's `user_id` (a debug span:
+//! `hub=debug`). A 5xx answer is logged once by the edge with its `request_id` at any filter.
 //! Nothing logs phone numbers,
 //! one-time codes, tokens or message bodies (the development code senders excepted, which
 //! production refuses); `tests/e2e/logs.rs` checks that on the real binary's output.
+//!
+//! Span fields are formatted when the span opens, on the hot path when it is a request's: in
+//! JSON mode by [`SpanFields`], which writes them as a JSON object straight into the span's
+//! buffer. (tracing-subscriber's own `JsonFields` builds a map of `serde_json::Value`s first,
+//! and took a tenth of a poll's CPU: docs/BENCHMARKS.md, "The hot path".)
+
+use std::fmt::{self, Write as _};
 
 use domain::settings::{LogFormat, LogSettings, Mode};
+use tracing::field::{Field, Visit};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::FormattedFields;
+use tracing_subscriber::fmt::format::Writer;
 
 /// Installs the global subscriber. `RUST_LOG` overrides `log.filter` when set.
 pub fn init(settings: &LogSettings, mode: Mode) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true);
+    // Colours only for a person at a terminal: a file or a log collector gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true).with_ansi(ansi);
     // A subscriber already installed (a second init in the same process) is fine to keep.
     let _ = match settings.format_in(mode) {
-        LogFormat::Json => builder.json().flatten_event(true).with_span_list(true).try_init(),
+        LogFormat::Json => {
+            builder.json().flatten_event(true).with_span_list(true).fmt_fields(SpanFields).try_init()
+        }
         LogFormat::Pretty => builder.compact().try_init(),
     };
+}
+
+/// Formats a span's fields as one JSON object (`{"listener":"public","request_id":"…"}`),
+/// what the JSON event formatter reads back into each line's `spans`. Strings and
+/// `Debug`/`Display` values become JSON strings, numbers and booleans stay themselves, and a
+/// float that JSON cannot hold becomes `null`, as with tracing-subscriber's `JsonFields`.
+pub struct SpanFields;
+
+impl<'writer> FormatFields<'writer> for SpanFields {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'writer>, fields: R) -> fmt::Result {
+        writer.write_char('{')?;
+        let mut object = JsonObject { writer: &mut writer, empty: true, result: Ok(()) };
+        fields.record(&mut object);
+        object.result?;
+        writer.write_char('}')
+    }
+
+    /// Fields recorded after the span opened join its object.
+    fn add_fields(
+        &self,
+        current: &'writer mut FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        if current.fields.is_empty() {
+            return self.format_fields(current.as_writer(), fields);
+        }
+        if current.fields.pop() != Some('}') {
+            return Err(fmt::Error);
+        }
+        let empty = current.fields == "{";
+        let mut writer = current.as_writer();
+        let mut object = JsonObject { writer: &mut writer, empty, result: Ok(()) };
+        fields.record(object.by_ref());
+        object.result?;
+        writer.write_char('}')
+    }
+}
+
+/// Writes fields as the members of a JSON object.
+struct JsonObject<'a, 'writer> {
+    writer: &'a mut Writer<'writer>,
+    empty: bool,
+    result: fmt::Result,
+}
+
+impl JsonObject<'_, '_> {
+    fn by_ref(&mut self) -> &mut Self {
+        self
+    }
+
+    fn member(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+        if self.result.is_err() {
+            return;
+        }
+        let separator = if self.empty { "" } else { "," };
+        self.empty = false;
+        self.result = (|| {
+            self.writer.write_str(separator)?;
+            write_json_str(self.writer, field.name())?;
+            self.writer.write_char(':')?;
+            value(self.writer)
+        })();
+    }
+}
+
+impl Visit for JsonObject<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.member(field, |w| write_json_str(w, value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.member(field, |w| {
+            w.write_char('"')?;
+            write!(Escaped(w), "{value:?}")?;
+            w.write_char('"')
+        });
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.member(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.member(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.member(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.member(field, |w| if value.is_finite() { write!(w, "{value}") } else { w.write_str("null") });
+    }
+}
+
+fn write_json_str(writer: &mut Writer<'_>, value: &str) -> fmt::Result {
+    writer.write_char('"')?;
+    Escaped(writer).write_str(value)?;
+    writer.write_char('"')
+}
+
+/// Escapes what it is given for the inside of a JSON string.
+struct Escaped<'a, 'writer>(&'a mut Writer<'writer>);
+
+impl fmt::Write for Escaped<'_, '_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut plain = 0;
+        for (at, c) in text.char_indices() {
+            let escape = match c {
+                '"' => "\\\"",
+                '\\' => "\\\\",
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                c if c < ' ' => {
+                    self.0.write_str(&text[plain..at])?;
+                    write!(self.0, "\\u{:04x}", u32::from(c))?;
+                    plain = at + c.len_utf8();
+                    continue;
+                }
+                _ => continue,
+            };
+            self.0.write_str(&text[plain..at])?;
+            self.0.write_str(escape)?;
+            plain = at + c.len_utf8();
+        }
+        self.0.write_str(&text[plain..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::{Value, json};
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::SpanFields;
+
+    /// Collects what the subscriber writes.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Buffer {
+        type Writer = Buffer;
+        fn make_writer(&'a self) -> Buffer {
+            self.clone()
+        }
+    }
+
+    /// The `spans` of one line logged inside a span with awkward field values, formatted by
+    /// `SpanFields`, then by tracing-subscriber's own `JsonFields`: the same JSON.
+    #[test]
+    fn span_fields_read_back_as_the_json_fields_of_tracing_subscriber() {
+        let log = |fast: bool| {
+            let buffer = Buffer::default();
+            let builder = tracing_subscriber::fmt()
+                .with_writer(buffer.clone())
+                .json()
+                .flatten_event(true)
+                .with_span_list(true);
+            let emit = || {
+                let text = "quote \" backslash \\ newline \n tab \t bell \u{7} é 😀";
+                let span = tracing::info_span!(
+                    "request",
+                    listener = "public",
+                    method = %"GET",
+                    uri = %text,
+                    debug = ?Some(text),
+                    count = 3_u64,
+                    delta = -4_i64,
+                    ok = true,
+                    ratio = 0.5_f64,
+                    nan = f64::NAN,
+                    later = tracing::field::Empty,
+                );
+                span.record("later", "recorded after the span opened");
+                let _entered = span.enter();
+                tracing::info!("inside");
+            };
+            if fast {
+                tracing::subscriber::with_default(builder.fmt_fields(SpanFields).finish(), emit);
+            } else {
+                tracing::subscriber::with_default(builder.finish(), emit);
+            }
+            let bytes = buffer.0.lock().expect("buffer").clone();
+            let line: Value = serde_json::from_slice(&bytes).expect("one JSON line");
+            line["spans"].clone()
+        };
+        let fast = log(true);
+        assert_eq!(fast, log(false));
+        assert_eq!(fast[0]["count"], json!(3));
+        assert_eq!(fast[0]["nan"], Value::Null);
+        assert_eq!(fast[0]["later"], "recorded after the span opened");
+        assert!(fast[0]["uri"].as_str().is_some_and(|uri| uri.contains('😀') && uri.contains('\u{7}')));
+    }
 }

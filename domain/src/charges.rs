@@ -18,6 +18,7 @@ use futures::future::BoxFuture;
 use uuid::Uuid;
 
 use crate::error::{DomainError, ErrorKind};
+use crate::metrics::Metrics;
 use crate::settings::{Mode, PaymentProviderKind, PaymentSettings, Secret};
 use crate::store::charges::ChargeRow;
 use crate::store::{Store, StoreError};
@@ -212,16 +213,54 @@ fn reason_in(answer: &serde_json::Value) -> String {
     if reason.trim().is_empty() { "declined by the payment provider".to_owned() } else { reason }
 }
 
-/// The provider `settings` ask for in `mode` (settings are validated at start-up).
-pub fn provider(settings: &PaymentSettings, mode: Mode) -> Result<Arc<dyn PaymentProvider>, String> {
-    Ok(match settings.effective_provider(mode)? {
-        PaymentProviderKind::Mock => Arc::new(MockProvider::default()),
-        PaymentProviderKind::Http => Arc::new(HttpProvider::new(
+/// The provider `settings` ask for in `mode` (settings are validated at start-up), its
+/// calls counted and timed in `metrics`.
+pub fn provider(
+    settings: &PaymentSettings,
+    mode: Mode,
+    metrics: &Metrics,
+) -> Result<Arc<dyn PaymentProvider>, String> {
+    let provider: Box<dyn PaymentProvider> = match settings.effective_provider(mode)? {
+        PaymentProviderKind::Mock => Box::new(MockProvider::default()),
+        PaymentProviderKind::Http => Box::new(HttpProvider::new(
             settings.url.as_deref().unwrap_or_default(),
             settings.api_key.clone().unwrap_or_else(|| Secret::new("")),
             Duration::from_millis(settings.timeout_ms),
         )?),
-    })
+    };
+    Ok(Arc::new(Metered { provider, metrics: metrics.clone() }))
+}
+
+/// A provider whose every charge is counted by outcome and timed
+/// (`payment_provider_calls_total`, `payment_provider_call_seconds`).
+struct Metered {
+    provider: Box<dyn PaymentProvider>,
+    metrics: Metrics,
+}
+
+impl PaymentProvider for Metered {
+    fn name(&self) -> &'static str {
+        self.provider.name()
+    }
+
+    fn charge<'a>(&'a self, request: &'a ChargeRequest) -> BoxFuture<'a, Result<String, ProviderError>> {
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let outcome = self.provider.charge(request).await;
+            let name = self.provider.name();
+            let label = match &outcome {
+                Ok(_) => "charged",
+                Err(ProviderError::Declined(_)) => "declined",
+                Err(ProviderError::Unavailable(_)) => "unavailable",
+            };
+            self.metrics
+                .payment_provider_call_seconds
+                .with_label_values(&[name])
+                .observe(started.elapsed().as_secs_f64());
+            self.metrics.payment_provider_calls.with_label_values(&[name, label]).inc();
+            outcome
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,9 @@
 //! Names follow Prometheus conventions: the `bestie_` prefix, base units (`_seconds`),
 //! `_total` on counters, and labels with a small fixed set of values (never a user id), none
 //! named `job` or `instance` (Prometheus sets those on every series it scrapes).
-//! Each process (and each test app) owns its own [`Metrics`] and registry.
+//! Each process (and each test app) owns its own [`Metrics`] and registry. A [`Metrics`] is
+//! one `Arc` to the handles: cloning it (every request, socket and job does) is one atomic
+//! increment, not one per metric family.
 //!
 //! Series whose label values are known up front (push outcomes, pairing causes, ...) are
 //! created at zero when the process starts, so a rate or an alert over them has a series to
@@ -12,6 +14,8 @@
 //! Gauges read from the stores (`postgres_pool_*`, `redis_*`, `mitras_*`, `ready`,
 //! `dependency_*`) are sampled every few seconds by `crate::sampler`; the mitra counts are
 //! global (every process reports the same value), so dashboards take their `max`.
+
+use std::sync::Arc;
 
 use prometheus::core::Collector;
 use prometheus::{
@@ -42,6 +46,10 @@ pub const PAYMENT_SESSIONS_SWEPT_TOTAL: &str = "bestie_payment_sessions_swept_to
 pub const PAIRING_OUTCOMES_TOTAL: &str = "bestie_pairing_outcomes_total";
 pub const PAIRING_TIME_TO_ACCEPT_SECONDS: &str = "bestie_pairing_time_to_accept_seconds";
 pub const PAYMENT_TRANSITIONS_TOTAL: &str = "bestie_payment_transitions_total";
+pub const PAYMENT_PROVIDER_CALLS_TOTAL: &str = "bestie_payment_provider_calls_total";
+pub const PAYMENT_PROVIDER_CALL_SECONDS: &str = "bestie_payment_provider_call_seconds";
+pub const OTP_DELIVERIES_TOTAL: &str = "bestie_otp_deliveries_total";
+pub const OTP_DELIVERY_SECONDS: &str = "bestie_otp_delivery_seconds";
 pub const CHAT_MESSAGES_TOTAL: &str = "bestie_chat_messages_total";
 pub const CHAT_SEND_DURATION_SECONDS: &str = "bestie_chat_send_duration_seconds";
 pub const AVAILABILITY_POLLS_TOTAL: &str = "bestie_availability_polls_total";
@@ -67,6 +75,14 @@ const DELIVERY_BUCKETS: &[f64] =
 /// Push outcomes (`pushes_total{outcome}`): `auth_failed` is FCM refusing our credentials
 /// (the token exchange or the send), which every push fails on until someone fixes the key.
 pub const PUSH_OUTCOMES: [&str; 4] = ["sent", "token_deleted", "failed", "auth_failed"];
+
+/// Payment provider calls (`payment_provider_calls_total{outcome}`): `charged`, `declined`
+/// (final), `unavailable` (unreachable, timed out or failed: retried with the same key).
+pub const PAYMENT_PROVIDER_OUTCOMES: [&str; 3] = ["charged", "declined", "unavailable"];
+/// The payment providers (`provider` label), as `PaymentProvider::name` answers.
+pub const PAYMENT_PROVIDERS: [&str; 2] = ["mock", "http"];
+/// One-time code deliveries (`otp_deliveries_total{outcome}`).
+pub const OTP_OUTCOMES: [&str; 2] = ["sent", "failed"];
 
 /// Pairing outcomes by request type: `accepted`, or the failure's cause tag (the
 /// `pairing_failures.cause_tag` values a request of that type can end with).
@@ -94,9 +110,20 @@ const PAIRING_OUTCOMES: [(&str, &[&str]); 2] = [
     ),
 ];
 
-/// The metric handles of one process.
+/// The metric handles of one process, shared: see [`MetricSet`] for the handles.
 #[derive(Clone)]
-pub struct Metrics {
+pub struct Metrics(Arc<MetricSet>);
+
+impl std::ops::Deref for Metrics {
+    type Target = MetricSet;
+
+    fn deref(&self) -> &MetricSet {
+        &self.0
+    }
+}
+
+/// Every metric family of one process, and the registry that renders them.
+pub struct MetricSet {
     registry: Registry,
     /// Requests by `listener` (public|internal), matched `route`, `method` and `status` class.
     pub http_requests: IntCounterVec,
@@ -143,6 +170,16 @@ pub struct Metrics {
     pub pairing_time_to_accept_seconds: HistogramVec,
     /// Payment sessions moving into a state, by `status`.
     pub payment_transitions: IntCounterVec,
+    /// Charges asked of the payment provider, by `provider` and `outcome`
+    /// ([`PAYMENT_PROVIDER_OUTCOMES`]).
+    pub payment_provider_calls: IntCounterVec,
+    /// How long the payment provider took to answer a charge, by `provider`.
+    pub payment_provider_call_seconds: HistogramVec,
+    /// One-time codes handed to the code sender, by `sender` (dev|log|webhook) and `outcome`
+    /// ([`OTP_OUTCOMES`]).
+    pub otp_deliveries: IntCounterVec,
+    /// How long the code sender took, by `sender`.
+    pub otp_delivery_seconds: HistogramVec,
     /// Chat messages stored, by the sender's `role`.
     pub chat_messages: IntCounterVec,
     /// A chat send from the command to the message stored and published to both parties:
@@ -204,7 +241,7 @@ impl Metrics {
         let float_gauge = |name: &str, help: &str, labels: &[&str]| {
             register(&r, prometheus::GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
         };
-        let metrics = Self {
+        let metrics = MetricSet {
             http_requests: counter(
                 &r,
                 HTTP_REQUESTS_TOTAL,
@@ -310,6 +347,32 @@ impl Metrics {
                 "Payment sessions entering a state.",
                 &["status"],
             ),
+            payment_provider_calls: counter(
+                &r,
+                PAYMENT_PROVIDER_CALLS_TOTAL,
+                "Charges asked of the payment provider, by provider and outcome.",
+                &["provider", "outcome"],
+            ),
+            payment_provider_call_seconds: histogram(
+                &r,
+                PAYMENT_PROVIDER_CALL_SECONDS,
+                "How long the payment provider took to answer a charge.",
+                LATENCY_BUCKETS,
+                &["provider"],
+            ),
+            otp_deliveries: counter(
+                &r,
+                OTP_DELIVERIES_TOTAL,
+                "One-time codes handed to the code sender, by sender and outcome.",
+                &["sender", "outcome"],
+            ),
+            otp_delivery_seconds: histogram(
+                &r,
+                OTP_DELIVERY_SECONDS,
+                "How long the one-time code sender took.",
+                LATENCY_BUCKETS,
+                &["sender"],
+            ),
             chat_messages: counter(
                 &r,
                 CHAT_MESSAGES_TOTAL,
@@ -366,9 +429,20 @@ impl Metrics {
         };
         metrics.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         metrics.create_known_series();
-        metrics
+        // The process's CPU, memory, threads and open files against its limit, under their
+        // standard names (`process_resident_memory_bytes`, `process_open_fds`, ...), read
+        // from /proc at each scrape.
+        #[cfg(target_os = "linux")]
+        if let Err(error) =
+            metrics.registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+        {
+            tracing::warn!(%error, "process metrics unavailable");
+        }
+        Self(Arc::new(metrics))
     }
+}
 
+impl MetricSet {
     /// Creates at zero the series whose label values are known up front.
     fn create_known_series(&self) {
         for outcome in PUSH_OUTCOMES {
@@ -377,6 +451,18 @@ impl Metrics {
         for (request_type, outcomes) in PAIRING_OUTCOMES {
             for outcome in outcomes {
                 self.pairing_outcomes.with_label_values(&[request_type, outcome]);
+            }
+        }
+        for provider in PAYMENT_PROVIDERS {
+            self.payment_provider_call_seconds.with_label_values(&[provider]);
+            for outcome in PAYMENT_PROVIDER_OUTCOMES {
+                self.payment_provider_calls.with_label_values(&[provider, outcome]);
+            }
+        }
+        for sender in ["dev", "log", "webhook"] {
+            self.otp_delivery_seconds.with_label_values(&[sender]);
+            for outcome in OTP_OUTCOMES {
+                self.otp_deliveries.with_label_values(&[sender, outcome]);
             }
         }
         for status in ["expired", "failed_pairing"] {

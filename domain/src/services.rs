@@ -14,8 +14,26 @@ use crate::settings::{HubSettings, PresenceSettings};
 use crate::store::Store;
 use crate::store::events::SocketRef;
 
+/// One `Arc` to the [`ServiceParts`]: a clone (the hub takes one per event it routes, the
+/// workers one per job) is one atomic increment.
 #[derive(Clone)]
-pub struct Services {
+pub struct Services(Arc<ServiceParts>);
+
+impl Services {
+    pub fn new(parts: ServiceParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for Services {
+    type Target = ServiceParts;
+
+    fn deref(&self) -> &ServiceParts {
+        &self.0
+    }
+}
+
+pub struct ServiceParts {
     pub store: Store,
     pub jobs: Arc<dyn Jobs>,
     pub payments: Arc<dyn PaymentProvider>,
@@ -24,8 +42,8 @@ pub struct Services {
     /// When a hub instance counts as dead (a push is due when only dead ones hold a user).
     pub presence: PresenceSettings,
     pub metrics: Metrics,
-    /// The hub instances' heartbeats as last read, shared by the clones.
-    pub live: Arc<LiveCache>,
+    /// The hub instances' heartbeats as last read.
+    pub live: LiveCache,
 }
 
 impl Services {

@@ -54,7 +54,32 @@ pub(crate) async fn run(
     }
     metrics.hub_connections.dec();
     let code = code.map_or(close_code::ABNORMAL, |close| close.code);
-    metrics.hub_connections_closed.with_label_values(&[&code.to_string()]).inc();
+    metrics.hub_connections_closed.with_label_values(&[close_label(code)]).inc();
+}
+
+/// The `code` label of a closed connection: the codes this server sends and the standard ones
+/// a client may, each as itself; any other code `other`. A client chooses the code it closes
+/// with, so it must not choose the series.
+pub fn close_label(code: u16) -> &'static str {
+    match code {
+        1000 => "1000",
+        1001 => "1001",
+        1002 => "1002",
+        1003 => "1003",
+        1006 => "1006",
+        1007 => "1007",
+        1008 => "1008",
+        1009 => "1009",
+        1011 => "1011",
+        1012 => "1012",
+        1013 => "1013",
+        CLOSE_TOKEN_EXPIRED => "4001",
+        4002 => "4002",
+        4003 => "4003",
+        CLOSE_HEARTBEAT_TIMEOUT => "4008",
+        CLOSE_RATE_LIMITED => "4029",
+        _ => "other",
+    }
 }
 
 /// How long the closing frame may take to leave.

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bestie::{Application, ServiceRole};
 use domain::auth::Role;
@@ -367,6 +367,20 @@ pub fn session_tokens(session: &serde_json::Value) -> (String, String) {
     (field("access_token"), field("refresh_token"))
 }
 
+/// Waits until `condition` holds, checking every 20 ms, failing after `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut condition: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !condition().await {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    started.elapsed()
+}
+
 /// A WebSocket client for tests: JSON frames in and out, pings answered by the library.
 pub struct WsClient {
     socket: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
@@ -459,6 +473,15 @@ impl WsClient {
     pub async fn send_text(&mut self, text: String) {
         use futures::SinkExt;
         self.socket.send(tokio_tungstenite::tungstenite::Message::Text(text.into())).await.expect("send");
+    }
+
+    /// Closes with `code` (and waits for the server's answer or the end of the connection).
+    pub async fn close_with(&mut self, code: u16) {
+        use futures::SinkExt;
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        let frame = CloseFrame { code: code.into(), reason: "test".into() };
+        self.socket.send(tokio_tungstenite::tungstenite::Message::Close(Some(frame))).await.expect("close");
+        self.closed().await;
     }
 
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {

@@ -8,7 +8,7 @@ use domain::event::{Event, EventKind};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::harness::{BestieProcess, TestApp, WsClient, ws_url_with_token};
+use crate::harness::{BestieProcess, TestApp, WsClient, eventually, ws_url_with_token};
 
 fn event(n: u64) -> Event {
     Event::new(EventKind::ChatMessage, json!({ "n": n }))
@@ -24,20 +24,6 @@ fn url(app: &TestApp, user: Uuid, role: Role, last_event_id: Option<&str>) -> St
         Some(id) => format!("{base}&last_event_id={id}"),
         None => base,
     }
-}
-
-/// Waits until `condition` holds, checking every 20 ms, failing after `limit`.
-async fn eventually<F, Fut>(limit: Duration, what: &str, mut condition: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !condition().await {
-        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    started.elapsed()
 }
 
 #[tokio::test]

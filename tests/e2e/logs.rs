@@ -250,3 +250,55 @@ async fn production_logs_are_json_with_ids_and_never_carry_secrets_or_bodies() {
         assert!(!has_digit_run(&without_time.to_string(), &code), "the one-time code is in: {text}");
     }
 }
+
+/// At the default filter (info) a request opens no span, yet a server error is logged once,
+/// with the request id the client saw, the route, the status, the code and what went wrong.
+#[tokio::test]
+async fn a_server_error_is_logged_with_the_request_id_the_client_saw() {
+    let settings = isolated_settings();
+    let (public, internal) = (free_port(), free_port());
+    let log_path = std::env::temp_dir().join(format!("bestie-5xx-{}.jsonl", Uuid::new_v4().simple()));
+    let child = Command::new(env!("CARGO_BIN_EXE_bestie"))
+        .args(["serve", "--role", "api"])
+        .env("BESTIE__DATABASE__URL", settings.database.url.expose())
+        .env("BESTIE__REDIS__PREFIX", &settings.redis.prefix)
+        .env("BESTIE__API__PUBLIC_ADDR", public.to_string())
+        .env("BESTIE__API__INTERNAL_ADDR", internal.to_string())
+        .env("BESTIE__LOG__FORMAT", "json")
+        .env_remove("BESTIE__LOG__FILTER")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::from(std::fs::File::create(&log_path).expect("log file")))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bestie starts");
+    let mut bestie = BestieProcess { child, public, internal, settings: settings.clone() };
+    bestie.wait_ready().await;
+
+    domain::store::database::drop(settings.database.url.expose()).await.expect("drop database");
+    let token = crate::harness::token_for(&settings, Uuid::new_v4(), domain::auth::Role::Customer);
+    let url = format!("http://{public}/api/client/payment-sessions/{}", Uuid::new_v4());
+    let response = reqwest::Client::new().get(&url).bearer_auth(&token).send().await.expect("answered");
+    // A database gone from under the pool is not a connection loss: 500 `internal_error`.
+    assert_eq!(response.status(), 500);
+    let request_id = response.headers()["x-request-id"].to_str().expect("ascii").to_owned();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "internal_error", "{body}");
+    bestie.terminate();
+    assert_eq!(bestie.wait_exit(Duration::from_secs(10)).await, Some(0));
+
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    let _ = std::fs::remove_file(&log_path);
+    let failed: Vec<Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["message"] == "request failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{log}");
+    let line = &failed[0];
+    assert_eq!(line["request_id"], request_id.as_str(), "{line}");
+    assert_eq!(line["level"], "ERROR", "{line}");
+    assert_eq!(line["route"], "/api/client/payment-sessions/{id}", "{line}");
+    assert_eq!((&line["status"], &line["code"]), (&json!(500), &json!("internal_error")), "{line}");
+    assert!(line["error"].as_str().is_some_and(|e| !e.is_empty()), "what went wrong is logged: {line}");
+    assert!(!log.contains("something went wrong"), "the client's message is not the log's");
+}

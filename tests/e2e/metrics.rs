@@ -1,6 +1,9 @@
 //! `/metrics` after real flows: the sampled gauges (readiness, pools, mitras online and
 //! available), availability polls by answer, resumes and replayed events, delivery latency
-//! by event type and the inbox lag, and the job queue depth the workers sample.
+//! by event type and the inbox lag, the job queue depth the workers sample, and label values
+//! that no client input can add to.
+
+use std::time::Duration;
 
 use domain::auth::Role;
 use domain::event::{Event, EventKind};
@@ -8,7 +11,7 @@ use reqwest::Method;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::harness::{TestApp, WsClient, ws_url_with_token};
+use crate::harness::{TestApp, WsClient, eventually, ws_url_with_token};
 
 /// The value of the sample line `series` (name and labels exactly as rendered), if any.
 fn value(metrics: &str, series: &str) -> Option<f64> {
@@ -133,4 +136,71 @@ async fn the_job_queue_depth_counts_jobs_due_and_not_started() {
     let (_, depth, oldest_s) = depths.iter().find(|(job, _, _)| job == push_type).expect("the push queue");
     assert_eq!(*depth, 2, "{depths:?}");
     assert!((0.0..60.0).contains(oldest_s), "{depths:?}");
+}
+
+/// The series `/metrics` renders, without their values.
+fn series(metrics: &str) -> std::collections::BTreeSet<String> {
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' ').map(|(series, _)| series.to_owned()))
+        .collect()
+}
+
+/// What a client writes (the method, the path, the close code) never names a series: after
+/// one request of each kind, a hundred more with other invented methods, paths and close
+/// codes add no series.
+#[tokio::test]
+async fn invented_methods_paths_and_close_codes_add_no_series() {
+    let app = TestApp::spawn().await;
+    let customer = app.token_for(Uuid::new_v4(), Role::Customer);
+    // Request `n`'s three requests: an invented method on a path no route has and on a
+    // route's path, and a known method on a path no route has; with the statuses expected.
+    let requests = |n: usize| {
+        let method = Method::from_bytes(format!("BREW{n}").as_bytes()).expect("a valid method");
+        let unknown = format!("/no/such/path/{n}");
+        [
+            (method.clone(), unknown.clone(), 404),
+            (method, "/api/client/mitra-availability".to_owned(), 405),
+            (Method::GET, unknown, 404),
+        ]
+    };
+    let send = |n: usize| {
+        let (app, customer) = (&app, &customer);
+        async move {
+            for (method, path, expected) in requests(n) {
+                let response = app.http.request(method.clone(), app.public_url(&path)).bearer_auth(customer);
+                let status = response.send().await.expect("answered").status().as_u16();
+                assert_eq!(status, expected, "{method} {path}");
+            }
+        }
+    };
+    let close = |code: u16| {
+        let url = ws_url_with_token(app.public, &app.token_for(Uuid::new_v4(), Role::Customer));
+        async move { WsClient::connect_welcomed(&url).await.close_with(code).await }
+    };
+    let closed_other = |count: f64| {
+        let app = &app;
+        move || async move {
+            value(&app.metrics().await, r#"bestie_hub_connections_closed_total{code="other"}"#) == Some(count)
+        }
+    };
+
+    send(0).await;
+    close(4321).await;
+    eventually(Duration::from_secs(5), "the first invented close code counted", closed_other(1.0)).await;
+    let before = series(&app.metrics().await);
+    assert!(before.iter().any(|s| s.contains(r#"method="other""#) && s.contains(r#"route="unmatched""#)));
+
+    for n in 1..=100 {
+        send(n).await;
+    }
+    for code in [3000, 3999, 4000, 4999] {
+        close(code).await;
+    }
+    eventually(Duration::from_secs(5), "every invented close code counted", closed_other(5.0)).await;
+    let after = series(&app.metrics().await);
+    let added: Vec<_> = after.difference(&before).collect();
+    assert!(added.is_empty(), "series added by client input: {added:#?}");
+    assert!(!after.iter().any(|s| s.contains("BREW") || s.contains("/no/such")), "{after:#?}");
 }

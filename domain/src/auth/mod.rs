@@ -26,14 +26,16 @@ pub struct AuthContext {
 }
 
 impl AuthContext {
-    /// Fails when the settings name no usable code sender for `mode`.
+    /// Fails when the settings name no usable code sender for `mode`. Code deliveries are
+    /// counted in `metrics`.
     pub fn new(
         settings: &crate::settings::AuthSettings,
         mode: crate::settings::Mode,
+        metrics: &crate::metrics::Metrics,
     ) -> Result<Self, String> {
         Ok(Self {
             keys: tokens::TokenKeys::new(settings),
-            otp_sender: otp::sender(settings, mode)?,
+            otp_sender: otp::sender(settings, mode, metrics)?,
             settings: settings.clone(),
         })
     }

@@ -14,6 +14,7 @@ use sha2::Sha256;
 use super::session::{self, Session};
 use super::tokens::TokenKeys;
 use super::{AuthError, Role};
+use crate::metrics::Metrics;
 use crate::settings::{AuthSettings, Mode, OtpSenderKind};
 use crate::store::Store;
 use crate::store::otp::{OtpCheck, OtpLimits, OtpThrottle};
@@ -84,9 +85,44 @@ impl OtpSender for WebhookSender {
     }
 }
 
-/// The sender `settings` ask for in `mode` (settings are validated at start-up).
-pub fn sender(settings: &AuthSettings, mode: Mode) -> Result<Box<dyn OtpSender>, String> {
-    Ok(match settings.effective_otp_sender(mode)? {
+/// The sender `settings` ask for in `mode` (settings are validated at start-up), its
+/// deliveries counted and timed in `metrics`.
+pub fn sender(settings: &AuthSettings, mode: Mode, metrics: &Metrics) -> Result<Box<dyn OtpSender>, String> {
+    let kind = settings.effective_otp_sender(mode)?;
+    let name = match kind {
+        OtpSenderKind::Dev => "dev",
+        OtpSenderKind::Log => "log",
+        OtpSenderKind::Webhook => "webhook",
+    };
+    Ok(Box::new(Metered { sender: unmetered(settings, kind)?, name, metrics: metrics.clone() }))
+}
+
+/// A sender whose every delivery is counted by outcome and timed (`otp_deliveries_total`,
+/// `otp_delivery_seconds`).
+struct Metered {
+    sender: Box<dyn OtpSender>,
+    name: &'static str,
+    metrics: Metrics,
+}
+
+impl OtpSender for Metered {
+    fn send<'a>(&'a self, message: &'a OtpMessage<'a>) -> BoxFuture<'a, Result<bool, AuthError>> {
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let delivered = self.sender.send(message).await;
+            let outcome = if delivered.is_ok() { "sent" } else { "failed" };
+            self.metrics
+                .otp_delivery_seconds
+                .with_label_values(&[self.name])
+                .observe(started.elapsed().as_secs_f64());
+            self.metrics.otp_deliveries.with_label_values(&[self.name, outcome]).inc();
+            delivered
+        })
+    }
+}
+
+fn unmetered(settings: &AuthSettings, kind: OtpSenderKind) -> Result<Box<dyn OtpSender>, String> {
+    Ok(match kind {
         OtpSenderKind::Dev => Box::new(DevSender),
         OtpSenderKind::Log => Box::new(LogSender),
         OtpSenderKind::Webhook => Box::new(WebhookSender {

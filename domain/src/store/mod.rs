@@ -40,18 +40,30 @@ pub use keys::Keys;
 /// The migrations of `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
-/// Connections to Postgres and Redis, shared by every part of a process.
+/// Connections to Postgres and Redis, shared by every part of a process: one `Arc` to
+/// [`StoreParts`], so a clone (every request and job takes one) is one atomic increment.
 #[derive(Clone)]
-pub struct Store {
+pub struct Store(std::sync::Arc<StoreParts>);
+
+impl std::ops::Deref for Store {
+    type Target = StoreParts;
+
+    fn deref(&self) -> &StoreParts {
+        &self.0
+    }
+}
+
+/// What a [`Store`] holds; its fields are this module's (reach them through `Store`).
+pub struct StoreParts {
     pg: PgPool,
     redis: RedisPool,
     /// Kept to open dedicated connections (subscriptions, blocking reads).
     redis_config: RedisConfig,
     keys: Keys,
     /// The access-token revocation list in memory (see `revocation`).
-    revocations: std::sync::Arc<revocation::Revocations>,
+    revocations: revocation::Revocations,
     /// Chat sends, stored in batches (see `send_queue`).
-    sends: std::sync::Arc<send_queue::SendQueue>,
+    sends: send_queue::SendQueue,
 }
 
 /// A snapshot of this process's connection pools, for the pool gauges.
@@ -205,14 +217,14 @@ impl Store {
             .await?;
         let redis_config = RedisConfig::from_url(redis.url.expose())?;
         let redis_pool = connect_redis(redis_config.clone(), redis.pool_size).await?;
-        Ok(Self {
-            sends: std::sync::Arc::new(send_queue::SendQueue::start(pg.clone())),
+        Ok(Self(std::sync::Arc::new(StoreParts {
+            sends: send_queue::SendQueue::start(pg.clone()),
             pg,
             redis: redis_pool,
             redis_config,
             keys: Keys::new(&redis.prefix),
             revocations: Default::default(),
-        })
+        })))
     }
 
     /// Applies pending migrations. Safe to call from several processes at once: sqlx takes

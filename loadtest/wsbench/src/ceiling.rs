@@ -3,8 +3,9 @@
 //!
 //! An axum router with one handler, `GET /healthz` answering the same constant JSON as
 //! `bestie`'s, and nothing else: no middleware, no state, no extractor. It runs on the same
-//! runtime as `bestie` (tokio's multi-thread scheduler, one worker per core), so the gap
-//! between this and `bestie`'s own `/healthz` is what our middleware and state cost.
+//! runtime as `bestie` (tokio's multi-thread scheduler, one worker per core) with the same
+//! socket option (`TCP_NODELAY`), so the gap between this and `bestie`'s own `/healthz` is
+//! what our middleware and state cost.
 //! Listens on 127.0.0.0/8 only and stops by itself after `--seconds`.
 
 use std::net::SocketAddr;
@@ -24,6 +25,9 @@ pub async fn run(addr: SocketAddr, seconds: u64) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     eprintln!("ceiling: serving GET /healthz on {} for {seconds} s", listener.local_addr()?);
     let router = axum::Router::new().route("/healthz", get(healthz));
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(tokio::time::sleep(Duration::from_secs(seconds)))
         .await
