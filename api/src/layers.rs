@@ -3,6 +3,7 @@
 //! it, and the RED metrics per matched route; and the control center's CORS.
 
 use std::convert::Infallible;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -12,6 +13,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use domain::metrics::Metrics;
 use futures::future::BoxFuture;
+use prometheus::{Histogram, IntCounter};
 use tower::{Layer, Service};
 use tracing::Instrument as _;
 
@@ -59,7 +61,72 @@ impl<S> Layer<S> for EdgeLayer {
     type Service = Edge<S>;
 
     fn layer(&self, inner: S) -> Edge<S> {
-        Edge { inner, listener: self.listener, metrics: self.metrics.clone() }
+        let handles = Arc::new(RouteHandles::default());
+        Edge { inner, listener: self.listener, metrics: self.metrics.clone(), handles }
+    }
+}
+
+/// The methods with a label of their own, in [`method_label`]'s order; `other` is last.
+const METHOD_LABELS: [&str; 8] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "other"];
+/// The status classes, in [`status_class`]'s order.
+const STATUS_LABELS: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The RED metric handles of one route (the layer wraps each route and the fallback apart),
+/// by method, looked up in the metric families once: a request then updates them without
+/// hashing its labels or taking the families' lock.
+#[derive(Default)]
+struct RouteHandles {
+    by_method: [OnceLock<MethodHandles>; METHOD_LABELS.len()],
+}
+
+struct MethodHandles {
+    /// The `route` label these were made for (a mismatch takes the slow path).
+    route: String,
+    duration: Histogram,
+    /// Made at a status class's first answer, so no series waits at zero for a class the
+    /// route never answers with.
+    by_status: [OnceLock<IntCounter>; STATUS_LABELS.len()],
+}
+
+impl RouteHandles {
+    fn record(
+        &self,
+        metrics: &Metrics,
+        listener: Listener,
+        route: &str,
+        method: usize,
+        status: usize,
+        seconds: f64,
+    ) {
+        let method_label = METHOD_LABELS[method];
+        let handles = self.by_method[method].get_or_init(|| MethodHandles {
+            route: route.to_owned(),
+            duration: metrics.http_request_duration.with_label_values(&[
+                listener.as_str(),
+                route,
+                method_label,
+            ]),
+            by_status: Default::default(),
+        });
+        if handles.route == route {
+            handles.duration.observe(seconds);
+            let status_label = STATUS_LABELS[status];
+            handles.by_status[status]
+                .get_or_init(|| {
+                    metrics.http_requests.with_label_values(&[
+                        listener.as_str(),
+                        route,
+                        method_label,
+                        status_label,
+                    ])
+                })
+                .inc();
+        } else {
+            let labels = [listener.as_str(), route, method_label];
+            metrics.http_request_duration.with_label_values(&labels).observe(seconds);
+            let status = STATUS_LABELS[status];
+            metrics.http_requests.with_label_values(&[listener.as_str(), route, method_label, status]).inc();
+        }
     }
 }
 
@@ -75,6 +142,7 @@ pub struct Edge<S> {
     inner: S,
     listener: Listener,
     metrics: Metrics,
+    handles: Arc<RouteHandles>,
 }
 
 impl<S> Service<Request> for Edge<S>
@@ -105,19 +173,17 @@ where
         );
         // The matched route pattern keeps the label set small; unmatched paths share one label.
         let route = request.extensions().get::<MatchedPath>().cloned();
-        let method = method_label(request.method());
+        let method = method_index(request.method());
         let response = span.in_scope(|| self.inner.call(request));
-        let (listener, metrics) = (self.listener, self.metrics.clone());
+        let (listener, metrics, handles) = (self.listener, self.metrics.clone(), self.handles.clone());
         Box::pin(async move {
             let Ok(mut response) = response.instrument(span).await;
             response.headers_mut().insert(REQUEST_ID, id);
             let route = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
-            let labels = [listener.as_str(), route, method];
-            metrics.http_request_duration.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
-            let status = status_class(response.status());
-            metrics.http_requests.with_label_values(&[listener.as_str(), route, method, status]).inc();
+            let status = status_index(response.status());
+            handles.record(&metrics, listener, route, method, status, started.elapsed().as_secs_f64());
             if response.status().is_server_error() {
-                log_server_error(&mut response, listener, route, method, started);
+                log_server_error(&mut response, listener, route, METHOD_LABELS[method], started);
             }
             Ok(response)
         })
@@ -192,25 +258,30 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 /// The `method` label: the methods our routes and CORS answer, and `other` for any other
 /// (the client writes the method, so it must not choose the series).
 pub fn method_label(method: &Method) -> &'static str {
+    METHOD_LABELS[method_index(method)]
+}
+
+/// The method's place in [`METHOD_LABELS`].
+fn method_index(method: &Method) -> usize {
     match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::PATCH => 3,
+        Method::DELETE => 4,
+        Method::HEAD => 5,
+        Method::OPTIONS => 6,
+        _ => 7,
     }
 }
 
-/// The `status` label: the status class.
-fn status_class(status: StatusCode) -> &'static str {
+/// The status class's place in [`STATUS_LABELS`].
+fn status_index(status: StatusCode) -> usize {
     match status.as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
     }
 }

@@ -188,6 +188,9 @@ pub struct MetricSet {
     pub chat_send_duration_seconds: Histogram,
     /// Availability polls answered, by `answer` (available|none).
     pub availability_polls: IntCounterVec,
+    /// `availability_polls{answer="available"}` and `{answer="none"}`, looked up once: the
+    /// poll is the hottest route (see [`MetricSet::availability_poll_answered`]).
+    availability_poll_answers: [IntCounter; 2],
     /// Mitras online (switch on, a socket open), as Redis counts them.
     pub mitras_online: IntGauge,
     /// Mitras online and below the capacity cap: what the availability poll answers.
@@ -241,6 +244,8 @@ impl Metrics {
         let float_gauge = |name: &str, help: &str, labels: &[&str]| {
             register(&r, prometheus::GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
         };
+        let availability_polls =
+            counter(&r, AVAILABILITY_POLLS_TOTAL, "Availability polls answered, by answer.", &["answer"]);
         let metrics = MetricSet {
             http_requests: counter(
                 &r,
@@ -384,12 +389,9 @@ impl Metrics {
                 "Chat send: command to message stored and published.",
                 DELIVERY_BUCKETS,
             ),
-            availability_polls: counter(
-                &r,
-                AVAILABILITY_POLLS_TOTAL,
-                "Availability polls answered, by answer.",
-                &["answer"],
-            ),
+            availability_polls: availability_polls.clone(),
+            availability_poll_answers: ["available", "none"]
+                .map(|answer| availability_polls.with_label_values(&[answer])),
             mitras_online: single(MITRAS_ONLINE, "Mitras online: switch on and a socket open."),
             mitras_available: single(MITRAS_AVAILABLE, "Mitras online and below the capacity cap."),
             postgres_pool_connections: gauge(
@@ -443,6 +445,11 @@ impl Metrics {
 }
 
 impl MetricSet {
+    /// Counts one availability poll by its answer.
+    pub fn availability_poll_answered(&self, available: bool) {
+        self.availability_poll_answers[usize::from(!available)].inc();
+    }
+
     /// Creates at zero the series whose label values are known up front.
     fn create_known_series(&self) {
         for outcome in PUSH_OUTCOMES {

@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::caller::Customer;
@@ -28,9 +27,15 @@ crate::route_errors! { AvailabilityErrors: Customer, [] }
 pub async fn mitra_availability(
     State(state): State<AppState>,
     _customer: Customer,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Availability>, ApiError> {
     let count = domain::presence::available_mitras(&state.store, &state.availability).await?;
-    let answer = if count > 0 { "available" } else { "none" };
-    state.metrics.availability_polls.with_label_values(&[answer]).inc();
-    Ok(Json(json!({ "available": count > 0, "count": count })))
+    state.metrics.availability_poll_answered(count > 0);
+    Ok(Json(Availability { available: count > 0, count }))
+}
+
+/// The poll's answer.
+#[derive(serde::Serialize)]
+pub struct Availability {
+    available: bool,
+    count: u64,
 }
