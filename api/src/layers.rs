@@ -207,30 +207,27 @@ fn log_server_error(
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1_000.0;
     let listener = listener.as_str();
+    // One call site per level (tracing's levels are part of a call site's static metadata).
+    macro_rules! failed {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                request_id,
+                listener,
+                method,
+                route,
+                status,
+                code,
+                error = detail,
+                latency_ms,
+                "request failed"
+            )
+        };
+    }
     if response.status() == StatusCode::SERVICE_UNAVAILABLE {
-        tracing::warn!(
-            request_id,
-            listener,
-            method,
-            route,
-            status,
-            code,
-            error = detail,
-            latency_ms,
-            "request failed"
-        );
+        failed!(tracing::Level::WARN);
     } else {
-        tracing::error!(
-            request_id,
-            listener,
-            method,
-            route,
-            status,
-            code,
-            error = detail,
-            latency_ms,
-            "request failed"
-        );
+        failed!(tracing::Level::ERROR);
     }
 }
 
