@@ -66,9 +66,9 @@ impl<S> Layer<S> for EdgeLayer {
     }
 }
 
-/// The methods with a label of their own, in [`method_label`]'s order; `other` is last.
+/// The `method` labels, in [`method_index`]'s order; `other` is last.
 const METHOD_LABELS: [&str; 8] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "other"];
-/// The status classes, in [`status_class`]'s order.
+/// The `status` labels (status classes), in [`status_index`]'s order.
 const STATUS_LABELS: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
 /// The RED metric handles of one route (the layer wraps each route and the fallback apart),
@@ -98,35 +98,37 @@ impl RouteHandles {
         status: usize,
         seconds: f64,
     ) {
-        let method_label = METHOD_LABELS[method];
+        let labels = Labels { listener: listener.as_str(), route, method: METHOD_LABELS[method] };
         let handles = self.by_method[method].get_or_init(|| MethodHandles {
             route: route.to_owned(),
-            duration: metrics.http_request_duration.with_label_values(&[
-                listener.as_str(),
-                route,
-                method_label,
-            ]),
+            duration: labels.duration(metrics),
             by_status: Default::default(),
         });
         if handles.route == route {
             handles.duration.observe(seconds);
-            let status_label = STATUS_LABELS[status];
-            handles.by_status[status]
-                .get_or_init(|| {
-                    metrics.http_requests.with_label_values(&[
-                        listener.as_str(),
-                        route,
-                        method_label,
-                        status_label,
-                    ])
-                })
-                .inc();
+            handles.by_status[status].get_or_init(|| labels.requests(metrics, status)).inc();
         } else {
-            let labels = [listener.as_str(), route, method_label];
-            metrics.http_request_duration.with_label_values(&labels).observe(seconds);
-            let status = STATUS_LABELS[status];
-            metrics.http_requests.with_label_values(&[listener.as_str(), route, method_label, status]).inc();
+            labels.duration(metrics).observe(seconds);
+            labels.requests(metrics, status).inc();
         }
+    }
+}
+
+/// A request's RED labels, and the series they name.
+struct Labels<'a> {
+    listener: &'static str,
+    route: &'a str,
+    method: &'static str,
+}
+
+impl Labels<'_> {
+    fn duration(&self, metrics: &Metrics) -> Histogram {
+        metrics.http_request_duration.with_label_values(&[self.listener, self.route, self.method])
+    }
+
+    fn requests(&self, metrics: &Metrics, status: usize) -> IntCounter {
+        let status = STATUS_LABELS[status];
+        metrics.http_requests.with_label_values(&[self.listener, self.route, self.method, status])
     }
 }
 
@@ -252,13 +254,9 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
 /// The `route` label of a request no route matched (whatever its path).
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
-/// The `method` label: the methods our routes and CORS answer, and `other` for any other
-/// (the client writes the method, so it must not choose the series).
-pub fn method_label(method: &Method) -> &'static str {
-    METHOD_LABELS[method_index(method)]
-}
-
-/// The method's place in [`METHOD_LABELS`].
+/// The method's place in [`METHOD_LABELS`]: the methods our routes and CORS answer have a
+/// label of their own, any other is `other` (the client writes the method, so it must not
+/// choose the series).
 fn method_index(method: &Method) -> usize {
     match *method {
         Method::GET => 0,

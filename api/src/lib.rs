@@ -35,29 +35,14 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// What every handler can reach: one `Arc` to the process's [`AppContext`], so the state a
 /// request extracts (its handler and each extractor take a clone) costs one atomic
 /// increment, whatever the context holds.
-#[derive(Clone)]
-pub struct AppState(Arc<AppContext>);
-
-impl AppState {
-    pub fn new(context: AppContext) -> Self {
-        Self(Arc::new(context))
-    }
-}
-
-impl std::ops::Deref for AppState {
-    type Target = AppContext;
-
-    fn deref(&self) -> &AppContext {
-        &self.0
-    }
-}
+pub type AppState = Arc<AppContext>;
 
 pub struct AppContext {
     pub store: Store,
     pub metrics: Metrics,
     pub auth: Arc<AuthContext>,
     /// What the flows need: the job queue, the payment provider, event settings.
-    pub services: domain::services::Services,
+    pub services: Arc<domain::services::Services>,
     /// The available-mitra count in memory (the availability poll's answer).
     pub availability: domain::presence::AvailabilityView,
     /// Each listener's OpenAPI document, set by [`finish`].

@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use api::{AppContext, AppState, Listener};
 use domain::auth::AuthContext;
 use domain::metrics::Metrics;
-use domain::services::{ServiceParts, Services};
+use domain::services::Services;
 use domain::settings::Settings;
 use domain::store::Store;
 use hub::Hub;
@@ -66,7 +66,7 @@ impl Application {
         if settings.database.migrate_on_start {
             migrate(&store).await?;
         }
-        let services = Services::new(ServiceParts {
+        let services = Arc::new(Services {
             store: store.clone(),
             jobs: Arc::new(workers::jobs::PgJobs::new(&store)),
             payments,
@@ -75,7 +75,7 @@ impl Application {
             metrics: metrics.clone(),
             live: Default::default(),
         });
-        let state = AppState::new(AppContext {
+        let state: AppState = Arc::new(AppContext {
             store,
             metrics,
             auth: Arc::new(auth),
@@ -120,7 +120,7 @@ impl Application {
     }
 
     /// What the flows of this process use (its job queue, its payment provider).
-    pub fn services(&self) -> &Services {
+    pub fn services(&self) -> &Arc<Services> {
         &self.state.services
     }
 

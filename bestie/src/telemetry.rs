@@ -68,7 +68,7 @@ impl<'writer> FormatFields<'writer> for SpanFields {
         let empty = current.fields == "{";
         let mut writer = current.as_writer();
         let mut object = JsonObject { writer: &mut writer, empty, result: Ok(()) };
-        fields.record(object.by_ref());
+        fields.record(&mut object);
         object.result?;
         writer.write_char('}')
     }
@@ -82,10 +82,6 @@ struct JsonObject<'a, 'writer> {
 }
 
 impl JsonObject<'_, '_> {
-    fn by_ref(&mut self) -> &mut Self {
-        self
-    }
-
     fn member(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
         if self.result.is_err() {
             return;

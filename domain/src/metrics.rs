@@ -186,10 +186,9 @@ pub struct MetricSet {
     /// what the sender waits for its ack (the delivery to the other party follows, in
     /// `hub_delivery_seconds{type="chat_message"}`).
     pub chat_send_duration_seconds: Histogram,
-    /// Availability polls answered, by `answer` (available|none).
-    pub availability_polls: IntCounterVec,
-    /// `availability_polls{answer="available"}` and `{answer="none"}`, looked up once: the
-    /// poll is the hottest route (see [`MetricSet::availability_poll_answered`]).
+    /// Availability polls answered, `availability_polls_total{answer="available"}` and
+    /// `{answer="none"}`, looked up once: the poll is the hottest route (see
+    /// [`MetricSet::availability_poll_answered`]).
     availability_poll_answers: [IntCounter; 2],
     /// Mitras online (switch on, a socket open), as Redis counts them.
     pub mitras_online: IntGauge,
@@ -389,7 +388,6 @@ impl Metrics {
                 "Chat send: command to message stored and published.",
                 DELIVERY_BUCKETS,
             ),
-            availability_polls: availability_polls.clone(),
             availability_poll_answers: ["available", "none"]
                 .map(|answer| availability_polls.with_label_values(&[answer])),
             mitras_online: single(MITRAS_ONLINE, "Mitras online: switch on and a socket open."),
@@ -474,9 +472,6 @@ impl MetricSet {
         }
         for status in ["expired", "failed_pairing"] {
             self.payment_sessions_swept.with_label_values(&[status]);
-        }
-        for answer in ["available", "none"] {
-            self.availability_polls.with_label_values(&[answer]);
         }
         for outcome in ["replayed", "resync_required", "failed"] {
             self.hub_resumes.with_label_values(&[outcome]);

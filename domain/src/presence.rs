@@ -14,6 +14,7 @@
 //! cap from Postgres (the reaper notices the `seeded` marker is gone, and one process copies
 //! them back: [`restore_from_record`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -73,7 +74,7 @@ const RESTORE_BATCH: usize = 500;
 /// so presence heals even when every hub is gone. The same step notices a Redis that lost its
 /// data (the `seeded` marker is gone), and one process copies the record back
 /// ([`restore_from_record`]).
-pub async fn run_reaper(services: Services, shutdown: CancellationToken) {
+pub async fn run_reaper(services: Arc<Services>, shutdown: CancellationToken) {
     let (store, settings) = (&services.store, &services.presence);
     let mut every = tokio::time::interval(Duration::from_millis(settings.reap_interval_ms.max(100)));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -126,7 +127,10 @@ pub async fn run_reaper(services: Services, shutdown: CancellationToken) {
 /// is newer than the record). Mitras who become available are offered the open requests. Returns how many
 /// mitras were copied, or `None` when `claimant`'s claim was gone by the end (the copy is
 /// not recorded as done, and is made again).
-pub async fn restore_from_record(services: &Services, claimant: &str) -> Result<Option<usize>, StoreError> {
+pub async fn restore_from_record(
+    services: &Arc<Services>,
+    claimant: &str,
+) -> Result<Option<usize>, StoreError> {
     let store = &services.store;
     sync_capacity_cap(store).await?;
     let cap = app_config::integer(store, "max_customers_per_mitra").await?;

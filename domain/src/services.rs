@@ -14,26 +14,9 @@ use crate::settings::{HubSettings, PresenceSettings};
 use crate::store::Store;
 use crate::store::events::SocketRef;
 
-/// One `Arc` to the [`ServiceParts`]: a clone (the hub takes one per event it routes, the
-/// workers one per job) is one atomic increment.
-#[derive(Clone)]
-pub struct Services(Arc<ServiceParts>);
-
-impl Services {
-    pub fn new(parts: ServiceParts) -> Self {
-        Self(Arc::new(parts))
-    }
-}
-
-impl std::ops::Deref for Services {
-    type Target = ServiceParts;
-
-    fn deref(&self) -> &ServiceParts {
-        &self.0
-    }
-}
-
-pub struct ServiceParts {
+/// Built once per process and shared as an `Arc<Services>`: the hub takes a clone per event it
+/// routes, the workers one per job, and each is one atomic increment.
+pub struct Services {
     pub store: Store,
     pub jobs: Arc<dyn Jobs>,
     pub payments: Arc<dyn PaymentProvider>,

@@ -70,7 +70,7 @@ struct Inner {
     metrics: Metrics,
     store: Store,
     /// For the flows a connection starts (offering open requests to a mitra who connects).
-    services: domain::services::Services,
+    services: Arc<domain::services::Services>,
     auth: Arc<AuthContext>,
     /// This process's name in Redis: its inbox, its lease, the routes to it.
     instance_id: Arc<str>,
@@ -90,7 +90,7 @@ impl Hub {
     pub fn new(
         settings: HubSettings,
         presence: PresenceSettings,
-        services: domain::services::Services,
+        services: Arc<domain::services::Services>,
         auth: Arc<AuthContext>,
     ) -> Self {
         let slots = Arc::new(Semaphore::new(settings.max_connections));

@@ -60,7 +60,7 @@ pub struct TestApp {
     /// The application's own store, for assertions through the same queries it runs.
     pub store: Store,
     /// The application's flows' dependencies (job queue, payment provider).
-    pub services: domain::services::Services,
+    pub services: std::sync::Arc<domain::services::Services>,
     pub settings: Settings,
     shutdown: CancellationToken,
     running: Option<JoinHandle<anyhow::Result<()>>>,

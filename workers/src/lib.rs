@@ -31,13 +31,13 @@ pub struct JobContext {
     pub payments: std::sync::Arc<dyn domain::charges::PaymentProvider>,
     pub push: std::sync::Arc<dyn domain::push::PushSender>,
     /// What the flows a timer runs need (the same as the api's).
-    pub services: domain::services::Services,
+    pub services: std::sync::Arc<domain::services::Services>,
 }
 
 impl JobContext {
     /// With the services' payment provider and the log push sender; `with_push` sets a
     /// real one.
-    pub fn new(services: domain::services::Services) -> Self {
+    pub fn new(services: std::sync::Arc<domain::services::Services>) -> Self {
         Self {
             store: services.store.clone(),
             metrics: services.metrics.clone(),
