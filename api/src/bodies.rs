@@ -59,6 +59,7 @@ request_bodies! {
     ApiJson<chat::ExtensionAsk>,
     ApiJson<config::NewValue>,
     ApiJson<devices::DeviceRegistration>,
+    ApiJson<devices::DeviceToken>,
     ApiJson<failures::Action>,
     ApiJson<operations::NewPassword>,
     ApiJson<pairing::PaymentRef>,
@@ -124,6 +125,6 @@ mod tests {
     #[tokio::test]
     async fn a_name_that_is_no_body_is_none() {
         assert!(decode_request_body("Nothing", None, Vec::new()).await.is_none());
-        assert_eq!(REQUEST_BODIES.len(), 19);
+        assert_eq!(REQUEST_BODIES.len(), 20);
     }
 }

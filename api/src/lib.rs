@@ -76,7 +76,7 @@ pub fn public_routes(state: &AppState) -> Routes {
     Routes::default()
         .merge(rate_limit::sign_in_limit(sign_in, &state.auth.settings))
         .routes(routes!(auth::app_logout))
-        .routes(routes!(devices::register))
+        .routes(routes!(devices::register, devices::unregister))
         .routes(routes!(presence::status, presence::set_status))
         .routes(routes!(availability::mitra_availability))
         .routes(routes!(payments::create))

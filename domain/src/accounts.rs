@@ -4,9 +4,10 @@
 
 use uuid::Uuid;
 
-use crate::auth::Principal;
+use crate::auth::{Principal, session};
 use crate::error::{DomainError, ErrorKind};
 use crate::password;
+use crate::settings::AuthSettings;
 use crate::store::accounts::{EmailTaken, MitraRow, NewAccount};
 use crate::store::{Store, StoreError};
 
@@ -90,10 +91,12 @@ pub async fn create_mitra(
     store.create_mitra(actor.id, account).await?.map_err(|EmailTaken| AccountError::EmailTaken)
 }
 
-/// Deactivates (`active = false`) or reactivates a mitra. Idempotent.
+/// Deactivates (`active = false`) or reactivates a mitra. Idempotent. A deactivation
+/// revokes every token issued until then for good: a reactivated mitra signs in again.
 #[tracing::instrument(skip_all, fields(mitra_id = %mitra_id, active))]
 pub async fn set_mitra_active(
     store: &Store,
+    auth: &AuthSettings,
     actor: &Principal,
     mitra_id: Uuid,
     active: bool,
@@ -103,13 +106,15 @@ pub async fn set_mitra_active(
     // Postgres is the record; Redis makes it bite at once on tokens and sockets.
     store.set_deactivated_flag(mitra_id, !active).await?;
     if !active {
-        let kick = serde_json::json!({
-            "kind": "disconnect_user",
-            "user_id": mitra_id,
-            "code": CLOSE_ACCOUNT_DEACTIVATED,
-            "reason": "account_deactivated",
-        });
-        store.publish_hub_control(&kick.to_string()).await?;
+        let ttl_s = auth.access_token_ttl_s;
+        session::revoke_all_sign_ins(
+            store,
+            ttl_s,
+            mitra_id,
+            CLOSE_ACCOUNT_DEACTIVATED,
+            "account_deactivated",
+        )
+        .await?;
     }
     Ok(mitra)
 }
@@ -128,9 +133,11 @@ pub async fn list_mitras(
     Ok(store.mitras(search.map(str::trim).filter(|s| !s.is_empty()), limit, offset).await?)
 }
 
-/// An operator sets a mitra's new password; the mitra's sessions must sign in again.
+/// An operator sets a mitra's new password; every sign-in of the mitra ends (refresh and
+/// access tokens refused, sockets closed with 4004 `password_reset`).
 pub async fn reset_mitra_password(
     store: &Store,
+    auth: &AuthSettings,
     actor: &Principal,
     mitra_id: Uuid,
     new_password: &str,
@@ -139,11 +146,13 @@ pub async fn reset_mitra_password(
         return Err(AccountError::InvalidPassword);
     }
     let hash = password::hash(new_password).await?;
-    if store.reset_mitra_password(actor.id, mitra_id, &hash).await? {
-        Ok(())
-    } else {
-        Err(AccountError::MitraNotFound)
+    if !store.reset_mitra_password(actor.id, mitra_id, &hash).await? {
+        return Err(AccountError::MitraNotFound);
     }
+    let ttl_s = auth.access_token_ttl_s;
+    session::revoke_all_sign_ins(store, ttl_s, mitra_id, session::CLOSE_SIGN_IN_REVOKED, "password_reset")
+        .await?;
+    Ok(())
 }
 
 /// Lower-cases and checks an email address: one `@`, a dot in the domain, no spaces.

@@ -246,6 +246,14 @@ pub static KEYS: &[KeySpec] = &[
         public: true,
         default: || json!(60),
     },
+    KeySpec {
+        key: "push_message_previews",
+        value_type: ValueType::Boolean,
+        label: "Show message text in chat pushes",
+        explanation: "When on, a chat message's push shows its first 100 characters on the lock screen; when off (the default) it only says a new message arrived. These are private conversations.",
+        public: false,
+        default: || json!(false),
+    },
 ];
 
 /// Looks a key up in the registry.

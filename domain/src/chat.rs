@@ -135,7 +135,8 @@ async fn deliver(services: &Services, sender: &Principal, origin: Option<&Socket
     let preview: String = sent.message.body.chars().take(100).collect();
     let push = PushMessage {
         title: sender_name.to_owned(),
-        body: preview,
+        body: "Pesan baru".to_owned(),
+        preview: Some(preview),
         data: [
             ("type".to_owned(), "chat_message".to_owned()),
             ("chat_session_id".to_owned(), session.id.to_string()),

@@ -6,7 +6,7 @@ use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
-    #[error("fcm_token must be 1 to 4096 visible characters")]
+    #[error("fcm_token must be 1 to 4096 visible ASCII characters")]
     InvalidFcmToken,
     #[error("platform must be android, ios or web")]
     InvalidPlatform,
@@ -39,17 +39,27 @@ pub async fn register(
     fcm_token: &str,
     platform: &str,
 ) -> Result<(), DeviceError> {
-    let fcm_token = fcm_token.trim();
-    if fcm_token.is_empty()
-        || fcm_token.len() > 4096
-        || fcm_token.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(DeviceError::InvalidFcmToken);
-    }
+    let fcm_token = valid_token(fcm_token)?;
     if !matches!(platform, "android" | "ios" | "web") {
         return Err(DeviceError::InvalidPlatform);
     }
     debug_assert!(matches!(owner.role, Role::Customer | Role::Mitra));
-    store.upsert_device(fcm_token, platform, owner.role, owner.id).await?;
+    store.upsert_device(fcm_token, platform, owner.role, owner.id, Some(owner.sign_in)).await?;
     Ok(())
+}
+
+/// `DELETE /api/shared/devices`: unregisters the caller's push token `fcm_token` (a token
+/// of another account, or one not registered, changes nothing). Returns whether one was.
+#[tracing::instrument(skip_all)]
+pub async fn unregister(store: &Store, owner: &Principal, fcm_token: &str) -> Result<bool, DeviceError> {
+    let fcm_token = valid_token(fcm_token)?;
+    Ok(store.delete_devices_of(owner.id, None, Some(fcm_token)).await? > 0)
+}
+
+fn valid_token(fcm_token: &str) -> Result<&str, DeviceError> {
+    let fcm_token = fcm_token.trim();
+    if fcm_token.is_empty() || fcm_token.len() > 4096 || !fcm_token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(DeviceError::InvalidFcmToken);
+    }
+    Ok(fcm_token)
 }

@@ -143,6 +143,7 @@ pub async fn request(
         ]
         .into(),
         collapse_key: Some(format!("chat:{}", extension.chat_session_id)),
+        preview: None,
     };
     services
         .notify(vec![

@@ -295,6 +295,7 @@ fn chat_request(offer: &crate::store::pairing::Offer) -> (Event, PushMessage) {
         ]
         .into(),
         collapse_key: Some(format!("chat_request:{}", offer.request_id)),
+        preview: None,
     };
     (event, push)
 }
@@ -389,6 +390,7 @@ fn paired_notice(accepted: &Accepted, role: Role, user: Uuid) -> Notice {
             ]
             .into(),
             collapse_key: Some(format!("pairing:{}", accepted.request.payment_session_id)),
+            preview: None,
         })
     } else {
         data["customer"] = json!({ "call_name": accepted.customer_call_name });
@@ -495,6 +497,7 @@ async fn report_failure(services: &Services, failed: &Failed, open_event: &str) 
         ]
         .into(),
         collapse_key: Some(format!("pairing:{}", request.payment_session_id)),
+        preview: None,
     });
     let customer = vec![Notice {
         role: Role::Customer,

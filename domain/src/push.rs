@@ -44,6 +44,10 @@ pub struct PushMessage {
     /// Notifications with the same key replace each other on the device (e.g. unread
     /// messages of one session collapse into one).
     pub collapse_key: Option<String>,
+    /// Private text (a chat message's start) shown as the body instead of `body` only when
+    /// the `push_message_previews` setting is on; lock screens show pushes to anyone.
+    #[serde(default)]
+    pub preview: Option<String>,
 }
 
 /// What happened to one device token.
@@ -357,8 +361,20 @@ pub async fn send_to_account(
     account: Uuid,
     message: &PushMessage,
 ) -> Result<Vec<Delivery>, StoreError> {
+    let tokens = store.device_tokens(role, account).await?;
+    if tokens.is_empty() {
+        return Ok(Vec::new());
+    }
+    let previewed;
+    let message = match &message.preview {
+        Some(preview) if crate::app_config::boolean(store, "push_message_previews").await? => {
+            previewed = PushMessage { body: preview.clone(), preview: None, ..message.clone() };
+            &previewed
+        }
+        _ => message,
+    };
     let mut deliveries = Vec::new();
-    for token in store.device_tokens(role, account).await? {
+    for token in tokens {
         let delivery = match sender.send(&token, message).await {
             Outcome::Sent => Delivery::Sent,
             Outcome::DeadToken(reason) => {

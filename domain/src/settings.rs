@@ -142,6 +142,9 @@ pub struct AuthSettings {
     pub access_token_ttl_s: u64,
     /// Lifetime of refresh tokens; each use replaces the token with a new one.
     pub refresh_token_ttl_s: u64,
+    /// Longest a sign-in lasts however often its refresh token rotates: then the app signs
+    /// in again.
+    pub refresh_token_max_lifetime_s: u64,
     /// Per client address on the sign-in routes: requests allowed in a burst ...
     pub rate_limit_burst: u32,
     /// ... and how many more each minute after it.
@@ -180,6 +183,7 @@ impl Default for AuthSettings {
             jwt_previous_secret: None,
             access_token_ttl_s: 900,
             refresh_token_ttl_s: 30 * 24 * 3600,
+            refresh_token_max_lifetime_s: 90 * 24 * 3600,
             rate_limit_burst: 10,
             rate_limit_per_minute: 30,
             trust_forwarded_for: false,

@@ -76,6 +76,7 @@ pub fn close_label(code: u16) -> &'static str {
         CLOSE_TOKEN_EXPIRED => "4001",
         4002 => "4002",
         4003 => "4003",
+        4004 => "4004",
         CLOSE_HEARTBEAT_TIMEOUT => "4008",
         CLOSE_RATE_LIMITED => "4029",
         _ => "other",
@@ -97,8 +98,7 @@ async fn serve(
     last_event_id: Option<String>,
 ) -> Option<Close> {
     let settings = &inner.settings;
-    let registered =
-        inner.registry.register(principal.id, principal.token_id, principal.role, settings.send_queue_frames);
+    let registered = inner.registry.register(principal, settings.send_queue_frames);
     // Fused: a oneshot receiver must not be polled again once it has completed.
     let (mut outbound, mut close_request) = (registered.outbound, registered.close.fuse());
     if !registered.routed.await.unwrap_or(false) {

@@ -9,15 +9,20 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::registry::{Close, Registry};
+use crate::registry::{Close, Registry, Sockets};
 
 #[derive(Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind")]
 enum Control {
     /// Close every socket of the user (account deactivated).
-    DisconnectUser { user_id: Uuid, code: u16, reason: String },
+    #[serde(rename = "disconnect_user")]
+    User { user_id: Uuid, code: u16, reason: String },
     /// Close the sockets opened with one access token (logout).
-    DisconnectToken { user_id: Uuid, token_id: Uuid, code: u16, reason: String },
+    #[serde(rename = "disconnect_token")]
+    Token { user_id: Uuid, token_id: Uuid, code: u16, reason: String },
+    /// Close the sockets opened with the tokens of one sign-in (a replayed refresh token).
+    #[serde(rename = "disconnect_sign_in")]
+    SignIn { user_id: Uuid, sign_in: Uuid, code: u16, reason: String },
 }
 
 /// Listens until `shutdown`, resubscribing after failures.
@@ -40,13 +45,19 @@ pub(crate) async fn listen(store: Store, registry: Arc<Registry>, shutdown: Canc
             };
             let Some(message) = message else { break };
             match serde_json::from_str::<Control>(&message) {
-                Ok(Control::DisconnectUser { user_id, code, reason }) => {
-                    let closed = registry.close_user(user_id, None, &Close { code, reason });
+                Ok(Control::User { user_id, code, reason }) => {
+                    let closed = registry.close_user(user_id, Sockets::All, &Close { code, reason });
                     tracing::info!(%user_id, code, closed, "closing a user's sockets");
                 }
-                Ok(Control::DisconnectToken { user_id, token_id, code, reason }) => {
-                    let closed = registry.close_user(user_id, Some(token_id), &Close { code, reason });
+                Ok(Control::Token { user_id, token_id, code, reason }) => {
+                    let closed =
+                        registry.close_user(user_id, Sockets::OfToken(token_id), &Close { code, reason });
                     tracing::info!(%user_id, code, closed, "closing the sockets of a revoked token");
+                }
+                Ok(Control::SignIn { user_id, sign_in, code, reason }) => {
+                    let closed =
+                        registry.close_user(user_id, Sockets::OfSignIn(sign_in), &Close { code, reason });
+                    tracing::info!(%user_id, code, closed, "closing the sockets of a revoked sign-in");
                 }
                 Err(error) => tracing::warn!(%error, "unreadable hub control message"),
             }

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::Inner;
-use crate::registry::{Close, OutboundFrame, RouteChange, RouteOp};
+use crate::registry::{Close, OutboundFrame, RouteChange, RouteOp, Sockets};
 
 /// Route changes run on this many lanes side by side; all of one user's changes take the
 /// same lane, in order. One lane for every user made a burst of connections (a reconnect
@@ -192,7 +192,7 @@ async fn recover_routes(inner: Arc<Inner>) {
             failed += 1;
             let close =
                 Close { code: axum::extract::ws::close_code::AGAIN, reason: "presence_unavailable".into() };
-            inner.registry.close_user(user, None, &close);
+            inner.registry.close_user(user, Sockets::All, &close);
         }
     }
     let data = serde_json::json!({

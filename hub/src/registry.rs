@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use domain::auth::Role;
+use domain::auth::{Principal, Role};
 use domain::events::StreamId;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
@@ -48,8 +48,10 @@ pub(crate) struct OutboundFrame {
 
 struct SocketHandle {
     id: u64,
-    /// The access token the socket authenticated with (logout closes its sockets).
+    /// The access token the socket authenticated with (logout closes its sockets) ...
     token_id: Uuid,
+    /// ... and the sign-in that issued it (a revoked sign-in closes its sockets).
+    sign_in: Uuid,
     outbound: mpsc::Sender<Outbound>,
     /// Taken by the first close request; later ones find it gone (the socket is closing).
     close: Option<oneshot::Sender<Close>>,
@@ -59,6 +61,16 @@ impl SocketHandle {
     fn request_close(&mut self, close: &Close) -> bool {
         self.close.take().is_some_and(|sender| sender.send(close.clone()).is_ok())
     }
+}
+
+/// Which of a user's sockets [`Registry::close_user`] closes.
+#[derive(Clone, Copy)]
+pub(crate) enum Sockets {
+    All,
+    /// Those opened with one access token (logout).
+    OfToken(Uuid),
+    /// Those opened with any access token of one sign-in (its refresh token was replayed).
+    OfSignIn(Uuid),
 }
 
 struct UserSockets {
@@ -115,7 +127,8 @@ impl Registry {
         Self { next_id: AtomicU64::new(1), users: Mutex::default(), route_ops, metrics }
     }
 
-    pub(crate) fn register(&self, user: Uuid, token_id: Uuid, role: Role, queue: usize) -> Registered<'_> {
+    pub(crate) fn register(&self, principal: &Principal, queue: usize) -> Registered<'_> {
+        let (user, role) = (principal.id, principal.role);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (outbound_tx, outbound) = mpsc::channel(queue.max(1));
         let (close_tx, close) = oneshot::channel();
@@ -123,7 +136,13 @@ impl Registry {
         let mut users = self.lock();
         let entry = users.entry(user).or_insert_with(|| UserSockets { role, sockets: Vec::new() });
         let change = if entry.sockets.is_empty() { RouteChange::Add } else { RouteChange::Ensure };
-        entry.sockets.push(SocketHandle { id, token_id, outbound: outbound_tx, close: Some(close_tx) });
+        entry.sockets.push(SocketHandle {
+            id,
+            token_id: principal.token_id,
+            sign_in: principal.sign_in,
+            outbound: outbound_tx,
+            close: Some(close_tx),
+        });
         // Sent under the lock: the route lanes see a user's changes in the order they were decided.
         let _ = self.route_ops.send(RouteOp { user, role, change, done: Some(done) });
         drop(users);
@@ -163,15 +182,18 @@ impl Registry {
         delivered
     }
 
-    /// Asks every socket of `user` here (only those of `token_id`, when given) to close.
-    /// Returns how many were asked.
-    pub(crate) fn close_user(&self, user: Uuid, token_id: Option<Uuid>, close: &Close) -> usize {
+    /// Asks the sockets of `user` here that `which` names to close. Returns how many were asked.
+    pub(crate) fn close_user(&self, user: Uuid, which: Sockets, close: &Close) -> usize {
         let mut users = self.lock();
         let Some(entry) = users.get_mut(&user) else { return 0 };
         entry
             .sockets
             .iter_mut()
-            .filter(|socket| token_id.is_none_or(|token| token == socket.token_id))
+            .filter(|socket| match which {
+                Sockets::All => true,
+                Sockets::OfToken(token) => token == socket.token_id,
+                Sockets::OfSignIn(sign_in) => sign_in == socket.sign_in,
+            })
             .filter_map(|socket| socket.request_close(close).then_some(()))
             .count()
     }

@@ -13,6 +13,7 @@ mod control_center;
 mod extensions;
 mod fake_provider;
 mod faults;
+mod field_trust;
 mod grafana;
 mod health;
 mod hostile;

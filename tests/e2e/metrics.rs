@@ -126,6 +126,7 @@ async fn the_job_queue_depth_counts_jobs_due_and_not_started() {
             body: "b".into(),
             data: Default::default(),
             collapse_key: None,
+            preview: None,
         },
     };
     for _ in 0..2 {

@@ -158,7 +158,7 @@ async fn pushes_follow_fcms_documented_outcomes() {
     let (app, fake, sender, customer) = setup().await;
     let devices = ["ok-1", "dead-1", "mismatch-1", "badtoken-1", "badother-1", "busy-1", "flaky-1"];
     for device in devices {
-        app.store.upsert_device(device, "android", Role::Customer, customer).await.expect("device");
+        app.store.upsert_device(device, "android", Role::Customer, customer, None).await.expect("device");
     }
     let message = PushMessage {
         title: "Bestie".into(),
@@ -168,6 +168,7 @@ async fn pushes_follow_fcms_documented_outcomes() {
             ("session_id".to_owned(), "s-1".to_owned()),
         ]),
         collapse_key: Some("session-s-1".into()),
+        preview: None,
     };
     let deliveries = domain::push::send_to_account(&app.store, &sender, Role::Customer, customer, &message)
         .await
@@ -211,9 +212,14 @@ async fn pushes_follow_fcms_documented_outcomes() {
 #[tokio::test]
 async fn a_refused_access_token_is_refreshed_once() {
     let (app, fake, sender, customer) = setup().await;
-    app.store.upsert_device("ok-2", "ios", Role::Customer, customer).await.expect("device");
-    let message =
-        PushMessage { title: "t".into(), body: "b".into(), data: BTreeMap::new(), collapse_key: None };
+    app.store.upsert_device("ok-2", "ios", Role::Customer, customer, None).await.expect("device");
+    let message = PushMessage {
+        title: "t".into(),
+        body: "b".into(),
+        data: BTreeMap::new(),
+        collapse_key: None,
+        preview: None,
+    };
     let first = domain::push::send_to_account(&app.store, &sender, Role::Customer, customer, &message)
         .await
         .expect("send");
@@ -230,12 +236,13 @@ async fn a_refused_access_token_is_refreshed_once() {
 #[tokio::test]
 async fn refused_credentials_are_an_auth_failure_counted_apart_from_other_failures() {
     let (app, fake, sender, customer) = setup().await;
-    app.store.upsert_device("denied-1", "android", Role::Customer, customer).await.expect("device");
+    app.store.upsert_device("denied-1", "android", Role::Customer, customer, None).await.expect("device");
     let message = PushMessage {
         title: "t".into(),
         body: "b".into(),
         data: BTreeMap::from([("type".to_owned(), "chat_message".to_owned())]),
         collapse_key: None,
+        preview: None,
     };
     let push = domain::jobs::Push { role: Role::Customer, account: customer, message };
     // FCM answers 403 PERMISSION_DENIED: the project refuses our account, not the device.
@@ -247,7 +254,7 @@ async fn refused_credentials_are_an_auth_failure_counted_apart_from_other_failur
     // The OAuth server refuses our assertion (a wrong or revoked key): no send at all, no retry.
     let base = fake.lock().expect("lock").token_url.trim_end_matches("/token").to_owned();
     let refused = sender_as(&base, "someone-else@bestie-test.iam.gserviceaccount.com");
-    app.store.upsert_device("ok-3", "ios", Role::Customer, customer).await.expect("device");
+    app.store.upsert_device("ok-3", "ios", Role::Customer, customer, None).await.expect("device");
     let started = Instant::now();
     let ctx = workers::JobContext::new(app.services.clone()).with_push(Arc::new(refused));
     let deliveries = workers::send_push::run(&push, &ctx).await.expect("push job");
@@ -263,4 +270,38 @@ async fn refused_credentials_are_an_auth_failure_counted_apart_from_other_failur
     {
         assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
     }
+}
+
+/// A chat message's text reaches a lock screen only when an operator turned
+/// `push_message_previews` on; by default the push only says a message arrived.
+#[tokio::test]
+async fn a_chat_push_shows_the_message_only_when_previews_are_switched_on() {
+    let (app, fake, sender, customer) = setup().await;
+    app.store.upsert_device("ok-preview", "android", Role::Customer, customer, None).await.expect("device");
+    let message = PushMessage {
+        title: "Bestie Ayu".into(),
+        body: "Pesan baru".into(),
+        data: BTreeMap::from([("type".to_owned(), "chat_message".to_owned())]),
+        collapse_key: Some("chat:s-1".into()),
+        preview: Some("aku lagi sedih banget hari ini".into()),
+    };
+    let bodies = |fake: &Shared| -> Vec<Value> {
+        fake.lock()
+            .expect("lock")
+            .sends
+            .iter()
+            .map(|(_, _, body)| body["message"]["notification"]["body"].clone())
+            .collect()
+    };
+    let sent = domain::push::send_to_account(&app.store, &sender, Role::Customer, customer, &message).await;
+    assert_eq!(sent.expect("send"), [Delivery::Sent]);
+    assert_eq!(bodies(&fake), [json!("Pesan baru")], "off by default");
+
+    sqlx::query("UPDATE app_config SET value = 'true' WHERE key = 'push_message_previews'")
+        .execute(app.store.pg_pool())
+        .await
+        .expect("switch on");
+    let sent = domain::push::send_to_account(&app.store, &sender, Role::Customer, customer, &message).await;
+    assert_eq!(sent.expect("send"), [Delivery::Sent]);
+    assert_eq!(bodies(&fake)[1], json!("aku lagi sedih banget hari ini"));
 }

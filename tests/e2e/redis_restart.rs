@@ -298,13 +298,17 @@ async fn one_process_claims_the_copy_and_a_switch_set_since_the_loss_is_kept() {
     crate::harness::drop_isolated(&settings);
 }
 
-/// The id (`jti`) of an access token, read from its claims.
-fn token_id(token: &str) -> uuid::Uuid {
+/// An access token's claims.
+fn claims(token: &str) -> Value {
     use base64::Engine;
     let claims = token.split('.').nth(1).expect("a JWT");
     let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).expect("base64url");
-    let claims: Value = serde_json::from_slice(&claims).expect("JSON claims");
-    claims["jti"].as_str().expect("jti").parse().expect("uuid")
+    serde_json::from_slice(&claims).expect("JSON claims")
+}
+
+/// The id (`jti`) of an access token, read from its claims.
+fn token_id(token: &str) -> uuid::Uuid {
+    claims(token)["jti"].as_str().expect("jti").parse().expect("uuid")
 }
 
 #[tokio::test]
@@ -342,10 +346,21 @@ async fn tokens_revoked_before_redis_restarts_empty_are_refused_after_it() {
             .await
             .expect("the record");
     assert_eq!(recorded, [(token_id(&rani.token), rani.id)]);
-    let deactivate = app.internal_url(&format!("/internal/mitras/{}/deactivate", ayu.id));
-    let (code, body) = app.post(&deactivate, Some(&operator), json!({})).await;
-    assert_eq!(code, 200, "{body}");
-    for token in [&rani.token, &ayu.token] {
+    // Ayu is deactivated and reactivated: her old token stays refused ("not valid before").
+    for action in ["deactivate", "reactivate"] {
+        let url = app.internal_url(&format!("/internal/mitras/{}/{action}", ayu.id));
+        let (code, body) = app.post(&url, Some(&operator), json!({})).await;
+        assert_eq!(code, 200, "{body}");
+    }
+    // Dewi's spent refresh token is replayed: her sign-in is revoked.
+    let (dewi, _, first_refresh) = app.sign_in_customer(&crate::harness::unique_phone()).await;
+    let refresh = app.public_url("/api/auth/refresh");
+    let (code, rotated) = app.post(&refresh, None, json!({"refresh_token": first_refresh})).await;
+    assert_eq!(code, 200, "{rotated}");
+    let dewi_token = rotated["access_token"].as_str().expect("access").to_owned();
+    let (code, _) = app.post(&refresh, None, json!({"refresh_token": first_refresh})).await;
+    assert_eq!(code, 401);
+    for token in [&rani.token, &ayu.token, &dewi_token] {
         assert_eq!(status(token.clone()).await, 401);
     }
     assert_eq!(status(sari.token.clone()).await, 200);
@@ -358,16 +373,27 @@ async fn tokens_revoked_before_redis_restarts_empty_are_refused_after_it() {
     // so its check is Redis's answer.
     let asker =
         domain::store::Store::connect(&app.settings.database, &app.settings.redis).await.expect("store");
-    let principal =
-        |id, role, token: &str| Principal { id, role, token_id: token_id(token), expires_at_s: 0 };
-    let (rani_p, ayu_p, sari_p) = (
+    let principal = |id, role, token: &str| {
+        let claims = claims(token);
+        Principal {
+            id,
+            role,
+            token_id: token_id(token),
+            sign_in: claims["sid"].as_str().and_then(|sid| sid.parse().ok()).expect("sid"),
+            issued_at_ms: claims["iat_ms"].as_i64().expect("iat_ms"),
+            expires_at_s: 0,
+        }
+    };
+    let (rani_p, ayu_p, sari_p, dewi_p) = (
         principal(rani.id, Role::Customer, &rani.token),
         principal(ayu.id, Role::Mitra, &ayu.token),
         principal(sari.id, Role::Customer, &sari.token),
+        principal(dewi, Role::Customer, &dewi_token),
     );
     let copied = eventually(deadline, || async {
         matches!(asker.access_token_revoked(&rani_p).await, Ok(true))
             && matches!(asker.access_token_revoked(&ayu_p).await, Ok(true))
+            && matches!(asker.access_token_revoked(&dewi_p).await, Ok(true))
     })
     .await;
     assert!(copied, "the revocations were not copied back into Redis within {REBUILD_LIMIT:?}");
@@ -375,7 +401,9 @@ async fn tokens_revoked_before_redis_restarts_empty_are_refused_after_it() {
 
     // And the serving process refuses them again, while Sari's token works.
     let refused = eventually(deadline, || async {
-        status(rani.token.clone()).await == 401 && status(ayu.token.clone()).await == 401
+        status(rani.token.clone()).await == 401
+            && status(ayu.token.clone()).await == 401
+            && status(dewi_token.clone()).await == 401
     })
     .await;
     assert!(refused, "revoked tokens still worked {REBUILD_LIMIT:?} after Redis came back");

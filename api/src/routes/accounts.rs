@@ -82,7 +82,9 @@ pub async fn deactivate_mitra(
     Operator(operator): Operator,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(mitra_body(accounts::set_mitra_active(&state.store, &operator, id, false).await?))
+    Ok(mitra_body(
+        accounts::set_mitra_active(&state.store, &state.auth.settings, &operator, id, false).await?,
+    ))
 }
 
 /// Reactivates a mitra.
@@ -99,5 +101,5 @@ pub async fn reactivate_mitra(
     Operator(operator): Operator,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(mitra_body(accounts::set_mitra_active(&state.store, &operator, id, true).await?))
+    Ok(mitra_body(accounts::set_mitra_active(&state.store, &state.auth.settings, &operator, id, true).await?))
 }

@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -14,7 +15,7 @@ use crate::extract::ApiJson;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceRegistration {
-    /// The FCM registration token (1–4,096 characters, no white space).
+    /// The FCM registration token (1–4,096 visible ASCII characters).
     fcm_token: String,
     /// `android`, `ios` or `web`.
     platform: String,
@@ -42,4 +43,37 @@ pub async fn register(
 ) -> Result<Json<Value>, ApiError> {
     domain::devices::register(&state.store, &caller, &body.fcm_token, &body.platform).await?;
     Ok(Json(json!({"fcm_token": body.fcm_token.trim(), "platform": body.platform})))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceToken {
+    /// The FCM registration token to forget.
+    fcm_token: String,
+}
+
+crate::route_errors! {
+    UnregisterErrors: AppUser, [Json];
+    400 => [invalid_fcm_token];
+}
+
+/// Unregisters one of the caller's push tokens (the app turned notifications off). A token
+/// of another account, or one not registered, changes nothing; the answer is the same.
+/// Logging out unregisters the tokens of that sign-in without this call.
+#[utoipa::path(
+    delete,
+    path = "/api/shared/devices",
+    tag = "devices",
+    operation_id = "unregister_device",
+    request_body = DeviceToken,
+    security(("bearer" = ["customer", "mitra"])),
+    responses((status = 204, description = "the token is no longer registered to the caller"), UnregisterErrors)
+)]
+pub async fn unregister(
+    State(state): State<AppState>,
+    AppUser(caller): AppUser,
+    ApiJson(body): ApiJson<DeviceToken>,
+) -> Result<StatusCode, ApiError> {
+    domain::devices::unregister(&state.store, &caller, &body.fcm_token).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

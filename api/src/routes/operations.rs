@@ -106,7 +106,8 @@ pub async fn reset_password(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<NewPassword>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    domain::accounts::reset_mitra_password(&state.store, &operator, id, &body.password).await?;
+    domain::accounts::reset_mitra_password(&state.store, &state.auth.settings, &operator, id, &body.password)
+        .await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 

@@ -82,6 +82,12 @@ pub struct Principal {
     pub role: Role,
     /// The access token's id, for revoking it at logout.
     pub token_id: Uuid,
+    /// The sign-in that issued the token (its refresh-token family): revoking the sign-in
+    /// (a stolen refresh token replayed, a password reset, a deactivation) revokes the token.
+    pub sign_in: Uuid,
+    /// When the access token was issued (unix milliseconds), against the account's
+    /// "not valid before".
+    pub issued_at_ms: i64,
     /// When the access token expires (unix seconds).
     pub expires_at_s: i64,
 }

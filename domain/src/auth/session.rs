@@ -12,10 +12,13 @@ use crate::clock::now_s;
 use crate::password;
 use crate::settings::AuthSettings;
 use crate::store::Store;
-use crate::store::refresh_tokens::{NewRefreshToken, Rotation};
+use crate::store::refresh_tokens::{NewRefreshToken, Rotation, family_end};
 
 /// WebSocket close code for a socket whose access token was logged out.
 pub const CLOSE_LOGGED_OUT: u16 = 4002;
+/// WebSocket close code for a socket whose sign-in was revoked: its refresh token was
+/// presented a second time (stolen, or replayed), or the account's password was reset.
+pub const CLOSE_SIGN_IN_REVOKED: u16 = 4004;
 
 /// A signed-in session: what every sign-in and refresh answers.
 #[derive(Debug)]
@@ -43,15 +46,17 @@ pub async fn start(
     id: Uuid,
     role: Role,
 ) -> Result<Session, AuthError> {
-    let access = keys.issue(id, role)?;
+    let sign_in = Uuid::new_v4();
+    let access = keys.issue_in(sign_in, id, role)?;
     let refresh_token = URL_SAFE_NO_PAD.encode(super::random_bytes::<32>()?);
     let new = NewRefreshToken {
         id: Uuid::new_v4(),
-        family_id: Uuid::new_v4(),
+        family_id: sign_in,
         role,
         owner_id: id,
         token_hash: refresh_hash(&refresh_token),
         ttl_s: settings.refresh_token_ttl_s,
+        family_expires_at: family_end(settings.refresh_token_max_lifetime_s),
     };
     store.insert_refresh_token(&new).await?;
     Ok(Session { access_token: access.token, refresh_token, expires_in_s: access.expires_in_s })
@@ -91,8 +96,11 @@ const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$YmVzdGllLWR1bW15LXNhbHQ$3mvLMZ2qBmpVFZl1g6yKmAHtrrEuAqR2I7SYFSFFQ0Q";
 
 /// Exchanges a refresh token for a new pair. The old token is spent; presenting a spent
-/// token revokes its whole family (it was stolen, or the app replayed it). Only tokens of
-/// `allowed` roles are accepted, so each listener refreshes only its own callers.
+/// token revokes its whole sign-in (it was stolen, or the app replayed it): the family's
+/// refresh tokens, every access token it issued, and the sockets opened with them (4004).
+/// Only tokens of `allowed` roles are accepted, so each listener refreshes only its own
+/// callers. A sign-in ends `refresh_token_max_lifetime_s` after it began however often it
+/// rotates.
 #[tracing::instrument(skip_all)]
 pub async fn refresh(
     store: &Store,
@@ -107,28 +115,76 @@ pub async fn refresh(
     let rotation = store
         .rotate_refresh_token(
             &old_hash,
-            Uuid::new_v4(),
-            &replacement_hash,
+            (Uuid::new_v4(), &replacement_hash),
             settings.refresh_token_ttl_s,
+            settings.refresh_token_max_lifetime_s,
             allowed,
         )
         .await?;
     match rotation {
-        Rotation::Rotated { owner_id, role } => {
-            let access = keys.issue(owner_id, role)?;
+        Rotation::Rotated { owner_id, role, sign_in } => {
+            let access = keys.issue_in(sign_in, owner_id, role)?;
             Ok(Session {
                 access_token: access.token,
                 refresh_token: new_refresh,
                 expires_in_s: access.expires_in_s,
             })
         }
-        Rotation::Reused => Err(AuthError::RefreshTokenReused),
+        Rotation::Reused { owner_id, sign_in } => {
+            revoke_sign_in(store, settings, owner_id, sign_in).await?;
+            tracing::warn!(user_id = %owner_id, %sign_in, "a spent refresh token was presented again; its sign-in is revoked");
+            Err(AuthError::RefreshTokenReused)
+        }
         Rotation::Invalid => Err(AuthError::InvalidRefreshToken),
     }
 }
 
+/// Refuses every access token of one sign-in and closes the sockets opened with them.
+async fn revoke_sign_in(
+    store: &Store,
+    settings: &AuthSettings,
+    user_id: Uuid,
+    sign_in: Uuid,
+) -> Result<(), AuthError> {
+    let ttl_s = i64::try_from(settings.access_token_ttl_s).unwrap_or(i64::MAX);
+    store.revoke_sign_in(user_id, sign_in, ttl_s).await?;
+    store.delete_devices_of(user_id, Some(sign_in), None).await?;
+    let close = serde_json::json!({
+        "kind": "disconnect_sign_in",
+        "user_id": user_id,
+        "sign_in": sign_in,
+        "code": CLOSE_SIGN_IN_REVOKED,
+        "reason": "sign_in_revoked",
+    });
+    store.publish_hub_control(&close.to_string()).await?;
+    Ok(())
+}
+
+/// Refuses every access token of the account issued until now (a password reset, a
+/// deactivation), unregisters its push tokens and closes its sockets with `code`/`reason`.
+/// Its refresh tokens are the caller's to revoke.
+pub async fn revoke_all_sign_ins(
+    store: &Store,
+    access_token_ttl_s: u64,
+    user_id: Uuid,
+    code: u16,
+    reason: &str,
+) -> Result<(), crate::store::StoreError> {
+    store.set_not_valid_before(user_id, i64::try_from(access_token_ttl_s).unwrap_or(i64::MAX)).await?;
+    store.delete_devices_of(user_id, None, None).await?;
+    let close = serde_json::json!({
+        "kind": "disconnect_user",
+        "user_id": user_id,
+        "code": code,
+        "reason": reason,
+    });
+    store.publish_hub_control(&close.to_string()).await
+}
+
 /// Revokes the presented access token and, when given, the family of `refresh_token`,
-/// which must belong to the caller (otherwise nothing changes and the answer is 404).
+/// which must belong to the caller (otherwise nothing changes and the answer is 404). The
+/// push tokens this sign-in registered are unregistered: a signed-out phone gets no more
+/// pushes for the account.
 #[tracing::instrument(skip_all)]
 pub async fn logout(
     store: &Store,
@@ -143,6 +199,7 @@ pub async fn logout(
     }
     let remaining_s = (principal.expires_at_s - now_s()).max(1);
     store.revoke_access_token(principal, remaining_s).await?;
+    store.delete_devices_of(principal.id, Some(principal.sign_in), None).await?;
     // Sockets opened with this token close now rather than at its expiry.
     let close = serde_json::json!({
         "kind": "disconnect_token",

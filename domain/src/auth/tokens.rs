@@ -1,5 +1,5 @@
-//! Access tokens: HS256 JWTs with `sub`, `role`, `exp`, `iat`, `jti`, `iss` and a `kid`
-//! header naming the key, so keys rotate (sign with the current key, verify with the
+//! Access tokens: HS256 JWTs with `sub`, `role`, `exp`, `iat`, `jti`, `iss`, `sid` (the
+//! sign-in that issued it: its refresh-token family) and a `kid` header naming the key, so keys rotate (sign with the current key, verify with the
 //! current or the previous one). Only HS256 is accepted: `none` and algorithm confusion are
 //! refused by the validation, not by luck.
 
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{AuthError, Principal, Role};
-use crate::clock::now_s;
+use crate::clock::{now_ms, now_s};
 use crate::settings::AuthSettings;
 
 const ISSUER: &str = "bestie";
@@ -22,6 +22,14 @@ struct Claims {
     iat: i64,
     jti: Uuid,
     iss: String,
+    /// The sign-in (refresh-token family). Tokens signed before the claim existed have none.
+    #[serde(default)]
+    sid: Uuid,
+    /// `iat` in milliseconds, for the account's "not valid before" (a password reset at
+    /// second 10.4 refuses a token of 10.2 and keeps one of 10.6). Tokens without it count as
+    /// issued at 0: refused by any "not valid before".
+    #[serde(default)]
+    iat_ms: i64,
 }
 
 /// Signs and verifies access tokens.
@@ -68,14 +76,26 @@ impl TokenKeys {
         }
     }
 
-    /// Signs a new access token for `id` acting as `role`.
+    /// Signs a new access token for `id` acting as `role`, outside any sign-in (seeded and
+    /// benchmark tokens): it gets a sign-in id of its own.
     pub fn issue(&self, id: Uuid, role: Role) -> Result<AccessToken, AuthError> {
-        self.issue_at(id, role, now_s())
+        self.issue_in(Uuid::new_v4(), id, role)
     }
 
     /// Signs an access token as if issued at `issued_at_s` (unix seconds); it expires one
     /// lifetime later. Tests use it to hold tokens that have already expired.
     pub fn issue_at(&self, id: Uuid, role: Role, issued_at_s: i64) -> Result<AccessToken, AuthError> {
+        self.sign(Uuid::new_v4(), id, role, issued_at_s.saturating_mul(1_000))
+    }
+
+    /// Signs an access token of the sign-in `sign_in` (its refresh-token family), so revoking
+    /// the sign-in revokes the token.
+    pub fn issue_in(&self, sign_in: Uuid, id: Uuid, role: Role) -> Result<AccessToken, AuthError> {
+        self.sign(sign_in, id, role, i64::try_from(now_ms()).unwrap_or(i64::MAX))
+    }
+
+    fn sign(&self, sign_in: Uuid, id: Uuid, role: Role, issued_at_ms: i64) -> Result<AccessToken, AuthError> {
+        let issued_at_s = issued_at_ms.div_euclid(1_000);
         let claims = Claims {
             sub: id,
             role,
@@ -83,6 +103,8 @@ impl TokenKeys {
             iat: issued_at_s,
             jti: Uuid::new_v4(),
             iss: ISSUER.into(),
+            sid: sign_in,
+            iat_ms: issued_at_ms,
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.current_kid.clone());
@@ -136,7 +158,14 @@ impl TokenKeys {
                 _ => AuthError::InvalidToken,
             })?;
         let claims = data.claims;
-        Ok(Principal { id: claims.sub, role: claims.role, token_id: claims.jti, expires_at_s: claims.exp })
+        Ok(Principal {
+            id: claims.sub,
+            role: claims.role,
+            token_id: claims.jti,
+            sign_in: claims.sid,
+            issued_at_ms: claims.iat_ms,
+            expires_at_s: claims.exp,
+        })
     }
 }
 
@@ -155,10 +184,10 @@ mod tests {
     #[test]
     fn an_issued_token_verifies_to_its_principal() {
         let keys = keys();
-        let id = Uuid::new_v4();
-        let token = keys.issue(id, Role::Mitra).expect("issue").token;
+        let (id, sign_in) = (Uuid::new_v4(), Uuid::new_v4());
+        let token = keys.issue_in(sign_in, id, Role::Mitra).expect("issue").token;
         let principal = keys.verify(&token).expect("verify");
-        assert_eq!((principal.id, principal.role), (id, Role::Mitra));
+        assert_eq!((principal.id, principal.role, principal.sign_in), (id, Role::Mitra, sign_in));
         assert_eq!(
             keys.verify(&token).expect("verify again"),
             principal,

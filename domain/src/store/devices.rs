@@ -6,29 +6,53 @@ use super::{Store, StoreError};
 use crate::auth::Role;
 
 impl Store {
-    /// Stores `fcm_token` for its latest owner: a token the app registers again (another
-    /// account signed in on the same phone) moves to that account.
+    /// Stores `fcm_token` for its latest owner and sign-in: a token the app registers again
+    /// (another account signed in on the same phone) moves to that account.
     pub async fn upsert_device(
         &self,
         fcm_token: &str,
         platform: &str,
         role: Role,
         owner_id: Uuid,
+        sign_in: Option<Uuid>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO devices (fcm_token, platform, customer_id, mitra_id)
-             VALUES ($1, $2, CASE WHEN $3 = 'customer' THEN $4 END, CASE WHEN $3 = 'mitra' THEN $4 END)
+            "INSERT INTO devices (fcm_token, platform, customer_id, mitra_id, sign_in)
+             VALUES ($1, $2, CASE WHEN $3 = 'customer' THEN $4 END, CASE WHEN $3 = 'mitra' THEN $4 END, $5)
              ON CONFLICT (fcm_token) DO UPDATE
              SET platform = EXCLUDED.platform, customer_id = EXCLUDED.customer_id,
-                 mitra_id = EXCLUDED.mitra_id, updated_at = now()",
+                 mitra_id = EXCLUDED.mitra_id, sign_in = EXCLUDED.sign_in, updated_at = now()",
         )
         .bind(fcm_token)
         .bind(platform)
         .bind(role.as_str())
         .bind(owner_id)
+        .bind(sign_in)
         .execute(&self.pg)
         .await?;
         Ok(())
+    }
+
+    /// Unregisters push tokens of the account `owner_id`: those its sign-in `sign_in`
+    /// registered and the one named `fcm_token`; with neither, all of them. Tokens of other
+    /// accounts are never touched. Returns how many.
+    pub async fn delete_devices_of(
+        &self,
+        owner_id: Uuid,
+        sign_in: Option<Uuid>,
+        fcm_token: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "DELETE FROM devices
+             WHERE (customer_id = $1 OR mitra_id = $1)
+               AND (($2::uuid IS NULL AND $3::text IS NULL) OR sign_in = $2 OR fcm_token = $3)",
+        )
+        .bind(owner_id)
+        .bind(sign_in)
+        .bind(fcm_token)
+        .execute(&self.pg)
+        .await?
+        .rows_affected())
     }
 
     /// The owner of a device token, as `(role, id)`.

@@ -1,5 +1,6 @@
 //! Reads and writes of refresh tokens (stored as SHA-256 hashes, never in clear).
 
+use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
@@ -13,6 +14,9 @@ pub struct NewRefreshToken {
     pub owner_id: Uuid,
     pub token_hash: Vec<u8>,
     pub ttl_s: u64,
+    /// When the sign-in ends whatever its rotations: the token expires at the earlier of
+    /// `ttl_s` from now and this.
+    pub family_expires_at: DateTime<Utc>,
 }
 
 /// The outcome of presenting a refresh token.
@@ -21,9 +25,12 @@ pub enum Rotation {
     Rotated {
         owner_id: Uuid,
         role: Role,
+        /// The sign-in (the family), which the new access token belongs to.
+        sign_in: Uuid,
     },
-    /// The token had been used before: its family is now revoked.
-    Reused,
+    /// The token had been used before: its family is now revoked (its access tokens are
+    /// the caller's to revoke).
+    Reused { owner_id: Uuid, sign_in: Uuid },
     /// Unknown, expired, revoked, of another listener's role, or its account is deactivated.
     Invalid,
 }
@@ -41,6 +48,7 @@ struct Presented {
     revoked: bool,
     expired: bool,
     owner_deactivated: bool,
+    family_expires_at: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -50,20 +58,23 @@ impl Store {
 
     /// Spends the token with hash `presented` and stores its successor, in one transaction
     /// with the presented row locked: of two concurrent uses one rotates, the other is a reuse.
+    /// The successor keeps the family's end (`max_lifetime_s` from now for a family from
+    /// before ends were recorded).
     pub async fn rotate_refresh_token(
         &self,
         presented: &[u8],
-        new_id: Uuid,
-        new_hash: &[u8],
+        successor: (Uuid, &[u8]),
         ttl_s: u64,
+        max_lifetime_s: u64,
         allowed: &[Role],
     ) -> Result<Rotation, StoreError> {
+        let (new_id, new_hash) = successor;
         let roles: Vec<&str> = allowed.iter().map(|role| role.as_str()).collect();
         let mut tx = self.pg.begin().await?;
         let row: Option<Presented> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT t.id, t.family_id, t.role, {OWNER} AS owner_id,
                     t.used_at IS NOT NULL AS used, t.revoked_at IS NOT NULL AS revoked,
-                    t.expires_at <= now() AS expired,
+                    t.expires_at <= now() AS expired, t.family_expires_at,
                     COALESCE(c.deactivated_at, m.deactivated_at, u.deactivated_at) IS NOT NULL AS owner_deactivated
              FROM refresh_tokens t
              LEFT JOIN customers c ON c.id = t.customer_id
@@ -93,7 +104,11 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            return Ok(if row.used { Rotation::Reused } else { Rotation::Invalid });
+            return Ok(if row.used {
+                Rotation::Reused { owner_id: row.owner_id, sign_in: row.family_id }
+            } else {
+                Rotation::Invalid
+            });
         }
         let successor = NewRefreshToken {
             id: new_id,
@@ -102,6 +117,7 @@ impl Store {
             owner_id: row.owner_id,
             token_hash: new_hash.to_vec(),
             ttl_s,
+            family_expires_at: row.family_expires_at.unwrap_or_else(|| family_end(max_lifetime_s)),
         };
         insert(&mut tx, &successor).await?;
         sqlx::query("UPDATE refresh_tokens SET used_at = now(), replaced_by = $2 WHERE id = $1")
@@ -110,7 +126,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Rotation::Rotated { owner_id: row.owner_id, role })
+        Ok(Rotation::Rotated { owner_id: row.owner_id, role, sign_in: row.family_id })
     }
 
     /// Revokes the family of the token with hash `presented` when it belongs to `owner_id`
@@ -138,15 +154,22 @@ impl Store {
     }
 }
 
+/// The end of a sign-in that starts now.
+pub fn family_end(max_lifetime_s: u64) -> DateTime<Utc> {
+    let lifetime = chrono::Duration::seconds(i64::try_from(max_lifetime_s).unwrap_or(i64::MAX / 1_000_000));
+    Utc::now().checked_add_signed(lifetime).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 async fn insert(conn: &mut sqlx::PgConnection, token: &NewRefreshToken) -> Result<(), StoreError> {
     let ttl_s = i64::try_from(token.ttl_s).unwrap_or(i64::MAX / 2) as f64;
     sqlx::query(
-        "INSERT INTO refresh_tokens (id, family_id, role, customer_id, mitra_id, cc_user_id, token_hash, expires_at)
+        "INSERT INTO refresh_tokens
+             (id, family_id, role, customer_id, mitra_id, cc_user_id, token_hash, expires_at, family_expires_at)
          VALUES ($1, $2, $3,
                  CASE WHEN $3 = 'customer' THEN $4 END,
                  CASE WHEN $3 = 'mitra' THEN $4 END,
                  CASE WHEN $3 = 'cc' THEN $4 END,
-                 $5, now() + make_interval(secs => $6))",
+                 $5, LEAST(now() + make_interval(secs => $6), $7), $7)",
     )
     .bind(token.id)
     .bind(token.family_id)
@@ -154,6 +177,7 @@ async fn insert(conn: &mut sqlx::PgConnection, token: &NewRefreshToken) -> Resul
     .bind(token.owner_id)
     .bind(&token.token_hash)
     .bind(ttl_s)
+    .bind(token.family_expires_at)
     .execute(conn)
     .await?;
     Ok(())

@@ -1,0 +1,202 @@
+//! What the field does that the lab does not: stolen and replayed tokens, signed-out phones,
+//! password resets and deactivations that must end every sign-in at once.
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{TestApp, WsClient, session_tokens, unique_phone, ws_url_with_token};
+
+fn assert_error(status: u16, body: &Value, expected_status: u16, code: &str) {
+    assert_eq!(status, expected_status, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+}
+
+/// One customer signs in on two phones, one right after the other.
+fn two_phones(settings: &mut domain::settings::Settings) {
+    settings.auth.otp_resend_interval_s = 0;
+}
+
+/// A protected read: the status the access token gets.
+async fn poll_status(app: &TestApp, access: &str) -> (u16, Value) {
+    app.call(Method::GET, &app.public_url("/api/client/mitra-availability"), Some(access), None).await
+}
+
+async fn devices_of(app: &TestApp, owner: uuid::Uuid) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT fcm_token FROM devices WHERE customer_id = $1 OR mitra_id = $1 ORDER BY fcm_token",
+    )
+    .bind(owner)
+    .fetch_all(app.store.pg_pool())
+    .await
+    .expect("devices")
+}
+
+async fn register_device(app: &TestApp, access: &str, fcm_token: &str) {
+    let body = json!({"fcm_token": fcm_token, "platform": "android"});
+    let (status, answer) =
+        app.call(Method::PUT, &app.public_url("/api/shared/devices"), Some(access), Some(body)).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// A thief replays a refresh token the app already spent: every token of that sign-in
+/// (the access token issued with it, and the one the app got at the rotation) stops
+/// working, its sockets close with 4004, its push token is unregistered. The same
+/// account's other sign-in (another phone) is untouched.
+#[tokio::test]
+async fn a_replayed_refresh_token_ends_its_whole_sign_in_and_nothing_else() {
+    let app = TestApp::spawn_with(two_phones).await;
+    let phone = unique_phone();
+    let (customer, first_access, first_refresh) = app.sign_in_customer(&phone).await;
+    let (_, other_phone_access, _) = app.sign_in_customer(&phone).await;
+    let refresh_url = app.public_url("/api/auth/refresh");
+    let (status, rotated) = app.post(&refresh_url, None, json!({"refresh_token": first_refresh})).await;
+    assert_eq!(status, 200, "{rotated}");
+    let (rotated_access, _) = session_tokens(&rotated);
+    register_device(&app, &rotated_access, "stolen-sign-in-phone").await;
+    register_device(&app, &other_phone_access, "other-phone").await;
+    let mut socket = WsClient::connect_welcomed(&ws_url_with_token(app.public, &rotated_access)).await;
+    let mut other_socket =
+        WsClient::connect_welcomed(&ws_url_with_token(app.public, &other_phone_access)).await;
+    assert_eq!(poll_status(&app, &first_access).await.0, 200, "before the replay");
+
+    let (status, body) = app.post(&refresh_url, None, json!({"refresh_token": first_refresh})).await;
+    assert_error(status, &body, 401, "refresh_token_reused");
+
+    for access in [&first_access, &rotated_access] {
+        let (status, body) = poll_status(&app, access).await;
+        assert_error(status, &body, 401, "token_revoked");
+    }
+    assert_eq!(socket.closed().await, (4004, "sign_in_revoked".to_owned()));
+    let refused = tokio_tungstenite::connect_async(ws_url_with_token(app.public, &rotated_access)).await;
+    assert!(
+        matches!(refused, Err(tokio_tungstenite::tungstenite::Error::Http(ref r)) if r.status() == 401),
+        "{refused:?}"
+    );
+    assert_eq!(devices_of(&app, customer).await, ["other-phone"]);
+
+    assert_eq!(poll_status(&app, &other_phone_access).await.0, 200, "the other sign-in works");
+    other_socket.send_json(json!({"type": "ping", "ref": 1})).await;
+    assert_eq!(other_socket.next_json().await["type"], "pong");
+}
+
+/// An operator resets a mitra's password: every token issued before is refused at once
+/// (the refresh token, and the access token that would otherwise live 15 minutes), its
+/// sockets close with 4004 `password_reset`, and a sign-in with the new password works
+/// in the same moment (the cut is in milliseconds, not seconds).
+#[tokio::test]
+async fn a_password_reset_ends_every_earlier_sign_in_of_the_account() {
+    let app = TestApp::spawn().await;
+    let operator = app.sign_in_operator().await;
+    let (mitra, access, refresh) = app.sign_in_new_mitra(&operator).await;
+    register_device(&app, &access, "mitra-phone").await;
+    let mut socket = WsClient::connect_welcomed(&ws_url_with_token(app.public, &access)).await;
+    let status_url = app.public_url("/api/mitra/status");
+    assert_eq!(app.call(Method::GET, &status_url, Some(&access), None).await.0, 200);
+
+    let reset = app.internal_url(&format!("/internal/mitras/{mitra}/reset-password"));
+    let (status, body) = app.post(&reset, Some(&operator), json!({"password": "a-new-secret-1"})).await;
+    assert_eq!(status, 204, "{body}");
+    let email: String = sqlx::query_scalar("SELECT email FROM mitras WHERE id = $1")
+        .bind(mitra)
+        .fetch_one(app.store.pg_pool())
+        .await
+        .expect("email");
+    let login = json!({"email": email, "password": "a-new-secret-1"});
+    let (status, session) = app.post(&app.public_url("/api/auth/mitra/login"), None, login).await;
+    assert_eq!(status, 200, "{session}");
+    let (new_access, _) = session_tokens(&session);
+
+    let (status, body) = app.call(Method::GET, &status_url, Some(&access), None).await;
+    assert_error(status, &body, 401, "token_revoked");
+    let (status, body) =
+        app.post(&app.public_url("/api/auth/refresh"), None, json!({"refresh_token": refresh})).await;
+    assert_error(status, &body, 401, "invalid_refresh_token");
+    assert_eq!(socket.closed().await, (4004, "password_reset".to_owned()));
+    assert!(devices_of(&app, mitra).await.is_empty(), "the old sign-in's push token is unregistered");
+    assert_eq!(app.call(Method::GET, &status_url, Some(&new_access), None).await.0, 200);
+}
+
+/// A deactivation is not undone for old tokens by a reactivation: the mitra signs in again.
+#[tokio::test]
+async fn a_token_from_before_a_deactivation_stays_refused_after_reactivation() {
+    let app = TestApp::spawn().await;
+    let operator = app.sign_in_operator().await;
+    let (mitra, access, refresh) = app.sign_in_new_mitra(&operator).await;
+    for action in ["deactivate", "reactivate"] {
+        let url = app.internal_url(&format!("/internal/mitras/{mitra}/{action}"));
+        assert_eq!(app.post(&url, Some(&operator), json!({})).await.0, 200, "{action}");
+    }
+    let status_url = app.public_url("/api/mitra/status");
+    let (status, body) = app.call(Method::GET, &status_url, Some(&access), None).await;
+    assert_error(status, &body, 401, "token_revoked");
+    let (status, body) =
+        app.post(&app.public_url("/api/auth/refresh"), None, json!({"refresh_token": refresh})).await;
+    assert_error(status, &body, 401, "invalid_refresh_token");
+}
+
+/// However often a sign-in rotates its refresh token, it ends at its absolute lifetime.
+#[tokio::test]
+async fn a_sign_in_ends_at_its_absolute_lifetime_however_often_it_rotates() {
+    let app = TestApp::spawn_with(|settings| settings.auth.refresh_token_max_lifetime_s = 2).await;
+    let (_, _, mut refresh) = app.sign_in_customer(&unique_phone()).await;
+    let started = Instant::now();
+    let url = app.public_url("/api/auth/refresh");
+    let mut rotations = 0;
+    let ended = loop {
+        let (status, body) = app.post(&url, None, json!({"refresh_token": refresh})).await;
+        if status != 200 {
+            break (status, body);
+        }
+        rotations += 1;
+        refresh = session_tokens(&body).1;
+        assert!(started.elapsed() < Duration::from_secs(4), "still rotating after {rotations} rotations");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_error(ended.0, &ended.1, 401, "invalid_refresh_token");
+    assert!(rotations >= 2, "rotated {rotations} times before the end");
+    assert!(started.elapsed() >= Duration::from_millis(1_500), "ended after {:?}", started.elapsed());
+}
+
+/// Logging out unregisters the push tokens that sign-in registered (a signed-out phone gets
+/// no more of the account's pushes); the account's other phone keeps its own.
+#[tokio::test]
+async fn logout_unregisters_the_push_tokens_of_its_sign_in() {
+    let app = TestApp::spawn_with(two_phones).await;
+    let phone = unique_phone();
+    let (customer, access, refresh) = app.sign_in_customer(&phone).await;
+    let (_, other_access, _) = app.sign_in_customer(&phone).await;
+    register_device(&app, &access, "signing-out-phone").await;
+    register_device(&app, &other_access, "other-phone").await;
+
+    let (status, body) =
+        app.post(&app.public_url("/api/auth/logout"), Some(&access), json!({"refresh_token": refresh})).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(devices_of(&app, customer).await, ["other-phone"]);
+}
+
+/// `DELETE /api/shared/devices` forgets the caller's token, never another account's.
+#[tokio::test]
+async fn a_device_is_unregistered_only_by_its_owner() {
+    let app = TestApp::spawn().await;
+    let (owner, owner_access, _) = app.sign_in_customer(&unique_phone()).await;
+    let (_, stranger_access, _) = app.sign_in_customer(&unique_phone()).await;
+    register_device(&app, &owner_access, "owners-phone").await;
+    let url = app.public_url("/api/shared/devices");
+
+    let forget = json!({"fcm_token": "owners-phone"});
+    let (status, _) = app.call(Method::DELETE, &url, Some(&stranger_access), Some(forget.clone())).await;
+    assert_eq!(status, 204, "the same answer, so a stranger learns nothing");
+    assert_eq!(devices_of(&app, owner).await, ["owners-phone"]);
+
+    for bad in [json!({"fcm_token": ""}), json!({"fcm_token": "has space"}), json!({})] {
+        let (status, body) = app.call(Method::DELETE, &url, Some(&owner_access), Some(bad.clone())).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    assert_eq!(devices_of(&app, owner).await, ["owners-phone"]);
+
+    let (status, _) = app.call(Method::DELETE, &url, Some(&owner_access), Some(forget)).await;
+    assert_eq!(status, 204);
+    assert!(devices_of(&app, owner).await.is_empty());
+}
