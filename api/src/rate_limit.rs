@@ -12,28 +12,17 @@ use domain::settings::AuthSettings;
 use tower_governor::GovernorError;
 use tower_governor::GovernorLayer;
 use tower_governor::governor::GovernorConfigBuilder;
-use tower_governor::key_extractor::{KeyExtractor, PeerIpKeyExtractor, SmartIpKeyExtractor};
 
+use crate::client_addr::ClientKey;
 use crate::error::ApiError;
 use crate::openapi::Routes;
 
-/// Wraps `routes` in the sign-in rate limit. Their OpenAPI errors name it (`Guard::SignInLimit`).
+/// Wraps `routes` in the sign-in rate limit, keyed on the client's address as
+/// [`crate::client_addr`] reads it. Their OpenAPI errors name it (`Guard::SignInLimit`).
 pub fn sign_in_limit(routes: Routes, settings: &AuthSettings) -> Routes {
-    if settings.trust_forwarded_for {
-        apply(routes, settings, SmartIpKeyExtractor)
-    } else {
-        apply(routes, settings, PeerIpKeyExtractor)
-    }
-}
-
-fn apply<K>(routes: Routes, settings: &AuthSettings, key: K) -> Routes
-where
-    K: KeyExtractor + Send + Sync + 'static,
-    K::Key: Send + Sync + 'static,
-{
     let per_minute = u64::from(settings.rate_limit_per_minute.max(1));
     let config = GovernorConfigBuilder::default()
-        .key_extractor(key)
+        .key_extractor(ClientKey(settings.client_ip_source))
         .period(Duration::from_millis(60_000 / per_minute))
         .burst_size(settings.rate_limit_burst.max(1))
         .finish();
@@ -70,12 +59,7 @@ fn too_many(error: GovernorError) -> Response<Body> {
             }
             response
         }
-        GovernorError::UnableToExtractKey => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "client_address_unknown",
-            "the client address could not be read",
-        )
-        .into_response(),
+        GovernorError::UnableToExtractKey => crate::client_addr::unknown().into_response(),
         GovernorError::Other { code, msg, .. } => {
             ApiError::new(code, "rate_limited", msg.unwrap_or_else(|| "request refused".into()))
                 .into_response()

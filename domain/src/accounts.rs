@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use crate::auth::{Principal, session};
+use crate::auth::{Principal, Role, session};
 use crate::error::{DomainError, ErrorKind};
 use crate::password;
 use crate::settings::AuthSettings;
@@ -119,18 +119,34 @@ pub async fn set_mitra_active(
     Ok(mitra)
 }
 
+/// One row of the control center's mitra list: the account, and for how many seconds
+/// its sign-ins are still refused after too many attempts (0: not locked).
+pub struct MitraListing {
+    pub mitra: MitraRow,
+    pub sign_in_locked_for_s: u64,
+}
+
 /// Mitras for the control center's list, newest first.
 pub async fn list_mitras(
     store: &Store,
+    auth: &AuthSettings,
     search: Option<&str>,
     limit: Option<i64>,
     offset: Option<i64>,
-) -> Result<(Vec<MitraRow>, i64), AccountError> {
+) -> Result<(Vec<MitraListing>, i64), AccountError> {
     let (limit, offset) = (limit.unwrap_or(50), offset.unwrap_or(0));
     if !(1..=200).contains(&limit) || offset < 0 {
         return Err(AccountError::InvalidPage);
     }
-    Ok(store.mitras(search.map(str::trim).filter(|s| !s.is_empty()), limit, offset).await?)
+    let (rows, total) = store.mitras(search.map(str::trim).filter(|s| !s.is_empty()), limit, offset).await?;
+    let emails: Vec<&str> = rows.iter().map(|row| row.email.as_str()).collect();
+    let locks = store.sign_in_locks(Role::Mitra, &emails, auth.max_sign_in_failures).await?;
+    let listings = rows
+        .into_iter()
+        .zip(locks)
+        .map(|(mitra, sign_in_locked_for_s)| MitraListing { mitra, sign_in_locked_for_s })
+        .collect();
+    Ok((listings, total))
 }
 
 /// An operator sets a mitra's new password; every sign-in of the mitra ends (refresh and
@@ -146,9 +162,10 @@ pub async fn reset_mitra_password(
         return Err(AccountError::InvalidPassword);
     }
     let hash = password::hash(new_password).await?;
-    if !store.reset_mitra_password(actor.id, mitra_id, &hash).await? {
-        return Err(AccountError::MitraNotFound);
-    }
+    let email =
+        store.reset_mitra_password(actor.id, mitra_id, &hash).await?.ok_or(AccountError::MitraNotFound)?;
+    // A mitra locked out by too many attempts signs in with the new password at once.
+    store.clear_sign_in_attempts(Role::Mitra, &email).await?;
     let ttl_s = auth.access_token_ttl_s;
     session::revoke_all_sign_ins(store, ttl_s, mitra_id, session::CLOSE_SIGN_IN_REVOKED, "password_reset")
         .await?;

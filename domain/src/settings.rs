@@ -149,9 +149,31 @@ pub struct AuthSettings {
     pub rate_limit_burst: u32,
     /// ... and how many more each minute after it.
     pub rate_limit_per_minute: u32,
-    /// Key rate limits on `X-Forwarded-For` / `X-Real-IP` / `Forwarded` instead of the TCP
-    /// peer. Only behind a proxy that sets them; otherwise clients could pick their own key.
-    pub trust_forwarded_for: bool,
+    /// Where the sign-in limits and the code throttle read the client's address: the TCP
+    /// peer, or (behind a proxy, and only when clients cannot reach us but through it) a
+    /// header that proxy writes. docs/CONFIGURATION.md, "Behind a proxy".
+    pub client_ip_source: ClientIpSource,
+    /// Failed password sign-ins one account may have within `sign_in_failure_window_s` ...
+    pub max_sign_in_failures: u32,
+    /// ... after which its sign-ins are refused (429) until the window has passed.
+    pub sign_in_failure_window_s: u64,
+}
+
+/// Where a client's address is read from (the `client-ip` crate reads the headers).
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientIpSource {
+    /// The TCP peer: no proxy in front.
+    #[default]
+    Peer,
+    /// The rightmost `X-Forwarded-For` address: the one our proxy appended (nginx, HAProxy,
+    /// a cloud load balancer). Anything left of it was written by the client.
+    RightmostXForwardedFor,
+    /// `X-Real-IP`, which the proxy overwrites (nginx `proxy_set_header X-Real-IP
+    /// $remote_addr`; with `real_ip_recursive` behind a chain of proxies).
+    XRealIp,
+    /// `CF-Connecting-IP` (Cloudflare).
+    CfConnectingIp,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -186,7 +208,9 @@ impl Default for AuthSettings {
             refresh_token_max_lifetime_s: 90 * 24 * 3600,
             rate_limit_burst: 10,
             rate_limit_per_minute: 30,
-            trust_forwarded_for: false,
+            client_ip_source: ClientIpSource::Peer,
+            max_sign_in_failures: 10,
+            sign_in_failure_window_s: 900,
         }
     }
 }

@@ -200,3 +200,110 @@ async fn a_device_is_unregistered_only_by_its_owner() {
     assert_eq!(status, 204);
     assert!(devices_of(&app, owner).await.is_empty());
 }
+
+/// Behind a proxy that appends to `X-Forwarded-For`, a client writes whatever it likes to
+/// the left of the proxy's entry: the limits count by the proxy's entry, so inventing a new
+/// address per request gains nothing. Another client (another appended address) has its own
+/// budget, and a request that did not come through the proxy (no header) is refused.
+#[tokio::test]
+async fn a_spoofed_forwarded_for_hop_does_not_escape_the_sign_in_limits() {
+    let app = TestApp::spawn_with(|s| {
+        s.auth.client_ip_source = domain::settings::ClientIpSource::RightmostXForwardedFor;
+        s.auth.rate_limit_burst = 3;
+        s.auth.rate_limit_per_minute = 1;
+        s.auth.otp_max_per_address_per_hour = 2;
+    })
+    .await;
+    let login = app.public_url("/api/auth/mitra/login");
+    let body = json!({"email": "nobody@bestie.test", "password": "whatever-1"});
+    let through_proxy = |spoofed: String, client: &str| format!("{spoofed}, {client}");
+    let mut statuses = Vec::new();
+    for n in 0..6 {
+        let forwarded = through_proxy(format!("10.9.{n}.{n}"), "203.0.113.7");
+        let response = app
+            .http
+            .post(&login)
+            .header("x-forwarded-for", forwarded)
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429, 429], "one budget, whatever the client wrote");
+    let other = app
+        .http
+        .post(&login)
+        .header("x-forwarded-for", through_proxy("203.0.113.7".into(), "198.51.100.9"))
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(other.status(), 401, "another client behind the proxy has its own budget");
+    let direct = app.http.post(&login).json(&body).send().await.expect("send");
+    assert_eq!(direct.status(), 400);
+    let answer: Value = direct.json().await.expect("json");
+    assert_eq!(answer["error"]["code"], "client_address_unknown");
+
+    // The code throttle reads the same address: a third code for any phone is refused.
+    let otp = app.public_url("/api/auth/customer/otp");
+    let mut statuses = Vec::new();
+    for n in 0..3 {
+        let forwarded = through_proxy(format!("10.8.{n}.1"), "192.0.2.44");
+        let response = app
+            .http
+            .post(&otp)
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({"phone": unique_phone()}))
+            .send()
+            .await
+            .expect("send");
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [202, 202, 429]);
+}
+
+/// Password guesses against one account are capped whatever the addresses they come from:
+/// of 8 concurrent wrong passwords exactly `max_sign_in_failures` are checked, then even the
+/// right password is refused with `retry_after_s`, operators see the lock, and a password
+/// reset lifts it.
+#[tokio::test]
+async fn password_guesses_against_one_account_are_capped_and_operators_see_the_lock() {
+    let app = TestApp::spawn_with(|s| {
+        s.auth.max_sign_in_failures = 3;
+        s.auth.rate_limit_burst = 100;
+    })
+    .await;
+    let operator = app.sign_in_operator().await;
+    let (mitra, _, _) = app.sign_in_new_mitra(&operator).await;
+    let email: String = sqlx::query_scalar("SELECT email FROM mitras WHERE id = $1")
+        .bind(mitra)
+        .fetch_one(app.store.pg_pool())
+        .await
+        .expect("email");
+    let login = app.public_url("/api/auth/mitra/login");
+    let guesses =
+        (0..8).map(|n| app.post(&login, None, json!({"email": email, "password": format!("guess-{n}-x")})));
+    let mut statuses: Vec<u16> =
+        futures::future::join_all(guesses).await.into_iter().map(|(s, _)| s).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [401, 401, 401, 429, 429, 429, 429, 429]);
+
+    let right = json!({"email": email.to_uppercase(), "password": "listen-well-1"});
+    let (status, body) = app.post(&login, None, right.clone()).await;
+    assert_error(status, &body, 429, "sign_in_locked");
+    let retry_after_s = body["error"]["retry_after_s"].as_u64().expect("retry_after_s");
+    assert!((1..=900).contains(&retry_after_s), "{body}");
+
+    let (status, list) =
+        app.call(Method::GET, &app.internal_url("/internal/mitras"), Some(&operator), None).await;
+    assert_eq!(status, 200, "{list}");
+    let row =
+        list["rows"].as_array().expect("rows").iter().find(|r| r["id"] == json!(mitra)).expect("the mitra");
+    assert!(row["sign_in_locked_for_s"].as_u64().is_some_and(|s| s > 0), "{row}");
+
+    let reset = app.internal_url(&format!("/internal/mitras/{mitra}/reset-password"));
+    assert_eq!(app.post(&reset, Some(&operator), json!({"password": "a-new-secret-1"})).await.0, 204);
+    let (status, body) = app.post(&login, None, json!({"email": email, "password": "a-new-secret-1"})).await;
+    assert_eq!(status, 200, "{body}");
+}

@@ -148,6 +148,7 @@ crate::route_errors! {
     PasswordLoginErrors: Anyone, [Json, SignInLimit, Store];
     401 => [invalid_credentials];
     403 => [account_deactivated];
+    429 => [sign_in_locked];
 }
 
 /// Signs a mitra in with email and password.

@@ -66,7 +66,8 @@ crate::route_errors! {
     security(("bearer" = ["cc"])),
     responses(
         (status = 200, body = Object,
-            description = "`{rows: [{id, email, display_name, active, created_at}], total}`"),
+            description = "`{rows: [{id, email, display_name, active, created_at, sign_in_locked_for_s}], total}`; \
+                `sign_in_locked_for_s` > 0 while too many sign-in attempts lock the account"),
         ListMitrasErrors,
     )
 )]
@@ -75,11 +76,22 @@ pub async fn list_mitras(
     _operator: Operator,
     ApiQuery(page): ApiQuery<MitraPage>,
 ) -> Result<Json<Value>, ApiError> {
+    let (q, limit, offset) = (page.q.as_deref(), page.limit, page.offset);
     let (rows, total) =
-        domain::accounts::list_mitras(&state.store, page.q.as_deref(), page.limit, page.offset).await?;
+        domain::accounts::list_mitras(&state.store, &state.auth.settings, q, limit, offset).await?;
     let rows: Vec<Value> = rows
         .iter()
-        .map(|m| json!({"id": m.id, "email": m.email, "display_name": m.display_name, "active": m.active, "created_at": m.created_at}))
+        .map(|row| {
+            let m = &row.mitra;
+            json!({
+                "id": m.id,
+                "email": m.email,
+                "display_name": m.display_name,
+                "active": m.active,
+                "created_at": m.created_at,
+                "sign_in_locked_for_s": row.sign_in_locked_for_s,
+            })
+        })
         .collect();
     Ok(Json(json!({ "rows": rows, "total": total })))
 }

@@ -125,6 +125,8 @@ pub enum AuthError {
     OtpDelivery(String),
     #[error("email or password is incorrect")]
     InvalidCredentials,
+    #[error("too many sign-in attempts for this account; try again in {retry_after_s} s")]
+    SignInLocked { retry_after_s: u64 },
     #[error("this account is deactivated")]
     AccountDeactivated,
     #[error("the refresh token is unknown, expired or revoked; sign in again")]
@@ -157,6 +159,7 @@ impl DomainError for AuthError {
             Self::OtpLocked => "otp_locked",
             Self::OtpDelivery(_) => "otp_delivery_failed",
             Self::InvalidCredentials => "invalid_credentials",
+            Self::SignInLocked { .. } => "sign_in_locked",
             Self::AccountDeactivated => "account_deactivated",
             Self::InvalidRefreshToken => "invalid_refresh_token",
             Self::RefreshTokenReused => "refresh_token_reused",
@@ -180,7 +183,9 @@ impl DomainError for AuthError {
             | Self::RefreshTokenReused => ErrorKind::Unauthenticated,
             Self::WrongRole(_) | Self::AccountDeactivated => ErrorKind::Forbidden,
             Self::InvalidPhone | Self::InvalidCallName | Self::OtpMalformed => ErrorKind::Invalid,
-            Self::OtpResendTooSoon { .. } | Self::OtpRateLimited { .. } => ErrorKind::RateLimited,
+            Self::OtpResendTooSoon { .. } | Self::OtpRateLimited { .. } | Self::SignInLocked { .. } => {
+                ErrorKind::RateLimited
+            }
             Self::RefreshTokenNotFound => ErrorKind::NotFound,
             Self::OtpDelivery(_) => ErrorKind::Unavailable,
             Self::Crypto(_) => ErrorKind::Internal,
@@ -190,7 +195,9 @@ impl DomainError for AuthError {
 
     fn details(&self) -> Vec<(&'static str, serde_json::Value)> {
         match self {
-            Self::OtpResendTooSoon { retry_after_s } | Self::OtpRateLimited { retry_after_s } => {
+            Self::OtpResendTooSoon { retry_after_s }
+            | Self::OtpRateLimited { retry_after_s }
+            | Self::SignInLocked { retry_after_s } => {
                 vec![("retry_after_s", json!(retry_after_s))]
             }
             Self::OtpIncorrect { attempts_left } => vec![("attempts_left", json!(attempts_left))],

@@ -63,6 +63,11 @@ pub async fn start(
 }
 
 /// Signs a mitra (`Role::Mitra`) or operator (`Role::Cc`) in with email + password.
+///
+/// Each account (each email, whether or not it has one) gets `max_sign_in_failures`
+/// attempts per `sign_in_failure_window_s`, counted before the password is checked so that
+/// concurrent guesses cannot slip past the count; a successful sign-in resets it. Beyond
+/// that: `sign_in_locked` (429) until the window ends, whatever the password.
 #[tracing::instrument(skip_all, fields(role = %role))]
 pub async fn password_login(
     store: &Store,
@@ -73,6 +78,13 @@ pub async fn password_login(
     password: &str,
 ) -> Result<(Session, Account), AuthError> {
     let email = email.trim().to_lowercase();
+    let attempt = store
+        .count_sign_in_attempt(role, &email, settings.max_sign_in_failures, settings.sign_in_failure_window_s)
+        .await?;
+    if let Some(retry_after_s) = attempt.locked_for_s {
+        tracing::warn!(role = %role, attempts = attempt.count, "sign-ins of one account refused: too many attempts");
+        return Err(AuthError::SignInLocked { retry_after_s });
+    }
     let found = store.password_account(role, &email).await?;
     let Some(found) = found else {
         // Spend the same time as a real check, so response times do not reveal which
@@ -83,6 +95,7 @@ pub async fn password_login(
     if !password::verify(password, &found.password_hash).await {
         return Err(AuthError::InvalidCredentials);
     }
+    store.clear_sign_in_attempts(role, &email).await?;
     if found.deactivated {
         return Err(AuthError::AccountDeactivated);
     }

@@ -280,23 +280,23 @@ impl Store {
     }
 
     /// Sets a mitra's password, revokes their refresh tokens (sign in again) and records
-    /// it. `false` when no such mitra exists.
+    /// it. Returns the mitra's email; `None` when no such mitra exists.
     pub async fn reset_mitra_password(
         &self,
         actor: Uuid,
         id: Uuid,
         password_hash: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<String>, StoreError> {
         let mut tx = self.pg.begin().await?;
-        let changed = sqlx::query("UPDATE mitras SET password_hash = $2 WHERE id = $1")
-            .bind(id)
-            .bind(password_hash)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if changed == 0 {
-            return Ok(false);
-        }
+        let email: Option<String> =
+            sqlx::query_scalar("UPDATE mitras SET password_hash = $2 WHERE id = $1 RETURNING email")
+                .bind(id)
+                .bind(password_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(email) = email else {
+            return Ok(None);
+        };
         sqlx::query(
             "UPDATE refresh_tokens SET revoked_at = now() WHERE mitra_id = $1 AND revoked_at IS NULL",
         )
@@ -305,7 +305,7 @@ impl Store {
         .await?;
         audit(&mut tx, actor, "mitra.reset_password", &id, None, None).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(email))
     }
 }
 

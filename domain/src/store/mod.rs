@@ -22,6 +22,7 @@ pub mod refresh_tokens;
 mod revocation;
 mod send_queue;
 pub mod sessions;
+pub mod sign_in_attempts;
 pub mod timers;
 
 use std::time::Duration;
