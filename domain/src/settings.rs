@@ -241,6 +241,10 @@ pub struct HubSettings {
     /// Sockets one hub process accepts; the rest are refused with 503 before the upgrade.
     /// Each process may hold at most 20,000 open files on the reference machine.
     pub max_connections: usize,
+    /// Sockets one user may hold on one hub process; more are refused with 429
+    /// `too_many_sockets` before the upgrade (a phone and a tablet, plus a reconnect that
+    /// overlaps a socket the network has not closed yet).
+    pub max_sockets_per_user: usize,
     /// Largest text frame accepted from a client, in bytes.
     pub max_frame_bytes: usize,
     /// Frames queued for one socket; a client that falls this far behind is closed (1013).
@@ -262,6 +266,7 @@ impl Default for HubSettings {
     fn default() -> Self {
         Self {
             max_connections: 15_000,
+            max_sockets_per_user: 5,
             max_frame_bytes: 64 * 1024,
             send_queue_frames: 256,
             commands_per_second: 20,

@@ -12,6 +12,7 @@ mod control;
 mod instance;
 mod protocol;
 mod registry;
+mod user_slots;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,6 +77,8 @@ struct Inner {
     instance_id: Arc<str>,
     /// One permit per open socket.
     slots: Arc<Semaphore>,
+    /// Open sockets per user (`max_sockets_per_user`).
+    user_slots: Arc<user_slots::UserSlots>,
     /// Live sockets by user.
     registry: Arc<registry::Registry>,
     /// Route changes waiting for the route lanes (taken when they start).
@@ -94,6 +97,7 @@ impl Hub {
         auth: Arc<AuthContext>,
     ) -> Self {
         let slots = Arc::new(Semaphore::new(settings.max_connections));
+        let user_slots = user_slots::UserSlots::new(settings.max_sockets_per_user);
         let (route_tx, route_rx) = tokio::sync::mpsc::unbounded_channel();
         let instance_id: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
         let metrics = services.metrics.clone();
@@ -107,6 +111,7 @@ impl Hub {
                 auth,
                 instance_id,
                 slots,
+                user_slots,
                 registry: Arc::new(registry::Registry::new(route_tx, metrics)),
                 route_ops: std::sync::Mutex::new(Some(route_rx)),
                 tasks: TaskTracker::new(),
@@ -166,6 +171,7 @@ struct WsQuery {
 api::route_errors! {
     UpgradeErrors: AppUser, [Query];
     400 => [invalid_last_event_id, not_a_websocket_upgrade];
+    429 => [too_many_sockets];
     503 => [shutting_down, hub_full];
 }
 
@@ -226,6 +232,15 @@ async fn upgrade(
                 .into_response();
         }
     };
+    let Some(user_slot) = inner.user_slots.try_take(principal.id) else {
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_sockets",
+            "this account holds its maximum of sockets on this server; close one first",
+        )
+        .with("max_sockets_per_user", inner.settings.max_sockets_per_user)
+        .into_response();
+    };
     let Ok(permit) = inner.slots.clone().try_acquire_owned() else {
         return ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -253,7 +268,7 @@ async fn upgrade(
                 tasks.spawn(
                     async move {
                         connection::run(socket, &inner, principal, last_event_id).await;
-                        drop(permit);
+                        drop((permit, user_slot));
                     }
                     .instrument(span),
                 );

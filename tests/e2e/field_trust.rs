@@ -307,3 +307,62 @@ async fn password_guesses_against_one_account_are_capped_and_operators_see_the_l
     let (status, body) = app.post(&login, None, json!({"email": email, "password": "a-new-secret-1"})).await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// Whether a socket upgrade is accepted (the socket is closed again at once).
+async fn upgrade_accepted(url: &str) -> bool {
+    match tokio_tungstenite::connect_async(url).await {
+        Ok((mut socket, _)) => {
+            let _ = socket.close(None).await;
+            true
+        }
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            false
+        }
+        Err(other) => panic!("the upgrade failed: {other}"),
+    }
+}
+
+/// One account cannot hoard a hub's sockets: of 8 concurrent upgrades exactly
+/// `max_sockets_per_user` open, the rest get 429 `too_many_sockets`, everyone else still
+/// connects, and a closed socket frees its place.
+#[tokio::test]
+async fn one_account_cannot_take_every_socket_of_a_hub() {
+    let app = TestApp::spawn_with(|s| {
+        s.hub.max_sockets_per_user = 3;
+        s.hub.max_connections = 10;
+    })
+    .await;
+    let hoarder = app.token_for(uuid::Uuid::new_v4(), domain::auth::Role::Customer);
+    let url = ws_url_with_token(app.public, &hoarder);
+    let attempts = (0..8).map(|_| tokio_tungstenite::connect_async(url.as_str()));
+    let results = futures::future::join_all(attempts).await;
+    let mut opened = Vec::new();
+    let mut refused = 0;
+    for result in results {
+        match result {
+            Ok((socket, _)) => opened.push(socket),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 429);
+                let body: Value =
+                    serde_json::from_slice(response.body().as_deref().unwrap_or_default()).expect("json");
+                assert_eq!(body["error"]["code"], "too_many_sockets");
+                assert_eq!(body["error"]["max_sockets_per_user"], 3);
+                refused += 1;
+            }
+            Err(other) => panic!("the upgrade failed: {other}"),
+        }
+    }
+    assert_eq!((opened.len(), refused), (3, 5));
+
+    let mut someone_else = WsClient::connect_welcomed(&app.ws_url()).await;
+    someone_else.send_json(json!({"type": "ping", "ref": 1})).await;
+    assert_eq!(someone_else.next_json().await["type"], "pong");
+
+    let mut closing = opened.pop().expect("a socket");
+    closing.close(None).await.expect("close");
+    crate::harness::eventually(Duration::from_secs(5), "the closed socket's place is freed", || {
+        upgrade_accepted(&url)
+    })
+    .await;
+}
