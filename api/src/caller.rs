@@ -7,7 +7,9 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
 use domain::auth::{AuthError, Principal, Role};
+use domain::budget::OverBudget;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -41,7 +43,21 @@ async fn authenticate(parts: &Parts, state: &AppState, allowed: &[Role]) -> Resu
     if !allowed.contains(&principal.role) {
         return Err(AuthError::WrongRole(principal.role).into());
     }
+    // An app's writes spend its user's budget (shared with the socket's commands); reads
+    // and operators do not. Their documents list it as `Guard::WriteBudget`.
+    if principal.role != Role::Cc && !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        state.services.budget.spend(principal.id).map_err(over_budget)?;
+    }
     Ok(principal)
+}
+
+fn over_budget(over: OverBudget) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many requests from this account; slow down",
+    )
+    .with("retry_after_s", over.retry_after_s)
 }
 
 macro_rules! caller {

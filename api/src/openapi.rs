@@ -68,6 +68,8 @@ pub enum Guard {
     OptionalJson,
     /// The sign-in rate limit (`crate::rate_limit`): 429 `rate_limited`.
     SignInLimit,
+    /// An app user's write, spending their budget (`domain::budget`): 429 `rate_limited`.
+    WriteBudget,
     /// Postgres or Redis: 500 `internal_error`, 503 `store_unavailable`. Implied by every
     /// caller but [`Caller::Anyone`]: checking a token reads the revocation list.
     Store,
@@ -110,6 +112,7 @@ pub fn error_responses(
                 add(400, &["client_address_unknown"]);
                 add(429, &["rate_limited"]);
             }
+            Guard::WriteBudget => add(429, &["rate_limited"]),
             Guard::Store => {}
         }
     }

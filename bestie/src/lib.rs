@@ -74,6 +74,7 @@ impl Application {
             presence: settings.presence.clone(),
             metrics: metrics.clone(),
             live: Default::default(),
+            budget: domain::budget::UserBudget::new(&settings.hub),
         });
         let state: AppState = Arc::new(AppContext {
             store,
@@ -183,6 +184,7 @@ impl Application {
         // Every process reaps dead hub instances, so presence heals even with no hub left.
         // It also copies presence back from Postgres when Redis lost its data.
         tokio::spawn(domain::presence::run_reaper(state.services.clone(), shutdown.clone()));
+        tokio::spawn(domain::budget::run_forgetting(state.services.clone(), shutdown.clone()));
         if let Some(hub) = hub {
             let token = shutdown.clone();
             tasks.spawn(async move {

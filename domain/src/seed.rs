@@ -51,7 +51,7 @@ pub async fn run(store: &Store, settings: &SeedSettings) -> Result<SeedReport, S
         let account = NewAccount { email, display_name: "Admin", password_hash: &hash };
         report.admin_created = store.insert_cc_admin_if_absent(account).await?.is_some();
     }
-    for n in 1..=settings.demo_mitras {
+    for n in 1..=settings.demo_mitras.unwrap_or(crate::settings::DEV_DEMO_MITRAS) {
         let email = format!("mitra{n}@bestie.local");
         if store.account_email_exists(&email).await? {
             continue;

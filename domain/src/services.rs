@@ -27,6 +27,8 @@ pub struct Services {
     pub metrics: Metrics,
     /// The hub instances' heartbeats as last read.
     pub live: LiveCache,
+    /// Each app user's budget of writes, shared by REST and socket commands.
+    pub budget: crate::budget::UserBudget,
 }
 
 impl Services {

@@ -401,17 +401,21 @@ pub struct SeedSettings {
     pub admin_email: String,
     pub admin_password: Secret,
     /// Demo mitras created by `bestie seed` (`mitra1@bestie.local` ...), all with
-    /// `demo_mitra_password`. Zero in production.
-    pub demo_mitras: u32,
+    /// `demo_mitra_password`. Unset: 3 in development, none in production (which refuses
+    /// any: they would sign in with a documented password).
+    pub demo_mitras: Option<u32>,
     pub demo_mitra_password: Secret,
 }
+
+/// Demo mitras `bestie seed` creates in development when `seed.demo_mitras` is unset.
+pub const DEV_DEMO_MITRAS: u32 = 3;
 
 impl Default for SeedSettings {
     fn default() -> Self {
         Self {
             admin_email: "admin@bestie.local".into(),
             admin_password: Secret::new("change-me-admin"),
-            demo_mitras: 3,
+            demo_mitras: None,
             demo_mitra_password: Secret::new("change-me-mitra"),
         }
     }

@@ -79,6 +79,13 @@ pub(crate) struct Work {
     action: Action,
 }
 
+impl Work {
+    /// The command's `ref`, for the answer.
+    pub(crate) fn reference(&self) -> Option<&Value> {
+        self.reference.as_ref()
+    }
+}
+
 enum Action {
     Send { client_msg_id: String, body: String },
     Mark { receipt: Receipt, up_to_seq: i64 },

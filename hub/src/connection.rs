@@ -213,20 +213,30 @@ async fn serve(
                     }
                     None => return None,
                 };
-                if limiter.check().is_err() {
-                    strikes += 1;
-                    if strikes > MAX_RATE_LIMIT_STRIKES {
-                        return close(CLOSE_RATE_LIMITED, "rate_limited");
+                // A socket's own rate, then (for commands that reach the store) its user's
+                // budget, which REST writes and the user's other sockets spend too.
+                let command = if limiter.check().is_ok() {
+                    match commands::parse(&text, &inner.metrics, &mut state) {
+                        Command::Work(work) if inner.services.budget.spend(principal.id).is_err() => Err(work.reference().cloned()),
+                        command => Ok(command),
                     }
-                    let error = protocol::error_frame("rate_limited", "too many commands; slow down", None);
-                    send(socket, inner, "error", error).await.ok()?;
-                    continue;
+                } else {
+                    Err(None)
+                };
+                match command {
+                    Ok(Command::Answer((kind, frame))) => send(socket, inner, kind, frame).await.ok()?,
+                    Ok(Command::Work(work)) => lanes.submit(work, inner, *principal),
+                    Err(reference) => {
+                        strikes += 1;
+                        if strikes > MAX_RATE_LIMIT_STRIKES {
+                            return close(CLOSE_RATE_LIMITED, "rate_limited");
+                        }
+                        let error = protocol::error_frame("rate_limited", "too many commands; slow down", reference.as_ref());
+                        send(socket, inner, "error", error).await.ok()?;
+                        continue;
+                    }
                 }
                 strikes = 0;
-                match commands::parse(&text, &inner.metrics, &mut state) {
-                    Command::Answer((kind, frame)) => send(socket, inner, kind, frame).await.ok()?,
-                    Command::Work(work) => lanes.submit(work, inner, *principal),
-                }
             }
             (kind, frame) = lanes.next_answer(inner, *principal), if !lanes.is_idle() => {
                 send(socket, inner, kind, frame).await.ok()?;

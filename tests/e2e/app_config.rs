@@ -20,7 +20,7 @@ async fn migrations_seed_every_registered_key_with_its_default() {
 async fn seed_creates_the_admin_and_demo_mitras_once() {
     let app = TestApp::spawn().await;
     let mut seed = app.settings.seed.clone();
-    seed.demo_mitras = 2;
+    seed.demo_mitras = Some(2);
 
     let first = domain::seed::run(&app.store, &seed).await.expect("first seed");
     assert!(first.admin_created);

@@ -171,7 +171,9 @@ async fn a_resend_with_the_same_client_id_is_stored_once() {
 
 #[tokio::test]
 async fn concurrent_sends_from_both_sides_and_devices_are_numbered_without_gaps() {
-    let app = TestApp::spawn().await;
+    // 60 sends of one customer at once: more than an account's budget of writes allows
+    // (field_trust.rs tests that); this test is about the numbering race.
+    let app = TestApp::spawn_with(|s| s.hub.command_burst = 200).await;
     let Paired { customer, mitra, session } = paired(&app).await;
     let planned: Vec<(&str, String, &str)> = (0..30)
         .flat_map(|n| {

@@ -366,3 +366,42 @@ async fn one_account_cannot_take_every_socket_of_a_hub() {
     })
     .await;
 }
+
+/// One account's writes share one budget: a burst of message sends over REST is cut at
+/// the burst with 429 `rate_limited` and `retry_after_s`, and the same account's socket
+/// commands are refused too while the budget is spent; another account is untouched, and
+/// reads are not counted.
+#[tokio::test]
+async fn one_accounts_writes_share_one_budget_across_rest_and_sockets() {
+    let app = TestApp::spawn_with(|s| {
+        s.hub.command_burst = 5;
+        s.hub.commands_per_second = 1;
+    })
+    .await;
+    let (_, access, _) = app.sign_in_customer(&unique_phone()).await;
+    let url = app.public_url("/api/client/payment-sessions");
+    let sends = (0..8).map(|_| app.post(&url, Some(&access), json!({"tier_id": "15m"})));
+    let statuses: Vec<(u16, String)> = futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|(status, body)| (status, body["error"]["code"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    let refused: Vec<_> = statuses.iter().filter(|(status, _)| *status == 429).collect();
+    assert_eq!(refused.len(), 3, "the burst of 5 passes, the rest is refused: {statuses:?}");
+    assert!(refused.iter().all(|(_, code)| code == "rate_limited"), "{statuses:?}");
+    let (status, body) = app.post(&url, Some(&access), json!({"tier_id": "15m"})).await;
+    assert_error(status, &body, 429, "rate_limited");
+    assert!(body["error"]["retry_after_s"].as_u64().is_some_and(|s| s >= 1), "{body}");
+
+    // Reads are free; the socket's commands that reach the store spend the same budget.
+    assert_eq!(poll_status(&app, &access).await.0, 200);
+    let mut socket = WsClient::connect_welcomed(&ws_url_with_token(app.public, &access)).await;
+    let session = uuid::Uuid::new_v4();
+    let answer = socket.command("typing", json!({"session_id": session})).await;
+    assert_eq!(answer["type"], "error", "{answer}");
+    assert_eq!(answer["data"]["code"], "rate_limited", "{answer}");
+
+    let (_, other, _) = app.sign_in_customer(&unique_phone()).await;
+    let (status, body) = app.post(&url, Some(&other), json!({"tier_id": "15m"})).await;
+    assert_ne!(status, 429, "{body}");
+}

@@ -34,7 +34,7 @@ pub fn isolated_settings() -> Settings {
     settings.redis.pool_size = 2;
     settings.api.public_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     settings.api.internal_addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    settings.seed.demo_mitras = 0;
+    settings.seed.demo_mitras = Some(0);
     // Every test client is 127.0.0.1; the tests of the limits lower these again.
     settings.auth.rate_limit_burst = 10_000;
     settings.auth.rate_limit_per_minute = 10_000;

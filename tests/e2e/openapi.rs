@@ -307,3 +307,32 @@ async fn every_operation_documents_its_errors_with_the_codes_of_errors_md() {
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// Every write an app user can make spends their budget (`api::caller`), so each such
+/// operation documents its 429 `rate_limited`; reads and operators' routes do not spend it.
+#[tokio::test]
+async fn every_app_write_documents_the_users_budget() {
+    let app = TestApp::spawn().await;
+    let public = Listener::fetch(&app, "public", app.public, "/api/openapi.json").await;
+    let mut undocumented = Vec::new();
+    for (method, path, operation) in operations(&public.document) {
+        let app_roles = operation["security"].as_array().into_iter().flatten().any(|requirement| {
+            requirement
+                .as_object()
+                .into_iter()
+                .flat_map(|r| r.values())
+                .flat_map(|scopes| scopes.as_array().into_iter().flatten())
+                .any(|scope| scope == "customer" || scope == "mitra")
+        });
+        if !app_roles || method == "GET" {
+            continue;
+        }
+        let documented = operation["responses"]["429"]["content"]["application/json"]["examples"]
+            .as_object()
+            .is_some_and(|examples| examples.contains_key("rate_limited"));
+        if !documented {
+            undocumented.push(format!("{method} {path}"));
+        }
+    }
+    assert!(undocumented.is_empty(), "app writes without 429 rate_limited: {undocumented:?}");
+}

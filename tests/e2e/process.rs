@@ -128,6 +128,38 @@ async fn production_mode_refuses_development_keys_and_code_senders() {
     assert!(ok, "{stderr}");
 }
 
+/// Production names every problem in one run: a weak admin password, demo mitras (their
+/// password is documented), the public development key kept as the previous key, a short
+/// OTP key, and whatever else is missing.
+#[tokio::test]
+async fn production_reports_every_unsafe_setting_at_once() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_bestie"))
+        .arg("config")
+        .env("BESTIE__MODE", "production")
+        .env("BESTIE__SEED__ADMIN_PASSWORD", "x")
+        .env("BESTIE__SEED__DEMO_MITRAS", "3")
+        .env("BESTIE__AUTH__JWT_SECRET", "a-production-jwt-key-of-enough-length-0001")
+        .env("BESTIE__AUTH__JWT_PREVIOUS_KID", "dev-1")
+        .env("BESTIE__AUTH__JWT_PREVIOUS_SECRET", domain::settings::DEV_JWT_SECRET)
+        .env("BESTIE__AUTH__JWT_KID", "prod-1")
+        .env("BESTIE__AUTH__OTP_SECRET", "k")
+        .output()
+        .expect("bestie runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for named in [
+        "BESTIE__SEED__ADMIN_PASSWORD of at least 12",
+        "BESTIE__SEED__DEMO_MITRAS",
+        "unset BESTIE__AUTH__JWT_PREVIOUS_SECRET",
+        "BESTIE__AUTH__OTP_SECRET must be at least 32 bytes",
+        "BESTIE__AUTH__OTP_SENDER",
+        "BESTIE__PAYMENTS__PROVIDER",
+    ] {
+        assert!(stderr.contains(named), "{named} not reported: {stderr}");
+    }
+    assert!(stderr.contains("6 setting(s) to fix"), "{stderr}");
+}
+
 #[tokio::test]
 async fn config_redacts_the_payment_providers_api_key_and_refuses_unknown_payment_keys() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_bestie"))

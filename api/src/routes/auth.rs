@@ -255,7 +255,7 @@ async fn refresh(state: &AppState, token: &str, allowed: &[Role]) -> Result<Json
 }
 
 crate::route_errors! {
-    AppLogoutErrors: AppUser, [OptionalJson];
+    AppLogoutErrors: AppUser, [OptionalJson, WriteBudget];
     404 => [refresh_token_not_found];
 }
 

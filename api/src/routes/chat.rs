@@ -145,7 +145,7 @@ pub async fn messages(
 }
 
 crate::route_errors! {
-    SendErrors: AppUser, [Path, Json];
+    SendErrors: AppUser, [Path, Json, WriteBudget];
     400 => [invalid_message_body, invalid_client_msg_id];
     404 => [chat_session_not_found];
     409 => [chat_session_not_open, client_msg_id_reused];
@@ -180,7 +180,7 @@ pub async fn send(
 }
 
 crate::route_errors! {
-    ReceiptsErrors: AppUser, [Path, Json];
+    ReceiptsErrors: AppUser, [Path, Json, WriteBudget];
     404 => [chat_session_not_found];
 }
 
@@ -251,7 +251,7 @@ pub struct ClosingMessage {
 }
 
 crate::route_errors! {
-    EndErrors: Mitra, [Path, Json];
+    EndErrors: Mitra, [Path, Json, WriteBudget];
     400 => [invalid_reason_code, invalid_reason_text];
     403 => [feature_disabled];
     404 => [chat_session_not_found];
@@ -290,7 +290,7 @@ pub async fn mitra_end(
 }
 
 crate::route_errors! {
-    CustomerEndErrors: Customer, [Path, Json];
+    CustomerEndErrors: Customer, [Path, Json, WriteBudget];
     400 => [invalid_reason_code, invalid_reason_text];
     403 => [feature_disabled];
     404 => [chat_session_not_found];
@@ -326,7 +326,7 @@ pub async fn customer_end(
 }
 
 crate::route_errors! {
-    ClosingMessageErrors: AppUser, [Path, Json];
+    ClosingMessageErrors: AppUser, [Path, Json, WriteBudget];
     400 => [invalid_closing_message];
     404 => [chat_session_not_found];
     409 => [chat_session_not_open, closing_message_already_left];
@@ -390,7 +390,7 @@ fn extension_json(extension: &domain::extension::ExtensionRow) -> Value {
 }
 
 crate::route_errors! {
-    RequestExtensionErrors: Customer, [Path, Json];
+    RequestExtensionErrors: Customer, [Path, Json, WriteBudget];
     404 => [chat_session_not_found, payment_session_not_found];
     409 => [chat_session_not_extendable, extension_payment_not_usable, extension_pending];
 }
@@ -433,7 +433,7 @@ async fn answer_extension(
 }
 
 crate::route_errors! {
-    AnswerExtensionErrors: Mitra, [Path];
+    AnswerExtensionErrors: Mitra, [Path, WriteBudget];
     404 => [extension_not_found];
     409 => [extension_resolved];
     503 => [payment_provider_unavailable];

@@ -22,7 +22,7 @@ pub struct DeviceRegistration {
 }
 
 crate::route_errors! {
-    RegisterErrors: AppUser, [Json];
+    RegisterErrors: AppUser, [Json, WriteBudget];
     400 => [invalid_fcm_token, invalid_platform];
 }
 
@@ -53,7 +53,7 @@ pub struct DeviceToken {
 }
 
 crate::route_errors! {
-    UnregisterErrors: AppUser, [Json];
+    UnregisterErrors: AppUser, [Json, WriteBudget];
     400 => [invalid_fcm_token];
 }
 

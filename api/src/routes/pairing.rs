@@ -54,7 +54,7 @@ fn created(request: &RequestRow) -> (StatusCode, Json<Value>) {
 }
 
 crate::route_errors! {
-    StartBlastErrors: Customer, [Json];
+    StartBlastErrors: Customer, [Json, WriteBudget];
     404 => [payment_session_not_found];
     409 => [
         payment_not_for_chat,
@@ -85,7 +85,7 @@ pub async fn start_blast(
 }
 
 crate::route_errors! {
-    StartReturningErrors: Customer, [Json];
+    StartReturningErrors: Customer, [Json, WriteBudget];
     404 => [payment_session_not_found];
     409 => [
         payment_not_for_chat,
@@ -121,7 +121,7 @@ pub async fn start_returning(
 }
 
 crate::route_errors! {
-    FallbackErrors: Customer, [Path];
+    FallbackErrors: Customer, [Path, WriteBudget];
     404 => [payment_session_not_found];
     409 => [payment_not_for_chat, search_in_progress, already_paired, fallback_not_available];
 }
@@ -144,7 +144,7 @@ pub async fn fallback_to_blast(
 }
 
 crate::route_errors! {
-    CancelErrors: Customer, [Json];
+    CancelErrors: Customer, [Json, WriteBudget];
     404 => [payment_session_not_found];
     409 => [already_paired, payment_not_confirmed];
 }
@@ -190,7 +190,7 @@ fn accepted_json(accepted: &Accepted) -> Value {
 }
 
 crate::route_errors! {
-    AcceptErrors: Mitra, [Path];
+    AcceptErrors: Mitra, [Path, WriteBudget];
     404 => [chat_request_not_found];
     409 => [
         chat_request_taken,
@@ -227,7 +227,7 @@ pub async fn accept(
 }
 
 crate::route_errors! {
-    DeclineErrors: Mitra, [Path];
+    DeclineErrors: Mitra, [Path, WriteBudget];
     404 => [chat_request_not_found];
     409 => [
         chat_request_taken,

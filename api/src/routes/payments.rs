@@ -54,7 +54,7 @@ pub(crate) fn payment_json(payment: &PaymentRow) -> Value {
 }
 
 crate::route_errors! {
-    CreateErrors: Customer, [Json];
+    CreateErrors: Customer, [Json, WriteBudget];
     400 => [tier_required, unknown_tier, invalid_purpose, chat_session_mismatch, extension_not_targeted];
     404 => [chat_session_not_extendable, unknown_targeted_mitra];
 }
@@ -86,7 +86,7 @@ pub async fn create(
 }
 
 crate::route_errors! {
-    ConfirmErrors: Customer, [Path];
+    ConfirmErrors: Customer, [Path, WriteBudget];
     404 => [payment_session_not_found];
     409 => [
         payment_session_expired,
@@ -117,7 +117,7 @@ pub async fn confirm(
 }
 
 crate::route_errors! {
-    CancelErrors: Customer, [Path];
+    CancelErrors: Customer, [Path, WriteBudget];
     404 => [payment_session_not_found];
     409 => [payment_session_not_pending, payment_session_expired];
 }

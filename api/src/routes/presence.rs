@@ -30,7 +30,7 @@ fn presence_body(presence: domain::store::presence::MitraPresence) -> Json<Value
     }))
 }
 
-crate::route_errors! { SetStatusErrors: Mitra, [Json] }
+crate::route_errors! { SetStatusErrors: Mitra, [Json, WriteBudget] }
 
 /// Switches the mitra's own online switch.
 ///
