@@ -81,6 +81,15 @@ fn problems(settings: &Settings) -> Vec<String> {
             "production mode refuses the development OTP key: set BESTIE__AUTH__OTP_SECRET",
         );
     }
+    match domain::auth::otp::phone_countries(&auth.phone_countries) {
+        Ok(countries) if countries.is_empty() => {
+            found.push("BESTIE__AUTH__PHONE_COUNTRIES must name at least one country (e.g. ID)".to_owned());
+        }
+        Ok(_) => {}
+        Err(code) => found.push(format!(
+            "BESTIE__AUTH__PHONE_COUNTRIES: {code:?} is not an ISO 3166 country code (e.g. ID, MY, SG)"
+        )),
+    }
     if let Err(problem) = auth.effective_otp_sender(settings.mode) {
         found.push(problem);
     }

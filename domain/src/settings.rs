@@ -130,6 +130,9 @@ pub struct AuthSettings {
     pub otp_max_per_phone_per_hour: u32,
     /// Codes one client address may request per hour, whatever the phone.
     pub otp_max_per_address_per_hour: u32,
+    /// Countries (ISO 3166 codes) whose mobile numbers may sign in; the first is the one a
+    /// number without `+<country>` belongs to. Every code is a paid SMS.
+    pub phone_countries: Vec<String>,
     /// Key id (`kid` header) of the key that signs new access tokens.
     pub jwt_kid: String,
     /// HS256 key of `jwt_kid`, at least 32 bytes.
@@ -199,6 +202,7 @@ impl Default for AuthSettings {
             otp_resend_interval_s: 30,
             otp_max_per_phone_per_hour: 5,
             otp_max_per_address_per_hour: 20,
+            phone_countries: vec!["ID".to_owned()],
             jwt_kid: "dev-1".into(),
             jwt_secret: Secret::new(DEV_JWT_SECRET),
             jwt_previous_kid: None,

@@ -405,3 +405,27 @@ async fn one_accounts_writes_share_one_budget_across_rest_and_sockets() {
     let (status, body) = app.post(&url, Some(&other), json!({"tier_id": "15m"})).await;
     assert_ne!(status, 429, "{body}");
 }
+
+/// Every code is a paid SMS: a number of a country we do not serve, or one that cannot
+/// receive SMS, is refused before a code is stored or sent.
+#[tokio::test]
+async fn codes_go_only_to_mobile_numbers_of_served_countries() {
+    let app = TestApp::spawn().await;
+    let otp = app.public_url("/api/auth/customer/otp");
+    for (phone, code) in [
+        ("+44 7400 123456", "phone_country_not_supported"),
+        ("+1 650 253 0000", "phone_country_not_supported"),
+        ("+62 21 5555 1234", "invalid_phone"),
+        ("+62 809 1234 5678", "invalid_phone"),
+    ] {
+        let (status, body) = app.post(&otp, None, json!({"phone": phone})).await;
+        assert_error(status, &body, 400, code);
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM otp_codes")
+        .fetch_one(app.store.pg_pool())
+        .await
+        .expect("count");
+    assert_eq!(stored, 0, "no code was issued");
+    let (status, body) = app.post(&otp, None, json!({"phone": "0812 3456 7890"})).await;
+    assert_eq!(status, 202, "{body}");
+}

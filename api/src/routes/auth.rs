@@ -70,7 +70,7 @@ fn session_body(session: Session, who: Option<(&str, Value)>) -> Json<Value> {
 
 crate::route_errors! {
     RequestOtpErrors: Anyone, [Json, SignInLimit, Store];
-    400 => [invalid_phone];
+    400 => [invalid_phone, phone_country_not_supported];
     429 => [otp_resend_too_soon, otp_rate_limited];
     503 => [otp_delivery_failed];
 }
@@ -110,7 +110,7 @@ pub async fn request_otp(
 
 crate::route_errors! {
     VerifyOtpErrors: Anyone, [Json, SignInLimit, Store];
-    400 => [invalid_phone, otp_malformed, invalid_call_name];
+    400 => [invalid_phone, phone_country_not_supported, otp_malformed, invalid_call_name];
     401 => [otp_invalid, otp_incorrect, otp_locked];
     403 => [account_deactivated];
 }

@@ -105,8 +105,10 @@ pub enum AuthError {
     TokenRevoked,
     #[error("this route is not for a {0} account")]
     WrongRole(Role),
-    #[error("phone must be an international number such as +6281234567890 (or 081234567890)")]
+    #[error("phone must be a mobile number such as +6281234567890 (or 081234567890)")]
     InvalidPhone,
+    #[error("phone numbers of this country are not served")]
+    PhoneCountryNotSupported,
     #[error("call_name must be 1 to 50 characters")]
     InvalidCallName,
     #[error("wait {retry_after_s} s before asking for another code")]
@@ -150,6 +152,7 @@ impl DomainError for AuthError {
             Self::TokenRevoked => "token_revoked",
             Self::WrongRole(_) => "wrong_role",
             Self::InvalidPhone => "invalid_phone",
+            Self::PhoneCountryNotSupported => "phone_country_not_supported",
             Self::InvalidCallName => "invalid_call_name",
             Self::OtpResendTooSoon { .. } => "otp_resend_too_soon",
             Self::OtpRateLimited { .. } => "otp_rate_limited",
@@ -182,7 +185,10 @@ impl DomainError for AuthError {
             | Self::InvalidRefreshToken
             | Self::RefreshTokenReused => ErrorKind::Unauthenticated,
             Self::WrongRole(_) | Self::AccountDeactivated => ErrorKind::Forbidden,
-            Self::InvalidPhone | Self::InvalidCallName | Self::OtpMalformed => ErrorKind::Invalid,
+            Self::InvalidPhone
+            | Self::PhoneCountryNotSupported
+            | Self::InvalidCallName
+            | Self::OtpMalformed => ErrorKind::Invalid,
             Self::OtpResendTooSoon { .. } | Self::OtpRateLimited { .. } | Self::SignInLocked { .. } => {
                 ErrorKind::RateLimited
             }

@@ -8,6 +8,7 @@
 
 use futures::future::BoxFuture;
 use hmac::{Hmac, KeyInit, Mac};
+use phonenumber::country;
 use serde_json::json;
 use sha2::Sha256;
 
@@ -153,7 +154,7 @@ pub async fn request_code(
     phone: &str,
     client_addr: &str,
 ) -> Result<CodeSent, AuthError> {
-    let phone = normalize_phone(phone).ok_or(AuthError::InvalidPhone)?;
+    let phone = normalize_phone(phone, &allowed_countries(settings))?;
     let code = random_code()?;
     let limits = OtpLimits {
         ttl_s: settings.otp_ttl_s,
@@ -192,7 +193,7 @@ pub async fn verify_code(
     code: &str,
     call_name: Option<&str>,
 ) -> Result<(Session, crate::store::otp::CustomerAccount), AuthError> {
-    let phone = normalize_phone(phone).ok_or(AuthError::InvalidPhone)?;
+    let phone = normalize_phone(phone, &allowed_countries(settings))?;
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(AuthError::OtpMalformed);
     }
@@ -219,21 +220,44 @@ pub async fn verify_code(
     Ok((session, customer))
 }
 
-/// Accepts `+<country><number>` (E.164) and Indonesian local numbers (`08…` → `+628…`);
-/// spaces, dashes and parentheses are ignored.
-pub fn normalize_phone(raw: &str) -> Option<String> {
-    let compact: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '(' | ')')).collect();
-    let international = if let Some(rest) = compact.strip_prefix('+') {
-        rest.to_owned()
-    } else if let Some(rest) = compact.strip_prefix('0') {
-        format!("62{rest}")
-    } else {
-        return None;
-    };
-    let valid = (7..=15).contains(&international.len())
-        && international.bytes().all(|b| b.is_ascii_digit())
-        && !international.starts_with('0');
-    valid.then(|| format!("+{international}"))
+/// A phone number that can receive our SMS, in E.164 (`+6281234567890`), or why not.
+/// Parsed and checked by `phonenumber` (Google's libphonenumber metadata): `+<country>…`, or
+/// a national number of the first allowed country (`0812…` for Indonesia); spaces, dashes
+/// and parentheses are ignored. Only mobile numbers (or numbers a region cannot tell from
+/// fixed lines) of an allowed country (`auth.phone_countries`) pass: every code we send is
+/// a paid SMS.
+pub fn normalize_phone(raw: &str, allowed: &[country::Id]) -> Result<String, AuthError> {
+    if raw.len() > 32
+        || raw.chars().any(|c| !(c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')')))
+    {
+        return Err(AuthError::InvalidPhone);
+    }
+    let number = phonenumber::parse(allowed.first().copied(), raw).map_err(|_| AuthError::InvalidPhone)?;
+    if !number.is_valid() {
+        return Err(AuthError::InvalidPhone);
+    }
+    let texts = matches!(
+        number.number_type(&phonenumber::metadata::DATABASE),
+        phonenumber::Type::Mobile | phonenumber::Type::FixedLineOrMobile
+    );
+    if !texts {
+        return Err(AuthError::InvalidPhone);
+    }
+    if !number.country().id().is_some_and(|id| allowed.contains(&id)) {
+        return Err(AuthError::PhoneCountryNotSupported);
+    }
+    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
+}
+
+/// The allowed countries of `auth.phone_countries` (ISO 3166 codes such as `ID`), or the
+/// first code that is not one.
+pub fn phone_countries(codes: &[String]) -> Result<Vec<country::Id>, String> {
+    codes.iter().map(|code| code.trim().to_uppercase().parse().map_err(|_| code.clone())).collect()
+}
+
+/// The countries `settings` allows (checked at start, so none is dropped here).
+fn allowed_countries(settings: &AuthSettings) -> Vec<country::Id> {
+    phone_countries(&settings.phone_countries).unwrap_or_default()
 }
 
 fn random_code() -> Result<String, AuthError> {
@@ -257,18 +281,42 @@ fn code_hash(settings: &AuthSettings, phone: &str, code: &str) -> Result<Vec<u8>
 
 #[cfg(test)]
 mod tests {
-    use super::normalize_phone;
+    use super::{AuthError, normalize_phone, phone_countries};
 
     #[test]
     fn phones_normalize_to_e164_or_are_refused() {
-        assert_eq!(normalize_phone("+62 812-3456-7890").as_deref(), Some("+6281234567890"));
-        assert_eq!(normalize_phone("081234567890").as_deref(), Some("+6281234567890"));
-        assert_eq!(normalize_phone("+14155550123").as_deref(), Some("+14155550123"));
-        for bad in
-            ["", "+", "12345", "+0812345678", "+62abc4567890", "+1234567890123456", "0", "++62812345678"]
-        {
-            assert_eq!(normalize_phone(bad), None, "{bad:?}");
+        use phonenumber::country::Id;
+        let indonesia = [Id::ID];
+        assert_eq!(normalize_phone("+62 812-3456-7890", &indonesia).ok().as_deref(), Some("+6281234567890"));
+        assert_eq!(normalize_phone("081234567890", &indonesia).ok().as_deref(), Some("+6281234567890"));
+        assert_eq!(normalize_phone("(0812) 3456 7890", &indonesia).ok().as_deref(), Some("+6281234567890"));
+        for bad in [
+            "",
+            "+",
+            "12345",
+            "+0812345678",
+            "+62abc4567890",
+            "+1234567890123456",
+            "0",
+            "+62 21 5555 1234", // a Jakarta fixed line: no SMS
+            "+62812",
+        ] {
+            assert!(matches!(normalize_phone(bad, &indonesia), Err(AuthError::InvalidPhone)), "{bad:?}");
         }
+        // A real mobile number of a country not allowed: a paid SMS abroad, refused apart.
+        assert!(matches!(
+            normalize_phone("+44 7400 123456", &indonesia),
+            Err(AuthError::PhoneCountryNotSupported)
+        ));
+        let both = [Id::ID, Id::GB];
+        assert_eq!(normalize_phone("+44 7400 123456", &both).ok().as_deref(), Some("+447400123456"));
+    }
+
+    #[test]
+    fn allowed_countries_are_iso_codes() {
+        use phonenumber::country::Id;
+        assert_eq!(phone_countries(&["ID".into(), " my ".into()]), Ok(vec![Id::ID, Id::MY]));
+        assert_eq!(phone_countries(&["Indonesia".into()]), Err("Indonesia".to_owned()));
     }
 
     #[test]
