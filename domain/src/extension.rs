@@ -2,8 +2,9 @@
 //! payment session (never a free trial) and charged only when approved.
 //!
 //! The mitra answers within `extension_timeout_seconds`; when the window ends unanswered,
-//! `extension_default_action_on_timeout` applies, except that a mitra who is offline or
-//! disconnected always means a rejection (and so does one who is offline when it is asked).
+//! `extension_default_action_on_timeout` applies, except that a mitra who is offline,
+//! disconnected or not heard from since the request (a suspended app, a lost network) always
+//! means a rejection (and so does one who is offline when it is asked).
 //! The charge runs under the extension's lock with the key `extension:<id>`, so an approval
 //! racing the timer charges once; a declined charge rejects the extension.
 
@@ -170,8 +171,18 @@ pub async fn answer(
     }
 }
 
+/// Whether the mitra could have seen a request made at `requested_ms`: online (the switch
+/// on and a socket on a live hub) and their app heard from since (a pong to the hub's
+/// pings every few seconds is enough). A socket that lingers after the phone suspended the
+/// app or lost its network does not count. Unknown (Redis unreadable) counts as absent.
+async fn mitra_present(store: &crate::store::Store, mitra: Uuid, cap: i64, requested_ms: u64) -> bool {
+    let online = store.mitra_presence(mitra, cap).await.map(|p| p.online).unwrap_or(false);
+    online && store.last_heard_ms(mitra).await.ok().flatten().is_some_and(|heard| heard >= requested_ms)
+}
+
 /// The window's timer (or the sweep): the configured default applies, unless the mitra is
-/// offline or disconnected, which always rejects. Does nothing when it was resolved.
+/// offline, disconnected or not heard from since the request, which always rejects. Does
+/// nothing when it was resolved.
 #[tracing::instrument(skip_all, fields(extension_id = %extension))]
 pub async fn window_ended(services: &Services, extension: Uuid) -> Result<(), ExtensionError> {
     for _ in 0..5 {
@@ -187,7 +198,8 @@ pub async fn window_ended(services: &Services, extension: Uuid) -> Result<(), Ex
         }
         let store = &services.store;
         let cap = app_config::integer(store, "max_customers_per_mitra").await?;
-        let online = store.mitra_presence(pending.mitra_id, cap).await.map(|p| p.online).unwrap_or(false);
+        let requested_ms = u64::try_from(pending.extension.requested_at.timestamp_millis()).unwrap_or(0);
+        let online = mitra_present(store, pending.mitra_id, cap, requested_ms).await;
         let default = app_config::current(store, "extension_default_action_on_timeout").await?;
         if online && default.as_str() == Some("auto_approve") {
             resolve_approve(services, pending, "auto_approved").await?;

@@ -258,7 +258,9 @@ pub struct HubSettings {
     pub command_burst: u32,
     /// The server pings every socket this often ...
     pub ping_interval_s: u64,
-    /// ... and closes one that sent nothing (not even a pong) for this long (4008).
+    /// ... and closes one that sent nothing (not even a pong) for this long (4008): a phone
+    /// that suspended the app or lost its network without closing TCP stops counting as
+    /// online within this time (docs/PROTOCOL.md, section 7).
     pub idle_timeout_s: u64,
     /// Events kept per user for resuming: about this many (MAXLEN ~) ...
     pub stream_maxlen: u64,
@@ -275,8 +277,8 @@ impl Default for HubSettings {
             send_queue_frames: 256,
             commands_per_second: 20,
             command_burst: 40,
-            ping_interval_s: 25,
-            idle_timeout_s: 60,
+            ping_interval_s: 3,
+            idle_timeout_s: 9,
             stream_maxlen: 1_000,
             stream_ttl_s: 6 * 3600,
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
-use domain::auth::Principal;
+use domain::auth::{Principal, Role};
 use domain::clock::{now_ms, now_s};
 use domain::events::StreamId;
 use domain::store::events::{Backlog, SocketRef};
@@ -82,6 +82,32 @@ pub fn close_label(code: u16) -> &'static str {
         _ => "other",
     }
 }
+
+/// A mitra's last sign of life, recorded in Redis at most once a second per socket (the
+/// extension safeguard reads it: `Store::last_heard_ms`). Customers' are not recorded.
+#[derive(Default)]
+struct Heard {
+    recorded: Option<tokio::time::Instant>,
+}
+
+impl Heard {
+    fn note(&mut self, inner: &Arc<Inner>, principal: &Principal, now: tokio::time::Instant) {
+        if principal.role != Role::Mitra
+            || self.recorded.is_some_and(|at| now.duration_since(at) < HEARD_EVERY)
+        {
+            return;
+        }
+        self.recorded = Some(now);
+        let (store, user, at_ms) = (inner.store.clone(), principal.id, now_ms());
+        tokio::spawn(async move {
+            if let Err(error) = store.record_heard(user, at_ms).await {
+                tracing::debug!(%error, "could not record that a mitra was heard from");
+            }
+        });
+    }
+}
+
+const HEARD_EVERY: Duration = Duration::from_secs(1);
 
 /// How long the closing frame may take to leave.
 const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -164,6 +190,8 @@ async fn serve(
     let limiter = RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst));
     let mut strikes = 0u32;
     let mut state = CommandState::default();
+    let mut heard = Heard::default();
+    heard.note(inner, principal, tokio::time::Instant::now());
     let mut lanes =
         Lanes::new(SocketRef { instance: inner.instance_id.clone(), socket: registered.registration.id });
 
@@ -186,17 +214,27 @@ async fn serve(
                 }
                 // A send blocks while the client does not read; a close request (slow
                 // consumer, kick) or shutdown must still get through.
+                // A client that stopped reading (suspended, or gone without closing TCP)
+                // blocks the send once the kernel's buffers fill: its silence still ends it.
                 let frame_kind = if resync { "resync_required" } else { "event" };
                 tokio::select! {
                     sent = send(socket, inner, frame_kind, frame.to_string()) => sent.ok()?,
                     Ok(requested) = &mut close_request => return Some(requested),
                     () = inner.shutdown.cancelled() => return close(close_code::RESTART, "server restarting"),
+                    () = &mut silence => return close(CLOSE_HEARTBEAT_TIMEOUT, "heartbeat_timeout"),
                 }
             }
             () = &mut silence => return close(CLOSE_HEARTBEAT_TIMEOUT, "heartbeat_timeout"),
-            _ = pings.tick() => socket.send(Message::Ping(Vec::new().into())).await.ok()?,
+            _ = pings.tick() => {
+                tokio::select! {
+                    sent = socket.send(Message::Ping(Vec::new().into())) => sent.ok()?,
+                    () = &mut silence => return close(CLOSE_HEARTBEAT_TIMEOUT, "heartbeat_timeout"),
+                }
+            }
             frame = socket.next(), if lanes.has_room() => {
-                silence.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
+                let now = tokio::time::Instant::now();
+                silence.as_mut().reset(now + idle_timeout);
+                heard.note(inner, principal, now);
                 let text = match frame {
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Binary(_))) => {

@@ -387,3 +387,68 @@ async fn an_extension_cannot_stretch_the_goodbye_window_or_lose_its_payment() {
     assert_eq!((status, body["status"].as_str()), (200, Some("closing")), "{body}");
     next_event(&mut paired.customer.socket, "session_closing").await;
 }
+
+/// A phone that suspends the app (or loses its network) keeps its TCP connection: the
+/// socket lingers with nobody reading it. The mitra is not heard from after the customer
+/// asks, so the unanswered extension is rejected and not charged even though the socket is
+/// still open; within 10 s the mitra no longer counts as online, and the customer's next
+/// message goes out as a push.
+#[tokio::test]
+async fn a_mitra_whose_app_goes_silent_is_never_auto_approved_and_is_offline_within_10_s() {
+    let app = app().await;
+    let pool = app.store.pg_pool();
+    let mut paired = paired(&app).await;
+    let mitra = paired.mitra.id;
+    // The mitra's phone suspends the app: its socket stays open and nobody reads it, so no
+    // pong answers the hub's pings.
+    paired.mitra.socket.stop_reading().await;
+    let silent_since = std::time::Instant::now();
+    let (payment, extension) = ask(&app, &paired).await;
+    assert_eq!(extension["status"], "pending", "the socket is still open when asked: {extension}");
+    // The window ends now; when it was asked stays as it was.
+    sqlx::query("UPDATE extension_requests SET expires_at = requested_at + interval '1 millisecond' WHERE id = $1::uuid")
+        .bind(extension["id"].as_str())
+        .execute(pool)
+        .await
+        .expect("end the window");
+    let timer = FireTimer {
+        kind: TimerKind::ExpireExtension,
+        key: extension["id"].as_str().expect("id").parse().expect("uuid"),
+        due_at_ms: domain::clock::now_ms(),
+    };
+    workers::fire_timer::run(&timer, &workers::JobContext::new(app.services.clone())).await.expect("timer");
+    let (status, reason): (String, Option<String>) =
+        sqlx::query_as("SELECT status, resolution_reason FROM extension_requests WHERE id = $1::uuid")
+            .bind(extension["id"].as_str())
+            .fetch_one(pool)
+            .await
+            .expect("outcome");
+    assert_eq!((status.as_str(), reason.as_deref()), ("auto_rejected", Some("mitra_offline")));
+    assert!(charges(pool, &payment).await.is_empty(), "nothing charged");
+    assert!(
+        silent_since.elapsed() < std::time::Duration::from_secs(9),
+        "decided while the socket was still open ({:?})",
+        silent_since.elapsed()
+    );
+
+    crate::harness::eventually(
+        std::time::Duration::from_secs(10),
+        "the silent mitra goes offline",
+        || async { !app.store.mitra_presence(mitra, 3).await.expect("presence").online },
+    )
+    .await;
+    let offline_after = silent_since.elapsed();
+    assert!(offline_after <= std::time::Duration::from_secs(10), "{offline_after:?}");
+    eprintln!("a silent mitra counted offline {offline_after:?} after its app stopped reading");
+
+    send_rest(&app, &paired.customer.token, &paired.session, "while-away", "masih di sana?").await;
+    let pushes: Vec<Value> =
+        sqlx::query_scalar("SELECT convert_from(job, 'UTF8')::jsonb FROM apalis.jobs WHERE job_type = $1")
+            .bind(std::any::type_name::<domain::jobs::Push>())
+            .fetch_all(pool)
+            .await
+            .expect("pushes");
+    let to_mitra: Vec<&Value> = pushes.iter().filter(|push| push["account"] == json!(mitra)).collect();
+    assert_eq!(to_mitra.len(), 1, "{pushes:?}");
+    assert_eq!(to_mitra[0]["message"]["data"]["chat_session_id"], paired.session.as_str());
+}

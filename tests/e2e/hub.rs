@@ -316,6 +316,8 @@ async fn a_client_over_its_command_rate_gets_errors_then_4029() {
     }
     socket.send_json(json!({"type": "ping"})).await;
     assert_eq!(socket.next_json().await["data"]["code"], "rate_limited");
+    // Sent in one go, before the client reads the server's close.
+    socket.stop_reading().await;
     for _ in 0..20 {
         socket.send_json(json!({"type": "ping"})).await;
     }
@@ -328,6 +330,7 @@ async fn a_client_that_cannot_keep_up_is_closed_with_1013() {
     let user = Uuid::new_v4();
     // Connects and then reads nothing, so the kernel buffers fill and the queue after them.
     let mut socket = WsClient::connect_welcomed(&url(&app, user, Role::Customer, None)).await;
+    socket.stop_reading().await;
     let big = "x".repeat(32 * 1024);
     let mut closed = false;
     for n in 0..2_000 {
@@ -358,6 +361,7 @@ async fn a_silent_client_is_closed_and_a_live_one_is_kept() {
     // The library answers pings while the test reads, so a reading client stays.
     let mut live = WsClient::connect_welcomed(&url(&app, Uuid::new_v4(), Role::Customer, None)).await;
     let mut silent = WsClient::connect_welcomed(&url(&app, Uuid::new_v4(), Role::Customer, None)).await;
+    silent.stop_reading().await;
     let started = Instant::now();
     let keep_reading = async {
         // Read (answering pings) for 4 s: longer than the idle timeout.

@@ -14,6 +14,7 @@ pub mod events;
 pub mod extensions;
 pub mod failures;
 pub mod keys;
+pub mod liveness;
 pub mod otp;
 pub mod pairing;
 pub mod payments;
