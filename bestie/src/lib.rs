@@ -75,6 +75,7 @@ impl Application {
             metrics: metrics.clone(),
             live: Default::default(),
             budget: domain::budget::UserBudget::new(&settings.hub),
+            deferred_pushes: Default::default(),
         });
         let state: AppState = Arc::new(AppContext {
             store,
@@ -185,6 +186,7 @@ impl Application {
         // It also copies presence back from Postgres when Redis lost its data.
         tokio::spawn(domain::presence::run_reaper(state.services.clone(), shutdown.clone()));
         tokio::spawn(domain::budget::run_forgetting(state.services.clone(), shutdown.clone()));
+        tokio::spawn(domain::delivery::run(state.services.clone(), shutdown.clone()));
         if let Some(hub) = hub {
             let token = shutdown.clone();
             tasks.spawn(async move {

@@ -11,6 +11,7 @@ pub mod budget;
 pub mod charges;
 pub mod chat;
 pub mod clock;
+pub mod delivery;
 pub mod devices;
 pub mod error;
 pub mod event;

@@ -42,6 +42,7 @@ pub const JOB_RETRIES_TOTAL: &str = "bestie_job_retries_total";
 pub const JOB_QUEUE_DEPTH: &str = "bestie_job_queue_depth";
 pub const JOB_QUEUE_OLDEST_SECONDS: &str = "bestie_job_queue_oldest_seconds";
 pub const PUSHES_TOTAL: &str = "bestie_pushes_total";
+pub const UNACKNOWLEDGED_CHECKS_TOTAL: &str = "bestie_unacknowledged_checks_total";
 pub const PAYMENT_SESSIONS_SWEPT_TOTAL: &str = "bestie_payment_sessions_swept_total";
 pub const PAIRING_OUTCOMES_TOTAL: &str = "bestie_pairing_outcomes_total";
 pub const PAIRING_TIME_TO_ACCEPT_SECONDS: &str = "bestie_pairing_time_to_accept_seconds";
@@ -161,6 +162,9 @@ pub struct MetricSet {
     pub job_queue_oldest_seconds: prometheus::GaugeVec,
     /// Push deliveries (one per device) by `outcome`, see [`PUSH_OUTCOMES`].
     pub pushes: IntCounterVec,
+    /// Events routed to an open socket, checked after the delivery grace (`crate::delivery`),
+    /// by `outcome`: `acknowledged` (a device read it) or `pushed` (nobody did).
+    pub unacknowledged_checks: IntCounterVec,
     /// Payment sessions moved by the sweep, by final `status` (expired|failed_pairing).
     pub payment_sessions_swept: IntCounterVec,
     /// Pairing requests resolved, by `request_type` (general|returning) and `outcome`
@@ -326,6 +330,12 @@ impl Metrics {
                 &["queue"],
             ),
             pushes: counter(&r, PUSHES_TOTAL, "Push deliveries (one per device) by outcome.", &["outcome"]),
+            unacknowledged_checks: counter(
+                &r,
+                UNACKNOWLEDGED_CHECKS_TOTAL,
+                "Events on an open socket checked after the delivery grace, by outcome (acknowledged|pushed).",
+                &["outcome"],
+            ),
             payment_sessions_swept: counter(
                 &r,
                 PAYMENT_SESSIONS_SWEPT_TOTAL,
@@ -452,6 +462,9 @@ impl MetricSet {
     fn create_known_series(&self) {
         for outcome in PUSH_OUTCOMES {
             self.pushes.with_label_values(&[outcome]);
+        }
+        for outcome in ["acknowledged", "pushed"] {
+            self.unacknowledged_checks.with_label_values(&[outcome]);
         }
         for (request_type, outcomes) in PAIRING_OUTCOMES {
             for outcome in outcomes {

@@ -29,6 +29,8 @@ pub struct Services {
     pub live: LiveCache,
     /// Each app user's budget of writes, shared by REST and socket commands.
     pub budget: crate::budget::UserBudget,
+    /// Pushes waiting to see whether an open socket's device acknowledged the event.
+    pub deferred_pushes: crate::delivery::DeferredPushes,
 }
 
 impl Services {
@@ -55,13 +57,22 @@ impl Services {
         let Some(message) = push else { return Vec::new() };
         let candidates = published
             .into_iter()
-            .map(|(user, published)| (role, user, published.routed_to, message.clone()))
+            .map(|(user, published)| Candidate { role, user, published, message: message.clone() })
             .collect();
         self.push_unreached(candidates).await
     }
 }
 
-/// An event for one user, with the push to send when none of their sockets is open.
+/// A published event that comes with a push.
+struct Candidate {
+    role: Role,
+    user: uuid::Uuid,
+    published: crate::events::Published,
+    message: PushMessage,
+}
+
+/// An event for one user, with the push to send when none of their sockets is open (or
+/// none of them acknowledges it within the delivery grace).
 pub struct Notice {
     pub role: Role,
     pub user: uuid::Uuid,
@@ -98,7 +109,12 @@ impl Services {
             match routed {
                 Ok(published) => {
                     if let Some(message) = notice.push {
-                        candidates.push((notice.role, notice.user, published.routed_to, message));
+                        candidates.push(Candidate {
+                            role: notice.role,
+                            user: notice.user,
+                            published,
+                            message,
+                        });
                     }
                 }
                 Err(error) => {
@@ -109,15 +125,16 @@ impl Services {
         self.push_unreached(candidates).await
     }
 
-    /// Queues each candidate's push unless a live hub instance holds a socket of theirs.
-    async fn push_unreached(
-        &self,
-        candidates: Vec<(Role, uuid::Uuid, Vec<String>, PushMessage)>,
-    ) -> Vec<uuid::Uuid> {
+    /// Queues each candidate's push unless a live hub instance holds a socket of theirs;
+    /// then the push waits for the delivery grace, and goes out only when no device
+    /// acknowledged the event by then ([`crate::delivery`]). Returns the users pushed now.
+    async fn push_unreached(&self, candidates: Vec<Candidate>) -> Vec<uuid::Uuid> {
         let mut reading = Reading::Cached;
         let mut pushed = Vec::new();
-        for (role, user, routed_to, message) in candidates {
-            if self.reached(&routed_to, &mut reading).await {
+        let grace = std::time::Duration::from_millis(self.hub.delivery_grace_ms);
+        for Candidate { role, user, published, message } in candidates {
+            if self.reached(&published.routed_to, &mut reading).await {
+                self.deferred_pushes.defer(grace, role, user, &published.id, message);
                 continue;
             }
             match self.jobs.push(Push { role, account: user, message }).await {

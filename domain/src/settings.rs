@@ -262,6 +262,10 @@ pub struct HubSettings {
     /// that suspended the app or lost its network without closing TCP stops counting as
     /// online within this time (docs/PROTOCOL.md, section 7).
     pub idle_timeout_s: u64,
+    /// An event that needs the person (it comes with a push) and reached an open socket is
+    /// pushed anyway when no device acknowledged it within this long (a pong to a ping
+    /// written after it): the socket of a suspended phone lingers until `idle_timeout_s`.
+    pub delivery_grace_ms: u64,
     /// Events kept per user for resuming: about this many (MAXLEN ~) ...
     pub stream_maxlen: u64,
     /// ... for at most this long after the user's last event.
@@ -279,6 +283,7 @@ impl Default for HubSettings {
             command_burst: 40,
             ping_interval_s: 3,
             idle_timeout_s: 9,
+            delivery_grace_ms: 5_000,
             stream_maxlen: 1_000,
             stream_ttl_s: 6 * 3600,
         }

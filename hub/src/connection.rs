@@ -109,6 +109,71 @@ impl Heard {
 
 const HEARD_EVERY: Duration = Duration::from_secs(1);
 
+/// What the client acknowledged without a word: each ping carries a number, and a pong to a
+/// ping written after some events proves the app read past them (one connection, in order).
+/// The user's delivered watermark then moves (`Store::record_delivered`), and no push goes
+/// out for those events (`domain::delivery`).
+#[derive(Default)]
+struct Acks {
+    next_ping: u64,
+    /// The newest durable event written to the socket.
+    written: StreamId,
+    /// Pings sent after new events, with the newest event written before each; a few at most.
+    awaiting: std::collections::VecDeque<(u64, StreamId)>,
+    acknowledged: StreamId,
+}
+
+/// Pings awaiting their pong that are remembered; older ones just acknowledge less.
+const AWAITED_PINGS: usize = 4;
+
+impl Acks {
+    fn written(&mut self, id: StreamId) {
+        self.written = self.written.max(id);
+    }
+
+    /// The next ping's payload; remembers it when events were written since the last one.
+    fn ping(&mut self) -> [u8; 8] {
+        let number = self.next_ping;
+        self.next_ping += 1;
+        let newest_awaited = self.awaiting.back().map_or(self.acknowledged, |&(_, id)| id);
+        if self.written > newest_awaited {
+            if self.awaiting.len() == AWAITED_PINGS {
+                self.awaiting.pop_front();
+            }
+            self.awaiting.push_back((number, self.written));
+        }
+        number.to_be_bytes()
+    }
+
+    /// A pong's payload: the newly acknowledged event, if it moves the watermark.
+    fn pong(&mut self, payload: &[u8]) -> Option<StreamId> {
+        let number = u64::from_be_bytes(payload.try_into().ok()?);
+        let mut newest = None;
+        while let Some(&(awaited, id)) = self.awaiting.front() {
+            if awaited > number {
+                break;
+            }
+            self.awaiting.pop_front();
+            if id > self.acknowledged {
+                self.acknowledged = id;
+                newest = Some(id);
+            }
+        }
+        newest
+    }
+}
+
+fn record_delivered(inner: &Arc<Inner>, principal: &Principal, delivered: StreamId) {
+    let (store, user) = (inner.store.clone(), principal.id);
+    let ttl_s = inner.settings.stream_ttl_s;
+    tokio::spawn(async move {
+        let id = format!("{}-{}", delivered.ms, delivered.seq);
+        if let Err(error) = store.record_delivered(user, &id, ttl_s).await {
+            tracing::debug!(%error, "could not record what a device acknowledged");
+        }
+    });
+}
+
 /// How long the closing frame may take to leave.
 const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -191,6 +256,8 @@ async fn serve(
     let mut strikes = 0u32;
     let mut state = CommandState::default();
     let mut heard = Heard::default();
+    let mut acks = Acks::default();
+    acks.written(replayed_up_to);
     heard.note(inner, principal, tokio::time::Instant::now());
     let mut lanes =
         Lanes::new(SocketRef { instance: inner.instance_id.clone(), socket: registered.registration.id });
@@ -223,11 +290,15 @@ async fn serve(
                     () = inner.shutdown.cancelled() => return close(close_code::RESTART, "server restarting"),
                     () = &mut silence => return close(CLOSE_HEARTBEAT_TIMEOUT, "heartbeat_timeout"),
                 }
+                if let Some(id) = id {
+                    acks.written(id);
+                }
             }
             () = &mut silence => return close(CLOSE_HEARTBEAT_TIMEOUT, "heartbeat_timeout"),
             _ = pings.tick() => {
+                let ping = acks.ping();
                 tokio::select! {
-                    sent = socket.send(Message::Ping(Vec::new().into())) => sent.ok()?,
+                    sent = socket.send(Message::Ping(ping.to_vec().into())) => sent.ok()?,
                     () = &mut silence => return close(CLOSE_HEARTBEAT_TIMEOUT, "heartbeat_timeout"),
                 }
             }
@@ -242,7 +313,13 @@ async fn serve(
                         send(socket, inner, "error", error).await.ok()?;
                         continue;
                     }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Pong(payload))) => {
+                        if let Some(delivered) = acks.pong(&payload) {
+                            record_delivered(inner, principal, delivered);
+                        }
+                        continue;
+                    }
+                    Some(Ok(Message::Ping(_))) => continue,
                     Some(Ok(Message::Close(frame))) => {
                         return close(frame.map_or(close_code::NORMAL, |f| f.code), "client closed");
                     }
@@ -297,4 +374,41 @@ async fn send(
 fn is_too_big(error: axum::Error) -> bool {
     use tokio_tungstenite::tungstenite::Error;
     matches!(error.into_inner().downcast_ref::<Error>(), Some(Error::Capacity(_)))
+}
+
+#[cfg(test)]
+mod acks_tests {
+    use super::*;
+
+    fn id(ms: u64) -> StreamId {
+        StreamId { ms, seq: 0 }
+    }
+
+    #[test]
+    fn a_pong_acknowledges_what_was_written_before_its_ping_and_nothing_after() {
+        let mut acks = Acks::default();
+        let idle = acks.ping();
+        assert_eq!(acks.pong(&idle), None, "nothing written, nothing acknowledged");
+        acks.written(id(10));
+        let first = acks.ping();
+        acks.written(id(20));
+        assert_eq!(acks.pong(&first), Some(id(10)), "the event written after the ping is not covered");
+        let second = acks.ping();
+        assert_eq!(acks.pong(&second), Some(id(20)));
+        assert_eq!(acks.pong(&second), None, "a repeated pong moves nothing");
+    }
+
+    #[test]
+    fn a_late_pong_covers_the_pings_before_it_and_junk_is_ignored() {
+        let mut acks = Acks::default();
+        let mut pings = Vec::new();
+        for ms in 1..=6 {
+            acks.written(id(ms));
+            pings.push(acks.ping());
+        }
+        assert_eq!(acks.awaiting.len(), AWAITED_PINGS, "only a few are remembered");
+        assert_eq!(acks.pong(&pings[5]), Some(id(6)));
+        assert_eq!(acks.pong(b"not eight bytes"), None);
+        assert_eq!(acks.pong(&[]), None);
+    }
 }

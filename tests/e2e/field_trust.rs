@@ -429,3 +429,79 @@ async fn codes_go_only_to_mobile_numbers_of_served_countries() {
     let (status, body) = app.post(&otp, None, json!({"phone": "0812 3456 7890"})).await;
     assert_eq!(status, 202, "{body}");
 }
+
+/// The chat-message pushes queued for `account`.
+async fn push_jobs_for(app: &TestApp, account: uuid::Uuid) -> Vec<Value> {
+    let jobs: Vec<Value> =
+        sqlx::query_scalar("SELECT convert_from(job, 'UTF8')::jsonb FROM apalis.jobs WHERE job_type = $1")
+            .bind(std::any::type_name::<domain::jobs::Push>())
+            .fetch_all(app.store.pg_pool())
+            .await
+            .expect("push jobs");
+    jobs.into_iter()
+        .filter(|job| job["account"] == json!(account) && job["message"]["data"]["type"] == "chat_message")
+        .collect()
+}
+
+/// A message that reaches an open socket nobody reads (a suspended phone, before its
+/// socket times out) is pushed once the delivery grace has passed; one that a reading app
+/// acknowledged (it answered a ping written after the message) is not pushed.
+#[tokio::test]
+async fn an_event_nobody_acknowledged_is_pushed_after_the_grace_and_an_acknowledged_one_is_not() {
+    let app = TestApp::spawn_roles([bestie::ServiceRole::Api, bestie::ServiceRole::Hub].into(), |s| {
+        s.hub.ping_interval_s = 1;
+        s.hub.delivery_grace_ms = 2_500;
+    })
+    .await;
+    let mut paired = crate::chat::paired(&app).await;
+    let (customer, mitra) = (paired.customer.id, paired.mitra.id);
+
+    paired.mitra.socket.stop_reading().await;
+    let sent = Instant::now();
+    crate::chat::send_rest(&app, &paired.customer.token, &paired.session, "to-suspended", "halo?").await;
+    crate::harness::eventually(Duration::from_secs(6), "a push for the unread message", || async {
+        !push_jobs_for(&app, mitra).await.is_empty()
+    })
+    .await;
+    let pushed_after = sent.elapsed();
+    eprintln!("an unread message was pushed {pushed_after:?} after it was sent");
+    assert!(pushed_after >= Duration::from_millis(2_500), "pushed before the grace: {pushed_after:?}");
+    assert!(
+        app.store.mitra_presence(mitra, 3).await.expect("presence").online,
+        "the socket was still open: this is the unacknowledged path, not the no-socket one"
+    );
+    let pushes = push_jobs_for(&app, mitra).await;
+    assert_eq!(pushes.len(), 1, "{pushes:?}");
+    assert_eq!(pushes[0]["message"]["data"]["chat_session_id"], paired.session.as_str());
+
+    // The customer's app reads: the reply is acknowledged by the next pong, and not pushed.
+    let replied = Instant::now();
+    crate::chat::send_rest(&app, &paired.mitra.token, &paired.session, "reply", "aku di sini").await;
+    let reply = paired.customer.socket.next_json().await;
+    assert_eq!(reply["type"], "chat_message", "{reply}");
+    let reply_id =
+        domain::events::StreamId::parse(reply["id"].as_str().expect("an event id")).expect("stream id");
+    crate::harness::eventually(
+        Duration::from_secs(5),
+        "the customer's device acknowledges the reply",
+        || async {
+            let delivered = app.store.delivered_up_to(customer).await.expect("watermark");
+            delivered
+                .as_deref()
+                .and_then(domain::events::StreamId::parse)
+                .is_some_and(|up_to| up_to >= reply_id)
+        },
+    )
+    .await;
+    // Past the grace and the check's tick: a push would be queued by now.
+    tokio::time::sleep((Duration::from_millis(2_500 + 500)).saturating_sub(replied.elapsed())).await;
+    assert!(push_jobs_for(&app, customer).await.is_empty(), "an acknowledged message is not pushed");
+    let metrics = app.metrics().await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with(r#"bestie_unacknowledged_checks_total{outcome="acknowledged"}"#)
+                && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+}

@@ -30,3 +30,45 @@ impl Store {
         Ok(self.redis.get(self.heard_key(user)).await?)
     }
 }
+
+/// Raises a user's delivered watermark to `ARGV[1]` (a stream id `<ms>-<seq>`) unless it is
+/// there already; it lives `ARGV[2]` seconds from the last raise.
+static RAISE_DELIVERED: std::sync::LazyLock<fred::types::scripts::Script> = std::sync::LazyLock::new(|| {
+    fred::types::scripts::Script::from_lua(
+        r"
+        local function parse(id)
+            local ms, seq = string.match(id or '', '^(%d+)-(%d+)$')
+            return tonumber(ms), tonumber(seq)
+        end
+        local new_ms, new_seq = parse(ARGV[1])
+        if not new_ms then return 0 end
+        local old_ms, old_seq = parse(redis.call('GET', KEYS[1]))
+        if old_ms and (old_ms > new_ms or (old_ms == new_ms and old_seq >= new_seq)) then
+            return 0
+        end
+        redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+        return 1
+        ",
+    )
+});
+
+impl Store {
+    fn delivered_key(&self, user: Uuid) -> String {
+        format!("{}:live:{{user:{user}}}:delivered", self.keys.prefix())
+    }
+
+    /// Records that a device of `user` received every event of their stream up to `id`
+    /// (it answered a ping the hub sent after writing them). Only moves forward.
+    pub async fn record_delivered(&self, user: Uuid, id: &str, ttl_s: u64) -> Result<(), StoreError> {
+        let args = vec![id.to_owned(), ttl_s.max(1).to_string()];
+        let _: i64 = RAISE_DELIVERED
+            .evalsha_with_reload(self.redis.next(), vec![self.delivered_key(user)], args)
+            .await?;
+        Ok(())
+    }
+
+    /// The stream id up to which some device of `user` received their events, if known.
+    pub async fn delivered_up_to(&self, user: Uuid) -> Result<Option<String>, StoreError> {
+        Ok(self.redis.get(self.delivered_key(user)).await?)
+    }
+}
