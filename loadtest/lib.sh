@@ -66,13 +66,14 @@ bench_build() {
 }
 
 # bench_start [ARGS...]: `bestie serve ARGS` in the background, logging to $WORK/server.log;
-# returns once /readyz answers on the internal listener (30 s at most).
+# returns once /readyz answers on the internal listener (30 s at most). BESTIE=path runs
+# another build (an older commit's, to compare on the same host) instead of this tree's.
 bench_start() {
   bench_port_free "$BENCH_PORT" && bench_port_free "$BENCH_INTERNAL_PORT" || {
     bench_log "port $BENCH_PORT or $BENCH_INTERNAL_PORT is taken (another run?)"
     return 1
   }
-  target/release/bestie serve "$@" >"$WORK/server.log" 2>&1 &
+  "${BESTIE:-target/release/bestie}" serve "$@" >"$WORK/server.log" 2>&1 &
   BENCH_SERVER=$!
   for _ in $(seq 1 300); do
     curl -fs "http://127.0.0.1:$BENCH_INTERNAL_PORT/readyz" >/dev/null && return 0

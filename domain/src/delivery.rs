@@ -77,7 +77,6 @@ pub async fn run(services: Arc<Services>, shutdown: CancellationToken) {
 /// Pushes each due event no device acknowledged; one push per user and notification
 /// (`collapse_key`) in a batch, as the device would show only the last anyway.
 async fn check(services: &Services, due: Vec<Pending>) {
-    use futures::StreamExt;
     let mut seen = std::collections::HashSet::new();
     let mut unacknowledged = Vec::new();
     // Newest first, so the push kept for a collapse key is the latest message's.
@@ -86,22 +85,13 @@ async fn check(services: &Services, due: Vec<Pending>) {
             unacknowledged.push(pending);
         }
     }
-    let checked = futures::stream::iter(unacknowledged)
-        .map(|pending| async move {
-            let delivered = services.store.delivered_up_to(pending.user).await;
-            (pending, delivered)
-        })
-        .buffer_unordered(64)
-        .collect::<Vec<_>>()
-        .await;
-    for (pending, delivered) in checked {
-        let acknowledged = match delivered {
-            Ok(delivered) => {
-                delivered.as_deref().and_then(StreamId::parse).is_some_and(|up_to| up_to >= pending.event)
-            }
-            // Unknown: a push too many rather than a message nobody notices.
-            Err(_) => false,
-        };
+    let users: Vec<Uuid> = unacknowledged.iter().map(|pending| pending.user).collect();
+    // Unknown (Redis unreadable): a push too many rather than a message nobody notices.
+    let delivered = services.store.delivered_up_to_many(&users).await.unwrap_or_default();
+    for (n, pending) in unacknowledged.into_iter().enumerate() {
+        let up_to = delivered.get(n).cloned().flatten();
+        let acknowledged =
+            up_to.as_deref().and_then(StreamId::parse).is_some_and(|up_to| up_to >= pending.event);
         let outcome = if acknowledged { "acknowledged" } else { "pushed" };
         services.metrics.unacknowledged_checks.with_label_values(&[outcome]).inc();
         if acknowledged {

@@ -71,4 +71,16 @@ impl Store {
     pub async fn delivered_up_to(&self, user: Uuid) -> Result<Option<String>, StoreError> {
         Ok(self.redis.get(self.delivered_key(user)).await?)
     }
+
+    /// [`Self::delivered_up_to`] of many users, in order, in one round trip (a pipeline).
+    pub async fn delivered_up_to_many(&self, users: &[Uuid]) -> Result<Vec<Option<String>>, StoreError> {
+        if users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pipeline = self.redis.next().pipeline();
+        for &user in users {
+            let _: () = pipeline.get(self.delivered_key(user)).await?;
+        }
+        Ok(pipeline.all().await?)
+    }
 }

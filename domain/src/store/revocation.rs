@@ -240,10 +240,22 @@ impl Store {
 
     async fn flag_revoked_token(&self, user_id: Uuid, token_id: Uuid, ttl_s: i64) -> Result<(), StoreError> {
         let key = self.revoked_token_key(user_id, token_id);
-        let _: () = self.redis.set(key, 1, Some(Expiration::EX(ttl_s)), None, false).await?;
+        self.flag_for(key, 1, ttl_s, format!("t:{token_id}"), format!("t {token_id}")).await
+    }
+
+    /// Sets `key` to `value` for `ttl_s` (what a process without the list in memory asks),
+    /// then indexes `member` as long and announces `message`.
+    async fn flag_for(
+        &self,
+        key: String,
+        value: i64,
+        ttl_s: i64,
+        member: String,
+        message: String,
+    ) -> Result<(), StoreError> {
+        let _: () = self.redis.set(key, value, Some(Expiration::EX(ttl_s)), None, false).await?;
         let until_ms = crate::clock::now_ms().saturating_add(u64::try_from(ttl_s).unwrap_or(1) * 1_000);
-        self.index_revocation(true, format!("t:{token_id}"), &until_ms.to_string(), format!("t {token_id}"))
-            .await
+        self.index_revocation(true, member, &until_ms.to_string(), message).await
     }
 
     /// Refuses every access token of the sign-in `sign_in` (a refresh-token family) of
@@ -267,10 +279,7 @@ impl Store {
 
     async fn flag_revoked_sign_in(&self, user_id: Uuid, sign_in: Uuid, ttl_s: i64) -> Result<(), StoreError> {
         let key = self.revoked_sign_in_key(user_id, sign_in);
-        let _: () = self.redis.set(key, 1, Some(Expiration::EX(ttl_s)), None, false).await?;
-        let until_ms = crate::clock::now_ms().saturating_add(u64::try_from(ttl_s).unwrap_or(1) * 1_000);
-        self.index_revocation(true, format!("s:{sign_in}"), &until_ms.to_string(), format!("s {sign_in}"))
-            .await
+        self.flag_for(key, 1, ttl_s, format!("s:{sign_in}"), format!("s {sign_in}")).await
     }
 
     /// Refuses every access token of `user_id` issued before now (a password reset, a
@@ -298,10 +307,7 @@ impl Store {
 
     async fn flag_not_before(&self, user_id: Uuid, at_ms: i64, ttl_s: i64) -> Result<(), StoreError> {
         let key = self.not_before_key(user_id);
-        let _: () = self.redis.set(key, at_ms, Some(Expiration::EX(ttl_s)), None, false).await?;
-        let until_ms = crate::clock::now_ms().saturating_add(u64::try_from(ttl_s).unwrap_or(1) * 1_000);
-        let (member, message) = (format!("n:{user_id}:{at_ms}"), format!("n {user_id} {at_ms}"));
-        self.index_revocation(true, member, &until_ms.to_string(), message).await
+        self.flag_for(key, at_ms, ttl_s, format!("n:{user_id}:{at_ms}"), format!("n {user_id} {at_ms}")).await
     }
 
     /// Copies the record of revocations into Redis: the deactivated mitras, the access
