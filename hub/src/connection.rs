@@ -11,7 +11,7 @@ use domain::auth::{Principal, Role};
 use domain::clock::{now_ms, now_s};
 use domain::events::StreamId;
 use domain::store::events::{Backlog, SocketRef};
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use governor::{Quota, RateLimiter};
 use serde_json::json;
 
@@ -34,7 +34,12 @@ pub(crate) async fn run(
     metrics.hub_connections.inc();
     metrics.hub_connections_opened.with_label_values(&[principal.role.as_str()]).inc();
     let code = serve(&mut socket, inner, &principal, last_event_id).await;
-    if let Some(Close { code, reason }) = &code {
+    if code.as_ref().is_some_and(|close| close.reason == CLIENT_CLOSED) {
+        // The library queued the answer to the client's close (its own frame, echoed) when
+        // it read it; a close of ours would be refused now. Flush the echo, so the client
+        // records its own code rather than an abnormal end.
+        let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, socket.flush()).await;
+    } else if let Some(Close { code, reason }) = &code {
         let frame = CloseFrame { code: *code, reason: reason.as_str().into() };
         // A client that stopped reading would hold this send for ever: give it a second.
         let sent = tokio::time::timeout(CLOSE_SEND_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
@@ -173,6 +178,9 @@ fn record_delivered(inner: &Arc<Inner>, principal: &Principal, delivered: Stream
         }
     });
 }
+
+/// The reason recorded for a close the client started.
+const CLIENT_CLOSED: &str = "client closed";
 
 /// How long the closing frame may take to leave.
 const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -321,7 +329,7 @@ async fn serve(
                     }
                     Some(Ok(Message::Ping(_))) => continue,
                     Some(Ok(Message::Close(frame))) => {
-                        return close(frame.map_or(close_code::NORMAL, |f| f.code), "client closed");
+                        return close(frame.map_or(close_code::NORMAL, |f| f.code), CLIENT_CLOSED);
                     }
                     Some(Err(error)) => {
                         return if is_too_big(error) { close(CLOSE_MESSAGE_TOO_BIG, "frame_too_large") } else { None };

@@ -558,12 +558,13 @@ impl WsClient {
         assert!(sent.await.unwrap_or(false), "send");
     }
 
-    /// Closes with `code` (and waits for the server's answer or the end of the connection).
-    pub async fn close_with(&mut self, code: u16) {
+    /// Closes with `code` and reason `test`; returns the server's answer as the client
+    /// library records it (1006 when the connection ended without one).
+    pub async fn close_with(&mut self, code: u16) -> (u16, String) {
         use tokio_tungstenite::tungstenite::protocol::CloseFrame;
         let frame = CloseFrame { code: code.into(), reason: "test".into() };
         self.send(tokio_tungstenite::tungstenite::Message::Close(Some(frame))).await;
-        self.closed().await;
+        self.closed().await
     }
 
     pub async fn send_binary(&mut self, bytes: Vec<u8>) {

@@ -419,3 +419,15 @@ async fn server_frames_larger_than_the_client_frame_limit_are_delivered() {
     domain::events::publish(&app.store, &app.settings.hub, user, &payload).await.expect("publish");
     assert_eq!(socket.next_json().await["data"]["pad"].as_str().map(str::len), Some(100 * 1024));
 }
+
+/// The server answers a client's close frame with the same code, so the client records a
+/// clean close (1000, 1001, its own 4000) instead of an abnormal end (1006).
+#[tokio::test]
+async fn a_clients_close_is_answered_with_its_own_code() {
+    let app = TestApp::spawn().await;
+    for code in [1000, 1001, 4000] {
+        let mut socket = WsClient::connect_welcomed(&url(&app, Uuid::new_v4(), Role::Customer, None)).await;
+        let (answered, _) = socket.close_with(code).await;
+        assert_eq!(answered, code, "the client recorded {answered} for its close {code}");
+    }
+}
