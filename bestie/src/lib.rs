@@ -197,7 +197,7 @@ impl Application {
                 Ok(())
             });
         }
-        tracing::info!(roles = ?roles, "serving");
+        tracing::info!(version = env!("CARGO_PKG_VERSION"), roles = ?roles, mode = ?settings.mode, "serving");
 
         let mut first_error = None;
         while let Some(joined) = tasks.join_next().await {

@@ -101,10 +101,15 @@ pub async fn run_reaper(services: Arc<Services>, shutdown: CancellationToken) {
                     let started = std::time::Instant::now();
                     // On failure the claim stays ours for a while: the next tick tries again.
                     match restore_from_record(&services, &claimant).await {
+                        // Nothing to copy is a first start (or an empty marketplace): no
+                        // warning. Mitras to copy mean Redis had lost what it held.
+                        Ok(Some(0)) => tracing::info!(
+                            "presence counters set up in Redis (nothing to copy from Postgres)"
+                        ),
                         Ok(Some(mitras)) => tracing::warn!(
                             mitras,
                             took_ms = started.elapsed().as_millis() as u64,
-                            "presence counters copied from Postgres into Redis (it had lost them, or never had them)"
+                            "presence counters copied from Postgres into Redis (it had lost them)"
                         ),
                         Ok(None) => {
                             tracing::warn!("presence copy lost its claim (Redis lost its data again?)")
