@@ -141,7 +141,7 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Config => {
-                println!("{}", serde_json::to_string_pretty(&settings)?);
+                println!("{}", serde_json::to_string_pretty(&settings.effective())?);
                 Ok(())
             }
             Command::TimersProbe { count, spread_s, start_in_s } => {

@@ -30,7 +30,8 @@ use crate::settings::PushSettings;
 use crate::store::{Store, StoreError};
 
 const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
-const DEFAULT_BASE_URL: &str = "https://fcm.googleapis.com";
+/// Where pushes go unless `push.fcm_base_url` says otherwise.
+pub const DEFAULT_BASE_URL: &str = "https://fcm.googleapis.com";
 /// Attempts per device for retryable failures (429, 5xx, network).
 const MAX_ATTEMPTS: u32 = 5;
 

@@ -449,6 +449,26 @@ impl Default for LogSettings {
     }
 }
 
+impl Settings {
+    /// These settings with every choice left to the mode filled in as it is made: the code
+    /// sender, the payment provider, the log format, the FCM endpoint and the demo mitras.
+    /// What `bestie config` prints, so an operator sees what is in force, not `null`.
+    pub fn effective(&self) -> Settings {
+        let mut effective = self.clone();
+        effective.auth.otp_sender = self.auth.effective_otp_sender(self.mode).ok().or(self.auth.otp_sender);
+        effective.payments.provider =
+            self.payments.effective_provider(self.mode).ok().or(self.payments.provider);
+        effective.log.format = Some(self.log.format_in(self.mode));
+        effective.push.fcm_base_url =
+            Some(self.push.fcm_base_url.clone().unwrap_or_else(|| crate::push::DEFAULT_BASE_URL.to_owned()));
+        effective.seed.demo_mitras = Some(self.seed.demo_mitras.unwrap_or(match self.mode {
+            Mode::Production => 0,
+            Mode::Development => DEV_DEMO_MITRAS,
+        }));
+        effective
+    }
+}
+
 impl LogSettings {
     /// The format in force in `mode`.
     pub fn format_in(&self, mode: Mode) -> LogFormat {

@@ -72,6 +72,27 @@ async fn config_prints_settings_with_secrets_redacted() {
     assert!(!String::from_utf8_lossy(&output.stdout).contains("s3cr3t-pw"));
 }
 
+/// `bestie config` shows what is in force, not `null`, for every choice left to the mode.
+#[tokio::test]
+async fn config_prints_the_effective_choices_of_the_mode() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_bestie"))
+        .arg("config")
+        .env_remove("BESTIE__AUTH__OTP_SENDER")
+        .env_remove("BESTIE__PAYMENTS__PROVIDER")
+        .env_remove("BESTIE__LOG__FORMAT")
+        .env_remove("BESTIE__PUSH__FCM_BASE_URL")
+        .env_remove("BESTIE__SEED__DEMO_MITRAS")
+        .output()
+        .expect("bestie runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(printed["auth"]["otp_sender"], "dev");
+    assert_eq!(printed["payments"]["provider"], "mock");
+    assert_eq!(printed["log"]["format"], "pretty");
+    assert_eq!(printed["push"]["fcm_base_url"], "https://fcm.googleapis.com");
+    assert_eq!(printed["seed"]["demo_mitras"], 3);
+}
+
 #[tokio::test]
 async fn unknown_settings_are_refused_rather_than_ignored() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_bestie"))
