@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
+use domain::accounts::CLOSE_ACCOUNT_DEACTIVATED;
+use domain::auth::session::{CLOSE_LOGGED_OUT, CLOSE_SIGN_IN_REVOKED};
 use domain::auth::{Principal, Role};
 use domain::clock::{now_ms, now_s};
 use domain::events::StreamId;
@@ -79,9 +81,9 @@ pub fn close_label(code: u16) -> &'static str {
         1012 => "1012",
         1013 => "1013",
         CLOSE_TOKEN_EXPIRED => "4001",
-        4002 => "4002",
-        4003 => "4003",
-        4004 => "4004",
+        CLOSE_LOGGED_OUT => "4002",
+        CLOSE_ACCOUNT_DEACTIVATED => "4003",
+        CLOSE_SIGN_IN_REVOKED => "4004",
         CLOSE_HEARTBEAT_TIMEOUT => "4008",
         CLOSE_RATE_LIMITED => "4029",
         _ => "other",
@@ -287,10 +289,9 @@ async fn serve(
                     let latency_ms = now_ms().saturating_sub(published_ms);
                     inner.metrics.hub_delivery_seconds.with_label_values(&[kind]).observe(latency_ms as f64 / 1_000.0);
                 }
-                // A send blocks while the client does not read; a close request (slow
-                // consumer, kick) or shutdown must still get through.
-                // A client that stopped reading (suspended, or gone without closing TCP)
-                // blocks the send once the kernel's buffers fill: its silence still ends it.
+                // A send blocks while the client does not read (suspended, or gone without
+                // closing TCP) once the kernel's buffers fill: a close request (slow
+                // consumer, kick), shutdown or the client's silence must still end it.
                 let frame_kind = if resync { "resync_required" } else { "event" };
                 tokio::select! {
                     sent = send(socket, inner, frame_kind, frame.to_string()) => sent.ok()?,

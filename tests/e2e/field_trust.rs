@@ -485,8 +485,11 @@ async fn an_event_nobody_acknowledged_is_pushed_after_the_grace_and_an_acknowled
         Duration::from_secs(5),
         "the customer's device acknowledges the reply",
         || async {
-            let delivered = app.store.delivered_up_to(customer).await.expect("watermark");
+            let delivered = app.store.delivered_up_to_many(&[customer]).await.expect("watermark");
             delivered
+                .into_iter()
+                .next()
+                .flatten()
                 .as_deref()
                 .and_then(domain::events::StreamId::parse)
                 .is_some_and(|up_to| up_to >= reply_id)

@@ -67,12 +67,8 @@ impl Store {
         Ok(())
     }
 
-    /// The stream id up to which some device of `user` received their events, if known.
-    pub async fn delivered_up_to(&self, user: Uuid) -> Result<Option<String>, StoreError> {
-        Ok(self.redis.get(self.delivered_key(user)).await?)
-    }
-
-    /// [`Self::delivered_up_to`] of many users, in order, in one round trip (a pipeline).
+    /// For each of `users`, in order, the stream id up to which some device of theirs
+    /// received their events, if known; one round trip (a pipeline).
     pub async fn delivered_up_to_many(&self, users: &[Uuid]) -> Result<Vec<Option<String>>, StoreError> {
         if users.is_empty() {
             return Ok(Vec::new());
