@@ -83,8 +83,16 @@ impl IntoResponse for ApiError {
         let mut error = Map::new();
         error.insert("code".into(), json!(self.code));
         error.insert("message".into(), json!(self.message));
+        // A 429 that says how long to wait says it in the standard header too.
+        let retry_after = (self.status == StatusCode::TOO_MANY_REQUESTS)
+            .then(|| self.extra.get("retry_after_s").and_then(Value::as_u64))
+            .flatten()
+            .and_then(|seconds| axum::http::HeaderValue::from_str(&seconds.to_string()).ok());
         error.extend(self.extra);
         let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds);
+        }
         if self.status.is_server_error() {
             response.extensions_mut().insert(ServerError { code: self.code, detail: self.detail });
         }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderValue, Response, StatusCode, header};
+use axum::http::{Response, StatusCode};
 use axum::response::IntoResponse;
 use domain::settings::AuthSettings;
 use tower_governor::GovernorError;
@@ -49,15 +49,9 @@ pub fn sign_in_limit(routes: Routes, settings: &AuthSettings) -> Routes {
 fn too_many(error: GovernorError) -> Response<Body> {
     match error {
         GovernorError::TooManyRequests { wait_time, .. } => {
-            let retry_after_s = wait_time.max(1);
-            let mut response =
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down")
-                    .with("retry_after_s", retry_after_s)
-                    .into_response();
-            if let Ok(value) = HeaderValue::from_str(&retry_after_s.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            response
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; slow down")
+                .with("retry_after_s", wait_time.max(1))
+                .into_response()
         }
         GovernorError::UnableToExtractKey => crate::client_addr::unknown().into_response(),
         GovernorError::Other { code, msg, .. } => {

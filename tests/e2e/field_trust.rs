@@ -389,9 +389,15 @@ async fn one_accounts_writes_share_one_budget_across_rest_and_sockets() {
     let refused: Vec<_> = statuses.iter().filter(|(status, _)| *status == 429).collect();
     assert_eq!(refused.len(), 3, "the burst of 5 passes, the rest is refused: {statuses:?}");
     assert!(refused.iter().all(|(_, code)| code == "rate_limited"), "{statuses:?}");
-    let (status, body) = app.post(&url, Some(&access), json!({"tier_id": "15m"})).await;
+    let response =
+        app.http.post(&url).bearer_auth(&access).json(&json!({"tier_id": "15m"})).send().await.expect("send");
+    let retry_header: Option<u64> =
+        response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let (status, body): (u16, Value) = (response.status().as_u16(), response.json().await.expect("json"));
     assert_error(status, &body, 429, "rate_limited");
-    assert!(body["error"]["retry_after_s"].as_u64().is_some_and(|s| s >= 1), "{body}");
+    let retry_after_s = body["error"]["retry_after_s"].as_u64();
+    assert!(retry_after_s.is_some_and(|s| s >= 1), "{body}");
+    assert_eq!(retry_header, retry_after_s, "the Retry-After header says the same");
 
     // Reads are free; the socket's commands that reach the store spend the same budget.
     assert_eq!(poll_status(&app, &access).await.0, 200);
