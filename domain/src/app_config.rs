@@ -2,7 +2,9 @@
 //!
 //! [`KEYS`] is the single registry: every key with its type, default, label and explanation.
 //! The migration seeds exactly these defaults (a test compares them), the control center
-//! renders the labels, and updates are validated against the types here.
+//! renders the labels, and updates are validated against the types here. The flows read a
+//! key through its typed [`Key`] constant ([`get`]`(store, MAX_CUSTOMERS_PER_MITRA)` is an
+//! `i64`): a key missing from the registry, or read as the wrong type, does not compile.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -126,7 +128,7 @@ fn validate_price_tiers(tiers: &[PriceTier]) -> Result<(), String> {
 const SECONDS_IN_DAY: i64 = 86_400;
 
 /// Every key, in the order the control center shows them.
-pub static KEYS: &[KeySpec] = &[
+pub const KEYS: &[KeySpec] = &[
     KeySpec {
         key: "price_tiers",
         value_type: ValueType::PriceTiers,
@@ -256,6 +258,129 @@ pub static KEYS: &[KeySpec] = &[
     },
 ];
 
+/// A registered key and the Rust type its value reads as. Made only by the constructors
+/// below, which check the registry when the crate compiles.
+pub struct Key<T> {
+    pub name: &'static str,
+    value: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Key<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Key<T> {}
+
+/// Whether [`KEYS`] has `name` with a type `kind` accepts (usable in a constant).
+const fn registered(name: &str, kind: u8) -> bool {
+    let mut i = 0;
+    while i < KEYS.len() {
+        let spec = &KEYS[i];
+        if same(spec.key, name) {
+            return matches!(
+                (kind, spec.value_type),
+                (INTEGER, ValueType::Integer { .. })
+                    | (BOOLEAN, ValueType::Boolean)
+                    | (CHOICE, ValueType::Enum { .. })
+                    | (TIERS, ValueType::PriceTiers)
+            );
+        }
+        i += 1;
+    }
+    false
+}
+
+const INTEGER: u8 = 0;
+const BOOLEAN: u8 = 1;
+const CHOICE: u8 = 2;
+const TIERS: u8 = 3;
+
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+impl Key<i64> {
+    const fn integer(name: &'static str) -> Self {
+        assert!(registered(name, INTEGER), "not an integer key of KEYS");
+        Self { name, value: std::marker::PhantomData }
+    }
+}
+
+impl Key<bool> {
+    const fn boolean(name: &'static str) -> Self {
+        assert!(registered(name, BOOLEAN), "not a boolean key of KEYS");
+        Self { name, value: std::marker::PhantomData }
+    }
+}
+
+impl Key<Vec<PriceTier>> {
+    const fn price_tiers(name: &'static str) -> Self {
+        assert!(registered(name, TIERS), "not a price-tier key of KEYS");
+        Self { name, value: std::marker::PhantomData }
+    }
+}
+
+impl Key<ExtensionTimeoutAction> {
+    const fn choice(name: &'static str) -> Self {
+        assert!(registered(name, CHOICE), "not a choice key of KEYS");
+        Self { name, value: std::marker::PhantomData }
+    }
+}
+
+/// What happens when a bestie leaves an extension request unanswered
+/// (`extension_default_action_on_timeout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtensionTimeoutAction {
+    AutoApprove,
+    AutoReject,
+}
+
+pub const PRICE_TIERS: Key<Vec<PriceTier>> = Key::price_tiers("price_tiers");
+pub const FREE_TRIAL_ENABLED: Key<bool> = Key::boolean("free_trial_enabled");
+pub const FREE_TRIAL_DURATION_MINUTES: Key<i64> = Key::integer("free_trial_duration_minutes");
+pub const MAX_CUSTOMERS_PER_MITRA: Key<i64> = Key::integer("max_customers_per_mitra");
+pub const PAIRING_BLAST_TIMEOUT_SECONDS: Key<i64> = Key::integer("pairing_blast_timeout_seconds");
+pub const PAYMENT_SESSION_TIMEOUT_MINUTES: Key<i64> = Key::integer("payment_session_timeout_minutes");
+pub const RETURNING_CHAT_CONFIRMATION_TIMEOUT_SECONDS: Key<i64> =
+    Key::integer("returning_chat_confirmation_timeout_seconds");
+pub const EXTENSION_TIMEOUT_SECONDS: Key<i64> = Key::integer("extension_timeout_seconds");
+pub const EXTENSION_DEFAULT_ACTION_ON_TIMEOUT: Key<ExtensionTimeoutAction> =
+    Key::choice("extension_default_action_on_timeout");
+pub const EARLY_END_MITRA_ENABLED: Key<bool> = Key::boolean("early_end_mitra_enabled");
+pub const EARLY_END_CUSTOMER_ENABLED: Key<bool> = Key::boolean("early_end_customer_enabled");
+pub const EARLY_END_MITRA_DAILY_CAP: Key<i64> = Key::integer("early_end_mitra_daily_cap");
+pub const CLOSING_GRACE_MINUTES: Key<i64> = Key::integer("closing_grace_minutes");
+pub const SESSION_ENDING_WARNING_SECONDS: Key<i64> = Key::integer("session_ending_warning_seconds");
+pub const PUSH_MESSAGE_PREVIEWS: Key<bool> = Key::boolean("push_message_previews");
+
+/// The current value of `key`: the stored one when it passes validation, else the default.
+pub async fn get<T: serde::de::DeserializeOwned>(
+    store: &crate::store::Store,
+    key: Key<T>,
+) -> Result<T, crate::store::StoreError> {
+    serde_json::from_value(current(store, key.name).await?)
+        .map_err(|e| crate::store::StoreError::Encode(format!("{}: {e}", key.name)))
+}
+
+/// `key`'s default.
+pub fn default_of<T: serde::de::DeserializeOwned>(key: Key<T>) -> Option<T> {
+    spec(key.name).and_then(|spec| serde_json::from_value(spec.default_value()).ok())
+}
+
 /// Looks a key up in the registry.
 pub fn spec(key: &str) -> Option<&'static KeySpec> {
     KEYS.iter().find(|spec| spec.key == key)
@@ -263,10 +388,7 @@ pub fn spec(key: &str) -> Option<&'static KeySpec> {
 
 /// The current value of a registered key: the stored one when it passes validation, else
 /// the default (a stored value that no longer fits is logged and ignored).
-pub async fn current(
-    store: &crate::store::Store,
-    key: &'static str,
-) -> Result<Value, crate::store::StoreError> {
+async fn current(store: &crate::store::Store, key: &'static str) -> Result<Value, crate::store::StoreError> {
     let Some(spec) = spec(key) else {
         return Err(crate::store::StoreError::Encode(format!("{key} is not a configuration key")));
     };
@@ -353,7 +475,7 @@ pub async fn update(
     let spec = spec(key).ok_or_else(|| ConfigError::UnknownKey(key.to_owned()))?;
     let value = spec.validate(value)?;
     store.set_app_config(actor.id, spec.key, &value).await?;
-    if spec.key == "max_customers_per_mitra" {
+    if spec.key == MAX_CUSTOMERS_PER_MITRA.name {
         crate::presence::sync_capacity_cap(store).await?;
     }
     let views = list(store).await?;
@@ -380,28 +502,6 @@ pub async fn public_values(
             (spec.key.to_owned(), value)
         })
         .collect())
-}
-
-/// The current value of an integer key.
-pub async fn integer(
-    store: &crate::store::Store,
-    key: &'static str,
-) -> Result<i64, crate::store::StoreError> {
-    Ok(current(store, key).await?.as_i64().unwrap_or_default())
-}
-
-/// The current value of a boolean key.
-pub async fn boolean(
-    store: &crate::store::Store,
-    key: &'static str,
-) -> Result<bool, crate::store::StoreError> {
-    Ok(current(store, key).await?.as_bool().unwrap_or_default())
-}
-
-/// The current price tiers.
-pub async fn price_tiers(store: &crate::store::Store) -> Result<Vec<PriceTier>, crate::store::StoreError> {
-    serde_json::from_value(current(store, "price_tiers").await?)
-        .map_err(|e| crate::store::StoreError::Encode(e.to_string()))
 }
 
 #[cfg(test)]

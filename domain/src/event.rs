@@ -40,12 +40,10 @@ pub enum EventKind {
     ClosingMessage,
     ExtensionRequested,
     ExtensionResolved,
-    /// A mitra's own presence, as the server sees it (status and connection).
-    PresenceChanged,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 21] = [
+    pub const ALL: [EventKind; 20] = [
         Self::ClosingMessage,
         Self::ChatRequest,
         Self::ChatRequestTaken,
@@ -66,7 +64,6 @@ impl EventKind {
         Self::SessionCompleted,
         Self::ExtensionRequested,
         Self::ExtensionResolved,
-        Self::PresenceChanged,
     ];
 
     /// The wire name (`type` of the frame).
@@ -92,7 +89,6 @@ impl EventKind {
             Self::ClosingMessage => "closing_message",
             Self::ExtensionRequested => "extension_requested",
             Self::ExtensionResolved => "extension_resolved",
-            Self::PresenceChanged => "presence_changed",
         }
     }
 }

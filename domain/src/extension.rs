@@ -105,9 +105,15 @@ pub async fn request(
     payment: Uuid,
 ) -> Result<ExtensionRow, ExtensionError> {
     let store = &services.store;
-    let window_s = app_config::integer(store, "extension_timeout_seconds").await?;
+    let window_s = app_config::get(store, app_config::EXTENSION_TIMEOUT_SECONDS).await?;
     let (extension, mitra) = store.request_extension(customer.id, session, payment, window_s).await??;
-    let cap = app_config::integer(store, "max_customers_per_mitra").await?;
+    tracing::info!(
+        session_id = %extension.chat_session_id,
+        extension_id = %extension.id,
+        duration_minutes = extension.duration_minutes,
+        "extension requested"
+    );
+    let cap = app_config::get(store, app_config::MAX_CUSTOMERS_PER_MITRA).await?;
     let online = store.mitra_presence(mitra, cap).await.map(|p| p.online).unwrap_or(false);
     if !online {
         // Nobody to ask: rejected at once, nothing charged.
@@ -197,11 +203,11 @@ pub async fn window_ended(services: &Services, extension: Uuid) -> Result<(), Ex
             continue;
         }
         let store = &services.store;
-        let cap = app_config::integer(store, "max_customers_per_mitra").await?;
+        let cap = app_config::get(store, app_config::MAX_CUSTOMERS_PER_MITRA).await?;
         let requested_ms = u64::try_from(pending.extension.requested_at.timestamp_millis()).unwrap_or(0);
         let online = mitra_present(store, pending.mitra_id, cap, requested_ms).await;
-        let default = app_config::current(store, "extension_default_action_on_timeout").await?;
-        if online && default.as_str() == Some("auto_approve") {
+        let default = app_config::get(store, app_config::EXTENSION_DEFAULT_ACTION_ON_TIMEOUT).await?;
+        if online && default == app_config::ExtensionTimeoutAction::AutoApprove {
             resolve_approve(services, pending, "auto_approved").await?;
         } else {
             let reason = if online { "timeout" } else { "mitra_offline" };
@@ -255,6 +261,13 @@ async fn resolve_approve(
         }
     }
     let resolved = pending.approve(status).await?;
+    tracing::info!(
+        session_id = %resolved.extension.chat_session_id,
+        extension_id = %resolved.extension.id,
+        status,
+        ends_at = %resolved.ends_at,
+        "extension approved; chat session resumed"
+    );
     services.metrics.payment_transitions.with_label_values(&["consumed"]).inc();
     crate::session::schedule_end(services, resolved.extension.chat_session_id, resolved.ends_at).await;
     announce(services, &resolved).await;
@@ -269,8 +282,15 @@ async fn resolve_reject(
     status: &str,
     reason: &str,
 ) -> Result<Resolved, ExtensionError> {
-    let grace = app_config::integer(&services.store, "closing_grace_minutes").await?;
+    let grace = app_config::get(&services.store, app_config::CLOSING_GRACE_MINUTES).await?;
     let resolved = pending.reject(status, Some(reason), grace).await?;
+    tracing::info!(
+        session_id = %resolved.extension.chat_session_id,
+        extension_id = %resolved.extension.id,
+        status,
+        reason,
+        "extension not granted"
+    );
     announce(services, &resolved).await;
     if resolved.session_status == "closing" {
         if let Some(grace_ends_at) = resolved.grace_ends_at {

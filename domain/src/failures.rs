@@ -11,16 +11,42 @@ pub use crate::store::failures::FailureRow;
 use crate::store::failures::{ActionRefusal, FailureFilter};
 use crate::store::{Store, StoreError};
 
-/// The cause tags a row may carry.
-pub const CAUSE_TAGS: [&str; 7] = [
-    "no_mitra_available",
-    "all_mitras_rejected",
-    "targeted_mitra_offline",
-    "targeted_mitra_rejected",
-    "targeted_mitra_timeout",
-    "payment_session_expired",
-    "customer_cancelled",
-];
+crate::text_enum::text_enum! {
+    /// Why a paid search ended without a chat: a failed request's `failure_cause`, its ledger
+    /// row's `cause_tag`, the `cause_tag` apps receive and the `outcome` label of
+    /// `bestie_pairing_outcomes_total`. The migration's CHECK constraints list the same names.
+    pub enum FailureCause {
+        /// A general search's window ended with no accept.
+        NoMitraAvailable = "no_mitra_available",
+        /// Every mitra offered a general search declined it.
+        AllMitrasRejected = "all_mitras_rejected",
+        /// The bestie of a returning chat was offline or full when it was asked for.
+        TargetedMitraOffline = "targeted_mitra_offline",
+        TargetedMitraRejected = "targeted_mitra_rejected",
+        TargetedMitraTimeout = "targeted_mitra_timeout",
+        PaymentSessionExpired = "payment_session_expired",
+        CustomerCancelled = "customer_cancelled",
+    }
+}
+
+impl FailureCause {
+    /// The search ran out of time (what a mitra who had it open is told: `chat_request_expired`).
+    pub fn is_timeout(self) -> bool {
+        matches!(self, Self::NoMitraAvailable | Self::TargetedMitraTimeout | Self::PaymentSessionExpired)
+    }
+
+    /// The causes a search of `request_type` (`general` or `returning`) can end with.
+    pub fn of_request_type(request_type: &str) -> impl Iterator<Item = Self> {
+        let returning = request_type == "returning";
+        Self::ALL.iter().copied().filter(move |cause| match cause {
+            Self::NoMitraAvailable | Self::AllMitrasRejected => !returning,
+            Self::TargetedMitraOffline | Self::TargetedMitraRejected | Self::TargetedMitraTimeout => {
+                returning
+            }
+            Self::PaymentSessionExpired | Self::CustomerCancelled => true,
+        })
+    }
+}
 
 /// What an operator may record.
 pub const ACTIONS: [&str; 3] = ["refunded", "credited", "no_action"];
@@ -99,9 +125,10 @@ pub async fn list(
     limit: Option<i64>,
     offset: Option<i64>,
 ) -> Result<(Vec<FailureRow>, i64), FailureError> {
-    if let Some(unknown) = cause_tags.iter().find(|tag| !CAUSE_TAGS.contains(&tag.as_str())) {
-        return Err(FailureError::UnknownCauseTag(unknown.clone()));
-    }
+    let causes = cause_tags
+        .iter()
+        .map(|tag| tag.parse::<FailureCause>().map_err(|_| FailureError::UnknownCauseTag(tag.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
     let (limit, offset) = (limit.unwrap_or(50), offset.unwrap_or(0));
     if !(1..=200).contains(&limit) || offset < 0 {
         return Err(FailureError::InvalidPage);
@@ -111,7 +138,7 @@ pub async fn list(
     {
         return Err(FailureError::InvalidDateRange);
     }
-    let filter = FailureFilter { cause_tags, date_from, date_to, limit, offset };
+    let filter = FailureFilter { causes: &causes, date_from, date_to, limit, offset };
     Ok(store.failures(&filter).await?)
 }
 

@@ -31,3 +31,4 @@ pub mod services;
 pub mod session;
 pub mod settings;
 pub mod store;
+pub mod text_enum;

@@ -85,31 +85,9 @@ pub const PAYMENT_PROVIDERS: [&str; 2] = ["mock", "http"];
 /// One-time code deliveries (`otp_deliveries_total{outcome}`).
 pub const OTP_OUTCOMES: [&str; 2] = ["sent", "failed"];
 
-/// Pairing outcomes by request type: `accepted`, or the failure's cause tag (the
-/// `pairing_failures.cause_tag` values a request of that type can end with).
-const PAIRING_OUTCOMES: [(&str, &[&str]); 2] = [
-    (
-        "general",
-        &[
-            "accepted",
-            "no_mitra_available",
-            "all_mitras_rejected",
-            "payment_session_expired",
-            "customer_cancelled",
-        ],
-    ),
-    (
-        "returning",
-        &[
-            "accepted",
-            "targeted_mitra_offline",
-            "targeted_mitra_rejected",
-            "targeted_mitra_timeout",
-            "payment_session_expired",
-            "customer_cancelled",
-        ],
-    ),
-];
+/// The request types a pairing outcome is labelled with; each has `accepted` and the
+/// [`FailureCause`](crate::failures::FailureCause)s it can end with.
+const PAIRING_REQUEST_TYPES: [&str; 2] = ["general", "returning"];
 
 /// The metric handles of one process, shared: see [`MetricSet`] for the handles.
 #[derive(Clone)]
@@ -466,9 +444,10 @@ impl MetricSet {
         for outcome in ["acknowledged", "pushed"] {
             self.unacknowledged_checks.with_label_values(&[outcome]);
         }
-        for (request_type, outcomes) in PAIRING_OUTCOMES {
-            for outcome in outcomes {
-                self.pairing_outcomes.with_label_values(&[request_type, outcome]);
+        for request_type in PAIRING_REQUEST_TYPES {
+            self.pairing_outcomes.with_label_values(&[request_type, "accepted"]);
+            for cause in crate::failures::FailureCause::of_request_type(request_type) {
+                self.pairing_outcomes.with_label_values(&[request_type, cause.as_str()]);
             }
         }
         for provider in PAYMENT_PROVIDERS {

@@ -20,6 +20,7 @@ use crate::app_config;
 use crate::auth::{Principal, Role};
 use crate::error::{DomainError, ErrorKind};
 use crate::event::{Event, EventKind};
+use crate::failures::FailureCause;
 use crate::jobs::{Timer, TimerKind};
 use crate::push::PushMessage;
 use crate::services::{Notice, Services};
@@ -101,7 +102,7 @@ impl DomainError for PairingError {
             Self::PaymentNotConfirmed(status) => vec![("status", json!(status))],
             Self::AlreadyPaired(Some(session)) => vec![("chat_session_id", json!(session))],
             Self::AlreadyResponded(response) => vec![("response", json!(response))],
-            Self::TargetedOffline => vec![("reason", json!("targeted_mitra_offline"))],
+            Self::TargetedOffline => vec![("reason", json!(FailureCause::TargetedMitraOffline))],
             _ => Vec::new(),
         }
     }
@@ -119,12 +120,10 @@ impl PairingError {
             Refusal::TargetMismatch => Self::TargetMismatch,
             Refusal::TargetedOffline => Self::TargetedOffline,
             Refusal::FallbackNotAvailable => Self::FallbackNotAvailable,
-            Refusal::Closed { status, cause, .. } => match (status.as_str(), cause.as_deref()) {
+            Refusal::Closed { status, cause, .. } => match (status.as_str(), cause) {
                 ("accepted", _) => Self::Taken,
                 ("cancelled", _) => Self::RequestCancelled,
-                (_, Some("no_mitra_available" | "targeted_mitra_timeout" | "payment_session_expired")) => {
-                    Self::RequestExpired
-                }
+                (_, Some(cause)) if cause.is_timeout() => Self::RequestExpired,
                 _ => Self::RequestClosed,
             },
             Refusal::WindowOver => Self::RequestExpired,
@@ -188,13 +187,17 @@ async fn start(
 ) -> Result<RequestRow, PairingError> {
     let store = &services.store;
     let (window_key, targeted_available, target_sessions) = match targeted {
-        None => ("pairing_blast_timeout_seconds", false, 0),
+        None => (app_config::PAIRING_BLAST_TIMEOUT_SECONDS, false, 0),
         Some(mitra) => {
-            let cap = app_config::integer(store, "max_customers_per_mitra").await?;
+            let cap = app_config::get(store, app_config::MAX_CUSTOMERS_PER_MITRA).await?;
             let presence = store.mitra_presence(mitra, cap).await?;
             // A mitra already chatting with this customer may take them again at the cap.
             let room = presence.active_sessions < cap || store.in_session_with(mitra, customer.id).await?;
-            ("returning_chat_confirmation_timeout_seconds", presence.online && room, presence.active_sessions)
+            (
+                app_config::RETURNING_CHAT_CONFIRMATION_TIMEOUT_SECONDS,
+                presence.online && room,
+                presence.active_sessions,
+            )
         }
     };
     let new = NewRequest {
@@ -203,19 +206,20 @@ async fn start(
         targeted,
         targeted_available,
         fallback,
-        window_s: app_config::integer(store, window_key).await?,
+        window_s: app_config::get(store, window_key).await?,
     };
     let request = match store.start_pairing_request(&new).await? {
         Ok(request) => request,
         Err(refusal) => {
             if matches!(refusal, Refusal::TargetedOffline | Refusal::PaymentExpired) {
                 let cause = if refusal == Refusal::TargetedOffline {
-                    "targeted_mitra_offline"
+                    FailureCause::TargetedMitraOffline
                 } else {
-                    "payment_session_expired"
+                    FailureCause::PaymentSessionExpired
                 };
                 let kind = if targeted.is_some() { "returning" } else { "general" };
-                services.metrics.pairing_outcomes.with_label_values(&[kind, cause]).inc();
+                tracing::info!(payment_session_id = %payment, request_type = kind, %cause, "search failed");
+                services.metrics.pairing_outcomes.with_label_values(&[kind, cause.as_str()]).inc();
                 services.metrics.payment_transitions.with_label_values(&["failed_pairing"]).inc();
             }
             return Err(PairingError::from_refusal(refusal));
@@ -240,7 +244,14 @@ async fn start(
     if let Err(error) = scheduled {
         tracing::warn!(%error, "the window timer could not be queued; the sweep will close the search");
     }
-    offered?;
+    let offered = offered?;
+    tracing::info!(
+        request_id = %request.id,
+        payment_session_id = %payment,
+        request_type = if targeted.is_some() { "returning" } else { "general" },
+        offered,
+        "search started"
+    );
     Ok(request)
 }
 
@@ -329,7 +340,7 @@ pub async fn offer_open_requests(
 #[tracing::instrument(skip_all, fields(mitra_id = %mitra.id, request_id = %request))]
 pub async fn accept(services: &Services, mitra: &Principal, request: Uuid) -> Result<Accepted, PairingError> {
     let store = &services.store;
-    let cap = app_config::integer(store, "max_customers_per_mitra").await?;
+    let cap = app_config::get(store, app_config::MAX_CUSTOMERS_PER_MITRA).await?;
     let accepted = match store.accept_request(request, mitra.id, cap).await? {
         Ok(accepted) => accepted,
         Err(Refusal::Closed { accepted_by_caller: true, .. }) => {
@@ -338,6 +349,13 @@ pub async fn accept(services: &Services, mitra: &Principal, request: Uuid) -> Re
         Err(refusal) => return Err(PairingError::for_mitra(refusal)),
     };
     let kind = accepted.request.request_type.as_str();
+    tracing::info!(
+        request_id = %request,
+        mitra_id = %mitra.id,
+        chat_session_id = %accepted.session.id,
+        request_type = kind,
+        "search accepted; chat session started"
+    );
     services.metrics.pairing_outcomes.with_label_values(&[kind, "accepted"]).inc();
     services.metrics.payment_transitions.with_label_values(&["consumed"]).inc();
     let waited = (accepted.request.resolved_at.unwrap_or_else(chrono::Utc::now)
@@ -471,11 +489,12 @@ pub async fn cancel(
 async fn report_failure(services: &Services, failed: &Failed, open_event: &str) {
     let request = &failed.request;
     let kind = request.request_type.as_str();
-    services.metrics.pairing_outcomes.with_label_values(&[kind, &failed.cause]).inc();
+    tracing::info!(request_id = %request.id, request_type = kind, cause = %failed.cause, "search failed");
+    services.metrics.pairing_outcomes.with_label_values(&[kind, failed.cause.as_str()]).inc();
     services.metrics.payment_transitions.with_label_values(&["failed_pairing"]).inc();
-    let customer_kind = match failed.cause.as_str() {
-        "targeted_mitra_rejected" => EventKind::ReturningChatRejected,
-        "targeted_mitra_timeout" => EventKind::ReturningChatTimeout,
+    let customer_kind = match failed.cause {
+        FailureCause::TargetedMitraRejected => EventKind::ReturningChatRejected,
+        FailureCause::TargetedMitraTimeout => EventKind::ReturningChatTimeout,
         _ => EventKind::PairingFailed,
     };
     let returning_failed = customer_kind != EventKind::PairingFailed;
@@ -487,13 +506,13 @@ async fn report_failure(services: &Services, failed: &Failed, open_event: &str) 
         // After a returning chat fails, the same payment may run a general blast.
         "fallback_offered": returning_failed,
     });
-    let push = (failed.cause != "customer_cancelled").then(|| PushMessage {
+    let push = (failed.cause != FailureCause::CustomerCancelled).then(|| PushMessage {
         title: "Bestie belum tersedia".into(),
         body: "Maaf, kami belum bisa menemukan bestie untukmu.".into(),
         data: [
             ("type".to_owned(), customer_kind.as_str().to_owned()),
             ("payment_session_id".to_owned(), request.payment_session_id.to_string()),
-            ("cause_tag".to_owned(), failed.cause.clone()),
+            ("cause_tag".to_owned(), failed.cause.as_str().to_owned()),
         ]
         .into(),
         collapse_key: Some(format!("pairing:{}", request.payment_session_id)),
@@ -535,13 +554,13 @@ pub async fn status_for_mitra(
 ) -> Result<RequestStatus, PairingError> {
     let (row, response) =
         store.request_for_mitra(request, mitra.id).await?.ok_or(PairingError::RequestNotFound)?;
-    let status = match (row.status.as_str(), row.failure_cause.as_deref()) {
+    let status = match (row.status.as_str(), row.failure_cause) {
         ("pending", _) if row.expires_at > chrono::Utc::now() => "pending",
         ("pending", _) => "expired",
         ("accepted", _) if row.accepted_mitra_id == Some(mitra.id) => "accepted",
         ("accepted", _) => "taken",
         ("cancelled", _) => "cancelled",
-        (_, Some("no_mitra_available" | "targeted_mitra_timeout" | "payment_session_expired")) => "expired",
+        (_, Some(cause)) if cause.is_timeout() => "expired",
         _ => "closed",
     };
     Ok(RequestStatus { request: row, status, response })

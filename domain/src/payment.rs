@@ -129,7 +129,7 @@ pub async fn create(
         ("chat" | "extension", _) => return Err(PaymentError::ChatSessionMismatch),
         _ => return Err(PaymentError::InvalidPurpose),
     }
-    let tiers = app_config::price_tiers(store).await?;
+    let tiers = app_config::get(store, app_config::PRICE_TIERS).await?;
     let tier = match (&order.tier_id, order.duration_minutes) {
         (Some(id), None) => tiers.iter().find(|t| &t.id == id),
         (None, Some(minutes)) => tiers.iter().find(|t| t.duration_minutes == minutes),
@@ -152,10 +152,10 @@ pub async fn create(
         return Err(PaymentError::UnknownTargetedMitra);
     }
     let trial = purpose == "chat"
-        && app_config::boolean(store, "free_trial_enabled").await?
+        && app_config::get(store, app_config::FREE_TRIAL_ENABLED).await?
         && store.free_trial_eligible(customer.id).await?;
     let (duration_minutes, amount) = if trial {
-        let minutes = app_config::integer(store, "free_trial_duration_minutes").await?;
+        let minutes = app_config::get(store, app_config::FREE_TRIAL_DURATION_MINUTES).await?;
         (i32::try_from(minutes).unwrap_or(tier.duration_minutes), 0)
     } else {
         (tier.duration_minutes, tier.price)
@@ -169,7 +169,7 @@ pub async fn create(
         amount,
         is_free_trial: trial,
         targeted_mitra_id: order.targeted_mitra_id,
-        timeout_minutes: app_config::integer(store, "payment_session_timeout_minutes").await?,
+        timeout_minutes: app_config::get(store, app_config::PAYMENT_SESSION_TIMEOUT_MINUTES).await?,
     };
     let payment = store.insert_payment(&new).await?;
     services.metrics.payment_transitions.with_label_values(&["pending"]).inc();

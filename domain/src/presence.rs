@@ -28,7 +28,7 @@ use crate::store::{Store, StoreError};
 
 /// The cap used when the Redis copy is missing and Postgres cannot be read.
 fn default_cap() -> i64 {
-    app_config::spec("max_customers_per_mitra").and_then(|spec| spec.default_value().as_i64()).unwrap_or(3)
+    app_config::default_of(app_config::MAX_CUSTOMERS_PER_MITRA).unwrap_or(3)
 }
 
 /// The mitra's own switch: stored in Postgres (it survives a Redis restart) and applied to
@@ -60,7 +60,7 @@ pub async fn mitra_presence(store: &Store, mitra: &Principal) -> Result<MitraPre
 /// Copies the capacity cap from `app_config` into Redis and recomputes availability.
 pub async fn sync_capacity_cap(store: &Store) -> Result<(), StoreError> {
     // The validated value, as every accept reads it: the two copies never disagree.
-    let cap = app_config::integer(store, "max_customers_per_mitra").await?;
+    let cap = app_config::get(store, app_config::MAX_CUSTOMERS_PER_MITRA).await?;
     store.set_capacity_cap(cap).await
 }
 
@@ -138,7 +138,7 @@ pub async fn restore_from_record(
 ) -> Result<Option<usize>, StoreError> {
     let store = &services.store;
     sync_capacity_cap(store).await?;
-    let cap = app_config::integer(store, "max_customers_per_mitra").await?;
+    let cap = app_config::get(store, app_config::MAX_CUSTOMERS_PER_MITRA).await?;
     let records = store.mitra_records().await?;
     // Access tokens revoked before the loss (logouts, deactivated mitras) are refused again.
     let revocations = store.restore_revocations().await?;

@@ -368,7 +368,7 @@ pub async fn send_to_account(
     }
     let previewed;
     let message = match &message.preview {
-        Some(preview) if crate::app_config::boolean(store, "push_message_previews").await? => {
+        Some(preview) if crate::app_config::get(store, crate::app_config::PUSH_MESSAGE_PREVIEWS).await? => {
             previewed = PushMessage { body: preview.clone(), preview: None, ..message.clone() };
             &previewed
         }

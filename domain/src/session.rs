@@ -91,7 +91,7 @@ fn ms(at: chrono::DateTime<chrono::Utc>) -> u64 {
 /// `ends_at`. A failure is logged: the sweep ends sessions whose timers were lost.
 pub async fn schedule_end(services: &Services, session: Uuid, ends_at: chrono::DateTime<chrono::Utc>) {
     let warning_s =
-        app_config::integer(&services.store, "session_ending_warning_seconds").await.unwrap_or(60);
+        app_config::get(&services.store, app_config::SESSION_ENDING_WARNING_SECONDS).await.unwrap_or(60);
     let end_ms = ms(ends_at);
     let warn_ms = end_ms.saturating_sub(u64::try_from(warning_s).unwrap_or(60).saturating_mul(1_000));
     let mut timers = vec![Timer { kind: TimerKind::EndSessionTime, key: session, due_at_ms: end_ms }];
@@ -121,7 +121,7 @@ async fn tell_both(services: &Services, row: &SessionRow, kind: EventKind, data:
 #[tracing::instrument(skip_all, fields(session_id = %session))]
 pub async fn warn(services: &Services, session: Uuid, due_at_ms: u64) -> Result<(), StoreError> {
     let Some(row) = services.store.session_for_timer(session).await? else { return Ok(()) };
-    let warning_s = app_config::integer(&services.store, "session_ending_warning_seconds").await?;
+    let warning_s = app_config::get(&services.store, app_config::SESSION_ENDING_WARNING_SECONDS).await?;
     let expected_end_ms =
         due_at_ms.saturating_add(u64::try_from(warning_s).unwrap_or(0).saturating_mul(1_000));
     let stale = ms(row.ends_at).abs_diff(expected_end_ms) > 1_000;
@@ -139,7 +139,7 @@ pub async fn warn(services: &Services, session: Uuid, due_at_ms: u64) -> Result<
 /// sweep passes `None`).
 #[tracing::instrument(skip_all, fields(session_id = %session))]
 pub async fn time_up(services: &Services, session: Uuid, due_at_ms: Option<u64>) -> Result<(), StoreError> {
-    let grace = app_config::integer(&services.store, "closing_grace_minutes").await?;
+    let grace = app_config::get(&services.store, app_config::CLOSING_GRACE_MINUTES).await?;
     let row = match step(|| services.store.close_for_time_up(session, grace, due_at_ms)).await? {
         Some(row) => row,
         None => return Ok(()),
@@ -150,6 +150,7 @@ pub async fn time_up(services: &Services, session: Uuid, due_at_ms: Option<u64>)
 
 /// Schedules the grace end and tells both sides the session is closing.
 async fn closing_started(services: &Services, row: &SessionRow, reason: &str, by: Option<Role>) {
+    tracing::info!(session_id = %row.id, reason, by = by.map(Role::as_str), "chat session closing");
     if let Some(grace_ends_at) = row.grace_ends_at {
         let timer = Timer { kind: TimerKind::CompleteSession, key: row.id, due_at_ms: ms(grace_ends_at) };
         if let Err(error) = services.jobs.schedule(timer).await {
@@ -175,8 +176,9 @@ pub async fn complete(services: &Services, session: Uuid, due_at_ms: Option<u64>
     let Some(row) = step(|| services.store.complete_session(session, due_at_ms)).await? else {
         return Ok(());
     };
+    tracing::info!(session_id = %row.id, "chat session completed");
     // Committed: whatever fails below is repaired by the sweep's recount.
-    let cap = app_config::integer(&services.store, "max_customers_per_mitra").await.unwrap_or(3);
+    let cap = app_config::get(&services.store, app_config::MAX_CUSTOMERS_PER_MITRA).await.unwrap_or(3);
     match services.store.add_mitra_sessions(row.mitra_id, -1, cap).await {
         Ok(presence) if presence.available => {
             if let Err(error) =
@@ -223,9 +225,12 @@ pub async fn end_early(
     reason_text: Option<&str>,
 ) -> Result<SessionRow, SessionError> {
     let store = &services.store;
-    let gate =
-        if caller.role == Role::Mitra { "early_end_mitra_enabled" } else { "early_end_customer_enabled" };
-    if !app_config::boolean(store, gate).await? {
+    let gate = if caller.role == Role::Mitra {
+        app_config::EARLY_END_MITRA_ENABLED
+    } else {
+        app_config::EARLY_END_CUSTOMER_ENABLED
+    };
+    if !app_config::get(store, gate).await? {
         return Err(SessionError::FeatureDisabled);
     }
     let code_ok = (1..=64).contains(&reason_code.len())
@@ -237,10 +242,10 @@ pub async fn end_early(
     if reason_text.is_some_and(|text| text.chars().count() > 1_000 || text.contains('\0')) {
         return Err(SessionError::InvalidReasonText);
     }
-    let grace = app_config::integer(store, "closing_grace_minutes").await?;
+    let grace = app_config::get(store, app_config::CLOSING_GRACE_MINUTES).await?;
     let (row, today) = store.end_early(caller, session, reason_code, reason_text, grace).await??;
     if let Some(count) = today {
-        let cap = app_config::integer(store, "early_end_mitra_daily_cap").await?;
+        let cap = app_config::get(store, app_config::EARLY_END_MITRA_DAILY_CAP).await?;
         if count > cap {
             store.flag_mitra_for_early_ends(caller.id, count).await?;
         }
@@ -292,7 +297,7 @@ pub async fn close_overdue(services: &Services) -> Result<usize, StoreError> {
     }
     // The session counters in Redis move by deltas; recount them from the record, so a
     // lost delta (a crash between a commit and its delta) heals.
-    let cap = app_config::integer(&services.store, "max_customers_per_mitra").await?;
+    let cap = app_config::get(&services.store, app_config::MAX_CUSTOMERS_PER_MITRA).await?;
     for (mitra, live) in services.store.live_session_counts().await? {
         if let Err(error) = services.store.set_mitra_sessions(mitra, live, cap).await {
             tracing::warn!(%error, %mitra, "recounting a mitra's sessions failed");

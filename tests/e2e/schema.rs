@@ -248,3 +248,32 @@ async fn an_operator_action_on_a_failure_is_attributed() {
     .await;
     assert_eq!(violated(unknown_cause), "pairing_failures_cause_tag_check");
 }
+
+/// The names the CHECK constraints of a column allow (`col IN ('a', 'b', ...)`, as Postgres
+/// prints it back: `ANY (ARRAY['a'::text, ...])`).
+async fn allowed_names(pool: &PgPool, table: &str, column: &str) -> std::collections::BTreeSet<String> {
+    let definitions: Vec<String> = sqlx::query_scalar(
+        "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c
+         WHERE c.conrelid = $1::regclass AND c.contype = 'c'",
+    )
+    .bind(table)
+    .fetch_all(pool)
+    .await
+    .expect("constraints");
+    let definition = definitions
+        .iter()
+        .find(|d| d.contains(&format!("({column} = ANY")))
+        .unwrap_or_else(|| panic!("no list check on {table}.{column}: {definitions:?}"));
+    definition.split('\'').skip(1).step_by(2).map(str::to_owned).collect()
+}
+
+/// The database and the code agree on every failure cause.
+#[tokio::test]
+async fn the_database_allows_exactly_the_failure_causes_the_code_knows() {
+    let app = TestApp::spawn().await;
+    let pool = app.store.pg_pool();
+    let known: std::collections::BTreeSet<String> =
+        domain::failures::FailureCause::ALL.iter().map(|cause| cause.as_str().to_owned()).collect();
+    assert_eq!(allowed_names(pool, "pairing_failures", "cause_tag").await, known);
+    assert_eq!(allowed_names(pool, "pairing_requests", "failure_cause").await, known);
+}

@@ -145,3 +145,33 @@ fn no_handler_or_job_panics_on_purpose() {
         offenders(&without_unit_tests, |path| allowed.contains(&path), &[".unwrap()", ".expect(", "panic!("]);
     assert!(found.is_empty(), "unwrap/expect/panic in production code: {found:#?}");
 }
+
+/// docs/PROTOCOL.md §5 lists exactly the kinds of server event, and each of them is sent
+/// somewhere (made outside the module that declares them).
+#[test]
+fn the_protocol_lists_exactly_the_events_the_code_sends() {
+    let text = fs::read_to_string(root().join("docs/PROTOCOL.md")).expect("docs/PROTOCOL.md");
+    let section = text.split("## 5. Server events").nth(1).expect("PROTOCOL.md §5");
+    let section = section.split("### 5.1").next().unwrap_or_default();
+    let documented: std::collections::BTreeSet<&str> = section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `")?.split('`').next())
+        .filter(|name| *name != "type")
+        .collect();
+    let kinds: std::collections::BTreeSet<&str> =
+        domain::event::EventKind::ALL.iter().map(|kind| kind.as_str()).collect();
+    assert_eq!(documented, kinds, "PROTOCOL.md §5 against EventKind");
+
+    let sources: Vec<(String, String)> =
+        production_sources().into_iter().filter(|(path, _)| path != "domain/src/event.rs").collect();
+    for kind in kinds {
+        let variant: String =
+            kind.split('_').map(|word| word[..1].to_ascii_uppercase() + &word[1..]).collect();
+        let path = format!("EventKind::{variant}");
+        let sent = sources.iter().any(|(_, text)| {
+            text.match_indices(&path)
+                .any(|(at, _)| !text[at + path.len()..].starts_with(|c: char| c.is_ascii_alphanumeric()))
+        });
+        assert!(sent, "EventKind::{variant} ({kind}) is never made outside domain/src/event.rs");
+    }
+}

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Store, StoreError};
+use crate::failures::FailureCause;
 
 /// A ledger row with what an operator needs to decide on it.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -15,7 +16,7 @@ pub struct FailureRow {
     pub customer_call_name: String,
     pub targeted_mitra_id: Option<Uuid>,
     pub targeted_mitra_display_name: Option<String>,
-    pub cause_tag: String,
+    pub cause_tag: FailureCause,
     pub amount: i64,
     /// The payment's state now: `consumed` means the customer was served after all (a
     /// fallback blast), so nothing is owed.
@@ -37,7 +38,7 @@ const FAILURE_SELECT: &str = "SELECT f.id, f.payment_session_id, f.pairing_reque
 
 /// Filters of the ledger page.
 pub struct FailureFilter<'a> {
-    pub cause_tags: &'a [String],
+    pub causes: &'a [FailureCause],
     pub date_from: Option<DateTime<Utc>>,
     pub date_to: Option<DateTime<Utc>>,
     pub limit: i64,
@@ -65,7 +66,7 @@ impl Store {
         let query =
             format!("{FAILURE_SELECT} WHERE {condition} ORDER BY f.created_at DESC, f.id LIMIT $4 OFFSET $5");
         let rows = sqlx::query_as(sqlx::AssertSqlSafe(query))
-            .bind(filter.cause_tags)
+            .bind(filter.causes)
             .bind(filter.date_from)
             .bind(filter.date_to)
             .bind(filter.limit)
@@ -74,7 +75,7 @@ impl Store {
             .await?;
         let count = format!("SELECT count(*) FROM pairing_failures f WHERE {condition}");
         let total = sqlx::query_scalar(sqlx::AssertSqlSafe(count))
-            .bind(filter.cause_tags)
+            .bind(filter.causes)
             .bind(filter.date_from)
             .bind(filter.date_to)
             .fetch_one(&self.pg)

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::payments::{PAYMENT_COLUMNS, PaymentRow};
 use super::{Store, StoreError};
+use crate::failures::FailureCause;
 
 /// A pairing request as stored.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -22,7 +23,7 @@ pub struct RequestRow {
     pub request_type: String,
     pub targeted_mitra_id: Option<Uuid>,
     pub status: String,
-    pub failure_cause: Option<String>,
+    pub failure_cause: Option<FailureCause>,
     pub accepted_mitra_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -66,7 +67,7 @@ pub enum Refusal {
     FallbackNotAvailable,
     /// The request is no longer open (its status: `accepted`, `failed`, `cancelled`), with
     /// whether this mitra took it.
-    Closed { status: String, cause: Option<String>, accepted_by_caller: bool },
+    Closed { status: String, cause: Option<FailureCause>, accepted_by_caller: bool },
     /// The request's window has passed; its timer closes it.
     WindowOver,
     /// The mitra already answered it.
@@ -114,7 +115,7 @@ pub struct Accepted {
 #[derive(Clone, Debug)]
 pub struct Failed {
     pub request: RequestRow,
-    pub cause: String,
+    pub cause: FailureCause,
     /// Mitras who had it open (no answer) when it ended.
     pub open: Vec<Uuid>,
 }
@@ -147,7 +148,7 @@ async fn fail_payment(
     payment: Uuid,
     request: Option<Uuid>,
     targeted: Option<Uuid>,
-    cause: &str,
+    cause: FailureCause,
 ) -> Result<bool, StoreError> {
     let failed = sqlx::query(
         "WITH failed AS (
@@ -173,7 +174,7 @@ async fn fail_request(
     tx: &mut Tx,
     request: &RequestRow,
     status: &str,
-    cause: &str,
+    cause: FailureCause,
     open_response: Option<&str>,
 ) -> Result<Failed, StoreError> {
     let query = format!(
@@ -207,13 +208,13 @@ async fn fail_request(
         }
     };
     fail_payment(tx, request.payment_session_id, Some(request.id), request.targeted_mitra_id, cause).await?;
-    Ok(Failed { request: updated, cause: cause.to_owned(), open })
+    Ok(Failed { request: updated, cause, open })
 }
 
 fn closed(request: &RequestRow, mitra: Uuid) -> Refusal {
     Refusal::Closed {
         status: request.status.clone(),
-        cause: request.failure_cause.clone(),
+        cause: request.failure_cause,
         accepted_by_caller: request.accepted_mitra_id == Some(mitra),
     }
 }
@@ -300,8 +301,14 @@ impl Store {
                 other => return Ok(Err(Refusal::PaymentNotConfirmed(other.to_owned()))),
             }
             if past_expiry {
-                fail_payment(&mut tx, payment.id, None, payment.targeted_mitra_id, "payment_session_expired")
-                    .await?;
+                fail_payment(
+                    &mut tx,
+                    payment.id,
+                    None,
+                    payment.targeted_mitra_id,
+                    FailureCause::PaymentSessionExpired,
+                )
+                .await?;
                 tx.commit().await?;
                 return Ok(Err(Refusal::PaymentExpired));
             }
@@ -311,7 +318,8 @@ impl Store {
                 return Ok(Err(Refusal::TargetMismatch));
             }
             if !new.targeted_available {
-                fail_payment(&mut tx, payment.id, None, Some(mitra), "targeted_mitra_offline").await?;
+                fail_payment(&mut tx, payment.id, None, Some(mitra), FailureCause::TargetedMitraOffline)
+                    .await?;
                 tx.commit().await?;
                 return Ok(Err(Refusal::TargetedOffline));
             }
@@ -628,9 +636,9 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let failed = if row.request_type == "returning" {
-            Some(fail_request(&mut tx, &row, "failed", "targeted_mitra_rejected", None).await?)
+            Some(fail_request(&mut tx, &row, "failed", FailureCause::TargetedMitraRejected, None).await?)
         } else if everyone_declined {
-            Some(fail_request(&mut tx, &row, "failed", "all_mitras_rejected", None).await?)
+            Some(fail_request(&mut tx, &row, "failed", FailureCause::AllMitrasRejected, None).await?)
         } else {
             None
         };
@@ -658,8 +666,11 @@ impl Store {
             return Ok(WindowEnd::NotYet { left_ms: u64::try_from(locked.left_ms).unwrap_or(0) });
         }
         let row = locked.row;
-        let cause =
-            if row.request_type == "returning" { "targeted_mitra_timeout" } else { "no_mitra_available" };
+        let cause = if row.request_type == "returning" {
+            FailureCause::TargetedMitraTimeout
+        } else {
+            FailureCause::NoMitraAvailable
+        };
         let failed = fail_request(&mut tx, &row, "failed", cause, Some("ignored")).await?;
         tx.commit().await?;
         Ok(WindowEnd::Closed(Box::new(failed)))
@@ -711,7 +722,9 @@ impl Store {
                 return Ok(Err(Refusal::NotFound));
             };
             if let Some(request) = pending {
-                let failed = fail_request(&mut tx, &request, "cancelled", "customer_cancelled", None).await?;
+                let failed =
+                    fail_request(&mut tx, &request, "cancelled", FailureCause::CustomerCancelled, None)
+                        .await?;
                 let query = format!("SELECT {PAYMENT_COLUMNS} FROM payment_sessions WHERE id = $1");
                 let row =
                     sqlx::query_as(AssertSqlSafe(query.as_str())).bind(payment).fetch_one(&mut *tx).await?;
@@ -730,7 +743,14 @@ impl Store {
             }
             return match row.status.as_str() {
                 "confirmed" => {
-                    fail_payment(&mut tx, payment, None, row.targeted_mitra_id, "customer_cancelled").await?;
+                    fail_payment(
+                        &mut tx,
+                        payment,
+                        None,
+                        row.targeted_mitra_id,
+                        FailureCause::CustomerCancelled,
+                    )
+                    .await?;
                     let query = format!("SELECT {PAYMENT_COLUMNS} FROM payment_sessions WHERE id = $1");
                     let row = sqlx::query_as(AssertSqlSafe(query.as_str()))
                         .bind(payment)

@@ -854,7 +854,9 @@ pub async fn run(cli: &Cli, store: &Store, options: &Options) -> anyhow::Result<
     anyhow::ensure!(options.sessions > 0 && options.mitras > 0, "--sessions and --mitras must be positive");
     anyhow::ensure!(options.rate > 0 && options.seconds > 0, "--rate and --seconds must be positive");
     // The cap the accept enforces (a stored value that fails validation counts as the default).
-    let cap = domain::app_config::integer(store, "max_customers_per_mitra").await.context("capacity cap")?;
+    let cap = domain::app_config::get(store, domain::app_config::MAX_CUSTOMERS_PER_MITRA)
+        .await
+        .context("capacity cap")?;
     let stored = store.app_config_value("max_customers_per_mitra").await.context("capacity cap")?;
     let cap = usize::try_from(cap).unwrap_or_default();
     anyhow::ensure!(

@@ -355,7 +355,9 @@ pub async fn run(cli: &Cli, store: &Store, options: &Options) -> anyhow::Result<
         "the pairing bench only targets 127.0.0.0/8"
     );
     anyhow::ensure!(options.mitras >= 2, "--mitras must be at least 2 (one accepts, the others watch)");
-    let cap = domain::app_config::integer(store, "max_customers_per_mitra").await.context("capacity cap")?;
+    let cap = domain::app_config::get(store, domain::app_config::MAX_CUSTOMERS_PER_MITRA)
+        .await
+        .context("capacity cap")?;
     let accepts_each = options.rounds.div_ceil(options.mitras);
     anyhow::ensure!(
         i64::try_from(accepts_each).unwrap_or(i64::MAX) < cap,
