@@ -186,9 +186,31 @@ where
             handles.record(&metrics, listener, route, method, status, started.elapsed().as_secs_f64());
             if response.status().is_server_error() {
                 log_server_error(&mut response, listener, route, METHOD_LABELS[method], started);
+            } else {
+                log_access(&response, listener, route, METHOD_LABELS[method], started);
             }
             Ok(response)
         })
+    }
+}
+
+/// Routes probed every few seconds by machines (orchestrators, Prometheus): their access
+/// lines are debug, so they do not bury the rest.
+const PROBE_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// The access log: one line per answer below 500 (a 5xx gets its own line, [`log_server_error`]),
+/// with target `access` (`BESTIE__LOG__FILTER=info,access=off` turns it off). It carries the
+/// matched route, never the path or query (ids, tokens in `/ws?token=`), and the method as
+/// its metric label (the client writes the method).
+fn log_access(response: &Response, listener: Listener, route: &str, method: &str, started: Instant) {
+    let request_id = response.headers().get(REQUEST_ID).and_then(|id| id.to_str().ok()).unwrap_or_default();
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1_000.0;
+    let listener = listener.as_str();
+    if PROBE_ROUTES.contains(&route) {
+        tracing::debug!(target: "access", request_id, listener, method, route, status, latency_ms, "served");
+    } else {
+        tracing::info!(target: "access", request_id, listener, method, route, status, latency_ms, "served");
     }
 }
 

@@ -99,12 +99,12 @@ impl Application {
         };
         // The public listener serves the apps: REST (api role) and /ws (hub role).
         let public = if roles.contains(&ServiceRole::Api) || roles.contains(&ServiceRole::Hub) {
-            Some(bind(settings.api.public_addr, "public").await?)
+            Some(bind(settings.api.public_addr, "public", "BESTIE__API__PUBLIC_ADDR").await?)
         } else {
             None
         };
         // Every process has the internal listener for /healthz, /readyz and /metrics.
-        let internal = bind(settings.api.internal_addr, "internal").await?;
+        let internal = bind(settings.api.internal_addr, "internal", "BESTIE__API__INTERNAL_ADDR").await?;
         Ok(Self { settings, roles, state, hub, public, internal })
     }
 
@@ -221,8 +221,11 @@ pub async fn migrate(store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn bind(addr: SocketAddr, name: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| format!("binding the {name} listener to {addr}"))
+/// Binds a listener; a failure (the port taken, say) names the setting to change.
+async fn bind(addr: SocketAddr, name: &str, setting: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for the {name} listener (set by {setting})"))
 }
 
 async fn serve(

@@ -69,10 +69,23 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+/// Runs the command; a failure is printed as one message with its causes (`bestie: reading
+/// settings: unknown field ...`) and exit status 1, never with a backtrace, whatever
+/// `RUST_BACKTRACE` says: what went wrong is an operator's to fix, not a bug's to trace.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bestie: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut settings = bestie::settings::load(cli.config.as_deref())?;
-    bestie::telemetry::init(&settings.log, settings.mode);
+    let _log = bestie::telemetry::init(&settings.log, settings.mode);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {

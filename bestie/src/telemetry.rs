@@ -14,28 +14,124 @@
 //! and took a tenth of a poll's CPU: docs/BENCHMARKS.md, "The hot path".)
 
 use std::fmt::{self, Write as _};
+use std::io::BufWriter;
+use std::os::fd::AsFd as _;
 
 use domain::settings::{LogFormat, LogSettings, Mode};
 use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::RecordFields;
-use tracing_subscriber::fmt::FormatFields;
-use tracing_subscriber::fmt::FormattedFields;
 use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
+
+/// Keeps the log writer's thread running; dropping it writes out the lines still queued.
+/// Hold it until the process ends.
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard(#[allow(dead_code)] WorkerGuard);
+
+/// Lines queued for the writer thread before a logging thread waits for room (it never
+/// drops a line).
+const QUEUED_LINES: usize = 64 * 1024;
 
 /// Installs the global subscriber. `RUST_LOG` overrides `log.filter` when set.
-pub fn init(settings: &LogSettings, mode: Mode) {
+///
+/// Lines are formatted where they are logged and written to stdout by a thread of their own,
+/// through a buffer flushed whenever the queue runs empty: a request costs no `write(2)` of
+/// its own (the access log line of every request made stdout's writes a tenth of the hot
+/// path's CPU: docs/BENCHMARKS.md, "The hot path"). The queue is lossless: when the writer
+/// falls `QUEUED_LINES` behind, logging waits, as a direct write would.
+pub fn init(settings: &LogSettings, mode: Mode) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
     // Colours only for a person at a terminal: a file or a log collector gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true).with_ansi(ansi);
+    let lines = NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("log-writer");
+    let (writer, guard) = match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(stdout) => lines.finish(BufWriter::with_capacity(64 * 1024, std::fs::File::from(stdout))),
+        Err(_) => lines.finish(std::io::stdout()),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(true)
+        .with_ansi(ansi)
+        .with_writer(writer);
     // A subscriber already installed (a second init in the same process) is fine to keep.
     let _ = match settings.format_in(mode) {
-        LogFormat::Json => {
-            builder.json().flatten_event(true).with_span_list(true).fmt_fields(SpanFields).try_init()
-        }
+        LogFormat::Json => builder.event_format(JsonLines).fmt_fields(SpanFields).try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
+    LogGuard(guard)
+}
+
+/// Formats an event as one JSON line, as tracing-subscriber's JSON format with
+/// `flatten_event(true)` and `with_span_list(true)` does: `timestamp`, `level`, the event's
+/// fields (`message` among them), `target`, then `span` (the innermost span) and `spans`
+/// (root first), each span its fields and `name`. Written straight into the line's buffer:
+/// tracing-subscriber's serializer took two thirds of an access line's cost, and with it a
+/// tenth of a poll's CPU (docs/BENCHMARKS.md, "The hot path").
+pub struct JsonLines;
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'writer> FormatFields<'writer> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        writer.write_str("{\"timestamp\":\"")?;
+        SystemTime.format_time(&mut writer)?;
+        write!(writer, "\",\"level\":\"{}\"", meta.level())?;
+        let mut fields = JsonObject { writer: &mut writer, empty: false, result: Ok(()) };
+        event.record(&mut fields);
+        fields.result?;
+        writer.write_str(",\"target\":")?;
+        write_json_str(&mut writer, meta.target())?;
+        let current = event.parent().and_then(|id| ctx.span(id)).or_else(|| ctx.lookup_current());
+        if let Some(leaf) = current {
+            writer.write_str(",\"span\":")?;
+            write_span::<S, N>(&mut writer, &leaf)?;
+            writer.write_str(",\"spans\":[")?;
+            for (at, span) in leaf.scope().from_root().enumerate() {
+                if at > 0 {
+                    writer.write_char(',')?;
+                }
+                write_span::<S, N>(&mut writer, &span)?;
+            }
+            writer.write_char(']')?;
+        }
+        writer.write_str("}\n")
+    }
+}
+
+/// A span as a JSON object: its fields as [`SpanFields`] wrote them, then its `name`.
+fn write_span<S, N>(writer: &mut Writer<'_>, span: &SpanRef<'_, S>) -> fmt::Result
+where
+    S: for<'a> LookupSpan<'a>,
+    N: for<'writer> FormatFields<'writer> + 'static,
+{
+    let extensions = span.extensions();
+    let fields = extensions.get::<FormattedFields<N>>().map_or("", |fields| fields.fields.as_str());
+    // `{...}` from SpanFields; `{}` or nothing when the span has no fields.
+    let members = fields.strip_prefix('{').and_then(|f| f.strip_suffix('}')).unwrap_or("");
+    writer.write_char('{')?;
+    writer.write_str(members)?;
+    if !members.is_empty() {
+        writer.write_char(',')?;
+    }
+    writer.write_str("\"name\":")?;
+    write_json_str(writer, span.metadata().name())?;
+    writer.write_char('}')
 }
 
 /// Formats a span's fields as one JSON object (`{"listener":"public","request_id":"…"}`),
@@ -169,7 +265,7 @@ mod tests {
     use serde_json::{Value, json};
     use tracing_subscriber::fmt::MakeWriter;
 
-    use super::SpanFields;
+    use super::{JsonLines, SpanFields};
 
     /// Collects what the subscriber writes.
     #[derive(Clone, Default)]
@@ -237,5 +333,52 @@ mod tests {
         assert_eq!(fast[0]["nan"], Value::Null);
         assert_eq!(fast[0]["later"], "recorded after the span opened");
         assert!(fast[0]["uri"].as_str().is_some_and(|uri| uri.contains('😀') && uri.contains('\u{7}')));
+    }
+
+    /// Lines logged with no span, inside one span and inside two, by [`JsonLines`] and by
+    /// tracing-subscriber's JSON format as we used to configure it: the same JSON objects, but
+    /// for the time they were written at.
+    #[test]
+    fn json_lines_read_back_as_tracing_subscribers_json_format() {
+        let log = |ours: bool| {
+            let buffer = Buffer::default();
+            let builder = tracing_subscriber::fmt().with_writer(buffer.clone()).with_target(true);
+            let emit = || {
+                let text = "quote \" backslash \\ newline \n é 😀";
+                tracing::warn!(target: "access", status = 200_u64, latency_ms = 0.25_f64, route = "poll", "served");
+                let outer = tracing::info_span!("request", request_id = "r-1", method = %"GET");
+                let _outer = outer.enter();
+                tracing::info!(text, ok = true, delta = -3_i64, debug = ?Some(text), "inside {}", 1);
+                let inner = tracing::info_span!("empty");
+                let _inner = inner.enter();
+                tracing::error!(nan = f64::NAN, "innermost");
+            };
+            if ours {
+                let subscriber = builder.event_format(JsonLines).fmt_fields(SpanFields).finish();
+                tracing::subscriber::with_default(subscriber, emit);
+            } else {
+                let subscriber =
+                    builder.json().flatten_event(true).with_span_list(true).fmt_fields(SpanFields).finish();
+                tracing::subscriber::with_default(subscriber, emit);
+            }
+            let bytes = buffer.0.lock().expect("buffer").clone();
+            let text = String::from_utf8(bytes).expect("utf-8");
+            let lines: Vec<Value> = text
+                .lines()
+                .map(|line| {
+                    let mut line: Value = serde_json::from_str(line).expect("a JSON line");
+                    let time = line.as_object_mut().and_then(|o| o.remove("timestamp"));
+                    assert!(time.and_then(|t| t.as_str().map(|t| t.ends_with('Z'))).unwrap_or(false));
+                    line
+                })
+                .collect();
+            lines
+        };
+        let ours = log(true);
+        assert_eq!(ours.len(), 3);
+        assert_eq!(ours, log(false));
+        assert_eq!(ours[0]["target"], "access");
+        assert_eq!(ours[1]["message"], "inside 1");
+        assert_eq!(ours[2]["spans"][1], json!({"name": "empty"}));
     }
 }

@@ -42,9 +42,9 @@ pub enum Mode {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
-    /// Postgres URL. The database is created when it does not exist. A secret because it may
-    /// carry a password.
-    pub url: Secret,
+    /// Postgres URL. The database is created when it does not exist. Printed and logged with
+    /// its password hidden.
+    pub url: ConnectionUrl,
     /// Upper bound of the connection pool of one process; Postgres' own `max_connections`
     /// (100 by default) is shared by every process.
     pub max_connections: u32,
@@ -57,7 +57,7 @@ pub struct DatabaseSettings {
 impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
-            url: Secret::new("postgres://postgres@127.0.0.1:5432/bestie"),
+            url: ConnectionUrl::new("postgres://postgres@127.0.0.1:5432/bestie"),
             max_connections: 20,
             acquire_timeout_ms: 3_000,
             migrate_on_start: true,
@@ -68,8 +68,9 @@ impl Default for DatabaseSettings {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisSettings {
-    /// Redis URL. A secret because it may carry a password.
-    pub url: Secret,
+    /// Redis URL (`redis://`, `rediss://`, `redis-cluster://`, `redis-sentinel://`). Printed
+    /// and logged with its password hidden.
+    pub url: ConnectionUrl,
     /// Every key this deployment writes starts with `{prefix}:`, so several deployments or
     /// test runs can share one Redis.
     pub prefix: String,
@@ -79,7 +80,7 @@ pub struct RedisSettings {
 
 impl Default for RedisSettings {
     fn default() -> Self {
-        Self { url: Secret::new("redis://127.0.0.1:6379"), prefix: "bestie".into(), pool_size: 4 }
+        Self { url: ConnectionUrl::new("redis://127.0.0.1:6379"), prefix: "bestie".into(), pool_size: 4 }
     }
 }
 
@@ -514,14 +515,126 @@ impl Serialize for Secret {
     }
 }
 
+/// A Redis or Postgres URL: `Debug`, `Display` and `Serialize` show it with its password
+/// (in the user info or a `password` query parameter) replaced by `[redacted]`, so a printed
+/// config or an error names the host and user; only [`ConnectionUrl::expose`] gives the value.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct ConnectionUrl(String);
+
+impl ConnectionUrl {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password hidden.
+    pub fn redacted(&self) -> String {
+        let url = self.0.as_str();
+        let Some(scheme_end) = url.find("://").map(|at| at + 3) else {
+            // Not a URL we can take apart: show none of it.
+            return "[redacted]".into();
+        };
+        let rest = &url[scheme_end..];
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        let mut shown = url[..scheme_end].to_owned();
+        match authority.rsplit_once('@') {
+            Some((user_info, host)) => {
+                match user_info.split_once(':') {
+                    Some((user, _password)) => shown.push_str(&format!("{user}:[redacted]")),
+                    None => shown.push_str(user_info),
+                }
+                shown.push('@');
+                shown.push_str(host);
+            }
+            None => shown.push_str(authority),
+        }
+        let (path, query) = tail.split_once('?').map_or((tail, None), |(path, query)| (path, Some(query)));
+        shown.push_str(path);
+        if let Some(query) = query {
+            let (query, fragment) = query.split_once('#').map_or((query, None), |(q, f)| (q, Some(f)));
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.to_ascii_lowercase().contains("password") => {
+                        format!("{key}=[redacted]")
+                    }
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            shown.push('?');
+            shown.push_str(&pairs.join("&"));
+            if let Some(fragment) = fragment {
+                shown.push('#');
+                shown.push_str(fragment);
+            }
+        }
+        shown
+    }
+}
+
+impl fmt::Debug for ConnectionUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Display for ConnectionUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Serialize for ConnectionUrl {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.redacted())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn connection_urls_show_everything_but_the_password() {
+        let cases = [
+            ("postgres://postgres@127.0.0.1:5432/bestie", "postgres://postgres@127.0.0.1:5432/bestie"),
+            (
+                "postgres://app:hunter2@db:5432/bestie?sslmode=require",
+                "postgres://app:[redacted]@db:5432/bestie?sslmode=require",
+            ),
+            (
+                "postgres://app@db/bestie?password=hunter2&sslmode=require",
+                "postgres://app@db/bestie?password=[redacted]&sslmode=require",
+            ),
+            ("redis://:hunter2@cache:6379/0", "redis://:[redacted]@cache:6379/0"),
+            ("rediss://user:p@ss:w0rd@cache:6380", "rediss://user:[redacted]@cache:6380"),
+            (
+                "redis-sentinel://:hunter2@s1:26379?node=s2:26379&sentinelPassword=hunter2",
+                "redis-sentinel://:[redacted]@s1:26379?node=s2:26379&sentinelPassword=[redacted]",
+            ),
+            (
+                "redis-cluster://127.0.0.1:7101?node=127.0.0.1:7102",
+                "redis-cluster://127.0.0.1:7101?node=127.0.0.1:7102",
+            ),
+            ("hunter2", "[redacted]"),
+        ];
+        for (url, shown) in cases {
+            let url = ConnectionUrl::new(url);
+            assert_eq!(url.redacted(), shown);
+            assert_eq!(format!("{url:?}"), shown);
+            assert_eq!(serde_json::to_value(&url).expect("serializes"), shown);
+        }
+    }
+
+    #[test]
     fn secrets_are_redacted_in_debug_and_serialized_output() {
         let mut settings = Settings::default();
-        settings.database.url = Secret::new("postgres://app:hunter2@db/bestie");
+        settings.database.url = ConnectionUrl::new("postgres://app:hunter2@db/bestie");
         settings.seed.admin_password = Secret::new("hunter3");
         settings.payments.api_key = Some(Secret::new("hunter4"));
         let debug = format!("{settings:?}");

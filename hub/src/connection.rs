@@ -35,6 +35,9 @@ pub(crate) async fn run(
     let metrics = &inner.metrics;
     metrics.hub_connections.inc();
     metrics.hub_connections_opened.with_label_values(&[principal.role.as_str()]).inc();
+    let opened = tokio::time::Instant::now();
+    let (user_id, role) = (principal.id, principal.role.as_str());
+    tracing::info!(%user_id, role, resumed = last_event_id.is_some(), "socket opened");
     let code = serve(&mut socket, inner, &principal, last_event_id).await;
     if code.as_ref().is_some_and(|close| close.reason == CLIENT_CLOSED) {
         // The library queued the answer to the client's close (its own frame, echoed) when
@@ -60,7 +63,10 @@ pub(crate) async fn run(
         }
     }
     metrics.hub_connections.dec();
-    let code = code.map_or(close_code::ABNORMAL, |close| close.code);
+    let (code, reason) =
+        code.map_or((close_code::ABNORMAL, "connection lost".into()), |close| (close.code, close.reason));
+    let open_s = opened.elapsed().as_secs();
+    tracing::info!(%user_id, role, code, reason = reason.as_str(), open_s, "socket closed");
     metrics.hub_connections_closed.with_label_values(&[close_label(code)]).inc();
 }
 

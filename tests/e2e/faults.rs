@@ -102,7 +102,7 @@ async fn while_postgres_is_away_the_api_answers_503_and_the_hub_refuses_sends_re
     let proxy = FaultProxy::start(SocketAddr::from(([127, 0, 0, 1], 5432))).await;
     let app = TestApp::spawn_with(|s| {
         let url = s.database.url.expose().replace("127.0.0.1:5432", &proxy.addr.to_string());
-        s.database.url = domain::settings::Secret::new(url);
+        s.database.url = domain::settings::ConnectionUrl::new(url);
         s.database.acquire_timeout_ms = 500;
     })
     .await;

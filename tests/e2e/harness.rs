@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bestie::{Application, ServiceRole};
 use domain::auth::Role;
 use domain::auth::tokens::TokenKeys;
-use domain::settings::{Secret, Settings};
+use domain::settings::{ConnectionUrl, Settings};
 use domain::store::Store;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -23,13 +23,15 @@ pub fn isolated_settings() -> Settings {
     // `TEST_LOG=debug cargo test ... -- --nocapture` shows the application's logs.
     if let Ok(filter) = std::env::var("TEST_LOG") {
         let log = domain::settings::LogSettings { filter, ..Default::default() };
-        bestie::telemetry::init(&log, domain::settings::Mode::Development);
+        // Kept for the whole test binary (a second init keeps the first subscriber).
+        static LOG: std::sync::OnceLock<bestie::telemetry::LogGuard> = std::sync::OnceLock::new();
+        LOG.get_or_init(|| bestie::telemetry::init(&log, domain::settings::Mode::Development));
     }
     let id = uuid::Uuid::new_v4().simple().to_string();
     let mut settings = Settings::default();
-    settings.database.url = Secret::new(format!("{TEST_POSTGRES}/bestie_test_{id}"));
+    settings.database.url = ConnectionUrl::new(format!("{TEST_POSTGRES}/bestie_test_{id}"));
     settings.database.max_connections = 5;
-    settings.redis.url = Secret::new(TEST_REDIS);
+    settings.redis.url = ConnectionUrl::new(TEST_REDIS);
     settings.redis.prefix = format!("test_{id}");
     settings.redis.pool_size = 2;
     settings.api.public_addr = SocketAddr::from(([127, 0, 0, 1], 0));

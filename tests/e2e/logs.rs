@@ -170,6 +170,7 @@ async fn production_logs_are_json_with_ids_and_never_carry_secrets_or_bodies() {
         call(&http, Method::POST, api("/api/client/payment-sessions"), Some(&customer), Some(tier), 201)
             .await;
     let payment = text_of(&payment, "/id");
+    let first_payment = payment.clone();
     let confirm = api(&format!("/api/client/payment-sessions/{payment}/confirm"));
     call(&http, Method::POST, confirm, Some(&customer), Some(json!({})), 200).await;
     let blast = json!({"payment_session_id": payment});
@@ -218,6 +219,36 @@ async fn production_logs_are_json_with_ids_and_never_carry_secrets_or_bodies() {
     };
     assert!(in_spans("request_id"), "no line carries a request id");
     assert!(in_spans("session_id"), "no line carries a session id");
+    // What happened, line by line: sign-ins, the socket, the search and its outcome.
+    let with = |message: &str| lines.iter().filter(|line| line["message"] == message).collect::<Vec<_>>();
+    assert_eq!(with("signed in").len(), 2, "the customer and the mitra");
+    let opened = with("socket opened");
+    assert_eq!((opened.len(), &opened[0]["role"]), (1, &json!("mitra")), "{opened:?}");
+    let closed = with("socket closed");
+    assert!(closed.len() == 1 && closed[0]["code"].is_u64(), "{closed:?}");
+    assert_eq!(with("search started")[0]["offered"], 1);
+    let accepted = with("search accepted; chat session started");
+    assert_eq!(accepted[0]["chat_session_id"], session.as_str(), "{accepted:?}");
+    // The access log: one line per answer, with the route's pattern and not its path.
+    let served = with("served");
+    let confirms: Vec<&&Value> =
+        served.iter().filter(|line| line["route"] == "/api/client/payment-sessions/{id}/confirm").collect();
+    assert_eq!(confirms.len(), 2, "two confirms");
+    for line in confirms {
+        assert_eq!(
+            (&line["level"], &line["target"], &line["method"], &line["status"]),
+            (&json!("INFO"), &json!("access"), &json!("POST"), &json!(200)),
+            "{line}"
+        );
+        assert!(
+            line["request_id"].as_str().is_some_and(|id| !id.is_empty()) && line["latency_ms"].is_f64(),
+            "{line}"
+        );
+    }
+    assert!(
+        served.iter().all(|line| !line.to_string().contains(&first_payment)),
+        "an access line carries a path"
+    );
 
     let national = phone.trim_start_matches('+');
     let (first_access, rotated_refresh) =
@@ -256,7 +287,8 @@ async fn production_logs_are_json_with_ids_and_never_carry_secrets_or_bodies() {
 }
 
 /// At the default filter (info) a request opens no span, yet a server error is logged once,
-/// with the request id the client saw, the route, the status, the code and what went wrong.
+/// with the request id the client saw, the route, the status, the code and what went wrong;
+/// any other answer has its access line.
 #[tokio::test]
 async fn a_server_error_is_logged_with_the_request_id_the_client_saw() {
     let settings = isolated_settings();
@@ -278,8 +310,16 @@ async fn a_server_error_is_logged_with_the_request_id_the_client_saw() {
     let mut bestie = BestieProcess { child, public, internal, settings: settings.clone() };
     bestie.wait_ready().await;
 
-    domain::store::database::drop(settings.database.url.expose()).await.expect("drop database");
     let token = crate::harness::token_for(&settings, Uuid::new_v4(), domain::auth::Role::Customer);
+    let served = reqwest::Client::new()
+        .get(format!("http://{public}/api/client/mitra-availability"))
+        .bearer_auth(&token)
+        .header("x-request-id", "poll-1")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(served.status(), 200);
+    domain::store::database::drop(settings.database.url.expose()).await.expect("drop database");
     let url = format!("http://{public}/api/client/payment-sessions/{}", Uuid::new_v4());
     let response = reqwest::Client::new().get(&url).bearer_auth(&token).send().await.expect("answered");
     // A database gone from under the pool is not a connection loss: 500 `internal_error`.
@@ -291,6 +331,13 @@ async fn a_server_error_is_logged_with_the_request_id_the_client_saw() {
     assert_eq!(bestie.wait_exit(Duration::from_secs(10)).await, Some(0));
 
     let lines = take_json_lines(&log_path);
+    // At info, each answer below 500 has its access line; the readiness probes have none.
+    let served: Vec<&Value> = lines.iter().filter(|line| line["message"] == "served").collect();
+    assert_eq!(served.len(), 1, "{served:#?}");
+    assert_eq!(
+        (&served[0]["request_id"], &served[0]["route"], &served[0]["status"], &served[0]["level"]),
+        (&json!("poll-1"), &json!("/api/client/mitra-availability"), &json!(200), &json!("INFO")),
+    );
     let failed: Vec<&Value> = lines.iter().filter(|line| line["message"] == "request failed").collect();
     assert_eq!(failed.len(), 1, "{lines:#?}");
     let line = failed[0];

@@ -215,6 +215,14 @@ async fn a_blast_reaches_every_available_mitra_and_the_first_accept_wins() {
     assert_eq!(request_status(&app, &budi.token, &request_id).await["status"], "taken");
 
     assert_eq!(payment_status(pool, &payment).await, "consumed");
+    // The customer's own view of the payment names the session it paid for.
+    let url = app.public_url(&format!("/api/client/payment-sessions/{}", id_of(&payment)));
+    let (status, seen) = app.call(Method::GET, &url, Some(&rani.token), None).await;
+    assert_eq!(status, 200, "{seen}");
+    assert_eq!(
+        (seen["status"].as_str(), seen["chat_session_id"].as_str()),
+        (Some("consumed"), Some(session_id.as_str()))
+    );
     assert!(ledger(pool, &payment).await.is_empty());
     let responses: Vec<(Uuid, Option<String>, bool)> =
         activity(pool, &request_id).await.into_iter().map(|(m, r, _, responded)| (m, r, responded)).collect();

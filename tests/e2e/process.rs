@@ -62,14 +62,19 @@ async fn config_prints_settings_with_secrets_redacted() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_bestie"))
         .arg("config")
         .env("BESTIE__DATABASE__URL", "postgres://app:s3cr3t-pw@db.internal/bestie")
+        .env("BESTIE__REDIS__URL", "redis://:r3d1s-pw@cache.internal:6379")
         .env("BESTIE__REDIS__PREFIX", "staging")
         .output()
         .expect("bestie runs");
     assert!(output.status.success());
     let printed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     assert_eq!(printed["redis"]["prefix"], "staging");
-    assert_eq!(printed["database"]["url"], "[redacted]");
-    assert!(!String::from_utf8_lossy(&output.stdout).contains("s3cr3t-pw"));
+    // The host and user stay readable; only the password is hidden.
+    assert_eq!(printed["database"]["url"], "postgres://app:[redacted]@db.internal/bestie");
+    assert_eq!(printed["redis"]["url"], "redis://:[redacted]@cache.internal:6379");
+    assert_eq!(printed["seed"]["admin_password"], "[redacted]");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("s3cr3t-pw") && !stdout.contains("r3d1s-pw"), "{stdout}");
 }
 
 /// `bestie config` shows what is in force, not `null`, for every choice left to the mode.
@@ -93,16 +98,72 @@ async fn config_prints_the_effective_choices_of_the_mode() {
     assert_eq!(printed["seed"]["demo_mitras"], 3);
 }
 
-#[tokio::test]
-async fn unknown_settings_are_refused_rather_than_ignored() {
+/// `bestie ARGS` with `env`, as an operator runs it with `RUST_BACKTRACE=1` set: it must fail,
+/// and what it printed on stderr is returned, checked to hold no backtrace.
+fn fails_with(args: &[&str], env: &[(&str, &str)]) -> String {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_bestie"))
-        .arg("config")
-        .env("BESTIE__REDIS__PREFX", "typo")
+        .args(args)
+        .envs(env.iter().copied())
+        .env("RUST_BACKTRACE", "1")
         .output()
         .expect("bestie runs");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("prefx"), "{stderr}");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("bestie: "), "{stderr}");
+    assert!(!stderr.contains("backtrace") && !stderr.contains("Caused by"), "{stderr}");
+    stderr
+}
+
+#[tokio::test]
+async fn unknown_settings_are_refused_rather_than_ignored() {
+    let stderr = fails_with(&["config"], &[("BESTIE__REDIS__PREFX", "typo")]);
+    assert!(stderr.contains("prefx") && stderr.contains("REDIS.PREFX"), "{stderr}");
+}
+
+/// A store that cannot be reached is named with its host and the setting, its password hidden,
+/// in one line without a debug struct.
+#[tokio::test]
+async fn a_store_that_cannot_be_reached_is_named_with_its_address_and_setting() {
+    let closed = crate::harness::free_port().port();
+    let redis = format!("redis://:r3d1s-pw@127.0.0.1:{closed}");
+    // Postgres answers (its own maintenance database, which exists), Redis does not.
+    let env = [
+        ("BESTIE__DATABASE__URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+        ("BESTIE__REDIS__URL", &redis),
+    ];
+    let stderr = fails_with(&["migrate"], &env);
+    let address = format!("127.0.0.1:{closed}");
+    assert!(stderr.contains("cannot connect to Redis") && stderr.contains("BESTIE__REDIS__URL"), "{stderr}");
+    assert!(stderr.contains(&format!("{address}: Connection refused")), "{stderr}");
+    assert!(!stderr.contains("r3d1s-pw") && !stderr.contains("Os {"), "{stderr}");
+
+    let postgres = format!("postgres://app:pg-pw@127.0.0.1:{closed}/bestie");
+    let stderr = fails_with(&["migrate"], &[("BESTIE__DATABASE__URL", &postgres)]);
+    assert!(
+        stderr.contains("cannot connect to PostgreSQL") && stderr.contains("BESTIE__DATABASE__URL"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("postgres://app:[redacted]@{address}/bestie")), "{stderr}");
+    assert!(!stderr.contains("pg-pw"), "{stderr}");
+}
+
+/// A port already taken is named with the setting that chose it.
+#[tokio::test]
+async fn a_port_in_use_names_its_setting() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = taken.local_addr().expect("addr").to_string();
+    let settings = isolated_settings();
+    let internal = crate::harness::free_port().to_string();
+    let env = [
+        ("BESTIE__DATABASE__URL", settings.database.url.expose()),
+        ("BESTIE__REDIS__PREFIX", settings.redis.prefix.as_str()),
+        ("BESTIE__API__PUBLIC_ADDR", address.as_str()),
+        ("BESTIE__API__INTERNAL_ADDR", internal.as_str()),
+    ];
+    let stderr = fails_with(&["serve", "--role", "api"], &env);
+    crate::harness::drop_isolated(&settings);
+    assert!(stderr.contains(&address) && stderr.contains("BESTIE__API__PUBLIC_ADDR"), "{stderr}");
+    assert!(stderr.contains("Address already in use"), "{stderr}");
 }
 
 #[tokio::test]

@@ -130,7 +130,7 @@ where
 async fn after_redis_restarts_empty_presence_counters_and_routes_come_back_and_sockets_resync() {
     // Declared before the app, so the app (and its cleanup) goes first.
     let mut redis = PrivateRedis::start(free_port().port()).await;
-    let app = TestApp::spawn_with(|s| s.redis.url = domain::settings::Secret::new(redis.url())).await;
+    let app = TestApp::spawn_with(|s| s.redis.url = domain::settings::ConnectionUrl::new(redis.url())).await;
     let operator = app.sign_in_operator().await;
     let (status, body) = app
         .call(
@@ -315,7 +315,7 @@ fn token_id(token: &str) -> uuid::Uuid {
 async fn tokens_revoked_before_redis_restarts_empty_are_refused_after_it() {
     use domain::auth::{Principal, Role};
     let mut redis = PrivateRedis::start(free_port().port()).await;
-    let app = TestApp::spawn_with(|s| s.redis.url = domain::settings::Secret::new(redis.url())).await;
+    let app = TestApp::spawn_with(|s| s.redis.url = domain::settings::ConnectionUrl::new(redis.url())).await;
     let operator = app.sign_in_operator().await;
     let ayu = new_online_mitra(&app, &operator).await;
     let rani = customer(&app).await;

@@ -59,6 +59,7 @@ pub async fn start(
         family_expires_at: family_end(settings.refresh_token_max_lifetime_s),
     };
     store.insert_refresh_token(&new).await?;
+    tracing::info!(user_id = %id, %role, %sign_in, "signed in");
     Ok(Session { access_token: access.token, refresh_token, expires_in_s: access.expires_in_s })
 }
 
@@ -222,6 +223,7 @@ pub async fn logout(
         "reason": "logged_out",
     });
     store.publish_hub_control(&close.to_string()).await?;
+    tracing::info!(user_id = %principal.id, role = %principal.role, sign_in = %principal.sign_in, "signed out");
     Ok(())
 }
 

@@ -13,6 +13,34 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("encoding: {0}")]
     Encode(String),
+    /// A server that does not accept connections: its address and what the system said.
+    #[error("{0}")]
+    Unreachable(String),
+    /// Connecting at start failed: which server, where, and the setting that names it.
+    #[error("cannot connect to {server} at {url} (set by {setting}): {cause}")]
+    Connect { server: &'static str, url: String, setting: &'static str, cause: Box<StoreError> },
+}
+
+impl StoreError {
+    /// `self`, as a failure to connect to Postgres at `url` (`BESTIE__DATABASE__URL`).
+    pub(crate) fn connecting_to_postgres(self, url: &crate::settings::ConnectionUrl) -> Self {
+        Self::Connect {
+            server: "PostgreSQL",
+            url: url.redacted(),
+            setting: "BESTIE__DATABASE__URL",
+            cause: Box::new(self),
+        }
+    }
+
+    /// `self`, as a failure to connect to Redis at `url` (`BESTIE__REDIS__URL`).
+    pub(crate) fn connecting_to_redis(self, url: &crate::settings::ConnectionUrl) -> Self {
+        Self::Connect {
+            server: "Redis",
+            url: url.redacted(),
+            setting: "BESTIE__REDIS__URL",
+            cause: Box::new(self),
+        }
+    }
 }
 
 impl StoreError {
@@ -39,6 +67,8 @@ impl StoreError {
                     | fred::error::ErrorKind::Canceled
                     | fred::error::ErrorKind::Backpressure
             ),
+            Self::Connect { cause, .. } => cause.is_unavailable(),
+            Self::Unreachable(_) => true,
             Self::Migrate(_) | Self::Encode(_) => false,
         }
     }

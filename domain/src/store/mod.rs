@@ -211,14 +211,25 @@ impl Store {
 
     /// Connects to both stores, creating the Postgres database first when it is missing.
     pub async fn connect(database: &DatabaseSettings, redis: &RedisSettings) -> Result<Self, StoreError> {
-        database::ensure_exists(database.url.expose()).await?;
+        let to_postgres = |error: StoreError| error.connecting_to_postgres(&database.url);
+        database::ensure_exists(database.url.expose()).await.map_err(to_postgres)?;
         let pg = PgPoolOptions::new()
             .max_connections(database.max_connections)
             .acquire_timeout(Duration::from_millis(database.acquire_timeout_ms))
             .connect(database.url.expose())
-            .await?;
-        let redis_config = RedisConfig::from_url(redis.url.expose())?;
-        let redis_pool = connect_redis(redis_config.clone(), redis.pool_size).await?;
+            .await
+            .map_err(|error| to_postgres(error.into()))?;
+        let to_redis = |error: StoreError| error.connecting_to_redis(&redis.url);
+        let redis_config =
+            RedisConfig::from_url(redis.url.expose()).map_err(|error| to_redis(error.into()))?;
+        let redis_pool = match connect_redis(redis_config.clone(), redis.pool_size).await {
+            Ok(pool) => pool,
+            Err(StoreError::Redis(error)) if *error.kind() == fred::error::ErrorKind::IO => {
+                // fred words a socket error as a debug struct: say what the first server did.
+                return Err(to_redis(unreachable_redis(&redis_config).await.unwrap_or_else(|| error.into())));
+            }
+            Err(error) => return Err(to_redis(error)),
+        };
         Ok(Self(std::sync::Arc::new(StoreParts {
             sends: send_queue::SendQueue::start(pg.clone()),
             pg,
@@ -296,6 +307,21 @@ impl Store {
         self.pg.close().await;
         let _ = self.redis.quit().await;
     }
+}
+
+/// Why the first server of `config` cannot be reached, as the operating system says it
+/// (`Connection refused (os error 111)`), or `None` when it can be.
+async fn unreachable_redis(config: &RedisConfig) -> Option<StoreError> {
+    let server = config.server.hosts().into_iter().next()?;
+    let address = format!("{}:{}", server.host, server.port);
+    let reached =
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&address)).await;
+    let reason = match reached {
+        Ok(Ok(_)) => return None,
+        Ok(Err(error)) => error.to_string(),
+        Err(_) => "no answer within 2 s".to_owned(),
+    };
+    Some(StoreError::Unreachable(format!("{address}: {reason}")))
 }
 
 async fn connect_redis(config: RedisConfig, pool_size: usize) -> Result<RedisPool, StoreError> {

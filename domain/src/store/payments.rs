@@ -247,10 +247,16 @@ impl Store {
             .await?)
     }
 
-    /// The customer's payment session.
+    /// The customer's payment session. A chat payment's `chat_session_id` is the session it
+    /// paid for once consumed (the link is stored on the chat session, so read from there).
     pub async fn payment(&self, customer: Uuid, id: Uuid) -> Result<Option<PaymentRow>, StoreError> {
-        let query =
-            format!("SELECT {PAYMENT_COLUMNS} FROM payment_sessions WHERE id = $1 AND customer_id = $2");
+        let columns = PAYMENT_COLUMNS.replacen(
+            "chat_session_id",
+            "COALESCE(chat_session_id, (SELECT s.id FROM chat_sessions s WHERE s.payment_session_id = p.id)) \
+             AS chat_session_id",
+            1,
+        );
+        let query = format!("SELECT {columns} FROM payment_sessions p WHERE id = $1 AND customer_id = $2");
         Ok(sqlx::query_as(AssertSqlSafe(query.as_str()))
             .bind(id)
             .bind(customer)

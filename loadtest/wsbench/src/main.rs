@@ -29,7 +29,7 @@ use clap::{Parser, Subcommand};
 use domain::auth::Role;
 use domain::auth::tokens::TokenKeys;
 use domain::event::{Event, EventKind};
-use domain::settings::{AuthSettings, HubSettings, Secret, Settings};
+use domain::settings::{AuthSettings, ConnectionUrl, HubSettings, Secret, Settings};
 use futures::StreamExt;
 use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
@@ -260,10 +260,10 @@ async fn connect_store(
     database_url: &str,
 ) -> anyhow::Result<domain::store::Store> {
     let mut settings = Settings::default();
-    settings.redis.url = Secret::new(redis_url);
+    settings.redis.url = ConnectionUrl::new(redis_url);
     settings.redis.prefix = redis_prefix.to_owned();
     settings.redis.pool_size = 8;
-    settings.database.url = Secret::new(database_url);
+    settings.database.url = ConnectionUrl::new(database_url);
     domain::store::Store::connect(&settings.database, &settings.redis).await.context("stores")
 }
 
