@@ -273,6 +273,15 @@ impl<T> Clone for Key<T> {
 
 impl<T> Copy for Key<T> {}
 
+impl<T> Key<T> {
+    /// `name`, which must be a key of [`KEYS`] of type `kind`; evaluated in a constant, a
+    /// mismatch fails the build.
+    const fn registered(name: &'static str, kind: u8) -> Self {
+        assert!(registered(name, kind), "not a key of KEYS, or of another type");
+        Self { name, value: std::marker::PhantomData }
+    }
+}
+
 /// Whether [`KEYS`] has `name` with a type `kind` accepts (usable in a constant).
 const fn registered(name: &str, kind: u8) -> bool {
     let mut i = 0;
@@ -314,29 +323,25 @@ const fn same(a: &str, b: &str) -> bool {
 
 impl Key<i64> {
     const fn integer(name: &'static str) -> Self {
-        assert!(registered(name, INTEGER), "not an integer key of KEYS");
-        Self { name, value: std::marker::PhantomData }
+        Self::registered(name, INTEGER)
     }
 }
 
 impl Key<bool> {
     const fn boolean(name: &'static str) -> Self {
-        assert!(registered(name, BOOLEAN), "not a boolean key of KEYS");
-        Self { name, value: std::marker::PhantomData }
+        Self::registered(name, BOOLEAN)
     }
 }
 
 impl Key<Vec<PriceTier>> {
     const fn price_tiers(name: &'static str) -> Self {
-        assert!(registered(name, TIERS), "not a price-tier key of KEYS");
-        Self { name, value: std::marker::PhantomData }
+        Self::registered(name, TIERS)
     }
 }
 
 impl Key<ExtensionTimeoutAction> {
     const fn choice(name: &'static str) -> Self {
-        assert!(registered(name, CHOICE), "not a choice key of KEYS");
-        Self { name, value: std::marker::PhantomData }
+        Self::registered(name, CHOICE)
     }
 }
 
