@@ -9,6 +9,7 @@ use crate::auth::Principal;
 use crate::error::{DomainError, ErrorKind};
 pub use crate::store::failures::FailureRow;
 use crate::store::failures::{ActionRefusal, FailureFilter};
+use crate::store::pairing::RequestType;
 use crate::store::{Store, StoreError};
 
 crate::text_enum::text_enum! {
@@ -35,9 +36,9 @@ impl FailureCause {
         matches!(self, Self::NoMitraAvailable | Self::TargetedMitraTimeout | Self::PaymentSessionExpired)
     }
 
-    /// The causes a search of `request_type` (`general` or `returning`) can end with.
-    pub fn of_request_type(request_type: &str) -> impl Iterator<Item = Self> {
-        let returning = request_type == "returning";
+    /// The causes a search of `request_type` can end with.
+    pub fn of_request_type(request_type: RequestType) -> impl Iterator<Item = Self> {
+        let returning = request_type == RequestType::Returning;
         Self::ALL.iter().copied().filter(move |cause| match cause {
             Self::NoMitraAvailable | Self::AllMitrasRejected => !returning,
             Self::TargetedMitraOffline | Self::TargetedMitraRejected | Self::TargetedMitraTimeout => {

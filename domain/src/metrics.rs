@@ -85,10 +85,6 @@ pub const PAYMENT_PROVIDERS: [&str; 2] = ["mock", "http"];
 /// One-time code deliveries (`otp_deliveries_total{outcome}`).
 pub const OTP_OUTCOMES: [&str; 2] = ["sent", "failed"];
 
-/// The request types a pairing outcome is labelled with; each has `accepted` and the
-/// [`FailureCause`](crate::failures::FailureCause)s it can end with.
-const PAIRING_REQUEST_TYPES: [&str; 2] = ["general", "returning"];
-
 /// The metric handles of one process, shared: see [`MetricSet`] for the handles.
 #[derive(Clone)]
 pub struct Metrics(Arc<MetricSet>);
@@ -444,10 +440,11 @@ impl MetricSet {
         for outcome in ["acknowledged", "pushed"] {
             self.unacknowledged_checks.with_label_values(&[outcome]);
         }
-        for request_type in PAIRING_REQUEST_TYPES {
-            self.pairing_outcomes.with_label_values(&[request_type, "accepted"]);
+        // Each request type's outcomes: `accepted`, and the causes it can end with.
+        for &request_type in crate::store::pairing::RequestType::ALL {
+            self.pairing_outcomes.with_label_values(&[request_type.as_str(), "accepted"]);
             for cause in crate::failures::FailureCause::of_request_type(request_type) {
-                self.pairing_outcomes.with_label_values(&[request_type, cause.as_str()]);
+                self.pairing_outcomes.with_label_values(&[request_type.as_str(), cause.as_str()]);
             }
         }
         for provider in PAYMENT_PROVIDERS {

@@ -25,7 +25,7 @@ use crate::jobs::{Timer, TimerKind};
 use crate::push::PushMessage;
 use crate::services::{Notice, Services};
 pub use crate::store::pairing::{Accepted, Cancelled, Declined, Failed, RequestRow};
-use crate::store::pairing::{NewRequest, Refusal, WindowEnd};
+use crate::store::pairing::{NewRequest, Refusal, RequestState, RequestType, WindowEnd};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -120,9 +120,9 @@ impl PairingError {
             Refusal::TargetMismatch => Self::TargetMismatch,
             Refusal::TargetedOffline => Self::TargetedOffline,
             Refusal::FallbackNotAvailable => Self::FallbackNotAvailable,
-            Refusal::Closed { status, cause, .. } => match (status.as_str(), cause) {
-                ("accepted", _) => Self::Taken,
-                ("cancelled", _) => Self::RequestCancelled,
+            Refusal::Closed { status, cause, .. } => match (status, cause) {
+                (RequestState::Accepted, _) => Self::Taken,
+                (RequestState::Cancelled, _) => Self::RequestCancelled,
                 (_, Some(cause)) if cause.is_timeout() => Self::RequestExpired,
                 _ => Self::RequestClosed,
             },
@@ -217,9 +217,9 @@ async fn start(
                 } else {
                     FailureCause::PaymentSessionExpired
                 };
-                let kind = if targeted.is_some() { "returning" } else { "general" };
-                tracing::info!(payment_session_id = %payment, request_type = kind, %cause, "search failed");
-                services.metrics.pairing_outcomes.with_label_values(&[kind, cause.as_str()]).inc();
+                let kind = if targeted.is_some() { RequestType::Returning } else { RequestType::General };
+                tracing::info!(payment_session_id = %payment, request_type = %kind, %cause, "search failed");
+                services.metrics.pairing_outcomes.with_label_values(&[kind.as_str(), cause.as_str()]).inc();
                 services.metrics.payment_transitions.with_label_values(&["failed_pairing"]).inc();
             }
             return Err(PairingError::from_refusal(refusal));
@@ -248,7 +248,7 @@ async fn start(
     tracing::info!(
         request_id = %request.id,
         payment_session_id = %payment,
-        request_type = if targeted.is_some() { "returning" } else { "general" },
+        request_type = %request.request_type,
         offered,
         "search started"
     );
@@ -291,7 +291,7 @@ fn chat_request(offer: &crate::store::pairing::Offer) -> (Event, PushMessage) {
             "countdown_s": countdown_s,
         }),
     );
-    let body = if offer.request_type == "returning" {
+    let body = if offer.request_type == RequestType::Returning {
         format!("{} ingin curhat lagi denganmu ({} menit)", offer.customer_call_name, offer.duration_minutes)
     } else {
         format!("{} ingin curhat ({} menit)", offer.customer_call_name, offer.duration_minutes)
@@ -302,7 +302,7 @@ fn chat_request(offer: &crate::store::pairing::Offer) -> (Event, PushMessage) {
         data: [
             ("type".to_owned(), "chat_request".to_owned()),
             ("request_id".to_owned(), offer.request_id.to_string()),
-            ("request_type".to_owned(), offer.request_type.clone()),
+            ("request_type".to_owned(), offer.request_type.as_str().to_owned()),
         ]
         .into(),
         collapse_key: Some(format!("chat_request:{}", offer.request_id)),
@@ -554,12 +554,12 @@ pub async fn status_for_mitra(
 ) -> Result<RequestStatus, PairingError> {
     let (row, response) =
         store.request_for_mitra(request, mitra.id).await?.ok_or(PairingError::RequestNotFound)?;
-    let status = match (row.status.as_str(), row.failure_cause) {
-        ("pending", _) if row.expires_at > chrono::Utc::now() => "pending",
-        ("pending", _) => "expired",
-        ("accepted", _) if row.accepted_mitra_id == Some(mitra.id) => "accepted",
-        ("accepted", _) => "taken",
-        ("cancelled", _) => "cancelled",
+    let status = match (row.status, row.failure_cause) {
+        (RequestState::Pending, _) if row.expires_at > chrono::Utc::now() => "pending",
+        (RequestState::Pending, _) => "expired",
+        (RequestState::Accepted, _) if row.accepted_mitra_id == Some(mitra.id) => "accepted",
+        (RequestState::Accepted, _) => "taken",
+        (RequestState::Cancelled, _) => "cancelled",
         (_, Some(cause)) if cause.is_timeout() => "expired",
         _ => "closed",
     };

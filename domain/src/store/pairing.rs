@@ -14,15 +14,34 @@ use super::payments::{PAYMENT_COLUMNS, PaymentRow};
 use super::{Store, StoreError};
 use crate::failures::FailureCause;
 
+crate::text_enum::text_enum! {
+    /// A general blast to every available mitra, or a returning chat ("Curhat lagi") with one.
+    pub enum RequestType {
+        General = "general",
+        Returning = "returning",
+    }
+}
+
+crate::text_enum::text_enum! {
+    /// Where a pairing request stands (`pairing_requests.status`).
+    pub enum RequestState {
+        /// Its window is open (or closed but not yet resolved by its timer).
+        Pending = "pending",
+        Accepted = "accepted",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
+}
+
 /// A pairing request as stored.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct RequestRow {
     pub id: Uuid,
     pub payment_session_id: Uuid,
     pub customer_id: Uuid,
-    pub request_type: String,
+    pub request_type: RequestType,
     pub targeted_mitra_id: Option<Uuid>,
-    pub status: String,
+    pub status: RequestState,
     pub failure_cause: Option<FailureCause>,
     pub accepted_mitra_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
@@ -37,7 +56,7 @@ const REQUEST_COLUMNS: &str = "id, payment_session_id, customer_id, request_type
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Offer {
     pub request_id: Uuid,
-    pub request_type: String,
+    pub request_type: RequestType,
     pub customer_call_name: String,
     pub duration_minutes: i32,
     pub expires_at: DateTime<Utc>,
@@ -67,7 +86,7 @@ pub enum Refusal {
     FallbackNotAvailable,
     /// The request is no longer open (its status: `accepted`, `failed`, `cancelled`), with
     /// whether this mitra took it.
-    Closed { status: String, cause: Option<FailureCause>, accepted_by_caller: bool },
+    Closed { status: RequestState, cause: Option<FailureCause>, accepted_by_caller: bool },
     /// The request's window has passed; its timer closes it.
     WindowOver,
     /// The mitra already answered it.
@@ -173,7 +192,7 @@ async fn fail_payment(
 async fn fail_request(
     tx: &mut Tx,
     request: &RequestRow,
-    status: &str,
+    status: RequestState,
     cause: FailureCause,
     open_response: Option<&str>,
 ) -> Result<Failed, StoreError> {
@@ -213,7 +232,7 @@ async fn fail_request(
 
 fn closed(request: &RequestRow, mitra: Uuid) -> Refusal {
     Refusal::Closed {
-        status: request.status.clone(),
+        status: request.status,
         cause: request.failure_cause,
         accepted_by_caller: request.accepted_mitra_id == Some(mitra),
     }
@@ -329,7 +348,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5::double precision))
              RETURNING {REQUEST_COLUMNS}"
         );
-        let request_type = if new.targeted.is_some() { "returning" } else { "general" };
+        let request_type = if new.targeted.is_some() { RequestType::Returning } else { RequestType::General };
         let request: RequestRow = sqlx::query_as(AssertSqlSafe(query.as_str()))
             .bind(payment.id)
             .bind(new.customer)
@@ -467,7 +486,7 @@ impl Store {
         let Some(locked) = locked.filter(|locked| locked.offered) else {
             return Ok(Err(Refusal::NotFound));
         };
-        if locked.row.status != "pending" {
+        if locked.row.status != RequestState::Pending {
             return Ok(Err(closed(&locked.row, mitra)));
         }
         if let Some(response) = locked.response {
@@ -510,7 +529,7 @@ impl Store {
         };
         // A returning chat with a customer the mitra is still talking to may pass the cap
         // (the same exception the returning chat's start makes).
-        let returning_same_customer = row.request_type == "returning" && with_customer > 0;
+        let returning_same_customer = row.request_type == RequestType::Returning && with_customer > 0;
         if live >= cap && !returning_same_customer {
             return Ok(Err(Refusal::AtCapacity));
         }
@@ -635,10 +654,16 @@ impl Store {
         .bind(request)
         .fetch_one(&mut *tx)
         .await?;
-        let failed = if row.request_type == "returning" {
-            Some(fail_request(&mut tx, &row, "failed", FailureCause::TargetedMitraRejected, None).await?)
+        let failed = if row.request_type == RequestType::Returning {
+            Some(
+                fail_request(&mut tx, &row, RequestState::Failed, FailureCause::TargetedMitraRejected, None)
+                    .await?,
+            )
         } else if everyone_declined {
-            Some(fail_request(&mut tx, &row, "failed", FailureCause::AllMitrasRejected, None).await?)
+            Some(
+                fail_request(&mut tx, &row, RequestState::Failed, FailureCause::AllMitrasRejected, None)
+                    .await?,
+            )
         } else {
             None
         };
@@ -666,12 +691,12 @@ impl Store {
             return Ok(WindowEnd::NotYet { left_ms: u64::try_from(locked.left_ms).unwrap_or(0) });
         }
         let row = locked.row;
-        let cause = if row.request_type == "returning" {
+        let cause = if row.request_type == RequestType::Returning {
             FailureCause::TargetedMitraTimeout
         } else {
             FailureCause::NoMitraAvailable
         };
-        let failed = fail_request(&mut tx, &row, "failed", cause, Some("ignored")).await?;
+        let failed = fail_request(&mut tx, &row, RequestState::Failed, cause, Some("ignored")).await?;
         tx.commit().await?;
         Ok(WindowEnd::Closed(Box::new(failed)))
     }
@@ -722,9 +747,14 @@ impl Store {
                 return Ok(Err(Refusal::NotFound));
             };
             if let Some(request) = pending {
-                let failed =
-                    fail_request(&mut tx, &request, "cancelled", FailureCause::CustomerCancelled, None)
-                        .await?;
+                let failed = fail_request(
+                    &mut tx,
+                    &request,
+                    RequestState::Cancelled,
+                    FailureCause::CustomerCancelled,
+                    None,
+                )
+                .await?;
                 let query = format!("SELECT {PAYMENT_COLUMNS} FROM payment_sessions WHERE id = $1");
                 let row =
                     sqlx::query_as(AssertSqlSafe(query.as_str())).bind(payment).fetch_one(&mut *tx).await?;
