@@ -11,7 +11,7 @@ use crate::event::{Event, EventKind};
 use crate::push::PushMessage;
 use crate::services::{Notice, Services};
 pub use crate::store::chat::{MessageRow, Receipt, SessionRow};
-use crate::store::chat::{SendRefusal, Sent};
+use crate::store::chat::{SendRefusal, Sent, SessionStatus};
 use crate::store::events::SocketRef;
 use crate::store::{Store, StoreError};
 
@@ -35,7 +35,7 @@ pub enum ChatError {
     #[error("no such chat session of yours")]
     SessionNotFound,
     #[error("the session is {0}; messages can be sent only while it is active")]
-    SessionNotOpen(String),
+    SessionNotOpen(SessionStatus),
     #[error("limit must be 1 to {MAX_PAGE}, and after_seq / before_seq not both")]
     InvalidPage,
     #[error(transparent)]
@@ -195,7 +195,7 @@ pub async fn mark(
 #[tracing::instrument(skip_all, fields(session_id = %session))]
 pub async fn typing(store: &Store, caller: &Principal, session: Uuid) -> Result<(), ChatError> {
     let row = store.chat_session_for(caller, session).await?.ok_or(ChatError::SessionNotFound)?;
-    if !matches!(row.status.as_str(), "active" | "extending") {
+    if !row.status.is_open() {
         return Err(ChatError::SessionNotOpen(row.status));
     }
     let (_, other) = other_party(caller, &row);

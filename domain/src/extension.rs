@@ -20,15 +20,17 @@ use crate::jobs::{Timer, TimerKind};
 use crate::push::PushMessage;
 use crate::services::{Notice, Services};
 use crate::store::StoreError;
+use crate::store::chat::SessionStatus;
 use crate::store::extensions::{ExtensionRefusal, PendingExtension};
 pub use crate::store::extensions::{ExtensionRow, Resolved};
+use crate::store::payments::PaymentStatus;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExtensionError {
     #[error("no such chat session of yours")]
     SessionNotFound,
     #[error("the session cannot be extended now ({0})")]
-    SessionNotExtendable(String),
+    SessionNotExtendable(SessionStatus),
     #[error("no such payment session of yours")]
     PaymentNotFound,
     #[error("the payment is not a pending extension payment of this session ({0})")]
@@ -71,7 +73,8 @@ impl DomainError for ExtensionError {
 
     fn details(&self) -> Vec<(&'static str, serde_json::Value)> {
         match self {
-            Self::SessionNotExtendable(status) | Self::Resolved(status) => vec![("status", json!(status))],
+            Self::SessionNotExtendable(status) => vec![("status", json!(status))],
+            Self::Resolved(status) => vec![("status", json!(status))],
             Self::PaymentNotUsable(state) => vec![("payment_status", json!(state))],
             _ => Vec::new(),
         }
@@ -268,7 +271,7 @@ async fn resolve_approve(
         ends_at = %resolved.ends_at,
         "extension approved; chat session resumed"
     );
-    services.metrics.payment_transitions.with_label_values(&["consumed"]).inc();
+    services.metrics.payment_transitions.with_label_values(&[PaymentStatus::Consumed.as_str()]).inc();
     crate::session::schedule_end(services, resolved.extension.chat_session_id, resolved.ends_at).await;
     announce(services, &resolved).await;
     let data = json!({ "session_id": resolved.extension.chat_session_id, "ends_at": resolved.ends_at });
@@ -292,7 +295,7 @@ async fn resolve_reject(
         "extension not granted"
     );
     announce(services, &resolved).await;
-    if resolved.session_status == "closing" {
+    if resolved.session_status == SessionStatus::Closing {
         if let Some(grace_ends_at) = resolved.grace_ends_at {
             let timer = Timer {
                 kind: TimerKind::CompleteSession,

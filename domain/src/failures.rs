@@ -172,7 +172,7 @@ pub fn row_json(row: &FailureRow) -> serde_json::Value {
         "cause_tag": row.cause_tag,
         "amount": row.amount,
         "payment_status": row.payment_status,
-        "served_after_all": row.payment_status == "consumed",
+        "served_after_all": row.payment_status == crate::store::payments::PaymentStatus::Consumed,
         "operator_action": row.operator_action,
         "actioned_by": row.actioned_by,
         "actioned_at": row.actioned_at,

@@ -459,8 +459,9 @@ impl MetricSet {
                 self.otp_deliveries.with_label_values(&[sender, outcome]);
             }
         }
-        for status in ["expired", "failed_pairing"] {
-            self.payment_sessions_swept.with_label_values(&[status]);
+        use crate::store::payments::PaymentStatus;
+        for status in [PaymentStatus::Expired, PaymentStatus::FailedPairing] {
+            self.payment_sessions_swept.with_label_values(&[status.as_str()]);
         }
         for outcome in ["replayed", "resync_required", "failed"] {
             self.hub_resumes.with_label_values(&[outcome]);

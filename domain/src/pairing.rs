@@ -26,6 +26,7 @@ use crate::push::PushMessage;
 use crate::services::{Notice, Services};
 pub use crate::store::pairing::{Accepted, Cancelled, Declined, Failed, RequestRow};
 use crate::store::pairing::{NewRequest, Refusal, RequestState, RequestType, WindowEnd};
+use crate::store::payments::PaymentStatus;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +38,7 @@ pub enum PairingError {
     #[error("this payment session is for an extension, not a new chat")]
     NotForChat,
     #[error("the payment session is {0}, not confirmed")]
-    PaymentNotConfirmed(String),
+    PaymentNotConfirmed(PaymentStatus),
     #[error("the payment session has expired")]
     PaymentExpired,
     #[error("a search for this payment is already under way")]
@@ -220,13 +221,17 @@ async fn start(
                 let kind = if targeted.is_some() { RequestType::Returning } else { RequestType::General };
                 tracing::info!(payment_session_id = %payment, request_type = %kind, %cause, "search failed");
                 services.metrics.pairing_outcomes.with_label_values(&[kind.as_str(), cause.as_str()]).inc();
-                services.metrics.payment_transitions.with_label_values(&["failed_pairing"]).inc();
+                services
+                    .metrics
+                    .payment_transitions
+                    .with_label_values(&[PaymentStatus::FailedPairing.as_str()])
+                    .inc();
             }
             return Err(PairingError::from_refusal(refusal));
         }
     };
     if fallback {
-        services.metrics.payment_transitions.with_label_values(&["confirmed"]).inc();
+        services.metrics.payment_transitions.with_label_values(&[PaymentStatus::Confirmed.as_str()]).inc();
     }
     let timer = Timer {
         kind: TimerKind::ClosePairingRequest,
@@ -357,7 +362,7 @@ pub async fn accept(services: &Services, mitra: &Principal, request: Uuid) -> Re
         "search accepted; chat session started"
     );
     services.metrics.pairing_outcomes.with_label_values(&[kind, "accepted"]).inc();
-    services.metrics.payment_transitions.with_label_values(&["consumed"]).inc();
+    services.metrics.payment_transitions.with_label_values(&[PaymentStatus::Consumed.as_str()]).inc();
     let waited = (accepted.request.resolved_at.unwrap_or_else(chrono::Utc::now)
         - accepted.request.created_at)
         .num_milliseconds();
@@ -477,8 +482,12 @@ pub async fn cancel(
         services.store.cancel_search(payment, customer.id).await?.map_err(PairingError::from_refusal)?;
     if let Some(failed) = &cancelled.request {
         report_failure(services, failed, "chat_request_cancelled").await;
-    } else if cancelled.payment.status == "failed_pairing" {
-        services.metrics.payment_transitions.with_label_values(&["failed_pairing"]).inc();
+    } else if cancelled.payment.status == PaymentStatus::FailedPairing {
+        services
+            .metrics
+            .payment_transitions
+            .with_label_values(&[PaymentStatus::FailedPairing.as_str()])
+            .inc();
     }
     Ok(cancelled)
 }
@@ -491,7 +500,7 @@ async fn report_failure(services: &Services, failed: &Failed, open_event: &str) 
     let kind = request.request_type.as_str();
     tracing::info!(request_id = %request.id, request_type = kind, cause = %failed.cause, "search failed");
     services.metrics.pairing_outcomes.with_label_values(&[kind, failed.cause.as_str()]).inc();
-    services.metrics.payment_transitions.with_label_values(&["failed_pairing"]).inc();
+    services.metrics.payment_transitions.with_label_values(&[PaymentStatus::FailedPairing.as_str()]).inc();
     let customer_kind = match failed.cause {
         FailureCause::TargetedMitraRejected => EventKind::ReturningChatRejected,
         FailureCause::TargetedMitraTimeout => EventKind::ReturningChatTimeout,

@@ -17,7 +17,8 @@ use crate::charges::{self, ChargeError, ChargeRequest};
 use crate::error::{DomainError, ErrorKind};
 use crate::jobs::{JobError, Timer, TimerKind};
 use crate::services::Services;
-use crate::store::payments::{NewPayment, TrialInUse};
+use crate::store::chat::SessionStatus;
+use crate::store::payments::{NewPayment, PaymentStatus, TrialInUse};
 pub use crate::store::payments::{PaymentRow, SweepCounts};
 use crate::store::{Store, StoreError};
 
@@ -142,7 +143,7 @@ pub async fn create(
             return Err(PaymentError::ExtensionNotTargeted);
         }
         let status = store.customer_session_status(customer.id, session).await?;
-        if !matches!(status.as_deref(), Some("active" | "extending" | "closing")) {
+        if status.is_none_or(|status| status == SessionStatus::Completed) {
             return Err(PaymentError::ChatSessionNotExtendable);
         }
     }
@@ -172,7 +173,7 @@ pub async fn create(
         timeout_minutes: app_config::get(store, app_config::PAYMENT_SESSION_TIMEOUT_MINUTES).await?,
     };
     let payment = store.insert_payment(&new).await?;
-    services.metrics.payment_transitions.with_label_values(&["pending"]).inc();
+    services.metrics.payment_transitions.with_label_values(&[PaymentStatus::Pending.as_str()]).inc();
     let due_at_ms = u64::try_from(payment.expires_at.timestamp_millis()).unwrap_or_default();
     services
         .jobs
@@ -198,18 +199,22 @@ async fn confirm_for(services: &Services, customer: Uuid, id: Uuid) -> Result<Pa
         lock.release().await?;
         return Err(PaymentError::ChargedOnApproval);
     }
-    match lock.row.status.as_str() {
-        "pending" if lock.past_expiry && lock.claimed_charge.is_none() => {
-            lock.close_pending("expired").await?;
-            services.metrics.payment_transitions.with_label_values(&["expired"]).inc();
+    match lock.row.status {
+        PaymentStatus::Pending if lock.past_expiry && lock.claimed_charge.is_none() => {
+            lock.close_pending(PaymentStatus::Expired).await?;
+            services.metrics.payment_transitions.with_label_values(&[PaymentStatus::Expired.as_str()]).inc();
             Err(PaymentError::Expired)
         }
-        "pending" if lock.row.amount == 0 => {
+        PaymentStatus::Pending if lock.row.amount == 0 => {
             let confirmed = lock.confirm().await?.map_err(|TrialInUse| PaymentError::FreeTrialUsed)?;
-            services.metrics.payment_transitions.with_label_values(&["confirmed"]).inc();
+            services
+                .metrics
+                .payment_transitions
+                .with_label_values(&[PaymentStatus::Confirmed.as_str()])
+                .inc();
             Ok(confirmed)
         }
-        "pending" => {
+        PaymentStatus::Pending => {
             // A confirm that got as far as the claim (retried, or racing this one) is
             // completed under its key; after a decline, a new attempt gets a new key.
             let idempotency_key = match &lock.claimed_charge {
@@ -224,17 +229,23 @@ async fn confirm_for(services: &Services, customer: Uuid, id: Uuid) -> Result<Pa
             }
             charges::charge(&services.store, services.payments.as_ref(), &request).await?;
             let confirmed = services.store.confirm_charged_payment(customer, id).await?;
-            if confirmed.status != "confirmed" {
+            if confirmed.status != PaymentStatus::Confirmed {
                 // Cannot happen while a claimed charge keeps the payment from expiring or
                 // being abandoned; if it ever does, the money must not go unaccounted.
                 tracing::error!(status = %confirmed.status, "a charged payment did not end confirmed");
             }
-            services.metrics.payment_transitions.with_label_values(&["confirmed"]).inc();
+            services
+                .metrics
+                .payment_transitions
+                .with_label_values(&[PaymentStatus::Confirmed.as_str()])
+                .inc();
             Ok(confirmed)
         }
-        "expired" => Err(PaymentError::Expired),
-        "abandoned" => Err(PaymentError::Abandoned),
-        _ => Ok(lock.release().await?),
+        PaymentStatus::Expired => Err(PaymentError::Expired),
+        PaymentStatus::Abandoned => Err(PaymentError::Abandoned),
+        PaymentStatus::Confirmed | PaymentStatus::Consumed | PaymentStatus::FailedPairing => {
+            Ok(lock.release().await?)
+        }
     }
 }
 
@@ -242,24 +253,28 @@ async fn confirm_for(services: &Services, customer: Uuid, id: Uuid) -> Result<Pa
 #[tracing::instrument(skip_all, fields(payment_session_id = %id))]
 pub async fn cancel(services: &Services, customer: &Principal, id: Uuid) -> Result<PaymentRow, PaymentError> {
     let lock = services.store.lock_payment(customer.id, id).await?.ok_or(PaymentError::NotFound)?;
-    match lock.row.status.as_str() {
+    match lock.row.status {
         // A confirm is charging it (or an extension request holds it): not abandoned now.
-        "pending" if lock.claimed_charge.is_some() || lock.extension_pending => {
+        PaymentStatus::Pending if lock.claimed_charge.is_some() || lock.extension_pending => {
             lock.release().await?;
             Err(PaymentError::NotPending("being confirmed".to_owned()))
         }
-        "pending" if lock.past_expiry => {
-            lock.close_pending("expired").await?;
+        PaymentStatus::Pending if lock.past_expiry => {
+            lock.close_pending(PaymentStatus::Expired).await?;
             Err(PaymentError::Expired)
         }
-        "pending" => {
-            let row = lock.close_pending("abandoned").await?;
-            services.metrics.payment_transitions.with_label_values(&["abandoned"]).inc();
+        PaymentStatus::Pending => {
+            let row = lock.close_pending(PaymentStatus::Abandoned).await?;
+            services
+                .metrics
+                .payment_transitions
+                .with_label_values(&[PaymentStatus::Abandoned.as_str()])
+                .inc();
             Ok(row)
         }
-        "abandoned" => Ok(lock.release().await?),
-        "expired" => Err(PaymentError::Expired),
-        other => Err(PaymentError::NotPending(other.to_owned())),
+        PaymentStatus::Abandoned => Ok(lock.release().await?),
+        PaymentStatus::Expired => Err(PaymentError::Expired),
+        other => Err(PaymentError::NotPending(other.as_str().to_owned())),
     }
 }
 
@@ -290,7 +305,7 @@ pub async fn finish_stale_charges(services: &Services) -> Result<FinishedCharges
     let mut done = FinishedCharges::default();
     for (customer, id) in services.store.stale_confirm_charges(STALE_CHARGE_AFTER_S, 100).await? {
         match confirm_for(services, customer, id).await {
-            Ok(row) if row.status == "confirmed" => done.confirmed += 1,
+            Ok(row) if row.status == PaymentStatus::Confirmed => done.confirmed += 1,
             Ok(_) => {}
             Err(PaymentError::Charge(ChargeError::Declined(_))) => done.declined += 1,
             Err(PaymentError::Charge(ChargeError::ProviderUnavailable(_))) => {

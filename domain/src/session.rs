@@ -17,6 +17,7 @@ use crate::event::{Event, EventKind};
 use crate::jobs::{Timer, TimerKind};
 use crate::services::{Notice, Services};
 use crate::store::StoreError;
+use crate::store::chat::SessionStatus;
 use crate::store::sessions::{EndRefusal, Step};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +33,7 @@ pub enum SessionError {
     #[error("no such chat session of yours")]
     NotFound,
     #[error("the session is {0}")]
-    NotAllowed(String),
+    NotAllowed(SessionStatus),
     #[error("you already left your closing message")]
     AlreadySaid,
     #[error(transparent)]
@@ -125,7 +126,7 @@ pub async fn warn(services: &Services, session: Uuid, due_at_ms: u64) -> Result<
     let expected_end_ms =
         due_at_ms.saturating_add(u64::try_from(warning_s).unwrap_or(0).saturating_mul(1_000));
     let stale = ms(row.ends_at).abs_diff(expected_end_ms) > 1_000;
-    if stale || !matches!(row.status.as_str(), "active" | "extending") {
+    if stale || !row.status.is_open() {
         return Ok(());
     }
     let seconds_left = (row.ends_at - chrono::Utc::now()).num_seconds().max(0);

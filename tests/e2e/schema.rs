@@ -277,7 +277,7 @@ fn names(all: &[impl std::fmt::Display]) -> std::collections::BTreeSet<String> {
 }
 
 /// The database and the code agree on every name they share: failure causes, request
-/// types and request states.
+/// types, request states, payment states and session states.
 #[tokio::test]
 async fn the_database_allows_exactly_the_names_the_code_knows() {
     use domain::store::pairing::{RequestState, RequestType};
@@ -288,4 +288,8 @@ async fn the_database_allows_exactly_the_names_the_code_knows() {
     assert_eq!(allowed_names(pool, "pairing_requests", "failure_cause").await, causes);
     assert_eq!(allowed_names(pool, "pairing_requests", "request_type").await, names(RequestType::ALL));
     assert_eq!(allowed_names(pool, "pairing_requests", "status").await, names(RequestState::ALL));
+    let payment_states = names(domain::store::payments::PaymentStatus::ALL);
+    assert_eq!(allowed_names(pool, "payment_sessions", "status").await, payment_states);
+    let session_states = names(domain::store::chat::SessionStatus::ALL);
+    assert_eq!(allowed_names(pool, "chat_sessions", "status").await, session_states);
 }

@@ -2,6 +2,7 @@
 //! the next sweep (which stays as the backstop).
 
 use domain::store::StoreError;
+use domain::store::payments::PaymentStatus;
 use uuid::Uuid;
 
 use crate::JobContext;
@@ -9,7 +10,7 @@ use crate::JobContext;
 pub async fn run(payment_session: Uuid, ctx: &JobContext) -> Result<(), StoreError> {
     let counts = domain::payment::expire(&ctx.store, payment_session).await?;
     let swept = &ctx.metrics.payment_sessions_swept;
-    swept.with_label_values(&["expired"]).inc_by(counts.expired);
-    swept.with_label_values(&["failed_pairing"]).inc_by(counts.failed);
+    swept.with_label_values(&[PaymentStatus::Expired.as_str()]).inc_by(counts.expired);
+    swept.with_label_values(&[PaymentStatus::FailedPairing.as_str()]).inc_by(counts.failed);
     Ok(())
 }

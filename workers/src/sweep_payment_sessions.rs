@@ -9,6 +9,7 @@ use apalis::prelude::{BoxDynError, Data, TaskBuilder, TaskSink};
 use apalis_postgres::PostgresStorage;
 use domain::store::Store;
 use domain::store::StoreError;
+use domain::store::payments::PaymentStatus;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -33,8 +34,8 @@ pub fn storage(store: &Store) -> Storage {
 pub async fn run(_job: &SweepPaymentSessions, ctx: &JobContext) -> Result<(), StoreError> {
     let counts = domain::payment::sweep_expired(&ctx.store).await?;
     let swept = &ctx.metrics.payment_sessions_swept;
-    swept.with_label_values(&["expired"]).inc_by(counts.expired);
-    swept.with_label_values(&["failed_pairing"]).inc_by(counts.failed);
+    swept.with_label_values(&[PaymentStatus::Expired.as_str()]).inc_by(counts.expired);
+    swept.with_label_values(&[PaymentStatus::FailedPairing.as_str()]).inc_by(counts.failed);
     if counts.expired + counts.failed > 0 {
         tracing::info!(expired = counts.expired, failed = counts.failed, "payment sessions swept");
     }

@@ -148,7 +148,11 @@ pub async fn live_sessions(
     let rows: Vec<Value> = rows
         .iter()
         .map(|s| {
-            let until = if s.status == "closing" { s.grace_ends_at.unwrap_or(s.ends_at) } else { s.ends_at };
+            let until = if s.status == domain::store::chat::SessionStatus::Closing {
+                s.grace_ends_at.unwrap_or(s.ends_at)
+            } else {
+                s.ends_at
+            };
             json!({
                 "id": s.id, "status": s.status,
                 "customer": {"id": s.customer_id, "call_name": s.customer_call_name},

@@ -29,6 +29,25 @@ pub struct MessageRow {
 const MESSAGE_COLUMNS: &str =
     "id, chat_session_id, seq, sender_role, sender_id, client_msg_id, body, created_at";
 
+crate::text_enum::text_enum! {
+    /// Where a chat session stands: `active` → `closing` (time up or an early end; goodbyes
+    /// for the grace window) → `completed`; `active`/`closing` → `extending` while an
+    /// extension is asked, back to `active` (approved) or on to `closing`.
+    pub enum SessionStatus {
+        Active = "active",
+        Extending = "extending",
+        Closing = "closing",
+        Completed = "completed",
+    }
+}
+
+impl SessionStatus {
+    /// Messages may be sent (not yet closing).
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Active | Self::Extending)
+    }
+}
+
 /// A session as one of its two parties sees it.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct SessionRow {
@@ -39,7 +58,7 @@ pub struct SessionRow {
     pub customer_call_name: String,
     /// The only name a customer sees of the mitra.
     pub mitra_display_name: String,
-    pub status: String,
+    pub status: SessionStatus,
     pub started_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     pub closing_started_at: Option<DateTime<Utc>>,
@@ -81,7 +100,7 @@ pub enum SendRefusal {
     /// No such session of the caller's.
     NotFound,
     /// The session is not taking messages (its status).
-    NotOpen(String),
+    NotOpen(SessionStatus),
     /// The caller used this `client_msg_id` for a message of another session.
     ClientIdReused,
 }

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::chat::SessionStatus;
 use super::{Store, StoreError};
 
 /// An extension request as stored.
@@ -38,7 +39,7 @@ const EXTENSION_COLUMNS: &str = "id, chat_session_id, payment_session_id, durati
 pub enum ExtensionRefusal {
     SessionNotFound,
     /// The session cannot be extended now (its status, or it ended early).
-    SessionNotExtendable(String),
+    SessionNotExtendable(SessionStatus),
     PaymentNotFound,
     /// The payment is not a pending extension payment of this session (its status).
     PaymentNotUsable(String),
@@ -67,7 +68,7 @@ pub struct PendingExtension {
 #[derive(Clone, Debug)]
 pub struct Resolved {
     pub extension: ExtensionRow,
-    pub session_status: String,
+    pub session_status: SessionStatus,
     pub ends_at: DateTime<Utc>,
     pub grace_ends_at: Option<DateTime<Utc>>,
     pub mitra_id: Uuid,
@@ -85,7 +86,7 @@ impl Store {
         window_s: i64,
     ) -> Result<Result<(ExtensionRow, Uuid), ExtensionRefusal>, StoreError> {
         let mut tx = self.pg.begin().await?;
-        let found: Option<(String, Uuid, Option<String>, bool)> = sqlx::query_as(
+        let found: Option<(SessionStatus, Uuid, Option<String>, bool)> = sqlx::query_as(
             "SELECT s.status, s.mitra_id, x.kind, coalesce(s.grace_ends_at > now(), true) FROM chat_sessions s
              LEFT JOIN session_closures x ON x.chat_session_id = s.id
              WHERE s.id = $1 AND s.customer_id = $2 FOR UPDATE OF s",
@@ -99,10 +100,10 @@ impl Store {
         };
         // Active, or closing because its time ran out (not after an early end), within its
         // grace window.
-        let extendable =
-            status == "active" || (status == "closing" && closure.as_deref() == Some("time_up") && in_grace);
+        let extendable = status == SessionStatus::Active
+            || (status == SessionStatus::Closing && closure.as_deref() == Some("time_up") && in_grace);
         if !extendable {
-            let why = if status == "extending" {
+            let why = if status == SessionStatus::Extending {
                 ExtensionRefusal::AlreadyPending
             } else {
                 ExtensionRefusal::SessionNotExtendable(status)
@@ -241,7 +242,7 @@ impl PendingExtension {
             .bind(extension.chat_session_id)
             .execute(&mut *self.tx)
             .await?;
-        let (ends_at, session_status): (DateTime<Utc>, String) = sqlx::query_as(
+        let (ends_at, session_status): (DateTime<Utc>, SessionStatus) = sqlx::query_as(
             "UPDATE chat_sessions SET status = 'active', closing_started_at = NULL, grace_ends_at = NULL,
                     ends_at = greatest(ends_at, now()) + make_interval(mins => $2)
              WHERE id = $1 RETURNING ends_at, status",
@@ -266,7 +267,7 @@ impl PendingExtension {
             .bind(extension.payment_session_id)
             .execute(&mut *self.tx)
             .await?;
-        let (ends_at, session_status, grace_ends_at): (DateTime<Utc>, String, Option<DateTime<Utc>>) =
+        let (ends_at, session_status, grace_ends_at): (DateTime<Utc>, SessionStatus, Option<DateTime<Utc>>) =
             sqlx::query_as(
                 "WITH first AS (SELECT closing_started_at FROM session_closures WHERE chat_session_id = $1)
              UPDATE chat_sessions SET
@@ -283,7 +284,7 @@ impl PendingExtension {
             .bind(i32::try_from(grace_minutes).unwrap_or(5))
             .fetch_one(&mut *self.tx)
             .await?;
-        if session_status == "closing" {
+        if session_status == SessionStatus::Closing {
             sqlx::query(
                 "INSERT INTO session_closures (chat_session_id, kind, initiated_by) VALUES ($1, 'time_up', 'system')
                  ON CONFLICT (chat_session_id) DO NOTHING",
@@ -298,7 +299,7 @@ impl PendingExtension {
     async fn commit(
         self,
         extension: ExtensionRow,
-        session_status: String,
+        session_status: SessionStatus,
         ends_at: DateTime<Utc>,
         grace_ends_at: Option<DateTime<Utc>>,
     ) -> Result<Resolved, StoreError> {

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::payments::PaymentStatus;
 use super::{Store, StoreError};
 use crate::failures::FailureCause;
 
@@ -20,7 +21,7 @@ pub struct FailureRow {
     pub amount: i64,
     /// The payment's state now: `consumed` means the customer was served after all (a
     /// fallback blast), so nothing is owed.
-    pub payment_status: String,
+    pub payment_status: PaymentStatus,
     pub operator_action: Option<String>,
     pub actioned_by: Option<Uuid>,
     pub actioned_at: Option<DateTime<Utc>>,
@@ -94,7 +95,7 @@ impl Store {
     ) -> Result<Result<FailureRow, ActionRefusal>, StoreError> {
         let mut tx = self.pg.begin().await?;
         // The payment row is locked so two rows of one payment are settled one at a time.
-        let found: Option<(Uuid, Option<String>, String)> = sqlx::query_as(
+        let found: Option<(Uuid, Option<String>, PaymentStatus)> = sqlx::query_as(
             "SELECT f.payment_session_id, f.operator_action, p.status FROM pairing_failures f
              JOIN payment_sessions p ON p.id = f.payment_session_id
              WHERE f.id = $1 FOR UPDATE OF f, p",
@@ -109,7 +110,7 @@ impl Store {
             return Ok(Err(ActionRefusal::AlreadyActioned(done)));
         }
         if action != "no_action" {
-            if payment_status == "consumed" {
+            if payment_status == PaymentStatus::Consumed {
                 return Ok(Err(ActionRefusal::PaymentServed));
             }
             let settled: bool = sqlx::query_scalar(

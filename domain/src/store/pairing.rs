@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::payments::{PAYMENT_COLUMNS, PaymentRow};
+use super::payments::{PAYMENT_COLUMNS, PaymentRow, PaymentStatus};
 use super::{Store, StoreError};
 use crate::failures::FailureCause;
 
@@ -70,7 +70,7 @@ pub enum Refusal {
     /// The payment is an extension's.
     NotForChat,
     /// The payment is not confirmed (its status).
-    PaymentNotConfirmed(String),
+    PaymentNotConfirmed(PaymentStatus),
     /// The payment's expiry passed: it was failed with `payment_session_expired` (committed).
     PaymentExpired,
     /// A search for this payment is under way.
@@ -286,12 +286,12 @@ impl Store {
                                      AND operator_action IS NOT NULL)",
             )
             .bind(payment.id)
-            .bind(&payment.status)
+            .bind(payment.status)
             .bind(past_expiry)
             .fetch_one(&mut *tx)
             .await?;
             if !reopenable {
-                return Ok(Err(if payment.status == "consumed" {
+                return Ok(Err(if payment.status == PaymentStatus::Consumed {
                     Refusal::AlreadyPaired { chat_session_id: self.session_of_payment(payment.id).await? }
                 } else {
                     Refusal::FallbackNotAvailable
@@ -310,14 +310,14 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         } else {
-            match payment.status.as_str() {
-                "confirmed" => {}
-                "consumed" => {
+            match payment.status {
+                PaymentStatus::Confirmed => {}
+                PaymentStatus::Consumed => {
                     return Ok(Err(Refusal::AlreadyPaired {
                         chat_session_id: self.session_of_payment(payment.id).await?,
                     }));
                 }
-                other => return Ok(Err(Refusal::PaymentNotConfirmed(other.to_owned()))),
+                other => return Ok(Err(Refusal::PaymentNotConfirmed(other))),
             }
             if past_expiry {
                 fail_payment(
@@ -771,8 +771,8 @@ impl Store {
                 tx.rollback().await?;
                 continue;
             }
-            return match row.status.as_str() {
-                "confirmed" => {
+            return match row.status {
+                PaymentStatus::Confirmed => {
                     fail_payment(
                         &mut tx,
                         payment,
@@ -789,11 +789,11 @@ impl Store {
                     tx.commit().await?;
                     Ok(Ok(Cancelled { payment: row, request: None }))
                 }
-                "failed_pairing" => Ok(Ok(Cancelled { payment: row, request: None })),
-                "consumed" => Ok(Err(Refusal::AlreadyPaired {
+                PaymentStatus::FailedPairing => Ok(Ok(Cancelled { payment: row, request: None })),
+                PaymentStatus::Consumed => Ok(Err(Refusal::AlreadyPaired {
                     chat_session_id: self.session_of_payment(payment).await?,
                 })),
-                other => Ok(Err(Refusal::PaymentNotConfirmed(other.to_owned()))),
+                other => Ok(Err(Refusal::PaymentNotConfirmed(other))),
             };
         }
         Err(StoreError::Encode("the search kept changing while it was being cancelled".into()))

@@ -74,6 +74,20 @@ impl Store {
     }
 }
 
+crate::text_enum::text_enum! {
+    /// Where a payment session stands: `pending` → `confirmed` → `consumed` (a chat or an
+    /// extension started) | `failed_pairing` (see the failure ledger); `pending` →
+    /// `abandoned` | `expired`. Also the `status` label of `bestie_payment_transitions_total`.
+    pub enum PaymentStatus {
+        Pending = "pending",
+        Confirmed = "confirmed",
+        Consumed = "consumed",
+        FailedPairing = "failed_pairing",
+        Abandoned = "abandoned",
+        Expired = "expired",
+    }
+}
+
 /// A payment session as stored.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct PaymentRow {
@@ -86,7 +100,7 @@ pub struct PaymentRow {
     pub amount: i64,
     pub is_free_trial: bool,
     pub targeted_mitra_id: Option<Uuid>,
-    pub status: String,
+    pub status: PaymentStatus,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub confirmed_at: Option<DateTime<Utc>>,
@@ -152,7 +166,7 @@ impl PaymentLock {
     }
 
     /// pending → `to` (abandoned or expired).
-    pub async fn close_pending(mut self, to: &str) -> Result<PaymentRow, StoreError> {
+    pub async fn close_pending(mut self, to: PaymentStatus) -> Result<PaymentRow, StoreError> {
         let query = format!(
             "UPDATE payment_sessions SET status = $2, resolved_at = now()
              WHERE id = $1 AND status = 'pending' RETURNING {PAYMENT_COLUMNS}"
@@ -218,7 +232,7 @@ impl Store {
         &self,
         customer: Uuid,
         session: Uuid,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<super::chat::SessionStatus>, StoreError> {
         Ok(sqlx::query_scalar("SELECT status FROM chat_sessions WHERE id = $1 AND customer_id = $2")
             .bind(session)
             .bind(customer)

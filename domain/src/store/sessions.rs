@@ -7,7 +7,7 @@
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::chat::SessionRow;
+use super::chat::{SessionRow, SessionStatus};
 use super::{Store, StoreError};
 use crate::auth::{Principal, Role};
 
@@ -27,7 +27,7 @@ pub enum Step {
 pub enum EndRefusal {
     NotFound,
     /// The session is not in a state that allows it (its status).
-    NotAllowed(String),
+    NotAllowed(SessionStatus),
     /// This side already left its goodbye.
     AlreadySaid,
 }
@@ -63,7 +63,7 @@ impl Store {
     async fn lock_if_due(
         tx: &mut Transaction<'static, Postgres>,
         id: Uuid,
-        status: &str,
+        status: SessionStatus,
         moment: &'static str,
         expected_ms: Option<u64>,
     ) -> Result<Option<Step>, StoreError> {
@@ -72,7 +72,7 @@ impl Store {
                     (extract(epoch FROM {moment}) * 1000)::bigint
              FROM chat_sessions WHERE id = $1 FOR UPDATE"
         );
-        let due: Option<(String, i64, Option<i64>)> =
+        let due: Option<(SessionStatus, i64, Option<i64>)> =
             sqlx::query_as(AssertSqlSafe(query)).bind(id).fetch_optional(&mut **tx).await?;
         let Some((now_status, left_ms, at_ms)) = due else { return Ok(Some(Step::Nothing)) };
         let stale = match (at_ms, expected_ms) {
@@ -96,7 +96,9 @@ impl Store {
         expected_end_ms: Option<u64>,
     ) -> Result<Step, StoreError> {
         let mut tx = self.pg.begin().await?;
-        if let Some(step) = Self::lock_if_due(&mut tx, id, "active", "ends_at", expected_end_ms).await? {
+        if let Some(step) =
+            Self::lock_if_due(&mut tx, id, SessionStatus::Active, "ends_at", expected_end_ms).await?
+        {
             return Ok(step);
         }
         start_closing(&mut tx, id, grace_minutes).await?;
@@ -119,7 +121,8 @@ impl Store {
     ) -> Result<Step, StoreError> {
         let mut tx = self.pg.begin().await?;
         if let Some(step) =
-            Self::lock_if_due(&mut tx, id, "closing", "grace_ends_at", expected_grace_end_ms).await?
+            Self::lock_if_due(&mut tx, id, SessionStatus::Closing, "grace_ends_at", expected_grace_end_ms)
+                .await?
         {
             return Ok(step);
         }
@@ -156,15 +159,15 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let query = format!("SELECT status FROM chat_sessions WHERE id = $1 AND {column} = $2 FOR UPDATE");
-        let status: Option<String> = sqlx::query_scalar(AssertSqlSafe(query))
+        let status: Option<SessionStatus> = sqlx::query_scalar(AssertSqlSafe(query))
             .bind(id)
             .bind(caller.id)
             .fetch_optional(&mut *tx)
             .await?;
-        match status.as_deref() {
+        match status {
             None => return Ok(Err(EndRefusal::NotFound)),
-            Some("active" | "extending") => {}
-            Some(other) => return Ok(Err(EndRefusal::NotAllowed(other.to_owned()))),
+            Some(status) if status.is_open() => {}
+            Some(other) => return Ok(Err(EndRefusal::NotAllowed(other))),
         }
         start_closing(&mut tx, id, grace_minutes).await?;
         // A pending extension ends with the session (its payment is never charged).
@@ -264,7 +267,7 @@ impl Store {
     /// Sessions whose timers were lost: active past their end, closing past their grace
     /// (by more than `grace_s`). The sweep moves them.
     pub async fn overdue_sessions(&self, grace_s: i64) -> Result<(Vec<Uuid>, Vec<Uuid>), StoreError> {
-        let rows: Vec<(Uuid, String)> = sqlx::query_as(
+        let rows: Vec<(Uuid, SessionStatus)> = sqlx::query_as(
             "SELECT id, status FROM chat_sessions
              WHERE (status = 'active' AND ends_at <= now() - make_interval(secs => $1::double precision))
                 OR (status = 'closing' AND grace_ends_at <= now() - make_interval(secs => $1::double precision))
@@ -274,7 +277,7 @@ impl Store {
         .fetch_all(&self.pg)
         .await?;
         let (active, closing): (Vec<_>, Vec<_>) =
-            rows.into_iter().partition(|(_, status)| status == "active");
+            rows.into_iter().partition(|(_, status)| *status == SessionStatus::Active);
         Ok((active.into_iter().map(|r| r.0).collect(), closing.into_iter().map(|r| r.0).collect()))
     }
 
