@@ -182,13 +182,9 @@ where
             let Ok(mut response) = response.instrument(span).await;
             response.headers_mut().insert(REQUEST_ID, id);
             let route = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
-            let status = status_index(response.status());
-            handles.record(&metrics, listener, route, method, status, started.elapsed().as_secs_f64());
-            if response.status().is_server_error() {
-                log_server_error(&mut response, listener, route, METHOD_LABELS[method], started);
-            } else {
-                log_access(&response, listener, route, METHOD_LABELS[method], started);
-            }
+            let seconds = started.elapsed().as_secs_f64();
+            handles.record(&metrics, listener, route, method, status_index(response.status()), seconds);
+            log_answer(&mut response, listener, route, METHOD_LABELS[method], seconds * 1_000.0);
             Ok(response)
         })
     }
@@ -198,39 +194,30 @@ where
 /// lines are debug, so they do not bury the rest.
 const PROBE_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
-/// The access log: one line per answer below 500 (a 5xx gets its own line, [`log_server_error`]),
-/// with target `access` (`BESTIE__LOG__FILTER=info,access=off` turns it off). It carries the
-/// matched route, never the path or query (ids, tokens in `/ws?token=`), and the method as
-/// its metric label (the client writes the method).
-fn log_access(response: &Response, listener: Listener, route: &str, method: &str, started: Instant) {
-    let request_id = response.headers().get(REQUEST_ID).and_then(|id| id.to_str().ok()).unwrap_or_default();
+/// The answer's one log line, each with the request id the client saw, the listener, the
+/// method as its metric label (the client writes the method), the matched route (never the
+/// path or query: ids, tokens in `/ws?token=`), the status and the latency:
+///
+/// - a 5xx: `request failed`, with the error's code and what went wrong (never returned), at
+///   any filter; 503s (a dependency down, retryable) are warnings, the rest errors;
+/// - any other: the access line `served`, target `access`, at info (`BESTIE__LOG__FILTER=
+///   info,access=off` drops it), at debug for [`PROBE_ROUTES`].
+fn log_answer(response: &mut Response, listener: Listener, route: &str, method: &str, latency_ms: f64) {
     let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1_000.0;
     let listener = listener.as_str();
-    if PROBE_ROUTES.contains(&route) {
-        tracing::debug!(target: "access", request_id, listener, method, route, status, latency_ms, "served");
-    } else {
-        tracing::info!(target: "access", request_id, listener, method, route, status, latency_ms, "served");
-    }
-}
-
-/// One line per 5xx answer, with what a person needs to find it: the request id the client
-/// saw, the route, the status, the error's code and what went wrong (never returned). 503s
-/// (a dependency down, retryable) are warnings, the rest errors.
-fn log_server_error(
-    response: &mut Response,
-    listener: Listener,
-    route: &str,
-    method: &str,
-    started: Instant,
-) {
-    let error = response.extensions_mut().remove::<ServerError>();
+    let error =
+        response.status().is_server_error().then(|| response.extensions_mut().remove::<ServerError>());
+    let request_id = response.headers().get(REQUEST_ID).and_then(|id| id.to_str().ok()).unwrap_or_default();
+    let Some(error) = error else {
+        if PROBE_ROUTES.contains(&route) {
+            tracing::debug!(target: "access", request_id, listener, method, route, status, latency_ms, "served");
+        } else {
+            tracing::info!(target: "access", request_id, listener, method, route, status, latency_ms, "served");
+        }
+        return;
+    };
     let code = error.as_ref().map_or("internal_error", |e| e.code);
     let detail = error.and_then(|e| e.detail).unwrap_or_default();
-    let request_id = response.headers().get(REQUEST_ID).and_then(|id| id.to_str().ok()).unwrap_or_default();
-    let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1_000.0;
-    let listener = listener.as_str();
     // One call site per level (tracing's levels are part of a call site's static metadata).
     macro_rules! failed {
         ($level:expr) => {
@@ -248,7 +235,7 @@ fn log_server_error(
             )
         };
     }
-    if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+    if status == StatusCode::SERVICE_UNAVAILABLE.as_u16() {
         failed!(tracing::Level::WARN);
     } else {
         failed!(tracing::Level::ERROR);

@@ -277,13 +277,13 @@ impl<T> Key<T> {
     /// `name`, which must be a key of [`KEYS`] of type `kind`; evaluated in a constant, a
     /// mismatch fails the build.
     const fn registered(name: &'static str, kind: u8) -> Self {
-        assert!(registered(name, kind), "not a key of KEYS, or of another type");
+        assert!(in_registry(name, kind), "not a key of KEYS, or of another type");
         Self { name, value: std::marker::PhantomData }
     }
 }
 
 /// Whether [`KEYS`] has `name` with a type `kind` accepts (usable in a constant).
-const fn registered(name: &str, kind: u8) -> bool {
+const fn in_registry(name: &str, kind: u8) -> bool {
     let mut i = 0;
     while i < KEYS.len() {
         let spec = &KEYS[i];

@@ -64,9 +64,9 @@ pub(crate) async fn run(
     }
     metrics.hub_connections.dec();
     let (code, reason) =
-        code.map_or((close_code::ABNORMAL, "connection lost".into()), |close| (close.code, close.reason));
+        code.as_ref().map_or((close_code::ABNORMAL, "connection lost"), |close| (close.code, &close.reason));
     let open_s = opened.elapsed().as_secs();
-    tracing::info!(%user_id, role, code, reason = reason.as_str(), open_s, "socket closed");
+    tracing::info!(%user_id, role, code, reason, open_s, "socket closed");
     metrics.hub_connections_closed.with_label_values(&[close_label(code)]).inc();
 }
 
