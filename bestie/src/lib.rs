@@ -134,6 +134,8 @@ impl Application {
     /// Serves until `shutdown` is cancelled, then drains within `api.shutdown_timeout_ms`.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self { settings, roles, state, hub, public, internal } = self;
+        let public_addr = public.as_ref().map(TcpListener::local_addr).transpose()?;
+        let internal_addr = internal.local_addr()?;
         let drain = Duration::from_millis(settings.api.shutdown_timeout_ms);
         let mut tasks = tokio::task::JoinSet::new();
 
@@ -197,7 +199,16 @@ impl Application {
                 Ok(())
             });
         }
-        tracing::info!(version = env!("CARGO_PKG_VERSION"), roles = ?roles, mode = ?settings.mode, "serving");
+        // The bound addresses, so a process started on port 0 says where it listens.
+        let version = env!("CARGO_PKG_VERSION");
+        match public_addr {
+            Some(public) => {
+                tracing::info!(version, roles = ?roles, mode = ?settings.mode, %public, internal = %internal_addr, "serving")
+            }
+            None => {
+                tracing::info!(version, roles = ?roles, mode = ?settings.mode, internal = %internal_addr, "serving")
+            }
+        }
 
         let mut first_error = None;
         while let Some(joined) = tasks.join_next().await {

@@ -2,7 +2,6 @@
 //! their spans, and never a phone number, a one-time code, a token, a password, an API key or
 //! a message body, through sign-in, refresh, a device, a mitra's socket, pairing, chat and a charge.
 
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::fake_provider::FakeProvider;
-use crate::harness::{BestieProcess, WsClient, free_port, isolated_settings, unique_phone};
+use crate::harness::{BestieProcess, WsClient, isolated_settings, unique_phone};
 
 /// What the fake SMS gateway received: the `Authorization` header and the JSON body.
 type Received = Arc<Mutex<Vec<(String, Value)>>>;
@@ -95,22 +94,15 @@ async fn production_logs_are_json_with_ids_and_never_carry_secrets_or_bodies() {
     tokio::spawn(async move { axum::serve(gateway, router).await });
 
     let mut settings = isolated_settings();
-    let (public, internal) = (free_port(), free_port());
     let (jwt_secret, otp_secret, admin_password, gateway_token) =
         (secret(48), secret(48), secret(24), secret(32));
     let provider = FakeProvider::start().await;
     settings.auth.jwt_secret = domain::settings::Secret::new(jwt_secret.clone());
-    let log_path = std::env::temp_dir().join(format!("bestie-logs-{}.jsonl", Uuid::new_v4().simple()));
-    let log_file = std::fs::File::create(&log_path).expect("log file");
     // Production mode, with no log format given: JSON is production's default. Debug for
     // our crates and the request layer, so request spans and flows' spans have lines.
-    let child = Command::new(env!("CARGO_BIN_EXE_bestie"))
-        .arg("serve")
+    let mut command = BestieProcess::command(&settings);
+    command
         .env("BESTIE__MODE", "production")
-        .env("BESTIE__DATABASE__URL", settings.database.url.expose())
-        .env("BESTIE__REDIS__PREFIX", &settings.redis.prefix)
-        .env("BESTIE__API__PUBLIC_ADDR", public.to_string())
-        .env("BESTIE__API__INTERNAL_ADDR", internal.to_string())
         .env("BESTIE__AUTH__JWT_SECRET", &jwt_secret)
         .env("BESTIE__AUTH__OTP_SECRET", &otp_secret)
         .env("BESTIE__AUTH__OTP_SENDER", "webhook")
@@ -119,13 +111,10 @@ async fn production_logs_are_json_with_ids_and_never_carry_secrets_or_bodies() {
         .env("BESTIE__SEED__ADMIN_PASSWORD", &admin_password)
         .envs(provider.env())
         .env("BESTIE__LOG__FILTER", "debug")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::from(log_file))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("bestie starts");
-    let mut bestie = BestieProcess { child, public, internal, settings: settings.clone() };
-    bestie.wait_ready().await;
+        .env_remove("BESTIE__LOG__FORMAT")
+        .env_remove("RUST_LOG");
+    let mut bestie = BestieProcess::start(command, settings.clone()).await;
+    let public = bestie.public;
     let api = |path: &str| format!("http://{public}{path}");
     let http = reqwest::Client::new();
 
@@ -210,7 +199,7 @@ async fn production_logs_are_json_with_ids_and_never_carry_secrets_or_bodies() {
     bestie.terminate();
     assert_eq!(bestie.wait_exit(Duration::from_secs(10)).await, Some(0));
 
-    let lines = take_json_lines(&log_path);
+    let lines = take_json_lines(&bestie.log);
     assert!(lines.len() > 20, "{} log lines", lines.len());
     let in_spans = |field: &str| {
         lines.iter().any(|line| {
@@ -292,23 +281,14 @@ async fn production_logs_are_json_with_ids_and_never_carry_secrets_or_bodies() {
 #[tokio::test]
 async fn a_server_error_is_logged_with_the_request_id_the_client_saw() {
     let settings = isolated_settings();
-    let (public, internal) = (free_port(), free_port());
-    let log_path = std::env::temp_dir().join(format!("bestie-5xx-{}.jsonl", Uuid::new_v4().simple()));
-    let child = Command::new(env!("CARGO_BIN_EXE_bestie"))
-        .args(["serve", "--role", "api"])
-        .env("BESTIE__DATABASE__URL", settings.database.url.expose())
-        .env("BESTIE__REDIS__PREFIX", &settings.redis.prefix)
-        .env("BESTIE__API__PUBLIC_ADDR", public.to_string())
-        .env("BESTIE__API__INTERNAL_ADDR", internal.to_string())
+    let mut command = BestieProcess::command(&settings);
+    command
+        .args(["--role", "api"])
         .env("BESTIE__LOG__FORMAT", "json")
         .env_remove("BESTIE__LOG__FILTER")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::from(std::fs::File::create(&log_path).expect("log file")))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("bestie starts");
-    let mut bestie = BestieProcess { child, public, internal, settings: settings.clone() };
-    bestie.wait_ready().await;
+        .env_remove("RUST_LOG");
+    let mut bestie = BestieProcess::start(command, settings.clone()).await;
+    let public = bestie.public;
 
     let token = crate::harness::token_for(&settings, Uuid::new_v4(), domain::auth::Role::Customer);
     let served = reqwest::Client::new()
@@ -330,7 +310,7 @@ async fn a_server_error_is_logged_with_the_request_id_the_client_saw() {
     bestie.terminate();
     assert_eq!(bestie.wait_exit(Duration::from_secs(10)).await, Some(0));
 
-    let lines = take_json_lines(&log_path);
+    let lines = take_json_lines(&bestie.log);
     // At info, each answer below 500 has its access line; the readiness probes have none.
     let served: Vec<&Value> = lines.iter().filter(|line| line["message"] == "served").collect();
     assert_eq!(served.len(), 1, "{served:#?}");
