@@ -18,6 +18,8 @@ pub struct ApiError {
     pub message: String,
     /// Extra fields inside `error`, e.g. `reason` or `retry_after_s`.
     pub extra: Map<String, Value>,
+    /// Fields beside `error`, where the seeds' apps read them (`reason`).
+    top: Map<String, Value>,
     /// What went wrong on our side (5xx from a domain error): logged, never returned.
     detail: Option<String>,
 }
@@ -32,7 +34,7 @@ pub struct ServerError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), extra: Map::new(), detail: None }
+        Self { status, code, message: message.into(), extra: Map::new(), top: Map::new(), detail: None }
     }
 
     pub fn with(mut self, field: &str, value: impl Into<Value>) -> Self {
@@ -52,7 +54,11 @@ impl ApiError {
         };
         let mut api_error = Self::new(status, error.code(), message);
         api_error.detail = detail;
+        let top_level = error.top_level();
         for (field, value) in error.details() {
+            if top_level.contains(&field) {
+                api_error.top.insert(field.to_owned(), value.clone());
+            }
             api_error = api_error.with(field, value);
         }
         if kind == ErrorKind::Unavailable { api_error.with("retryable", true) } else { api_error }
@@ -89,7 +95,9 @@ impl IntoResponse for ApiError {
             .flatten()
             .and_then(|seconds| axum::http::HeaderValue::from_str(&seconds.to_string()).ok());
         error.extend(self.extra);
-        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        let mut body = self.top;
+        body.insert("error".into(), Value::Object(error));
+        let mut response = (self.status, Json(Value::Object(body))).into_response();
         if let Some(seconds) = retry_after {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds);
         }

@@ -210,7 +210,14 @@ fn error_body_schema() -> Schema {
         )
         .additional_properties(Some(AdditionalProperties::FreeForm(true)))
         .description(Some("some codes add fields, e.g. `retry_after_s`, `status`, `attempts_left`"));
-    ObjectBuilder::new().schema_type(Type::Object).property("error", error).required("error").build().into()
+    let reason = text("with `targeted_mitra_offline`: the cause again, where the old backend's apps read it");
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("error", error)
+        .required("error")
+        .property("reason", reason)
+        .build()
+        .into()
 }
 
 /// The documents of both listeners, each set once, when its router is finished (it

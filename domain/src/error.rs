@@ -34,4 +34,9 @@ pub trait DomainError: std::error::Error {
     fn details(&self) -> Vec<(&'static str, serde_json::Value)> {
         Vec::new()
     }
+    /// Which of the [`details`](Self::details) also go at the top level of the body, beside
+    /// `error`, where the apps built for the old backend read them (`reason`).
+    fn top_level(&self) -> &'static [&'static str] {
+        &[]
+    }
 }

@@ -25,7 +25,7 @@ use crate::jobs::{Timer, TimerKind};
 use crate::push::PushMessage;
 use crate::services::{Notice, Services};
 pub use crate::store::pairing::{Accepted, Cancelled, Declined, Failed, RequestRow};
-use crate::store::pairing::{NewRequest, Refusal, RequestState, RequestType, WindowEnd};
+use crate::store::pairing::{NewRequest, Refusal, RequestState, RequestType, WindowEnd, WithoutSearch};
 use crate::store::payments::PaymentStatus;
 use crate::store::{Store, StoreError};
 
@@ -33,6 +33,8 @@ use crate::store::{Store, StoreError};
 pub enum PairingError {
     #[error("no such payment session")]
     PaymentNotFound,
+    #[error("this is not a payment session of yours")]
+    PaymentNotOwned,
     #[error("no such chat request")]
     RequestNotFound,
     #[error("this payment session is for an extension, not a new chat")]
@@ -71,6 +73,7 @@ impl DomainError for PairingError {
     fn code(&self) -> &'static str {
         match self {
             Self::PaymentNotFound => "payment_session_not_found",
+            Self::PaymentNotOwned => "payment_not_owned",
             Self::RequestNotFound => "chat_request_not_found",
             Self::NotForChat => "payment_not_for_chat",
             Self::PaymentNotConfirmed(_) => "payment_not_confirmed",
@@ -107,6 +110,14 @@ impl DomainError for PairingError {
             _ => Vec::new(),
         }
     }
+
+    fn top_level(&self) -> &'static [&'static str] {
+        match self {
+            // Seed 001 §1.6: `409 { reason: 'targeted_mitra_offline' }`.
+            Self::TargetedOffline => &["reason"],
+            _ => &[],
+        }
+    }
 }
 
 impl PairingError {
@@ -130,6 +141,15 @@ impl PairingError {
             Refusal::WindowOver => Self::RequestExpired,
             Refusal::AlreadyResponded(response) => Self::AlreadyResponded(response),
             Refusal::AtCapacity => Self::AtCapacity,
+        }
+    }
+
+    /// The same refusal, seen by a customer starting a search: a payment that is not
+    /// theirs (or does not exist) is a conflict, as the seeds' apps expect (409).
+    fn for_search(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::NotFound => Self::PaymentNotOwned,
+            other => Self::from_refusal(other),
         }
     }
 
@@ -227,7 +247,7 @@ async fn start(
                     .with_label_values(&[PaymentStatus::FailedPairing.as_str()])
                     .inc();
             }
-            return Err(PairingError::from_refusal(refusal));
+            return Err(PairingError::for_search(refusal));
         }
     };
     if fallback {
@@ -307,6 +327,8 @@ fn chat_request(offer: &crate::store::pairing::Offer) -> (Event, PushMessage) {
         data: [
             ("type".to_owned(), "chat_request".to_owned()),
             ("request_id".to_owned(), offer.request_id.to_string()),
+            // The old backend's name for the request id, which its apps read (seed 002).
+            ("session_id".to_owned(), offer.request_id.to_string()),
             ("request_type".to_owned(), offer.request_type.as_str().to_owned()),
         ]
         .into(),
@@ -482,12 +504,20 @@ pub async fn cancel(
         services.store.cancel_search(payment, customer.id).await?.map_err(PairingError::from_refusal)?;
     if let Some(failed) = &cancelled.request {
         report_failure(services, failed, "chat_request_cancelled").await;
-    } else if cancelled.payment.status == PaymentStatus::FailedPairing {
-        services
-            .metrics
-            .payment_transitions
-            .with_label_values(&[PaymentStatus::FailedPairing.as_str()])
-            .inc();
+    }
+    match cancelled.without_search {
+        Some(WithoutSearch::PaymentFailed) => {
+            tracing::info!(payment_session_id = %payment, "payment cancelled before its search");
+            services
+                .metrics
+                .payment_transitions
+                .with_label_values(&[PaymentStatus::FailedPairing.as_str()])
+                .inc();
+        }
+        Some(WithoutSearch::FallbackDeclined) => {
+            tracing::info!(payment_session_id = %payment, "fallback declined; the payment stays failed");
+        }
+        None => {}
     }
     Ok(cancelled)
 }

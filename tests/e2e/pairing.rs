@@ -370,8 +370,12 @@ async fn a_search_needs_a_confirmed_payment_of_ones_own() {
         .await;
     let (status, body) = start_blast(&app, &rani.token, &pending).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("payment_not_confirmed")));
+    // Another customer's payment, or one that does not exist: 409, as the old backend
+    // answered (seed 001 §1.6), with nothing said of whether it exists.
     let (status, body) = start_blast(&app, &sari.token, &pending).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("payment_session_not_found")));
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("payment_not_owned")));
+    let (status, body) = start_blast(&app, &sari.token, &json!({"id": Uuid::new_v4()})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("payment_not_owned")));
     let (status, body) =
         app.post(&app.public_url("/api/client/chat-requests"), Some(&rani.token), json!({})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_json")));
@@ -593,9 +597,10 @@ async fn a_returning_chat_to_an_offline_bestie_fails_at_once_and_falls_back_on_t
 
     let (status, body) = start_returning(&app, &rani.token, &payment, ayu.id).await;
     assert_eq!(status, 409, "{body}");
+    // The reason is in `error` and, where the old backend's apps read it, at the top.
     assert_eq!(
-        (body["error"]["code"].as_str(), body["error"]["reason"].as_str()),
-        (Some("targeted_mitra_offline"), Some("targeted_mitra_offline"))
+        (body["error"]["code"].as_str(), body["error"]["reason"].as_str(), body["reason"].as_str()),
+        (Some("targeted_mitra_offline"), Some("targeted_mitra_offline"), Some("targeted_mitra_offline"))
     );
     assert_eq!(
         ledger(pool, &payment).await,
@@ -651,6 +656,31 @@ async fn a_returning_chat_declined_or_unanswered_tells_the_customer() {
         ledger(pool, &payment).await,
         vec![("targeted_mitra_rejected".into(), "failed_pairing".into())]
     );
+    // Rani does not want another bestie: her cancel records the failure as hers and closes
+    // the fallback; a second cancel changes nothing.
+    let cancel = app.public_url("/api/client/chat-requests/cancel");
+    for _ in 0..2 {
+        let (status, cancelled) =
+            app.post(&cancel, Some(&rani.token), json!({"payment_session_id": payment["id"]})).await;
+        assert_eq!(status, 200, "{cancelled}");
+        assert_eq!(
+            (cancelled["payment_session"]["status"].as_str(), &cancelled["chat_request"]),
+            (Some("failed_pairing"), &Value::Null)
+        );
+        assert_eq!(
+            ledger(pool, &payment).await,
+            vec![
+                ("targeted_mitra_rejected".into(), "failed_pairing".into()),
+                ("customer_cancelled".into(), "failed_pairing".into())
+            ]
+        );
+    }
+    let fallback = app.public_url(&format!(
+        "/api/client/chat-requests/{}/fallback-to-blast",
+        payment["id"].as_str().expect("id")
+    ));
+    let (status, body) = app.post(&fallback, Some(&rani.token), json!({})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("fallback_not_available")));
 
     // A second payment for Ayu, left unanswered: the window (5 s) ends it.
     let second = paid(&app, &rani.token, json!({"tier_id": "15m", "targeted_mitra_id": ayu.id})).await;
@@ -751,7 +781,10 @@ async fn a_mitra_whose_socket_is_gone_is_offered_the_request_by_push() {
             .expect("push jobs");
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0]["account"], json!(mitra));
-    assert_eq!(jobs[0]["message"]["data"]["request_id"], request["id"]);
+    let data = &jobs[0]["message"]["data"];
+    assert_eq!((&data["type"], &data["request_id"]), (&json!("chat_request"), &request["id"]));
+    // The old backend's apps read the request id as `session_id` (seed 002).
+    assert_eq!(data["session_id"], request["id"]);
 }
 
 #[tokio::test]

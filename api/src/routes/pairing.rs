@@ -55,8 +55,8 @@ fn created(request: &RequestRow) -> (StatusCode, Json<Value>) {
 
 crate::route_errors! {
     StartBlastErrors: Customer, [Json, WriteBudget];
-    404 => [payment_session_not_found];
     409 => [
+        payment_not_owned,
         payment_not_for_chat,
         search_in_progress,
         already_paired,
@@ -86,8 +86,8 @@ pub async fn start_blast(
 
 crate::route_errors! {
     StartReturningErrors: Customer, [Json, WriteBudget];
-    404 => [payment_session_not_found];
     409 => [
+        payment_not_owned,
         payment_not_for_chat,
         search_in_progress,
         already_paired,
@@ -122,8 +122,7 @@ pub async fn start_returning(
 
 crate::route_errors! {
     FallbackErrors: Customer, [Path, WriteBudget];
-    404 => [payment_session_not_found];
-    409 => [payment_not_for_chat, search_in_progress, already_paired, fallback_not_available];
+    409 => [payment_not_owned, payment_not_for_chat, search_in_progress, already_paired, fallback_not_available];
 }
 
 /// After a returning chat failed: a general blast on the same payment (no second charge).

@@ -153,6 +153,18 @@ pub struct Cancelled {
     pub payment: PaymentRow,
     /// The search that was cancelled, with the mitras who had it open.
     pub request: Option<Failed>,
+    /// What changed when no search was running: a confirmed payment failed, or a failed
+    /// returning chat's fallback was declined (`None`: nothing, a repeated cancel).
+    pub without_search: Option<WithoutSearch>,
+}
+
+/// A cancel's change to a payment with no search running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WithoutSearch {
+    /// confirmed → failed_pairing (`customer_cancelled`).
+    PaymentFailed,
+    /// The payment had failed already; the fallback a returning chat offered is closed.
+    FallbackDeclined,
 }
 
 type Tx = Transaction<'static, Postgres>;
@@ -186,6 +198,15 @@ async fn fail_payment(
     .rows_affected();
     Ok(failed == 1)
 }
+
+/// Whether the failed payment `$1` may still fall back to a general blast: its last failure
+/// was a returning chat's, and no operator settled it (refund, credit) yet. The caller checks
+/// the payment's status and expiry.
+const FALLBACK_OPEN: &str = "(SELECT cause_tag FROM pairing_failures WHERE payment_session_id = $1
+         ORDER BY created_at DESC LIMIT 1)
+        IN ('targeted_mitra_offline', 'targeted_mitra_rejected', 'targeted_mitra_timeout')
+    AND NOT EXISTS (SELECT 1 FROM pairing_failures WHERE payment_session_id = $1
+                    AND operator_action IS NOT NULL)";
 
 /// pending → failed/cancelled for `request`, its open rows → `open_response` (or left
 /// empty), its payment → failed_pairing with the ledger row.
@@ -277,19 +298,13 @@ impl Store {
         if new.fallback {
             // Only after a returning chat failed, before expiry, and before an operator
             // settled the failure (refund, credit): then the same payment runs a blast.
-            let reopenable: bool = sqlx::query_scalar(
-                "SELECT $2 = 'failed_pairing' AND NOT $3
-                     AND (SELECT cause_tag FROM pairing_failures WHERE payment_session_id = $1
-                          ORDER BY created_at DESC LIMIT 1)
-                         IN ('targeted_mitra_offline', 'targeted_mitra_rejected', 'targeted_mitra_timeout')
-                     AND NOT EXISTS (SELECT 1 FROM pairing_failures WHERE payment_session_id = $1
-                                     AND operator_action IS NOT NULL)",
-            )
-            .bind(payment.id)
-            .bind(payment.status)
-            .bind(past_expiry)
-            .fetch_one(&mut *tx)
-            .await?;
+            let query = format!("SELECT $2 = 'failed_pairing' AND NOT $3 AND {FALLBACK_OPEN}");
+            let reopenable: bool = sqlx::query_scalar(AssertSqlSafe(query))
+                .bind(payment.id)
+                .bind(payment.status)
+                .bind(past_expiry)
+                .fetch_one(&mut *tx)
+                .await?;
             if !reopenable {
                 return Ok(Err(if payment.status == PaymentStatus::Consumed {
                     Refusal::AlreadyPaired { chat_session_id: self.session_of_payment(payment.id).await? }
@@ -759,7 +774,7 @@ impl Store {
                 let row =
                     sqlx::query_as(AssertSqlSafe(query.as_str())).bind(payment).fetch_one(&mut *tx).await?;
                 tx.commit().await?;
-                return Ok(Ok(Cancelled { payment: row, request: Some(failed) }));
+                return Ok(Ok(Cancelled { payment: row, request: Some(failed), without_search: None }));
             }
             let searching: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM pairing_requests WHERE payment_session_id = $1 AND status = 'pending')",
@@ -787,9 +802,24 @@ impl Store {
                         .fetch_one(&mut *tx)
                         .await?;
                     tx.commit().await?;
-                    Ok(Ok(Cancelled { payment: row, request: None }))
+                    let without_search = Some(WithoutSearch::PaymentFailed);
+                    Ok(Ok(Cancelled { payment: row, request: None, without_search }))
                 }
-                PaymentStatus::FailedPairing => Ok(Ok(Cancelled { payment: row, request: None })),
+                PaymentStatus::FailedPairing => {
+                    // After a returning chat failed, the customer declines the fallback: the
+                    // failure is recorded as theirs, which closes the fallback. Otherwise
+                    // (cancelled already, or no fallback open) nothing changes.
+                    let query = format!(
+                        "INSERT INTO pairing_failures (payment_session_id, customer_id, targeted_mitra_id, cause_tag, amount)
+                         SELECT id, customer_id, targeted_mitra_id, 'customer_cancelled', amount
+                         FROM payment_sessions WHERE id = $1 AND {FALLBACK_OPEN}"
+                    );
+                    let declined = sqlx::query(AssertSqlSafe(query)).bind(payment).execute(&mut *tx).await?;
+                    tx.commit().await?;
+                    let without_search =
+                        (declined.rows_affected() == 1).then_some(WithoutSearch::FallbackDeclined);
+                    Ok(Ok(Cancelled { payment: row, request: None, without_search }))
+                }
                 PaymentStatus::Consumed => Ok(Err(Refusal::AlreadyPaired {
                     chat_session_id: self.session_of_payment(payment).await?,
                 })),
