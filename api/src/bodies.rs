@@ -12,7 +12,7 @@ use crate::MAX_BODY_BYTES;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, OptionalJson};
 use crate::routes::{
-    accounts, auth, chat, config, devices, failures, operations, pairing, payments, presence,
+    accounts, auth, chat, config, devices, extensions, failures, operations, pairing, payments, presence,
 };
 
 /// Declares [`REQUEST_BODIES`] and [`decode_request_body`] from one list of
@@ -56,7 +56,7 @@ request_bodies! {
     ApiJson<chat::Receipts>,
     ApiJson<chat::EndEarly>,
     ApiJson<chat::ClosingMessage>,
-    ApiJson<chat::ExtensionAsk>,
+    ApiJson<extensions::ExtensionAsk>,
     ApiJson<config::NewValue>,
     ApiJson<devices::DeviceRegistration>,
     ApiJson<devices::DeviceToken>,

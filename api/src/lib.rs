@@ -67,7 +67,7 @@ impl Listener {
 
 /// The REST routes of the public listener (apps), documented.
 pub fn public_routes(state: &AppState) -> Routes {
-    use routes::{auth, availability, chat, devices, pairing, payments, presence};
+    use routes::{auth, availability, chat, devices, extensions, pairing, payments, presence};
     let sign_in = Routes::default()
         .routes(routes!(auth::request_otp))
         .routes(routes!(auth::verify_otp))
@@ -83,6 +83,7 @@ pub fn public_routes(state: &AppState) -> Routes {
         .routes(routes!(payments::get))
         .routes(routes!(payments::confirm))
         .routes(routes!(payments::cancel))
+        .routes(routes!(payments::pricing))
         .routes(routes!(pairing::start_blast))
         .routes(routes!(pairing::start_returning))
         .routes(routes!(pairing::cancel))
@@ -90,18 +91,21 @@ pub fn public_routes(state: &AppState) -> Routes {
         .routes(routes!(pairing::accept))
         .routes(routes!(pairing::decline))
         .routes(routes!(pairing::status))
+        .routes(routes!(pairing::open_offers))
         .routes(routes!(chat::list))
         .routes(routes!(chat::get))
         .routes(routes!(chat::messages, chat::send))
         .routes(routes!(chat::receipts))
         .routes(routes!(chat::active))
+        .routes(routes!(chat::mitra_active))
         .routes(routes!(chat::customer_end))
         .routes(routes!(chat::mitra_end))
         .routes(routes!(chat::closing_message))
         .routes(routes!(chat::public_config))
-        .routes(routes!(chat::request_extension))
-        .routes(routes!(chat::approve_extension))
-        .routes(routes!(chat::reject_extension))
+        .routes(routes!(extensions::request_extension))
+        .routes(routes!(extensions::pending))
+        .routes(routes!(extensions::approve_extension))
+        .routes(routes!(extensions::reject_extension))
 }
 
 /// The REST routes of the internal listener (control center), documented.

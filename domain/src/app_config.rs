@@ -95,11 +95,14 @@ impl crate::error::DomainError for InvalidValue {
 }
 
 /// One purchasable chat length. Amounts are whole rupiah.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceTier {
+    #[schema(min_length = 1, max_length = 32)]
     pub id: String,
+    #[schema(minimum = 1, maximum = 240)]
     pub duration_minutes: i32,
+    #[schema(minimum = 0, maximum = 100_000_000)]
     pub price: i64,
 }
 

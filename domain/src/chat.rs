@@ -2,7 +2,10 @@
 //! acknowledged, delivered over the hub (a push when the recipient has no live socket),
 //! with delivered/read receipts, typing indicators and history for both sides.
 
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{Principal, Role};
@@ -10,8 +13,9 @@ use crate::error::{DomainError, ErrorKind};
 use crate::event::{Event, EventKind};
 use crate::push::PushMessage;
 use crate::services::{Notice, Services};
+pub use crate::store::chat::SessionStatus;
 pub use crate::store::chat::{MessageRow, Receipt, SessionRow};
-use crate::store::chat::{SendRefusal, Sent, SessionStatus};
+use crate::store::chat::{SendRefusal, Sent};
 use crate::store::events::SocketRef;
 use crate::store::{Store, StoreError};
 
@@ -72,17 +76,36 @@ impl DomainError for ChatError {
     }
 }
 
-/// A message as both apps see it.
-pub fn message_json(message: &MessageRow) -> Value {
-    json!({
-        "id": message.id,
-        "session_id": message.chat_session_id,
-        "seq": message.seq,
-        "sender_role": message.sender_role,
-        "client_msg_id": message.client_msg_id,
-        "body": message.body,
-        "created_at": message.created_at,
-    })
+/// A message as both apps see it: REST answers, `message_ack` and the `chat_message` event.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct MessageView {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    /// 1, 2, 3… in the order the session's messages were stored, without gaps.
+    #[schema(minimum = 1)]
+    pub seq: i64,
+    #[schema(value_type = Role)]
+    pub sender_role: String,
+    /// Chosen by the sender's app, unique per sender.
+    #[schema(min_length = 1, max_length = 64)]
+    pub client_msg_id: String,
+    #[schema(min_length = 1, max_length = 4000)]
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&MessageRow> for MessageView {
+    fn from(message: &MessageRow) -> Self {
+        Self {
+            id: message.id,
+            session_id: message.chat_session_id,
+            seq: message.seq,
+            sender_role: message.sender_role.clone(),
+            client_msg_id: message.client_msg_id.clone(),
+            body: message.body.clone(),
+            created_at: message.created_at,
+        }
+    }
 }
 
 /// Stores a message and sends it to both parties' sockets (the recipient gets a push when
@@ -131,7 +154,7 @@ async fn deliver(services: &Services, sender: &Principal, origin: Option<&Socket
         Role::Customer => (Role::Mitra, session.mitra_id, session.customer_call_name.as_str()),
         _ => (Role::Customer, session.customer_id, session.mitra_display_name.as_str()),
     };
-    let event = Event::new(EventKind::ChatMessage, json!({ "message": message_json(&sent.message) }));
+    let event = Event::new(EventKind::ChatMessage, json!({ "message": MessageView::from(&sent.message) }));
     let preview: String = sent.message.body.chars().take(100).collect();
     let push = PushMessage {
         title: sender_name.to_owned(),
@@ -230,34 +253,76 @@ pub async fn history(
     store.messages(caller, session, after_seq, before_seq, limit).await?.ok_or(ChatError::SessionNotFound)
 }
 
-/// The session as `caller` sees it: the partner by the one name they may see.
-pub fn session_json(caller: &Principal, row: &SessionRow) -> Value {
-    let partner = match caller.role {
-        Role::Customer => json!({ "id": row.mitra_id, "display_name": row.mitra_display_name }),
-        _ => json!({ "call_name": row.customer_call_name }),
-    };
-    let (delivered, read) = match caller.role {
-        // What the other side has received and read of the caller's messages.
-        Role::Customer => (row.mitra_delivered_seq, row.mitra_read_seq),
-        _ => (row.customer_delivered_seq, row.customer_read_seq),
-    };
-    json!({
-        "id": row.id,
-        "status": row.status,
-        "partner": partner,
-        "started_at": row.started_at,
-        "ends_at": row.ends_at,
-        "closing_started_at": row.closing_started_at,
-        "grace_ends_at": row.grace_ends_at,
-        "completed_at": row.completed_at,
-        "last_seq": row.last_seq,
-        "partner_delivered_seq": delivered,
-        "partner_read_seq": read,
-        "closing_messages": {
-            "customer": row.customer_closing_message,
-            "mitra": row.mitra_closing_message,
-        },
-    })
+/// A chat session as one of its parties sees it: the partner by the one name they may see.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: Uuid,
+    pub status: SessionStatus,
+    pub partner: Partner,
+    pub started_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub closing_started_at: Option<DateTime<Utc>>,
+    pub grace_ends_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The `seq` of the session's last message (0 before the first).
+    #[schema(minimum = 0)]
+    pub last_seq: i64,
+    /// How far the partner has received the caller's messages.
+    #[schema(minimum = 0)]
+    pub partner_delivered_seq: i64,
+    /// How far the partner has read the caller's messages.
+    #[schema(minimum = 0)]
+    pub partner_read_seq: i64,
+    pub closing_messages: ClosingMessages,
+}
+
+/// The other party of a session: a customer sees the mitra's id and display name, a mitra
+/// only the customer's call name.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum Partner {
+    Mitra { id: Uuid, display_name: String },
+    Customer { call_name: String },
+}
+
+/// The goodbye each side left while the session was closing.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ClosingMessages {
+    pub customer: Option<String>,
+    pub mitra: Option<String>,
+}
+
+impl SessionView {
+    pub fn new(caller: &Principal, row: &SessionRow) -> Self {
+        let partner = match caller.role {
+            Role::Customer => {
+                Partner::Mitra { id: row.mitra_id, display_name: row.mitra_display_name.clone() }
+            }
+            _ => Partner::Customer { call_name: row.customer_call_name.clone() },
+        };
+        let (delivered, read) = match caller.role {
+            // What the other side has received and read of the caller's messages.
+            Role::Customer => (row.mitra_delivered_seq, row.mitra_read_seq),
+            _ => (row.customer_delivered_seq, row.customer_read_seq),
+        };
+        Self {
+            id: row.id,
+            status: row.status,
+            partner,
+            started_at: row.started_at,
+            ends_at: row.ends_at,
+            closing_started_at: row.closing_started_at,
+            grace_ends_at: row.grace_ends_at,
+            completed_at: row.completed_at,
+            last_seq: row.last_seq,
+            partner_delivered_seq: delivered,
+            partner_read_seq: read,
+            closing_messages: ClosingMessages {
+                customer: row.customer_closing_message.clone(),
+                mitra: row.mitra_closing_message.clone(),
+            },
+        }
+    }
 }
 
 /// One session of the caller's.
@@ -277,6 +342,11 @@ pub async fn sessions(
         return Err(ChatError::InvalidPage);
     }
     Ok(store.chat_sessions_of(caller, before, limit).await?)
+}
+
+/// The mitra's sessions not yet completed (their chats list), newest first.
+pub async fn live_sessions_of_mitra(store: &Store, mitra: &Principal) -> Result<Vec<SessionRow>, ChatError> {
+    Ok(store.live_sessions_of_mitra(mitra.id).await?)
 }
 
 /// The customer's live session (the home screen's card), if any.

@@ -8,7 +8,10 @@
 //! The charge runs under the extension's lock with the key `extension:<id>`, so an approval
 //! racing the timer charges once; a declined charge rejects the extension.
 
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::app_config;
@@ -21,8 +24,8 @@ use crate::push::PushMessage;
 use crate::services::{Notice, Services};
 use crate::store::StoreError;
 use crate::store::chat::SessionStatus;
+pub use crate::store::extensions::{ExtensionReason, ExtensionRow, ExtensionStatus, Resolved};
 use crate::store::extensions::{ExtensionRefusal, PendingExtension};
-pub use crate::store::extensions::{ExtensionRow, Resolved};
 use crate::store::payments::PaymentStatus;
 
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +43,7 @@ pub enum ExtensionError {
     #[error("no such extension request for you")]
     NotFound,
     #[error("the extension request was already resolved ({0})")]
-    Resolved(String),
+    Resolved(ExtensionStatus),
     #[error(transparent)]
     Charge(#[from] ChargeError),
     #[error(transparent)]
@@ -95,6 +98,52 @@ impl From<ExtensionRefusal> for ExtensionError {
     }
 }
 
+/// An extension request as both parties see it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ExtensionView {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    /// The extension payment, charged only when the extension is approved.
+    pub payment_session_id: Uuid,
+    #[schema(minimum = 1, maximum = 240)]
+    pub duration_minutes: i32,
+    pub status: ExtensionStatus,
+    pub resolution_reason: Option<ExtensionReason>,
+    pub requested_at: DateTime<Utc>,
+    /// When the mitra's window ends and the configured default applies.
+    pub expires_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+impl From<&ExtensionRow> for ExtensionView {
+    fn from(extension: &ExtensionRow) -> Self {
+        Self {
+            id: extension.id,
+            session_id: extension.chat_session_id,
+            payment_session_id: extension.payment_session_id,
+            duration_minutes: extension.duration_minutes,
+            status: extension.status,
+            resolution_reason: extension.resolution_reason,
+            requested_at: extension.requested_at,
+            expires_at: extension.expires_at,
+            resolved_at: extension.resolved_at,
+        }
+    }
+}
+
+/// `GET /api/shared/chat-sessions/{id}/extension`: the session's extension request that
+/// waits for the mitra, for either party (an app that resumed shows the overlay again).
+pub async fn pending(
+    store: &crate::store::Store,
+    caller: &Principal,
+    session: Uuid,
+) -> Result<Option<ExtensionRow>, ExtensionError> {
+    if store.chat_session_for(caller, session).await?.is_none() {
+        return Err(ExtensionError::SessionNotFound);
+    }
+    Ok(store.pending_extension(session).await?)
+}
+
 fn ms(at: chrono::DateTime<chrono::Utc>) -> u64 {
     u64::try_from(at.timestamp_millis()).unwrap_or_default()
 }
@@ -121,9 +170,14 @@ pub async fn request(
     if !online {
         // Nobody to ask: rejected at once, nothing charged.
         if let Ok(pending) = store.lock_extension(extension.id, None).await? {
-            return Ok(reject_unless_charged(services, pending, "auto_rejected", "mitra_offline")
-                .await?
-                .extension);
+            return Ok(reject_unless_charged(
+                services,
+                pending,
+                ExtensionStatus::AutoRejected,
+                ExtensionReason::MitraOffline,
+            )
+            .await?
+            .extension);
         }
         return Ok(extension);
     }
@@ -174,9 +228,10 @@ pub async fn answer(
 ) -> Result<Resolved, ExtensionError> {
     let pending = services.store.lock_extension(extension, Some(mitra.id)).await??;
     if approve {
-        resolve_approve(services, pending, "approved").await
+        resolve_approve(services, pending, ExtensionStatus::Approved).await
     } else {
-        reject_unless_charged(services, pending, "rejected", "mitra_rejected").await
+        reject_unless_charged(services, pending, ExtensionStatus::Rejected, ExtensionReason::MitraRejected)
+            .await
     }
 }
 
@@ -211,10 +266,10 @@ pub async fn window_ended(services: &Services, extension: Uuid) -> Result<(), Ex
         let online = mitra_present(store, pending.mitra_id, cap, requested_ms).await;
         let default = app_config::get(store, app_config::EXTENSION_DEFAULT_ACTION_ON_TIMEOUT).await?;
         if online && default == app_config::ExtensionTimeoutAction::AutoApprove {
-            resolve_approve(services, pending, "auto_approved").await?;
+            resolve_approve(services, pending, ExtensionStatus::AutoApproved).await?;
         } else {
-            let reason = if online { "timeout" } else { "mitra_offline" };
-            reject_unless_charged(services, pending, "auto_rejected", reason).await?;
+            let reason = if online { ExtensionReason::Timeout } else { ExtensionReason::MitraOffline };
+            reject_unless_charged(services, pending, ExtensionStatus::AutoRejected, reason).await?;
         }
         return Ok(());
     }
@@ -227,12 +282,12 @@ pub async fn window_ended(services: &Services, extension: Uuid) -> Result<(), Ex
 async fn reject_unless_charged(
     services: &Services,
     pending: PendingExtension,
-    status: &str,
-    reason: &str,
+    status: ExtensionStatus,
+    reason: ExtensionReason,
 ) -> Result<Resolved, ExtensionError> {
     let key = format!("extension:{}", pending.extension.id);
     match services.store.charge_status(&key).await?.as_deref() {
-        Some("succeeded" | "pending") => resolve_approve(services, pending, "approved").await,
+        Some("succeeded" | "pending") => resolve_approve(services, pending, ExtensionStatus::Approved).await,
         _ => resolve_reject(services, pending, status, reason).await,
     }
 }
@@ -240,11 +295,17 @@ async fn reject_unless_charged(
 async fn resolve_approve(
     services: &Services,
     pending: PendingExtension,
-    status: &str,
+    status: ExtensionStatus,
 ) -> Result<Resolved, ExtensionError> {
     if !pending.payment_usable {
         // The customer cancelled it, or it expired: nothing may be charged.
-        return resolve_reject(services, pending, "auto_rejected", "payment_unavailable").await;
+        return resolve_reject(
+            services,
+            pending,
+            ExtensionStatus::AutoRejected,
+            ExtensionReason::PaymentUnavailable,
+        )
+        .await;
     }
     let request = ChargeRequest {
         idempotency_key: format!("extension:{}", pending.extension.id),
@@ -255,7 +316,13 @@ async fn resolve_approve(
         Ok(_) => {}
         Err(ChargeError::Declined(reason)) => {
             tracing::info!(%reason, "extension charge declined");
-            return resolve_reject(services, pending, "rejected", "payment_declined").await;
+            return resolve_reject(
+                services,
+                pending,
+                ExtensionStatus::Rejected,
+                ExtensionReason::PaymentDeclined,
+            )
+            .await;
         }
         // Left pending: an answer or the timer retries with the same key.
         Err(error) => {
@@ -267,7 +334,7 @@ async fn resolve_approve(
     tracing::info!(
         session_id = %resolved.extension.chat_session_id,
         extension_id = %resolved.extension.id,
-        status,
+        %status,
         ends_at = %resolved.ends_at,
         "extension approved; chat session resumed"
     );
@@ -282,16 +349,16 @@ async fn resolve_approve(
 async fn resolve_reject(
     services: &Services,
     pending: PendingExtension,
-    status: &str,
-    reason: &str,
+    status: ExtensionStatus,
+    reason: ExtensionReason,
 ) -> Result<Resolved, ExtensionError> {
     let grace = app_config::get(&services.store, app_config::CLOSING_GRACE_MINUTES).await?;
-    let resolved = pending.reject(status, Some(reason), grace).await?;
+    let resolved = pending.reject(status, reason, grace).await?;
     tracing::info!(
         session_id = %resolved.extension.chat_session_id,
         extension_id = %resolved.extension.id,
-        status,
-        reason,
+        %status,
+        %reason,
         "extension not granted"
     );
     announce(services, &resolved).await;

@@ -13,7 +13,10 @@
 //! The state change is committed first (`store::pairing`), then the events go out: an app
 //! that misses an event reads the state (`status`, the payment) when it resumes.
 
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::app_config;
@@ -24,8 +27,10 @@ use crate::failures::FailureCause;
 use crate::jobs::{Timer, TimerKind};
 use crate::push::PushMessage;
 use crate::services::{Notice, Services};
-pub use crate::store::pairing::{Accepted, Cancelled, Declined, Failed, RequestRow};
-use crate::store::pairing::{NewRequest, Refusal, RequestState, RequestType, WindowEnd, WithoutSearch};
+pub use crate::store::pairing::{
+    Accepted, Cancelled, Declined, Failed, Offer, OfferResponse, RequestRow, RequestState, RequestType,
+};
+use crate::store::pairing::{NewRequest, Refusal, WindowEnd, WithoutSearch};
 use crate::store::payments::PaymentStatus;
 use crate::store::{Store, StoreError};
 
@@ -160,6 +165,113 @@ impl PairingError {
             other => Self::from_refusal(other),
         }
     }
+}
+
+/// A chat request (a search) as its customer sees it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ChatRequestView {
+    pub id: Uuid,
+    pub payment_session_id: Uuid,
+    pub request_type: RequestType,
+    pub targeted_mitra_id: Option<Uuid>,
+    pub status: RequestState,
+    /// Why it failed (`failed` and `cancelled` only).
+    pub failure_cause: Option<FailureCause>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+impl From<&RequestRow> for ChatRequestView {
+    fn from(request: &RequestRow) -> Self {
+        Self {
+            id: request.id,
+            payment_session_id: request.payment_session_id,
+            request_type: request.request_type,
+            targeted_mitra_id: request.targeted_mitra_id,
+            status: request.status,
+            failure_cause: request.failure_cause,
+            created_at: request.created_at,
+            expires_at: request.expires_at,
+            resolved_at: request.resolved_at,
+        }
+    }
+}
+
+/// The only thing a mitra sees of a customer.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CustomerName {
+    pub call_name: String,
+}
+
+/// A request offered to a mitra: the `chat_request` event's data, and each row of
+/// `GET /api/mitra/chat-requests/open`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct OfferView {
+    pub request_id: Uuid,
+    pub request_type: RequestType,
+    pub customer: CustomerName,
+    #[schema(minimum = 1, maximum = 240)]
+    pub duration_minutes: i32,
+    pub expires_at: DateTime<Utc>,
+    /// Seconds left to answer when this was sent.
+    #[schema(minimum = 0)]
+    pub countdown_s: i64,
+}
+
+impl From<&Offer> for OfferView {
+    fn from(offer: &Offer) -> Self {
+        Self {
+            request_id: offer.request_id,
+            request_type: offer.request_type,
+            customer: CustomerName { call_name: offer.customer_call_name.clone() },
+            duration_minutes: offer.duration_minutes,
+            expires_at: offer.expires_at,
+            countdown_s: (offer.expires_at - Utc::now()).num_seconds().max(0),
+        }
+    }
+}
+
+/// A won accept: the session that started.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct AcceptedView {
+    pub request_id: Uuid,
+    pub request_type: RequestType,
+    pub chat_session: StartedView,
+    pub customer: CustomerName,
+}
+
+/// The start of a chat session.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct StartedView {
+    pub id: Uuid,
+    pub started_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    #[schema(minimum = 1, maximum = 240)]
+    pub duration_minutes: i32,
+}
+
+impl From<&Accepted> for AcceptedView {
+    fn from(accepted: &Accepted) -> Self {
+        Self {
+            request_id: accepted.request.id,
+            request_type: accepted.request.request_type,
+            chat_session: StartedView {
+                id: accepted.session.id,
+                started_at: accepted.session.started_at,
+                ends_at: accepted.session.ends_at,
+                duration_minutes: accepted.duration_minutes,
+            },
+            customer: CustomerName { call_name: accepted.customer_call_name.clone() },
+        }
+    }
+}
+
+/// `GET /api/mitra/chat-requests/open`: the requests offered to `mitra` that are still
+/// waiting for their answer, soonest to end first. For an app that opens without an event
+/// or a push to go by.
+pub async fn open_offers(store: &Store, mitra: &Principal) -> Result<Vec<OfferView>, StoreError> {
+    Ok(store.open_offers_of(mitra.id).await?.iter().map(OfferView::from).collect())
 }
 
 fn due_ms(at: chrono::DateTime<chrono::Utc>) -> u64 {
@@ -303,19 +415,8 @@ async fn offer(services: &Services, request: Uuid, mitras: &[(Uuid, i64)]) -> Re
 }
 
 /// The `chat_request` event and push of one request.
-fn chat_request(offer: &crate::store::pairing::Offer) -> (Event, PushMessage) {
-    let countdown_s = (offer.expires_at - chrono::Utc::now()).num_seconds().max(0);
-    let event = Event::new(
-        EventKind::ChatRequest,
-        json!({
-            "request_id": offer.request_id,
-            "request_type": offer.request_type,
-            "customer": { "call_name": offer.customer_call_name },
-            "duration_minutes": offer.duration_minutes,
-            "expires_at": offer.expires_at,
-            "countdown_s": countdown_s,
-        }),
-    );
+fn chat_request(offer: &Offer) -> (Event, PushMessage) {
+    let event = Event::new(EventKind::ChatRequest, json!(OfferView::from(offer)));
     let body = if offer.request_type == RequestType::Returning {
         format!("{} ingin curhat lagi denganmu ({} menit)", offer.customer_call_name, offer.duration_minutes)
     } else {
@@ -574,15 +675,54 @@ async fn report_failure(services: &Services, failed: &Failed, open_event: &str) 
         tokio::join!(services.notify(customer), services.notify_all(Role::Mitra, &failed.open, &open, None));
 }
 
+crate::text_enum::text_enum! {
+    /// Where a request stands as the mitra it was offered to sees it.
+    pub enum OfferStatus {
+        /// Its window is open.
+        Pending = "pending",
+        /// Accepted by this mitra.
+        Accepted = "accepted",
+        /// Accepted by another mitra.
+        Taken = "taken",
+        /// The customer cancelled the search.
+        Cancelled = "cancelled",
+        /// The window closed unanswered.
+        Expired = "expired",
+        /// Failed otherwise (e.g. every mitra declined).
+        Closed = "closed",
+    }
+}
+
 /// What a mitra's app sees of a request it resumed to or opened from a push.
 #[derive(Clone, Debug)]
 pub struct RequestStatus {
     pub request: RequestRow,
-    /// `pending`, `accepted` (by this mitra), `taken` (by another), `cancelled`, `expired`
-    /// or `closed` (failed otherwise, e.g. every mitra declined).
-    pub status: &'static str,
+    pub status: OfferStatus,
     /// This mitra's own answer, if any.
-    pub response: Option<String>,
+    pub response: Option<OfferResponse>,
+}
+
+/// The body of `GET /api/mitra/chat-requests/{id}/status`.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct RequestStatusView {
+    pub request_id: Uuid,
+    pub request_type: RequestType,
+    pub status: OfferStatus,
+    /// This mitra's own answer, `null` while unanswered.
+    pub your_response: Option<OfferResponse>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<&RequestStatus> for RequestStatusView {
+    fn from(status: &RequestStatus) -> Self {
+        Self {
+            request_id: status.request.id,
+            request_type: status.request.request_type,
+            status: status.status,
+            your_response: status.response,
+            expires_at: status.request.expires_at,
+        }
+    }
 }
 
 /// `GET /api/mitra/chat-requests/:id/status`: only for a mitra who was offered it.
@@ -594,13 +734,13 @@ pub async fn status_for_mitra(
     let (row, response) =
         store.request_for_mitra(request, mitra.id).await?.ok_or(PairingError::RequestNotFound)?;
     let status = match (row.status, row.failure_cause) {
-        (RequestState::Pending, _) if row.expires_at > chrono::Utc::now() => "pending",
-        (RequestState::Pending, _) => "expired",
-        (RequestState::Accepted, _) if row.accepted_mitra_id == Some(mitra.id) => "accepted",
-        (RequestState::Accepted, _) => "taken",
-        (RequestState::Cancelled, _) => "cancelled",
-        (_, Some(cause)) if cause.is_timeout() => "expired",
-        _ => "closed",
+        (RequestState::Pending, _) if row.expires_at > chrono::Utc::now() => OfferStatus::Pending,
+        (RequestState::Pending, _) => OfferStatus::Expired,
+        (RequestState::Accepted, _) if row.accepted_mitra_id == Some(mitra.id) => OfferStatus::Accepted,
+        (RequestState::Accepted, _) => OfferStatus::Taken,
+        (RequestState::Cancelled, _) => OfferStatus::Cancelled,
+        (_, Some(cause)) if cause.is_timeout() => OfferStatus::Expired,
+        _ => OfferStatus::Closed,
     };
     Ok(RequestStatus { request: row, status, response })
 }

@@ -9,6 +9,9 @@
 //! after a crash completes the same charge, and so does the payment sweep when nobody
 //! retried it ([`finish_stale_charges`]).
 
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::app_config;
@@ -18,8 +21,8 @@ use crate::error::{DomainError, ErrorKind};
 use crate::jobs::{JobError, Timer, TimerKind};
 use crate::services::Services;
 use crate::store::chat::SessionStatus;
-use crate::store::payments::{NewPayment, PaymentStatus, TrialInUse};
-pub use crate::store::payments::{PaymentRow, SweepCounts};
+use crate::store::payments::{NewPayment, TrialInUse};
+pub use crate::store::payments::{PaymentPurpose, PaymentRow, PaymentStatus, SweepCounts};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +116,84 @@ pub struct PaymentOrder {
     pub chat_session_id: Option<Uuid>,
 }
 
+/// A payment session as its customer sees it. Amounts are whole rupiah.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct PaymentView {
+    pub id: Uuid,
+    pub status: PaymentStatus,
+    #[schema(minimum = 0)]
+    pub amount: i64,
+    pub is_free_trial: bool,
+    #[schema(minimum = 1, maximum = 240)]
+    pub duration_minutes: i32,
+    pub tier_id: Option<String>,
+    pub purpose: PaymentPurpose,
+    /// The mitra of a returning chat ("Curhat lagi").
+    pub targeted_mitra_id: Option<Uuid>,
+    /// The session an extension pays for, or the session a consumed chat payment started.
+    pub chat_session_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub consumed_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+impl From<&PaymentRow> for PaymentView {
+    fn from(payment: &PaymentRow) -> Self {
+        Self {
+            id: payment.id,
+            status: payment.status,
+            amount: payment.amount,
+            is_free_trial: payment.is_free_trial,
+            duration_minutes: payment.duration_minutes,
+            tier_id: payment.tier_id.clone(),
+            purpose: payment.purpose,
+            targeted_mitra_id: payment.targeted_mitra_id,
+            chat_session_id: payment.chat_session_id,
+            created_at: payment.created_at,
+            expires_at: payment.expires_at,
+            confirmed_at: payment.confirmed_at,
+            consumed_at: payment.consumed_at,
+            resolved_at: payment.resolved_at,
+        }
+    }
+}
+
+/// What a customer would pay now (`GET /api/client/pricing`): whether their next chat is the
+/// free trial, and the tiers (a chat's price when it is not the trial; an extension's always).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Pricing {
+    pub free_trial: FreeTrial,
+    pub tiers: Vec<app_config::PriceTier>,
+}
+
+/// The free trial, for this customer.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct FreeTrial {
+    /// The operators offer a free trial (`free_trial_enabled`).
+    pub enabled: bool,
+    /// This customer's next chat payment is the trial: amount 0 and `duration_minutes` long,
+    /// whatever tier they pick (a trial that found no mitra is given back).
+    pub applies: bool,
+    #[schema(minimum = 1)]
+    pub duration_minutes: i64,
+}
+
+/// The prices that apply to `customer` now.
+pub async fn pricing(store: &Store, customer: &Principal) -> Result<Pricing, StoreError> {
+    let enabled = app_config::get(store, app_config::FREE_TRIAL_ENABLED).await?;
+    let applies = enabled && store.free_trial_eligible(customer.id).await?;
+    Ok(Pricing {
+        free_trial: FreeTrial {
+            enabled,
+            applies,
+            duration_minutes: app_config::get(store, app_config::FREE_TRIAL_DURATION_MINUTES).await?,
+        },
+        tiers: app_config::get(store, app_config::PRICE_TIERS).await?,
+    })
+}
+
 /// Prices an order and opens a pending payment session (expiring after
 /// `payment_session_timeout_minutes`). A chat for a customer who never paid before is the
 /// free trial (amount 0, `free_trial_duration_minutes` long) while `free_trial_enabled`;
@@ -124,11 +205,13 @@ pub async fn create(
     order: PaymentOrder,
 ) -> Result<PaymentRow, PaymentError> {
     let store = &services.store;
-    let purpose = order.purpose.as_deref().unwrap_or("chat");
+    let purpose = match order.purpose.as_deref() {
+        None => PaymentPurpose::Chat,
+        Some(name) => name.parse().map_err(|_| PaymentError::InvalidPurpose)?,
+    };
     match (purpose, order.chat_session_id) {
-        ("chat", None) | ("extension", Some(_)) => {}
-        ("chat" | "extension", _) => return Err(PaymentError::ChatSessionMismatch),
-        _ => return Err(PaymentError::InvalidPurpose),
+        (PaymentPurpose::Chat, None) | (PaymentPurpose::Extension, Some(_)) => {}
+        _ => return Err(PaymentError::ChatSessionMismatch),
     }
     let tiers = app_config::get(store, app_config::PRICE_TIERS).await?;
     let tier = match (&order.tier_id, order.duration_minutes) {
@@ -152,7 +235,7 @@ pub async fn create(
     {
         return Err(PaymentError::UnknownTargetedMitra);
     }
-    let trial = purpose == "chat"
+    let trial = purpose == PaymentPurpose::Chat
         && app_config::get(store, app_config::FREE_TRIAL_ENABLED).await?
         && store.free_trial_eligible(customer.id).await?;
     let (duration_minutes, amount) = if trial {
@@ -195,7 +278,7 @@ pub async fn confirm(
 
 async fn confirm_for(services: &Services, customer: Uuid, id: Uuid) -> Result<PaymentRow, PaymentError> {
     let lock = services.store.lock_payment(customer, id).await?.ok_or(PaymentError::NotFound)?;
-    if lock.row.purpose == "extension" {
+    if lock.row.purpose == PaymentPurpose::Extension {
         lock.release().await?;
         return Err(PaymentError::ChargedOnApproval);
     }

@@ -198,7 +198,8 @@ async fn run(work: Work, inner: &Inner, principal: &Principal, origin: &SocketRe
                 .await
             {
                 Ok((message, stored_now)) => {
-                    let data = json!({ "message": chat::message_json(&message), "duplicate": !stored_now });
+                    let data =
+                        json!({ "message": chat::MessageView::from(&message), "duplicate": !stored_now });
                     ("message_ack", protocol::frame("message_ack", data, reference))
                 }
                 Err(error) => refused(&error),

@@ -292,4 +292,8 @@ async fn the_database_allows_exactly_the_names_the_code_knows() {
     assert_eq!(allowed_names(pool, "payment_sessions", "status").await, payment_states);
     let session_states = names(domain::store::chat::SessionStatus::ALL);
     assert_eq!(allowed_names(pool, "chat_sessions", "status").await, session_states);
+    use domain::extension::{ExtensionReason, ExtensionStatus};
+    assert_eq!(allowed_names(pool, "extension_requests", "status").await, names(ExtensionStatus::ALL));
+    let reasons = names(ExtensionReason::ALL);
+    assert_eq!(allowed_names(pool, "extension_requests", "resolution_reason").await, reasons);
 }

@@ -4,9 +4,9 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use domain::chat::{self, Receipt};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use domain::chat::{self, MessageView, Receipt, SessionView};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -54,14 +54,36 @@ pub struct Receipts {
     read_up_to_seq: Option<i64>,
 }
 
-/// A session as the caller sees it.
-const SESSION: &str = "the session `{id, status, partner, started_at, ends_at, closing_started_at, \
-    grace_ends_at, completed_at, last_seq, partner_delivered_seq, partner_read_seq, \
-    closing_messages: {customer, mitra}}`";
+/// `{sessions: [session]}`, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    sessions: Vec<SessionView>,
+}
 
-/// An extension request.
-const EXTENSION: &str = "the extension request `{id, session_id, payment_session_id, duration_minutes, \
-    status, resolution_reason, requested_at, expires_at, resolved_at}`";
+/// `{messages: [message]}` in `seq` order.
+#[derive(Serialize, ToSchema)]
+pub struct MessageList {
+    messages: Vec<MessageView>,
+}
+
+/// A sent message, and whether it was a resend of one stored before.
+#[derive(Serialize, ToSchema)]
+pub struct SentMessage {
+    message: MessageView,
+    duplicate: bool,
+}
+
+/// The customer's session that has not completed, or `null`.
+#[derive(Serialize, ToSchema)]
+pub struct ActiveSession {
+    session: Option<SessionView>,
+}
+
+/// The mitra's sessions that have not completed, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct LiveSessions {
+    sessions: Vec<SessionView>,
+}
 
 crate::route_errors! {
     ListErrors: AppUser, [Query];
@@ -76,16 +98,16 @@ crate::route_errors! {
     operation_id = "list_chat_sessions",
     params(SessionsPage),
     security(("bearer" = ["customer", "mitra"])),
-    responses((status = 200, description = "`{sessions: [session]}`", body = Object), ListErrors)
+    responses((status = 200, description = "the caller's sessions", body = SessionList), ListErrors)
 )]
 pub async fn list(
     State(state): State<AppState>,
     AppUser(caller): AppUser,
     ApiQuery(page): ApiQuery<SessionsPage>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionList>, ApiError> {
     let rows = chat::sessions(&state.store, &caller, page.before, page.limit).await?;
-    let sessions: Vec<Value> = rows.iter().map(|row| chat::session_json(&caller, row)).collect();
-    Ok(Json(json!({ "sessions": sessions })))
+    let sessions = rows.iter().map(|row| SessionView::new(&caller, row)).collect();
+    Ok(Json(SessionList { sessions }))
 }
 
 crate::route_errors! {
@@ -101,14 +123,14 @@ crate::route_errors! {
     operation_id = "get_chat_session",
     params(("id" = Uuid, Path, description = "the chat session")),
     security(("bearer" = ["customer", "mitra"])),
-    responses((status = 200, description = SESSION, body = Object), GetErrors)
+    responses((status = 200, description = "the session", body = SessionView), GetErrors)
 )]
 pub async fn get(
     State(state): State<AppState>,
     AppUser(caller): AppUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(chat::session_json(&caller, &chat::session(&state.store, &caller, id).await?)))
+) -> Result<Json<SessionView>, ApiError> {
+    Ok(Json(SessionView::new(&caller, &chat::session(&state.store, &caller, id).await?)))
 }
 
 crate::route_errors! {
@@ -128,8 +150,7 @@ crate::route_errors! {
     params(("id" = Uuid, Path, description = "the chat session"), MessagesPage),
     security(("bearer" = ["customer", "mitra"])),
     responses(
-        (status = 200, description = "`{messages: [{id, session_id, seq, sender_role, client_msg_id, body, \
-            created_at}]}`", body = Object),
+        (status = 200, description = "a page of messages", body = MessageList),
         MessagesErrors,
     )
 )]
@@ -138,10 +159,9 @@ pub async fn messages(
     AppUser(caller): AppUser,
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(page): ApiQuery<MessagesPage>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MessageList>, ApiError> {
     let rows = chat::history(&state.store, &caller, id, page.after_seq, page.before_seq, page.limit).await?;
-    let messages: Vec<Value> = rows.iter().map(chat::message_json).collect();
-    Ok(Json(json!({ "messages": messages })))
+    Ok(Json(MessageList { messages: rows.iter().map(MessageView::from).collect() }))
 }
 
 crate::route_errors! {
@@ -161,9 +181,8 @@ crate::route_errors! {
     request_body = NewMessage,
     security(("bearer" = ["customer", "mitra"])),
     responses(
-        (status = 201, description = "`{message, duplicate: false}`: stored now", body = Object),
-        (status = 200, body = Object,
-            description = "`{message, duplicate: true}`: a resend of a stored message"),
+        (status = 201, description = "stored now (`duplicate: false`)", body = SentMessage),
+        (status = 200, body = SentMessage, description = "a resend of a stored message (`duplicate: true`)"),
         SendErrors,
     )
 )]
@@ -172,11 +191,11 @@ pub async fn send(
     AppUser(caller): AppUser,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<NewMessage>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SentMessage>), ApiError> {
     let (message, stored_now) =
         chat::send(&state.services, &caller, None, id, &body.client_msg_id, &body.body).await?;
     let status = if stored_now { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(json!({ "message": chat::message_json(&message), "duplicate": !stored_now }))))
+    Ok((status, Json(SentMessage { message: MessageView::from(&message), duplicate: !stored_now })))
 }
 
 crate::route_errors! {
@@ -193,14 +212,14 @@ crate::route_errors! {
     params(("id" = Uuid, Path, description = "the chat session")),
     request_body = Receipts,
     security(("bearer" = ["customer", "mitra"])),
-    responses((status = 200, description = SESSION, body = Object), ReceiptsErrors)
+    responses((status = 200, description = "the session", body = SessionView), ReceiptsErrors)
 )]
 pub async fn receipts(
     State(state): State<AppState>,
     AppUser(caller): AppUser,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<Receipts>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionView>, ApiError> {
     let mut row = None;
     if let Some(seq) = body.delivered_up_to_seq {
         row = Some(chat::mark(&state.services, &caller, id, Receipt::Delivered, seq).await?);
@@ -212,26 +231,48 @@ pub async fn receipts(
         Some(row) => row,
         None => chat::session(&state.store, &caller, id).await?,
     };
-    Ok(Json(chat::session_json(&caller, &row)))
+    Ok(Json(SessionView::new(&caller, &row)))
 }
 
 crate::route_errors! { ActiveErrors: Customer, [] }
 
 /// The customer's session that has not completed (the home screen's card), or `null`.
+///
+/// A customer may have more than one (a returning chat started while the last one is still
+/// closing): the newest by `started_at`.
 #[utoipa::path(
     get,
     path = "/api/client/chat-sessions/active",
     tag = "chat",
     operation_id = "active_chat_session",
     security(("bearer" = ["customer"])),
-    responses((status = 200, description = "`{session}` or `{session: null}`", body = Object), ActiveErrors)
+    responses((status = 200, description = "`{session}` or `{session: null}`", body = ActiveSession), ActiveErrors)
 )]
 pub async fn active(
     State(state): State<AppState>,
     Customer(customer): Customer,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ActiveSession>, ApiError> {
     let row = chat::active_session(&state.store, &customer).await?;
-    Ok(Json(json!({ "session": row.map(|row| chat::session_json(&customer, &row)) })))
+    Ok(Json(ActiveSession { session: row.map(|row| SessionView::new(&customer, &row)) }))
+}
+
+crate::route_errors! { MitraActiveErrors: Mitra, [] }
+
+/// The mitra's sessions that have not completed (their chats list), newest first.
+#[utoipa::path(
+    get,
+    path = "/api/mitra/chat-sessions/active",
+    tag = "chat",
+    operation_id = "mitra_active_chat_sessions",
+    security(("bearer" = ["mitra"])),
+    responses((status = 200, description = "`{sessions}`", body = LiveSessions), MitraActiveErrors)
+)]
+pub async fn mitra_active(
+    State(state): State<AppState>,
+    crate::caller::Mitra(mitra): crate::caller::Mitra,
+) -> Result<Json<LiveSessions>, ApiError> {
+    let rows = chat::live_sessions_of_mitra(&state.store, &mitra).await?;
+    Ok(Json(LiveSessions { sessions: rows.iter().map(|row| SessionView::new(&mitra, row)).collect() }))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -270,14 +311,14 @@ crate::route_errors! {
     params(("id" = Uuid, Path, description = "the chat session")),
     request_body = EndEarly,
     security(("bearer" = ["mitra"])),
-    responses((status = 200, description = SESSION, body = Object), EndErrors)
+    responses((status = 200, description = "the session, `closing`", body = SessionView), EndErrors)
 )]
 pub async fn mitra_end(
     State(state): State<AppState>,
     crate::caller::Mitra(mitra): crate::caller::Mitra,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<EndEarly>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionView>, ApiError> {
     let row = domain::session::end_early(
         &state.services,
         &mitra,
@@ -286,7 +327,7 @@ pub async fn mitra_end(
         body.reason_text.as_deref(),
     )
     .await?;
-    Ok(Json(chat::session_json(&mitra, &row)))
+    Ok(Json(SessionView::new(&mitra, &row)))
 }
 
 crate::route_errors! {
@@ -306,14 +347,14 @@ crate::route_errors! {
     params(("id" = Uuid, Path, description = "the chat session")),
     request_body = EndEarly,
     security(("bearer" = ["customer"])),
-    responses((status = 200, description = SESSION, body = Object), CustomerEndErrors)
+    responses((status = 200, description = "the session, `closing`", body = SessionView), CustomerEndErrors)
 )]
 pub async fn customer_end(
     State(state): State<AppState>,
     Customer(customer): Customer,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<EndEarly>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionView>, ApiError> {
     let row = domain::session::end_early(
         &state.services,
         &customer,
@@ -322,7 +363,7 @@ pub async fn customer_end(
         body.reason_text.as_deref(),
     )
     .await?;
-    Ok(Json(chat::session_json(&customer, &row)))
+    Ok(Json(SessionView::new(&customer, &row)))
 }
 
 crate::route_errors! {
@@ -340,16 +381,16 @@ crate::route_errors! {
     params(("id" = Uuid, Path, description = "the chat session")),
     request_body = ClosingMessage,
     security(("bearer" = ["customer", "mitra"])),
-    responses((status = 200, description = SESSION, body = Object), ClosingMessageErrors)
+    responses((status = 200, description = "the session", body = SessionView), ClosingMessageErrors)
 )]
 pub async fn closing_message(
     State(state): State<AppState>,
     AppUser(caller): AppUser,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<ClosingMessage>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionView>, ApiError> {
     let row = domain::session::leave_closing_message(&state.services, &caller, id, &body.message).await?;
-    Ok(Json(chat::session_json(&caller, &row)))
+    Ok(Json(SessionView::new(&caller, &row)))
 }
 
 crate::route_errors! { PublicConfigErrors: Anyone, [Store] }
@@ -366,119 +407,4 @@ crate::route_errors! { PublicConfigErrors: Anyone, [Store] }
 )]
 pub async fn public_config(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(Value::Object(domain::app_config::public_values(&state.store).await?)))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ExtensionAsk {
-    /// A pending extension payment of this session; charged only on approval.
-    extension_payment_session_id: Uuid,
-}
-
-fn extension_json(extension: &domain::extension::ExtensionRow) -> Value {
-    json!({
-        "id": extension.id,
-        "session_id": extension.chat_session_id,
-        "payment_session_id": extension.payment_session_id,
-        "duration_minutes": extension.duration_minutes,
-        "status": extension.status,
-        "resolution_reason": extension.resolution_reason,
-        "requested_at": extension.requested_at,
-        "expires_at": extension.expires_at,
-        "resolved_at": extension.resolved_at,
-    })
-}
-
-crate::route_errors! {
-    RequestExtensionErrors: Customer, [Path, Json, WriteBudget];
-    404 => [chat_session_not_found, payment_session_not_found];
-    409 => [chat_session_not_extendable, extension_payment_not_usable, extension_pending];
-}
-
-/// Asks the mitra for more time; the session becomes `extending`.
-///
-/// The mitra's answer (or the window's default) arrives as `extension_resolved`. Charged
-/// only on approval.
-#[utoipa::path(
-    post,
-    path = "/api/client/chat-sessions/{id}/extension",
-    tag = "chat",
-    params(("id" = Uuid, Path, description = "the chat session")),
-    request_body = ExtensionAsk,
-    security(("bearer" = ["customer"])),
-    responses((status = 201, description = EXTENSION, body = Object), RequestExtensionErrors)
-)]
-pub async fn request_extension(
-    State(state): State<AppState>,
-    Customer(customer): Customer,
-    ApiPath(id): ApiPath<Uuid>,
-    ApiJson(body): ApiJson<ExtensionAsk>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let extension =
-        domain::extension::request(&state.services, &customer, id, body.extension_payment_session_id).await?;
-    Ok((StatusCode::CREATED, Json(extension_json(&extension))))
-}
-
-async fn answer_extension(
-    state: &AppState,
-    mitra: &domain::auth::Principal,
-    id: Uuid,
-    approve: bool,
-) -> Result<Json<Value>, ApiError> {
-    let resolved = domain::extension::answer(&state.services, mitra, id, approve).await?;
-    let mut body = extension_json(&resolved.extension);
-    body["session_ends_at"] = json!(resolved.ends_at);
-    body["session_status"] = json!(resolved.session_status);
-    Ok(Json(body))
-}
-
-crate::route_errors! {
-    AnswerExtensionErrors: Mitra, [Path, WriteBudget];
-    404 => [extension_not_found];
-    409 => [extension_resolved];
-    503 => [payment_provider_unavailable];
-}
-
-/// The mitra approves: the customer is charged now and the session runs longer.
-#[utoipa::path(
-    post,
-    path = "/api/mitra/extension-requests/{id}/approve",
-    tag = "chat",
-    params(("id" = Uuid, Path, description = "the extension request")),
-    security(("bearer" = ["mitra"])),
-    responses(
-        (status = 200, description = "the extension request (`approved`, or `rejected` when the charge was \
-            declined) + `session_ends_at`, `session_status`", body = Object),
-        AnswerExtensionErrors,
-    )
-)]
-pub async fn approve_extension(
-    State(state): State<AppState>,
-    crate::caller::Mitra(mitra): crate::caller::Mitra,
-    ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<Value>, ApiError> {
-    answer_extension(&state, &mitra, id, true).await
-}
-
-/// The mitra rejects: nothing is charged.
-///
-/// An approval that was charged before it died is finished instead (the customer paid).
-#[utoipa::path(
-    post,
-    path = "/api/mitra/extension-requests/{id}/reject",
-    tag = "chat",
-    params(("id" = Uuid, Path, description = "the extension request")),
-    security(("bearer" = ["mitra"])),
-    responses(
-        (status = 200, description = "the extension request (`rejected`) + `session_ends_at`, \
-            `session_status`", body = Object),
-        AnswerExtensionErrors,
-    )
-)]
-pub async fn reject_extension(
-    State(state): State<AppState>,
-    crate::caller::Mitra(mitra): crate::caller::Mitra,
-    ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<Value>, ApiError> {
-    answer_extension(&state, &mitra, id, false).await
 }

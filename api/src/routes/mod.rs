@@ -8,6 +8,7 @@ pub mod availability;
 pub mod chat;
 pub mod config;
 pub mod devices;
+pub mod extensions;
 pub mod failures;
 pub mod operations;
 pub mod pairing;

@@ -4,9 +4,11 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use domain::pairing::{self, Accepted, RequestRow};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use domain::pairing::{
+    self, AcceptedView, ChatRequestView, OfferResponse, OfferView, RequestRow, RequestStatusView,
+};
+use domain::payment::PaymentView;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -14,7 +16,6 @@ use crate::AppState;
 use crate::caller::{Customer, Mitra};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
-use crate::routes::payments::payment_json;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -31,26 +32,30 @@ pub struct Returning {
     mitra_id: Uuid,
 }
 
-/// What the searches answer with.
-const REQUEST: &str = "the chat request `{id, payment_session_id, request_type, targeted_mitra_id, status, \
-    failure_cause, created_at, expires_at, resolved_at}`";
-
-pub(crate) fn request_json(request: &RequestRow) -> Value {
-    json!({
-        "id": request.id,
-        "payment_session_id": request.payment_session_id,
-        "request_type": request.request_type,
-        "targeted_mitra_id": request.targeted_mitra_id,
-        "status": request.status,
-        "failure_cause": request.failure_cause,
-        "created_at": request.created_at,
-        "expires_at": request.expires_at,
-        "resolved_at": request.resolved_at,
-    })
+fn created(request: &RequestRow) -> (StatusCode, Json<ChatRequestView>) {
+    (StatusCode::CREATED, Json(ChatRequestView::from(request)))
 }
 
-fn created(request: &RequestRow) -> (StatusCode, Json<Value>) {
-    (StatusCode::CREATED, Json(request_json(request)))
+/// What a customer's cancel did: the payment, and the search it stopped (`null` when none
+/// was running).
+#[derive(Serialize, ToSchema)]
+pub struct CancelledSearch {
+    payment_session: PaymentView,
+    chat_request: Option<ChatRequestView>,
+}
+
+/// The requests offered to the mitra that wait for their answer.
+#[derive(Serialize, ToSchema)]
+pub struct OpenOffers {
+    requests: Vec<OfferView>,
+}
+
+/// A mitra's recorded decline.
+#[derive(Serialize, ToSchema)]
+pub struct DeclinedOffer {
+    request_id: Uuid,
+    /// Always `rejected`.
+    response: OfferResponse,
 }
 
 crate::route_errors! {
@@ -74,13 +79,13 @@ crate::route_errors! {
     tag = "pairing",
     request_body = PaymentRef,
     security(("bearer" = ["customer"])),
-    responses((status = 201, description = REQUEST, body = Object), StartBlastErrors)
+    responses((status = 201, description = "the chat request, `pending`", body = ChatRequestView), StartBlastErrors)
 )]
 pub async fn start_blast(
     State(state): State<AppState>,
     Customer(customer): Customer,
     ApiJson(body): ApiJson<PaymentRef>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ChatRequestView>), ApiError> {
     Ok(created(&pairing::start_blast(&state.services, &customer, body.payment_session_id).await?))
 }
 
@@ -108,13 +113,13 @@ crate::route_errors! {
     tag = "pairing",
     request_body = Returning,
     security(("bearer" = ["customer"])),
-    responses((status = 201, description = REQUEST, body = Object), StartReturningErrors)
+    responses((status = 201, description = "the chat request, `pending`", body = ChatRequestView), StartReturningErrors)
 )]
 pub async fn start_returning(
     State(state): State<AppState>,
     Customer(customer): Customer,
     ApiJson(body): ApiJson<Returning>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ChatRequestView>), ApiError> {
     let request =
         pairing::start_returning(&state.services, &customer, body.payment_session_id, body.mitra_id).await?;
     Ok(created(&request))
@@ -132,13 +137,13 @@ crate::route_errors! {
     tag = "pairing",
     params(("payment_session_id" = Uuid, Path, description = "the payment of the failed returning chat")),
     security(("bearer" = ["customer"])),
-    responses((status = 201, description = REQUEST, body = Object), FallbackErrors)
+    responses((status = 201, description = "the chat request, `pending`", body = ChatRequestView), FallbackErrors)
 )]
 pub async fn fallback_to_blast(
     State(state): State<AppState>,
     Customer(customer): Customer,
     ApiPath(payment): ApiPath<Uuid>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ChatRequestView>), ApiError> {
     Ok(created(&pairing::fallback_to_blast(&state.services, &customer, payment).await?))
 }
 
@@ -158,7 +163,7 @@ crate::route_errors! {
     security(("bearer" = ["customer"])),
     responses(
         (status = 200, description = "`{payment_session, chat_request}` (`chat_request` null when no \
-            search was running)", body = Object),
+            search was running)", body = CancelledSearch),
         CancelErrors,
     )
 )]
@@ -166,26 +171,12 @@ pub async fn cancel(
     State(state): State<AppState>,
     Customer(customer): Customer,
     ApiJson(body): ApiJson<PaymentRef>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CancelledSearch>, ApiError> {
     let cancelled = pairing::cancel(&state.services, &customer, body.payment_session_id).await?;
-    Ok(Json(json!({
-        "payment_session": payment_json(&cancelled.payment),
-        "chat_request": cancelled.request.as_ref().map(|failed| request_json(&failed.request)),
-    })))
-}
-
-fn accepted_json(accepted: &Accepted) -> Value {
-    json!({
-        "request_id": accepted.request.id,
-        "request_type": accepted.request.request_type,
-        "chat_session": {
-            "id": accepted.session.id,
-            "started_at": accepted.session.started_at,
-            "ends_at": accepted.session.ends_at,
-            "duration_minutes": accepted.duration_minutes,
-        },
-        "customer": { "call_name": accepted.customer_call_name },
-    })
+    Ok(Json(CancelledSearch {
+        payment_session: PaymentView::from(&cancelled.payment),
+        chat_request: cancelled.request.as_ref().map(|failed| ChatRequestView::from(&failed.request)),
+    }))
 }
 
 crate::route_errors! {
@@ -212,8 +203,7 @@ crate::route_errors! {
     params(("id" = Uuid, Path, description = "the chat request")),
     security(("bearer" = ["mitra"])),
     responses(
-        (status = 200, description = "`{request_id, request_type, chat_session: {id, started_at, ends_at, \
-            duration_minutes}, customer: {call_name}}`", body = Object),
+        (status = 200, description = "the session that started (or had started, on a repeat)", body = AcceptedView),
         AcceptErrors,
     )
 )]
@@ -221,8 +211,8 @@ pub async fn accept(
     State(state): State<AppState>,
     Mitra(mitra): Mitra,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(accepted_json(&pairing::accept(&state.services, &mitra, id).await?)))
+) -> Result<Json<AcceptedView>, ApiError> {
+    Ok(Json(AcceptedView::from(&pairing::accept(&state.services, &mitra, id).await?)))
 }
 
 crate::route_errors! {
@@ -246,7 +236,7 @@ crate::route_errors! {
     params(("id" = Uuid, Path, description = "the chat request")),
     security(("bearer" = ["mitra"])),
     responses(
-        (status = 200, body = Object, description = "`{request_id, response: \"rejected\"}`"),
+        (status = 200, body = DeclinedOffer, description = "the decline, recorded"),
         DeclineErrors,
     )
 )]
@@ -254,9 +244,9 @@ pub async fn decline(
     State(state): State<AppState>,
     Mitra(mitra): Mitra,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeclinedOffer>, ApiError> {
     let declined = pairing::decline(&state.services, &mitra, id).await?;
-    Ok(Json(json!({ "request_id": declined.request.id, "response": "rejected" })))
+    Ok(Json(DeclinedOffer { request_id: declined.request.id, response: OfferResponse::Rejected }))
 }
 
 crate::route_errors! {
@@ -273,9 +263,7 @@ crate::route_errors! {
     params(("id" = Uuid, Path, description = "the chat request")),
     security(("bearer" = ["mitra"])),
     responses(
-        (status = 200, body = Object, description = "`{request_id, request_type, status, your_response, \
-            expires_at}`; `status` is `pending`, `accepted` (by you), `taken`, `cancelled`, `expired` \
-            or `closed`"),
+        (status = 200, body = RequestStatusView, description = "where the request stands for you"),
         StatusErrors,
     )
 )]
@@ -283,13 +271,28 @@ pub async fn status(
     State(state): State<AppState>,
     Mitra(mitra): Mitra,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RequestStatusView>, ApiError> {
     let status = pairing::status_for_mitra(&state.store, &mitra, id).await?;
-    Ok(Json(json!({
-        "request_id": status.request.id,
-        "request_type": status.request.request_type,
-        "status": status.status,
-        "your_response": status.response,
-        "expires_at": status.request.expires_at,
-    })))
+    Ok(Json(RequestStatusView::from(&status)))
+}
+
+crate::route_errors! {
+    OpenOffersErrors: Mitra, [];
+}
+
+/// The requests offered to you that still wait for your answer, soonest to close first:
+/// for an app that opens without an event or a push to go by.
+#[utoipa::path(
+    get,
+    path = "/api/mitra/chat-requests/open",
+    tag = "pairing",
+    operation_id = "open_chat_requests",
+    security(("bearer" = ["mitra"])),
+    responses((status = 200, body = OpenOffers, description = "the open offers"), OpenOffersErrors)
+)]
+pub async fn open_offers(
+    State(state): State<AppState>,
+    Mitra(mitra): Mitra,
+) -> Result<Json<OpenOffers>, ApiError> {
+    Ok(Json(OpenOffers { requests: pairing::open_offers(&state.store, &mitra).await? }))
 }

@@ -3,9 +3,9 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use domain::payment::{self, PaymentOrder, PaymentRow};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use domain::pairing::ChatRequestView;
+use domain::payment::{self, PaymentOrder, PaymentView, Pricing};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -13,7 +13,6 @@ use crate::AppState;
 use crate::caller::Customer;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
-use crate::routes::pairing::request_json;
 
 /// Name the tier by `tier_id` or `duration_minutes` (both must agree when both are given).
 #[derive(Deserialize, ToSchema)]
@@ -29,28 +28,12 @@ pub struct CreatePayment {
     chat_session_id: Option<Uuid>,
 }
 
-/// What every route here answers with.
-const PAYMENT: &str = "the payment session `{id, status, amount, is_free_trial, duration_minutes, tier_id, \
-    purpose, targeted_mitra_id, chat_session_id, created_at, expires_at, confirmed_at, consumed_at, \
-    resolved_at}`";
-
-pub(crate) fn payment_json(payment: &PaymentRow) -> Value {
-    json!({
-        "id": payment.id,
-        "status": payment.status,
-        "amount": payment.amount,
-        "is_free_trial": payment.is_free_trial,
-        "duration_minutes": payment.duration_minutes,
-        "tier_id": payment.tier_id,
-        "purpose": payment.purpose,
-        "targeted_mitra_id": payment.targeted_mitra_id,
-        "chat_session_id": payment.chat_session_id,
-        "created_at": payment.created_at,
-        "expires_at": payment.expires_at,
-        "confirmed_at": payment.confirmed_at,
-        "consumed_at": payment.consumed_at,
-        "resolved_at": payment.resolved_at,
-    })
+/// A payment session with its searches, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct PaymentWithRequests {
+    #[serde(flatten)]
+    payment: PaymentView,
+    chat_requests: Vec<ChatRequestView>,
 }
 
 crate::route_errors! {
@@ -67,13 +50,13 @@ crate::route_errors! {
     operation_id = "create_payment_session",
     request_body = CreatePayment,
     security(("bearer" = ["customer"])),
-    responses((status = 201, description = PAYMENT, body = Object), CreateErrors)
+    responses((status = 201, description = "the payment session, `pending`", body = PaymentView), CreateErrors)
 )]
 pub async fn create(
     State(state): State<AppState>,
     Customer(customer): Customer,
     ApiJson(body): ApiJson<CreatePayment>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<PaymentView>), ApiError> {
     let order = PaymentOrder {
         tier_id: body.tier_id,
         duration_minutes: body.duration_minutes,
@@ -82,7 +65,7 @@ pub async fn create(
         chat_session_id: body.chat_session_id,
     };
     let payment = payment::create(&state.services, &customer, order).await?;
-    Ok((StatusCode::CREATED, Json(payment_json(&payment))))
+    Ok((StatusCode::CREATED, Json(PaymentView::from(&payment))))
 }
 
 crate::route_errors! {
@@ -106,14 +89,14 @@ crate::route_errors! {
     operation_id = "confirm_payment_session",
     params(("id" = Uuid, Path, description = "the payment session")),
     security(("bearer" = ["customer"])),
-    responses((status = 200, description = PAYMENT, body = Object), ConfirmErrors)
+    responses((status = 200, description = "the payment session", body = PaymentView), ConfirmErrors)
 )]
 pub async fn confirm(
     State(state): State<AppState>,
     Customer(customer): Customer,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(payment_json(&payment::confirm(&state.services, &customer, id).await?)))
+) -> Result<Json<PaymentView>, ApiError> {
+    Ok(Json(PaymentView::from(&payment::confirm(&state.services, &customer, id).await?)))
 }
 
 crate::route_errors! {
@@ -130,14 +113,14 @@ crate::route_errors! {
     operation_id = "cancel_payment_session",
     params(("id" = Uuid, Path, description = "the payment session")),
     security(("bearer" = ["customer"])),
-    responses((status = 200, description = PAYMENT, body = Object), CancelErrors)
+    responses((status = 200, description = "the payment session", body = PaymentView), CancelErrors)
 )]
 pub async fn cancel(
     State(state): State<AppState>,
     Customer(customer): Customer,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(payment_json(&payment::cancel(&state.services, &customer, id).await?)))
+) -> Result<Json<PaymentView>, ApiError> {
+    Ok(Json(PaymentView::from(&payment::cancel(&state.services, &customer, id).await?)))
 }
 
 crate::route_errors! {
@@ -154,7 +137,7 @@ crate::route_errors! {
     params(("id" = Uuid, Path, description = "the payment session")),
     security(("bearer" = ["customer"])),
     responses(
-        (status = 200, body = Object,
+        (status = 200, body = PaymentWithRequests,
             description = "the payment session + `chat_requests: [...]`, newest first"),
         GetErrors,
     )
@@ -163,10 +146,30 @@ pub async fn get(
     State(state): State<AppState>,
     Customer(customer): Customer,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PaymentWithRequests>, ApiError> {
     let payment = payment::get(&state.store, &customer, id).await?;
     let requests = domain::pairing::requests_of_payment(&state.store, &customer, id).await?;
-    let mut body = payment_json(&payment);
-    body["chat_requests"] = requests.iter().map(request_json).collect();
-    Ok(Json(body))
+    Ok(Json(PaymentWithRequests {
+        payment: PaymentView::from(&payment),
+        chat_requests: requests.iter().map(ChatRequestView::from).collect(),
+    }))
+}
+
+crate::route_errors! { PricingErrors: Customer, [] }
+
+/// What the caller would pay now: whether their next chat is the free trial, and the tiers
+/// (a chat's price when it is not the trial, an extension's always).
+#[utoipa::path(
+    get,
+    path = "/api/client/pricing",
+    tag = "payments",
+    operation_id = "pricing",
+    security(("bearer" = ["customer"])),
+    responses((status = 200, description = "the free trial and the tiers", body = Pricing), PricingErrors)
+)]
+pub async fn pricing(
+    State(state): State<AppState>,
+    Customer(customer): Customer,
+) -> Result<Json<Pricing>, ApiError> {
+    Ok(Json(payment::pricing(&state.store, &customer).await?))
 }

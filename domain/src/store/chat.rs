@@ -210,6 +210,14 @@ impl Store {
         Ok(sqlx::query_as(AssertSqlSafe(query)).bind(customer).fetch_optional(&self.pg).await?)
     }
 
+    /// The mitra's sessions that are not completed, newest first.
+    pub async fn live_sessions_of_mitra(&self, mitra: Uuid) -> Result<Vec<SessionRow>, StoreError> {
+        let query = format!(
+            "{SESSION_SELECT} WHERE s.mitra_id = $1 AND s.status <> 'completed' ORDER BY s.started_at DESC"
+        );
+        Ok(sqlx::query_as(AssertSqlSafe(query)).bind(mitra).fetch_all(&self.pg).await?)
+    }
+
     /// Stores a message from `sender` in the session (numbered next), or finds the one a
     /// previous send with the same `client_msg_id` stored.
     ///

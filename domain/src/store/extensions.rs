@@ -18,6 +18,37 @@ use uuid::Uuid;
 use super::chat::SessionStatus;
 use super::{Store, StoreError};
 
+crate::text_enum::text_enum! {
+    /// Where an extension request stands: `pending` until the mitra answers, the window's
+    /// default applies, or the session ends early (`cancelled`).
+    pub enum ExtensionStatus {
+        Pending = "pending",
+        Approved = "approved",
+        Rejected = "rejected",
+        AutoApproved = "auto_approved",
+        AutoRejected = "auto_rejected",
+        Cancelled = "cancelled",
+    }
+}
+
+crate::text_enum::text_enum! {
+    /// Why an extension request ended the way it did.
+    pub enum ExtensionReason {
+        /// The mitra rejected it.
+        MitraRejected = "mitra_rejected",
+        /// The window ended with the mitra present and the default set to reject.
+        Timeout = "timeout",
+        /// The mitra was offline, disconnected or not heard from since the request.
+        MitraOffline = "mitra_offline",
+        /// The extension payment was cancelled or expired before the charge.
+        PaymentUnavailable = "payment_unavailable",
+        /// The payment provider declined the charge.
+        PaymentDeclined = "payment_declined",
+        /// The session ended early while the request waited.
+        SessionEndedEarly = "session_ended_early",
+    }
+}
+
 /// An extension request as stored.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct ExtensionRow {
@@ -25,8 +56,8 @@ pub struct ExtensionRow {
     pub chat_session_id: Uuid,
     pub payment_session_id: Uuid,
     pub duration_minutes: i32,
-    pub status: String,
-    pub resolution_reason: Option<String>,
+    pub status: ExtensionStatus,
+    pub resolution_reason: Option<ExtensionReason>,
     pub requested_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
@@ -47,7 +78,7 @@ pub enum ExtensionRefusal {
     AlreadyPending,
     ExtensionNotFound,
     /// The extension was resolved already (its status).
-    Resolved(String),
+    Resolved(ExtensionStatus),
 }
 
 /// A pending extension, locked, with what its resolution needs.
@@ -187,7 +218,7 @@ impl Store {
         if mitra.is_some_and(|m| m != mitra_id) {
             return Ok(Err(ExtensionRefusal::ExtensionNotFound));
         }
-        if extension.status != "pending" {
+        if extension.status != ExtensionStatus::Pending {
             return Ok(Err(ExtensionRefusal::Resolved(extension.status)));
         }
         Ok(Ok(PendingExtension {
@@ -221,10 +252,20 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The session's extension request that waits for the mitra, if any.
+    pub async fn pending_extension(&self, session: Uuid) -> Result<Option<ExtensionRow>, StoreError> {
+        let query = format!(
+            "SELECT {EXTENSION_COLUMNS} FROM extension_requests WHERE chat_session_id = $1 AND status = 'pending'"
+        );
+        Ok(sqlx::query_as(AssertSqlSafe(query)).bind(session).fetch_optional(&self.pg).await?)
+    }
+}
+
 impl PendingExtension {
     /// Approved (the charge already succeeded): the payment is consumed, the session runs
     /// again until `max(its end, now) + duration`.
-    pub async fn approve(mut self, status: &str) -> Result<Resolved, StoreError> {
+    pub async fn approve(mut self, status: ExtensionStatus) -> Result<Resolved, StoreError> {
         let extension = self.resolve(status, None).await?;
         let consumed = sqlx::query(
             "UPDATE payment_sessions SET status = 'consumed', confirmed_at = now(), consumed_at = now(), resolved_at = now()
@@ -258,11 +299,11 @@ impl PendingExtension {
     /// abandoned; the session goes back to `active`, or to `closing` when its time is up.
     pub async fn reject(
         mut self,
-        status: &str,
-        reason: Option<&str>,
+        status: ExtensionStatus,
+        reason: ExtensionReason,
         grace_minutes: i64,
     ) -> Result<Resolved, StoreError> {
-        let extension = self.resolve(status, reason).await?;
+        let extension = self.resolve(status, Some(reason)).await?;
         sqlx::query("UPDATE payment_sessions SET status = 'abandoned', resolved_at = now() WHERE id = $1 AND status = 'pending'")
             .bind(extension.payment_session_id)
             .execute(&mut *self.tx)
@@ -320,7 +361,11 @@ impl PendingExtension {
         Ok(())
     }
 
-    async fn resolve(&mut self, status: &str, reason: Option<&str>) -> Result<ExtensionRow, StoreError> {
+    async fn resolve(
+        &mut self,
+        status: ExtensionStatus,
+        reason: Option<ExtensionReason>,
+    ) -> Result<ExtensionRow, StoreError> {
         let query = format!(
             "UPDATE extension_requests SET status = $2, resolution_reason = $3, resolved_at = now()
              WHERE id = $1 AND status = 'pending' RETURNING {EXTENSION_COLUMNS}"

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::payments::{PAYMENT_COLUMNS, PaymentRow, PaymentStatus};
+use super::payments::{PAYMENT_COLUMNS, PaymentPurpose, PaymentRow, PaymentStatus};
 use super::{Store, StoreError};
 use crate::failures::FailureCause;
 
@@ -19,6 +19,17 @@ crate::text_enum::text_enum! {
     pub enum RequestType {
         General = "general",
         Returning = "returning",
+    }
+}
+
+crate::text_enum::text_enum! {
+    /// A mitra's answer to one offer (`chat_request_notifications.response`): `ignored` when
+    /// the window closed unanswered, `missed` when another mitra took the request first.
+    pub enum OfferResponse {
+        Accepted = "accepted",
+        Rejected = "rejected",
+        Ignored = "ignored",
+        Missed = "missed",
     }
 }
 
@@ -215,7 +226,7 @@ async fn fail_request(
     request: &RequestRow,
     status: RequestState,
     cause: FailureCause,
-    open_response: Option<&str>,
+    open_response: Option<OfferResponse>,
 ) -> Result<Failed, StoreError> {
     let query = format!(
         "UPDATE pairing_requests SET status = $2, failure_cause = $3, resolved_at = now()
@@ -279,7 +290,7 @@ impl Store {
         else {
             return Ok(Err(Refusal::NotFound));
         };
-        if payment.purpose != "chat" {
+        if payment.purpose != PaymentPurpose::Chat {
             return Ok(Err(Refusal::NotForChat));
         }
         let past_expiry: bool = sqlx::query_scalar("SELECT $1::timestamptz <= now()")
@@ -473,6 +484,24 @@ impl Store {
              WHERE r.id = ANY($1)",
         )
         .bind(requests)
+        .fetch_all(&self.pg)
+        .await?)
+    }
+
+    /// The requests offered to `mitra` that are pending, unanswered by them and within
+    /// their window, soonest to end first.
+    pub async fn open_offers_of(&self, mitra: Uuid) -> Result<Vec<Offer>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT r.id AS request_id, r.request_type, c.call_name AS customer_call_name,
+                    p.duration_minutes, r.expires_at
+             FROM chat_request_notifications n
+             JOIN pairing_requests r ON r.id = n.pairing_request_id
+             JOIN customers c ON c.id = r.customer_id
+             JOIN payment_sessions p ON p.id = r.payment_session_id
+             WHERE n.mitra_id = $1 AND n.response IS NULL AND r.status = 'pending' AND r.expires_at > now()
+             ORDER BY r.expires_at",
+        )
+        .bind(mitra)
         .fetch_all(&self.pg)
         .await?)
     }
@@ -711,7 +740,8 @@ impl Store {
         } else {
             FailureCause::NoMitraAvailable
         };
-        let failed = fail_request(&mut tx, &row, RequestState::Failed, cause, Some("ignored")).await?;
+        let failed =
+            fail_request(&mut tx, &row, RequestState::Failed, cause, Some(OfferResponse::Ignored)).await?;
         tx.commit().await?;
         Ok(WindowEnd::Closed(Box::new(failed)))
     }
@@ -834,7 +864,7 @@ impl Store {
         &self,
         request: Uuid,
         mitra: Uuid,
-    ) -> Result<Option<(RequestRow, Option<String>)>, StoreError> {
+    ) -> Result<Option<(RequestRow, Option<OfferResponse>)>, StoreError> {
         let query = format!(
             "SELECT {REQUEST_COLUMNS}, response FROM pairing_requests
              JOIN (SELECT pairing_request_id AS id, response FROM chat_request_notifications
@@ -922,5 +952,5 @@ struct AcceptedRow {
 struct RequestWithResponse {
     #[sqlx(flatten)]
     row: RequestRow,
-    response: Option<String>,
+    response: Option<OfferResponse>,
 }

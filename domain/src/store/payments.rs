@@ -88,12 +88,20 @@ crate::text_enum::text_enum! {
     }
 }
 
+crate::text_enum::text_enum! {
+    /// What a payment session pays for: a new chat, or more time in a running one.
+    pub enum PaymentPurpose {
+        Chat = "chat",
+        Extension = "extension",
+    }
+}
+
 /// A payment session as stored.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct PaymentRow {
     pub id: Uuid,
     pub customer_id: Uuid,
-    pub purpose: String,
+    pub purpose: PaymentPurpose,
     pub chat_session_id: Option<Uuid>,
     pub tier_id: Option<String>,
     pub duration_minutes: i32,
@@ -114,7 +122,7 @@ pub(crate) const PAYMENT_COLUMNS: &str = "id, customer_id, purpose, chat_session
 /// A new payment session, priced and checked by the rules.
 pub struct NewPayment<'a> {
     pub customer_id: Uuid,
-    pub purpose: &'a str,
+    pub purpose: PaymentPurpose,
     pub chat_session_id: Option<Uuid>,
     pub tier_id: Option<&'a str>,
     pub duration_minutes: i32,
