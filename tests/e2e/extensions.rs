@@ -76,6 +76,14 @@ async fn window_ends(app: &TestApp, extension: &Value) {
     workers::fire_timer::run(&timer, &ctx).await.expect("timer");
 }
 
+/// The session's waiting extension as `caller` reads it (`Value::Null` when none).
+async fn pending(app: &TestApp, token: &str, session: &str) -> Value {
+    let url = app.public_url(&format!("/api/shared/chat-sessions/{session}/extension"));
+    let (status, body) = app.call(Method::GET, &url, Some(token), None).await;
+    assert_eq!(status, 200, "{body}");
+    body["extension"].clone()
+}
+
 fn answer_url(app: &TestApp, extension: &Value, answer: &str) -> String {
     app.public_url(&format!(
         "/api/mitra/extension-requests/{}/{answer}",
@@ -152,10 +160,24 @@ async fn a_rejected_extension_charges_nothing_and_the_session_carries_on() {
     let app = app().await;
     let pool = app.store.pg_pool();
     let mut paired = paired(&app).await;
+    assert_eq!(pending(&app, &paired.mitra.token, &paired.session).await, Value::Null);
     let (payment, extension) = ask(&app, &paired).await;
+    // Either party's app, resumed, finds the request that waits.
+    for token in [&paired.customer.token, &paired.mitra.token] {
+        let waiting = pending(&app, token, &paired.session).await;
+        assert_eq!(
+            (waiting["id"].clone(), waiting["status"].as_str()),
+            (extension["id"].clone(), Some("pending"))
+        );
+    }
+    let outsider = crate::pairing::customer(&app).await;
+    let url = app.public_url(&format!("/api/shared/chat-sessions/{}/extension", paired.session));
+    let (status, body) = app.call(Method::GET, &url, Some(&outsider.token), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("chat_session_not_found")));
     let (status, _) =
         app.post(&answer_url(&app, &extension, "reject"), Some(&paired.mitra.token), json!({})).await;
     assert_eq!(status, 200);
+    assert_eq!(pending(&app, &paired.customer.token, &paired.session).await, Value::Null, "answered");
     let resolved = next_event(&mut paired.customer.socket, "extension_resolved").await;
     assert_eq!(
         (resolved["outcome"].as_str(), resolved["reason"].as_str()),

@@ -85,6 +85,15 @@ async fn request_status(app: &TestApp, token: &str, request: &str) -> Value {
 }
 
 /// Reads frames until one of `kind` arrives (others are skipped); fails after 10 s.
+/// The ids of the requests offered to the mitra that wait for their answer.
+async fn open_offers(app: &TestApp, token: &str) -> Vec<String> {
+    let url = app.public_url("/api/mitra/chat-requests/open");
+    let (status, body) = app.call(Method::GET, &url, Some(token), None).await;
+    assert_eq!(status, 200, "{body}");
+    let offers = body["requests"].as_array().expect("requests");
+    offers.iter().map(|offer| offer["request_id"].as_str().expect("request_id").to_owned()).collect()
+}
+
 pub async fn next_event(socket: &mut WsClient, kind: &str) -> Value {
     loop {
         let frame = socket.next_json().await;
@@ -249,11 +258,25 @@ async fn when_every_mitra_declines_the_request_fails_at_once() {
     let payment = paid(&app, &rani.token, json!({"duration_minutes": 15})).await;
     let (_, request) = start_blast(&app, &rani.token, &payment).await;
     let request_id = id_of(&request);
-    next_event(&mut ayu.socket, "chat_request").await;
+    let offered = next_event(&mut ayu.socket, "chat_request").await;
     next_event(&mut budi.socket, "chat_request").await;
+    // An app that opened without the event reads the same offer.
+    let url = app.public_url("/api/mitra/chat-requests/open");
+    let (status, open) = app.call(Method::GET, &url, Some(&ayu.token), None).await;
+    assert_eq!(status, 200, "{open}");
+    let listed = &open["requests"][0];
+    assert_eq!(
+        (listed["request_id"].clone(), listed["customer"].clone(), listed["expires_at"].clone()),
+        (offered["request_id"].clone(), offered["customer"].clone(), offered["expires_at"].clone())
+    );
+    assert_eq!(open["requests"].as_array().map(Vec::len), Some(1));
+    let (status, body) = app.call(Method::GET, &url, Some(&rani.token), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("wrong_role")), "mitras only");
 
     let (status, body) = decline(&app, &ayu.token, &request_id).await;
     assert_eq!((status, body["response"].as_str()), (200, Some("rejected")));
+    assert_eq!(open_offers(&app, &ayu.token).await, Vec::<String>::new(), "answered: no longer open");
+    assert_eq!(open_offers(&app, &budi.token).await, vec![request_id.clone()], "budi has not answered");
     assert_eq!(payment_status(pool, &payment).await, "confirmed", "one mitra is still deciding");
     let (status, body) = decline(&app, &ayu.token, &request_id).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("already_responded")));
@@ -267,6 +290,7 @@ async fn when_every_mitra_declines_the_request_fails_at_once() {
     );
     assert_eq!(payment_status(pool, &payment).await, "failed_pairing");
     assert_eq!(ledger(pool, &payment).await, vec![("all_mitras_rejected".into(), "failed_pairing".into())]);
+    assert_eq!(open_offers(&app, &budi.token).await, Vec::<String>::new());
     assert_eq!(request_status(&app, &ayu.token, &request_id).await["status"], "closed");
     // A decline of a closed request is refused and changes nothing.
     let (status, body) = accept(&app, &budi.token, &request_id).await;

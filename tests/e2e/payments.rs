@@ -80,6 +80,54 @@ async fn the_first_chat_is_the_free_trial_and_later_ones_are_priced() {
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("payment_session_not_found")));
 }
 
+async fn pricing(app: &TestApp, token: &str) -> Value {
+    let (status, body) =
+        app.call(Method::GET, &app.public_url("/api/client/pricing"), Some(token), None).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn pricing_shows_the_trial_until_a_paid_chat_and_the_tiers_the_orders_are_priced_by() {
+    let app = TestApp::spawn().await;
+    let rani = customer(&app).await;
+    let before = pricing(&app, &rani.token).await;
+    assert_eq!(before["free_trial"], json!({"enabled": true, "applies": true, "duration_minutes": 15}));
+    let tiers = before["tiers"].as_array().expect("tiers");
+    let thirty = tiers.iter().find(|tier| tier["id"] == "30m").expect("a 30m tier");
+    assert_eq!(thirty["duration_minutes"], 30);
+
+    // A pending trial is not used yet; a confirmed one is.
+    let (_, trial) = create(&app, &rani.token, json!({"tier_id": "15m"})).await;
+    assert_eq!(pricing(&app, &rani.token).await["free_trial"]["applies"], true, "only pending");
+    let (status, _) = act(&app, &rani.token, &trial, "confirm").await;
+    assert_eq!(status, 200);
+    let after = pricing(&app, &rani.token).await;
+    assert_eq!(after["free_trial"]["applies"], false, "{after}");
+    // The next order costs what the answer said.
+    let (_, priced) = create(&app, &rani.token, json!({"tier_id": "30m"})).await;
+    assert_eq!(
+        (priced["is_free_trial"].as_bool(), priced["amount"].clone()),
+        (Some(false), thirty["price"].clone())
+    );
+
+    // Switched off by the operators: offered to nobody.
+    set_config(app.store.pg_pool(), "free_trial_enabled", json!(false)).await;
+    let budi = customer(&app).await;
+    assert_eq!(
+        pricing(&app, &budi.token).await["free_trial"],
+        json!({"enabled": false, "applies": false, "duration_minutes": 15})
+    );
+    let (_, order) = create(&app, &budi.token, json!({"tier_id": "15m"})).await;
+    assert_eq!(order["is_free_trial"], false);
+
+    let operator = app.sign_in_operator().await;
+    let (_, mitra_token, _) = app.sign_in_new_mitra(&operator).await;
+    let (status, body) =
+        app.call(Method::GET, &app.public_url("/api/client/pricing"), Some(&mitra_token), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("wrong_role")));
+}
+
 #[tokio::test]
 async fn a_double_confirm_charges_once() {
     let app = TestApp::spawn().await;

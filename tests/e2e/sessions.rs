@@ -48,11 +48,27 @@ async fn session_view(app: &TestApp, token: &str, session: &str) -> Value {
     body
 }
 
+/// The ids and statuses of the mitra's sessions that have not completed.
+async fn mitra_active(app: &TestApp, token: &str) -> Vec<(String, String)> {
+    let url = app.public_url("/api/mitra/chat-sessions/active");
+    let (status, body) = app.call(Method::GET, &url, Some(token), None).await;
+    assert_eq!(status, 200, "{body}");
+    let sessions = body["sessions"].as_array().expect("sessions");
+    sessions
+        .iter()
+        .map(|s| (s["id"].as_str().expect("id").to_owned(), s["status"].as_str().expect("status").to_owned()))
+        .collect()
+}
+
 #[tokio::test]
 async fn a_session_warns_closes_on_time_takes_goodbyes_and_completes() {
     let app = app().await;
     let pool = app.store.pg_pool();
     let Paired { mut customer, mut mitra, session } = paired(&app).await;
+    assert_eq!(mitra_active(&app, &mitra.token).await, vec![(session.clone(), "active".to_owned())]);
+    let url = app.public_url("/api/mitra/chat-sessions/active");
+    let (status, body) = app.call(Method::GET, &url, Some(&customer.token), None).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("wrong_role")), "mitras only");
 
     // The start scheduled the warning (60 s before the end) and the time-up.
     let ends_at: chrono::DateTime<chrono::Utc> =
@@ -96,6 +112,11 @@ async fn a_session_warns_closes_on_time_takes_goodbyes_and_completes() {
         );
     }
     assert_eq!(session_view(&app, &customer.token, &session).await["status"], "closing");
+    assert_eq!(
+        mitra_active(&app, &mitra.token).await,
+        vec![(session.clone(), "closing".to_owned())],
+        "a closing session is still on the mitra's list"
+    );
     // No more chat messages, but each side leaves one goodbye.
     let url = app.public_url(&format!("/api/shared/chat-sessions/{session}/messages"));
     let (status, body) =
@@ -131,6 +152,7 @@ async fn a_session_warns_closes_on_time_takes_goodbyes_and_completes() {
     }
     let view = session_view(&app, &mitra.token, &session).await;
     assert_eq!(view["status"], "completed");
+    assert_eq!(mitra_active(&app, &mitra.token).await, vec![], "a completed session leaves the list");
     assert_eq!(
         view["closing_messages"],
         json!({"customer": "Makasih ya, lega banget", "mitra": "Semangat terus!"})
