@@ -28,7 +28,7 @@ macro_rules! text_enum {
     (
         $(#[$meta:meta])*
         $vis:vis enum $name:ident {
-            $( $(#[$variant_meta:meta])* $variant:ident = $text:literal, )+
+            $( $(#[$variant_meta:meta])* $variant:ident = $text:tt, )+
         }
     ) => {
         $(#[$meta])*
@@ -130,5 +130,13 @@ mod tests {
         let unknown = "three".parse::<Sample>().expect_err("not a name");
         assert_eq!(unknown.to_string(), "\"three\" is not a Sample");
         assert!(serde_json::from_value::<Sample>("TwoWords".into()).is_err());
+    }
+
+    #[test]
+    fn the_openapi_schema_lists_the_names_sent() {
+        // utoipa reads `#[serde(rename = ...)]`; a name captured as a `literal` fragment
+        // reached it wrapped and was ignored, so the schema listed `TwoWords`.
+        let schema = serde_json::to_value(<Sample as utoipa::PartialSchema>::schema()).expect("schema");
+        assert_eq!(schema["enum"], serde_json::json!(["one", "two_words"]));
     }
 }
