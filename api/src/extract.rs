@@ -101,7 +101,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts
     }
 }
 
-/// A JSON body that may be absent: an empty body is `None`, anything else must parse.
+/// A JSON body that may be absent: an empty body or `null` is `None`, anything else must parse.
 pub struct OptionalJson<T>(pub Option<T>);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
@@ -118,8 +118,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(None));
         }
-        serde_json::from_slice(&bytes)
-            .map(|Object(value)| Self(Some(value)))
+        // JSON `null` is no body too, as the OpenAPI document's optional body allows.
+        serde_json::from_slice::<Option<Object<T>>>(&bytes)
+            .map(|value| Self(value.map(|Object(value)| value)))
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))
     }
 }
@@ -150,4 +151,26 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts
             }
         }
     }
+}
+
+/// `#[serde(default, deserialize_with = "whole_number")]` for an optional integer field of a
+/// body: JSON Schema's `integer` is any number without a fraction, so `30`, `30.0` and `3e1`
+/// are the same 30 (serde alone refuses the last two). `null` or absent is `None`; a fraction
+/// or a number out of the field's range is an error (`invalid_json`).
+pub fn whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    // Within ±2^53 every whole f64 is exact, and the range of any field here fits inside it.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    let whole = number
+        .as_i64()
+        .or_else(|| number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= EXACT).map(|f| f as i64));
+    whole.and_then(|n| T::try_from(n).ok()).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!("{number} is not a whole number in the field's range"))
+    })
 }

@@ -17,6 +17,7 @@ pub mod layers;
 pub mod openapi;
 pub mod rate_limit;
 pub mod routes;
+pub mod schema;
 
 use std::sync::Arc;
 

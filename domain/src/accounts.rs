@@ -81,8 +81,8 @@ pub async fn create_mitra(
     }
     let display_name = new.display_name.trim();
     if display_name.is_empty()
-        || display_name.chars().count() > 100
-        || display_name.chars().any(char::is_control)
+        || new.display_name.chars().count() > 100
+        || new.display_name.chars().any(char::is_control)
     {
         return Err(AccountError::InvalidDisplayName);
     }
@@ -176,7 +176,8 @@ pub async fn reset_mitra_password(
 pub fn normalize_email(raw: &str) -> Option<String> {
     let email = raw.trim().to_lowercase();
     let (local, domain) = email.split_once('@')?;
-    let valid = email.len() <= 254
+    // At most 254 characters as sent, which the OpenAPI schema can say.
+    let valid = raw.chars().count() <= 254
         && !local.is_empty()
         && domain.contains('.')
         && !domain.starts_with('.')

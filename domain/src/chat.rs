@@ -40,7 +40,7 @@ pub enum ChatError {
     SessionNotFound,
     #[error("the session is {0}; messages can be sent only while it is active")]
     SessionNotOpen(SessionStatus),
-    #[error("limit must be 1 to {MAX_PAGE}, and after_seq / before_seq not both")]
+    #[error("limit must be 1 to {MAX_PAGE}")]
     InvalidPage,
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -237,7 +237,8 @@ fn other_party(caller: &Principal, row: &SessionRow) -> (Role, Uuid) {
     }
 }
 
-/// A page of history. `after_seq` pages forward, `before_seq` backward; neither: from the start.
+/// A page of history. `after_seq` pages forward, `before_seq` alone backward; both: the
+/// first messages between them (filling a gap); neither: from the start.
 pub async fn history(
     store: &Store,
     caller: &Principal,
@@ -247,7 +248,7 @@ pub async fn history(
     limit: Option<i64>,
 ) -> Result<Vec<MessageRow>, ChatError> {
     let limit = limit.unwrap_or(50);
-    if !(1..=MAX_PAGE).contains(&limit) || (after_seq.is_some() && before_seq.is_some()) {
+    if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ChatError::InvalidPage);
     }
     store.messages(caller, session, after_seq, before_seq, limit).await?.ok_or(ChatError::SessionNotFound)

@@ -4,6 +4,15 @@ use crate::auth::{Principal, Role};
 use crate::error::{DomainError, ErrorKind};
 use crate::store::{Store, StoreError};
 
+crate::text_enum::text_enum! {
+    /// The platform of an app that registers a push token.
+    pub enum Platform {
+        Android = "android",
+        Ios = "ios",
+        Web = "web",
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
     #[error("fcm_token must be 1 to 4096 visible ASCII characters")]
@@ -40,9 +49,7 @@ pub async fn register(
     platform: &str,
 ) -> Result<(), DeviceError> {
     let fcm_token = valid_token(fcm_token)?;
-    if !matches!(platform, "android" | "ios" | "web") {
-        return Err(DeviceError::InvalidPlatform);
-    }
+    let platform = platform.parse::<Platform>().map_err(|_| DeviceError::InvalidPlatform)?.as_str();
     debug_assert!(matches!(owner.role, Role::Customer | Role::Mitra));
     store.upsert_device(fcm_token, platform, owner.role, owner.id, Some(owner.sign_in)).await?;
     Ok(())
@@ -56,9 +63,12 @@ pub async fn unregister(store: &Store, owner: &Principal, fcm_token: &str) -> Re
     Ok(store.delete_devices_of(owner.id, None, Some(fcm_token)).await? > 0)
 }
 
-fn valid_token(fcm_token: &str) -> Result<&str, DeviceError> {
-    let fcm_token = fcm_token.trim();
-    if fcm_token.is_empty() || fcm_token.len() > 4096 || !fcm_token.bytes().all(|b| b.is_ascii_graphic()) {
+/// 1–4,096 characters as sent; white space around the token is dropped, and what is left is
+/// visible ASCII.
+fn valid_token(raw: &str) -> Result<&str, DeviceError> {
+    let fcm_token = raw.trim();
+    if fcm_token.is_empty() || raw.chars().count() > 4096 || !fcm_token.bytes().all(|b| b.is_ascii_graphic())
+    {
         return Err(DeviceError::InvalidFcmToken);
     }
     Ok(fcm_token)

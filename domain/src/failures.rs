@@ -58,8 +58,6 @@ pub enum FailureError {
     UnknownCauseTag(String),
     #[error("limit must be 1 to 200 and offset at least 0")]
     InvalidPage,
-    #[error("date_from must be before date_to")]
-    InvalidDateRange,
     #[error(
         "sort must be one of notified, accepted, rejected, ignored, missed, acceptance_rate, avg_response_seconds, display_name; order asc or desc"
     )]
@@ -85,7 +83,6 @@ impl DomainError for FailureError {
         match self {
             Self::UnknownCauseTag(_) => "unknown_cause_tag",
             Self::InvalidPage => "invalid_page",
-            Self::InvalidDateRange => "invalid_date_range",
             Self::InvalidSort => "invalid_sort",
             Self::InvalidAction => "invalid_action",
             Self::NotFound => "failed_pairing_not_found",
@@ -98,11 +95,9 @@ impl DomainError for FailureError {
 
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::UnknownCauseTag(_)
-            | Self::InvalidPage
-            | Self::InvalidDateRange
-            | Self::InvalidAction
-            | Self::InvalidSort => ErrorKind::Invalid,
+            Self::UnknownCauseTag(_) | Self::InvalidPage | Self::InvalidAction | Self::InvalidSort => {
+                ErrorKind::Invalid
+            }
             Self::NotFound => ErrorKind::NotFound,
             Self::AlreadyActioned(_) | Self::PaymentServed | Self::PaymentSettled => ErrorKind::Conflict,
             Self::Store(e) => e.kind(),
@@ -133,11 +128,6 @@ pub async fn list(
     let (limit, offset) = (limit.unwrap_or(50), offset.unwrap_or(0));
     if !(1..=200).contains(&limit) || offset < 0 {
         return Err(FailureError::InvalidPage);
-    }
-    if let (Some(from), Some(to)) = (date_from, date_to)
-        && from >= to
-    {
-        return Err(FailureError::InvalidDateRange);
     }
     let filter = FailureFilter { causes: &causes, date_from, date_to, limit, offset };
     Ok(store.failures(&filter).await?)
@@ -204,9 +194,6 @@ pub async fn mitra_activity(
 ) -> Result<Vec<crate::store::failures::ActivityRow>, FailureError> {
     let to = to.unwrap_or_else(Utc::now);
     let from = from.unwrap_or(to - chrono::Duration::days(7));
-    if from >= to {
-        return Err(FailureError::InvalidDateRange);
-    }
     let sort = match sort {
         None => "notified",
         Some(wanted) => {

@@ -86,13 +86,13 @@ impl DomainError for PaymentError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::TierRequired
-            | Self::UnknownTier
             | Self::InvalidPurpose
             | Self::ChatSessionMismatch
             | Self::ExtensionNotTargeted => ErrorKind::Invalid,
-            Self::ChatSessionNotExtendable | Self::UnknownTargetedMitra | Self::NotFound => {
-                ErrorKind::NotFound
-            }
+            Self::UnknownTier
+            | Self::ChatSessionNotExtendable
+            | Self::UnknownTargetedMitra
+            | Self::NotFound => ErrorKind::NotFound,
             Self::Expired
             | Self::Abandoned
             | Self::NotPending(_)

@@ -239,10 +239,11 @@ pub async fn end_early(
     if !code_ok {
         return Err(SessionError::InvalidReasonCode);
     }
-    let reason_text = reason_text.map(str::trim).filter(|text| !text.is_empty());
+    // The length counts what was sent (as the OpenAPI schema says); white space alone is none.
     if reason_text.is_some_and(|text| text.chars().count() > 1_000 || text.contains('\0')) {
         return Err(SessionError::InvalidReasonText);
     }
+    let reason_text = reason_text.map(str::trim).filter(|text| !text.is_empty());
     let grace = app_config::get(store, app_config::CLOSING_GRACE_MINUTES).await?;
     let (row, today) = store.end_early(caller, session, reason_code, reason_text, grace).await??;
     if let Some(count) = today {
@@ -264,7 +265,7 @@ pub async fn leave_closing_message(
     message: &str,
 ) -> Result<SessionRow, SessionError> {
     let trimmed = message.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > 1_000 || trimmed.contains('\0') {
+    if trimmed.is_empty() || message.chars().count() > 1_000 || message.contains('\0') {
         return Err(SessionError::InvalidClosingMessage);
     }
     let row = services.store.leave_closing_message(caller, session, trimmed).await??;

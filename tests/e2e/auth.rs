@@ -644,6 +644,12 @@ async fn each_listener_refreshes_only_its_own_callers() {
 #[tokio::test]
 async fn logout_revokes_the_access_token_and_the_refresh_family() {
     let app = TestApp::spawn().await;
+    // A `null` body is no body, as the document's optional body allows.
+    let (_, other, _) = app.sign_in_customer(&unique_phone()).await;
+    let (status, body) = app.post(&app.public_url("/api/auth/logout"), Some(&other), Value::Null).await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = app.post(&app.public_url("/api/auth/logout"), Some(&other), Value::Null).await;
+    assert_error(status, &body, 401, "token_revoked");
     let (_, access, refresh) = app.sign_in_customer(&unique_phone()).await;
     let (status, body) =
         app.post(&app.public_url("/api/auth/logout"), Some(&access), json!({"refresh_token": refresh})).await;

@@ -96,6 +96,14 @@ async fn messages_are_stored_before_the_ack_and_reach_both_sides_in_order() {
     assert_eq!(seqs, vec![1, 2]);
     assert_eq!(history(&app, &customer.token, &session, "?after_seq=1").await.len(), 1);
     assert_eq!(history(&app, &customer.token, &session, "?before_seq=2").await[0]["seq"], 1);
+    // Both: the messages between them, which fills a gap an app noticed.
+    send_rest(&app, &mitra.token, &session, "m-2", "Ceritain aja").await;
+    let between = history(&app, &customer.token, &session, "?after_seq=1&before_seq=3").await;
+    assert_eq!(between.iter().filter_map(|m| m["seq"].as_i64()).collect::<Vec<_>>(), vec![2]);
+    assert_eq!(
+        history(&app, &customer.token, &session, "?after_seq=2&before_seq=2").await,
+        Vec::<Value>::new()
+    );
 }
 
 /// Connects and reads the `welcome`; returns the socket and its number within its hub

@@ -127,11 +127,17 @@ async fn failed_pairings_are_listed_with_their_payment_state_and_settled_once() 
     assert_eq!((past_end["total"].as_i64(), past_end["rows"].as_array().map(Vec::len)), (Some(2), Some(0)));
     let (_, future) = get(&app, &operator, "/internal/failed-pairings?date_from=2099-01-01").await;
     assert_eq!(future["total"], 0);
+    let (status, inverted) =
+        get(&app, &operator, "/internal/failed-pairings?date_from=2099-01-01&date_to=2000-01-01").await;
+    assert_eq!(
+        (status, inverted["total"].as_i64()),
+        (200, Some(0)),
+        "a range that ends before it starts is empty"
+    );
     for (query, code) in [
         ("?cause_tags[]=bored", "unknown_cause_tag"),
         ("?limit=0", "invalid_page"),
         ("?limit=x", "invalid_query"),
-        ("?date_from=2026-02-02&date_to=2026-01-01", "invalid_date_range"),
         ("?date_from=yesterday", "invalid_query"),
         ("?sort=amount", "invalid_query"),
     ] {

@@ -325,25 +325,59 @@ impl BodySpec {
         let schema = request_body["content"]["application/json"]["schema"].to_string();
         let name = schema.split("#/components/schemas/").nth(1)?.split('"').next()?.to_owned();
         let component = &document["components"]["schemas"][&name];
-        let required: BTreeSet<&str> =
-            component["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-        let fields = component["properties"]
-            .as_object()
-            .unwrap_or_else(|| panic!("{name}: no properties"))
-            .iter()
-            .map(|(field, property)| Field {
-                name: field.clone(),
-                types: match &property["type"] {
+        // A body of several shapes (`oneOf`, each an `allOf` of its fields and a rule such as
+        // "name a tier") counts as one object of every field any shape has: a field's types
+        // are those of any shape, and it is required when every shape requires it.
+        let shapes: Vec<&Value> = match component["oneOf"].as_array() {
+            Some(variants) => variants
+                .iter()
+                .map(|variant| {
+                    let parts =
+                        variant["allOf"].as_array().map_or(std::slice::from_ref(variant), Vec::as_slice);
+                    parts.iter().find(|part| part["properties"].is_object()).unwrap_or(variant)
+                })
+                .collect(),
+            None => vec![component],
+        };
+        let mut fields: Vec<Field> = Vec::new();
+        for shape in &shapes {
+            let required: BTreeSet<&str> =
+                shape["required"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let properties =
+                shape["properties"].as_object().unwrap_or_else(|| panic!("{name}: no properties"));
+            for (field, property) in properties {
+                let types: Vec<String> = match &property["type"] {
                     Value::String(t) => vec![t.clone()],
                     Value::Array(types) => {
                         types.iter().filter_map(Value::as_str).map(str::to_owned).collect()
                     }
                     _ => Vec::new(),
-                },
-                uuid: property["format"] == "uuid",
-                required: required.contains(field.as_str()),
-            })
-            .collect();
+                };
+                let seen = Field {
+                    name: field.clone(),
+                    types,
+                    uuid: property["format"] == "uuid",
+                    required: required.contains(field.as_str()),
+                };
+                match fields.iter_mut().find(|known| known.name == *field) {
+                    Some(known) => {
+                        for t in seen.types {
+                            if !known.types.contains(&t) {
+                                known.types.push(t);
+                            }
+                        }
+                        known.uuid |= seen.uuid;
+                        known.required &= seen.required;
+                    }
+                    None => fields.push(seen),
+                }
+            }
+        }
+        for field in &mut fields {
+            if shapes.iter().any(|shape| shape["properties"].get(&field.name).is_none()) {
+                field.required = false;
+            }
+        }
         Some(Self { schema: name, fields, optional: request_body["required"] != true })
     }
 
@@ -397,13 +431,17 @@ fn body_cases(spec: &BodySpec) -> BoxedStrategy<BodyCase> {
                 }
             })
             .boxed(),
-        // JSON that is not an object.
-        prop::sample::select(vec!["null", "true", "1", "\"{}\"", "[]", "[1,2,3,4,5,6,7]", "1e400"])
-            .prop_map({
-                let decode = decode.clone();
-                move |text| BodyCase::json("not an object", text.to_owned(), decode.clone())
-            })
-            .boxed(),
+        // JSON that is not an object (`null` is no body, which an optional one may be).
+        prop::sample::select(if spec.optional {
+            vec!["true", "1", "\"{}\"", "[]", "[1,2,3,4,5,6,7]", "1e400"]
+        } else {
+            vec!["null", "true", "1", "\"{}\"", "[]", "[1,2,3,4,5,6,7]", "1e400"]
+        })
+        .prop_map({
+            let decode = decode.clone();
+            move |text| BodyCase::json("not an object", text.to_owned(), decode.clone())
+        })
+        .boxed(),
         // The right values in an array, in field order (serde reads a struct from one).
         template
             .clone()

@@ -172,9 +172,9 @@ async fn bad_orders_are_refused_with_codes_and_create_nothing() {
     let session = uuid::Uuid::new_v4();
     let cases = [
         (json!({}), 400, "tier_required"),
-        (json!({"tier_id": "7m"}), 400, "unknown_tier"),
-        (json!({"duration_minutes": 7}), 400, "unknown_tier"),
-        (json!({"tier_id": "15m", "duration_minutes": 30}), 400, "unknown_tier"),
+        (json!({"tier_id": "7m"}), 404, "unknown_tier"),
+        (json!({"duration_minutes": 7}), 404, "unknown_tier"),
+        (json!({"tier_id": "15m", "duration_minutes": 30}), 404, "unknown_tier"),
         (json!({"tier_id": "15m", "purpose": "gift"}), 400, "invalid_purpose"),
         (json!({"tier_id": "15m", "purpose": "extension"}), 400, "chat_session_mismatch"),
         (json!({"tier_id": "15m", "chat_session_id": session}), 400, "chat_session_mismatch"),
@@ -187,6 +187,8 @@ async fn bad_orders_are_refused_with_codes_and_create_nothing() {
         (json!({"tier_id": 15}), 400, "invalid_json"),
         (json!({"tier_id": "15m", "price": 1}), 400, "invalid_json"),
         (json!({"tier_id": "15m", "targeted_mitra_id": "me"}), 400, "invalid_json"),
+        (json!({"duration_minutes": 30.5}), 400, "invalid_json"),
+        (json!({"duration_minutes": 1e12}), 400, "invalid_json"),
     ];
     for (order, status, code) in cases {
         let (got, body) = create(&app, &rani.token, order.clone()).await;
@@ -198,6 +200,11 @@ async fn bad_orders_are_refused_with_codes_and_create_nothing() {
         .await
         .expect("count");
     assert_eq!(made, 0);
+    // JSON Schema's integer: a number without a fraction, however it is spelled.
+    for spelled in [json!(30.0), serde_json::from_str::<Value>("3e1").expect("3e1")] {
+        let (status, order) = create(&app, &rani.token, json!({"duration_minutes": spelled})).await;
+        assert_eq!((status, order["tier_id"].as_str()), (201, Some("30m")), "{spelled}: {order}");
+    }
     let (status, body) = app
         .call(
             Method::POST,

@@ -18,10 +18,13 @@ use crate::extract::{ApiJson, ApiPath};
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateMitra {
+    #[schema(schema_with = crate::schema::email)]
     email: String,
     /// 8–256 characters.
+    #[schema(schema_with = crate::schema::password)]
     password: String,
     /// 1–100 characters.
+    #[schema(schema_with = crate::schema::display_name)]
     display_name: String,
 }
 

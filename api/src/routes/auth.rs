@@ -21,16 +21,20 @@ use crate::extract::{ApiJson, OptionalJson};
 #[serde(deny_unknown_fields)]
 pub struct OtpRequest {
     /// `+62812...` or an Indonesian local number (`0812...`).
+    #[schema(schema_with = crate::schema::phone)]
     phone: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OtpVerify {
+    #[schema(schema_with = crate::schema::phone)]
     phone: String,
     /// The 6 digits sent to the phone.
+    #[schema(schema_with = crate::schema::otp_code)]
     code: String,
     /// Replaces the stored call name when given (1–50 characters).
+    #[schema(schema_with = crate::schema::call_name)]
     call_name: Option<String>,
 }
 

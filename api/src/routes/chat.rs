@@ -22,6 +22,7 @@ pub struct SessionsPage {
     /// A `started_at` of the previous page: the sessions that started before it.
     before: Option<chrono::DateTime<chrono::Utc>>,
     /// 1–200, default 20.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 
@@ -30,10 +31,13 @@ pub struct SessionsPage {
 #[serde(deny_unknown_fields)]
 pub struct MessagesPage {
     /// The messages after this number (default: from the first).
+    #[param(minimum = -9_007_199_254_740_991_i64, maximum = 9_007_199_254_740_991_i64)]
     after_seq: Option<i64>,
-    /// The page before this number (not with `after_seq`).
+    /// The page before this number; with `after_seq`, the first messages between the two.
+    #[param(minimum = -9_007_199_254_740_991_i64, maximum = 9_007_199_254_740_991_i64)]
     before_seq: Option<i64>,
     /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 
@@ -42,15 +46,23 @@ pub struct MessagesPage {
 pub struct NewMessage {
     /// Chosen by the app (1–64 characters, a UUID is fine), unique per sender: a resend
     /// with the same id returns the stored message.
+    #[schema(schema_with = crate::schema::client_msg_id)]
     client_msg_id: String,
     /// 1–4,000 characters, not only white space.
+    #[schema(schema_with = crate::schema::message_body)]
     body: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Receipts {
+    /// Watermarks only move forward: a number below the current one changes nothing. (The
+    /// bounds are those of an integer every JSON parser keeps exact, ±(2^53 − 1).)
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
+    #[schema(minimum = -9_007_199_254_740_991_i64, maximum = 9_007_199_254_740_991_i64)]
     delivered_up_to_seq: Option<i64>,
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
+    #[schema(minimum = -9_007_199_254_740_991_i64, maximum = 9_007_199_254_740_991_i64)]
     read_up_to_seq: Option<i64>,
 }
 
@@ -279,8 +291,10 @@ pub async fn mitra_active(
 #[serde(deny_unknown_fields)]
 pub struct EndEarly {
     /// 1–64 characters of `a-z`, `0-9` and `_`.
+    #[schema(pattern = "^[a-z0-9_]{1,64}$", min_length = 1, max_length = 64)]
     reason_code: String,
     /// At most 1,000 characters.
+    #[schema(schema_with = crate::schema::reason_text)]
     reason_text: Option<String>,
 }
 
@@ -288,6 +302,7 @@ pub struct EndEarly {
 #[serde(deny_unknown_fields)]
 pub struct ClosingMessage {
     /// 1–1,000 characters, not only white space.
+    #[schema(schema_with = crate::schema::closing_message)]
     message: String,
 }
 

@@ -23,8 +23,10 @@ pub struct NewValue {
 #[serde(deny_unknown_fields)]
 pub struct ChangesQuery {
     /// Only this key's changes.
+    #[param(schema_with = crate::schema::query_text)]
     key: Option<String>,
     /// 1–500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 

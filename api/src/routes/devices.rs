@@ -16,8 +16,9 @@ use crate::extract::ApiJson;
 #[serde(deny_unknown_fields)]
 pub struct DeviceRegistration {
     /// The FCM registration token (1–4,096 visible ASCII characters).
+    #[schema(schema_with = crate::schema::fcm_token)]
     fcm_token: String,
-    /// `android`, `ios` or `web`.
+    #[schema(value_type = domain::devices::Platform)]
     platform: String,
 }
 
@@ -49,6 +50,7 @@ pub async fn register(
 #[serde(deny_unknown_fields)]
 pub struct DeviceToken {
     /// The FCM registration token to forget.
+    #[schema(schema_with = crate::schema::fcm_token)]
     fcm_token: String,
 }
 

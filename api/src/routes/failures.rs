@@ -17,6 +17,7 @@ use crate::extract::{ApiJson, ApiPath};
 #[serde(deny_unknown_fields)]
 pub struct Action {
     /// `refunded`, `credited` or `no_action`.
+    #[schema(schema_with = action_names)]
     action: String,
 }
 
@@ -24,6 +25,46 @@ pub struct Action {
 const ROW: &str = "`{id, payment_session_id, pairing_request_id, customer: {id, call_name}, targeted_mitra, \
     cause_tag, amount, payment_status, served_after_all, operator_action, actioned_by, actioned_at, \
     created_at}`";
+
+/// The list's filters as the OpenAPI document shows them; [`parse_filters`] reads them.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[expect(dead_code, reason = "parse_filters reads the raw query; this only documents it")]
+struct FilterParams {
+    /// Only these cause tags: repeat the parameter (`cause_tags` works too).
+    #[param(rename = "cause_tags[]")]
+    cause_tags: Option<Vec<domain::failures::FailureCause>>,
+    /// A date (`YYYY-MM-DD`, UTC midnight) or an RFC 3339 time.
+    #[param(schema_with = crate::schema::date_or_time)]
+    date_from: Option<String>,
+    /// The same, exclusive. A range that ends before it starts is empty.
+    #[param(schema_with = crate::schema::date_or_time)]
+    date_to: Option<String>,
+    /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
+    /// Default 0.
+    #[param(minimum = 0)]
+    offset: Option<i64>,
+}
+
+fn names(names: &[&str]) -> utoipa::openapi::schema::ObjectBuilder {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(names.iter().copied()))
+}
+
+fn action_names() -> utoipa::openapi::schema::ObjectBuilder {
+    names(&domain::failures::ACTIONS)
+}
+
+fn sort_names() -> utoipa::openapi::schema::ObjectBuilder {
+    names(&domain::failures::ACTIVITY_SORTS)
+}
+
+fn order_names() -> utoipa::openapi::schema::ObjectBuilder {
+    names(&["desc", "asc"])
+}
 
 /// The list's filters. `cause_tags[]` repeats (`?cause_tags[]=a&cause_tags[]=b`), which the
 /// usual query extractor cannot read, so the query string is parsed here.
@@ -71,7 +112,7 @@ fn parse_filters(query: Option<&str>) -> Result<Filters, ApiError> {
 
 crate::route_errors! {
     ListErrors: Operator, [Query];
-    400 => [unknown_cause_tag, invalid_page, invalid_date_range];
+    400 => [unknown_cause_tag, invalid_page];
 }
 
 /// The failed pairings, newest first; each row says whether the payment was served after all.
@@ -80,15 +121,7 @@ crate::route_errors! {
     path = "/internal/failed-pairings",
     tag = "failed pairings",
     operation_id = "list_failed_pairings",
-    params(
-        ("cause_tags[]" = Option<Vec<String>>, Query, description = "only these cause tags (repeat the \
-            parameter; `cause_tags` works too)"),
-        ("date_from" = Option<String>, Query, description = "a date (`YYYY-MM-DD`, UTC midnight) or an RFC \
-            3339 time"),
-        ("date_to" = Option<String>, Query, description = "the same, exclusive"),
-        ("limit" = Option<i64>, Query, description = "1–200, default 50"),
-        ("offset" = Option<i64>, Query, description = "default 0"),
-    ),
+    params(FilterParams),
     security(("bearer" = ["cc"])),
     responses((status = 200, description = "`{rows: [row], total}`", body = Object), ListErrors)
 )]
@@ -137,20 +170,24 @@ pub async fn action(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ActivityQuery {
-    /// A date (`YYYY-MM-DD`, UTC midnight) or an RFC 3339 time; default 7 days ago.
+    /// A date (`YYYY-MM-DD`, UTC midnight) or an RFC 3339 time; default 7 days before `date_to`.
+    #[param(schema_with = crate::schema::date_or_time)]
     date_from: Option<String>,
-    /// The same, exclusive; default now.
+    /// The same, exclusive; default now. A range that ends before it starts is empty.
+    #[param(schema_with = crate::schema::date_or_time)]
     date_to: Option<String>,
     mitra_id: Option<Uuid>,
     /// A column of the report or `display_name`; default `notified`.
+    #[param(schema_with = sort_names)]
     sort: Option<String>,
     /// `desc` (default) or `asc`.
+    #[param(schema_with = order_names)]
     order: Option<String>,
 }
 
 crate::route_errors! {
     ActivityErrors: Operator, [Query];
-    400 => [invalid_date_range, invalid_sort];
+    400 => [invalid_sort];
 }
 
 /// Per mitra: notified, accepted, rejected, ignored, missed, acceptance rate, average response time.

@@ -18,9 +18,13 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 #[serde(deny_unknown_fields)]
 pub struct MitraPage {
     /// Matches the display name or email (literally).
+    #[param(schema_with = crate::schema::query_text)]
     q: Option<String>,
-    /// 1–200.
+    /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// Default 0.
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -28,6 +32,7 @@ pub struct MitraPage {
 #[serde(deny_unknown_fields)]
 pub struct NewPassword {
     /// 8–256 characters.
+    #[schema(schema_with = crate::schema::password)]
     password: String,
 }
 
@@ -40,6 +45,7 @@ pub struct LogPage {
     /// RFC 3339.
     date_to: Option<chrono::DateTime<chrono::Utc>>,
     /// 1–500, default 100.
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 

@@ -15,9 +15,12 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath};
 
 /// Name the tier by `tier_id` or `duration_minutes` (both must agree when both are given).
-#[derive(Deserialize, ToSchema)]
+/// Its OpenAPI schema, written by hand (`schema::payment_order`), says which fields go
+/// together.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePayment {
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     duration_minutes: Option<i32>,
     tier_id: Option<String>,
     /// A returning chat ("Curhat lagi") with a mitra the customer had a session with.
@@ -27,6 +30,14 @@ pub struct CreatePayment {
     /// The session to extend (`purpose: "extension"` only).
     chat_session_id: Option<Uuid>,
 }
+
+impl utoipa::PartialSchema for CreatePayment {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::schema::payment_order()
+    }
+}
+
+impl ToSchema for CreatePayment {}
 
 /// A payment session with its searches, newest first.
 #[derive(Serialize, ToSchema)]
@@ -38,8 +49,8 @@ pub struct PaymentWithRequests {
 
 crate::route_errors! {
     CreateErrors: Customer, [Json, WriteBudget];
-    400 => [tier_required, unknown_tier, invalid_purpose, chat_session_mismatch, extension_not_targeted];
-    404 => [chat_session_not_extendable, unknown_targeted_mitra];
+    400 => [tier_required, invalid_purpose, chat_session_mismatch, extension_not_targeted];
+    404 => [unknown_tier, chat_session_not_extendable, unknown_targeted_mitra];
 }
 
 /// Creates a payment session for a chat or an extension.

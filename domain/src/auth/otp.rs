@@ -197,11 +197,16 @@ pub async fn verify_code(
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(AuthError::OtpMalformed);
     }
-    let call_name = match call_name.map(str::trim) {
-        Some(name) if name.is_empty() || name.chars().count() > 50 || name.chars().any(char::is_control) => {
-            return Err(AuthError::InvalidCallName);
+    // The length counts what was sent (as the OpenAPI schema says); the name is stored trimmed.
+    let call_name = match call_name {
+        Some(raw) => {
+            let name = raw.trim();
+            if name.is_empty() || raw.chars().count() > 50 || raw.chars().any(char::is_control) {
+                return Err(AuthError::InvalidCallName);
+            }
+            Some(name)
         }
-        other => other,
+        None => None,
     };
     let hash = code_hash(settings, &phone, code)?;
     let customer = match store.check_otp_code(&phone, &hash, MAX_FAILED_ATTEMPTS, call_name).await? {

@@ -366,8 +366,8 @@ impl Store {
         if self.chat_session_for(caller, session).await?.is_none() {
             return Ok(None);
         }
-        let mut messages: Vec<MessageRow> = match before_seq {
-            Some(before) => {
+        let mut messages: Vec<MessageRow> = match (after_seq, before_seq) {
+            (None, Some(before)) => {
                 let query = format!(
                     "SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE chat_session_id = $1 AND seq < $2
                      ORDER BY seq DESC LIMIT $3"
@@ -379,15 +379,16 @@ impl Store {
                     .fetch_all(&self.pg)
                     .await?
             }
-            None => {
+            (after, before) => {
                 let query = format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE chat_session_id = $1 AND seq > $2
+                    "SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE chat_session_id = $1 AND seq > $2 AND seq < $4
                      ORDER BY seq LIMIT $3"
                 );
                 sqlx::query_as(AssertSqlSafe(query))
                     .bind(session)
-                    .bind(after_seq.unwrap_or(0))
+                    .bind(after.unwrap_or(0))
                     .bind(limit)
+                    .bind(before.unwrap_or(i64::MAX))
                     .fetch_all(&self.pg)
                     .await?
             }
