@@ -108,6 +108,19 @@ fn every_module_says_what_it_is_for() {
     assert!(undocumented.is_empty(), "modules without a leading //! line: {undocumented:#?}");
 }
 
+/// A production file a newcomer can read through: at most 600 lines (split by what the
+/// parts do, as `store/pairing/answers.rs` and `pairing/views.rs` are).
+#[test]
+fn no_production_file_is_over_600_lines() {
+    let long: Vec<String> = production_sources()
+        .into_iter()
+        .map(|(path, text)| (path, text.lines().count()))
+        .filter(|(_, lines)| *lines > 600)
+        .map(|(path, lines)| format!("{path}: {lines} lines"))
+        .collect();
+    assert!(long.is_empty(), "split these: {long:#?}");
+}
+
 #[test]
 fn migrations_are_timestamped_and_never_renamed() {
     let mut names: Vec<String> = fs::read_dir(root().join("migrations"))
