@@ -8,7 +8,7 @@ use crate::auth::{Principal, Role, session};
 use crate::error::{DomainError, ErrorKind};
 use crate::password;
 use crate::settings::AuthSettings;
-use crate::store::accounts::{EmailTaken, MitraRow, NewAccount};
+use crate::store::accounts::{MitraRow, NewAccount};
 use crate::store::{Store, StoreError};
 
 /// WebSocket close code for a socket whose account was deactivated.
@@ -88,7 +88,7 @@ pub async fn create_mitra(
     }
     let hash = password::hash(new.password).await?;
     let account = NewAccount { email: &email, display_name, password_hash: &hash };
-    store.create_mitra(actor.id, account).await?.map_err(|EmailTaken| AccountError::EmailTaken)
+    store.create_mitra(actor.id, account).await
 }
 
 /// Deactivates (`active = false`) or reactivates a mitra. Idempotent. A deactivation

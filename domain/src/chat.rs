@@ -13,9 +13,9 @@ use crate::error::{DomainError, ErrorKind};
 use crate::event::{Event, EventKind};
 use crate::push::PushMessage;
 use crate::services::{Notice, Services};
+use crate::store::chat::Sent;
 pub use crate::store::chat::SessionStatus;
 pub use crate::store::chat::{MessageRow, Receipt, SessionRow};
-use crate::store::chat::{SendRefusal, Sent};
 use crate::store::events::SocketRef;
 use crate::store::{Store, StoreError};
 
@@ -131,12 +131,7 @@ pub async fn send(
     if id_chars == 0 || id_chars > MAX_CLIENT_MSG_ID_CHARS || client_msg_id.chars().any(char::is_control) {
         return Err(ChatError::InvalidClientMsgId);
     }
-    let sent = match services.store.send_message(sender, session, client_msg_id, body).await? {
-        Ok(sent) => sent,
-        Err(SendRefusal::NotFound) => return Err(ChatError::SessionNotFound),
-        Err(SendRefusal::NotOpen(status)) => return Err(ChatError::SessionNotOpen(status)),
-        Err(SendRefusal::ClientIdReused) => return Err(ChatError::ClientMsgIdReused),
-    };
+    let sent = services.store.send_message(sender, session, client_msg_id, body).await?;
     if sent.stored_now {
         services.metrics.chat_messages.with_label_values(&[sender.role.as_str()]).inc();
     }

@@ -24,8 +24,8 @@ use crate::push::PushMessage;
 use crate::services::{Notice, Services};
 use crate::store::StoreError;
 use crate::store::chat::SessionStatus;
+use crate::store::extensions::PendingExtension;
 pub use crate::store::extensions::{ExtensionReason, ExtensionRow, ExtensionStatus, Resolved};
-use crate::store::extensions::{ExtensionRefusal, PendingExtension};
 use crate::store::payments::PaymentStatus;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,8 +36,8 @@ pub enum ExtensionError {
     SessionNotExtendable(SessionStatus),
     #[error("no such payment session of yours")]
     PaymentNotFound,
-    #[error("the payment is not a pending extension payment of this session ({0})")]
-    PaymentNotUsable(String),
+    #[error("the payment is not a pending extension payment of this session ({})", .0.map_or("not_for_this_session", PaymentStatus::as_str))]
+    PaymentNotUsable(Option<PaymentStatus>),
     #[error("an extension of this session is already waiting for the mitra")]
     AlreadyPending,
     #[error("no such extension request for you")]
@@ -78,22 +78,11 @@ impl DomainError for ExtensionError {
         match self {
             Self::SessionNotExtendable(status) => vec![("status", json!(status))],
             Self::Resolved(status) => vec![("status", json!(status))],
-            Self::PaymentNotUsable(state) => vec![("payment_status", json!(state))],
+            // `None`: a payment of another session or purpose.
+            Self::PaymentNotUsable(state) => {
+                vec![("payment_status", json!(state.map_or("not_for_this_session", PaymentStatus::as_str)))]
+            }
             _ => Vec::new(),
-        }
-    }
-}
-
-impl From<ExtensionRefusal> for ExtensionError {
-    fn from(refusal: ExtensionRefusal) -> Self {
-        match refusal {
-            ExtensionRefusal::SessionNotFound => Self::SessionNotFound,
-            ExtensionRefusal::SessionNotExtendable(status) => Self::SessionNotExtendable(status),
-            ExtensionRefusal::PaymentNotFound => Self::PaymentNotFound,
-            ExtensionRefusal::PaymentNotUsable(state) => Self::PaymentNotUsable(state),
-            ExtensionRefusal::AlreadyPending => Self::AlreadyPending,
-            ExtensionRefusal::ExtensionNotFound => Self::NotFound,
-            ExtensionRefusal::Resolved(status) => Self::Resolved(status),
         }
     }
 }
@@ -158,7 +147,7 @@ pub async fn request(
 ) -> Result<ExtensionRow, ExtensionError> {
     let store = &services.store;
     let window_s = app_config::get(store, app_config::EXTENSION_TIMEOUT_SECONDS).await?;
-    let (extension, mitra) = store.request_extension(customer.id, session, payment, window_s).await??;
+    let (extension, mitra) = store.request_extension(customer.id, session, payment, window_s).await?;
     tracing::info!(
         session_id = %extension.chat_session_id,
         extension_id = %extension.id,
@@ -169,17 +158,20 @@ pub async fn request(
     let online = store.mitra_presence(mitra, cap).await.map(|p| p.online).unwrap_or(false);
     if !online {
         // Nobody to ask: rejected at once, nothing charged.
-        if let Ok(pending) = store.lock_extension(extension.id, None).await? {
-            return Ok(reject_unless_charged(
-                services,
-                pending,
-                ExtensionStatus::AutoRejected,
-                ExtensionReason::MitraOffline,
-            )
-            .await?
-            .extension);
-        }
-        return Ok(extension);
+        let pending = match store.lock_extension(extension.id, None).await {
+            Ok(pending) => pending,
+            Err(ExtensionError::Store(e)) => return Err(e.into()),
+            // Resolved meanwhile.
+            Err(_) => return Ok(extension),
+        };
+        let rejected = reject_unless_charged(
+            services,
+            pending,
+            ExtensionStatus::AutoRejected,
+            ExtensionReason::MitraOffline,
+        )
+        .await?;
+        return Ok(rejected.extension);
     }
     let timer =
         Timer { kind: TimerKind::ExpireExtension, key: extension.id, due_at_ms: ms(extension.expires_at) };
@@ -226,7 +218,7 @@ pub async fn answer(
     extension: Uuid,
     approve: bool,
 ) -> Result<Resolved, ExtensionError> {
-    let pending = services.store.lock_extension(extension, Some(mitra.id)).await??;
+    let pending = services.store.lock_extension(extension, Some(mitra.id)).await?;
     if approve {
         resolve_approve(services, pending, ExtensionStatus::Approved).await
     } else {
@@ -250,8 +242,10 @@ async fn mitra_present(store: &crate::store::Store, mitra: Uuid, cap: i64, reque
 #[tracing::instrument(skip_all, fields(extension_id = %extension))]
 pub async fn window_ended(services: &Services, extension: Uuid) -> Result<(), ExtensionError> {
     for _ in 0..5 {
-        let pending = match services.store.lock_extension(extension, None).await? {
+        let pending = match services.store.lock_extension(extension, None).await {
             Ok(pending) => pending,
+            Err(ExtensionError::Store(e)) => return Err(e.into()),
+            // Resolved already, or gone.
             Err(_) => return Ok(()),
         };
         if pending.window_left_ms > 0 {

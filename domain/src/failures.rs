@@ -7,8 +7,9 @@ use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::error::{DomainError, ErrorKind};
+use crate::store::failures::FailureFilter;
 pub use crate::store::failures::FailureRow;
-use crate::store::failures::{ActionRefusal, FailureFilter};
+pub use crate::store::failures::OperatorAction;
 use crate::store::pairing::RequestType;
 use crate::store::{Store, StoreError};
 
@@ -49,9 +50,6 @@ impl FailureCause {
     }
 }
 
-/// What an operator may record.
-pub const ACTIONS: [&str; 3] = ["refunded", "credited", "no_action"];
-
 #[derive(Debug, thiserror::Error)]
 pub enum FailureError {
     #[error("unknown cause tag {0}")]
@@ -67,7 +65,7 @@ pub enum FailureError {
     #[error("no such failed pairing")]
     NotFound,
     #[error("this failed pairing was already actioned ({0})")]
-    AlreadyActioned(String),
+    AlreadyActioned(OperatorAction),
     #[error(
         "the customer was served with this payment after all (a fallback chat): nothing to refund or credit"
     )]
@@ -140,15 +138,8 @@ pub async fn action(
     id: Uuid,
     action: &str,
 ) -> Result<FailureRow, FailureError> {
-    if !ACTIONS.contains(&action) {
-        return Err(FailureError::InvalidAction);
-    }
-    store.action_failure(id, operator.id, action).await?.map_err(|refusal| match refusal {
-        ActionRefusal::NotFound => FailureError::NotFound,
-        ActionRefusal::AlreadyActioned(done) => FailureError::AlreadyActioned(done),
-        ActionRefusal::PaymentServed => FailureError::PaymentServed,
-        ActionRefusal::PaymentSettled => FailureError::PaymentSettled,
-    })
+    let action = action.parse::<OperatorAction>().map_err(|_| FailureError::InvalidAction)?;
+    store.action_failure(id, operator.id, action).await
 }
 
 /// A row as the control center shows it.

@@ -21,7 +21,7 @@ use crate::error::{DomainError, ErrorKind};
 use crate::jobs::{JobError, Timer, TimerKind};
 use crate::services::Services;
 use crate::store::chat::SessionStatus;
-use crate::store::payments::{NewPayment, TrialInUse};
+use crate::store::payments::NewPayment;
 pub use crate::store::payments::{PaymentPurpose, PaymentRow, PaymentStatus, SweepCounts};
 use crate::store::{Store, StoreError};
 
@@ -289,7 +289,7 @@ async fn confirm_for(services: &Services, customer: Uuid, id: Uuid) -> Result<Pa
             Err(PaymentError::Expired)
         }
         PaymentStatus::Pending if lock.row.amount == 0 => {
-            let confirmed = lock.confirm().await?.map_err(|TrialInUse| PaymentError::FreeTrialUsed)?;
+            let confirmed = lock.confirm().await?;
             services
                 .metrics
                 .payment_transitions

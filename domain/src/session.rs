@@ -18,7 +18,7 @@ use crate::jobs::{Timer, TimerKind};
 use crate::services::{Notice, Services};
 use crate::store::StoreError;
 use crate::store::chat::SessionStatus;
-use crate::store::sessions::{EndRefusal, Step};
+use crate::store::sessions::Step;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -70,16 +70,6 @@ impl DomainError for SessionError {
         match self {
             Self::NotAllowed(status) => vec![("status", json!(status))],
             _ => Vec::new(),
-        }
-    }
-}
-
-impl From<EndRefusal> for SessionError {
-    fn from(refusal: EndRefusal) -> Self {
-        match refusal {
-            EndRefusal::NotFound => Self::NotFound,
-            EndRefusal::NotAllowed(status) => Self::NotAllowed(status),
-            EndRefusal::AlreadySaid => Self::AlreadySaid,
         }
     }
 }
@@ -245,7 +235,7 @@ pub async fn end_early(
     }
     let reason_text = reason_text.map(str::trim).filter(|text| !text.is_empty());
     let grace = app_config::get(store, app_config::CLOSING_GRACE_MINUTES).await?;
-    let (row, today) = store.end_early(caller, session, reason_code, reason_text, grace).await??;
+    let (row, today) = store.end_early(caller, session, reason_code, reason_text, grace).await?;
     if let Some(count) = today {
         let cap = app_config::get(store, app_config::EARLY_END_MITRA_DAILY_CAP).await?;
         if count > cap {
@@ -268,7 +258,7 @@ pub async fn leave_closing_message(
     if trimmed.is_empty() || message.chars().count() > 1_000 || message.contains('\0') {
         return Err(SessionError::InvalidClosingMessage);
     }
-    let row = services.store.leave_closing_message(caller, session, trimmed).await??;
+    let row = services.store.leave_closing_message(caller, session, trimmed).await?;
     let (role, other) = match caller.role {
         Role::Customer => (Role::Mitra, row.mitra_id),
         _ => (Role::Customer, row.customer_id),

@@ -296,4 +296,6 @@ async fn the_database_allows_exactly_the_names_the_code_knows() {
     assert_eq!(allowed_names(pool, "extension_requests", "status").await, names(ExtensionStatus::ALL));
     let reasons = names(ExtensionReason::ALL);
     assert_eq!(allowed_names(pool, "extension_requests", "resolution_reason").await, reasons);
+    let actions = names(domain::failures::OperatorAction::ALL);
+    assert_eq!(allowed_names(pool, "pairing_failures", "operator_action").await, actions);
 }

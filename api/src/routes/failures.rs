@@ -55,7 +55,8 @@ fn names(names: &[&str]) -> utoipa::openapi::schema::ObjectBuilder {
 }
 
 fn action_names() -> utoipa::openapi::schema::ObjectBuilder {
-    names(&domain::failures::ACTIONS)
+    let actions: Vec<&str> = domain::failures::OperatorAction::ALL.iter().map(|a| a.as_str()).collect();
+    names(&actions)
 }
 
 fn sort_names() -> utoipa::openapi::schema::ObjectBuilder {

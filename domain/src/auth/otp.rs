@@ -18,7 +18,7 @@ use super::{AuthError, Role};
 use crate::metrics::Metrics;
 use crate::settings::{AuthSettings, Mode, OtpSenderKind};
 use crate::store::Store;
-use crate::store::otp::{OtpCheck, OtpLimits, OtpThrottle};
+use crate::store::otp::{OtpCheck, OtpLimits};
 
 /// Wrong codes after which a code is burnt (also a CHECK on `otp_codes.failed_attempts`).
 pub const MAX_FAILED_ATTEMPTS: u32 = 5;
@@ -163,15 +163,7 @@ pub async fn request_code(
         max_per_address_per_hour: settings.otp_max_per_address_per_hour,
     };
     let hash = code_hash(settings, &phone, &code)?;
-    let id = match store.insert_otp_code(&phone, &hash, client_addr, &limits).await? {
-        Ok(id) => id,
-        Err(OtpThrottle::TooSoon { retry_after_s }) => {
-            return Err(AuthError::OtpResendTooSoon { retry_after_s });
-        }
-        Err(OtpThrottle::TooMany { retry_after_s }) => {
-            return Err(AuthError::OtpRateLimited { retry_after_s });
-        }
-    };
+    let id = store.insert_otp_code(&phone, &hash, client_addr, &limits).await?;
     let message = OtpMessage { phone: &phone, code: &code, expires_in_s: settings.otp_ttl_s };
     match sender.send(&message).await {
         Ok(reveal) => Ok(CodeSent { expires_in_s: settings.otp_ttl_s, dev_code: reveal.then_some(code) }),

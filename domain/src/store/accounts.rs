@@ -5,6 +5,7 @@ use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use super::Store;
+use crate::accounts::AccountError;
 use crate::store::StoreError;
 
 /// A new account's fields; the password is already hashed.
@@ -125,10 +126,6 @@ pub struct MitraRow {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-/// The email of a new account is already taken.
-#[derive(Debug)]
-pub struct EmailTaken;
-
 const MITRA_COLUMNS: &str = "id, email, display_name, deactivated_at IS NULL AS active, created_at";
 
 impl Store {
@@ -164,11 +161,7 @@ impl Store {
     }
 
     /// Creates a mitra and records who did it, in one transaction.
-    pub async fn create_mitra(
-        &self,
-        actor: Uuid,
-        account: NewAccount<'_>,
-    ) -> Result<Result<MitraRow, EmailTaken>, StoreError> {
+    pub async fn create_mitra(&self, actor: Uuid, account: NewAccount<'_>) -> Result<MitraRow, AccountError> {
         let mut tx = self.pg.begin().await?;
         let inserted = sqlx::query_as::<_, MitraRow>(AssertSqlSafe(format!(
             "INSERT INTO mitras (email, display_name, password_hash, created_by)
@@ -183,7 +176,7 @@ impl Store {
         let mitra = match inserted {
             Ok(mitra) => mitra,
             Err(sqlx::Error::Database(e)) if e.constraint() == Some("mitras_email_key") => {
-                return Ok(Err(EmailTaken));
+                return Err(AccountError::EmailTaken);
             }
             Err(e) => return Err(e.into()),
         };
@@ -197,7 +190,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(Ok(mitra))
+        Ok(mitra)
     }
 
     /// Activates or deactivates a mitra, recording the change; deactivation also revokes

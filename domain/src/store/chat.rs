@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::{Store, StoreError};
 use crate::auth::{Principal, Role};
+use crate::chat::ChatError;
 
 /// A stored message.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -92,17 +93,6 @@ fn party_column(caller: &Principal) -> Option<&'static str> {
         Role::Mitra => Some("mitra_id"),
         Role::Cc => None,
     }
-}
-
-/// Why a send did not store a message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SendRefusal {
-    /// No such session of the caller's.
-    NotFound,
-    /// The session is not taking messages (its status).
-    NotOpen(SessionStatus),
-    /// The caller used this `client_msg_id` for a message of another session.
-    ClientIdReused,
 }
 
 /// The two people of a session, by the names each may see of the other.
@@ -231,8 +221,8 @@ impl Store {
         session: Uuid,
         client_msg_id: &str,
         body: &str,
-    ) -> Result<Result<Sent, SendRefusal>, StoreError> {
-        let Some(column) = party_column(sender) else { return Ok(Err(SendRefusal::NotFound)) };
+    ) -> Result<Sent, ChatError> {
+        let Some(column) = party_column(sender) else { return Err(ChatError::SessionNotFound) };
         let message = NewMessage {
             session,
             sender_id: sender.id,
@@ -241,7 +231,7 @@ impl Store {
             body: body.to_owned(),
         };
         if let Some(sent) = self.sends.send(message).await {
-            return Ok(Ok(sent));
+            return Ok(sent);
         }
         self.send_message_alone(sender, column, session, client_msg_id, body).await
     }
@@ -256,7 +246,7 @@ impl Store {
         session: Uuid,
         client_msg_id: &str,
         body: &str,
-    ) -> Result<Result<Sent, SendRefusal>, StoreError> {
+    ) -> Result<Sent, ChatError> {
         let query = format!(
             "WITH s AS (
                  UPDATE chat_sessions SET last_seq = last_seq + 1
@@ -289,16 +279,16 @@ impl Store {
             Err(e) => return Err(e.into()),
         };
         if let Some(stored) = stored {
-            return Ok(Ok(stored.sent()));
+            return Ok(stored.sent());
         }
         // Nothing stored now: a resend (its message exists), or a session that is not open.
         if let Some(existing) = self.message_by_client_id(sender.id, client_msg_id).await? {
             return self.resent(sender, session, existing).await;
         }
-        Ok(Err(match self.chat_session_for(sender, session).await? {
-            Some(row) => SendRefusal::NotOpen(row.status),
-            None => SendRefusal::NotFound,
-        }))
+        Err(match self.chat_session_for(sender, session).await? {
+            Some(row) => ChatError::SessionNotOpen(row.status),
+            None => ChatError::SessionNotFound,
+        })
     }
 
     /// Stores the messages that can be stored in one statement and one commit: each is
@@ -335,12 +325,12 @@ impl Store {
         sender: &Principal,
         session: Uuid,
         existing: MessageRow,
-    ) -> Result<Result<Sent, SendRefusal>, StoreError> {
+    ) -> Result<Sent, ChatError> {
         if existing.chat_session_id != session {
-            return Ok(Err(SendRefusal::ClientIdReused));
+            return Err(ChatError::ClientMsgIdReused);
         }
         let Some(row) = self.chat_session_for(sender, session).await? else {
-            return Ok(Err(SendRefusal::NotFound));
+            return Err(ChatError::SessionNotFound);
         };
         let parties = Parties {
             id: row.id,
@@ -349,7 +339,7 @@ impl Store {
             customer_call_name: row.customer_call_name,
             mitra_display_name: row.mitra_display_name,
         };
-        Ok(Ok(Sent { message: existing, stored_now: false, session: parties }))
+        Ok(Sent { message: existing, stored_now: false, session: parties })
     }
 
     /// Messages of the session, by sequence: after `after_seq` ascending, or before

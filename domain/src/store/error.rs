@@ -83,3 +83,34 @@ impl DomainError for StoreError {
         if self.is_unavailable() { ErrorKind::Unavailable } else { ErrorKind::Internal }
     }
 }
+
+/// Lets an area's error (with a `Store(StoreError)` variant) take the drivers' errors too, so
+/// the store code of that area answers the area's error directly: one vocabulary from the
+/// statement to the route, and no `Result<Result<_, Refusal>, StoreError>` to unwrap twice.
+macro_rules! takes_driver_errors {
+    ($($area:ty),+ $(,)?) => {
+        $(
+            impl From<sqlx::Error> for $area {
+                fn from(e: sqlx::Error) -> Self {
+                    Self::Store(e.into())
+                }
+            }
+
+            impl From<fred::error::Error> for $area {
+                fn from(e: fred::error::Error) -> Self {
+                    Self::Store(e.into())
+                }
+            }
+        )+
+    };
+}
+
+takes_driver_errors!(
+    crate::accounts::AccountError,
+    crate::auth::AuthError,
+    crate::chat::ChatError,
+    crate::extension::ExtensionError,
+    crate::failures::FailureError,
+    crate::payment::PaymentError,
+    crate::session::SessionError,
+);

@@ -16,7 +16,9 @@ use sqlx::{AssertSqlSafe, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::chat::SessionStatus;
+use super::payments::{PaymentPurpose, PaymentStatus};
 use super::{Store, StoreError};
+use crate::extension::ExtensionError;
 
 crate::text_enum::text_enum! {
     /// Where an extension request stands: `pending` until the mitra answers, the window's
@@ -65,22 +67,6 @@ pub struct ExtensionRow {
 
 const EXTENSION_COLUMNS: &str = "id, chat_session_id, payment_session_id, duration_minutes, status, resolution_reason, requested_at, expires_at, resolved_at";
 
-/// Why an extension request was refused (nothing changed).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ExtensionRefusal {
-    SessionNotFound,
-    /// The session cannot be extended now (its status, or it ended early).
-    SessionNotExtendable(SessionStatus),
-    PaymentNotFound,
-    /// The payment is not a pending extension payment of this session (its status).
-    PaymentNotUsable(String),
-    /// Another extension of this session is waiting for the mitra.
-    AlreadyPending,
-    ExtensionNotFound,
-    /// The extension was resolved already (its status).
-    Resolved(ExtensionStatus),
-}
-
 /// A pending extension, locked, with what its resolution needs.
 pub struct PendingExtension {
     tx: Transaction<'static, Postgres>,
@@ -115,7 +101,7 @@ impl Store {
         session: Uuid,
         payment: Uuid,
         window_s: i64,
-    ) -> Result<Result<(ExtensionRow, Uuid), ExtensionRefusal>, StoreError> {
+    ) -> Result<(ExtensionRow, Uuid), ExtensionError> {
         let mut tx = self.pg.begin().await?;
         let found: Option<(SessionStatus, Uuid, Option<String>, bool)> = sqlx::query_as(
             "SELECT s.status, s.mitra_id, x.kind, coalesce(s.grace_ends_at > now(), true) FROM chat_sessions s
@@ -127,7 +113,7 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some((status, mitra, closure, in_grace)) = found else {
-            return Ok(Err(ExtensionRefusal::SessionNotFound));
+            return Err(ExtensionError::SessionNotFound);
         };
         // Active, or closing because its time ran out (not after an early end), within its
         // grace window.
@@ -135,13 +121,13 @@ impl Store {
             || (status == SessionStatus::Closing && closure.as_deref() == Some("time_up") && in_grace);
         if !extendable {
             let why = if status == SessionStatus::Extending {
-                ExtensionRefusal::AlreadyPending
+                ExtensionError::AlreadyPending
             } else {
-                ExtensionRefusal::SessionNotExtendable(status)
+                ExtensionError::SessionNotExtendable(status)
             };
-            return Ok(Err(why));
+            return Err(why);
         }
-        let paid: Option<(String, String, Option<Uuid>, bool, i32)> = sqlx::query_as(
+        let paid: Option<(PaymentStatus, PaymentPurpose, Option<Uuid>, bool, i32)> = sqlx::query_as(
             "SELECT status, purpose, chat_session_id, expires_at <= now(), duration_minutes FROM payment_sessions
              WHERE id = $1 AND customer_id = $2 FOR NO KEY UPDATE",
         )
@@ -150,15 +136,18 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some((payment_status, purpose, for_session, expired, duration)) = paid else {
-            return Ok(Err(ExtensionRefusal::PaymentNotFound));
+            return Err(ExtensionError::PaymentNotFound);
         };
-        if purpose != "extension" || for_session != Some(session) {
-            return Ok(Err(ExtensionRefusal::PaymentNotUsable("not_for_this_session".into())));
+        if purpose != PaymentPurpose::Extension || for_session != Some(session) {
+            return Err(ExtensionError::PaymentNotUsable(None));
         }
-        if payment_status != "pending" || expired {
-            let state =
-                if expired && payment_status == "pending" { "expired".to_owned() } else { payment_status };
-            return Ok(Err(ExtensionRefusal::PaymentNotUsable(state)));
+        if payment_status != PaymentStatus::Pending || expired {
+            let state = if payment_status == PaymentStatus::Pending {
+                PaymentStatus::Expired
+            } else {
+                payment_status
+            };
+            return Err(ExtensionError::PaymentNotUsable(Some(state)));
         }
         let query = format!(
             "INSERT INTO extension_requests (chat_session_id, payment_session_id, duration_minutes, expires_at)
@@ -174,7 +163,7 @@ impl Store {
         let extension: ExtensionRow = match inserted {
             Ok(row) => row,
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Ok(Err(ExtensionRefusal::AlreadyPending));
+                return Err(ExtensionError::AlreadyPending);
             }
             Err(e) => return Err(e.into()),
         };
@@ -185,7 +174,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Ok((extension, mitra)))
+        Ok((extension, mitra))
     }
 
     /// Locks a pending extension for a decision. `mitra`: only that mitra's (an explicit
@@ -194,13 +183,13 @@ impl Store {
         &self,
         id: Uuid,
         mitra: Option<Uuid>,
-    ) -> Result<Result<PendingExtension, ExtensionRefusal>, StoreError> {
+    ) -> Result<PendingExtension, ExtensionError> {
         let mut tx = self.pg.begin().await?;
         let query = format!("SELECT {EXTENSION_COLUMNS} FROM extension_requests WHERE id = $1 FOR UPDATE");
         let Some(extension): Option<ExtensionRow> =
             sqlx::query_as(AssertSqlSafe(query)).bind(id).fetch_optional(&mut *tx).await?
         else {
-            return Ok(Err(ExtensionRefusal::ExtensionNotFound));
+            return Err(ExtensionError::NotFound);
         };
         let (mitra_id, customer_id, amount, window_left_ms, payment_usable): (Uuid, Uuid, i64, i64, bool) =
             sqlx::query_as(
@@ -216,20 +205,12 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         if mitra.is_some_and(|m| m != mitra_id) {
-            return Ok(Err(ExtensionRefusal::ExtensionNotFound));
+            return Err(ExtensionError::NotFound);
         }
         if extension.status != ExtensionStatus::Pending {
-            return Ok(Err(ExtensionRefusal::Resolved(extension.status)));
+            return Err(ExtensionError::Resolved(extension.status));
         }
-        Ok(Ok(PendingExtension {
-            tx,
-            extension,
-            mitra_id,
-            customer_id,
-            amount,
-            window_left_ms,
-            payment_usable,
-        }))
+        Ok(PendingExtension { tx, extension, mitra_id, customer_id, amount, window_left_ms, payment_usable })
     }
 
     /// The status of the charge made under `key`, if any.

@@ -5,7 +5,19 @@ use uuid::Uuid;
 
 use super::payments::PaymentStatus;
 use super::{Store, StoreError};
-use crate::failures::FailureCause;
+use crate::failures::{FailureCause, FailureError};
+
+crate::text_enum::text_enum! {
+    /// What an operator recorded on a ledger row, once.
+    pub enum OperatorAction {
+        /// The customer got their money back.
+        Refunded = "refunded",
+        /// The customer got a credit for a later chat.
+        Credited = "credited",
+        /// Nothing is owed (e.g. the customer was served after all).
+        NoAction = "no_action",
+    }
+}
 
 /// A ledger row with what an operator needs to decide on it.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -22,7 +34,7 @@ pub struct FailureRow {
     /// The payment's state now: `consumed` means the customer was served after all (a
     /// fallback blast), so nothing is owed.
     pub payment_status: PaymentStatus,
-    pub operator_action: Option<String>,
+    pub operator_action: Option<OperatorAction>,
     pub actioned_by: Option<Uuid>,
     pub actioned_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -44,18 +56,6 @@ pub struct FailureFilter<'a> {
     pub date_to: Option<DateTime<Utc>>,
     pub limit: i64,
     pub offset: i64,
-}
-
-/// Why an action was refused (nothing changed).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ActionRefusal {
-    NotFound,
-    /// The row was actioned already (the action taken).
-    AlreadyActioned(String),
-    /// A refund or credit for a payment that was served after all.
-    PaymentServed,
-    /// Another row of the same payment was refunded or credited already.
-    PaymentSettled,
 }
 
 impl Store {
@@ -91,11 +91,11 @@ impl Store {
         &self,
         id: Uuid,
         operator: Uuid,
-        action: &str,
-    ) -> Result<Result<FailureRow, ActionRefusal>, StoreError> {
+        action: OperatorAction,
+    ) -> Result<FailureRow, FailureError> {
         let mut tx = self.pg.begin().await?;
         // The payment row is locked so two rows of one payment are settled one at a time.
-        let found: Option<(Uuid, Option<String>, PaymentStatus)> = sqlx::query_as(
+        let found: Option<(Uuid, Option<OperatorAction>, PaymentStatus)> = sqlx::query_as(
             "SELECT f.payment_session_id, f.operator_action, p.status FROM pairing_failures f
              JOIN payment_sessions p ON p.id = f.payment_session_id
              WHERE f.id = $1 FOR UPDATE OF f, p",
@@ -104,14 +104,14 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let Some((payment, done, payment_status)) = found else {
-            return Ok(Err(ActionRefusal::NotFound));
+            return Err(FailureError::NotFound);
         };
         if let Some(done) = done {
-            return Ok(Err(ActionRefusal::AlreadyActioned(done)));
+            return Err(FailureError::AlreadyActioned(done));
         }
-        if action != "no_action" {
+        if action != OperatorAction::NoAction {
             if payment_status == PaymentStatus::Consumed {
-                return Ok(Err(ActionRefusal::PaymentServed));
+                return Err(FailureError::PaymentServed);
             }
             let settled: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM pairing_failures WHERE payment_session_id = $1
@@ -121,7 +121,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             if settled {
-                return Ok(Err(ActionRefusal::PaymentSettled));
+                return Err(FailureError::PaymentSettled);
             }
         }
         sqlx::query(
@@ -134,7 +134,7 @@ impl Store {
         .await?;
         tx.commit().await?;
         let query = format!("{FAILURE_SELECT} WHERE f.id = $1");
-        Ok(Ok(sqlx::query_as(sqlx::AssertSqlSafe(query)).bind(id).fetch_one(&self.pg).await?))
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(query)).bind(id).fetch_one(&self.pg).await?)
     }
 }
 

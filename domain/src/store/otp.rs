@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Store, StoreError};
+use crate::auth::AuthError;
 
 /// The throttle and lifetime of codes.
 pub struct OtpLimits {
@@ -11,13 +12,6 @@ pub struct OtpLimits {
     pub resend_interval_s: u64,
     pub max_per_phone_per_hour: u32,
     pub max_per_address_per_hour: u32,
-}
-
-/// Why a new code was not issued.
-#[derive(Debug, PartialEq, Eq)]
-pub enum OtpThrottle {
-    TooSoon { retry_after_s: u64 },
-    TooMany { retry_after_s: u64 },
 }
 
 /// The customer a verified code belongs to.
@@ -62,7 +56,7 @@ impl Store {
         code_hash: &[u8],
         client_addr: &str,
         limits: &OtpLimits,
-    ) -> Result<Result<Uuid, OtpThrottle>, StoreError> {
+    ) -> Result<Uuid, AuthError> {
         let mut tx = self.pg.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('otp:phone:' || $1, 0))")
             .bind(phone)
@@ -90,15 +84,21 @@ impl Store {
         if let Some(last) = recent.last_at
             && last + resend > recent.now
         {
-            return Ok(Err(OtpThrottle::TooSoon { retry_after_s: seconds_until(recent.now, last + resend) }));
+            return Err(AuthError::OtpResendTooSoon {
+                retry_after_s: seconds_until(recent.now, last + resend),
+            });
         }
         if recent.phone_count >= i64::from(limits.max_per_phone_per_hour) {
             let oldest = recent.phone_oldest.unwrap_or(recent.now);
-            return Ok(Err(OtpThrottle::TooMany { retry_after_s: seconds_until(recent.now, oldest + hour) }));
+            return Err(AuthError::OtpRateLimited {
+                retry_after_s: seconds_until(recent.now, oldest + hour),
+            });
         }
         if recent.address_count >= i64::from(limits.max_per_address_per_hour) {
             let oldest = recent.address_oldest.unwrap_or(recent.now);
-            return Ok(Err(OtpThrottle::TooMany { retry_after_s: seconds_until(recent.now, oldest + hour) }));
+            return Err(AuthError::OtpRateLimited {
+                retry_after_s: seconds_until(recent.now, oldest + hour),
+            });
         }
         let ttl_s = i64::try_from(limits.ttl_s).unwrap_or(i64::MAX / 2);
         let id: Uuid = sqlx::query_scalar(
@@ -113,7 +113,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Ok(id))
+        Ok(id)
     }
 
     pub async fn delete_otp_code(&self, id: Uuid) -> Result<(), StoreError> {

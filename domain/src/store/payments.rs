@@ -5,6 +5,7 @@ use sqlx::{AssertSqlSafe, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{Store, StoreError};
+use crate::payment::PaymentError;
 
 /// What closing expired payment sessions changed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -148,13 +149,10 @@ pub struct PaymentLock {
     pub declined_charges: i64,
 }
 
-/// The free trial is already in use (one confirmed or consumed trial per customer).
-#[derive(Debug)]
-pub struct TrialInUse;
-
 impl PaymentLock {
-    /// pending → confirmed.
-    pub async fn confirm(mut self) -> Result<Result<PaymentRow, TrialInUse>, StoreError> {
+    /// pending → confirmed; `FreeTrialUsed` when the customer's one trial is in use already
+    /// (a unique index).
+    pub async fn confirm(mut self) -> Result<PaymentRow, PaymentError> {
         let query = format!(
             "UPDATE payment_sessions SET status = 'confirmed', confirmed_at = now()
              WHERE id = $1 AND status = 'pending' RETURNING {PAYMENT_COLUMNS}"
@@ -162,12 +160,12 @@ impl PaymentLock {
         match sqlx::query_as(AssertSqlSafe(query.as_str())).bind(self.row.id).fetch_one(&mut *self.tx).await {
             Ok(row) => {
                 self.tx.commit().await?;
-                Ok(Ok(row))
+                Ok(row)
             }
             Err(sqlx::Error::Database(e))
                 if e.constraint() == Some("payment_sessions_one_free_trial_idx") =>
             {
-                Ok(Err(TrialInUse))
+                Err(PaymentError::FreeTrialUsed)
             }
             Err(e) => Err(e.into()),
         }

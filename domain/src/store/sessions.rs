@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::chat::{SessionRow, SessionStatus};
 use super::{Store, StoreError};
 use crate::auth::{Principal, Role};
+use crate::session::SessionError;
 
 /// What a lifecycle timer found.
 #[derive(Clone, Debug)]
@@ -20,16 +21,6 @@ pub enum Step {
     NotYet { left_ms: u64 },
     /// Nothing to do: the session is elsewhere in its life (ended early, extended, done).
     Nothing,
-}
-
-/// Why an early end or a goodbye was refused.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EndRefusal {
-    NotFound,
-    /// The session is not in a state that allows it (its status).
-    NotAllowed(SessionStatus),
-    /// This side already left its goodbye.
-    AlreadySaid,
 }
 
 /// Moves a session to `closing` now, with `grace_minutes` for goodbyes.
@@ -144,11 +135,11 @@ impl Store {
         reason_code: &str,
         reason: Option<&str>,
         grace_minutes: i64,
-    ) -> Result<Result<(SessionRow, Option<i64>), EndRefusal>, StoreError> {
+    ) -> Result<(SessionRow, Option<i64>), SessionError> {
         let column = match caller.role {
             Role::Customer => "customer_id",
             Role::Mitra => "mitra_id",
-            Role::Cc => return Ok(Err(EndRefusal::NotFound)),
+            Role::Cc => return Err(SessionError::NotFound),
         };
         let mut tx = self.pg.begin().await?;
         // The extension row first, then the session: the order extension resolutions use.
@@ -165,9 +156,9 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
         match status {
-            None => return Ok(Err(EndRefusal::NotFound)),
+            None => return Err(SessionError::NotFound),
             Some(status) if status.is_open() => {}
-            Some(other) => return Ok(Err(EndRefusal::NotAllowed(other))),
+            Some(other) => return Err(SessionError::NotAllowed(other)),
         }
         start_closing(&mut tx, id, grace_minutes).await?;
         // A pending extension ends with the session (its payment is never charged).
@@ -209,7 +200,7 @@ impl Store {
         };
         tx.commit().await?;
         let row = self.session_for_timer(id).await?.ok_or(StoreError::Encode("session vanished".into()))?;
-        Ok(Ok((row, today)))
+        Ok((row, today))
     }
 
     /// Flags the mitra for control-center review (once a day; the count is kept current).
@@ -232,11 +223,11 @@ impl Store {
         caller: &Principal,
         id: Uuid,
         message: &str,
-    ) -> Result<Result<SessionRow, EndRefusal>, StoreError> {
+    ) -> Result<SessionRow, SessionError> {
         let (party, side) = match caller.role {
             Role::Customer => ("customer_id", "customer"),
             Role::Mitra => ("mitra_id", "mitra"),
-            Role::Cc => return Ok(Err(EndRefusal::NotFound)),
+            Role::Cc => return Err(SessionError::NotFound),
         };
         let query = format!(
             "UPDATE session_closures x SET {side}_message = $3, {side}_message_at = now()
@@ -252,16 +243,16 @@ impl Store {
             .fetch_optional(&self.pg)
             .await?;
         let Some(row) = self.chat_session_for(caller, id).await? else {
-            return Ok(Err(EndRefusal::NotFound));
+            return Err(SessionError::NotFound);
         };
         if said.is_some() {
-            return Ok(Ok(row));
+            return Ok(row);
         }
         let already = match caller.role {
             Role::Customer => row.customer_closing_message.is_some(),
             _ => row.mitra_closing_message.is_some(),
         };
-        Ok(Err(if already { EndRefusal::AlreadySaid } else { EndRefusal::NotAllowed(row.status) }))
+        Err(if already { SessionError::AlreadySaid } else { SessionError::NotAllowed(row.status) })
     }
 
     /// Sessions whose timers were lost: active past their end, closing past their grace
