@@ -121,6 +121,15 @@ fn no_production_file_is_over_600_lines() {
     assert!(long.is_empty(), "split these: {long:#?}");
 }
 
+/// A domain step answers one error, its area's: the store's code of that area refuses in the
+/// same words (`store::error::takes_driver_errors!`), so no refusal rides inside a store
+/// result and nothing maps one vocabulary into another.
+#[test]
+fn no_domain_result_nests_a_refusal() {
+    let found = offenders(&sources("domain/src"), |_| false, &["Result<Result<", "??;"]);
+    assert!(found.is_empty(), "nested results in the domain: {found:#?}");
+}
+
 #[test]
 fn migrations_are_timestamped_and_never_renamed() {
     let mut names: Vec<String> = fs::read_dir(root().join("migrations"))

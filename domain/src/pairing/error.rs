@@ -1,5 +1,7 @@
-//! What a pairing step refuses, with the stable code and status of each refusal, and how
-//! the store's refusals read for a search, a mitra's answer and a customer's cancel.
+//! What a pairing step refuses, with the stable code and status of each refusal. The store's
+//! pairing transitions answer these directly, in the words of whoever asked (a search's
+//! payment that is not the caller's is `payment_not_owned`, a mitra's unknown request
+//! `chat_request_not_found`).
 
 use uuid::Uuid;
 
@@ -38,7 +40,7 @@ pub enum PairingError {
     #[error("this request is closed")]
     RequestClosed,
     #[error("you already answered this request ({0})")]
-    AlreadyResponded(String),
+    AlreadyResponded(OfferResponse),
     #[error("you already have the most sessions allowed at once")]
     AtCapacity,
     #[error(transparent)]
@@ -97,43 +99,13 @@ impl DomainError for PairingError {
 }
 
 impl PairingError {
-    pub(super) fn from_refusal(refusal: Refusal) -> Self {
-        match refusal {
-            Refusal::NotFound => Self::PaymentNotFound,
-            Refusal::NotForChat => Self::NotForChat,
-            Refusal::PaymentNotConfirmed(status) => Self::PaymentNotConfirmed(status),
-            Refusal::PaymentExpired => Self::PaymentExpired,
-            Refusal::AlreadySearching => Self::SearchInProgress,
-            Refusal::AlreadyPaired { chat_session_id } => Self::AlreadyPaired(chat_session_id),
-            Refusal::TargetMismatch => Self::TargetMismatch,
-            Refusal::TargetedOffline => Self::TargetedOffline,
-            Refusal::FallbackNotAvailable => Self::FallbackNotAvailable,
-            Refusal::Closed { status, cause, .. } => match (status, cause) {
-                (RequestState::Accepted, _) => Self::Taken,
-                (RequestState::Cancelled, _) => Self::RequestCancelled,
-                (_, Some(cause)) if cause.is_timeout() => Self::RequestExpired,
-                _ => Self::RequestClosed,
-            },
-            Refusal::WindowOver => Self::RequestExpired,
-            Refusal::AlreadyResponded(response) => Self::AlreadyResponded(response),
-            Refusal::AtCapacity => Self::AtCapacity,
-        }
-    }
-
-    /// The same refusal, seen by a customer starting a search: a payment that is not
-    /// theirs (or does not exist) is a conflict, as the seeds' apps expect (409).
-    pub(super) fn for_search(refusal: Refusal) -> Self {
-        match refusal {
-            Refusal::NotFound => Self::PaymentNotOwned,
-            other => Self::from_refusal(other),
-        }
-    }
-
-    /// The same refusal, seen by a mitra acting on a request id.
-    pub(super) fn for_mitra(refusal: Refusal) -> Self {
-        match refusal {
-            Refusal::NotFound => Self::RequestNotFound,
-            other => Self::from_refusal(other),
+    /// A request that is no longer open, as a mitra answering it is told.
+    pub(crate) fn closed(status: RequestState, cause: Option<FailureCause>) -> Self {
+        match (status, cause) {
+            (RequestState::Accepted, _) => Self::Taken,
+            (RequestState::Cancelled, _) => Self::RequestCancelled,
+            (_, Some(cause)) if cause.is_timeout() => Self::RequestExpired,
+            _ => Self::RequestClosed,
         }
     }
 }

@@ -30,10 +30,10 @@ use crate::failures::FailureCause;
 use crate::jobs::{Timer, TimerKind};
 use crate::push::PushMessage;
 use crate::services::{Notice, Services};
+use crate::store::pairing::{Accept, NewRequest, WindowEnd, WithoutSearch};
 pub use crate::store::pairing::{
     Accepted, Cancelled, Declined, Failed, Offer, OfferResponse, RequestRow, RequestState, RequestType,
 };
-use crate::store::pairing::{NewRequest, Refusal, WindowEnd, WithoutSearch};
 use crate::store::payments::PaymentStatus;
 use crate::store::{Store, StoreError};
 
@@ -111,11 +111,11 @@ async fn start(
         fallback,
         window_s: app_config::get(store, window_key).await?,
     };
-    let request = match store.start_pairing_request(&new).await? {
+    let request = match store.start_pairing_request(&new).await {
         Ok(request) => request,
         Err(refusal) => {
-            if matches!(refusal, Refusal::TargetedOffline | Refusal::PaymentExpired) {
-                let cause = if refusal == Refusal::TargetedOffline {
+            if matches!(refusal, PairingError::TargetedOffline | PairingError::PaymentExpired) {
+                let cause = if matches!(refusal, PairingError::TargetedOffline) {
                     FailureCause::TargetedMitraOffline
                 } else {
                     FailureCause::PaymentSessionExpired
@@ -129,7 +129,7 @@ async fn start(
                     .with_label_values(&[PaymentStatus::FailedPairing.as_str()])
                     .inc();
             }
-            return Err(PairingError::for_search(refusal));
+            return Err(refusal);
         }
     };
     if fallback {
@@ -240,11 +240,10 @@ pub async fn accept(services: &Services, mitra: &Principal, request: Uuid) -> Re
     let store = &services.store;
     let cap = app_config::get(store, app_config::MAX_CUSTOMERS_PER_MITRA).await?;
     let accepted = match store.accept_request(request, mitra.id, cap).await? {
-        Ok(accepted) => accepted,
-        Err(Refusal::Closed { accepted_by_caller: true, .. }) => {
+        Accept::Won(accepted) => *accepted,
+        Accept::AlreadyYours => {
             return store.accepted_by(request, mitra.id).await?.ok_or(PairingError::RequestNotFound);
         }
-        Err(refusal) => return Err(PairingError::for_mitra(refusal)),
     };
     let kind = accepted.request.request_type.as_str();
     tracing::info!(
@@ -322,8 +321,7 @@ pub async fn decline(
     mitra: &Principal,
     request: Uuid,
 ) -> Result<Declined, PairingError> {
-    let declined =
-        services.store.decline_request(request, mitra.id).await?.map_err(PairingError::for_mitra)?;
+    let declined = services.store.decline_request(request, mitra.id).await?;
     if let Some(failed) = &declined.failed {
         report_failure(services, failed, "chat_request_closed").await;
     }
@@ -371,8 +369,7 @@ pub async fn cancel(
     customer: &Principal,
     payment: Uuid,
 ) -> Result<Cancelled, PairingError> {
-    let cancelled =
-        services.store.cancel_search(payment, customer.id).await?.map_err(PairingError::from_refusal)?;
+    let cancelled = services.store.cancel_search(payment, customer.id).await?;
     if let Some(failed) = &cancelled.request {
         report_failure(services, failed, "chat_request_cancelled").await;
     }

@@ -86,7 +86,7 @@ impl DomainError for StoreError {
 
 /// Lets an area's error (with a `Store(StoreError)` variant) take the drivers' errors too, so
 /// the store code of that area answers the area's error directly: one vocabulary from the
-/// statement to the route, and no `Result<Result<_, Refusal>, StoreError>` to unwrap twice.
+/// statement to the route, and no refusal nested inside a store result to unwrap twice.
 macro_rules! takes_driver_errors {
     ($($area:ty),+ $(,)?) => {
         $(
@@ -111,6 +111,7 @@ takes_driver_errors!(
     crate::chat::ChatError,
     crate::extension::ExtensionError,
     crate::failures::FailureError,
+    crate::pairing::PairingError,
     crate::payment::PaymentError,
     crate::session::SessionError,
 );

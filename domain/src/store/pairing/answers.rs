@@ -8,15 +8,28 @@ use uuid::Uuid;
 
 use super::*;
 
+/// A request a mitra may answer, as its lock found it.
+enum Answerable {
+    /// Pending and not answered by this mitra yet; whether its window has ended.
+    Open { row: RequestRow, window_over: bool },
+    /// This mitra accepted it already (a repeat of a won accept).
+    AcceptedByCaller,
+}
+
+/// What an accept did.
+#[derive(Clone, Debug)]
+pub enum Accept {
+    /// It won: the session started now.
+    Won(Box<Accepted>),
+    /// The mitra had accepted it already; [`Store::accepted_by`] reads that session.
+    AlreadyYours,
+}
+
 impl Store {
     /// Locks the request for an answer by `mitra`: it must exist, have been offered to the
     /// mitra, still be pending and not yet answered by them. Returns the request and
     /// whether its window has ended (by the database's clock).
-    async fn lock_for_answer(
-        tx: &mut Tx,
-        request: Uuid,
-        mitra: Uuid,
-    ) -> Result<Result<(RequestRow, bool), Refusal>, StoreError> {
+    async fn lock_for_answer(tx: &mut Tx, request: Uuid, mitra: Uuid) -> Result<Answerable, PairingError> {
         let query = format!(
             "SELECT {REQUEST_COLUMNS}, expires_at <= now() AS window_over,
                     offered.response, offered.id IS NOT NULL AS offered
@@ -31,33 +44,31 @@ impl Store {
             .fetch_optional(&mut **tx)
             .await?;
         let Some(locked) = locked.filter(|locked| locked.offered) else {
-            return Ok(Err(Refusal::NotFound));
+            return Err(PairingError::RequestNotFound);
         };
         if locked.row.status != RequestState::Pending {
-            return Ok(Err(closed(&locked.row, mitra)));
+            if locked.row.accepted_mitra_id == Some(mitra) {
+                return Ok(Answerable::AcceptedByCaller);
+            }
+            return Err(PairingError::closed(locked.row.status, locked.row.failure_cause));
         }
         if let Some(response) = locked.response {
-            return Ok(Err(Refusal::AlreadyResponded(response)));
+            return Err(PairingError::AlreadyResponded(response));
         }
-        Ok(Ok((locked.row, locked.window_over)))
+        Ok(Answerable::Open { row: locked.row, window_over: locked.window_over })
     }
 
     /// The mitra accepts: the first accept wins. Starts the chat session, consumes the
     /// payment, marks the others `missed`, all in one transaction (four round trips: the
     /// request lock, the mitra lock, one statement for every change, the commit).
-    pub async fn accept_request(
-        &self,
-        request: Uuid,
-        mitra: Uuid,
-        cap: i64,
-    ) -> Result<Result<Accepted, Refusal>, StoreError> {
+    pub async fn accept_request(&self, request: Uuid, mitra: Uuid, cap: i64) -> Result<Accept, PairingError> {
         let mut tx = self.pg.begin().await?;
         let (row, window_over) = match Self::lock_for_answer(&mut tx, request, mitra).await? {
-            Ok(locked) => locked,
-            Err(refusal) => return Ok(Err(refusal)),
+            Answerable::Open { row, window_over } => (row, window_over),
+            Answerable::AcceptedByCaller => return Ok(Accept::AlreadyYours),
         };
         if window_over {
-            return Ok(Err(Refusal::WindowOver));
+            return Err(PairingError::RequestExpired);
         }
         // One mitra's accepts run one at a time, so the cap holds under concurrent accepts.
         let Some((display_name, live, with_customer)): Option<(String, i64, i64)> = sqlx::query_as(
@@ -72,13 +83,13 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?
         else {
-            return Ok(Err(Refusal::NotFound));
+            return Err(PairingError::RequestNotFound);
         };
         // A returning chat with a customer the mitra is still talking to may pass the cap
         // (the same exception the returning chat's start makes).
         let returning_same_customer = row.request_type == RequestType::Returning && with_customer > 0;
         if live >= cap && !returning_same_customer {
-            return Ok(Err(Refusal::AtCapacity));
+            return Err(PairingError::AtCapacity);
         }
         let query = format!(
             "WITH accepted AS (
@@ -112,10 +123,10 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         if done.mine != 1 {
-            return Err(StoreError::Encode("the accepting mitra's offer row vanished".into()));
+            return Err(StoreError::Encode("the accepting mitra's offer row vanished".into()).into());
         }
         tx.commit().await?;
-        Ok(Ok(Accepted {
+        Ok(Accept::Won(Box::new(Accepted {
             request: done.row,
             session: StartedSession {
                 id: done.session_id,
@@ -127,7 +138,7 @@ impl Store {
             customer_call_name: done.customer_call_name,
             missed: done.missed,
             mitra_live_sessions: live + 1,
-        }))
+        })))
     }
 
     /// The accept `mitra` already won on `request` (a repeated accept), as it was.
@@ -176,15 +187,11 @@ impl Store {
 
     /// The mitra declines. A returning chat then fails (`targeted_mitra_rejected`); a
     /// general one fails (`all_mitras_rejected`) when every mitra offered it has declined.
-    pub async fn decline_request(
-        &self,
-        request: Uuid,
-        mitra: Uuid,
-    ) -> Result<Result<Declined, Refusal>, StoreError> {
+    pub async fn decline_request(&self, request: Uuid, mitra: Uuid) -> Result<Declined, PairingError> {
         let mut tx = self.pg.begin().await?;
         let row = match Self::lock_for_answer(&mut tx, request, mitra).await? {
-            Ok((row, _)) => row,
-            Err(refusal) => return Ok(Err(refusal)),
+            Answerable::Open { row, .. } => row,
+            Answerable::AcceptedByCaller => return Err(PairingError::Taken),
         };
         sqlx::query(
             "UPDATE chat_request_notifications SET response = 'rejected', responded_at = now()
@@ -215,7 +222,7 @@ impl Store {
             None
         };
         tx.commit().await?;
-        Ok(Ok(Declined { request: failed.as_ref().map_or(row, |f| f.request.clone()), failed }))
+        Ok(Declined { request: failed.as_ref().map_or(row, |f| f.request.clone()), failed })
     }
 
     /// The request's window ended: if it is still pending, it fails (`no_mitra_available`
@@ -265,11 +272,7 @@ impl Store {
     /// The customer gives up: a pending search is cancelled (`customer_cancelled`), and a
     /// confirmed payment without a search fails the same way. Idempotent for a payment
     /// that already failed.
-    pub async fn cancel_search(
-        &self,
-        payment: Uuid,
-        customer: Uuid,
-    ) -> Result<Result<Cancelled, Refusal>, StoreError> {
+    pub async fn cancel_search(&self, payment: Uuid, customer: Uuid) -> Result<Cancelled, PairingError> {
         // A search that starts between looking and locking is caught by the re-check below;
         // then the whole thing runs again (it cannot loop: the search is then found first).
         for _ in 0..3 {
@@ -292,7 +295,7 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?
             else {
-                return Ok(Err(Refusal::NotFound));
+                return Err(PairingError::PaymentNotFound);
             };
             if let Some(request) = pending {
                 let failed = fail_request(
@@ -307,7 +310,7 @@ impl Store {
                 let row =
                     sqlx::query_as(AssertSqlSafe(query.as_str())).bind(payment).fetch_one(&mut *tx).await?;
                 tx.commit().await?;
-                return Ok(Ok(Cancelled { payment: row, request: Some(failed), without_search: None }));
+                return Ok(Cancelled { payment: row, request: Some(failed), without_search: None });
             }
             let searching: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM pairing_requests WHERE payment_session_id = $1 AND status = 'pending')",
@@ -336,7 +339,7 @@ impl Store {
                         .await?;
                     tx.commit().await?;
                     let without_search = Some(WithoutSearch::PaymentFailed);
-                    Ok(Ok(Cancelled { payment: row, request: None, without_search }))
+                    Ok(Cancelled { payment: row, request: None, without_search })
                 }
                 PaymentStatus::FailedPairing => {
                     // After a returning chat failed, the customer declines the fallback: the
@@ -351,15 +354,15 @@ impl Store {
                     tx.commit().await?;
                     let without_search =
                         (declined.rows_affected() == 1).then_some(WithoutSearch::FallbackDeclined);
-                    Ok(Ok(Cancelled { payment: row, request: None, without_search }))
+                    Ok(Cancelled { payment: row, request: None, without_search })
                 }
-                PaymentStatus::Consumed => Ok(Err(Refusal::AlreadyPaired {
-                    chat_session_id: self.session_of_payment(payment).await?,
-                })),
-                other => Ok(Err(Refusal::PaymentNotConfirmed(other))),
+                PaymentStatus::Consumed => {
+                    Err(PairingError::AlreadyPaired(self.session_of_payment(payment).await?))
+                }
+                other => Err(PairingError::PaymentNotConfirmed(other)),
             };
         }
-        Err(StoreError::Encode("the search kept changing while it was being cancelled".into()))
+        Err(StoreError::Encode("the search kept changing while it was being cancelled".into()).into())
     }
 
     /// The request as `mitra` may see it, with the mitra's own response.
@@ -434,7 +437,7 @@ struct LockedForMitra {
     #[sqlx(flatten)]
     row: RequestRow,
     window_over: bool,
-    response: Option<String>,
+    response: Option<OfferResponse>,
     offered: bool,
 }
 

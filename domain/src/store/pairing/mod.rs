@@ -12,11 +12,12 @@ use uuid::Uuid;
 
 mod answers;
 
-pub use answers::WindowEnd;
+pub use answers::{Accept, WindowEnd};
 
 use super::payments::{PAYMENT_COLUMNS, PaymentPurpose, PaymentRow, PaymentStatus};
 use super::{Store, StoreError};
 use crate::failures::FailureCause;
+use crate::pairing::PairingError;
 
 crate::text_enum::text_enum! {
     /// A general blast to every available mitra, or a returning chat ("Curhat lagi") with one.
@@ -75,39 +76,6 @@ pub struct Offer {
     pub customer_call_name: String,
     pub duration_minutes: i32,
     pub expires_at: DateTime<Utc>,
-}
-
-/// Why a transition did not happen. The state was left as it was, except where noted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// No such request or payment, or not the caller's.
-    NotFound,
-    /// The payment is an extension's.
-    NotForChat,
-    /// The payment is not confirmed (its status).
-    PaymentNotConfirmed(PaymentStatus),
-    /// The payment's expiry passed: it was failed with `payment_session_expired` (committed).
-    PaymentExpired,
-    /// A search for this payment is under way.
-    AlreadySearching,
-    /// The payment already led to a chat.
-    AlreadyPaired { chat_session_id: Option<Uuid> },
-    /// The payment targets another mitra, or none.
-    TargetMismatch,
-    /// The targeted mitra cannot take it: the payment was failed with
-    /// `targeted_mitra_offline` (committed).
-    TargetedOffline,
-    /// Fallback is only for a payment whose returning chat failed, unexpired and unsettled.
-    FallbackNotAvailable,
-    /// The request is no longer open (its status: `accepted`, `failed`, `cancelled`), with
-    /// whether this mitra took it.
-    Closed { status: RequestState, cause: Option<FailureCause>, accepted_by_caller: bool },
-    /// The request's window has passed; its timer closes it.
-    WindowOver,
-    /// The mitra already answered it.
-    AlreadyResponded(String),
-    /// The mitra has `max_customers_per_mitra` live sessions.
-    AtCapacity,
 }
 
 /// A new request: a general blast, or a returning chat for one mitra.
@@ -266,22 +234,11 @@ async fn fail_request(
     Ok(Failed { request: updated, cause, open })
 }
 
-fn closed(request: &RequestRow, mitra: Uuid) -> Refusal {
-    Refusal::Closed {
-        status: request.status,
-        cause: request.failure_cause,
-        accepted_by_caller: request.accepted_mitra_id == Some(mitra),
-    }
-}
-
 impl Store {
     /// Opens a pairing request for a confirmed payment (or, with `fallback`, reopens a
     /// payment whose returning chat failed). Checks ownership, purpose, status, expiry
     /// (failing an expired payment on the spot), the target and that no search is under way.
-    pub async fn start_pairing_request(
-        &self,
-        new: &NewRequest,
-    ) -> Result<Result<RequestRow, Refusal>, StoreError> {
+    pub async fn start_pairing_request(&self, new: &NewRequest) -> Result<RequestRow, PairingError> {
         let mut tx = self.pg.begin().await?;
         let query = format!(
             "SELECT {PAYMENT_COLUMNS} FROM payment_sessions WHERE id = $1 AND customer_id = $2 FOR NO KEY UPDATE"
@@ -292,10 +249,10 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?
         else {
-            return Ok(Err(Refusal::NotFound));
+            return Err(PairingError::PaymentNotOwned);
         };
         if payment.purpose != PaymentPurpose::Chat {
-            return Ok(Err(Refusal::NotForChat));
+            return Err(PairingError::NotForChat);
         }
         let past_expiry: bool = sqlx::query_scalar("SELECT $1::timestamptz <= now()")
             .bind(payment.expires_at)
@@ -308,7 +265,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         if searching {
-            return Ok(Err(Refusal::AlreadySearching));
+            return Err(PairingError::SearchInProgress);
         }
         if new.fallback {
             // Only after a returning chat failed, before expiry, and before an operator
@@ -321,11 +278,11 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
             if !reopenable {
-                return Ok(Err(if payment.status == PaymentStatus::Consumed {
-                    Refusal::AlreadyPaired { chat_session_id: self.session_of_payment(payment.id).await? }
+                return Err(if payment.status == PaymentStatus::Consumed {
+                    PairingError::AlreadyPaired(self.session_of_payment(payment.id).await?)
                 } else {
-                    Refusal::FallbackNotAvailable
-                }));
+                    PairingError::FallbackNotAvailable
+                });
             }
             let reopened = sqlx::query(
                 "UPDATE payment_sessions SET status = 'confirmed', resolved_at = NULL WHERE id = $1",
@@ -336,18 +293,16 @@ impl Store {
             match reopened {
                 Ok(_) => {}
                 // Another free trial of the customer's is in use now.
-                Err(e) if is_unique_violation(&e) => return Ok(Err(Refusal::FallbackNotAvailable)),
+                Err(e) if is_unique_violation(&e) => return Err(PairingError::FallbackNotAvailable),
                 Err(e) => return Err(e.into()),
             }
         } else {
             match payment.status {
                 PaymentStatus::Confirmed => {}
                 PaymentStatus::Consumed => {
-                    return Ok(Err(Refusal::AlreadyPaired {
-                        chat_session_id: self.session_of_payment(payment.id).await?,
-                    }));
+                    return Err(PairingError::AlreadyPaired(self.session_of_payment(payment.id).await?));
                 }
-                other => return Ok(Err(Refusal::PaymentNotConfirmed(other))),
+                other => return Err(PairingError::PaymentNotConfirmed(other)),
             }
             if past_expiry {
                 fail_payment(
@@ -359,18 +314,18 @@ impl Store {
                 )
                 .await?;
                 tx.commit().await?;
-                return Ok(Err(Refusal::PaymentExpired));
+                return Err(PairingError::PaymentExpired);
             }
         }
         if let Some(mitra) = new.targeted {
             if payment.targeted_mitra_id != Some(mitra) {
-                return Ok(Err(Refusal::TargetMismatch));
+                return Err(PairingError::TargetMismatch);
             }
             if !new.targeted_available {
                 fail_payment(&mut tx, payment.id, None, Some(mitra), FailureCause::TargetedMitraOffline)
                     .await?;
                 tx.commit().await?;
-                return Ok(Err(Refusal::TargetedOffline));
+                return Err(PairingError::TargetedOffline);
             }
         }
         let query = format!(
@@ -388,7 +343,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(Ok(request))
+        Ok(request)
     }
 
     async fn session_of_payment(&self, payment: Uuid) -> Result<Option<Uuid>, StoreError> {
