@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::error::{DomainError, ErrorKind};
 use crate::metrics::Metrics;
 use crate::settings::{Mode, PaymentProviderKind, PaymentSettings, Secret};
-use crate::store::charges::ChargeRow;
+pub use crate::store::charges::{ChargeRow, ChargeStatus};
 use crate::store::{Store, StoreError};
 
 /// What the provider is asked to do.
@@ -301,11 +301,13 @@ pub async fn charge(
     let row = store
         .claim_charge(&request.idempotency_key, request.payment_session_id, request.amount, provider.name())
         .await?;
-    match row.status.as_str() {
-        "pending" => {}
+    match row.status {
+        ChargeStatus::Pending => {}
         // The provider declined this key before: the answer stands (a new attempt needs a new key).
-        "failed" => return Err(ChargeError::Declined("declined earlier under this idempotency key".into())),
-        _ => return Ok(row),
+        ChargeStatus::Failed => {
+            return Err(ChargeError::Declined("declined earlier under this idempotency key".into()));
+        }
+        ChargeStatus::Succeeded => return Ok(row),
     }
     match provider.charge(request).await {
         Ok(reference) => Ok(store.complete_charge(row.id, Ok(&reference)).await?),

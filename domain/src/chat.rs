@@ -85,7 +85,7 @@ pub struct MessageView {
     #[schema(minimum = 1)]
     pub seq: i64,
     #[schema(value_type = Role)]
-    pub sender_role: String,
+    pub sender_role: Role,
     /// Chosen by the sender's app, unique per sender.
     #[schema(min_length = 1, max_length = 64)]
     pub client_msg_id: String,
@@ -100,7 +100,7 @@ impl From<&MessageRow> for MessageView {
             id: message.id,
             session_id: message.chat_session_id,
             seq: message.seq,
-            sender_role: message.sender_role.clone(),
+            sender_role: message.sender_role,
             client_msg_id: message.client_msg_id.clone(),
             body: message.body.clone(),
             created_at: message.created_at,

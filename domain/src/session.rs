@@ -17,7 +17,7 @@ use crate::event::{Event, EventKind};
 use crate::jobs::{Timer, TimerKind};
 use crate::services::{Notice, Services};
 use crate::store::StoreError;
-use crate::store::chat::SessionStatus;
+use crate::store::chat::{ClosureKind, SessionStatus};
 use crate::store::sessions::Step;
 
 #[derive(Debug, thiserror::Error)]
@@ -135,13 +135,13 @@ pub async fn time_up(services: &Services, session: Uuid, due_at_ms: Option<u64>)
         Some(row) => row,
         None => return Ok(()),
     };
-    closing_started(services, &row, "time_up", None).await;
+    closing_started(services, &row, ClosureKind::TimeUp, None).await;
     Ok(())
 }
 
 /// Schedules the grace end and tells both sides the session is closing.
-async fn closing_started(services: &Services, row: &SessionRow, reason: &str, by: Option<Role>) {
-    tracing::info!(session_id = %row.id, reason, by = by.map(Role::as_str), "chat session closing");
+async fn closing_started(services: &Services, row: &SessionRow, reason: ClosureKind, by: Option<Role>) {
+    tracing::info!(session_id = %row.id, reason = reason.as_str(), by = by.map(Role::as_str), "chat session closing");
     if let Some(grace_ends_at) = row.grace_ends_at {
         let timer = Timer { kind: TimerKind::CompleteSession, key: row.id, due_at_ms: ms(grace_ends_at) };
         if let Err(error) = services.jobs.schedule(timer).await {
@@ -154,7 +154,7 @@ async fn closing_started(services: &Services, row: &SessionRow, reason: &str, by
         "by": by,
         "grace_ends_at": row.grace_ends_at,
         // Only a session whose time ran out may still be extended by the customer.
-        "can_extend": reason == "time_up",
+        "can_extend": reason == ClosureKind::TimeUp,
     });
     tell_both(services, row, EventKind::SessionClosing, data).await;
 }
@@ -242,7 +242,7 @@ pub async fn end_early(
             store.flag_mitra_for_early_ends(caller.id, count).await?;
         }
     }
-    closing_started(services, &row, "early_end", Some(caller.role)).await;
+    closing_started(services, &row, ClosureKind::EarlyEnd, Some(caller.role)).await;
     Ok(row)
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bestie::ServiceRole;
-use domain::charges::{ChargeRequest, MockProvider};
+use domain::charges::{ChargeRequest, ChargeStatus, MockProvider};
 use uuid::Uuid;
 use workers::charge_payment::ChargePayment;
 
@@ -29,7 +29,7 @@ async fn a_repeated_charge_returns_the_first_without_calling_the_provider_again(
     let first = domain::charges::charge(&app.store, &provider, &request).await.expect("charge");
     let second = domain::charges::charge(&app.store, &provider, &request).await.expect("charge again");
     assert_eq!(first, second);
-    assert_eq!(first.status, "succeeded");
+    assert_eq!(first.status, ChargeStatus::Succeeded);
     assert_eq!((provider.calls(), provider.charges_made()), (1, 1));
     assert_eq!(app.store.charges_of(request.payment_session_id).await.expect("ledger").len(), 1);
 }
@@ -51,7 +51,7 @@ async fn concurrent_twins_of_a_charge_leave_one_charge() {
     assert!(results.iter().all(|r| matches!(r, Ok(Ok(_)))));
     let ledger = app.store.charges_of(request.payment_session_id).await.expect("ledger");
     assert_eq!(ledger.len(), 1, "{ledger:?}");
-    assert_eq!(ledger[0].status, "succeeded");
+    assert_eq!(ledger[0].status, ChargeStatus::Succeeded);
     assert_eq!(provider.charges_made(), 1);
 }
 
@@ -62,7 +62,7 @@ async fn a_charge_left_pending_by_a_crash_is_completed_by_the_retry() {
     let key = format!("confirm:{payment}");
     // The crashed run claimed the charge and never recorded the provider's answer.
     let claimed = app.store.claim_charge(&key, payment, 15_000, "mock").await.expect("claim");
-    assert_eq!(claimed.status, "pending");
+    assert_eq!(claimed.status, ChargeStatus::Pending);
 
     let provider = MockProvider::default();
     let request = ChargeRequest { idempotency_key: key, payment_session_id: payment, amount: 15_000 };
@@ -86,7 +86,7 @@ async fn a_charge_queued_twice_is_charged_once_by_the_worker() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let ledger = app.store.charges_of(payment).await.expect("ledger");
-        if ledger.first().is_some_and(|row| row.status == "succeeded") {
+        if ledger.first().is_some_and(|row| row.status == ChargeStatus::Succeeded) {
             assert_eq!(ledger.len(), 1);
             break;
         }

@@ -296,6 +296,12 @@ async fn the_database_allows_exactly_the_names_the_code_knows() {
     assert_eq!(allowed_names(pool, "extension_requests", "status").await, names(ExtensionStatus::ALL));
     let reasons = names(ExtensionReason::ALL);
     assert_eq!(allowed_names(pool, "extension_requests", "resolution_reason").await, reasons);
+    let kinds = names(domain::store::chat::ClosureKind::ALL);
+    assert_eq!(allowed_names(pool, "session_closures", "kind").await, kinds);
+    let charge_states = names(domain::charges::ChargeStatus::ALL);
+    assert_eq!(allowed_names(pool, "charges", "status").await, charge_states);
+    let senders = names(&[domain::auth::Role::Customer, domain::auth::Role::Mitra]);
+    assert_eq!(allowed_names(pool, "chat_messages", "sender_role").await, senders);
     let actions = names(domain::failures::OperatorAction::ALL);
     assert_eq!(allowed_names(pool, "pairing_failures", "operator_action").await, actions);
 }

@@ -9,9 +9,6 @@ pub mod otp;
 pub mod session;
 pub mod tokens;
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -41,37 +38,13 @@ impl AuthContext {
     }
 }
 
-/// The three kinds of caller. A token carries exactly one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Customer,
-    Mitra,
-    Cc,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Customer => "customer",
-            Self::Mitra => "mitra",
-            Self::Cc => "cc",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "customer" => Some(Self::Customer),
-            "mitra" => Some(Self::Mitra),
-            "cc" => Some(Self::Cc),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::text_enum::text_enum! {
+    /// The three kinds of caller. A token carries exactly one.
+    pub enum Role {
+        Customer = "customer",
+        Mitra = "mitra",
+        /// A control-center operator.
+        Cc = "cc",
     }
 }
 

@@ -5,13 +5,23 @@ use uuid::Uuid;
 
 use super::{Store, StoreError};
 
+crate::text_enum::text_enum! {
+    /// Where a charge stands: `pending` until the provider answers (a retry calls it again
+    /// with the same key), then `succeeded` or `failed` for good.
+    pub enum ChargeStatus {
+        Pending = "pending",
+        Succeeded = "succeeded",
+        Failed = "failed",
+    }
+}
+
 /// A charge row.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ChargeRow {
     pub id: Uuid,
     pub payment_session_id: Uuid,
     pub amount: i64,
-    pub status: String,
+    pub status: ChargeStatus,
     pub provider_ref: Option<String>,
 }
 

@@ -20,11 +20,22 @@ pub struct MessageRow {
     pub id: Uuid,
     pub chat_session_id: Uuid,
     pub seq: i64,
-    pub sender_role: String,
+    pub sender_role: Role,
     pub sender_id: Uuid,
     pub client_msg_id: String,
     pub body: String,
     pub created_at: DateTime<Utc>,
+}
+
+crate::text_enum::text_enum! {
+    /// Why a session started closing (`session_closures.kind`, the `session_closing` event's
+    /// `reason`).
+    pub enum ClosureKind {
+        /// Its time ran out; the customer may still extend it in the grace window.
+        TimeUp = "time_up",
+        /// One side ended it early.
+        EarlyEnd = "early_end",
+    }
 }
 
 const MESSAGE_COLUMNS: &str =
@@ -72,7 +83,7 @@ pub struct SessionRow {
     pub mitra_read_seq: i64,
     pub customer_closing_message: Option<String>,
     pub mitra_closing_message: Option<String>,
-    pub closure_kind: Option<String>,
+    pub closure_kind: Option<ClosureKind>,
 }
 
 pub(crate) const SESSION_SELECT: &str =

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 use uuid::Uuid;
 
-use super::chat::SessionStatus;
+use super::chat::{ClosureKind, SessionStatus};
 use super::payments::{PaymentPurpose, PaymentStatus};
 use super::{Store, StoreError};
 use crate::extension::ExtensionError;
@@ -103,7 +103,7 @@ impl Store {
         window_s: i64,
     ) -> Result<(ExtensionRow, Uuid), ExtensionError> {
         let mut tx = self.pg.begin().await?;
-        let found: Option<(SessionStatus, Uuid, Option<String>, bool)> = sqlx::query_as(
+        let found: Option<(SessionStatus, Uuid, Option<ClosureKind>, bool)> = sqlx::query_as(
             "SELECT s.status, s.mitra_id, x.kind, coalesce(s.grace_ends_at > now(), true) FROM chat_sessions s
              LEFT JOIN session_closures x ON x.chat_session_id = s.id
              WHERE s.id = $1 AND s.customer_id = $2 FOR UPDATE OF s",
@@ -118,7 +118,7 @@ impl Store {
         // Active, or closing because its time ran out (not after an early end), within its
         // grace window.
         let extendable = status == SessionStatus::Active
-            || (status == SessionStatus::Closing && closure.as_deref() == Some("time_up") && in_grace);
+            || (status == SessionStatus::Closing && closure == Some(ClosureKind::TimeUp) && in_grace);
         if !extendable {
             let why = if status == SessionStatus::Extending {
                 ExtensionError::AlreadyPending

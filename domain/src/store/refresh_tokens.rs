@@ -42,7 +42,7 @@ const OWNER: &str = "COALESCE(customer_id, mitra_id, cc_user_id)";
 struct Presented {
     id: Uuid,
     family_id: Uuid,
-    role: String,
+    role: Role,
     owner_id: Uuid,
     used: bool,
     revoked: bool,
@@ -90,9 +90,7 @@ impl Store {
         let Some(row) = row else {
             return Ok(Rotation::Invalid);
         };
-        let Some(role) = Role::parse(&row.role) else {
-            return Ok(Rotation::Invalid);
-        };
+        let role = row.role;
         if row.revoked || row.expired {
             return Ok(Rotation::Invalid);
         }

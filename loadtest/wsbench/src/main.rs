@@ -333,7 +333,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match &cli.command {
         Command::Token { role } => {
-            let role = Role::parse(role).context("role must be customer, mitra or cc")?;
+            let role: Role = role.parse().ok().context("role must be customer, mitra or cc")?;
             println!("{}", token_keys(&cli).issue(uuid::Uuid::new_v4(), role)?.token);
         }
         Command::Idle { connections, hold_s, ready_file } => {
