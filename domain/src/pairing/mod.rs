@@ -323,7 +323,7 @@ pub async fn decline(
 ) -> Result<Declined, PairingError> {
     let declined = services.store.decline_request(request, mitra.id).await?;
     if let Some(failed) = &declined.failed {
-        report_failure(services, failed, "chat_request_closed").await;
+        report_failure(services, failed, EventKind::ChatRequestClosed).await;
     }
     Ok(declined)
 }
@@ -336,7 +336,7 @@ pub async fn close_window(services: &Services, request: Uuid) -> Result<Option<F
     for _ in 0..5 {
         match services.store.close_request_window(request).await? {
             WindowEnd::Closed(failed) => {
-                report_failure(services, &failed, "chat_request_expired").await;
+                report_failure(services, &failed, EventKind::ChatRequestExpired).await;
                 return Ok(Some(*failed));
             }
             WindowEnd::NotPending => return Ok(None),
@@ -371,7 +371,7 @@ pub async fn cancel(
 ) -> Result<Cancelled, PairingError> {
     let cancelled = services.store.cancel_search(payment, customer.id).await?;
     if let Some(failed) = &cancelled.request {
-        report_failure(services, failed, "chat_request_cancelled").await;
+        report_failure(services, failed, EventKind::ChatRequestCancelled).await;
     }
     match cancelled.without_search {
         Some(WithoutSearch::PaymentFailed) => {
@@ -392,8 +392,8 @@ pub async fn cancel(
 
 /// Counts a failed request and tells everyone: the customer (`pairing_failed`, or for a
 /// returning chat `returning_chat_rejected` / `returning_chat_timeout`), and each mitra who
-/// still had it open (`open_event`).
-async fn report_failure(services: &Services, failed: &Failed, open_event: &str) {
+/// still had it open (`open_kind`).
+async fn report_failure(services: &Services, failed: &Failed, open_kind: EventKind) {
     let request = &failed.request;
     let kind = request.request_type.as_str();
     tracing::info!(request_id = %request.id, request_type = kind, cause = %failed.cause, "search failed");
@@ -431,11 +431,6 @@ async fn report_failure(services: &Services, failed: &Failed, open_event: &str) 
         event: Event::new(customer_kind, data),
         push,
     }];
-    let open_kind = match open_event {
-        "chat_request_cancelled" => EventKind::ChatRequestCancelled,
-        "chat_request_expired" => EventKind::ChatRequestExpired,
-        _ => EventKind::ChatRequestClosed,
-    };
     let open = Event::new(open_kind, json!({ "request_id": request.id }));
     // Nobody needs to know who was reached by push here (no activity row records it).
     let _pushed =
