@@ -414,6 +414,8 @@ async fn current(store: &crate::store::Store, key: &'static str) -> Result<Value
 pub enum ConfigError {
     #[error("no configuration key {0}")]
     UnknownKey(String),
+    #[error("limit must be 1 to {MAX_CHANGES_PAGE}")]
+    InvalidPage,
     #[error(transparent)]
     Invalid(#[from] InvalidValue),
     #[error(transparent)]
@@ -424,6 +426,7 @@ impl crate::error::DomainError for ConfigError {
     fn code(&self) -> &'static str {
         match self {
             Self::UnknownKey(_) => "unknown_config_key",
+            Self::InvalidPage => "invalid_page",
             Self::Invalid(e) => e.code(),
             Self::Store(e) => e.code(),
         }
@@ -432,10 +435,27 @@ impl crate::error::DomainError for ConfigError {
     fn kind(&self) -> crate::error::ErrorKind {
         match self {
             Self::UnknownKey(_) => crate::error::ErrorKind::NotFound,
+            Self::InvalidPage => crate::error::ErrorKind::Invalid,
             Self::Invalid(e) => e.kind(),
             Self::Store(e) => e.kind(),
         }
     }
+}
+
+/// Most changes one page of the audit trail holds.
+pub const MAX_CHANGES_PAGE: i64 = 500;
+
+/// The configuration's audit trail, newest first: one key's changes, or all (50 by default).
+pub async fn changes(
+    store: &crate::store::Store,
+    key: Option<&str>,
+    limit: Option<i64>,
+) -> Result<Vec<crate::store::app_config::ConfigChange>, ConfigError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=MAX_CHANGES_PAGE).contains(&limit) {
+        return Err(ConfigError::InvalidPage);
+    }
+    Ok(store.config_changes(key, limit).await?)
 }
 
 /// A key as the control center shows it: its spec, default and current value.

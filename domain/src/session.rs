@@ -6,6 +6,7 @@
 //! the session, so a repeated, late or stale timer (the session was extended or ended
 //! early) changes nothing. The payment sweep moves sessions whose timers were lost.
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -16,9 +17,10 @@ use crate::error::{DomainError, ErrorKind};
 use crate::event::{Event, EventKind};
 use crate::jobs::{Timer, TimerKind};
 use crate::services::{Notice, Services};
-use crate::store::StoreError;
 use crate::store::chat::{ClosureKind, SessionStatus};
 use crate::store::sessions::Step;
+pub use crate::store::sessions::{EarlyEndRow, ReviewFlagRow};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -36,6 +38,8 @@ pub enum SessionError {
     NotAllowed(SessionStatus),
     #[error("you already left your closing message")]
     AlreadySaid,
+    #[error("limit must be 1 to {MAX_LOG_PAGE}")]
+    InvalidPage,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -50,6 +54,7 @@ impl DomainError for SessionError {
             Self::NotFound => "chat_session_not_found",
             Self::NotAllowed(_) => "chat_session_not_open",
             Self::AlreadySaid => "closing_message_already_left",
+            Self::InvalidPage => "invalid_page",
             Self::Store(e) => e.code(),
         }
     }
@@ -57,9 +62,10 @@ impl DomainError for SessionError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::FeatureDisabled => ErrorKind::Forbidden,
-            Self::InvalidReasonCode | Self::InvalidReasonText | Self::InvalidClosingMessage => {
-                ErrorKind::Invalid
-            }
+            Self::InvalidReasonCode
+            | Self::InvalidReasonText
+            | Self::InvalidClosingMessage
+            | Self::InvalidPage => ErrorKind::Invalid,
             Self::NotFound => ErrorKind::NotFound,
             Self::NotAllowed(_) | Self::AlreadySaid => ErrorKind::Conflict,
             Self::Store(e) => e.kind(),
@@ -301,4 +307,33 @@ pub async fn close_overdue(services: &Services) -> Result<usize, StoreError> {
         }
     }
     Ok(moved)
+}
+
+/// Most rows of a control-center log page (early ends, review flags), and the default.
+pub const MAX_LOG_PAGE: i64 = 500;
+const DEFAULT_LOG_PAGE: i64 = 100;
+
+fn log_page(limit: Option<i64>) -> Result<i64, SessionError> {
+    let limit = limit.unwrap_or(DEFAULT_LOG_PAGE);
+    (1..=MAX_LOG_PAGE).contains(&limit).then_some(limit).ok_or(SessionError::InvalidPage)
+}
+
+/// Every session not completed, oldest first: the control center's live view.
+pub async fn live(store: &Store) -> Result<Vec<SessionRow>, SessionError> {
+    Ok(store.live_sessions().await?)
+}
+
+/// The early ends in `[from, to)` (either open), newest first.
+pub async fn early_ends(
+    store: &Store,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    limit: Option<i64>,
+) -> Result<Vec<EarlyEndRow>, SessionError> {
+    Ok(store.early_ends(from, to, log_page(limit)?).await?)
+}
+
+/// The mitras flagged for review (over `early_end_mitra_daily_cap`), newest first.
+pub async fn review_flags(store: &Store, limit: Option<i64>) -> Result<Vec<ReviewFlagRow>, SessionError> {
+    Ok(store.review_flags(log_page(limit)?).await?)
 }

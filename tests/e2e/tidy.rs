@@ -108,6 +108,14 @@ fn every_module_says_what_it_is_for() {
     assert!(undocumented.is_empty(), "modules without a leading //! line: {undocumented:#?}");
 }
 
+/// Handlers are thin: they hand the store to the domain's functions and never call it
+/// themselves, so every rule (a page's limit, who may read what) is the domain's, once.
+#[test]
+fn handlers_reach_the_store_only_through_the_domain() {
+    let found = offenders(&sources("api/src/routes"), |_| false, &["state.store."]);
+    assert!(found.is_empty(), "a handler calls the store: {found:#?}");
+}
+
 /// A production file a newcomer can read through: at most 600 lines (split by what the
 /// parts do, as `store/pairing/answers.rs` and `pairing/views.rs` are).
 #[test]

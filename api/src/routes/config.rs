@@ -124,15 +124,7 @@ pub async fn changes(
     _operator: Operator,
     ApiQuery(query): ApiQuery<ChangesQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "invalid_page",
-            "limit must be 1 to 500",
-        ));
-    }
-    let rows = state.store.config_changes(query.key.as_deref(), limit).await.map_err(ApiError::from)?;
+    let rows = domain::app_config::changes(&state.store, query.key.as_deref(), query.limit).await?;
     let changes: Vec<Value> = rows
         .iter()
         .map(|c| {

@@ -49,15 +49,6 @@ pub struct LogPage {
     limit: Option<i64>,
 }
 
-fn limit_of(limit: Option<i64>) -> Result<i64, ApiError> {
-    let limit = limit.unwrap_or(100);
-    if (1..=500).contains(&limit) {
-        Ok(limit)
-    } else {
-        Err(ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_page", "limit must be 1 to 500"))
-    }
-}
-
 crate::route_errors! {
     ListMitrasErrors: Operator, [Query];
     400 => [invalid_page];
@@ -150,7 +141,7 @@ pub async fn live_sessions(
     _operator: Operator,
 ) -> Result<Json<Value>, ApiError> {
     let now = chrono::Utc::now();
-    let rows = state.store.live_sessions().await.map_err(ApiError::from)?;
+    let rows = domain::session::live(&state.store).await?;
     let rows: Vec<Value> = rows
         .iter()
         .map(|s| {
@@ -194,11 +185,7 @@ pub async fn early_ends(
     _operator: Operator,
     ApiQuery(page): ApiQuery<LogPage>,
 ) -> Result<Json<Value>, ApiError> {
-    let rows = state
-        .store
-        .early_ends(page.date_from, page.date_to, limit_of(page.limit)?)
-        .await
-        .map_err(ApiError::from)?;
+    let rows = domain::session::early_ends(&state.store, page.date_from, page.date_to, page.limit).await?;
     let rows: Vec<Value> = rows
         .iter()
         .map(|e| {
@@ -231,7 +218,7 @@ pub async fn review_flags(
     _operator: Operator,
     ApiQuery(page): ApiQuery<LogPage>,
 ) -> Result<Json<Value>, ApiError> {
-    let rows = state.store.review_flags(limit_of(page.limit)?).await.map_err(ApiError::from)?;
+    let rows = domain::session::review_flags(&state.store, page.limit).await?;
     let rows: Vec<Value> = rows
         .iter()
         .map(|f| {
