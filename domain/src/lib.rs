@@ -18,6 +18,7 @@ pub mod event;
 pub mod events;
 pub mod extension;
 pub mod failures;
+pub mod ids;
 pub mod jobs;
 pub mod metrics;
 pub mod pairing;

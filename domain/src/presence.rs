@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app_config;
 use crate::auth::Principal;
+use crate::ids::MitraId;
 use crate::services::Services;
 use crate::settings::PresenceSettings;
 use crate::store::presence::{MitraPresence, Seeding};
@@ -44,7 +45,7 @@ pub async fn set_mitra_status(
     let presence = store.set_mitra_status(mitra.id, online, default_cap()).await?;
     if presence.available
         && let Err(error) =
-            crate::pairing::offer_open_requests(services, mitra.id, presence.active_sessions).await
+            crate::pairing::offer_open_requests(services, mitra.mitra_id(), presence.active_sessions).await
     {
         // The switch is set; the next blast or connection offers again.
         tracing::warn!(%error, "offering open requests to a mitra who came online failed");
@@ -158,7 +159,7 @@ pub async fn restore_from_record(
                 .for_each_concurrent(16, |(mitra, active)| {
                     let services = &services;
                     async move {
-                        if let Err(error) = crate::pairing::offer_open_requests(services, mitra, active).await {
+                        if let Err(error) = crate::pairing::offer_open_requests(services, MitraId(mitra), active).await {
                             tracing::warn!(%error, %mitra, "offering open requests to a restored mitra failed");
                         }
                     }

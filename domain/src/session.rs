@@ -178,8 +178,12 @@ pub async fn complete(services: &Services, session: Uuid, due_at_ms: Option<u64>
     let cap = app_config::get(&services.store, app_config::MAX_CUSTOMERS_PER_MITRA).await.unwrap_or(3);
     match services.store.add_mitra_sessions(row.mitra_id, -1, cap).await {
         Ok(presence) if presence.available => {
-            if let Err(error) =
-                crate::pairing::offer_open_requests(services, row.mitra_id, presence.active_sessions).await
+            if let Err(error) = crate::pairing::offer_open_requests(
+                services,
+                crate::ids::MitraId(row.mitra_id),
+                presence.active_sessions,
+            )
+            .await
             {
                 tracing::warn!(%error, "offering open requests to a freed-up mitra failed");
             }

@@ -52,7 +52,7 @@ async fn apply_lane(inner: Arc<Inner>, mut ops: mpsc::UnboundedReceiver<RouteOp>
                             tokio::spawn(async move {
                                 let offered = domain::pairing::offer_open_requests(
                                     &services,
-                                    op.user,
+                                    domain::ids::MitraId(op.user),
                                     now.active_sessions,
                                 );
                                 if let Err(error) = offered.await {

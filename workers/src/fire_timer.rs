@@ -25,7 +25,9 @@ pub async fn run(timer: &FireTimer, ctx: &JobContext) -> Result<(), TimerError> 
     match timer.kind {
         TimerKind::Probe => crate::record_probe::run(key, ctx).await?,
         TimerKind::ExpirePaymentSession => crate::expire_payment_session::run(key, ctx).await?,
-        TimerKind::ClosePairingRequest => drop(domain::pairing::close_window(services, key).await?),
+        TimerKind::ClosePairingRequest => {
+            drop(domain::pairing::close_window(services, domain::ids::RequestId(key)).await?)
+        }
         TimerKind::WarnSessionEnding => domain::session::warn(services, key, due).await?,
         TimerKind::EndSessionTime => domain::session::time_up(services, key, Some(due)).await?,
         TimerKind::CompleteSession => domain::session::complete(services, key, Some(due)).await?,

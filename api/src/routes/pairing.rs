@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use domain::ids::{MitraId, PaymentId, RequestId};
+
 use crate::AppState;
 use crate::caller::{Customer, Mitra};
 use crate::error::ApiError;
@@ -86,7 +88,7 @@ pub async fn start_blast(
     Customer(customer): Customer,
     ApiJson(body): ApiJson<PaymentRef>,
 ) -> Result<(StatusCode, Json<ChatRequestView>), ApiError> {
-    Ok(created(&pairing::start_blast(&state.services, &customer, body.payment_session_id).await?))
+    Ok(created(&pairing::start_blast(&state.services, &customer, PaymentId(body.payment_session_id)).await?))
 }
 
 crate::route_errors! {
@@ -120,8 +122,13 @@ pub async fn start_returning(
     Customer(customer): Customer,
     ApiJson(body): ApiJson<Returning>,
 ) -> Result<(StatusCode, Json<ChatRequestView>), ApiError> {
-    let request =
-        pairing::start_returning(&state.services, &customer, body.payment_session_id, body.mitra_id).await?;
+    let request = pairing::start_returning(
+        &state.services,
+        &customer,
+        PaymentId(body.payment_session_id),
+        MitraId(body.mitra_id),
+    )
+    .await?;
     Ok(created(&request))
 }
 
@@ -142,7 +149,7 @@ crate::route_errors! {
 pub async fn fallback_to_blast(
     State(state): State<AppState>,
     Customer(customer): Customer,
-    ApiPath(payment): ApiPath<Uuid>,
+    ApiPath(payment): ApiPath<PaymentId>,
 ) -> Result<(StatusCode, Json<ChatRequestView>), ApiError> {
     Ok(created(&pairing::fallback_to_blast(&state.services, &customer, payment).await?))
 }
@@ -172,7 +179,7 @@ pub async fn cancel(
     Customer(customer): Customer,
     ApiJson(body): ApiJson<PaymentRef>,
 ) -> Result<Json<CancelledSearch>, ApiError> {
-    let cancelled = pairing::cancel(&state.services, &customer, body.payment_session_id).await?;
+    let cancelled = pairing::cancel(&state.services, &customer, PaymentId(body.payment_session_id)).await?;
     Ok(Json(CancelledSearch {
         payment_session: PaymentView::from(&cancelled.payment),
         chat_request: cancelled.request.as_ref().map(|failed| ChatRequestView::from(&failed.request)),
@@ -210,7 +217,7 @@ crate::route_errors! {
 pub async fn accept(
     State(state): State<AppState>,
     Mitra(mitra): Mitra,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<RequestId>,
 ) -> Result<Json<AcceptedView>, ApiError> {
     Ok(Json(AcceptedView::from(&pairing::accept(&state.services, &mitra, id).await?)))
 }
@@ -243,7 +250,7 @@ crate::route_errors! {
 pub async fn decline(
     State(state): State<AppState>,
     Mitra(mitra): Mitra,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<RequestId>,
 ) -> Result<Json<DeclinedOffer>, ApiError> {
     let declined = pairing::decline(&state.services, &mitra, id).await?;
     Ok(Json(DeclinedOffer { request_id: declined.request.id, response: OfferResponse::Rejected }))
@@ -270,7 +277,7 @@ crate::route_errors! {
 pub async fn status(
     State(state): State<AppState>,
     Mitra(mitra): Mitra,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<RequestId>,
 ) -> Result<Json<RequestStatusView>, ApiError> {
     let status = pairing::status_for_mitra(&state.store, &mitra, id).await?;
     Ok(Json(RequestStatusView::from(&status)))

@@ -159,7 +159,8 @@ pub async fn get(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<PaymentWithRequests>, ApiError> {
     let payment = payment::get(&state.store, &customer, id).await?;
-    let requests = domain::pairing::requests_of_payment(&state.store, &customer, id).await?;
+    let requests =
+        domain::pairing::requests_of_payment(&state.store, &customer, domain::ids::PaymentId(id)).await?;
     Ok(Json(PaymentWithRequests {
         payment: PaymentView::from(&payment),
         chat_requests: requests.iter().map(ChatRequestView::from).collect(),

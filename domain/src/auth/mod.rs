@@ -65,6 +65,18 @@ pub struct Principal {
     pub expires_at_s: i64,
 }
 
+impl Principal {
+    /// The caller as a customer (the edge checked the role).
+    pub fn customer_id(&self) -> crate::ids::CustomerId {
+        crate::ids::CustomerId(self.id)
+    }
+
+    /// The caller as a mitra (the edge checked the role).
+    pub fn mitra_id(&self) -> crate::ids::MitraId {
+        crate::ids::MitraId(self.id)
+    }
+}
+
 /// Everything that can go wrong signing in or presenting a token.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {

@@ -27,6 +27,7 @@ use crate::auth::{Principal, Role};
 use crate::error::{DomainError, ErrorKind};
 use crate::event::{Event, EventKind};
 use crate::failures::FailureCause;
+use crate::ids::{MitraId, PaymentId, RequestId};
 use crate::jobs::{Timer, TimerKind};
 use crate::push::PushMessage;
 use crate::services::{Notice, Services};
@@ -41,7 +42,7 @@ use crate::store::{Store, StoreError};
 /// waiting for their answer, soonest to end first. For an app that opens without an event
 /// or a push to go by.
 pub async fn open_offers(store: &Store, mitra: &Principal) -> Result<Vec<OfferView>, StoreError> {
-    Ok(store.open_offers_of(mitra.id).await?.iter().map(OfferView::from).collect())
+    Ok(store.open_offers_of(mitra.mitra_id()).await?.iter().map(OfferView::from).collect())
 }
 
 fn due_ms(at: chrono::DateTime<chrono::Utc>) -> u64 {
@@ -53,7 +54,7 @@ fn due_ms(at: chrono::DateTime<chrono::Utc>) -> u64 {
 pub async fn start_blast(
     services: &Services,
     customer: &Principal,
-    payment: Uuid,
+    payment: PaymentId,
 ) -> Result<RequestRow, PairingError> {
     start(services, customer, payment, None, false).await
 }
@@ -64,7 +65,7 @@ pub async fn start_blast(
 pub async fn fallback_to_blast(
     services: &Services,
     customer: &Principal,
-    payment: Uuid,
+    payment: PaymentId,
 ) -> Result<RequestRow, PairingError> {
     start(services, customer, payment, None, true).await
 }
@@ -75,8 +76,8 @@ pub async fn fallback_to_blast(
 pub async fn start_returning(
     services: &Services,
     customer: &Principal,
-    payment: Uuid,
-    mitra: Uuid,
+    payment: PaymentId,
+    mitra: MitraId,
 ) -> Result<RequestRow, PairingError> {
     start(services, customer, payment, Some(mitra), false).await
 }
@@ -84,8 +85,8 @@ pub async fn start_returning(
 async fn start(
     services: &Services,
     customer: &Principal,
-    payment: Uuid,
-    targeted: Option<Uuid>,
+    payment: PaymentId,
+    targeted: Option<MitraId>,
     fallback: bool,
 ) -> Result<RequestRow, PairingError> {
     let store = &services.store;
@@ -93,9 +94,10 @@ async fn start(
         None => (app_config::PAIRING_BLAST_TIMEOUT_SECONDS, false, 0),
         Some(mitra) => {
             let cap = app_config::get(store, app_config::MAX_CUSTOMERS_PER_MITRA).await?;
-            let presence = store.mitra_presence(mitra, cap).await?;
+            let presence = store.mitra_presence(mitra.0, cap).await?;
             // A mitra already chatting with this customer may take them again at the cap.
-            let room = presence.active_sessions < cap || store.in_session_with(mitra, customer.id).await?;
+            let room = presence.active_sessions < cap
+                || store.in_session_with(mitra, customer.customer_id()).await?;
             (
                 app_config::RETURNING_CHAT_CONFIRMATION_TIMEOUT_SECONDS,
                 presence.online && room,
@@ -105,7 +107,7 @@ async fn start(
     };
     let new = NewRequest {
         payment,
-        customer: customer.id,
+        customer: customer.customer_id(),
         targeted,
         targeted_available,
         fallback,
@@ -141,7 +143,7 @@ async fn start(
         due_at_ms: due_ms(request.expires_at),
     };
     let mitras = match targeted {
-        Some(mitra) => vec![(mitra, target_sessions)],
+        Some(mitra) => vec![(mitra.0, target_sessions)],
         None => store.available_mitras().await?,
     };
     // The window timer is queued while the offers go out; if queuing fails, the sweep
@@ -213,7 +215,7 @@ fn chat_request(offer: &Offer) -> (Event, PushMessage) {
 /// every open general request they have not seen. Returns how many.
 pub async fn offer_open_requests(
     services: &Services,
-    mitra: Uuid,
+    mitra: MitraId,
     active_sessions: i64,
 ) -> Result<usize, StoreError> {
     let store = &services.store;
@@ -226,7 +228,7 @@ pub async fn offer_open_requests(
         .iter()
         .map(|offer| {
             let (event, push) = chat_request(offer);
-            Notice { role: Role::Mitra, user: mitra, event, push: Some(push) }
+            Notice { role: Role::Mitra, user: mitra.0, event, push: Some(push) }
         })
         .collect();
     services.notify(notices).await;
@@ -236,13 +238,17 @@ pub async fn offer_open_requests(
 /// `POST /api/mitra/chat-requests/:id/accept`. The first accept wins; repeating a won
 /// accept returns the same session.
 #[tracing::instrument(skip_all, fields(mitra_id = %mitra.id, request_id = %request))]
-pub async fn accept(services: &Services, mitra: &Principal, request: Uuid) -> Result<Accepted, PairingError> {
+pub async fn accept(
+    services: &Services,
+    mitra: &Principal,
+    request: RequestId,
+) -> Result<Accepted, PairingError> {
     let store = &services.store;
     let cap = app_config::get(store, app_config::MAX_CUSTOMERS_PER_MITRA).await?;
-    let accepted = match store.accept_request(request, mitra.id, cap).await? {
+    let accepted = match store.accept_request(request, mitra.mitra_id(), cap).await? {
         Accept::Won(accepted) => *accepted,
         Accept::AlreadyYours => {
-            return store.accepted_by(request, mitra.id).await?.ok_or(PairingError::RequestNotFound);
+            return store.accepted_by(request, mitra.mitra_id()).await?.ok_or(PairingError::RequestNotFound);
         }
     };
     let kind = accepted.request.request_type.as_str();
@@ -319,9 +325,9 @@ fn paired_notice(accepted: &Accepted, role: Role, user: Uuid) -> Notice {
 pub async fn decline(
     services: &Services,
     mitra: &Principal,
-    request: Uuid,
+    request: RequestId,
 ) -> Result<Declined, PairingError> {
-    let declined = services.store.decline_request(request, mitra.id).await?;
+    let declined = services.store.decline_request(request, mitra.mitra_id()).await?;
     if let Some(failed) = &declined.failed {
         report_failure(services, failed, EventKind::ChatRequestClosed).await;
     }
@@ -332,7 +338,7 @@ pub async fn decline(
 /// nothing when it was already resolved; waits when the database's clock says the window
 /// is still open (the worker's clock ran ahead).
 #[tracing::instrument(skip_all, fields(request_id = %request))]
-pub async fn close_window(services: &Services, request: Uuid) -> Result<Option<Failed>, StoreError> {
+pub async fn close_window(services: &Services, request: RequestId) -> Result<Option<Failed>, StoreError> {
     for _ in 0..5 {
         match services.store.close_request_window(request).await? {
             WindowEnd::Closed(failed) => {
@@ -367,9 +373,9 @@ pub async fn close_overdue_windows(services: &Services) -> Result<usize, StoreEr
 pub async fn cancel(
     services: &Services,
     customer: &Principal,
-    payment: Uuid,
+    payment: PaymentId,
 ) -> Result<Cancelled, PairingError> {
-    let cancelled = services.store.cancel_search(payment, customer.id).await?;
+    let cancelled = services.store.cancel_search(payment, customer.customer_id()).await?;
     if let Some(failed) = &cancelled.request {
         report_failure(services, failed, EventKind::ChatRequestCancelled).await;
     }
@@ -441,10 +447,10 @@ async fn report_failure(services: &Services, failed: &Failed, open_kind: EventKi
 pub async fn status_for_mitra(
     store: &Store,
     mitra: &Principal,
-    request: Uuid,
+    request: RequestId,
 ) -> Result<RequestStatus, PairingError> {
     let (row, response) =
-        store.request_for_mitra(request, mitra.id).await?.ok_or(PairingError::RequestNotFound)?;
+        store.request_for_mitra(request, mitra.mitra_id()).await?.ok_or(PairingError::RequestNotFound)?;
     let status = match (row.status, row.failure_cause) {
         (RequestState::Pending, _) if row.expires_at > chrono::Utc::now() => OfferStatus::Pending,
         (RequestState::Pending, _) => OfferStatus::Expired,
@@ -461,7 +467,7 @@ pub async fn status_for_mitra(
 pub async fn requests_of_payment(
     store: &Store,
     customer: &Principal,
-    payment: Uuid,
+    payment: PaymentId,
 ) -> Result<Vec<RequestRow>, StoreError> {
-    store.requests_of_payment(customer.id, payment).await
+    store.requests_of_payment(customer.customer_id(), payment).await
 }

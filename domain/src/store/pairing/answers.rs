@@ -29,7 +29,11 @@ impl Store {
     /// Locks the request for an answer by `mitra`: it must exist, have been offered to the
     /// mitra, still be pending and not yet answered by them. Returns the request and
     /// whether its window has ended (by the database's clock).
-    async fn lock_for_answer(tx: &mut Tx, request: Uuid, mitra: Uuid) -> Result<Answerable, PairingError> {
+    async fn lock_for_answer(
+        tx: &mut Tx,
+        request: RequestId,
+        mitra: MitraId,
+    ) -> Result<Answerable, PairingError> {
         let query = format!(
             "SELECT {REQUEST_COLUMNS}, expires_at <= now() AS window_over,
                     offered.response, offered.id IS NOT NULL AS offered
@@ -47,7 +51,7 @@ impl Store {
             return Err(PairingError::RequestNotFound);
         };
         if locked.row.status != RequestState::Pending {
-            if locked.row.accepted_mitra_id == Some(mitra) {
+            if locked.row.accepted_mitra_id == Some(mitra.0) {
                 return Ok(Answerable::AcceptedByCaller);
             }
             return Err(PairingError::closed(locked.row.status, locked.row.failure_cause));
@@ -61,7 +65,12 @@ impl Store {
     /// The mitra accepts: the first accept wins. Starts the chat session, consumes the
     /// payment, marks the others `missed`, all in one transaction (four round trips: the
     /// request lock, the mitra lock, one statement for every change, the commit).
-    pub async fn accept_request(&self, request: Uuid, mitra: Uuid, cap: i64) -> Result<Accept, PairingError> {
+    pub async fn accept_request(
+        &self,
+        request: RequestId,
+        mitra: MitraId,
+        cap: i64,
+    ) -> Result<Accept, PairingError> {
         let mut tx = self.pg.begin().await?;
         let (row, window_over) = match Self::lock_for_answer(&mut tx, request, mitra).await? {
             Answerable::Open { row, window_over } => (row, window_over),
@@ -142,7 +151,11 @@ impl Store {
     }
 
     /// The accept `mitra` already won on `request` (a repeated accept), as it was.
-    pub async fn accepted_by(&self, request: Uuid, mitra: Uuid) -> Result<Option<Accepted>, StoreError> {
+    pub async fn accepted_by(
+        &self,
+        request: RequestId,
+        mitra: MitraId,
+    ) -> Result<Option<Accepted>, StoreError> {
         let query = format!(
             "SELECT {REQUEST_COLUMNS} FROM pairing_requests WHERE id = $1 AND accepted_mitra_id = $2"
         );
@@ -187,7 +200,11 @@ impl Store {
 
     /// The mitra declines. A returning chat then fails (`targeted_mitra_rejected`); a
     /// general one fails (`all_mitras_rejected`) when every mitra offered it has declined.
-    pub async fn decline_request(&self, request: Uuid, mitra: Uuid) -> Result<Declined, PairingError> {
+    pub async fn decline_request(
+        &self,
+        request: RequestId,
+        mitra: MitraId,
+    ) -> Result<Declined, PairingError> {
         let mut tx = self.pg.begin().await?;
         let row = match Self::lock_for_answer(&mut tx, request, mitra).await? {
             Answerable::Open { row, .. } => row,
@@ -229,7 +246,7 @@ impl Store {
     /// for a blast, `targeted_mitra_timeout` for a returning chat) and unanswered offers
     /// become `ignored`. By the database's clock: a window that has not ended there yet
     /// answers how long is left.
-    pub async fn close_request_window(&self, request: Uuid) -> Result<WindowEnd, StoreError> {
+    pub async fn close_request_window(&self, request: RequestId) -> Result<WindowEnd, StoreError> {
         let mut tx = self.pg.begin().await?;
         let query = format!(
             "SELECT {REQUEST_COLUMNS},
@@ -258,7 +275,7 @@ impl Store {
 
     /// Pending requests whose window ended more than `grace_s` ago (their timer was lost):
     /// the sweep closes them.
-    pub async fn overdue_requests(&self, grace_s: i64) -> Result<Vec<Uuid>, StoreError> {
+    pub async fn overdue_requests(&self, grace_s: i64) -> Result<Vec<RequestId>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT id FROM pairing_requests
              WHERE status = 'pending' AND expires_at <= now() - make_interval(secs => $1::double precision)
@@ -272,7 +289,11 @@ impl Store {
     /// The customer gives up: a pending search is cancelled (`customer_cancelled`), and a
     /// confirmed payment without a search fails the same way. Idempotent for a payment
     /// that already failed.
-    pub async fn cancel_search(&self, payment: Uuid, customer: Uuid) -> Result<Cancelled, PairingError> {
+    pub async fn cancel_search(
+        &self,
+        payment: PaymentId,
+        customer: CustomerId,
+    ) -> Result<Cancelled, PairingError> {
         // A search that starts between looking and locking is caught by the re-check below;
         // then the whole thing runs again (it cannot loop: the search is then found first).
         for _ in 0..3 {
@@ -326,7 +347,7 @@ impl Store {
                 PaymentStatus::Confirmed => {
                     fail_payment(
                         &mut tx,
-                        payment,
+                        payment.0,
                         None,
                         row.targeted_mitra_id,
                         FailureCause::CustomerCancelled,
@@ -357,7 +378,7 @@ impl Store {
                     Ok(Cancelled { payment: row, request: None, without_search })
                 }
                 PaymentStatus::Consumed => {
-                    Err(PairingError::AlreadyPaired(self.session_of_payment(payment).await?))
+                    Err(PairingError::AlreadyPaired(self.session_of_payment(payment.0).await?))
                 }
                 other => Err(PairingError::PaymentNotConfirmed(other)),
             };
@@ -368,8 +389,8 @@ impl Store {
     /// The request as `mitra` may see it, with the mitra's own response.
     pub async fn request_for_mitra(
         &self,
-        request: Uuid,
-        mitra: Uuid,
+        request: RequestId,
+        mitra: MitraId,
     ) -> Result<Option<(RequestRow, Option<OfferResponse>)>, StoreError> {
         let query = format!(
             "SELECT {REQUEST_COLUMNS}, response FROM pairing_requests
@@ -387,8 +408,8 @@ impl Store {
     /// The customer's pairing requests for one payment, newest first.
     pub async fn requests_of_payment(
         &self,
-        customer: Uuid,
-        payment: Uuid,
+        customer: CustomerId,
+        payment: PaymentId,
     ) -> Result<Vec<RequestRow>, StoreError> {
         let query = format!(
             "SELECT {REQUEST_COLUMNS} FROM pairing_requests WHERE payment_session_id = $1 AND customer_id = $2
@@ -402,7 +423,7 @@ impl Store {
     }
 
     /// Whether the mitra has a live session with the customer.
-    pub async fn in_session_with(&self, mitra: Uuid, customer: Uuid) -> Result<bool, StoreError> {
+    pub async fn in_session_with(&self, mitra: MitraId, customer: CustomerId) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM chat_sessions WHERE mitra_id = $1 AND customer_id = $2 AND status <> 'completed')",
         )

@@ -17,6 +17,7 @@ pub use answers::{Accept, WindowEnd};
 use super::payments::{PAYMENT_COLUMNS, PaymentPurpose, PaymentRow, PaymentStatus};
 use super::{Store, StoreError};
 use crate::failures::FailureCause;
+use crate::ids::{CustomerId, MitraId, PaymentId, RequestId};
 use crate::pairing::PairingError;
 
 crate::text_enum::text_enum! {
@@ -80,10 +81,10 @@ pub struct Offer {
 
 /// A new request: a general blast, or a returning chat for one mitra.
 pub struct NewRequest {
-    pub payment: Uuid,
-    pub customer: Uuid,
+    pub payment: PaymentId,
+    pub customer: CustomerId,
     /// `None`: general blast. `Some`: returning chat to this mitra.
-    pub targeted: Option<Uuid>,
+    pub targeted: Option<MitraId>,
     /// Whether the targeted mitra can take it now (checked before, from presence).
     pub targeted_available: bool,
     /// Reopen a payment whose returning chat failed (fallback to a general blast).
@@ -318,11 +319,11 @@ impl Store {
             }
         }
         if let Some(mitra) = new.targeted {
-            if payment.targeted_mitra_id != Some(mitra) {
+            if payment.targeted_mitra_id != Some(mitra.0) {
                 return Err(PairingError::TargetMismatch);
             }
             if !new.targeted_available {
-                fail_payment(&mut tx, payment.id, None, Some(mitra), FailureCause::TargetedMitraOffline)
+                fail_payment(&mut tx, payment.id, None, Some(mitra.0), FailureCause::TargetedMitraOffline)
                     .await?;
                 tx.commit().await?;
                 return Err(PairingError::TargetedOffline);
@@ -409,7 +410,7 @@ impl Store {
     /// request they have not seen. Returns those requests.
     pub async fn offer_open_requests(
         &self,
-        mitra: Uuid,
+        mitra: MitraId,
         active_sessions: i64,
     ) -> Result<Vec<Uuid>, StoreError> {
         let mut tx = self.pg.begin().await?;
@@ -449,7 +450,7 @@ impl Store {
 
     /// The requests offered to `mitra` that are pending, unanswered by them and within
     /// their window, soonest to end first.
-    pub async fn open_offers_of(&self, mitra: Uuid) -> Result<Vec<Offer>, StoreError> {
+    pub async fn open_offers_of(&self, mitra: MitraId) -> Result<Vec<Offer>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT r.id AS request_id, r.request_type, c.call_name AS customer_call_name,
                     p.duration_minutes, r.expires_at
