@@ -2,10 +2,9 @@
 //! Deactivation takes effect everywhere at once: sign-in is refused, refresh tokens are
 //! revoked, access tokens are refused, and the mitra's live sockets are closed.
 
-use uuid::Uuid;
-
 use crate::auth::{Principal, Role, session};
 use crate::error::{DomainError, ErrorKind};
+use crate::ids::MitraId;
 use crate::password;
 use crate::settings::AuthSettings;
 use crate::store::accounts::{MitraRow, NewAccount};
@@ -98,19 +97,19 @@ pub async fn set_mitra_active(
     store: &Store,
     auth: &AuthSettings,
     actor: &Principal,
-    mitra_id: Uuid,
+    mitra_id: MitraId,
     active: bool,
 ) -> Result<MitraRow, AccountError> {
     let mitra =
-        store.set_mitra_active(actor.id, mitra_id, active).await?.ok_or(AccountError::MitraNotFound)?;
+        store.set_mitra_active(actor.id, mitra_id.0, active).await?.ok_or(AccountError::MitraNotFound)?;
     // Postgres is the record; Redis makes it bite at once on tokens and sockets.
-    store.set_deactivated_flag(mitra_id, !active).await?;
+    store.set_deactivated_flag(mitra_id.0, !active).await?;
     if !active {
         let ttl_s = auth.access_token_ttl_s;
         session::revoke_all_sign_ins(
             store,
             ttl_s,
-            mitra_id,
+            mitra_id.0,
             CLOSE_ACCOUNT_DEACTIVATED,
             "account_deactivated",
         )
@@ -155,7 +154,7 @@ pub async fn reset_mitra_password(
     store: &Store,
     auth: &AuthSettings,
     actor: &Principal,
-    mitra_id: Uuid,
+    mitra_id: MitraId,
     new_password: &str,
 ) -> Result<(), AccountError> {
     if !(8..=256).contains(&new_password.chars().count()) {
@@ -163,11 +162,11 @@ pub async fn reset_mitra_password(
     }
     let hash = password::hash(new_password).await?;
     let email =
-        store.reset_mitra_password(actor.id, mitra_id, &hash).await?.ok_or(AccountError::MitraNotFound)?;
+        store.reset_mitra_password(actor.id, mitra_id.0, &hash).await?.ok_or(AccountError::MitraNotFound)?;
     // A mitra locked out by too many attempts signs in with the new password at once.
     store.clear_sign_in_attempts(Role::Mitra, &email).await?;
     let ttl_s = auth.access_token_ttl_s;
-    session::revoke_all_sign_ins(store, ttl_s, mitra_id, session::CLOSE_SIGN_IN_REVOKED, "password_reset")
+    session::revoke_all_sign_ins(store, ttl_s, mitra_id.0, session::CLOSE_SIGN_IN_REVOKED, "password_reset")
         .await?;
     Ok(())
 }

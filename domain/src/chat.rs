@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::auth::{Principal, Role};
 use crate::error::{DomainError, ErrorKind};
 use crate::event::{Event, EventKind};
+use crate::ids::SessionId;
 use crate::push::PushMessage;
 use crate::services::{Notice, Services};
 use crate::store::chat::Sent;
@@ -117,7 +118,7 @@ pub async fn send(
     services: &Services,
     sender: &Principal,
     origin: Option<&SocketRef>,
-    session: Uuid,
+    session: SessionId,
     client_msg_id: &str,
     body: &str,
 ) -> Result<(MessageRow, bool), ChatError> {
@@ -131,7 +132,7 @@ pub async fn send(
     if id_chars == 0 || id_chars > MAX_CLIENT_MSG_ID_CHARS || client_msg_id.chars().any(char::is_control) {
         return Err(ChatError::InvalidClientMsgId);
     }
-    let sent = services.store.send_message(sender, session, client_msg_id, body).await?;
+    let sent = services.store.send_message(sender, session.0, client_msg_id, body).await?;
     if sent.stored_now {
         services.metrics.chat_messages.with_label_values(&[sender.role.as_str()]).inc();
     }
@@ -185,13 +186,13 @@ async fn deliver(services: &Services, sender: &Principal, origin: Option<&Socket
 pub async fn mark(
     services: &Services,
     caller: &Principal,
-    session: Uuid,
+    session: SessionId,
     receipt: Receipt,
     up_to_seq: i64,
 ) -> Result<SessionRow, ChatError> {
     let (row, moved) = services
         .store
-        .mark_receipt(caller, session, receipt, up_to_seq)
+        .mark_receipt(caller, session.0, receipt, up_to_seq)
         .await?
         .ok_or(ChatError::SessionNotFound)?;
     if moved {
@@ -211,8 +212,8 @@ pub async fn mark(
 /// Tells the other party the caller is typing: ephemeral, never stored, shown for
 /// [`TYPING_SHOWS_MS`]. The hub throttles how often one socket may send it.
 #[tracing::instrument(skip_all, fields(session_id = %session))]
-pub async fn typing(store: &Store, caller: &Principal, session: Uuid) -> Result<(), ChatError> {
-    let row = store.chat_session_for(caller, session).await?.ok_or(ChatError::SessionNotFound)?;
+pub async fn typing(store: &Store, caller: &Principal, session: SessionId) -> Result<(), ChatError> {
+    let row = store.chat_session_for(caller, session.0).await?.ok_or(ChatError::SessionNotFound)?;
     if !row.status.is_open() {
         return Err(ChatError::SessionNotOpen(row.status));
     }
@@ -237,7 +238,7 @@ fn other_party(caller: &Principal, row: &SessionRow) -> (Role, Uuid) {
 pub async fn history(
     store: &Store,
     caller: &Principal,
-    session: Uuid,
+    session: SessionId,
     after_seq: Option<i64>,
     before_seq: Option<i64>,
     limit: Option<i64>,
@@ -246,7 +247,7 @@ pub async fn history(
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ChatError::InvalidPage);
     }
-    store.messages(caller, session, after_seq, before_seq, limit).await?.ok_or(ChatError::SessionNotFound)
+    store.messages(caller, session.0, after_seq, before_seq, limit).await?.ok_or(ChatError::SessionNotFound)
 }
 
 /// A chat session as one of its parties sees it: the partner by the one name they may see.
@@ -322,8 +323,8 @@ impl SessionView {
 }
 
 /// One session of the caller's.
-pub async fn session(store: &Store, caller: &Principal, id: Uuid) -> Result<SessionRow, ChatError> {
-    store.chat_session_for(caller, id).await?.ok_or(ChatError::SessionNotFound)
+pub async fn session(store: &Store, caller: &Principal, id: SessionId) -> Result<SessionRow, ChatError> {
+    store.chat_session_for(caller, id.0).await?.ok_or(ChatError::SessionNotFound)
 }
 
 /// The caller's sessions, newest first.

@@ -19,6 +19,7 @@ use crate::auth::{Principal, Role};
 use crate::charges::{self, ChargeError, ChargeRequest};
 use crate::error::{DomainError, ErrorKind};
 use crate::event::{Event, EventKind};
+use crate::ids::{ExtensionId, PaymentId, SessionId};
 use crate::jobs::{Timer, TimerKind};
 use crate::push::PushMessage;
 use crate::services::{Notice, Services};
@@ -125,12 +126,12 @@ impl From<&ExtensionRow> for ExtensionView {
 pub async fn pending(
     store: &crate::store::Store,
     caller: &Principal,
-    session: Uuid,
+    session: SessionId,
 ) -> Result<Option<ExtensionRow>, ExtensionError> {
-    if store.chat_session_for(caller, session).await?.is_none() {
+    if store.chat_session_for(caller, session.0).await?.is_none() {
         return Err(ExtensionError::SessionNotFound);
     }
-    Ok(store.pending_extension(session).await?)
+    Ok(store.pending_extension(session.0).await?)
 }
 
 fn ms(at: chrono::DateTime<chrono::Utc>) -> u64 {
@@ -142,12 +143,13 @@ fn ms(at: chrono::DateTime<chrono::Utc>) -> u64 {
 pub async fn request(
     services: &Services,
     customer: &Principal,
-    session: Uuid,
-    payment: Uuid,
+    session: SessionId,
+    payment: PaymentId,
 ) -> Result<ExtensionRow, ExtensionError> {
     let store = &services.store;
     let window_s = app_config::get(store, app_config::EXTENSION_TIMEOUT_SECONDS).await?;
-    let (extension, mitra) = store.request_extension(customer.id, session, payment, window_s).await?;
+    let (extension, mitra) =
+        store.request_extension(customer.customer_id(), session, payment, window_s).await?;
     tracing::info!(
         session_id = %extension.chat_session_id,
         extension_id = %extension.id,
@@ -215,10 +217,10 @@ pub async fn request(
 pub async fn answer(
     services: &Services,
     mitra: &Principal,
-    extension: Uuid,
+    extension: ExtensionId,
     approve: bool,
 ) -> Result<Resolved, ExtensionError> {
-    let pending = services.store.lock_extension(extension, Some(mitra.id)).await?;
+    let pending = services.store.lock_extension(extension.0, Some(mitra.id)).await?;
     if approve {
         resolve_approve(services, pending, ExtensionStatus::Approved).await
     } else {
@@ -240,9 +242,9 @@ async fn mitra_present(store: &crate::store::Store, mitra: Uuid, cap: i64, reque
 /// offline, disconnected or not heard from since the request, which always rejects. Does
 /// nothing when it was resolved.
 #[tracing::instrument(skip_all, fields(extension_id = %extension))]
-pub async fn window_ended(services: &Services, extension: Uuid) -> Result<(), ExtensionError> {
+pub async fn window_ended(services: &Services, extension: ExtensionId) -> Result<(), ExtensionError> {
     for _ in 0..5 {
-        let pending = match services.store.lock_extension(extension, None).await {
+        let pending = match services.store.lock_extension(extension.0, None).await {
             Ok(pending) => pending,
             Err(ExtensionError::Store(e)) => return Err(e.into()),
             // Resolved already, or gone.
@@ -333,7 +335,12 @@ async fn resolve_approve(
         "extension approved; chat session resumed"
     );
     services.metrics.payment_transitions.with_label_values(&[PaymentStatus::Consumed.as_str()]).inc();
-    crate::session::schedule_end(services, resolved.extension.chat_session_id, resolved.ends_at).await;
+    crate::session::schedule_end(
+        services,
+        crate::ids::SessionId(resolved.extension.chat_session_id),
+        resolved.ends_at,
+    )
+    .await;
     announce(services, &resolved).await;
     let data = json!({ "session_id": resolved.extension.chat_session_id, "ends_at": resolved.ends_at });
     tell_both(services, &resolved, EventKind::SessionResumed, data).await;

@@ -3,10 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::auth::Principal;
 use crate::error::{DomainError, ErrorKind};
+use crate::ids::{FailureId, MitraId};
 use crate::store::failures::FailureFilter;
 pub use crate::store::failures::FailureRow;
 pub use crate::store::failures::OperatorAction;
@@ -135,11 +135,11 @@ pub async fn list(
 pub async fn action(
     store: &Store,
     operator: &Principal,
-    id: Uuid,
+    id: FailureId,
     action: &str,
 ) -> Result<FailureRow, FailureError> {
     let action = action.parse::<OperatorAction>().map_err(|_| FailureError::InvalidAction)?;
-    store.action_failure(id, operator.id, action).await
+    store.action_failure(id.0, operator.id, action).await
 }
 
 /// A row as the control center shows it.
@@ -179,7 +179,7 @@ pub async fn mitra_activity(
     store: &Store,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
-    mitra: Option<Uuid>,
+    mitra: Option<MitraId>,
     sort: Option<&str>,
     order: Option<&str>,
 ) -> Result<Vec<crate::store::failures::ActivityRow>, FailureError> {
@@ -196,5 +196,5 @@ pub async fn mitra_activity(
         Some("asc") => false,
         Some(_) => return Err(FailureError::InvalidSort),
     };
-    Ok(store.mitra_activity(from, to, mitra, sort, descending).await?)
+    Ok(store.mitra_activity(from, to, mitra.map(|id| id.0), sort, descending).await?)
 }

@@ -51,6 +51,8 @@ ids! {
     SessionId;
     /// An extension request.
     ExtensionId;
+    /// A row of the failed-pairings ledger.
+    FailureId;
 }
 
 #[cfg(test)]

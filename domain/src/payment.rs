@@ -18,6 +18,7 @@ use crate::app_config;
 use crate::auth::Principal;
 use crate::charges::{self, ChargeError, ChargeRequest};
 use crate::error::{DomainError, ErrorKind};
+use crate::ids::PaymentId;
 use crate::jobs::{JobError, Timer, TimerKind};
 use crate::services::Services;
 use crate::store::chat::SessionStatus;
@@ -271,9 +272,9 @@ pub async fn create(
 pub async fn confirm(
     services: &Services,
     customer: &Principal,
-    id: Uuid,
+    id: PaymentId,
 ) -> Result<PaymentRow, PaymentError> {
-    confirm_for(services, customer.id, id).await
+    confirm_for(services, customer.id, id.0).await
 }
 
 async fn confirm_for(services: &Services, customer: Uuid, id: Uuid) -> Result<PaymentRow, PaymentError> {
@@ -334,8 +335,12 @@ async fn confirm_for(services: &Services, customer: Uuid, id: Uuid) -> Result<Pa
 
 /// pending → abandoned (the customer left the payment screen). Idempotent.
 #[tracing::instrument(skip_all, fields(payment_session_id = %id))]
-pub async fn cancel(services: &Services, customer: &Principal, id: Uuid) -> Result<PaymentRow, PaymentError> {
-    let lock = services.store.lock_payment(customer.id, id).await?.ok_or(PaymentError::NotFound)?;
+pub async fn cancel(
+    services: &Services,
+    customer: &Principal,
+    id: PaymentId,
+) -> Result<PaymentRow, PaymentError> {
+    let lock = services.store.lock_payment(customer.id, id.0).await?.ok_or(PaymentError::NotFound)?;
     match lock.row.status {
         // A confirm is charging it (or an extension request holds it): not abandoned now.
         PaymentStatus::Pending if lock.claimed_charge.is_some() || lock.extension_pending => {
@@ -409,8 +414,8 @@ pub async fn finish_stale_charges(services: &Services) -> Result<FinishedCharges
 }
 
 /// The customer's payment session.
-pub async fn get(store: &Store, customer: &Principal, id: Uuid) -> Result<PaymentRow, PaymentError> {
-    store.payment(customer.id, id).await?.ok_or(PaymentError::NotFound)
+pub async fn get(store: &Store, customer: &Principal, id: PaymentId) -> Result<PaymentRow, PaymentError> {
+    store.payment(customer.id, id.0).await?.ok_or(PaymentError::NotFound)
 }
 
 /// Closes payment sessions whose expiry passed (the 60 s sweep). Idempotent: a second run
@@ -423,6 +428,6 @@ pub async fn sweep_expired(store: &Store) -> Result<SweepCounts, StoreError> {
 /// Closes one payment session at its expiry (its own timer; the sweep is the backstop).
 /// Does nothing when the session is not due, already closed, or still in use.
 #[tracing::instrument(skip_all, fields(payment_session_id = %id))]
-pub async fn expire(store: &Store, id: Uuid) -> Result<SweepCounts, StoreError> {
-    store.expire_payment_sessions(Some(id)).await
+pub async fn expire(store: &Store, id: PaymentId) -> Result<SweepCounts, StoreError> {
+    store.expire_payment_sessions(Some(id.0)).await
 }

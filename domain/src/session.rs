@@ -8,13 +8,13 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::app_config;
 use crate::auth::{Principal, Role};
 use crate::chat::SessionRow;
 use crate::error::{DomainError, ErrorKind};
 use crate::event::{Event, EventKind};
+use crate::ids::SessionId;
 use crate::jobs::{Timer, TimerKind};
 use crate::services::{Notice, Services};
 use crate::store::chat::{ClosureKind, SessionStatus};
@@ -86,14 +86,14 @@ fn ms(at: chrono::DateTime<chrono::Utc>) -> u64 {
 
 /// Schedules the warning and the time-up of a session that (re)starts running until
 /// `ends_at`. A failure is logged: the sweep ends sessions whose timers were lost.
-pub async fn schedule_end(services: &Services, session: Uuid, ends_at: chrono::DateTime<chrono::Utc>) {
+pub async fn schedule_end(services: &Services, session: SessionId, ends_at: chrono::DateTime<chrono::Utc>) {
     let warning_s =
         app_config::get(&services.store, app_config::SESSION_ENDING_WARNING_SECONDS).await.unwrap_or(60);
     let end_ms = ms(ends_at);
     let warn_ms = end_ms.saturating_sub(u64::try_from(warning_s).unwrap_or(60).saturating_mul(1_000));
-    let mut timers = vec![Timer { kind: TimerKind::EndSessionTime, key: session, due_at_ms: end_ms }];
+    let mut timers = vec![Timer { kind: TimerKind::EndSessionTime, key: session.0, due_at_ms: end_ms }];
     if warn_ms > crate::clock::now_ms() {
-        timers.push(Timer { kind: TimerKind::WarnSessionEnding, key: session, due_at_ms: warn_ms });
+        timers.push(Timer { kind: TimerKind::WarnSessionEnding, key: session.0, due_at_ms: warn_ms });
     }
     for timer in timers {
         if let Err(error) = services.jobs.schedule(timer).await {
@@ -116,8 +116,8 @@ async fn tell_both(services: &Services, row: &SessionRow, kind: EventKind, data:
 /// The warning timer: tells both sides the session ends soon, unless it was extended or
 /// ended meanwhile (its end is no longer the one this timer was for).
 #[tracing::instrument(skip_all, fields(session_id = %session))]
-pub async fn warn(services: &Services, session: Uuid, due_at_ms: u64) -> Result<(), StoreError> {
-    let Some(row) = services.store.session_for_timer(session).await? else { return Ok(()) };
+pub async fn warn(services: &Services, session: SessionId, due_at_ms: u64) -> Result<(), StoreError> {
+    let Some(row) = services.store.session_for_timer(session.0).await? else { return Ok(()) };
     let warning_s = app_config::get(&services.store, app_config::SESSION_ENDING_WARNING_SECONDS).await?;
     let expected_end_ms =
         due_at_ms.saturating_add(u64::try_from(warning_s).unwrap_or(0).saturating_mul(1_000));
@@ -135,9 +135,13 @@ pub async fn warn(services: &Services, session: Uuid, due_at_ms: u64) -> Result<
 /// was queued for: when an extension moved the end, the stale timer does nothing (the
 /// sweep passes `None`).
 #[tracing::instrument(skip_all, fields(session_id = %session))]
-pub async fn time_up(services: &Services, session: Uuid, due_at_ms: Option<u64>) -> Result<(), StoreError> {
+pub async fn time_up(
+    services: &Services,
+    session: SessionId,
+    due_at_ms: Option<u64>,
+) -> Result<(), StoreError> {
     let grace = app_config::get(&services.store, app_config::CLOSING_GRACE_MINUTES).await?;
-    let row = match step(|| services.store.close_for_time_up(session, grace, due_at_ms)).await? {
+    let row = match step(|| services.store.close_for_time_up(session.0, grace, due_at_ms)).await? {
         Some(row) => row,
         None => return Ok(()),
     };
@@ -169,8 +173,12 @@ async fn closing_started(services: &Services, row: &SessionRow, reason: ClosureK
 /// for a grace window that is no longer the session's (it was extended, then closed again)
 /// does nothing.
 #[tracing::instrument(skip_all, fields(session_id = %session))]
-pub async fn complete(services: &Services, session: Uuid, due_at_ms: Option<u64>) -> Result<(), StoreError> {
-    let Some(row) = step(|| services.store.complete_session(session, due_at_ms)).await? else {
+pub async fn complete(
+    services: &Services,
+    session: SessionId,
+    due_at_ms: Option<u64>,
+) -> Result<(), StoreError> {
+    let Some(row) = step(|| services.store.complete_session(session.0, due_at_ms)).await? else {
         return Ok(());
     };
     tracing::info!(session_id = %row.id, "chat session completed");
@@ -221,7 +229,7 @@ where
 pub async fn end_early(
     services: &Services,
     caller: &Principal,
-    session: Uuid,
+    session: SessionId,
     reason_code: &str,
     reason_text: Option<&str>,
 ) -> Result<SessionRow, SessionError> {
@@ -245,7 +253,7 @@ pub async fn end_early(
     }
     let reason_text = reason_text.map(str::trim).filter(|text| !text.is_empty());
     let grace = app_config::get(store, app_config::CLOSING_GRACE_MINUTES).await?;
-    let (row, today) = store.end_early(caller, session, reason_code, reason_text, grace).await?;
+    let (row, today) = store.end_early(caller, session.0, reason_code, reason_text, grace).await?;
     if let Some(count) = today {
         let cap = app_config::get(store, app_config::EARLY_END_MITRA_DAILY_CAP).await?;
         if count > cap {
@@ -261,14 +269,14 @@ pub async fn end_early(
 pub async fn leave_closing_message(
     services: &Services,
     caller: &Principal,
-    session: Uuid,
+    session: SessionId,
     message: &str,
 ) -> Result<SessionRow, SessionError> {
     let trimmed = message.trim();
     if trimmed.is_empty() || message.chars().count() > 1_000 || message.contains('\0') {
         return Err(SessionError::InvalidClosingMessage);
     }
-    let row = services.store.leave_closing_message(caller, session, trimmed).await?;
+    let row = services.store.leave_closing_message(caller, session.0, trimmed).await?;
     let (role, other) = match caller.role {
         Role::Customer => (Role::Mitra, row.mitra_id),
         _ => (Role::Customer, row.customer_id),
@@ -288,12 +296,12 @@ pub async fn close_overdue(services: &Services) -> Result<usize, StoreError> {
     let moved = ended.len() + graced.len();
     // One failing session must not stop the others.
     for session in ended {
-        if let Err(error) = time_up(services, session, None).await {
+        if let Err(error) = time_up(services, crate::ids::SessionId(session), None).await {
             tracing::warn!(%error, %session, "ending a session whose timer was lost failed");
         }
     }
     for session in graced {
-        if let Err(error) = complete(services, session, None).await {
+        if let Err(error) = complete(services, crate::ids::SessionId(session), None).await {
             tracing::warn!(%error, %session, "completing a session whose timer was lost failed");
         }
     }
@@ -306,7 +314,8 @@ pub async fn close_overdue(services: &Services) -> Result<usize, StoreError> {
         }
     }
     for extension in services.store.overdue_extensions(60).await? {
-        if let Err(error) = crate::extension::window_ended(services, extension).await {
+        if let Err(error) = crate::extension::window_ended(services, crate::ids::ExtensionId(extension)).await
+        {
             tracing::warn!(%error, %extension, "resolving an extension whose timer was lost failed");
         }
     }

@@ -194,8 +194,15 @@ async fn run(work: Work, inner: &Inner, principal: &Principal, origin: &SocketRe
     let ack = |data: Value| ("ack", protocol::frame("ack", data, reference));
     match work.action {
         Action::Send { client_msg_id, body } => {
-            match chat::send(&inner.services, principal, Some(origin), work.session, &client_msg_id, &body)
-                .await
+            match chat::send(
+                &inner.services,
+                principal,
+                Some(origin),
+                domain::ids::SessionId(work.session),
+                &client_msg_id,
+                &body,
+            )
+            .await
             {
                 Ok((message, stored_now)) => {
                     let data =
@@ -206,15 +213,25 @@ async fn run(work: Work, inner: &Inner, principal: &Principal, origin: &SocketRe
             }
         }
         Action::Mark { receipt, up_to_seq } => {
-            match chat::mark(&inner.services, principal, work.session, receipt, up_to_seq).await {
+            match chat::mark(
+                &inner.services,
+                principal,
+                domain::ids::SessionId(work.session),
+                receipt,
+                up_to_seq,
+            )
+            .await
+            {
                 Ok(_) => ack(json!({})),
                 Err(error) => refused(&error),
             }
         }
-        Action::Typing => match chat::typing(&inner.store, principal, work.session).await {
-            Ok(()) => ack(json!({ "throttled": false })),
-            Err(error) => refused(&error),
-        },
+        Action::Typing => {
+            match chat::typing(&inner.store, principal, domain::ids::SessionId(work.session)).await {
+                Ok(()) => ack(json!({ "throttled": false })),
+                Err(error) => refused(&error),
+            }
+        }
     }
 }
 

@@ -28,10 +28,18 @@ pub async fn run(timer: &FireTimer, ctx: &JobContext) -> Result<(), TimerError> 
         TimerKind::ClosePairingRequest => {
             drop(domain::pairing::close_window(services, domain::ids::RequestId(key)).await?)
         }
-        TimerKind::WarnSessionEnding => domain::session::warn(services, key, due).await?,
-        TimerKind::EndSessionTime => domain::session::time_up(services, key, Some(due)).await?,
-        TimerKind::CompleteSession => domain::session::complete(services, key, Some(due)).await?,
-        TimerKind::ExpireExtension => domain::extension::window_ended(services, key).await?,
+        TimerKind::WarnSessionEnding => {
+            domain::session::warn(services, domain::ids::SessionId(key), due).await?
+        }
+        TimerKind::EndSessionTime => {
+            domain::session::time_up(services, domain::ids::SessionId(key), Some(due)).await?
+        }
+        TimerKind::CompleteSession => {
+            domain::session::complete(services, domain::ids::SessionId(key), Some(due)).await?
+        }
+        TimerKind::ExpireExtension => {
+            domain::extension::window_ended(services, domain::ids::ExtensionId(key)).await?
+        }
     }
     Ok(())
 }

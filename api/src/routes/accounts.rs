@@ -86,7 +86,14 @@ pub async fn deactivate_mitra(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(mitra_body(
-        accounts::set_mitra_active(&state.store, &state.auth.settings, &operator, id, false).await?,
+        accounts::set_mitra_active(
+            &state.store,
+            &state.auth.settings,
+            &operator,
+            domain::ids::MitraId(id),
+            false,
+        )
+        .await?,
     ))
 }
 
@@ -104,5 +111,14 @@ pub async fn reactivate_mitra(
     Operator(operator): Operator,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(mitra_body(accounts::set_mitra_active(&state.store, &state.auth.settings, &operator, id, true).await?))
+    Ok(mitra_body(
+        accounts::set_mitra_active(
+            &state.store,
+            &state.auth.settings,
+            &operator,
+            domain::ids::MitraId(id),
+            true,
+        )
+        .await?,
+    ))
 }

@@ -142,7 +142,10 @@ pub async fn get(
     AppUser(caller): AppUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<SessionView>, ApiError> {
-    Ok(Json(SessionView::new(&caller, &chat::session(&state.store, &caller, id).await?)))
+    Ok(Json(SessionView::new(
+        &caller,
+        &chat::session(&state.store, &caller, domain::ids::SessionId(id)).await?,
+    )))
 }
 
 crate::route_errors! {
@@ -172,7 +175,15 @@ pub async fn messages(
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(page): ApiQuery<MessagesPage>,
 ) -> Result<Json<MessageList>, ApiError> {
-    let rows = chat::history(&state.store, &caller, id, page.after_seq, page.before_seq, page.limit).await?;
+    let rows = chat::history(
+        &state.store,
+        &caller,
+        domain::ids::SessionId(id),
+        page.after_seq,
+        page.before_seq,
+        page.limit,
+    )
+    .await?;
     Ok(Json(MessageList { messages: rows.iter().map(MessageView::from).collect() }))
 }
 
@@ -204,8 +215,15 @@ pub async fn send(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<NewMessage>,
 ) -> Result<(StatusCode, Json<SentMessage>), ApiError> {
-    let (message, stored_now) =
-        chat::send(&state.services, &caller, None, id, &body.client_msg_id, &body.body).await?;
+    let (message, stored_now) = chat::send(
+        &state.services,
+        &caller,
+        None,
+        domain::ids::SessionId(id),
+        &body.client_msg_id,
+        &body.body,
+    )
+    .await?;
     let status = if stored_now { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(SentMessage { message: MessageView::from(&message), duplicate: !stored_now })))
 }
@@ -234,14 +252,17 @@ pub async fn receipts(
 ) -> Result<Json<SessionView>, ApiError> {
     let mut row = None;
     if let Some(seq) = body.delivered_up_to_seq {
-        row = Some(chat::mark(&state.services, &caller, id, Receipt::Delivered, seq).await?);
+        row = Some(
+            chat::mark(&state.services, &caller, domain::ids::SessionId(id), Receipt::Delivered, seq).await?,
+        );
     }
     if let Some(seq) = body.read_up_to_seq {
-        row = Some(chat::mark(&state.services, &caller, id, Receipt::Read, seq).await?);
+        row =
+            Some(chat::mark(&state.services, &caller, domain::ids::SessionId(id), Receipt::Read, seq).await?);
     }
     let row = match row {
         Some(row) => row,
-        None => chat::session(&state.store, &caller, id).await?,
+        None => chat::session(&state.store, &caller, domain::ids::SessionId(id)).await?,
     };
     Ok(Json(SessionView::new(&caller, &row)))
 }
@@ -337,7 +358,7 @@ pub async fn mitra_end(
     let row = domain::session::end_early(
         &state.services,
         &mitra,
-        id,
+        domain::ids::SessionId(id),
         &body.reason_code,
         body.reason_text.as_deref(),
     )
@@ -373,7 +394,7 @@ pub async fn customer_end(
     let row = domain::session::end_early(
         &state.services,
         &customer,
-        id,
+        domain::ids::SessionId(id),
         &body.reason_code,
         body.reason_text.as_deref(),
     )
@@ -404,7 +425,13 @@ pub async fn closing_message(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<ClosingMessage>,
 ) -> Result<Json<SessionView>, ApiError> {
-    let row = domain::session::leave_closing_message(&state.services, &caller, id, &body.message).await?;
+    let row = domain::session::leave_closing_message(
+        &state.services,
+        &caller,
+        domain::ids::SessionId(id),
+        &body.message,
+    )
+    .await?;
     Ok(Json(SessionView::new(&caller, &row)))
 }
 

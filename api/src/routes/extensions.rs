@@ -62,8 +62,13 @@ pub async fn request_extension(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<ExtensionAsk>,
 ) -> Result<(StatusCode, Json<ExtensionView>), ApiError> {
-    let extension =
-        extension::request(&state.services, &customer, id, body.extension_payment_session_id).await?;
+    let extension = extension::request(
+        &state.services,
+        &customer,
+        domain::ids::SessionId(id),
+        domain::ids::PaymentId(body.extension_payment_session_id),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(ExtensionView::from(&extension))))
 }
 
@@ -73,7 +78,7 @@ async fn answer_extension(
     id: Uuid,
     approve: bool,
 ) -> Result<Json<Answered>, ApiError> {
-    let resolved = extension::answer(&state.services, mitra, id, approve).await?;
+    let resolved = extension::answer(&state.services, mitra, domain::ids::ExtensionId(id), approve).await?;
     Ok(Json(Answered {
         extension: ExtensionView::from(&resolved.extension),
         session_ends_at: resolved.ends_at,
@@ -153,6 +158,6 @@ pub async fn pending(
     AppUser(caller): AppUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<PendingExtension>, ApiError> {
-    let pending = extension::pending(&state.store, &caller, id).await?;
+    let pending = extension::pending(&state.store, &caller, domain::ids::SessionId(id)).await?;
     Ok(Json(PendingExtension { extension: pending.as_ref().map(ExtensionView::from) }))
 }

@@ -163,7 +163,8 @@ pub async fn action(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<Action>,
 ) -> Result<Json<Value>, ApiError> {
-    let row = domain::failures::action(&state.store, &operator, id, &body.action).await?;
+    let row =
+        domain::failures::action(&state.store, &operator, domain::ids::FailureId(id), &body.action).await?;
     Ok(Json(domain::failures::row_json(&row)))
 }
 
@@ -217,7 +218,7 @@ pub async fn mitra_activity(
         &state.store,
         from,
         to,
-        query.mitra_id,
+        query.mitra_id.map(domain::ids::MitraId),
         query.sort.as_deref(),
         query.order.as_deref(),
     )

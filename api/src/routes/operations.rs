@@ -115,8 +115,14 @@ pub async fn reset_password(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<NewPassword>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    domain::accounts::reset_mitra_password(&state.store, &state.auth.settings, &operator, id, &body.password)
-        .await?;
+    domain::accounts::reset_mitra_password(
+        &state.store,
+        &state.auth.settings,
+        &operator,
+        domain::ids::MitraId(id),
+        &body.password,
+    )
+    .await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 

@@ -107,7 +107,9 @@ pub async fn confirm(
     Customer(customer): Customer,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<PaymentView>, ApiError> {
-    Ok(Json(PaymentView::from(&payment::confirm(&state.services, &customer, id).await?)))
+    Ok(Json(PaymentView::from(
+        &payment::confirm(&state.services, &customer, domain::ids::PaymentId(id)).await?,
+    )))
 }
 
 crate::route_errors! {
@@ -131,7 +133,9 @@ pub async fn cancel(
     Customer(customer): Customer,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<PaymentView>, ApiError> {
-    Ok(Json(PaymentView::from(&payment::cancel(&state.services, &customer, id).await?)))
+    Ok(Json(PaymentView::from(
+        &payment::cancel(&state.services, &customer, domain::ids::PaymentId(id)).await?,
+    )))
 }
 
 crate::route_errors! {
@@ -158,7 +162,7 @@ pub async fn get(
     Customer(customer): Customer,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<PaymentWithRequests>, ApiError> {
-    let payment = payment::get(&state.store, &customer, id).await?;
+    let payment = payment::get(&state.store, &customer, domain::ids::PaymentId(id)).await?;
     let requests =
         domain::pairing::requests_of_payment(&state.store, &customer, domain::ids::PaymentId(id)).await?;
     Ok(Json(PaymentWithRequests {

@@ -277,7 +277,11 @@ pub async fn accept(
     ]);
     // A delta, not the count: two accepts of one mitra may reach Redis in either order.
     let sessions = store.add_mitra_sessions(mitra.id, 1, cap);
-    let timers = crate::session::schedule_end(services, accepted.session.id, accepted.session.ends_at);
+    let timers = crate::session::schedule_end(
+        services,
+        crate::ids::SessionId(accepted.session.id),
+        accepted.session.ends_at,
+    );
     let (_, _, sessions, ()) = tokio::join!(others, paired, sessions, timers);
     if let Err(error) = sessions {
         tracing::warn!(%error, "could not update the mitra's session count in Redis");

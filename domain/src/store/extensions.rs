@@ -19,6 +19,7 @@ use super::chat::{ClosureKind, SessionStatus};
 use super::payments::{PaymentPurpose, PaymentStatus};
 use super::{Store, StoreError};
 use crate::extension::ExtensionError;
+use crate::ids::{CustomerId, PaymentId, SessionId};
 
 crate::text_enum::text_enum! {
     /// Where an extension request stands: `pending` until the mitra answers, the window's
@@ -97,9 +98,9 @@ impl Store {
     /// payment of it; the session becomes `extending` (a closing one reopens).
     pub async fn request_extension(
         &self,
-        customer: Uuid,
-        session: Uuid,
-        payment: Uuid,
+        customer: CustomerId,
+        session: SessionId,
+        payment: PaymentId,
         window_s: i64,
     ) -> Result<(ExtensionRow, Uuid), ExtensionError> {
         let mut tx = self.pg.begin().await?;
@@ -138,7 +139,7 @@ impl Store {
         let Some((payment_status, purpose, for_session, expired, duration)) = paid else {
             return Err(ExtensionError::PaymentNotFound);
         };
-        if purpose != PaymentPurpose::Extension || for_session != Some(session) {
+        if purpose != PaymentPurpose::Extension || for_session != Some(session.0) {
             return Err(ExtensionError::PaymentNotUsable(None));
         }
         if payment_status != PaymentStatus::Pending || expired {
