@@ -132,7 +132,7 @@ pub async fn send(
     if id_chars == 0 || id_chars > MAX_CLIENT_MSG_ID_CHARS || client_msg_id.chars().any(char::is_control) {
         return Err(ChatError::InvalidClientMsgId);
     }
-    let sent = services.store.send_message(sender, session.0, client_msg_id, body).await?;
+    let sent = services.store.send_message(sender, session, client_msg_id, body).await?;
     if sent.stored_now {
         services.metrics.chat_messages.with_label_values(&[sender.role.as_str()]).inc();
     }
@@ -192,7 +192,7 @@ pub async fn mark(
 ) -> Result<SessionRow, ChatError> {
     let (row, moved) = services
         .store
-        .mark_receipt(caller, session.0, receipt, up_to_seq)
+        .mark_receipt(caller, session, receipt, up_to_seq)
         .await?
         .ok_or(ChatError::SessionNotFound)?;
     if moved {
@@ -247,7 +247,7 @@ pub async fn history(
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ChatError::InvalidPage);
     }
-    store.messages(caller, session.0, after_seq, before_seq, limit).await?.ok_or(ChatError::SessionNotFound)
+    store.messages(caller, session, after_seq, before_seq, limit).await?.ok_or(ChatError::SessionNotFound)
 }
 
 /// A chat session as one of its parties sees it: the partner by the one name they may see.
@@ -343,10 +343,10 @@ pub async fn sessions(
 
 /// The mitra's sessions not yet completed (their chats list), newest first.
 pub async fn live_sessions_of_mitra(store: &Store, mitra: &Principal) -> Result<Vec<SessionRow>, ChatError> {
-    Ok(store.live_sessions_of_mitra(mitra.id).await?)
+    Ok(store.live_sessions_of_mitra(mitra.mitra_id()).await?)
 }
 
 /// The customer's live session (the home screen's card), if any.
 pub async fn active_session(store: &Store, customer: &Principal) -> Result<Option<SessionRow>, ChatError> {
-    Ok(store.live_session_of_customer(customer.id).await?)
+    Ok(store.live_session_of_customer(customer.customer_id()).await?)
 }

@@ -131,7 +131,7 @@ pub async fn pending(
     if store.chat_session_for(caller, session.0).await?.is_none() {
         return Err(ExtensionError::SessionNotFound);
     }
-    Ok(store.pending_extension(session.0).await?)
+    Ok(store.pending_extension(session).await?)
 }
 
 fn ms(at: chrono::DateTime<chrono::Utc>) -> u64 {
@@ -220,7 +220,7 @@ pub async fn answer(
     extension: ExtensionId,
     approve: bool,
 ) -> Result<Resolved, ExtensionError> {
-    let pending = services.store.lock_extension(extension.0, Some(mitra.id)).await?;
+    let pending = services.store.lock_extension(extension.0, Some(mitra.mitra_id())).await?;
     if approve {
         resolve_approve(services, pending, ExtensionStatus::Approved).await
     } else {

@@ -196,5 +196,5 @@ pub async fn mitra_activity(
         Some("asc") => false,
         Some(_) => return Err(FailureError::InvalidSort),
     };
-    Ok(store.mitra_activity(from, to, mitra.map(|id| id.0), sort, descending).await?)
+    Ok(store.mitra_activity(from, to, mitra, sort, descending).await?)
 }

@@ -184,7 +184,7 @@ pub struct FreeTrial {
 /// The prices that apply to `customer` now.
 pub async fn pricing(store: &Store, customer: &Principal) -> Result<Pricing, StoreError> {
     let enabled = app_config::get(store, app_config::FREE_TRIAL_ENABLED).await?;
-    let applies = enabled && store.free_trial_eligible(customer.id).await?;
+    let applies = enabled && store.free_trial_eligible(customer.customer_id()).await?;
     Ok(Pricing {
         free_trial: FreeTrial {
             enabled,
@@ -226,19 +226,20 @@ pub async fn create(
         if order.targeted_mitra_id.is_some() {
             return Err(PaymentError::ExtensionNotTargeted);
         }
-        let status = store.customer_session_status(customer.id, session).await?;
+        let status =
+            store.customer_session_status(customer.customer_id(), crate::ids::SessionId(session)).await?;
         if status.is_none_or(|status| status == SessionStatus::Completed) {
             return Err(PaymentError::ChatSessionNotExtendable);
         }
     }
     if let Some(mitra) = order.targeted_mitra_id
-        && !store.returning_pair_known(customer.id, mitra).await?
+        && !store.returning_pair_known(customer.customer_id(), crate::ids::MitraId(mitra)).await?
     {
         return Err(PaymentError::UnknownTargetedMitra);
     }
     let trial = purpose == PaymentPurpose::Chat
         && app_config::get(store, app_config::FREE_TRIAL_ENABLED).await?
-        && store.free_trial_eligible(customer.id).await?;
+        && store.free_trial_eligible(customer.customer_id()).await?;
     let (duration_minutes, amount) = if trial {
         let minutes = app_config::get(store, app_config::FREE_TRIAL_DURATION_MINUTES).await?;
         (i32::try_from(minutes).unwrap_or(tier.duration_minutes), 0)
@@ -278,7 +279,11 @@ pub async fn confirm(
 }
 
 async fn confirm_for(services: &Services, customer: Uuid, id: Uuid) -> Result<PaymentRow, PaymentError> {
-    let lock = services.store.lock_payment(customer, id).await?.ok_or(PaymentError::NotFound)?;
+    let lock = services
+        .store
+        .lock_payment(crate::ids::CustomerId(customer), id)
+        .await?
+        .ok_or(PaymentError::NotFound)?;
     if lock.row.purpose == PaymentPurpose::Extension {
         lock.release().await?;
         return Err(PaymentError::ChargedOnApproval);
@@ -312,7 +317,8 @@ async fn confirm_for(services: &Services, customer: Uuid, id: Uuid) -> Result<Pa
                 lock.claim_charge(&request.idempotency_key, services.payments.name()).await?;
             }
             charges::charge(&services.store, services.payments.as_ref(), &request).await?;
-            let confirmed = services.store.confirm_charged_payment(customer, id).await?;
+            let confirmed =
+                services.store.confirm_charged_payment(crate::ids::CustomerId(customer), id).await?;
             if confirmed.status != PaymentStatus::Confirmed {
                 // Cannot happen while a claimed charge keeps the payment from expiring or
                 // being abandoned; if it ever does, the money must not go unaccounted.
@@ -340,7 +346,8 @@ pub async fn cancel(
     customer: &Principal,
     id: PaymentId,
 ) -> Result<PaymentRow, PaymentError> {
-    let lock = services.store.lock_payment(customer.id, id.0).await?.ok_or(PaymentError::NotFound)?;
+    let lock =
+        services.store.lock_payment(customer.customer_id(), id.0).await?.ok_or(PaymentError::NotFound)?;
     match lock.row.status {
         // A confirm is charging it (or an extension request holds it): not abandoned now.
         PaymentStatus::Pending if lock.claimed_charge.is_some() || lock.extension_pending => {
@@ -415,7 +422,7 @@ pub async fn finish_stale_charges(services: &Services) -> Result<FinishedCharges
 
 /// The customer's payment session.
 pub async fn get(store: &Store, customer: &Principal, id: PaymentId) -> Result<PaymentRow, PaymentError> {
-    store.payment(customer.id, id.0).await?.ok_or(PaymentError::NotFound)
+    store.payment(customer.customer_id(), id.0).await?.ok_or(PaymentError::NotFound)
 }
 
 /// Closes payment sessions whose expiry passed (the 60 s sweep). Idempotent: a second run

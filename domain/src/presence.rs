@@ -41,7 +41,7 @@ pub async fn set_mitra_status(
     online: bool,
 ) -> Result<MitraPresence, StoreError> {
     let store = &services.store;
-    store.set_mitra_status_online(mitra.id, online).await?;
+    store.set_mitra_status_online(mitra.mitra_id(), online).await?;
     let presence = store.set_mitra_status(mitra.id, online, default_cap()).await?;
     if presence.available
         && let Err(error) =

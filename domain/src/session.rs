@@ -257,7 +257,7 @@ pub async fn end_early(
     if let Some(count) = today {
         let cap = app_config::get(store, app_config::EARLY_END_MITRA_DAILY_CAP).await?;
         if count > cap {
-            store.flag_mitra_for_early_ends(caller.id, count).await?;
+            store.flag_mitra_for_early_ends(caller.mitra_id(), count).await?;
         }
     }
     closing_started(services, &row, ClosureKind::EarlyEnd, Some(caller.role)).await;

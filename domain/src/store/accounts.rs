@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::Store;
 use crate::accounts::AccountError;
+use crate::ids::MitraId;
 use crate::store::StoreError;
 
 /// A new account's fields; the password is already hashed.
@@ -329,7 +330,7 @@ async fn audit(
 
 impl Store {
     /// Stores the mitra's own online switch.
-    pub async fn set_mitra_status_online(&self, mitra: Uuid, online: bool) -> Result<(), StoreError> {
+    pub async fn set_mitra_status_online(&self, mitra: MitraId, online: bool) -> Result<(), StoreError> {
         sqlx::query("UPDATE mitras SET status_online = $2 WHERE id = $1")
             .bind(mitra)
             .bind(online)

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::{Store, StoreError};
 use crate::auth::{Principal, Role};
 use crate::chat::ChatError;
+use crate::ids::{CustomerId, MitraId, SessionId};
 
 /// A stored message.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -204,7 +205,10 @@ impl Store {
     }
 
     /// The customer's session that is not completed, if any (the home screen's card).
-    pub async fn live_session_of_customer(&self, customer: Uuid) -> Result<Option<SessionRow>, StoreError> {
+    pub async fn live_session_of_customer(
+        &self,
+        customer: CustomerId,
+    ) -> Result<Option<SessionRow>, StoreError> {
         let query = format!(
             "{SESSION_SELECT} WHERE s.customer_id = $1 AND s.status <> 'completed' ORDER BY s.started_at DESC LIMIT 1"
         );
@@ -212,7 +216,7 @@ impl Store {
     }
 
     /// The mitra's sessions that are not completed, newest first.
-    pub async fn live_sessions_of_mitra(&self, mitra: Uuid) -> Result<Vec<SessionRow>, StoreError> {
+    pub async fn live_sessions_of_mitra(&self, mitra: MitraId) -> Result<Vec<SessionRow>, StoreError> {
         let query = format!(
             "{SESSION_SELECT} WHERE s.mitra_id = $1 AND s.status <> 'completed' ORDER BY s.started_at DESC"
         );
@@ -229,13 +233,13 @@ impl Store {
     pub async fn send_message(
         &self,
         sender: &Principal,
-        session: Uuid,
+        session: SessionId,
         client_msg_id: &str,
         body: &str,
     ) -> Result<Sent, ChatError> {
         let Some(column) = party_column(sender) else { return Err(ChatError::SessionNotFound) };
         let message = NewMessage {
-            session,
+            session: session.0,
             sender_id: sender.id,
             sender_role: sender.role,
             client_msg_id: client_msg_id.to_owned(),
@@ -254,7 +258,7 @@ impl Store {
         &self,
         sender: &Principal,
         column: &str,
-        session: Uuid,
+        session: SessionId,
         client_msg_id: &str,
         body: &str,
     ) -> Result<Sent, ChatError> {
@@ -296,7 +300,7 @@ impl Store {
         if let Some(existing) = self.message_by_client_id(sender.id, client_msg_id).await? {
             return self.resent(sender, session, existing).await;
         }
-        Err(match self.chat_session_for(sender, session).await? {
+        Err(match self.chat_session_for(sender, session.0).await? {
             Some(row) => ChatError::SessionNotOpen(row.status),
             None => ChatError::SessionNotFound,
         })
@@ -334,13 +338,13 @@ impl Store {
     async fn resent(
         &self,
         sender: &Principal,
-        session: Uuid,
+        session: SessionId,
         existing: MessageRow,
     ) -> Result<Sent, ChatError> {
-        if existing.chat_session_id != session {
+        if existing.chat_session_id != session.0 {
             return Err(ChatError::ClientMsgIdReused);
         }
-        let Some(row) = self.chat_session_for(sender, session).await? else {
+        let Some(row) = self.chat_session_for(sender, session.0).await? else {
             return Err(ChatError::SessionNotFound);
         };
         let parties = Parties {
@@ -359,12 +363,12 @@ impl Store {
     pub async fn messages(
         &self,
         caller: &Principal,
-        session: Uuid,
+        session: SessionId,
         after_seq: Option<i64>,
         before_seq: Option<i64>,
         limit: i64,
     ) -> Result<Option<Vec<MessageRow>>, StoreError> {
-        if self.chat_session_for(caller, session).await?.is_none() {
+        if self.chat_session_for(caller, session.0).await?.is_none() {
             return Ok(None);
         }
         let mut messages: Vec<MessageRow> = match (after_seq, before_seq) {
@@ -404,7 +408,7 @@ impl Store {
     pub async fn mark_receipt(
         &self,
         caller: &Principal,
-        session: Uuid,
+        session: SessionId,
         receipt: Receipt,
         up_to_seq: i64,
     ) -> Result<Option<(SessionRow, bool)>, StoreError> {
@@ -433,7 +437,7 @@ impl Store {
             .bind(up_to_seq)
             .fetch_optional(&self.pg)
             .await?;
-        Ok(self.chat_session_for(caller, session).await?.map(|row| (row, moved.is_some())))
+        Ok(self.chat_session_for(caller, session.0).await?.map(|row| (row, moved.is_some())))
     }
 }
 

@@ -19,7 +19,7 @@ use super::chat::{ClosureKind, SessionStatus};
 use super::payments::{PaymentPurpose, PaymentStatus};
 use super::{Store, StoreError};
 use crate::extension::ExtensionError;
-use crate::ids::{CustomerId, PaymentId, SessionId};
+use crate::ids::{CustomerId, MitraId, PaymentId, SessionId};
 
 crate::text_enum::text_enum! {
     /// Where an extension request stands: `pending` until the mitra answers, the window's
@@ -183,7 +183,7 @@ impl Store {
     pub async fn lock_extension(
         &self,
         id: Uuid,
-        mitra: Option<Uuid>,
+        mitra: Option<MitraId>,
     ) -> Result<PendingExtension, ExtensionError> {
         let mut tx = self.pg.begin().await?;
         let query = format!("SELECT {EXTENSION_COLUMNS} FROM extension_requests WHERE id = $1 FOR UPDATE");
@@ -205,7 +205,7 @@ impl Store {
             .bind(extension.payment_session_id)
             .fetch_one(&mut *tx)
             .await?;
-        if mitra.is_some_and(|m| m != mitra_id) {
+        if mitra.is_some_and(|m| m.0 != mitra_id) {
             return Err(ExtensionError::NotFound);
         }
         if extension.status != ExtensionStatus::Pending {
@@ -236,7 +236,7 @@ impl Store {
 
 impl Store {
     /// The session's extension request that waits for the mitra, if any.
-    pub async fn pending_extension(&self, session: Uuid) -> Result<Option<ExtensionRow>, StoreError> {
+    pub async fn pending_extension(&self, session: SessionId) -> Result<Option<ExtensionRow>, StoreError> {
         let query = format!(
             "SELECT {EXTENSION_COLUMNS} FROM extension_requests WHERE chat_session_id = $1 AND status = 'pending'"
         );

@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::payments::PaymentStatus;
 use super::{Store, StoreError};
 use crate::failures::{FailureCause, FailureError};
+use crate::ids::MitraId;
 
 crate::text_enum::text_enum! {
     /// What an operator recorded on a ledger row, once.
@@ -161,7 +162,7 @@ impl Store {
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-        mitra: Option<Uuid>,
+        mitra: Option<MitraId>,
         sort: &'static str,
         descending: bool,
     ) -> Result<Vec<ActivityRow>, StoreError> {

@@ -5,6 +5,7 @@ use sqlx::{AssertSqlSafe, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::{Store, StoreError};
+use crate::ids::{CustomerId, MitraId, SessionId};
 use crate::payment::PaymentError;
 
 /// What closing expired payment sessions changed.
@@ -211,7 +212,7 @@ impl PaymentLock {
 impl Store {
     /// Whether the customer may still have the free trial: no payment ever confirmed,
     /// except trials whose pairing failed (given back).
-    pub async fn free_trial_eligible(&self, customer: Uuid) -> Result<bool, StoreError> {
+    pub async fn free_trial_eligible(&self, customer: CustomerId) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT NOT EXISTS (SELECT 1 FROM payment_sessions WHERE customer_id = $1
                  AND (status IN ('confirmed', 'consumed') OR (status = 'failed_pairing' AND NOT is_free_trial)))",
@@ -222,7 +223,11 @@ impl Store {
     }
 
     /// Whether the customer and the mitra ever had a session, and the mitra is active.
-    pub async fn returning_pair_known(&self, customer: Uuid, mitra: Uuid) -> Result<bool, StoreError> {
+    pub async fn returning_pair_known(
+        &self,
+        customer: CustomerId,
+        mitra: MitraId,
+    ) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM chat_sessions s JOIN mitras m ON m.id = s.mitra_id
                  WHERE s.customer_id = $1 AND s.mitra_id = $2 AND m.deactivated_at IS NULL)",
@@ -236,8 +241,8 @@ impl Store {
     /// The status of the customer's chat session, if it is theirs.
     pub async fn customer_session_status(
         &self,
-        customer: Uuid,
-        session: Uuid,
+        customer: CustomerId,
+        session: SessionId,
     ) -> Result<Option<super::chat::SessionStatus>, StoreError> {
         Ok(sqlx::query_scalar("SELECT status FROM chat_sessions WHERE id = $1 AND customer_id = $2")
             .bind(session)
@@ -269,7 +274,7 @@ impl Store {
 
     /// The customer's payment session. A chat payment's `chat_session_id` is the session it
     /// paid for once consumed (the link is stored on the chat session, so read from there).
-    pub async fn payment(&self, customer: Uuid, id: Uuid) -> Result<Option<PaymentRow>, StoreError> {
+    pub async fn payment(&self, customer: CustomerId, id: Uuid) -> Result<Option<PaymentRow>, StoreError> {
         let columns = PAYMENT_COLUMNS.replacen(
             "chat_session_id",
             "COALESCE(chat_session_id, (SELECT s.id FROM chat_sessions s WHERE s.payment_session_id = p.id)) \
@@ -285,7 +290,11 @@ impl Store {
     }
 
     /// Locks the customer's payment session for a transition.
-    pub async fn lock_payment(&self, customer: Uuid, id: Uuid) -> Result<Option<PaymentLock>, StoreError> {
+    pub async fn lock_payment(
+        &self,
+        customer: CustomerId,
+        id: Uuid,
+    ) -> Result<Option<PaymentLock>, StoreError> {
         let mut tx = self.pg.begin().await?;
         let query = format!(
             "SELECT {PAYMENT_COLUMNS}, expires_at <= now() AS past_expiry,
@@ -333,7 +342,11 @@ impl Store {
 
     /// pending → confirmed after its charge succeeded; a payment already past pending is
     /// returned as it is (a concurrent confirm got there first).
-    pub async fn confirm_charged_payment(&self, customer: Uuid, id: Uuid) -> Result<PaymentRow, StoreError> {
+    pub async fn confirm_charged_payment(
+        &self,
+        customer: CustomerId,
+        id: Uuid,
+    ) -> Result<PaymentRow, StoreError> {
         let query = format!(
             "UPDATE payment_sessions SET status = 'confirmed', confirmed_at = now()
              WHERE id = $1 AND customer_id = $2 AND status = 'pending' RETURNING {PAYMENT_COLUMNS}"

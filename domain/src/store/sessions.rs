@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::chat::{SessionRow, SessionStatus};
 use super::{Store, StoreError};
 use crate::auth::{Principal, Role};
+use crate::ids::MitraId;
 use crate::session::SessionError;
 
 /// What a lifecycle timer found.
@@ -204,7 +205,7 @@ impl Store {
     }
 
     /// Flags the mitra for control-center review (once a day; the count is kept current).
-    pub async fn flag_mitra_for_early_ends(&self, mitra: Uuid, count: i64) -> Result<(), StoreError> {
+    pub async fn flag_mitra_for_early_ends(&self, mitra: MitraId, count: i64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO mitra_review_flags (mitra_id, reason, day, count)
              VALUES ($1, 'early_end_daily_cap', (now() AT TIME ZONE 'Asia/Jakarta')::date, $2)
