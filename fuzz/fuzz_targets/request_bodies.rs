@@ -8,8 +8,8 @@
 //! Property: no panic; a refusal is one of the documented 400 `invalid_json` /
 //! `invalid_body`, 413 `payload_too_large` (only past the limit), 415
 //! `unsupported_media_type` (never with `application/json`), never a 5xx, and its response
-//! carries the JSON error body; an accepted body is a JSON object (or empty, where the body
-//! is optional) sent within the limit.
+//! carries the JSON error body; an accepted body is a JSON object (or empty or `null`, where
+//! the body is optional) sent within the limit.
 
 #![no_main]
 
@@ -48,8 +48,10 @@ fuzz_target!(|data: &[u8]| {
         Ok(()) => {
             assert!(!too_large, "{name}: accepted past the body limit");
             let empty = body.iter().all(u8::is_ascii_whitespace);
-            let object = serde_json::from_slice::<Value>(&body).is_ok_and(|value| value.is_object());
-            assert!((optional && empty) || object, "{name}: accepted a body that is not a JSON object");
+            let value = serde_json::from_slice::<Value>(&body);
+            let object = value.as_ref().is_ok_and(Value::is_object);
+            let null = value.as_ref().is_ok_and(Value::is_null);
+            assert!((optional && (empty || null)) || object, "{name}: accepted a body that is not a JSON object");
         }
         Err(error) => {
             let expected = match error.code {

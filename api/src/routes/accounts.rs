@@ -8,7 +8,8 @@ use domain::store::accounts::MitraRow;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
-use uuid::Uuid;
+
+use domain::ids::MitraId;
 
 use crate::AppState;
 use crate::caller::Operator;
@@ -83,17 +84,19 @@ crate::route_errors! {
 pub async fn deactivate_mitra(
     State(state): State<AppState>,
     Operator(operator): Operator,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<MitraId>,
+) -> Result<Json<Value>, ApiError> {
+    set_active(&state, &operator, id, false).await
+}
+
+async fn set_active(
+    state: &AppState,
+    operator: &domain::auth::Principal,
+    id: MitraId,
+    active: bool,
 ) -> Result<Json<Value>, ApiError> {
     Ok(mitra_body(
-        accounts::set_mitra_active(
-            &state.store,
-            &state.auth.settings,
-            &operator,
-            domain::ids::MitraId(id),
-            false,
-        )
-        .await?,
+        accounts::set_mitra_active(&state.store, &state.auth.settings, operator, id, active).await?,
     ))
 }
 
@@ -109,16 +112,7 @@ pub async fn deactivate_mitra(
 pub async fn reactivate_mitra(
     State(state): State<AppState>,
     Operator(operator): Operator,
-    ApiPath(id): ApiPath<Uuid>,
+    ApiPath(id): ApiPath<MitraId>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(mitra_body(
-        accounts::set_mitra_active(
-            &state.store,
-            &state.auth.settings,
-            &operator,
-            domain::ids::MitraId(id),
-            true,
-        )
-        .await?,
-    ))
+    set_active(&state, &operator, id, true).await
 }
