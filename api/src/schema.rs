@@ -32,7 +32,7 @@ fn or_null(builder: ObjectBuilder) -> ObjectBuilder {
     builder.schema_type(SchemaType::from_iter([Type::String, Type::Null]))
 }
 
-/// Free text: `min..=max` characters, no NUL, at least one that is not white space.
+/// Free text: `1..=max` characters, no NUL, at least one that is not white space.
 fn prose(max: usize) -> ObjectBuilder {
     text(1, max, format!("^[^\\u0000]*[^\\u0000{WHITE}][^\\u0000]*$"))
 }
