@@ -85,7 +85,6 @@ pub struct MessageView {
     /// 1, 2, 3… in the order the session's messages were stored, without gaps.
     #[schema(minimum = 1)]
     pub seq: i64,
-    #[schema(value_type = Role)]
     pub sender_role: Role,
     /// Chosen by the sender's app, unique per sender.
     #[schema(min_length = 1, max_length = 64)]
@@ -95,17 +94,24 @@ pub struct MessageView {
     pub created_at: DateTime<Utc>,
 }
 
-impl From<&MessageRow> for MessageView {
-    fn from(message: &MessageRow) -> Self {
+impl From<MessageRow> for MessageView {
+    /// Takes the row's strings: a message's view on the socket path costs no copy of its body.
+    fn from(message: MessageRow) -> Self {
         Self {
             id: message.id,
             session_id: message.chat_session_id,
             seq: message.seq,
             sender_role: message.sender_role,
-            client_msg_id: message.client_msg_id.clone(),
-            body: message.body.clone(),
+            client_msg_id: message.client_msg_id,
+            body: message.body,
             created_at: message.created_at,
         }
+    }
+}
+
+impl From<&MessageRow> for MessageView {
+    fn from(message: &MessageRow) -> Self {
+        Self::from(message.clone())
     }
 }
 

@@ -206,7 +206,7 @@ async fn run(work: Work, inner: &Inner, principal: &Principal, origin: &SocketRe
             {
                 Ok((message, stored_now)) => {
                     let data =
-                        json!({ "message": chat::MessageView::from(&message), "duplicate": !stored_now });
+                        json!({ "message": chat::MessageView::from(message), "duplicate": !stored_now });
                     ("message_ack", protocol::frame("message_ack", data, reference))
                 }
                 Err(error) => refused(&error),

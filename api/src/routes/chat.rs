@@ -184,7 +184,7 @@ pub async fn messages(
         page.limit,
     )
     .await?;
-    Ok(Json(MessageList { messages: rows.iter().map(MessageView::from).collect() }))
+    Ok(Json(MessageList { messages: rows.into_iter().map(MessageView::from).collect() }))
 }
 
 crate::route_errors! {
@@ -225,7 +225,7 @@ pub async fn send(
     )
     .await?;
     let status = if stored_now { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(SentMessage { message: MessageView::from(&message), duplicate: !stored_now })))
+    Ok((status, Json(SentMessage { message: MessageView::from(message), duplicate: !stored_now })))
 }
 
 crate::route_errors! {

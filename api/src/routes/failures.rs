@@ -17,7 +17,7 @@ use crate::extract::{ApiJson, ApiPath};
 #[serde(deny_unknown_fields)]
 pub struct Action {
     /// `refunded`, `credited` or `no_action`.
-    #[schema(schema_with = action_names)]
+    #[schema(value_type = domain::failures::OperatorAction)]
     action: String,
 }
 
@@ -52,11 +52,6 @@ fn names(names: &[&str]) -> utoipa::openapi::schema::ObjectBuilder {
     utoipa::openapi::schema::ObjectBuilder::new()
         .schema_type(utoipa::openapi::schema::Type::String)
         .enum_values(Some(names.iter().copied()))
-}
-
-fn action_names() -> utoipa::openapi::schema::ObjectBuilder {
-    let actions: Vec<&str> = domain::failures::OperatorAction::ALL.iter().map(|a| a.as_str()).collect();
-    names(&actions)
 }
 
 fn sort_names() -> utoipa::openapi::schema::ObjectBuilder {
