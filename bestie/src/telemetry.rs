@@ -14,59 +14,160 @@
 //! and took a tenth of a poll's CPU: docs/BENCHMARKS.md, "The hot path".)
 
 use std::fmt::{self, Write as _};
-use std::io::BufWriter;
+use std::io::Write as _;
 use std::os::fd::AsFd as _;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use domain::settings::{LogFormat, LogSettings, Mode};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
-/// Keeps the log writer's thread running; dropping it writes out the lines still queued.
+/// Keeps the log writer's thread running; dropping it writes out the lines still pending.
 /// Hold it until the process ends.
 #[must_use = "dropping the guard stops the log writer"]
-pub struct LogGuard(#[allow(dead_code)] WorkerGuard);
+pub struct LogGuard(Option<std::thread::JoinHandle<()>>, Arc<Batch>);
 
-/// Lines queued for the writer thread before a logging thread waits for room (it never
-/// drops a line).
-const QUEUED_LINES: usize = 64 * 1024;
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        *lock(&self.1.stopped) = true;
+        self.1.stop.notify_all();
+        if let Some(writer) = self.0.take() {
+            let _ = writer.join();
+        }
+        self.1.write_out();
+    }
+}
+
+/// How often the writer thread writes out the lines logged since its last write.
+const WRITE_EVERY: Duration = Duration::from_millis(10);
+
+/// Pending bytes at which the thread that logs writes them out itself rather than wait for
+/// the writer thread (so the buffer stays bounded and no line is dropped).
+const PENDING_LIMIT: usize = 1 << 20;
 
 /// Installs the global subscriber. `RUST_LOG` overrides `log.filter` when set.
 ///
-/// Lines are formatted where they are logged and written to stdout by a thread of their own,
-/// through a buffer flushed whenever the queue runs empty: a request costs no `write(2)` of
-/// its own (the access log line of every request made stdout's writes a tenth of the hot
-/// path's CPU: docs/BENCHMARKS.md, "The hot path"). The queue is lossless: when the writer
-/// falls `QUEUED_LINES` behind, logging waits, as a direct write would.
+/// A line is formatted where it is logged and appended to one buffer, which a thread of its
+/// own writes to stdout every [`WRITE_EVERY`]: a request costs neither a `write(2)` nor a
+/// wake-up of another thread (the access line of every request, written or handed to a
+/// woken writer one by one, cost the poll a quarter of its throughput: docs/BENCHMARKS.md,
+/// "The hot path"). Nothing is dropped: past [`PENDING_LIMIT`] the logging thread writes
+/// the buffer out itself, as a direct write would.
 pub fn init(settings: &LogSettings, mode: Mode) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.filter));
     // Colours only for a person at a terminal: a file or a log collector gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let lines = NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("log-writer");
-    let (writer, guard) = match std::io::stdout().as_fd().try_clone_to_owned() {
-        Ok(stdout) => lines.finish(BufWriter::with_capacity(64 * 1024, std::fs::File::from(stdout))),
-        Err(_) => lines.finish(std::io::stdout()),
+    let out: Box<dyn std::io::Write + Send> = match std::io::stdout().as_fd().try_clone_to_owned() {
+        Ok(stdout) => Box::new(std::fs::File::from(stdout)),
+        Err(_) => Box::new(std::io::stdout()),
     };
+    let (lines, guard) = Batch::start(out);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(true)
         .with_ansi(ansi)
-        .with_writer(writer);
+        .with_writer(lines);
     // A subscriber already installed (a second init in the same process) is fine to keep.
     let _ = match settings.format_in(mode) {
         LogFormat::Json => builder.event_format(JsonLines).fmt_fields(SpanFields).try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
-    LogGuard(guard)
+    guard
+}
+
+/// Log lines on their way to stdout.
+struct Batch {
+    /// Locked before `pending` by whoever writes, so batches reach stdout in order.
+    out: Mutex<Box<dyn std::io::Write + Send>>,
+    pending: Mutex<Vec<u8>>,
+    stopped: Mutex<bool>,
+    stop: Condvar,
+}
+
+fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Batch {
+    /// The subscriber's writer into a new batch to `out`, and the guard of its writer thread.
+    fn start(out: Box<dyn std::io::Write + Send>) -> (Lines, LogGuard) {
+        let batch = Arc::new(Batch {
+            out: Mutex::new(out),
+            pending: Mutex::new(Vec::with_capacity(64 * 1024)),
+            stopped: Mutex::new(false),
+            stop: Condvar::new(),
+        });
+        let writer = {
+            let batch = batch.clone();
+            std::thread::Builder::new().name("log-writer".into()).spawn(move || batch.run()).ok()
+        };
+        (Lines(batch.clone()), LogGuard(writer, batch))
+    }
+
+    /// The writer thread: every [`WRITE_EVERY`] until stopped.
+    fn run(&self) {
+        let mut stopped = lock(&self.stopped);
+        while !*stopped {
+            stopped = self.stop.wait_timeout(stopped, WRITE_EVERY).unwrap_or_else(PoisonError::into_inner).0;
+            drop(stopped);
+            self.write_out();
+            stopped = lock(&self.stopped);
+        }
+    }
+
+    /// Writes what is pending to stdout.
+    fn write_out(&self) {
+        let mut out = lock(&self.out);
+        let mut pending = lock(&self.pending);
+        if pending.is_empty() {
+            return;
+        }
+        let capacity = pending.capacity();
+        let lines = std::mem::replace(&mut *pending, Vec::with_capacity(capacity));
+        drop(pending);
+        // Nowhere to report a failed write of the log itself.
+        let _ = out.write_all(&lines).and_then(|()| out.flush());
+    }
+
+    fn append(&self, line: &[u8]) {
+        let mut pending = lock(&self.pending);
+        pending.extend_from_slice(line);
+        if pending.len() >= PENDING_LIMIT {
+            drop(pending);
+            self.write_out();
+        }
+    }
+}
+
+/// The subscriber's writer: each formatted line is appended to the batch in one piece.
+struct Lines(Arc<Batch>);
+
+impl<'a> MakeWriter<'a> for Lines {
+    type Writer = LineWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        LineWriter(&self.0)
+    }
+}
+
+struct LineWriter<'a>(&'a Batch);
+
+impl std::io::Write for LineWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.append(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Formats an event as one JSON line, as tracing-subscriber's JSON format with
@@ -90,7 +191,7 @@ where
     ) -> fmt::Result {
         let meta = event.metadata();
         writer.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut writer)?;
+        write_timestamp(&mut writer)?;
         write!(writer, "\",\"level\":\"{}\"", meta.level())?;
         let mut fields = JsonObject { writer: &mut writer, empty: false, result: Ok(()) };
         event.record(&mut fields);
@@ -234,28 +335,78 @@ struct Escaped<'a, 'writer>(&'a mut Writer<'writer>);
 
 impl fmt::Write for Escaped<'_, '_> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
+        // Every character escaped is ASCII, so the text is cut at byte positions that are
+        // character boundaries.
         let mut plain = 0;
-        for (at, c) in text.char_indices() {
-            let escape = match c {
-                '"' => "\\\"",
-                '\\' => "\\\\",
-                '\n' => "\\n",
-                '\r' => "\\r",
-                '\t' => "\\t",
-                c if c < ' ' => {
+        for (at, byte) in text.bytes().enumerate() {
+            let escape = match byte {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                byte if byte < b' ' => {
                     self.0.write_str(&text[plain..at])?;
-                    write!(self.0, "\\u{:04x}", u32::from(c))?;
-                    plain = at + c.len_utf8();
+                    write!(self.0, "\\u{:04x}", byte)?;
+                    plain = at + 1;
                     continue;
                 }
                 _ => continue,
             };
             self.0.write_str(&text[plain..at])?;
             self.0.write_str(escape)?;
-            plain = at + c.len_utf8();
+            plain = at + 1;
         }
         self.0.write_str(&text[plain..])
     }
+}
+
+/// The time now as tracing-subscriber's `SystemTime` writes it (`2026-12-04T18:22:01.123456Z`,
+/// UTC), with the part up to the second formatted once a second by each thread.
+fn write_timestamp(writer: &mut Writer<'_>) -> fmt::Result {
+    thread_local! {
+        static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    SECOND.with_borrow_mut(|(second, prefix)| {
+        if *second != now.as_secs() {
+            *second = now.as_secs();
+            prefix.clear();
+            write_second(prefix, now.as_secs())?;
+        }
+        writer.write_str(prefix)?;
+        let micros = now.subsec_micros();
+        let mut digits = *b".000000Z";
+        let mut rest = micros;
+        for at in (1..7).rev() {
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        writer.write_str(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
+    })
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of a unix second (UTC), by the civil calendar's days-to-date
+/// conversion (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms").
+fn write_second(out: &mut String, unix_s: u64) -> fmt::Result {
+    let days = i64::try_from(unix_s / 86_400).map_err(|_| fmt::Error)?;
+    let of_day = unix_s % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    write!(
+        out,
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        of_day / 3_600,
+        of_day / 60 % 60,
+        of_day % 60
+    )
 }
 
 #[cfg(test)]
@@ -266,6 +417,8 @@ mod tests {
     use tracing_subscriber::fmt::MakeWriter;
 
     use super::{JsonLines, SpanFields};
+    use tracing_subscriber::fmt::format::Writer;
+    use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 
     /// Collects what the subscriber writes.
     #[derive(Clone, Default)]
@@ -380,5 +533,67 @@ mod tests {
         assert_eq!(ours[0]["target"], "access");
         assert_eq!(ours[1]["message"], "inside 1");
         assert_eq!(ours[2]["spans"][1], json!({"name": "empty"}));
+    }
+
+    /// The second's text against chrono's, over four centuries of days (leap years, the
+    /// century rule, 2000) and times of day.
+    #[test]
+    fn seconds_are_written_as_chrono_writes_them() {
+        let mut second: u64 = 0;
+        while second < 13_000_000_000 {
+            let mut ours = String::new();
+            super::write_second(&mut ours, second).expect("format");
+            let theirs = chrono::DateTime::from_timestamp(i64::try_from(second).expect("i64"), 0)
+                .expect("in range")
+                .format("%Y-%m-%dT%H:%M:%S")
+                .to_string();
+            assert_eq!(ours, theirs, "second {second}");
+            second += 86_400 * 7 + 3_661;
+        }
+    }
+
+    /// A timestamp has tracing-subscriber's shape and agrees with its clock.
+    #[test]
+    fn timestamps_read_as_tracing_subscribers_system_time() {
+        let mut ours = String::new();
+        super::write_timestamp(&mut Writer::new(&mut ours)).expect("format");
+        let mut theirs = String::new();
+        SystemTime.format_time(&mut Writer::new(&mut theirs)).expect("format");
+        assert_eq!((ours.len(), &ours[19..20], &ours[26..]), (theirs.len(), ".", "Z"), "{ours} / {theirs}");
+        let parse = |text: &str| chrono::DateTime::parse_from_rfc3339(text).expect("RFC 3339");
+        let apart = parse(&theirs) - parse(&ours);
+        assert!((0..1_000).contains(&apart.num_milliseconds()), "{ours} then {theirs}");
+    }
+
+    /// Lines from two threads, far more than the pending limit: after the guard is dropped
+    /// every line is out, whole, and each thread's in the order it wrote them.
+    #[test]
+    fn the_batch_keeps_every_line_whole_and_in_order() {
+        use std::io::Write as _;
+        let buffer = Buffer::default();
+        let (lines, guard) = super::Batch::start(Box::new(buffer.clone()));
+        let per_thread = 30_000;
+        std::thread::scope(|scope| {
+            for thread in 0..2 {
+                let lines = &lines;
+                scope.spawn(move || {
+                    for n in 0..per_thread {
+                        let line = format!("{thread} {n:06} {}\n", "x".repeat(60));
+                        lines.make_writer().write_all(line.as_bytes()).expect("append");
+                    }
+                });
+            }
+        });
+        drop(guard);
+        let text = String::from_utf8(buffer.0.lock().expect("buffer").clone()).expect("utf-8");
+        let mut next = [0; 2];
+        for line in text.lines() {
+            let mut parts = line.split(' ');
+            let thread: usize = parts.next().and_then(|t| t.parse().ok()).expect("thread");
+            let n: usize = parts.next().and_then(|n| n.parse().ok()).expect("number");
+            assert_eq!((n, parts.next().map(str::len)), (next[thread], Some(60)), "{line}");
+            next[thread] += 1;
+        }
+        assert_eq!(next, [per_thread; 2]);
     }
 }
