@@ -304,7 +304,7 @@ pub async fn probe_timers(
         .iter()
         .map(|t| {
             let due = chrono::DateTime::from_timestamp_millis(i64::try_from(t.due_at_ms).unwrap_or(i64::MAX));
-            (t.key, due.unwrap_or(since))
+            (domain::ids::ProbeId(t.key), due.unwrap_or(since))
         })
         .collect();
     store.insert_probes(&probes).await?;

@@ -5,6 +5,7 @@
 use crate::auth::{Principal, Role, session};
 use crate::error::{DomainError, ErrorKind};
 use crate::ids::MitraId;
+use crate::ids::UserId;
 use crate::password;
 use crate::settings::AuthSettings;
 use crate::store::accounts::{MitraRow, NewAccount};
@@ -87,7 +88,7 @@ pub async fn create_mitra(
     }
     let hash = password::hash(new.password).await?;
     let account = NewAccount { email: &email, display_name, password_hash: &hash };
-    store.create_mitra(actor.id, account).await
+    store.create_mitra(actor.operator_id(), account).await
 }
 
 /// Deactivates (`active = false`) or reactivates a mitra. Idempotent. A deactivation
@@ -100,16 +101,18 @@ pub async fn set_mitra_active(
     mitra_id: MitraId,
     active: bool,
 ) -> Result<MitraRow, AccountError> {
-    let mitra =
-        store.set_mitra_active(actor.id, mitra_id.0, active).await?.ok_or(AccountError::MitraNotFound)?;
+    let mitra = store
+        .set_mitra_active(actor.operator_id(), mitra_id, active)
+        .await?
+        .ok_or(AccountError::MitraNotFound)?;
     // Postgres is the record; Redis makes it bite at once on tokens and sockets.
-    store.set_deactivated_flag(mitra_id.0, !active).await?;
+    store.set_deactivated_flag(UserId::from(mitra_id), !active).await?;
     if !active {
         let ttl_s = auth.access_token_ttl_s;
         session::revoke_all_sign_ins(
             store,
             ttl_s,
-            mitra_id.0,
+            UserId::from(mitra_id),
             CLOSE_ACCOUNT_DEACTIVATED,
             "account_deactivated",
         )
@@ -161,13 +164,21 @@ pub async fn reset_mitra_password(
         return Err(AccountError::InvalidPassword);
     }
     let hash = password::hash(new_password).await?;
-    let email =
-        store.reset_mitra_password(actor.id, mitra_id.0, &hash).await?.ok_or(AccountError::MitraNotFound)?;
+    let email = store
+        .reset_mitra_password(actor.operator_id(), mitra_id, &hash)
+        .await?
+        .ok_or(AccountError::MitraNotFound)?;
     // A mitra locked out by too many attempts signs in with the new password at once.
     store.clear_sign_in_attempts(Role::Mitra, &email).await?;
     let ttl_s = auth.access_token_ttl_s;
-    session::revoke_all_sign_ins(store, ttl_s, mitra_id.0, session::CLOSE_SIGN_IN_REVOKED, "password_reset")
-        .await?;
+    session::revoke_all_sign_ins(
+        store,
+        ttl_s,
+        UserId::from(mitra_id),
+        session::CLOSE_SIGN_IN_REVOKED,
+        "password_reset",
+    )
+    .await?;
     Ok(())
 }
 

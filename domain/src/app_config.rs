@@ -502,7 +502,7 @@ pub async fn update(
 ) -> Result<KeyView, ConfigError> {
     let spec = spec(key).ok_or_else(|| ConfigError::UnknownKey(key.to_owned()))?;
     let value = spec.validate(value)?;
-    store.set_app_config(actor.id, spec.key, &value).await?;
+    store.set_app_config(actor.operator_id(), spec.key, &value).await?;
     if spec.key == MAX_CUSTOMERS_PER_MITRA.name {
         crate::presence::sync_capacity_cap(store).await?;
     }

@@ -5,6 +5,7 @@
 //! sessions in 2 s are refused past the burst. In memory (governor's keyed GCRA): each
 //! process keeps its own buckets, so behind N api processes a user gets at most N budgets.
 
+use crate::ids::UserId;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -33,8 +34,8 @@ impl UserBudget {
     }
 
     /// Spends one write of `user`'s budget.
-    pub fn spend(&self, user: Uuid) -> Result<(), OverBudget> {
-        self.limiter.check_key(&user).map_err(|not_until| {
+    pub fn spend(&self, user: UserId) -> Result<(), OverBudget> {
+        self.limiter.check_key(&user.0).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             OverBudget { retry_after_s: wait.as_secs_f64().ceil().max(1.0) as u64 }
         })
@@ -72,10 +73,10 @@ mod tests {
         let budget = UserBudget::new(&settings);
         let (rani, sari) = (Uuid::new_v4(), Uuid::new_v4());
         for _ in 0..3 {
-            assert_eq!(budget.spend(rani), Ok(()));
+            assert_eq!(budget.spend(UserId(rani)), Ok(()));
         }
-        let refused = budget.spend(rani).expect_err("over the burst");
+        let refused = budget.spend(UserId(rani)).expect_err("over the burst");
         assert_eq!(refused.retry_after_s, 1);
-        assert_eq!(budget.spend(sari), Ok(()), "each user has a bucket of their own");
+        assert_eq!(budget.spend(UserId(sari)), Ok(()), "each user has a bucket of their own");
     }
 }

@@ -2,6 +2,7 @@
 //! acknowledged, delivered over the hub (a push when the recipient has no live socket),
 //! with delivered/read receipts, typing indicators and history for both sides.
 
+use crate::ids::UserId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -176,12 +177,12 @@ async fn deliver(services: &Services, sender: &Principal, origin: Option<&Socket
             vec![
                 Notice {
                     role: recipient_role,
-                    user: recipient,
+                    user: UserId(recipient),
                     event: event.clone(),
                     push: push_allowed.then_some(push),
                 },
                 // The sender's other devices.
-                Notice { role: sender.role, user: sender.id, event, push: None },
+                Notice { role: sender.role, user: UserId(sender.id.0), event, push: None },
             ],
         )
         .await;
@@ -210,7 +211,7 @@ pub async fn mark(
             (Receipt::Read, _) => (EventKind::MessageRead, row.mitra_read_seq),
         };
         let event = Event::new(kind, json!({ "session_id": row.id, "up_to_seq": seq, "by": caller.role }));
-        services.notify(vec![Notice { role, user: other, event, push: None }]).await;
+        services.notify(vec![Notice { role, user: UserId(other), event, push: None }]).await;
     }
     Ok(row)
 }
@@ -219,7 +220,8 @@ pub async fn mark(
 /// [`TYPING_SHOWS_MS`]. The hub throttles how often one socket may send it.
 #[tracing::instrument(skip_all, fields(session_id = %session))]
 pub async fn typing(store: &Store, caller: &Principal, session: SessionId) -> Result<(), ChatError> {
-    let row = store.chat_session_for(caller, session.0).await?.ok_or(ChatError::SessionNotFound)?;
+    let row =
+        store.chat_session_for(caller, SessionId(session.0)).await?.ok_or(ChatError::SessionNotFound)?;
     if !row.status.is_open() {
         return Err(ChatError::SessionNotOpen(row.status));
     }
@@ -228,7 +230,7 @@ pub async fn typing(store: &Store, caller: &Principal, session: SessionId) -> Re
         EventKind::Typing,
         json!({ "session_id": row.id, "by": caller.role, "expires_in_ms": TYPING_SHOWS_MS }),
     );
-    crate::events::publish_ephemeral(store, other, &event).await?;
+    crate::events::publish_ephemeral(store, UserId(other), &event).await?;
     Ok(())
 }
 
@@ -330,7 +332,7 @@ impl SessionView {
 
 /// One session of the caller's.
 pub async fn session(store: &Store, caller: &Principal, id: SessionId) -> Result<SessionRow, ChatError> {
-    store.chat_session_for(caller, id.0).await?.ok_or(ChatError::SessionNotFound)
+    store.chat_session_for(caller, SessionId(id.0)).await?.ok_or(ChatError::SessionNotFound)
 }
 
 /// The caller's sessions, newest first.

@@ -11,13 +11,13 @@
 //! The checks wait in this process's memory: one that dies within the grace loses those
 //! pushes (the events themselves are in the user's stream and replayed on resume).
 
+use crate::ids::UserId;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::auth::Role;
 use crate::events::StreamId;
@@ -29,7 +29,7 @@ use crate::services::Services;
 struct Pending {
     due: Instant,
     role: Role,
-    user: Uuid,
+    user: UserId,
     event: StreamId,
     message: PushMessage,
 }
@@ -42,7 +42,7 @@ pub struct DeferredPushes {
 
 impl DeferredPushes {
     /// Checks `event` of `user` again after `grace`; pushes `message` unless acknowledged.
-    pub fn defer(&self, grace: Duration, role: Role, user: Uuid, event: &str, message: PushMessage) {
+    pub fn defer(&self, grace: Duration, role: Role, user: UserId, event: &str, message: PushMessage) {
         let Some(event) = StreamId::parse(event) else { return };
         let pending = Pending { due: Instant::now() + grace, role, user, event, message };
         self.queue.lock().unwrap_or_else(PoisonError::into_inner).push_back(pending);
@@ -85,7 +85,7 @@ async fn check(services: &Services, due: Vec<Pending>) {
             unacknowledged.push(pending);
         }
     }
-    let users: Vec<Uuid> = unacknowledged.iter().map(|pending| pending.user).collect();
+    let users: Vec<UserId> = unacknowledged.iter().map(|pending| pending.user).collect();
     // Unknown (Redis unreadable): a push too many rather than a message nobody notices.
     let delivered = services.store.delivered_up_to_many(&users).await.unwrap_or_default();
     for (n, pending) in unacknowledged.into_iter().enumerate() {
@@ -97,7 +97,7 @@ async fn check(services: &Services, due: Vec<Pending>) {
         if acknowledged {
             continue;
         }
-        let push = Push { role: pending.role, account: pending.user, message: pending.message };
+        let push = Push { role: pending.role, account: pending.user.0, message: pending.message };
         if let Err(error) = services.jobs.push(push).await {
             tracing::warn!(%error, user = %pending.user, "could not queue a push for an unacknowledged event");
         }

@@ -3,7 +3,7 @@
 //! Durable events get an id in the user's stream and can be resumed; ephemeral ones
 //! (typing) reach only the sockets open right now. See `store::events` for the keys.
 
-use uuid::Uuid;
+use crate::ids::UserId;
 
 use crate::event::Event;
 use crate::settings::HubSettings;
@@ -25,7 +25,7 @@ pub struct Published {
 pub async fn publish(
     store: &Store,
     settings: &HubSettings,
-    user: Uuid,
+    user: UserId,
     event: &Event,
 ) -> Result<Published, StoreError> {
     publish_except(store, settings, user, event, None).await
@@ -37,7 +37,7 @@ pub async fn publish(
 pub async fn publish_except(
     store: &Store,
     settings: &HubSettings,
-    user: Uuid,
+    user: UserId,
     event: &Event,
     except: Option<&SocketRef>,
 ) -> Result<Published, StoreError> {
@@ -52,9 +52,9 @@ pub async fn publish_except(
 pub async fn publish_to_many(
     store: &Store,
     settings: &HubSettings,
-    users: &[Uuid],
+    users: &[UserId],
     event: &Event,
-) -> Result<Vec<(Uuid, Published)>, StoreError> {
+) -> Result<Vec<(UserId, Published)>, StoreError> {
     let json = serde_json::to_string(event).map_err(|e| StoreError::Encode(e.to_string()))?;
     let ttl_ms = settings.stream_ttl_s.saturating_mul(1_000);
     let published = store.publish_event_to_many(users, &json, settings.stream_maxlen, ttl_ms).await?;
@@ -62,7 +62,7 @@ pub async fn publish_to_many(
 }
 
 /// Sends `event` to the user's open sockets only; it is never stored.
-pub async fn publish_ephemeral(store: &Store, user: Uuid, event: &Event) -> Result<(), StoreError> {
+pub async fn publish_ephemeral(store: &Store, user: UserId, event: &Event) -> Result<(), StoreError> {
     let json = serde_json::to_string(event).map_err(|e| StoreError::Encode(e.to_string()))?;
     store.publish_ephemeral(user, &json).await
 }
@@ -71,7 +71,7 @@ pub async fn publish_ephemeral(store: &Store, user: Uuid, event: &Event) -> Resu
 pub async fn backlog(
     store: &Store,
     settings: &HubSettings,
-    user: Uuid,
+    user: UserId,
     last_event_id: &str,
 ) -> Result<Backlog, StoreError> {
     store.read_backlog(user, last_event_id, settings.stream_maxlen.saturating_mul(2)).await

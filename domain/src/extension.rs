@@ -8,6 +8,8 @@
 //! The charge runs under the extension's lock with the key `extension:<id>`, so an approval
 //! racing the timer charges once; a declined charge rejects the extension.
 
+use crate::ids::MitraId;
+use crate::ids::UserId;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
@@ -128,7 +130,7 @@ pub async fn pending(
     caller: &Principal,
     session: SessionId,
 ) -> Result<Option<ExtensionRow>, ExtensionError> {
-    if store.chat_session_for(caller, session.0).await?.is_none() {
+    if store.chat_session_for(caller, SessionId(session.0)).await?.is_none() {
         return Err(ExtensionError::SessionNotFound);
     }
     Ok(store.pending_extension(session).await?)
@@ -157,10 +159,10 @@ pub async fn request(
         "extension requested"
     );
     let cap = app_config::get(store, app_config::MAX_CUSTOMERS_PER_MITRA).await?;
-    let online = store.mitra_presence(mitra, cap).await.map(|p| p.online).unwrap_or(false);
+    let online = store.mitra_presence(MitraId(mitra), cap).await.map(|p| p.online).unwrap_or(false);
     if !online {
         // Nobody to ask: rejected at once, nothing charged.
-        let pending = match store.lock_extension(extension.id, None).await {
+        let pending = match store.lock_extension(ExtensionId(extension.id), None).await {
             Ok(pending) => pending,
             Err(ExtensionError::Store(e)) => return Err(e.into()),
             // Resolved meanwhile.
@@ -205,8 +207,8 @@ pub async fn request(
     };
     services
         .notify(vec![
-            Notice { role: Role::Mitra, user: mitra, event: event.clone(), push: Some(push) },
-            Notice { role: Role::Customer, user: customer.id, event, push: None },
+            Notice { role: Role::Mitra, user: UserId(mitra), event: event.clone(), push: Some(push) },
+            Notice { role: Role::Customer, user: UserId(customer.id.0), event, push: None },
         ])
         .await;
     Ok(extension)
@@ -220,7 +222,7 @@ pub async fn answer(
     extension: ExtensionId,
     approve: bool,
 ) -> Result<Resolved, ExtensionError> {
-    let pending = services.store.lock_extension(extension.0, Some(mitra.mitra_id())).await?;
+    let pending = services.store.lock_extension(ExtensionId(extension.0), Some(mitra.mitra_id())).await?;
     if approve {
         resolve_approve(services, pending, ExtensionStatus::Approved).await
     } else {
@@ -233,9 +235,15 @@ pub async fn answer(
 /// on and a socket on a live hub) and their app heard from since (a pong to the hub's
 /// pings every few seconds is enough). A socket that lingers after the phone suspended the
 /// app or lost its network does not count. Unknown (Redis unreadable) counts as absent.
-async fn mitra_present(store: &crate::store::Store, mitra: Uuid, cap: i64, requested_ms: u64) -> bool {
+async fn mitra_present(store: &crate::store::Store, mitra: MitraId, cap: i64, requested_ms: u64) -> bool {
     let online = store.mitra_presence(mitra, cap).await.map(|p| p.online).unwrap_or(false);
-    online && store.last_heard_ms(mitra).await.ok().flatten().is_some_and(|heard| heard >= requested_ms)
+    online
+        && store
+            .last_heard_ms(UserId::from(mitra))
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|heard| heard >= requested_ms)
 }
 
 /// The window's timer (or the sweep): the configured default applies, unless the mitra is
@@ -244,7 +252,7 @@ async fn mitra_present(store: &crate::store::Store, mitra: Uuid, cap: i64, reque
 #[tracing::instrument(skip_all, fields(extension_id = %extension))]
 pub async fn window_ended(services: &Services, extension: ExtensionId) -> Result<(), ExtensionError> {
     for _ in 0..5 {
-        let pending = match services.store.lock_extension(extension.0, None).await {
+        let pending = match services.store.lock_extension(ExtensionId(extension.0), None).await {
             Ok(pending) => pending,
             Err(ExtensionError::Store(e)) => return Err(e.into()),
             // Resolved already, or gone.
@@ -259,7 +267,7 @@ pub async fn window_ended(services: &Services, extension: ExtensionId) -> Result
         let store = &services.store;
         let cap = app_config::get(store, app_config::MAX_CUSTOMERS_PER_MITRA).await?;
         let requested_ms = u64::try_from(pending.extension.requested_at.timestamp_millis()).unwrap_or(0);
-        let online = mitra_present(store, pending.mitra_id, cap, requested_ms).await;
+        let online = mitra_present(store, MitraId(pending.mitra_id), cap, requested_ms).await;
         let default = app_config::get(store, app_config::EXTENSION_DEFAULT_ACTION_ON_TIMEOUT).await?;
         if online && default == app_config::ExtensionTimeoutAction::AutoApprove {
             resolve_approve(services, pending, ExtensionStatus::AutoApproved).await?;
@@ -402,8 +410,13 @@ async fn tell_both(services: &Services, resolved: &Resolved, kind: EventKind, da
     let event = Event::new(kind, data);
     services
         .notify(vec![
-            Notice { role: Role::Customer, user: resolved.customer_id, event: event.clone(), push: None },
-            Notice { role: Role::Mitra, user: resolved.mitra_id, event, push: None },
+            Notice {
+                role: Role::Customer,
+                user: UserId(resolved.customer_id),
+                event: event.clone(),
+                push: None,
+            },
+            Notice { role: Role::Mitra, user: UserId(resolved.mitra_id), event, push: None },
         ])
         .await;
 }

@@ -139,7 +139,7 @@ pub async fn action(
     action: &str,
 ) -> Result<FailureRow, FailureError> {
     let action = action.parse::<OperatorAction>().map_err(|_| FailureError::InvalidAction)?;
-    store.action_failure(id.0, operator.id, action).await
+    store.action_failure(id, operator.operator_id(), action).await
 }
 
 /// A row as the control center shows it.

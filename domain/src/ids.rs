@@ -29,6 +29,14 @@ macro_rules! ids {
                 }
             }
 
+            impl std::str::FromStr for $name {
+                type Err = uuid::Error;
+
+                fn from_str(text: &str) -> Result<Self, Self::Err> {
+                    Uuid::parse_str(text).map(Self)
+                }
+            }
+
             impl std::fmt::Display for $name {
                 fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                     self.0.fmt(f)
@@ -53,7 +61,39 @@ ids! {
     ExtensionId;
     /// A row of the failed-pairings ledger.
     FailureId;
+    /// Any account, whatever its role: a token's subject, the owner of an event stream, of
+    /// a socket, of a device. A customer's, a mitra's or an operator's id turns into one.
+    UserId;
+    /// A control-center account (`cc_users`).
+    OperatorId;
+    /// A sign-in: one refresh-token family and every access token it issued.
+    SignInId;
+    /// One access token (its `jti`).
+    TokenId;
+    /// One attempt to charge a payment (`charges`).
+    ChargeId;
+    /// A one-time code sent to a phone.
+    OtpCodeId;
+    /// A timer probe (`bestie timers-probe`).
+    ProbeId;
+    /// One refresh token of a sign-in (each rotation makes a new one).
+    RefreshTokenId;
 }
+
+/// A customer, a mitra and an operator are each an account.
+macro_rules! accounts {
+    ($($role:ident),+) => {
+        $(
+            impl From<$role> for UserId {
+                fn from(id: $role) -> Self {
+                    Self(id.0)
+                }
+            }
+        )+
+    };
+}
+
+accounts!(CustomerId, MitraId, OperatorId);
 
 #[cfg(test)]
 mod tests {

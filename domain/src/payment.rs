@@ -9,6 +9,7 @@
 //! after a crash completes the same charge, and so does the payment sweep when nobody
 //! retried it ([`finish_stale_charges`]).
 
+use crate::ids::{CustomerId, PaymentId};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -18,7 +19,6 @@ use crate::app_config;
 use crate::auth::Principal;
 use crate::charges::{self, ChargeError, ChargeRequest};
 use crate::error::{DomainError, ErrorKind};
-use crate::ids::PaymentId;
 use crate::jobs::{JobError, Timer, TimerKind};
 use crate::services::Services;
 use crate::store::chat::SessionStatus;
@@ -247,7 +247,7 @@ pub async fn create(
         (tier.duration_minutes, tier.price)
     };
     let new = NewPayment {
-        customer_id: customer.id,
+        customer_id: customer.id.0,
         purpose,
         chat_session_id: order.chat_session_id,
         tier_id: Some(&tier.id),
@@ -275,13 +275,17 @@ pub async fn confirm(
     customer: &Principal,
     id: PaymentId,
 ) -> Result<PaymentRow, PaymentError> {
-    confirm_for(services, customer.id, id.0).await
+    confirm_for(services, customer.customer_id(), id).await
 }
 
-async fn confirm_for(services: &Services, customer: Uuid, id: Uuid) -> Result<PaymentRow, PaymentError> {
+async fn confirm_for(
+    services: &Services,
+    customer: CustomerId,
+    id: PaymentId,
+) -> Result<PaymentRow, PaymentError> {
     let lock = services
         .store
-        .lock_payment(crate::ids::CustomerId(customer), id)
+        .lock_payment(crate::ids::CustomerId(customer.0), id)
         .await?
         .ok_or(PaymentError::NotFound)?;
     if lock.row.purpose == PaymentPurpose::Extension {
@@ -310,7 +314,8 @@ async fn confirm_for(services: &Services, customer: Uuid, id: Uuid) -> Result<Pa
                 Some(key) => key.clone(),
                 None => format!("confirm:{id}:{}", lock.declined_charges + 1),
             };
-            let request = ChargeRequest { idempotency_key, payment_session_id: id, amount: lock.row.amount };
+            let request =
+                ChargeRequest { idempotency_key, payment_session_id: id.0, amount: lock.row.amount };
             if lock.claimed_charge.is_some() {
                 lock.release().await?;
             } else {
@@ -318,7 +323,7 @@ async fn confirm_for(services: &Services, customer: Uuid, id: Uuid) -> Result<Pa
             }
             charges::charge(&services.store, services.payments.as_ref(), &request).await?;
             let confirmed =
-                services.store.confirm_charged_payment(crate::ids::CustomerId(customer), id).await?;
+                services.store.confirm_charged_payment(crate::ids::CustomerId(customer.0), id).await?;
             if confirmed.status != PaymentStatus::Confirmed {
                 // Cannot happen while a claimed charge keeps the payment from expiring or
                 // being abandoned; if it ever does, the money must not go unaccounted.
@@ -346,8 +351,11 @@ pub async fn cancel(
     customer: &Principal,
     id: PaymentId,
 ) -> Result<PaymentRow, PaymentError> {
-    let lock =
-        services.store.lock_payment(customer.customer_id(), id.0).await?.ok_or(PaymentError::NotFound)?;
+    let lock = services
+        .store
+        .lock_payment(customer.customer_id(), PaymentId(id.0))
+        .await?
+        .ok_or(PaymentError::NotFound)?;
     match lock.row.status {
         // A confirm is charging it (or an extension request holds it): not abandoned now.
         PaymentStatus::Pending if lock.claimed_charge.is_some() || lock.extension_pending => {
@@ -422,7 +430,7 @@ pub async fn finish_stale_charges(services: &Services) -> Result<FinishedCharges
 
 /// The customer's payment session.
 pub async fn get(store: &Store, customer: &Principal, id: PaymentId) -> Result<PaymentRow, PaymentError> {
-    store.payment(customer.customer_id(), id.0).await?.ok_or(PaymentError::NotFound)
+    store.payment(customer.customer_id(), PaymentId(id.0)).await?.ok_or(PaymentError::NotFound)
 }
 
 /// Closes payment sessions whose expiry passed (the 60 s sweep). Idempotent: a second run
@@ -436,5 +444,5 @@ pub async fn sweep_expired(store: &Store) -> Result<SweepCounts, StoreError> {
 /// Does nothing when the session is not due, already closed, or still in use.
 #[tracing::instrument(skip_all, fields(payment_session_id = %id))]
 pub async fn expire(store: &Store, id: PaymentId) -> Result<SweepCounts, StoreError> {
-    store.expire_payment_sessions(Some(id.0)).await
+    store.expire_payment_sessions(Some(PaymentId(id.0))).await
 }

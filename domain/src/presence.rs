@@ -14,6 +14,7 @@
 //! cap from Postgres (the reaper notices the `seeded` marker is gone, and one process copies
 //! them back: [`restore_from_record`]).
 
+use crate::ids::{MitraId, UserId};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app_config;
 use crate::auth::Principal;
-use crate::ids::MitraId;
 use crate::services::Services;
 use crate::settings::PresenceSettings;
 use crate::store::presence::{MitraPresence, Seeding};
@@ -42,7 +42,7 @@ pub async fn set_mitra_status(
 ) -> Result<MitraPresence, StoreError> {
     let store = &services.store;
     store.set_mitra_status_online(mitra.mitra_id(), online).await?;
-    let presence = store.set_mitra_status(mitra.id, online, default_cap()).await?;
+    let presence = store.set_mitra_status(mitra.mitra_id(), online, default_cap()).await?;
     if presence.available
         && let Err(error) =
             crate::pairing::offer_open_requests(services, mitra.mitra_id(), presence.active_sessions).await
@@ -55,7 +55,7 @@ pub async fn set_mitra_status(
 
 /// The mitra's presence as the counters see it.
 pub async fn mitra_presence(store: &Store, mitra: &Principal) -> Result<MitraPresence, StoreError> {
-    store.mitra_presence(mitra.id, default_cap()).await
+    store.mitra_presence(mitra.mitra_id(), default_cap()).await
 }
 
 /// Copies the capacity cap from `app_config` into Redis and recomputes availability.
@@ -173,7 +173,7 @@ pub async fn restore_from_record(
 /// Records that hub `instance` holds the mitra's first socket there.
 pub async fn mitra_connected(
     store: &Store,
-    mitra: uuid::Uuid,
+    mitra: MitraId,
     instance: &str,
 ) -> Result<MitraPresence, StoreError> {
     store.mitra_connected(mitra, instance, default_cap()).await
@@ -182,7 +182,7 @@ pub async fn mitra_connected(
 /// Records that hub `instance` holds no socket of the mitra any more.
 pub async fn mitra_disconnected(
     store: &Store,
-    mitra: uuid::Uuid,
+    mitra: MitraId,
     instance: &str,
 ) -> Result<MitraPresence, StoreError> {
     store.mitra_disconnected(mitra, instance, default_cap()).await
@@ -193,7 +193,7 @@ pub async fn mitra_disconnected(
 pub async fn user_connected(
     store: &Store,
     settings: &PresenceSettings,
-    user: uuid::Uuid,
+    user: UserId,
 ) -> Result<bool, StoreError> {
     store.user_connected(user, settings.lease_ms).await
 }

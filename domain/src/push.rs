@@ -14,6 +14,7 @@
 //!   exchange the OAuth server refuses (4xx: a revoked or wrong key) is an auth failure: our
 //!   credentials are at fault, not the device, and every push fails until they are fixed.
 
+use crate::ids::UserId;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -22,7 +23,6 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
-use uuid::Uuid;
 
 use crate::auth::Role;
 use crate::clock::now_s;
@@ -359,7 +359,7 @@ pub async fn send_to_account(
     store: &Store,
     sender: &dyn PushSender,
     role: Role,
-    account: Uuid,
+    account: UserId,
     message: &PushMessage,
 ) -> Result<Vec<Delivery>, StoreError> {
     let tokens = store.device_tokens(role, account).await?;

@@ -4,6 +4,7 @@
 //! For load tests it also creates numbered customers and mitras in bulk and signs an access
 //! token for each ([`load_accounts`]), so a run starts without thousands of sign-ins.
 
+use crate::ids::UserId;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -145,17 +146,17 @@ pub async fn load_accounts(
 /// (`(key, id)`, any order) and a token each.
 fn in_order(
     wanted: Vec<(String, String)>,
-    stored: Vec<(String, Uuid)>,
+    stored: Vec<(String, UserId)>,
     role: Role,
     keys: &TokenKeys,
 ) -> Result<Vec<LoadAccount>, SeedError> {
-    let ids: std::collections::HashMap<String, Uuid> = stored.into_iter().collect();
+    let ids: std::collections::HashMap<String, UserId> = stored.into_iter().collect();
     wanted
         .into_iter()
         .map(|(key, name)| {
             let id = *ids.get(&key).ok_or_else(|| SeedError::MissingLoadAccount(key.clone()))?;
             let token = keys.issue(id, role)?.token;
-            Ok(LoadAccount { id, name, token })
+            Ok(LoadAccount { id: id.0, name, token })
         })
         .collect()
 }

@@ -2,6 +2,7 @@
 //! event settings and the metrics. Built once per process and shared by the api, the hub
 //! and the jobs, so each flow is one function that every edge calls the same way.
 
+use crate::ids::UserId;
 use std::sync::Arc;
 
 use crate::auth::Role;
@@ -37,17 +38,18 @@ impl Services {
     /// Publishes one `event` to many users (a blast) and queues `push` for each user who
     /// had no socket to deliver it to. Returns those users. Failures are logged, never
     /// returned: the flow's state is committed already, and apps re-read it on resume.
-    pub async fn notify_all(
+    pub async fn notify_all<U: Copy + Into<UserId>>(
         &self,
         role: Role,
-        users: &[uuid::Uuid],
+        users: &[U],
         event: &Event,
         push: Option<&PushMessage>,
-    ) -> Vec<uuid::Uuid> {
+    ) -> Vec<UserId> {
         if users.is_empty() {
             return Vec::new();
         }
-        let published = match crate::events::publish_to_many(&self.store, &self.hub, users, event).await {
+        let users: Vec<UserId> = users.iter().map(|&user| user.into()).collect();
+        let published = match crate::events::publish_to_many(&self.store, &self.hub, &users, event).await {
             Ok(published) => published,
             Err(error) => {
                 tracing::warn!(%error, kind = event.kind.as_str(), users = users.len(), "fan-out failed");
@@ -66,7 +68,7 @@ impl Services {
 /// A published event that comes with a push.
 struct Candidate {
     role: Role,
-    user: uuid::Uuid,
+    user: UserId,
     published: crate::events::Published,
     message: PushMessage,
 }
@@ -75,7 +77,7 @@ struct Candidate {
 /// none of them acknowledges it within the delivery grace).
 pub struct Notice {
     pub role: Role,
-    pub user: uuid::Uuid,
+    pub user: crate::ids::UserId,
     pub event: Event,
     pub push: Option<PushMessage>,
 }
@@ -85,20 +87,25 @@ impl Services {
     /// no socket to deliver it to. Returns the users reached only by push.
     /// A failure to publish one notice is logged and does not stop the others: the flow's
     /// state is already committed, and apps re-read it on resume.
-    pub async fn notify(&self, notices: Vec<Notice>) -> Vec<uuid::Uuid> {
+    pub async fn notify(&self, notices: Vec<Notice>) -> Vec<UserId> {
         self.notify_from(None, notices).await
     }
 
     /// As [`notify`](Self::notify), for notices caused by a command that came in on the
     /// socket `origin`: that socket gets none of them (the command's answer carries what it
     /// needs); the user's other sockets do.
-    pub async fn notify_from(&self, origin: Option<&SocketRef>, notices: Vec<Notice>) -> Vec<uuid::Uuid> {
+    pub async fn notify_from(&self, origin: Option<&SocketRef>, notices: Vec<Notice>) -> Vec<UserId> {
         use futures::StreamExt;
         let published = futures::stream::iter(notices)
             .map(|notice| async move {
-                let routed =
-                    crate::events::publish_except(&self.store, &self.hub, notice.user, &notice.event, origin)
-                        .await;
+                let routed = crate::events::publish_except(
+                    &self.store,
+                    &self.hub,
+                    UserId(notice.user.0),
+                    &notice.event,
+                    origin,
+                )
+                .await;
                 (notice, routed)
             })
             .buffer_unordered(256)
@@ -111,7 +118,7 @@ impl Services {
                     if let Some(message) = notice.push {
                         candidates.push(Candidate {
                             role: notice.role,
-                            user: notice.user,
+                            user: UserId(notice.user.0),
                             published,
                             message,
                         });
@@ -128,16 +135,16 @@ impl Services {
     /// Queues each candidate's push unless a live hub instance holds a socket of theirs;
     /// then the push waits for the delivery grace, and goes out only when no device
     /// acknowledged the event by then ([`crate::delivery`]). Returns the users pushed now.
-    async fn push_unreached(&self, candidates: Vec<Candidate>) -> Vec<uuid::Uuid> {
+    async fn push_unreached(&self, candidates: Vec<Candidate>) -> Vec<UserId> {
         let mut reading = Reading::Cached;
         let mut pushed = Vec::new();
         let grace = std::time::Duration::from_millis(self.hub.delivery_grace_ms);
         for Candidate { role, user, published, message } in candidates {
             if self.reached(&published.routed_to, &mut reading).await {
-                self.deferred_pushes.defer(grace, role, user, &published.id, message);
+                self.deferred_pushes.defer(grace, role, UserId(user.0), &published.id, message);
                 continue;
             }
-            match self.jobs.push(Push { role, account: user, message }).await {
+            match self.jobs.push(Push { role, account: user.0, message }).await {
                 Ok(()) => pushed.push(user),
                 Err(error) => tracing::warn!(%error, %user, "could not queue a push"),
             }

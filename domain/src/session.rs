@@ -6,6 +6,8 @@
 //! the session, so a repeated, late or stale timer (the session was extended or ended
 //! early) changes nothing. The payment sweep moves sessions whose timers were lost.
 
+use crate::ids::MitraId;
+use crate::ids::UserId;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
@@ -107,8 +109,8 @@ async fn tell_both(services: &Services, row: &SessionRow, kind: EventKind, data:
     let event = Event::new(kind, data);
     services
         .notify(vec![
-            Notice { role: Role::Customer, user: row.customer_id, event: event.clone(), push: None },
-            Notice { role: Role::Mitra, user: row.mitra_id, event, push: None },
+            Notice { role: Role::Customer, user: UserId(row.customer_id), event: event.clone(), push: None },
+            Notice { role: Role::Mitra, user: UserId(row.mitra_id), event, push: None },
         ])
         .await;
 }
@@ -117,7 +119,7 @@ async fn tell_both(services: &Services, row: &SessionRow, kind: EventKind, data:
 /// ended meanwhile (its end is no longer the one this timer was for).
 #[tracing::instrument(skip_all, fields(session_id = %session))]
 pub async fn warn(services: &Services, session: SessionId, due_at_ms: u64) -> Result<(), StoreError> {
-    let Some(row) = services.store.session_for_timer(session.0).await? else { return Ok(()) };
+    let Some(row) = services.store.session_for_timer(SessionId(session.0)).await? else { return Ok(()) };
     let warning_s = app_config::get(&services.store, app_config::SESSION_ENDING_WARNING_SECONDS).await?;
     let expected_end_ms =
         due_at_ms.saturating_add(u64::try_from(warning_s).unwrap_or(0).saturating_mul(1_000));
@@ -141,7 +143,7 @@ pub async fn time_up(
     due_at_ms: Option<u64>,
 ) -> Result<(), StoreError> {
     let grace = app_config::get(&services.store, app_config::CLOSING_GRACE_MINUTES).await?;
-    let row = match step(|| services.store.close_for_time_up(session.0, grace, due_at_ms)).await? {
+    let row = match step(|| services.store.close_for_time_up(SessionId(session.0), grace, due_at_ms)).await? {
         Some(row) => row,
         None => return Ok(()),
     };
@@ -178,13 +180,13 @@ pub async fn complete(
     session: SessionId,
     due_at_ms: Option<u64>,
 ) -> Result<(), StoreError> {
-    let Some(row) = step(|| services.store.complete_session(session.0, due_at_ms)).await? else {
+    let Some(row) = step(|| services.store.complete_session(SessionId(session.0), due_at_ms)).await? else {
         return Ok(());
     };
     tracing::info!(session_id = %row.id, "chat session completed");
     // Committed: whatever fails below is repaired by the sweep's recount.
     let cap = app_config::get(&services.store, app_config::MAX_CUSTOMERS_PER_MITRA).await.unwrap_or(3);
-    match services.store.add_mitra_sessions(row.mitra_id, -1, cap).await {
+    match services.store.add_mitra_sessions(MitraId(row.mitra_id), -1, cap).await {
         Ok(presence) if presence.available => {
             if let Err(error) = crate::pairing::offer_open_requests(
                 services,
@@ -253,7 +255,7 @@ pub async fn end_early(
     }
     let reason_text = reason_text.map(str::trim).filter(|text| !text.is_empty());
     let grace = app_config::get(store, app_config::CLOSING_GRACE_MINUTES).await?;
-    let (row, today) = store.end_early(caller, session.0, reason_code, reason_text, grace).await?;
+    let (row, today) = store.end_early(caller, SessionId(session.0), reason_code, reason_text, grace).await?;
     if let Some(count) = today {
         let cap = app_config::get(store, app_config::EARLY_END_MITRA_DAILY_CAP).await?;
         if count > cap {
@@ -276,7 +278,7 @@ pub async fn leave_closing_message(
     if trimmed.is_empty() || message.chars().count() > 1_000 || message.contains('\0') {
         return Err(SessionError::InvalidClosingMessage);
     }
-    let row = services.store.leave_closing_message(caller, session.0, trimmed).await?;
+    let row = services.store.leave_closing_message(caller, SessionId(session.0), trimmed).await?;
     let (role, other) = match caller.role {
         Role::Customer => (Role::Mitra, row.mitra_id),
         _ => (Role::Customer, row.customer_id),
@@ -285,7 +287,7 @@ pub async fn leave_closing_message(
         EventKind::ClosingMessage,
         json!({ "session_id": row.id, "by": caller.role, "message": trimmed }),
     );
-    services.notify(vec![Notice { role, user: other, event, push: None }]).await;
+    services.notify(vec![Notice { role, user: UserId(other), event, push: None }]).await;
     Ok(row)
 }
 
@@ -309,7 +311,7 @@ pub async fn close_overdue(services: &Services) -> Result<usize, StoreError> {
     // lost delta (a crash between a commit and its delta) heals.
     let cap = app_config::get(&services.store, app_config::MAX_CUSTOMERS_PER_MITRA).await?;
     for (mitra, live) in services.store.live_session_counts().await? {
-        if let Err(error) = services.store.set_mitra_sessions(mitra, live, cap).await {
+        if let Err(error) = services.store.set_mitra_sessions(MitraId(mitra), live, cap).await {
             tracing::warn!(%error, %mitra, "recounting a mitra's sessions failed");
         }
     }

@@ -13,13 +13,13 @@ use std::time::Duration;
 use domain::auth::Principal;
 use domain::chat::{self, Receipt};
 use domain::error::DomainError;
+use domain::ids::SessionId;
 use domain::metrics::Metrics;
 use domain::store::events::SocketRef;
 use futures::stream::FuturesUnordered;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
-use uuid::Uuid;
 
 use crate::Inner;
 use crate::protocol::{self, ClientFrame};
@@ -42,7 +42,7 @@ pub(crate) type Answer = (&'static str, String);
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SendMessage {
-    session_id: Uuid,
+    session_id: SessionId,
     client_msg_id: String,
     body: String,
 }
@@ -50,14 +50,14 @@ struct SendMessage {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Mark {
-    session_id: Uuid,
+    session_id: SessionId,
     up_to_seq: i64,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Typing {
-    session_id: Uuid,
+    session_id: SessionId,
 }
 
 /// What a socket remembers between commands.
@@ -74,7 +74,7 @@ pub(crate) enum Command {
 
 /// A command that needs the stores.
 pub(crate) struct Work {
-    session: Uuid,
+    session: SessionId,
     reference: Option<Value>,
     action: Action,
 }
@@ -172,7 +172,7 @@ pub enum Decoded {
     /// `invalid_command`, `unknown_command`).
     Answer { kind: &'static str, frame: String },
     /// A well-formed command about one chat session, answered once it has run against the stores.
-    Command { session_id: Uuid },
+    Command { session_id: SessionId },
 }
 
 /// The socket's decoder (docs/PROTOCOL.md §4): what a freshly opened socket does with the
@@ -198,7 +198,7 @@ async fn run(work: Work, inner: &Inner, principal: &Principal, origin: &SocketRe
                 &inner.services,
                 principal,
                 Some(origin),
-                domain::ids::SessionId(work.session),
+                domain::ids::SessionId(work.session.0),
                 &client_msg_id,
                 &body,
             )
@@ -216,7 +216,7 @@ async fn run(work: Work, inner: &Inner, principal: &Principal, origin: &SocketRe
             match chat::mark(
                 &inner.services,
                 principal,
-                domain::ids::SessionId(work.session),
+                domain::ids::SessionId(work.session.0),
                 receipt,
                 up_to_seq,
             )
@@ -227,7 +227,7 @@ async fn run(work: Work, inner: &Inner, principal: &Principal, origin: &SocketRe
             }
         }
         Action::Typing => {
-            match chat::typing(&inner.store, principal, domain::ids::SessionId(work.session)).await {
+            match chat::typing(&inner.store, principal, domain::ids::SessionId(work.session.0)).await {
                 Ok(()) => ack(json!({ "throttled": false })),
                 Err(error) => refused(&error),
             }
@@ -240,12 +240,12 @@ type Running = FuturesUnordered<RunningCommand>;
 
 /// One command's task, yielding its session (to free the lane) and its answer.
 pub(crate) struct RunningCommand {
-    session: Uuid,
+    session: SessionId,
     task: JoinHandle<Answer>,
 }
 
 impl std::future::Future for RunningCommand {
-    type Output = (Uuid, Answer);
+    type Output = (SessionId, Answer);
 
     fn poll(
         mut self: std::pin::Pin<&mut Self>,
@@ -358,7 +358,7 @@ mod tests {
     fn a_frame_or_data_that_is_an_array_is_refused() {
         assert_eq!(answer(r#"["ping",7]"#)["data"]["code"], "invalid_frame");
         assert_eq!(answer(r#" ["pm1","ref"]"#)["data"]["code"], "invalid_frame");
-        let session = Uuid::new_v4();
+        let session = SessionId(uuid::Uuid::new_v4());
         let data = json!({"type": "mark_read", "ref": 1, "data": [session, 3]}).to_string();
         assert_eq!(
             (&answer(&data)["data"]["code"], &answer(&data)["ref"]),
@@ -370,8 +370,10 @@ mod tests {
 
     #[test]
     fn a_well_formed_command_is_left_for_the_stores() {
-        let session = Uuid::new_v4();
+        let session = SessionId(uuid::Uuid::new_v4());
         let text = json!({"type": "mark_read", "data": {"session_id": session, "up_to_seq": 3}}).to_string();
-        assert!(matches!(decode_command(&text), Decoded::Command { session_id } if session_id == session));
+        assert!(
+            matches!(decode_command(&text), Decoded::Command { session_id } if session_id == SessionId(session.0))
+        );
     }
 }

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::ids::{SignInId, TokenId, UserId};
 use domain::store::Store;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use crate::registry::{Close, Registry, Sockets};
 
@@ -16,13 +16,13 @@ use crate::registry::{Close, Registry, Sockets};
 enum Control {
     /// Close every socket of the user (account deactivated).
     #[serde(rename = "disconnect_user")]
-    User { user_id: Uuid, code: u16, reason: String },
+    User { user_id: UserId, code: u16, reason: String },
     /// Close the sockets opened with one access token (logout).
     #[serde(rename = "disconnect_token")]
-    Token { user_id: Uuid, token_id: Uuid, code: u16, reason: String },
+    Token { user_id: UserId, token_id: TokenId, code: u16, reason: String },
     /// Close the sockets opened with the tokens of one sign-in (a replayed refresh token).
     #[serde(rename = "disconnect_sign_in")]
-    SignIn { user_id: Uuid, sign_in: Uuid, code: u16, reason: String },
+    SignIn { user_id: UserId, sign_in: SignInId, code: u16, reason: String },
 }
 
 /// Listens until `shutdown`, resubscribing after failures.

@@ -2,6 +2,7 @@
 //! reader that hands events to local sockets (and notices when Redis lost its data), and
 //! the route lanes (each user's route changes in order, users side by side).
 
+use domain::ids::{MitraId, UserId};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ pub(crate) async fn apply_routes(inner: Arc<Inner>, mut ops: mpsc::UnboundedRece
         })
         .collect();
     while let Some(op) = ops.recv().await {
-        let lane = (op.user.as_u128() % ROUTE_LANES) as usize;
+        let lane = (op.user.0.as_u128() % ROUTE_LANES) as usize;
         if let Some(Err(_)) = lanes.get(lane).map(|lane| lane.send(op)) {
             return;
         }
@@ -43,16 +44,16 @@ async fn apply_lane(inner: Arc<Inner>, mut ops: mpsc::UnboundedReceiver<RouteOp>
         let store = &inner.store;
         let instance = &*inner.instance_id;
         let result = match op.change {
-            RouteChange::Add => match store.add_route(op.user, instance).await {
+            RouteChange::Add => match store.add_route(UserId(op.user.0), instance).await {
                 Ok(()) if op.role == Role::Mitra => {
-                    presence::mitra_connected(store, op.user, instance).await.map(|now| {
+                    presence::mitra_connected(store, MitraId(op.user.0), instance).await.map(|now| {
                         if now.available {
                             // A mitra who comes online mid-window is offered the open requests.
                             let services = inner.services.clone();
                             tokio::spawn(async move {
                                 let offered = domain::pairing::offer_open_requests(
                                     &services,
-                                    domain::ids::MitraId(op.user),
+                                    domain::ids::MitraId(op.user.0),
                                     now.active_sessions,
                                 );
                                 if let Err(error) = offered.await {
@@ -64,9 +65,9 @@ async fn apply_lane(inner: Arc<Inner>, mut ops: mpsc::UnboundedReceiver<RouteOp>
                 }
                 other => other,
             },
-            RouteChange::Remove => match store.remove_route(op.user, instance).await {
+            RouteChange::Remove => match store.remove_route(UserId(op.user.0), instance).await {
                 Ok(()) if op.role == Role::Mitra => {
-                    presence::mitra_disconnected(store, op.user, instance).await.map(drop)
+                    presence::mitra_disconnected(store, MitraId(op.user.0), instance).await.map(drop)
                 }
                 other => other,
             },
@@ -170,7 +171,7 @@ pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
                         kind,
                         resync: false,
                     });
-                    inner.registry.deliver(*user, &outbound, entry.except_socket);
+                    inner.registry.deliver(UserId(*user), &outbound, entry.except_socket);
                 }
             }
         }

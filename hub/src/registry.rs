@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use domain::auth::{Principal, Role};
 use domain::events::StreamId;
+use domain::ids::{SignInId, TokenId, UserId};
 use tokio::sync::{mpsc, oneshot};
-use uuid::Uuid;
 
 /// Why the server closes a socket: a WebSocket close code and its reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,9 +49,9 @@ pub(crate) struct OutboundFrame {
 struct SocketHandle {
     id: u64,
     /// The access token the socket authenticated with (logout closes its sockets) ...
-    token_id: Uuid,
+    token_id: TokenId,
     /// ... and the sign-in that issued it (a revoked sign-in closes its sockets).
-    sign_in: Uuid,
+    sign_in: SignInId,
     outbound: mpsc::Sender<Outbound>,
     /// Taken by the first close request; later ones find it gone (the socket is closing).
     close: Option<oneshot::Sender<Close>>,
@@ -68,9 +68,9 @@ impl SocketHandle {
 pub(crate) enum Sockets {
     All,
     /// Those opened with one access token (logout).
-    OfToken(Uuid),
+    OfToken(TokenId),
     /// Those opened with any access token of one sign-in (its refresh token was replayed).
-    OfSignIn(Uuid),
+    OfSignIn(SignInId),
 }
 
 struct UserSockets {
@@ -90,7 +90,7 @@ pub(crate) enum RouteChange {
 }
 
 pub(crate) struct RouteOp {
-    pub user: Uuid,
+    pub user: UserId,
     pub role: Role,
     pub change: RouteChange,
     /// Answered with whether the change reached Redis.
@@ -99,7 +99,7 @@ pub(crate) struct RouteOp {
 
 pub(crate) struct Registry {
     next_id: AtomicU64,
-    users: Mutex<HashMap<Uuid, UserSockets>>,
+    users: Mutex<HashMap<UserId, UserSockets>>,
     route_ops: mpsc::UnboundedSender<RouteOp>,
     /// Counts the sockets asked to close as slow consumers.
     metrics: domain::metrics::Metrics,
@@ -118,7 +118,7 @@ pub(crate) struct Registered<'a> {
 /// A socket's place in the registry; dropping it removes the socket.
 pub(crate) struct Registration<'a> {
     registry: &'a Registry,
-    user: Uuid,
+    user: UserId,
     pub id: u64,
 }
 
@@ -152,7 +152,7 @@ impl Registry {
     /// Queues `outbound` for every socket of `user` here but the socket `except`. A socket
     /// whose queue is full is asked to close (1013) rather than buffered without bound.
     /// Returns sockets reached.
-    pub(crate) fn deliver(&self, user: Uuid, outbound: &Outbound, except: Option<u64>) -> usize {
+    pub(crate) fn deliver(&self, user: UserId, outbound: &Outbound, except: Option<u64>) -> usize {
         let mut users = self.lock();
         let Some(entry) = users.get_mut(&user) else { return 0 };
         self.queue(entry, outbound, except)
@@ -183,7 +183,7 @@ impl Registry {
     }
 
     /// Asks the sockets of `user` here that `which` names to close. Returns how many were asked.
-    pub(crate) fn close_user(&self, user: Uuid, which: Sockets, close: &Close) -> usize {
+    pub(crate) fn close_user(&self, user: UserId, which: Sockets, close: &Close) -> usize {
         let mut users = self.lock();
         let Some(entry) = users.get_mut(&user) else { return 0 };
         entry
@@ -200,7 +200,7 @@ impl Registry {
 
     /// Queues the route of every user here again (after Redis lost its data). Returns each
     /// user with the answer to whether their route reached Redis.
-    pub(crate) fn reannounce(&self) -> Vec<(Uuid, oneshot::Receiver<bool>)> {
+    pub(crate) fn reannounce(&self) -> Vec<(UserId, oneshot::Receiver<bool>)> {
         let users = self.lock();
         users
             .iter()
@@ -214,7 +214,7 @@ impl Registry {
             .collect()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, UserSockets>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<UserId, UserSockets>> {
         // Every critical section leaves the map consistent, so a poisoned lock is still usable.
         self.users.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -4,17 +4,17 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use uuid::Uuid;
+use domain::ids::UserId;
 
 pub(crate) struct UserSlots {
     max: usize,
-    held: Mutex<HashMap<Uuid, usize>>,
+    held: Mutex<HashMap<UserId, usize>>,
 }
 
 /// One socket's place in its user's count; dropping it frees the place.
 pub(crate) struct UserSlot {
     slots: Arc<UserSlots>,
-    user: Uuid,
+    user: UserId,
 }
 
 impl UserSlots {
@@ -24,7 +24,7 @@ impl UserSlots {
 
     /// A place for one more socket of `user`, or `None` when they hold `max` already.
     /// Taken under one lock: of concurrent upgrades exactly the free places succeed.
-    pub(crate) fn try_take(self: &Arc<Self>, user: Uuid) -> Option<UserSlot> {
+    pub(crate) fn try_take(self: &Arc<Self>, user: UserId) -> Option<UserSlot> {
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         let count = held.entry(user).or_default();
         if *count >= self.max {
@@ -57,7 +57,7 @@ mod tests {
     #[test]
     fn a_user_gets_max_places_and_a_freed_one_back() {
         let slots = UserSlots::new(2);
-        let (rani, sari) = (Uuid::new_v4(), Uuid::new_v4());
+        let (rani, sari) = (UserId(uuid::Uuid::new_v4()), UserId(uuid::Uuid::new_v4()));
         let first = slots.try_take(rani).expect("first");
         let _second = slots.try_take(rani).expect("second");
         assert!(slots.try_take(rani).is_none(), "a third is refused");
@@ -69,7 +69,7 @@ mod tests {
     #[test]
     fn no_entry_is_left_for_a_user_without_sockets() {
         let slots = UserSlots::new(1);
-        let user = Uuid::new_v4();
+        let user = UserId(uuid::Uuid::new_v4());
         drop(slots.try_take(user));
         assert!(slots.held.lock().expect("lock").is_empty());
         let none = UserSlots::new(0);

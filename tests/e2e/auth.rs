@@ -1,6 +1,7 @@
 //! Identity and access: sign-in flows, token rules, and the caller matrix of every
 //! protected route.
 
+use domain::ids::UserId;
 use std::time::Duration;
 
 use domain::auth::Role;
@@ -28,11 +29,11 @@ fn bad_tokens(app: &TestApp) -> Vec<(&'static str, Option<String>, u16, &'static
         jwt_secret: Secret::new("someone-elses-key-someone-elses-key!!"),
         ..app.settings.auth.clone()
     };
-    let forged = TokenKeys::new(&other_key).issue(Uuid::new_v4(), Role::Cc).expect("sign").token;
+    let forged = TokenKeys::new(&other_key).issue(UserId(Uuid::new_v4()), Role::Cc).expect("sign").token;
     let keys = TokenKeys::new(&app.settings.auth);
     let ttl = i64::try_from(app.settings.auth.access_token_ttl_s).expect("ttl");
     let now = chrono::Utc::now().timestamp();
-    let expired = keys.issue_at(Uuid::new_v4(), Role::Cc, now - ttl - 5).expect("sign").token;
+    let expired = keys.issue_at(UserId(Uuid::new_v4()), Role::Cc, now - ttl - 5).expect("sign").token;
     vec![
         ("no token", None, 401, "missing_token"),
         ("bad signature", Some(forged), 401, "invalid_token"),
@@ -770,7 +771,7 @@ async fn a_socket_closes_with_4001_when_its_token_expires() {
     let ttl = i64::try_from(app.settings.auth.access_token_ttl_s).expect("ttl");
     // A token with two seconds left.
     let token = keys
-        .issue_at(Uuid::new_v4(), Role::Customer, chrono::Utc::now().timestamp() - ttl + 2)
+        .issue_at(UserId(Uuid::new_v4()), Role::Customer, chrono::Utc::now().timestamp() - ttl + 2)
         .expect("sign")
         .token;
     let (mut socket, _) =

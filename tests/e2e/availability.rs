@@ -1,5 +1,6 @@
 //! The availability poll: what it answers, and that it never touches Postgres.
 
+use domain::ids::MitraId;
 use std::time::Duration;
 
 use domain::auth::Role;
@@ -48,9 +49,9 @@ async fn availability_follows_status_connection_and_capacity() {
     poll_until(&app, &customer, one.clone()).await;
 
     // At the cap: online but not available.
-    app.store.set_mitra_sessions(mitra, 3, 3).await.expect("sessions");
+    app.store.set_mitra_sessions(MitraId(mitra), 3, 3).await.expect("sessions");
     poll_until(&app, &customer, none.clone()).await;
-    app.store.set_mitra_sessions(mitra, 2, 3).await.expect("sessions");
+    app.store.set_mitra_sessions(MitraId(mitra), 2, 3).await.expect("sessions");
     poll_until(&app, &customer, one.clone()).await;
 
     // Switched off, then on again and disconnected.
@@ -80,7 +81,7 @@ async fn availability_turns_false_when_the_last_mitra_takes_a_full_load_of_chats
         assert_eq!(status, 200, "chat {n}: {body}");
     }
     poll_until(&app, &watcher, json!({"available": false, "count": 0})).await;
-    let presence = app.store.mitra_presence(ayu.id, 3).await.expect("presence");
+    let presence = app.store.mitra_presence(MitraId(ayu.id), 3).await.expect("presence");
     assert_eq!((presence.online, presence.available, presence.active_sessions), (true, false, 3));
 }
 

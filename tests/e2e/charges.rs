@@ -1,5 +1,6 @@
 //! Charges: once per idempotency key, however often or concurrently the job runs.
 
+use domain::ids::PaymentId;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +32,7 @@ async fn a_repeated_charge_returns_the_first_without_calling_the_provider_again(
     assert_eq!(first, second);
     assert_eq!(first.status, ChargeStatus::Succeeded);
     assert_eq!((provider.calls(), provider.charges_made()), (1, 1));
-    assert_eq!(app.store.charges_of(request.payment_session_id).await.expect("ledger").len(), 1);
+    assert_eq!(app.store.charges_of(PaymentId(request.payment_session_id)).await.expect("ledger").len(), 1);
 }
 
 #[tokio::test]
@@ -49,7 +50,7 @@ async fn concurrent_twins_of_a_charge_leave_one_charge() {
     });
     let results = futures::future::join_all(twins).await;
     assert!(results.iter().all(|r| matches!(r, Ok(Ok(_)))));
-    let ledger = app.store.charges_of(request.payment_session_id).await.expect("ledger");
+    let ledger = app.store.charges_of(PaymentId(request.payment_session_id)).await.expect("ledger");
     assert_eq!(ledger.len(), 1, "{ledger:?}");
     assert_eq!(ledger[0].status, ChargeStatus::Succeeded);
     assert_eq!(provider.charges_made(), 1);
@@ -61,14 +62,14 @@ async fn a_charge_left_pending_by_a_crash_is_completed_by_the_retry() {
     let payment = payment(&app).await;
     let key = format!("confirm:{payment}");
     // The crashed run claimed the charge and never recorded the provider's answer.
-    let claimed = app.store.claim_charge(&key, payment, 15_000, "mock").await.expect("claim");
+    let claimed = app.store.claim_charge(&key, PaymentId(payment), 15_000, "mock").await.expect("claim");
     assert_eq!(claimed.status, ChargeStatus::Pending);
 
     let provider = MockProvider::default();
     let request = ChargeRequest { idempotency_key: key, payment_session_id: payment, amount: 15_000 };
     let completed = domain::charges::charge(&app.store, &provider, &request).await.expect("retry");
     assert_eq!((completed.id, completed.status.as_str()), (claimed.id, "succeeded"));
-    assert_eq!(app.store.charges_of(payment).await.expect("ledger").len(), 1);
+    assert_eq!(app.store.charges_of(PaymentId(payment)).await.expect("ledger").len(), 1);
 }
 
 #[tokio::test]
@@ -85,7 +86,7 @@ async fn a_charge_queued_twice_is_charged_once_by_the_worker() {
     workers::charge_payment::enqueue(&mut storage, job).await.expect("enqueue again");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let ledger = app.store.charges_of(payment).await.expect("ledger");
+        let ledger = app.store.charges_of(PaymentId(payment)).await.expect("ledger");
         if ledger.first().is_some_and(|row| row.status == ChargeStatus::Succeeded) {
             assert_eq!(ledger.len(), 1);
             break;

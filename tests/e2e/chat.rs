@@ -1,6 +1,7 @@
 //! Chat over the hub and its REST fallback: ordered, stored before the ack, idempotent
 //! resends, receipts, typing, pushes, resume and history visibility.
 
+use domain::ids::UserId;
 use std::collections::BTreeSet;
 
 use reqwest::Method;
@@ -367,7 +368,9 @@ async fn a_recipient_without_a_socket_gets_one_push_naming_the_session_and_resum
     drop(mitra.socket);
     // Wait until the hub has dropped the mitra's route.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    while domain::presence::user_connected(&app.store, &app.settings.presence, mitra.id).await.expect("read")
+    while domain::presence::user_connected(&app.store, &app.settings.presence, UserId(mitra.id))
+        .await
+        .expect("read")
     {
         assert!(tokio::time::Instant::now() < deadline, "the socket never went away");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

@@ -1,6 +1,7 @@
 //! The control center's configuration and failed-pairings ledger, with data from the real
 //! flows.
 
+use domain::ids::MitraId;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -69,7 +70,7 @@ async fn lowering_the_cap_takes_a_busy_mitra_out_of_availability_at_once() {
     let app = TestApp::spawn().await;
     let operator = app.sign_in_operator().await;
     let crate::chat::Paired { mitra, .. } = crate::chat::paired(&app).await;
-    assert!(app.store.mitra_presence(mitra.id, 3).await.expect("presence").available);
+    assert!(app.store.mitra_presence(MitraId(mitra.id), 3).await.expect("presence").available);
     let url = app.internal_url("/internal/config/max_customers_per_mitra");
     let (status, _) = app.call(Method::PUT, &url, Some(&operator), Some(json!({"value": 1}))).await;
     assert_eq!(status, 200);

@@ -3,6 +3,7 @@
 //! offline, and resolved once when an approval races the window's timer.
 
 use bestie::ServiceRole;
+use domain::ids::MitraId;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -456,7 +457,7 @@ async fn a_mitra_whose_app_goes_silent_is_never_auto_approved_and_is_offline_wit
     crate::harness::eventually(
         std::time::Duration::from_secs(10),
         "the silent mitra goes offline",
-        || async { !app.store.mitra_presence(mitra, 3).await.expect("presence").online },
+        || async { !app.store.mitra_presence(MitraId(mitra), 3).await.expect("presence").online },
     )
     .await;
     let offline_after = silent_since.elapsed();

@@ -1,6 +1,7 @@
 //! What the field does that the lab does not: stolen and replayed tokens, signed-out phones,
 //! password resets and deactivations that must end every sign-in at once.
 
+use domain::ids::{MitraId, UserId};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -473,7 +474,7 @@ async fn an_event_nobody_acknowledged_is_pushed_after_the_grace_and_an_acknowled
     eprintln!("an unread message was pushed {pushed_after:?} after it was sent");
     assert!(pushed_after >= Duration::from_millis(2_500), "pushed before the grace: {pushed_after:?}");
     assert!(
-        app.store.mitra_presence(mitra, 3).await.expect("presence").online,
+        app.store.mitra_presence(MitraId(mitra), 3).await.expect("presence").online,
         "the socket was still open: this is the unacknowledged path, not the no-socket one"
     );
     let pushes = push_jobs_for(&app, mitra).await;
@@ -491,7 +492,7 @@ async fn an_event_nobody_acknowledged_is_pushed_after_the_grace_and_an_acknowled
         Duration::from_secs(5),
         "the customer's device acknowledges the reply",
         || async {
-            let delivered = app.store.delivered_up_to_many(&[customer]).await.expect("watermark");
+            let delivered = app.store.delivered_up_to_many(&[UserId(customer)]).await.expect("watermark");
             delivered
                 .into_iter()
                 .next()

@@ -1,6 +1,7 @@
 //! `TestApp::spawn()`: the real application, in-process, on random ports, with a fresh
 //! database and a unique Redis prefix; and `BestieProcess`: the real executable.
 
+use domain::ids::UserId;
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -47,7 +48,7 @@ pub fn isolated_settings() -> Settings {
 
 /// An access token signed with the keys `settings` configure, for `id` acting as `role`.
 pub fn token_for(settings: &Settings, id: uuid::Uuid, role: Role) -> String {
-    TokenKeys::new(&settings.auth).issue(id, role).expect("sign token").token
+    TokenKeys::new(&settings.auth).issue(UserId(id), role).expect("sign token").token
 }
 
 /// A WebSocket URL with the token in the query string.

@@ -1,6 +1,7 @@
 //! The realtime hub: routing across instances, several devices, resume without loss,
 //! resync, presence and its expiry, and the limits that protect a process.
 
+use domain::ids::{MitraId, UserId};
 use std::time::{Duration, Instant};
 
 use domain::auth::Role;
@@ -15,7 +16,7 @@ fn event(n: u64) -> Event {
 }
 
 async fn publish(app: &TestApp, user: Uuid, n: u64) -> String {
-    domain::events::publish(&app.store, &app.settings.hub, user, &event(n)).await.expect("publish").id
+    domain::events::publish(&app.store, &app.settings.hub, UserId(user), &event(n)).await.expect("publish").id
 }
 
 fn url(app: &TestApp, user: Uuid, role: Role, last_event_id: Option<&str>) -> String {
@@ -79,7 +80,7 @@ async fn a_client_that_reconnects_resumes_with_nothing_lost_or_repeated() {
         let hub = b.settings.hub.clone();
         tokio::spawn(async move {
             for n in 5..=60 {
-                domain::events::publish(&b_store, &hub, user, &event(n)).await.expect("publish");
+                domain::events::publish(&b_store, &hub, UserId(user), &event(n)).await.expect("publish");
             }
         })
     };
@@ -139,7 +140,7 @@ async fn a_user_whose_stream_expired_or_was_lost_gets_resync_required() {
     // The stream outlives its TTL.
     eventually(Duration::from_secs(5), "stream expiry", || async {
         matches!(
-            domain::events::backlog(&app.store, &app.settings.hub, user, &id).await,
+            domain::events::backlog(&app.store, &app.settings.hub, UserId(user), &id).await,
             Ok(domain::store::events::Backlog::ResyncRequired)
         )
     })
@@ -169,12 +170,12 @@ async fn typing_reaches_open_sockets_and_is_never_replayed() {
     let user = Uuid::new_v4();
     let mut socket = WsClient::connect_welcomed(&url(&app, user, Role::Customer, None)).await;
     let typing = Event::new(EventKind::Typing, json!({"session_id": "s"}));
-    domain::events::publish_ephemeral(&app.store, user, &typing).await.expect("publish");
+    domain::events::publish_ephemeral(&app.store, UserId(user), &typing).await.expect("publish");
     assert_eq!(socket.next_json().await, json!({"type": "typing", "data": {"session_id": "s"}}));
     let id = publish(&app, user, 1).await;
     assert_eq!(socket.next_json().await["id"], id.as_str());
     drop(socket);
-    domain::events::publish_ephemeral(&app.store, user, &typing).await.expect("publish");
+    domain::events::publish_ephemeral(&app.store, UserId(user), &typing).await.expect("publish");
     let mut socket = WsClient::connect_welcomed(&url(&app, user, Role::Customer, Some(&id))).await;
     assert_eq!(socket.next_json().await, json!({"type": "resumed", "data": {"count": 0}}));
 }
@@ -240,7 +241,7 @@ async fn a_mitra_at_the_cap_is_online_but_not_available() {
     let _socket = WsClient::connect_welcomed(&url(&app, mitra, Role::Mitra, None)).await;
     assert_eq!(available(&app).await, 1);
     set_cap(&app, 2).await;
-    app.store.set_mitra_sessions(mitra, 2, 2).await.expect("sessions");
+    app.store.set_mitra_sessions(MitraId(mitra), 2, 2).await.expect("sessions");
     assert_eq!(available(&app).await, 0);
     set_cap(&app, 3).await;
     assert_eq!(available(&app).await, 1);
@@ -262,7 +263,11 @@ async fn a_crashed_hubs_users_go_offline_within_15_seconds() {
     set_status(&app, &token, true).await;
     let _socket = WsClient::connect_welcomed(&ws_url_with_token(hub.public, &token)).await;
     assert_eq!(available(&app).await, 1);
-    assert!(domain::presence::user_connected(&app.store, &app.settings.presence, mitra).await.expect("read"));
+    assert!(
+        domain::presence::user_connected(&app.store, &app.settings.presence, UserId(mitra))
+            .await
+            .expect("read")
+    );
 
     let mut hub = hub;
     hub.child.kill().expect("kill -9");
@@ -271,7 +276,9 @@ async fn a_crashed_hubs_users_go_offline_within_15_seconds() {
     })
     .await;
     assert!(
-        !domain::presence::user_connected(&app.store, &app.settings.presence, mitra).await.expect("read")
+        !domain::presence::user_connected(&app.store, &app.settings.presence, UserId(mitra))
+            .await
+            .expect("read")
     );
     eprintln!("presence expired {took:?} after the hub was killed");
 }
@@ -335,7 +342,9 @@ async fn a_client_that_cannot_keep_up_is_closed_with_1013() {
     let mut closed = false;
     for n in 0..2_000 {
         let payload = Event::new(EventKind::ChatMessage, json!({"n": n, "pad": big}));
-        domain::events::publish(&app.store, &app.settings.hub, user, &payload).await.expect("publish");
+        domain::events::publish(&app.store, &app.settings.hub, UserId(user), &payload)
+            .await
+            .expect("publish");
         let metrics = app.metrics().await;
         if metrics.contains(r#"bestie_hub_connections_closed_total{code="1013"} 1"#) {
             closed = true;
@@ -416,7 +425,7 @@ async fn server_frames_larger_than_the_client_frame_limit_are_delivered() {
     let mut socket = WsClient::connect_welcomed(&url(&app, user, Role::Customer, None)).await;
     let big = "y".repeat(100 * 1024);
     let payload = Event::new(EventKind::ChatMessage, json!({"pad": big}));
-    domain::events::publish(&app.store, &app.settings.hub, user, &payload).await.expect("publish");
+    domain::events::publish(&app.store, &app.settings.hub, UserId(user), &payload).await.expect("publish");
     assert_eq!(socket.next_json().await["data"]["pad"].as_str().map(str::len), Some(100 * 1024));
 }
 

@@ -3,6 +3,7 @@
 //! by event type and the inbox lag, the job queue depth the workers sample, and label values
 //! that no client input can add to.
 
+use domain::ids::{MitraId, UserId};
 use std::time::Duration;
 
 use domain::auth::Role;
@@ -33,7 +34,7 @@ async fn the_sampled_gauges_report_readiness_pools_and_mitras_online_and_availab
         sockets.push((mitra, WsClient::connect_welcomed(&ws_url_with_token(app.public, &token)).await));
     }
     let at_cap = sockets[0].0;
-    app.store.set_mitra_sessions(at_cap, 3, 3).await.expect("sessions");
+    app.store.set_mitra_sessions(MitraId(at_cap), 3, 3).await.expect("sessions");
 
     domain::sampler::sample(&app.store, metrics).await;
     let text = app.metrics().await;
@@ -85,7 +86,7 @@ async fn resumes_count_replayed_events_and_delivery_is_timed_by_event_type() {
     let publish = |n: u64| {
         let event = Event::new(EventKind::ChatMessage, json!({ "n": n }));
         let (store, hub) = (app.store.clone(), app.settings.hub.clone());
-        async move { domain::events::publish(&store, &hub, user, &event).await.expect("publish").id }
+        async move { domain::events::publish(&store, &hub, UserId(user), &event).await.expect("publish").id }
     };
     let first = publish(1).await;
     publish(2).await;
@@ -99,7 +100,7 @@ async fn resumes_count_replayed_events_and_delivery_is_timed_by_event_type() {
         assert_eq!(socket.next_json().await["type"], expected);
     }
     let typing = Event::new(EventKind::Typing, json!({}));
-    domain::events::publish_ephemeral(&app.store, user, &typing).await.expect("typing");
+    domain::events::publish_ephemeral(&app.store, UserId(user), &typing).await.expect("typing");
     assert_eq!(socket.next_json().await["type"], "typing");
     publish(4).await;
     assert_eq!(socket.next_json().await["data"]["n"], 4);

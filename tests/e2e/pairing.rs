@@ -3,6 +3,7 @@
 //! returning chat with its fallback, the failure ledger and the activity log.
 
 use domain::auth::Role;
+use domain::ids::MitraId;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -238,7 +239,7 @@ async fn a_blast_reaches_every_available_mitra_and_the_first_accept_wins() {
     assert!(responses.contains(&(ayu.id, Some("accepted".into()), true)));
     assert!(responses.contains(&(budi.id, Some("missed".into()), false)));
     // Capacity moved with the session.
-    let presence = app.store.mitra_presence(ayu.id, 3).await.expect("presence");
+    let presence = app.store.mitra_presence(MitraId(ayu.id), 3).await.expect("presence");
     assert_eq!(presence.active_sessions, 1);
     assert!(
         app.metrics()

@@ -2,6 +2,7 @@
 //! checks the signed assertion and the payload, and answers each device token with one of
 //! FCM's documented outcomes.
 
+use domain::ids::UserId;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -158,7 +159,10 @@ async fn pushes_follow_fcms_documented_outcomes() {
     let (app, fake, sender, customer) = setup().await;
     let devices = ["ok-1", "dead-1", "mismatch-1", "badtoken-1", "badother-1", "busy-1", "flaky-1"];
     for device in devices {
-        app.store.upsert_device(device, "android", Role::Customer, customer, None).await.expect("device");
+        app.store
+            .upsert_device(device, "android", Role::Customer, UserId(customer), None)
+            .await
+            .expect("device");
     }
     let message = PushMessage {
         title: "Bestie".into(),
@@ -170,10 +174,11 @@ async fn pushes_follow_fcms_documented_outcomes() {
         collapse_key: Some("session-s-1".into()),
         preview: None,
     };
-    let deliveries = domain::push::send_to_account(&app.store, &sender, Role::Customer, customer, &message)
-        .await
-        .expect("send");
-    let stored = app.store.device_tokens(Role::Customer, customer).await.expect("tokens");
+    let deliveries =
+        domain::push::send_to_account(&app.store, &sender, Role::Customer, UserId(customer), &message)
+            .await
+            .expect("send");
+    let stored = app.store.device_tokens(Role::Customer, UserId(customer)).await.expect("tokens");
     assert_eq!(deliveries.iter().filter(|d| **d == Delivery::Sent).count(), 3, "{deliveries:?}");
     assert_eq!(deliveries.iter().filter(|d| **d == Delivery::TokenDeleted).count(), 3, "{deliveries:?}");
     assert_eq!(deliveries.iter().filter(|d| matches!(d, Delivery::Failed(_))).count(), 1, "{deliveries:?}");
@@ -212,7 +217,7 @@ async fn pushes_follow_fcms_documented_outcomes() {
 #[tokio::test]
 async fn a_refused_access_token_is_refreshed_once() {
     let (app, fake, sender, customer) = setup().await;
-    app.store.upsert_device("ok-2", "ios", Role::Customer, customer, None).await.expect("device");
+    app.store.upsert_device("ok-2", "ios", Role::Customer, UserId(customer), None).await.expect("device");
     let message = PushMessage {
         title: "t".into(),
         body: "b".into(),
@@ -220,15 +225,17 @@ async fn a_refused_access_token_is_refreshed_once() {
         collapse_key: None,
         preview: None,
     };
-    let first = domain::push::send_to_account(&app.store, &sender, Role::Customer, customer, &message)
-        .await
-        .expect("send");
+    let first =
+        domain::push::send_to_account(&app.store, &sender, Role::Customer, UserId(customer), &message)
+            .await
+            .expect("send");
     assert_eq!(first, [Delivery::Sent]);
     // The server forgets every token it granted (revoked, rotated keys...).
     fake.lock().expect("lock").granted.clear();
-    let second = domain::push::send_to_account(&app.store, &sender, Role::Customer, customer, &message)
-        .await
-        .expect("send");
+    let second =
+        domain::push::send_to_account(&app.store, &sender, Role::Customer, UserId(customer), &message)
+            .await
+            .expect("send");
     assert_eq!(second, [Delivery::Sent]);
     assert_eq!(fake.lock().expect("lock").granted.len(), 1, "one fresh token after the 401");
 }
@@ -236,7 +243,10 @@ async fn a_refused_access_token_is_refreshed_once() {
 #[tokio::test]
 async fn refused_credentials_are_an_auth_failure_counted_apart_from_other_failures() {
     let (app, fake, sender, customer) = setup().await;
-    app.store.upsert_device("denied-1", "android", Role::Customer, customer, None).await.expect("device");
+    app.store
+        .upsert_device("denied-1", "android", Role::Customer, UserId(customer), None)
+        .await
+        .expect("device");
     let message = PushMessage {
         title: "t".into(),
         body: "b".into(),
@@ -254,7 +264,7 @@ async fn refused_credentials_are_an_auth_failure_counted_apart_from_other_failur
     // The OAuth server refuses our assertion (a wrong or revoked key): no send at all, no retry.
     let base = fake.lock().expect("lock").token_url.trim_end_matches("/token").to_owned();
     let refused = sender_as(&base, "someone-else@bestie-test.iam.gserviceaccount.com");
-    app.store.upsert_device("ok-3", "ios", Role::Customer, customer, None).await.expect("device");
+    app.store.upsert_device("ok-3", "ios", Role::Customer, UserId(customer), None).await.expect("device");
     let started = Instant::now();
     let ctx = workers::JobContext::new(app.services.clone()).with_push(Arc::new(refused));
     let deliveries = workers::send_push::run(&push, &ctx).await.expect("push job");
@@ -277,7 +287,10 @@ async fn refused_credentials_are_an_auth_failure_counted_apart_from_other_failur
 #[tokio::test]
 async fn a_chat_push_shows_the_message_only_when_previews_are_switched_on() {
     let (app, fake, sender, customer) = setup().await;
-    app.store.upsert_device("ok-preview", "android", Role::Customer, customer, None).await.expect("device");
+    app.store
+        .upsert_device("ok-preview", "android", Role::Customer, UserId(customer), None)
+        .await
+        .expect("device");
     let message = PushMessage {
         title: "Bestie Ayu".into(),
         body: "Pesan baru".into(),
@@ -293,7 +306,8 @@ async fn a_chat_push_shows_the_message_only_when_previews_are_switched_on() {
             .map(|(_, _, body)| body["message"]["notification"]["body"].clone())
             .collect()
     };
-    let sent = domain::push::send_to_account(&app.store, &sender, Role::Customer, customer, &message).await;
+    let sent =
+        domain::push::send_to_account(&app.store, &sender, Role::Customer, UserId(customer), &message).await;
     assert_eq!(sent.expect("send"), [Delivery::Sent]);
     assert_eq!(bodies(&fake), [json!("Pesan baru")], "off by default");
 
@@ -301,7 +315,8 @@ async fn a_chat_push_shows_the_message_only_when_previews_are_switched_on() {
         .execute(app.store.pg_pool())
         .await
         .expect("switch on");
-    let sent = domain::push::send_to_account(&app.store, &sender, Role::Customer, customer, &message).await;
+    let sent =
+        domain::push::send_to_account(&app.store, &sender, Role::Customer, UserId(customer), &message).await;
     assert_eq!(sent.expect("send"), [Delivery::Sent]);
     assert_eq!(bodies(&fake)[1], json!("aku lagi sedih banget hari ini"));
 }

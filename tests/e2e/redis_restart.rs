@@ -3,6 +3,8 @@
 //! from the hubs' live sockets and Postgres, and clients that lost events get
 //! `resync_required` instead of silence.
 
+use domain::ids::SignInId;
+use domain::ids::{MitraId, TokenId, UserId};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -197,8 +199,8 @@ async fn after_redis_restarts_empty_presence_counters_and_routes_come_back_and_s
 
     // Presence and counters: Ayu online with her session (at the cap), Budi available.
     let counted = eventually(deadline, || async {
-        let ayu_now = app.store.mitra_presence(ayu.id, 1).await;
-        let budi_now = app.store.mitra_presence(budi.id, 1).await;
+        let ayu_now = app.store.mitra_presence(MitraId(ayu.id), 1).await;
+        let budi_now = app.store.mitra_presence(MitraId(budi.id), 1).await;
         let polled = availability(&app, &watcher).await;
         matches!(ayu_now, Ok(p) if p.online && p.active_sessions == 1 && !p.available)
             && matches!(budi_now, Ok(p) if p.online && p.active_sessions == 0 && p.available)
@@ -276,9 +278,9 @@ async fn one_process_claims_the_copy_and_a_switch_set_since_the_loss_is_kept() {
     // Since Redis came back, one mitra switched off and both connected; the record read
     // before says both are on.
     let (switched_off, restored) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-    store.set_mitra_status(switched_off, false, 3).await.expect("status");
+    store.set_mitra_status(MitraId(switched_off), false, 3).await.expect("status");
     for mitra in [switched_off, restored] {
-        store.mitra_connected(mitra, "hub-1", 3).await.expect("connected");
+        store.mitra_connected(MitraId(mitra), "hub-1", 3).await.expect("connected");
     }
     let records = [
         MitraRecord { id: switched_off, status_online: true, live_sessions: 1 },
@@ -286,9 +288,9 @@ async fn one_process_claims_the_copy_and_a_switch_set_since_the_loss_is_kept() {
     ];
     assert_eq!(store.restore_mitras(&records, 3).await.expect("restore"), [(restored, 2)]);
     assert_eq!(store.restore_mitras(&records, 3).await.expect("again"), [], "a repeat changes nothing");
-    let kept = store.mitra_presence(switched_off, 3).await.expect("presence");
+    let kept = store.mitra_presence(MitraId(switched_off), 3).await.expect("presence");
     assert_eq!((kept.status_online, kept.online, kept.active_sessions), (false, false, 1));
-    let back = store.mitra_presence(restored, 3).await.expect("presence");
+    let back = store.mitra_presence(MitraId(restored), 3).await.expect("presence");
     assert_eq!((back.online, back.available, back.active_sessions), (true, true, 2));
 
     assert!(!store.mark_presence_seeded("b").await.expect("mark"), "only the claim's holder marks it done");
@@ -378,17 +380,17 @@ async fn tokens_revoked_before_redis_restarts_empty_are_refused_after_it() {
         Principal {
             id,
             role,
-            token_id: token_id(token),
-            sign_in: claims["sid"].as_str().and_then(|sid| sid.parse().ok()).expect("sid"),
+            token_id: TokenId(token_id(token)),
+            sign_in: SignInId(claims["sid"].as_str().and_then(|sid| sid.parse().ok()).expect("sid")),
             issued_at_ms: claims["iat_ms"].as_i64().expect("iat_ms"),
             expires_at_s: 0,
         }
     };
     let (rani_p, ayu_p, sari_p, dewi_p) = (
-        principal(rani.id, Role::Customer, &rani.token),
-        principal(ayu.id, Role::Mitra, &ayu.token),
-        principal(sari.id, Role::Customer, &sari.token),
-        principal(dewi, Role::Customer, &dewi_token),
+        principal(UserId(rani.id), Role::Customer, &rani.token),
+        principal(UserId(ayu.id), Role::Mitra, &ayu.token),
+        principal(UserId(sari.id), Role::Customer, &sari.token),
+        principal(UserId(dewi), Role::Customer, &dewi_token),
     );
     let copied = eventually(deadline, || async {
         matches!(asker.access_token_revoked(&rani_p).await, Ok(true))

@@ -6,6 +6,7 @@
 //! sessions last at least a minute) after moving the session's clock with SQL.
 
 use bestie::ServiceRole;
+use domain::ids::MitraId;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -137,7 +138,7 @@ async fn a_session_warns_closes_on_time_takes_goodbyes_and_completes() {
 
     // A repeated time-up changes nothing; the grace end completes it.
     fire(&app, TimerKind::EndSessionTime, &session, end_ms).await;
-    assert_eq!(app.store.mitra_presence(mitra.id, 3).await.expect("presence").active_sessions, 1);
+    assert_eq!(app.store.mitra_presence(MitraId(mitra.id), 3).await.expect("presence").active_sessions, 1);
     let grace_ms: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
         "UPDATE chat_sessions SET grace_ends_at = now() - interval '1 second' WHERE id = $1::uuid RETURNING grace_ends_at",
     )
@@ -158,7 +159,7 @@ async fn a_session_warns_closes_on_time_takes_goodbyes_and_completes() {
         json!({"customer": "Makasih ya, lega banget", "mitra": "Semangat terus!"})
     );
     assert_eq!(
-        app.store.mitra_presence(mitra.id, 3).await.expect("presence").active_sessions,
+        app.store.mitra_presence(MitraId(mitra.id), 3).await.expect("presence").active_sessions,
         0,
         "capacity is back"
     );

@@ -205,3 +205,48 @@ fn the_protocol_lists_exactly_the_events_the_code_sends() {
         assert!(sent, "EventKind::{variant} ({kind}) is never made outside domain/src/event.rs");
     }
 }
+
+/// The domain's functions take typed ids (`domain::ids`), never a bare `Uuid`, so two ids
+/// cannot be swapped at a call site: `ids.rs`, where the types cross to and from `Uuid`,
+/// is the one exception.
+#[test]
+fn no_domain_function_takes_a_bare_uuid() {
+    let mut found = Vec::new();
+    for (path, text) in sources("domain/src") {
+        if path == "domain/src/ids.rs" {
+            continue;
+        }
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        for (at, _) in code.match_indices("fn ") {
+            let preceded = code[..at].chars().next_back().is_none_or(|c| !c.is_alphanumeric() && c != '_');
+            let Some(open) = code[at..].find('(').map(|open| at + open) else { continue };
+            if !preceded || code[at + 3..open].contains(|c: char| c.is_whitespace() || c == '{' || c == ';') {
+                continue;
+            }
+            let mut depth = 0;
+            let close = code[open..]
+                .char_indices()
+                .find(|&(_, c)| {
+                    depth += match c {
+                        '(' => 1,
+                        ')' => -1,
+                        _ => 0,
+                    };
+                    depth == 0
+                })
+                .map_or(code.len(), |(offset, _)| open + offset);
+            let params = &code[open + 1..close];
+            let bare = params.match_indices("Uuid").any(|(i, _)| {
+                let before = params[..i].chars().next_back();
+                let after = params[i + 4..].chars().next();
+                before.is_none_or(|c| !c.is_alphanumeric() && c != '_')
+                    && after.is_none_or(|c| !c.is_alphanumeric() && c != '_' && c != '(')
+            });
+            if bare {
+                let line = code[..at].lines().count() + 1;
+                found.push(format!("{path}:{line}: {}", &code[at..open]));
+            }
+        }
+    }
+    assert!(found.is_empty(), "functions taking a bare Uuid (take an id of domain::ids): {found:#?}");
+}

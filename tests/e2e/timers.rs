@@ -21,7 +21,12 @@ async fn schedule_probes(app: &TestApp, count: u64, start_in_ms: u64, spread_ms:
         .collect();
     let probes: Vec<_> = timers
         .iter()
-        .map(|t| (t.key, chrono::DateTime::from_timestamp_millis(t.due_at_ms as i64).expect("time")))
+        .map(|t| {
+            (
+                domain::ids::ProbeId(t.key),
+                chrono::DateTime::from_timestamp_millis(t.due_at_ms as i64).expect("time"),
+            )
+        })
         .collect();
     app.store.insert_probes(&probes).await.expect("probes");
     let mut storage = workers::timers::storage(&app.store);

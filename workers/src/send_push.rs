@@ -3,6 +3,7 @@
 //! the send, with backoff; the job itself is not retried (a repeat would notify twice).
 
 use apalis::prelude::{BoxDynError, Data, TaskBuilder, TaskSink};
+use domain::ids::UserId;
 use domain::push::Delivery;
 use domain::store::StoreError;
 
@@ -33,9 +34,14 @@ pub async fn enqueue(storage: &mut Storage, push: SendPush) -> Result<(), crate:
 }
 
 pub async fn run(push: &SendPush, ctx: &JobContext) -> Result<Vec<Delivery>, StoreError> {
-    let deliveries =
-        domain::push::send_to_account(&ctx.store, ctx.push.as_ref(), push.role, push.account, &push.message)
-            .await?;
+    let deliveries = domain::push::send_to_account(
+        &ctx.store,
+        ctx.push.as_ref(),
+        push.role,
+        UserId(push.account),
+        &push.message,
+    )
+    .await?;
     for delivery in &deliveries {
         let outcome = match delivery {
             Delivery::Sent => "sent",

@@ -10,7 +10,6 @@ pub mod session;
 pub mod tokens;
 
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::error::{DomainError, ErrorKind};
 use crate::store::StoreError;
@@ -51,13 +50,13 @@ crate::text_enum::text_enum! {
 /// An authenticated caller, from a verified and unrevoked access token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Principal {
-    pub id: Uuid,
+    pub id: crate::ids::UserId,
     pub role: Role,
     /// The access token's id, for revoking it at logout.
-    pub token_id: Uuid,
+    pub token_id: crate::ids::TokenId,
     /// The sign-in that issued the token (its refresh-token family): revoking the sign-in
     /// (a stolen refresh token replayed, a password reset, a deactivation) revokes the token.
-    pub sign_in: Uuid,
+    pub sign_in: crate::ids::SignInId,
     /// When the access token was issued (unix milliseconds), against the account's
     /// "not valid before".
     pub issued_at_ms: i64,
@@ -68,12 +67,17 @@ pub struct Principal {
 impl Principal {
     /// The caller as a customer (the edge checked the role).
     pub fn customer_id(&self) -> crate::ids::CustomerId {
-        crate::ids::CustomerId(self.id)
+        crate::ids::CustomerId(self.id.0)
     }
 
     /// The caller as a mitra (the edge checked the role).
     pub fn mitra_id(&self) -> crate::ids::MitraId {
-        crate::ids::MitraId(self.id)
+        crate::ids::MitraId(self.id.0)
+    }
+
+    /// The caller as an operator (the edge checked the role).
+    pub fn operator_id(&self) -> crate::ids::OperatorId {
+        crate::ids::OperatorId(self.id.0)
     }
 }
 

@@ -6,6 +6,7 @@
 //! `otp_max_per_phone_per_hour`) and per client address; the throttle is decided inside the
 //! same Postgres transaction that stores the code, so it holds across api processes.
 
+use crate::ids::{OtpCodeId, UserId};
 use futures::future::BoxFuture;
 use hmac::{Hmac, KeyInit, Mac};
 use phonenumber::country;
@@ -169,7 +170,7 @@ pub async fn request_code(
         Ok(reveal) => Ok(CodeSent { expires_in_s: settings.otp_ttl_s, dev_code: reveal.then_some(code) }),
         Err(error) => {
             // An undelivered code must not hold the resend throttle against the customer.
-            store.delete_otp_code(id).await?;
+            store.delete_otp_code(OtpCodeId(id)).await?;
             Err(error)
         }
     }
@@ -213,7 +214,7 @@ pub async fn verify_code(
     if customer.deactivated {
         return Err(AuthError::AccountDeactivated);
     }
-    let session = session::start(store, keys, settings, customer.id, Role::Customer).await?;
+    let session = session::start(store, keys, settings, UserId(customer.id), Role::Customer).await?;
     Ok((session, customer))
 }
 

@@ -1,6 +1,7 @@
 //! Sessions: signing in with a password, issuing the token pair, rotating refresh tokens,
 //! logging out, and authenticating a presented access token.
 
+use crate::ids::{RefreshTokenId, SignInId, UserId};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
@@ -43,17 +44,17 @@ pub async fn start(
     store: &Store,
     keys: &TokenKeys,
     settings: &AuthSettings,
-    id: Uuid,
+    id: UserId,
     role: Role,
 ) -> Result<Session, AuthError> {
     let sign_in = Uuid::new_v4();
-    let access = keys.issue_in(sign_in, id, role)?;
+    let access = keys.issue_in(SignInId(sign_in), id, role)?;
     let refresh_token = URL_SAFE_NO_PAD.encode(super::random_bytes::<32>()?);
     let new = NewRefreshToken {
-        id: Uuid::new_v4(),
-        family_id: sign_in,
+        id: RefreshTokenId(Uuid::new_v4()),
+        family_id: SignInId(sign_in),
         role,
-        owner_id: id,
+        owner_id: UserId(id.0),
         token_hash: refresh_hash(&refresh_token),
         ttl_s: settings.refresh_token_ttl_s,
         family_expires_at: family_end(settings.refresh_token_max_lifetime_s),
@@ -100,7 +101,7 @@ pub async fn password_login(
     if found.deactivated {
         return Err(AuthError::AccountDeactivated);
     }
-    let session = start(store, keys, settings, found.id, role).await?;
+    let session = start(store, keys, settings, UserId(found.id), role).await?;
     let account = Account { id: found.id, email, display_name: found.display_name, role: found.role };
     Ok((session, account))
 }
@@ -129,7 +130,7 @@ pub async fn refresh(
     let rotation = store
         .rotate_refresh_token(
             &old_hash,
-            (Uuid::new_v4(), &replacement_hash),
+            (RefreshTokenId(Uuid::new_v4()), &replacement_hash),
             settings.refresh_token_ttl_s,
             settings.refresh_token_max_lifetime_s,
             allowed,
@@ -157,8 +158,8 @@ pub async fn refresh(
 async fn revoke_sign_in(
     store: &Store,
     settings: &AuthSettings,
-    user_id: Uuid,
-    sign_in: Uuid,
+    user_id: UserId,
+    sign_in: SignInId,
 ) -> Result<(), AuthError> {
     let ttl_s = i64::try_from(settings.access_token_ttl_s).unwrap_or(i64::MAX);
     store.revoke_sign_in(user_id, sign_in, ttl_s).await?;
@@ -180,7 +181,7 @@ async fn revoke_sign_in(
 pub async fn revoke_all_sign_ins(
     store: &Store,
     access_token_ttl_s: u64,
-    user_id: Uuid,
+    user_id: UserId,
     code: u16,
     reason: &str,
 ) -> Result<(), crate::store::StoreError> {

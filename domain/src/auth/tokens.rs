@@ -3,6 +3,8 @@
 //! current or the previous one). Only HS256 is accepted: `none` and algorithm confusion are
 //! refused by the validation, not by luck.
 
+use crate::ids::TokenId;
+use crate::ids::{SignInId, UserId};
 use jsonwebtoken::errors::ErrorKind as JwtErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -78,32 +80,38 @@ impl TokenKeys {
 
     /// Signs a new access token for `id` acting as `role`, outside any sign-in (seeded and
     /// benchmark tokens): it gets a sign-in id of its own.
-    pub fn issue(&self, id: Uuid, role: Role) -> Result<AccessToken, AuthError> {
-        self.issue_in(Uuid::new_v4(), id, role)
+    pub fn issue(&self, id: UserId, role: Role) -> Result<AccessToken, AuthError> {
+        self.issue_in(SignInId(Uuid::new_v4()), id, role)
     }
 
     /// Signs an access token as if issued at `issued_at_s` (unix seconds); it expires one
     /// lifetime later. Tests use it to hold tokens that have already expired.
-    pub fn issue_at(&self, id: Uuid, role: Role, issued_at_s: i64) -> Result<AccessToken, AuthError> {
-        self.sign(Uuid::new_v4(), id, role, issued_at_s.saturating_mul(1_000))
+    pub fn issue_at(&self, id: UserId, role: Role, issued_at_s: i64) -> Result<AccessToken, AuthError> {
+        self.sign(SignInId(Uuid::new_v4()), id, role, issued_at_s.saturating_mul(1_000))
     }
 
     /// Signs an access token of the sign-in `sign_in` (its refresh-token family), so revoking
     /// the sign-in revokes the token.
-    pub fn issue_in(&self, sign_in: Uuid, id: Uuid, role: Role) -> Result<AccessToken, AuthError> {
+    pub fn issue_in(&self, sign_in: SignInId, id: UserId, role: Role) -> Result<AccessToken, AuthError> {
         self.sign(sign_in, id, role, i64::try_from(now_ms()).unwrap_or(i64::MAX))
     }
 
-    fn sign(&self, sign_in: Uuid, id: Uuid, role: Role, issued_at_ms: i64) -> Result<AccessToken, AuthError> {
+    fn sign(
+        &self,
+        sign_in: SignInId,
+        id: UserId,
+        role: Role,
+        issued_at_ms: i64,
+    ) -> Result<AccessToken, AuthError> {
         let issued_at_s = issued_at_ms.div_euclid(1_000);
         let claims = Claims {
-            sub: id,
+            sub: id.0,
             role,
             exp: issued_at_s + self.ttl_s,
             iat: issued_at_s,
             jti: Uuid::new_v4(),
             iss: ISSUER.into(),
-            sid: sign_in,
+            sid: sign_in.0,
             iat_ms: issued_at_ms,
         };
         let mut header = Header::new(Algorithm::HS256);
@@ -159,10 +167,10 @@ impl TokenKeys {
             })?;
         let claims = data.claims;
         Ok(Principal {
-            id: claims.sub,
+            id: UserId(claims.sub),
             role: claims.role,
-            token_id: claims.jti,
-            sign_in: claims.sid,
+            token_id: TokenId(claims.jti),
+            sign_in: SignInId(claims.sid),
             issued_at_ms: claims.iat_ms,
             expires_at_s: claims.exp,
         })
@@ -184,7 +192,7 @@ mod tests {
     #[test]
     fn an_issued_token_verifies_to_its_principal() {
         let keys = keys();
-        let (id, sign_in) = (Uuid::new_v4(), Uuid::new_v4());
+        let (id, sign_in) = (UserId(Uuid::new_v4()), SignInId(Uuid::new_v4()));
         let token = keys.issue_in(sign_in, id, Role::Mitra).expect("issue").token;
         let principal = keys.verify(&token).expect("verify");
         assert_eq!((principal.id, principal.role, principal.sign_in), (id, Role::Mitra, sign_in));
@@ -198,13 +206,13 @@ mod tests {
     #[test]
     fn a_remembered_token_does_not_vouch_for_a_tampered_copy() {
         let keys = keys();
-        let token = keys.issue(Uuid::new_v4(), Role::Customer).expect("issue").token;
+        let token = keys.issue(UserId(Uuid::new_v4()), Role::Customer).expect("issue").token;
         keys.verify(&token).expect("verify");
         let (unsigned, signature) = token.rsplit_once('.').expect("three parts");
         let flipped = if signature.starts_with('A') { "B" } else { "A" };
         let tampered = format!("{unsigned}.{flipped}{}", &signature[1..]);
         assert!(matches!(keys.verify(&tampered), Err(AuthError::InvalidToken)));
-        let other_claims = keys.issue(Uuid::new_v4(), Role::Cc).expect("issue").token;
+        let other_claims = keys.issue(UserId(Uuid::new_v4()), Role::Cc).expect("issue").token;
         let (_, other_signature) = other_claims.rsplit_once('.').expect("three parts");
         let spliced = format!("{unsigned}.{other_signature}");
         assert!(matches!(keys.verify(&spliced), Err(AuthError::InvalidToken)));
@@ -231,18 +239,20 @@ mod tests {
             jwt_secret: Secret::new("another-secret-another-secret-another-secret"),
             ..AuthSettings::default()
         };
-        let forged = TokenKeys::new(&other).issue(Uuid::new_v4(), Role::Cc).expect("issue").token;
+        let forged = TokenKeys::new(&other).issue(UserId(Uuid::new_v4()), Role::Cc).expect("issue").token;
         assert!(matches!(keys().verify(&forged), Err(AuthError::InvalidToken)));
 
         let unknown_kid = AuthSettings { jwt_kid: "someone-else".into(), ..AuthSettings::default() };
-        let forged = TokenKeys::new(&unknown_kid).issue(Uuid::new_v4(), Role::Cc).expect("issue").token;
+        let forged =
+            TokenKeys::new(&unknown_kid).issue(UserId(Uuid::new_v4()), Role::Cc).expect("issue").token;
         assert!(matches!(keys().verify(&forged), Err(AuthError::InvalidToken)));
     }
 
     #[test]
     fn tokens_of_the_previous_key_verify_after_rotation() {
         let before = AuthSettings::default();
-        let token = TokenKeys::new(&before).issue(Uuid::new_v4(), Role::Customer).expect("issue").token;
+        let token =
+            TokenKeys::new(&before).issue(UserId(Uuid::new_v4()), Role::Customer).expect("issue").token;
         let mut rotated = AuthSettings {
             jwt_kid: "dev-2".into(),
             jwt_secret: Secret::new("a-brand-new-key-a-brand-new-key-a-brand-new-key"),
@@ -260,9 +270,11 @@ mod tests {
     fn a_token_past_its_expiry_is_refused_as_expired() {
         let keys = keys();
         let ttl = i64::try_from(AuthSettings::default().access_token_ttl_s).expect("small ttl");
-        let token = keys.issue_at(Uuid::new_v4(), Role::Customer, now_s() - ttl - 1).expect("issue").token;
+        let token =
+            keys.issue_at(UserId(Uuid::new_v4()), Role::Customer, now_s() - ttl - 1).expect("issue").token;
         assert!(matches!(keys.verify(&token), Err(AuthError::TokenExpired)));
-        let fresh = keys.issue_at(Uuid::new_v4(), Role::Customer, now_s() - ttl + 30).expect("issue").token;
+        let fresh =
+            keys.issue_at(UserId(Uuid::new_v4()), Role::Customer, now_s() - ttl + 30).expect("issue").token;
         assert!(keys.verify(&fresh).is_ok());
     }
 }

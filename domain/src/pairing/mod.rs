@@ -13,8 +13,8 @@
 //! The state change is committed first (`store::pairing`), then the events go out: an app
 //! that misses an event reads the state (`status`, the payment) when it resumes.
 
+use crate::ids::{RequestId, UserId};
 use serde_json::json;
-use uuid::Uuid;
 
 mod error;
 mod views;
@@ -27,7 +27,7 @@ use crate::auth::{Principal, Role};
 use crate::error::{DomainError, ErrorKind};
 use crate::event::{Event, EventKind};
 use crate::failures::FailureCause;
-use crate::ids::{MitraId, PaymentId, RequestId};
+use crate::ids::{MitraId, PaymentId};
 use crate::jobs::{Timer, TimerKind};
 use crate::push::PushMessage;
 use crate::services::{Notice, Services};
@@ -94,7 +94,7 @@ async fn start(
         None => (app_config::PAIRING_BLAST_TIMEOUT_SECONDS, false, 0),
         Some(mitra) => {
             let cap = app_config::get(store, app_config::MAX_CUSTOMERS_PER_MITRA).await?;
-            let presence = store.mitra_presence(mitra.0, cap).await?;
+            let presence = store.mitra_presence(MitraId(mitra.0), cap).await?;
             // A mitra already chatting with this customer may take them again at the cap.
             let room = presence.active_sessions < cap
                 || store.in_session_with(mitra, customer.customer_id()).await?;
@@ -143,13 +143,13 @@ async fn start(
         due_at_ms: due_ms(request.expires_at),
     };
     let mitras = match targeted {
-        Some(mitra) => vec![(mitra.0, target_sessions)],
+        Some(mitra) => vec![(mitra, target_sessions)],
         None => store.available_mitras().await?,
     };
     // The window timer is queued while the offers go out; if queuing fails, the sweep
     // closes the search once its window is over a minute past.
     let (scheduled, offered) =
-        tokio::join!(services.jobs.schedule(timer), offer(services, request.id, &mitras));
+        tokio::join!(services.jobs.schedule(timer), offer(services, RequestId(request.id), &mitras));
     if let Err(error) = scheduled {
         tracing::warn!(%error, "the window timer could not be queued; the sweep will close the search");
     }
@@ -166,7 +166,11 @@ async fn start(
 
 /// Records the offers, then sends each newly offered mitra the `chat_request` event (a push
 /// when it found no socket).
-async fn offer(services: &Services, request: Uuid, mitras: &[(Uuid, i64)]) -> Result<usize, PairingError> {
+async fn offer(
+    services: &Services,
+    request: RequestId,
+    mitras: &[(MitraId, i64)],
+) -> Result<usize, PairingError> {
     if mitras.is_empty() {
         return Ok(0);
     }
@@ -180,6 +184,8 @@ async fn offer(services: &Services, request: Uuid, mitras: &[(Uuid, i64)]) -> Re
     };
     let (event, push) = chat_request(&offer);
     let pushed = services.notify_all(Role::Mitra, &offered, &event, Some(&push)).await;
+    // The users offered a request are mitras.
+    let pushed: Vec<MitraId> = pushed.into_iter().map(|user| MitraId(user.0)).collect();
     if let Err(error) = store.mark_offers_pushed(request, &pushed).await {
         tracing::warn!(%error, "could not record which offers went out by push");
     }
@@ -228,7 +234,7 @@ pub async fn offer_open_requests(
         .iter()
         .map(|offer| {
             let (event, push) = chat_request(offer);
-            Notice { role: Role::Mitra, user: mitra.0, event, push: Some(push) }
+            Notice { role: Role::Mitra, user: UserId(mitra.0), event, push: Some(push) }
         })
         .collect();
     services.notify(notices).await;
@@ -272,11 +278,11 @@ pub async fn accept(
     let taken = Event::new(EventKind::ChatRequestTaken, json!({ "request_id": request }));
     let others = services.notify_all(Role::Mitra, &accepted.missed, &taken, None);
     let paired = services.notify(vec![
-        paired_notice(&accepted, Role::Customer, accepted.request.customer_id),
+        paired_notice(&accepted, Role::Customer, UserId(accepted.request.customer_id)),
         paired_notice(&accepted, Role::Mitra, mitra.id),
     ]);
     // A delta, not the count: two accepts of one mitra may reach Redis in either order.
-    let sessions = store.add_mitra_sessions(mitra.id, 1, cap);
+    let sessions = store.add_mitra_sessions(mitra.mitra_id(), 1, cap);
     let timers = crate::session::schedule_end(
         services,
         crate::ids::SessionId(accepted.session.id),
@@ -289,7 +295,7 @@ pub async fn accept(
     Ok(accepted)
 }
 
-fn paired_notice(accepted: &Accepted, role: Role, user: Uuid) -> Notice {
+fn paired_notice(accepted: &Accepted, role: Role, user: UserId) -> Notice {
     let session = &accepted.session;
     let mut data = json!({
         "request_id": accepted.request.id,
@@ -437,7 +443,7 @@ async fn report_failure(services: &Services, failed: &Failed, open_kind: EventKi
     });
     let customer = vec![Notice {
         role: Role::Customer,
-        user: request.customer_id,
+        user: UserId(request.customer_id),
         event: Event::new(customer_kind, data),
         push,
     }];
@@ -458,7 +464,7 @@ pub async fn status_for_mitra(
     let status = match (row.status, row.failure_cause) {
         (RequestState::Pending, _) if row.expires_at > chrono::Utc::now() => OfferStatus::Pending,
         (RequestState::Pending, _) => OfferStatus::Expired,
-        (RequestState::Accepted, _) if row.accepted_mitra_id == Some(mitra.id) => OfferStatus::Accepted,
+        (RequestState::Accepted, _) if row.accepted_mitra_id == Some(mitra.id.0) => OfferStatus::Accepted,
         (RequestState::Accepted, _) => OfferStatus::Taken,
         (RequestState::Cancelled, _) => OfferStatus::Cancelled,
         (_, Some(cause)) if cause.is_timeout() => OfferStatus::Expired,

@@ -1,12 +1,12 @@
 //! Reads and writes of control-center users and mitra accounts.
 
+use crate::ids::{MitraId, OperatorId, UserId};
 use serde_json::json;
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use super::Store;
 use crate::accounts::AccountError;
-use crate::ids::MitraId;
 use crate::store::StoreError;
 
 /// A new account's fields; the password is already hashed.
@@ -57,7 +57,7 @@ impl Store {
     pub async fn upsert_load_customers(
         &self,
         customers: &[(String, String)],
-    ) -> Result<Vec<(String, Uuid)>, StoreError> {
+    ) -> Result<Vec<(String, UserId)>, StoreError> {
         let (phones, call_names): (Vec<&str>, Vec<&str>) =
             customers.iter().map(|(phone, name)| (phone.as_str(), name.as_str())).unzip();
         Ok(sqlx::query_as(
@@ -79,7 +79,7 @@ impl Store {
         &self,
         mitras: &[(String, String)],
         password_hash: &str,
-    ) -> Result<Vec<(String, Uuid)>, StoreError> {
+    ) -> Result<Vec<(String, UserId)>, StoreError> {
         let (emails, names): (Vec<&str>, Vec<&str>) =
             mitras.iter().map(|(email, name)| (email.as_str(), name.as_str())).unzip();
         Ok(sqlx::query_as(
@@ -162,7 +162,11 @@ impl Store {
     }
 
     /// Creates a mitra and records who did it, in one transaction.
-    pub async fn create_mitra(&self, actor: Uuid, account: NewAccount<'_>) -> Result<MitraRow, AccountError> {
+    pub async fn create_mitra(
+        &self,
+        actor: OperatorId,
+        account: NewAccount<'_>,
+    ) -> Result<MitraRow, AccountError> {
         let mut tx = self.pg.begin().await?;
         let inserted = sqlx::query_as::<_, MitraRow>(AssertSqlSafe(format!(
             "INSERT INTO mitras (email, display_name, password_hash, created_by)
@@ -185,7 +189,7 @@ impl Store {
             &mut tx,
             actor,
             "mitra.create",
-            &mitra.id,
+            &MitraId(mitra.id),
             None,
             Some(json!({"email": mitra.email, "display_name": mitra.display_name})),
         )
@@ -198,8 +202,8 @@ impl Store {
     /// every refresh token of the mitra. `None` when no such mitra exists.
     pub async fn set_mitra_active(
         &self,
-        actor: Uuid,
-        id: Uuid,
+        actor: OperatorId,
+        id: MitraId,
         active: bool,
     ) -> Result<Option<MitraRow>, StoreError> {
         let mut tx = self.pg.begin().await?;
@@ -277,8 +281,8 @@ impl Store {
     /// it. Returns the mitra's email; `None` when no such mitra exists.
     pub async fn reset_mitra_password(
         &self,
-        actor: Uuid,
-        id: Uuid,
+        actor: OperatorId,
+        id: MitraId,
         password_hash: &str,
     ) -> Result<Option<String>, StoreError> {
         let mut tx = self.pg.begin().await?;
@@ -306,9 +310,9 @@ impl Store {
 /// Appends to the audit log inside the caller's transaction.
 async fn audit(
     conn: &mut sqlx::PgConnection,
-    actor: Uuid,
+    actor: OperatorId,
     action: &str,
-    target_id: &Uuid,
+    target_id: &MitraId,
     old_value: Option<serde_json::Value>,
     new_value: Option<serde_json::Value>,
 ) -> Result<(), StoreError> {

@@ -1,5 +1,6 @@
 //! Reads and writes of the `app_config` table.
 
+use crate::ids::OperatorId;
 use serde_json::Value;
 
 use super::Store;
@@ -67,7 +68,7 @@ impl Store {
     /// old value.
     pub async fn set_app_config(
         &self,
-        actor: uuid::Uuid,
+        actor: OperatorId,
         key: &str,
         value: &Value,
     ) -> Result<Option<Value>, StoreError> {

@@ -1,5 +1,6 @@
 //! The charges ledger.
 
+use crate::ids::{ChargeId, PaymentId};
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
@@ -39,7 +40,7 @@ impl Store {
     pub async fn claim_charge(
         &self,
         idempotency_key: &str,
-        payment_session: Uuid,
+        payment_session: PaymentId,
         amount: i64,
         provider: &str,
     ) -> Result<ChargeRow, StoreError> {
@@ -57,7 +58,7 @@ impl Store {
     /// Completes a pending charge; a completed one is left as it is. Returns the row.
     pub async fn complete_charge(
         &self,
-        id: Uuid,
+        id: ChargeId,
         outcome: Result<&str, &str>,
     ) -> Result<ChargeRow, StoreError> {
         let (status, provider_ref, failure) = match outcome {
@@ -79,7 +80,7 @@ impl Store {
     }
 
     /// The charges of a payment session.
-    pub async fn charges_of(&self, payment_session: Uuid) -> Result<Vec<ChargeRow>, StoreError> {
+    pub async fn charges_of(&self, payment_session: PaymentId) -> Result<Vec<ChargeRow>, StoreError> {
         let query =
             format!("SELECT {CHARGE_COLUMNS} FROM charges WHERE payment_session_id = $1 ORDER BY created_at");
         Ok(sqlx::query_as(AssertSqlSafe(query)).bind(payment_session).fetch_all(&self.pg).await?)

@@ -6,6 +6,7 @@
 //! stored message; two resends racing each other meet at the unique key, and the loser's
 //! transaction (with its number) is rolled back, so numbers have no gaps.
 
+use crate::ids::{SessionId, UserId};
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
@@ -13,7 +14,7 @@ use uuid::Uuid;
 use super::{Store, StoreError};
 use crate::auth::{Principal, Role};
 use crate::chat::ChatError;
-use crate::ids::{CustomerId, MitraId, SessionId};
+use crate::ids::{CustomerId, MitraId};
 
 /// A stored message.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -177,7 +178,7 @@ impl Store {
     pub async fn chat_session_for(
         &self,
         caller: &Principal,
-        id: Uuid,
+        id: SessionId,
     ) -> Result<Option<SessionRow>, StoreError> {
         let Some(column) = party_column(caller) else { return Ok(None) };
         let query = format!("{SESSION_SELECT} WHERE s.id = $1 AND s.{column} = $2");
@@ -240,7 +241,7 @@ impl Store {
         let Some(column) = party_column(sender) else { return Err(ChatError::SessionNotFound) };
         let message = NewMessage {
             session: session.0,
-            sender_id: sender.id,
+            sender_id: sender.id.0,
             sender_role: sender.role,
             client_msg_id: client_msg_id.to_owned(),
             body: body.to_owned(),
@@ -300,7 +301,7 @@ impl Store {
         if let Some(existing) = self.message_by_client_id(sender.id, client_msg_id).await? {
             return self.resent(sender, session, existing).await;
         }
-        Err(match self.chat_session_for(sender, session.0).await? {
+        Err(match self.chat_session_for(sender, SessionId(session.0)).await? {
             Some(row) => ChatError::SessionNotOpen(row.status),
             None => ChatError::SessionNotFound,
         })
@@ -322,7 +323,7 @@ impl Store {
 
     async fn message_by_client_id(
         &self,
-        sender: Uuid,
+        sender: UserId,
         client_msg_id: &str,
     ) -> Result<Option<MessageRow>, StoreError> {
         let query = format!(
@@ -344,7 +345,7 @@ impl Store {
         if existing.chat_session_id != session.0 {
             return Err(ChatError::ClientMsgIdReused);
         }
-        let Some(row) = self.chat_session_for(sender, session.0).await? else {
+        let Some(row) = self.chat_session_for(sender, SessionId(session.0)).await? else {
             return Err(ChatError::SessionNotFound);
         };
         let parties = Parties {
@@ -368,7 +369,7 @@ impl Store {
         before_seq: Option<i64>,
         limit: i64,
     ) -> Result<Option<Vec<MessageRow>>, StoreError> {
-        if self.chat_session_for(caller, session.0).await?.is_none() {
+        if self.chat_session_for(caller, SessionId(session.0)).await?.is_none() {
             return Ok(None);
         }
         let mut messages: Vec<MessageRow> = match (after_seq, before_seq) {
@@ -437,7 +438,7 @@ impl Store {
             .bind(up_to_seq)
             .fetch_optional(&self.pg)
             .await?;
-        Ok(self.chat_session_for(caller, session.0).await?.map(|row| (row, moved.is_some())))
+        Ok(self.chat_session_for(caller, SessionId(session.0)).await?.map(|row| (row, moved.is_some())))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Writes of push device tokens.
 
+use crate::ids::{SignInId, UserId};
 use uuid::Uuid;
 
 use super::{Store, StoreError};
@@ -13,8 +14,8 @@ impl Store {
         fcm_token: &str,
         platform: &str,
         role: Role,
-        owner_id: Uuid,
-        sign_in: Option<Uuid>,
+        owner_id: UserId,
+        sign_in: Option<SignInId>,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO devices (fcm_token, platform, customer_id, mitra_id, sign_in)
@@ -38,8 +39,8 @@ impl Store {
     /// accounts are never touched. Returns how many.
     pub async fn delete_devices_of(
         &self,
-        owner_id: Uuid,
-        sign_in: Option<Uuid>,
+        owner_id: UserId,
+        sign_in: Option<SignInId>,
         fcm_token: Option<&str>,
     ) -> Result<u64, StoreError> {
         Ok(sqlx::query(
@@ -70,7 +71,7 @@ impl Store {
 
 impl Store {
     /// The push tokens of an account.
-    pub async fn device_tokens(&self, role: Role, owner_id: Uuid) -> Result<Vec<String>, StoreError> {
+    pub async fn device_tokens(&self, role: Role, owner_id: UserId) -> Result<Vec<String>, StoreError> {
         let column = match role {
             Role::Customer => "customer_id",
             Role::Mitra => "mitra_id",

@@ -12,6 +12,7 @@
 //! expired inbox is not recreated). An inbox entry may name one socket of its instance
 //! (`x`) that skips it: the socket whose command caused the event.
 
+use crate::ids::UserId;
 use std::sync::LazyLock;
 
 use fred::clients::Client;
@@ -107,7 +108,7 @@ pub struct InboxEntry {
 }
 
 /// A user's stream entry: the user, the event id and the instances routed to.
-type Appended = (uuid::Uuid, String, Vec<String>);
+type Appended = (UserId, String, Vec<String>);
 
 /// A fan-out entry's recipients: `<user> <event id>` pairs joined by `,`.
 fn parse_recipients(list: &str) -> Option<Vec<(uuid::Uuid, Option<String>)>> {
@@ -129,11 +130,11 @@ pub enum Backlog {
 }
 
 impl Store {
-    pub(crate) fn user_stream_key(&self, user: uuid::Uuid) -> String {
+    pub(crate) fn user_stream_key(&self, user: UserId) -> String {
         format!("{}:ev:{{u:{user}}}", self.keys.prefix())
     }
 
-    pub(crate) fn user_route_key(&self, user: uuid::Uuid) -> String {
+    pub(crate) fn user_route_key(&self, user: UserId) -> String {
         format!("{}:route:{{u:{user}}}", self.keys.prefix())
     }
 
@@ -150,7 +151,7 @@ impl Store {
     /// and the instances routed to.
     pub async fn publish_event(
         &self,
-        user: uuid::Uuid,
+        user: UserId,
         event: &str,
         maxlen: u64,
         ttl_ms: u64,
@@ -170,7 +171,7 @@ impl Store {
     /// the instances routed to.
     pub async fn publish_event_to_many(
         &self,
-        users: &[uuid::Uuid],
+        users: &[UserId],
         event: &str,
         maxlen: u64,
         ttl_ms: u64,
@@ -227,7 +228,7 @@ impl Store {
     }
 
     /// Forwards an ephemeral event (never stored, never resumed) to the user's instances.
-    pub async fn publish_ephemeral(&self, user: uuid::Uuid, event: &str) -> Result<(), StoreError> {
+    pub async fn publish_ephemeral(&self, user: UserId, event: &str) -> Result<(), StoreError> {
         let client = self.redis.next();
         let instances: Vec<String> =
             fred::prelude::SetsInterface::smembers(client, self.user_route_key(user)).await?;
@@ -240,7 +241,7 @@ impl Store {
     async fn forward(
         &self,
         client: &Client,
-        user: uuid::Uuid,
+        user: UserId,
         event_id: Option<&str>,
         event: &str,
         instances: &[String],
@@ -271,12 +272,7 @@ impl Store {
     }
 
     /// The events of `user` after `last_id`, at most `limit`, or `ResyncRequired`.
-    pub async fn read_backlog(
-        &self,
-        user: uuid::Uuid,
-        last_id: &str,
-        limit: u64,
-    ) -> Result<Backlog, StoreError> {
+    pub async fn read_backlog(&self, user: UserId, last_id: &str, limit: u64) -> Result<Backlog, StoreError> {
         let reply: Value = RESUME
             .evalsha_with_reload(
                 self.redis.next(),

@@ -11,6 +11,7 @@
 //! early end takes the extension row first too, and the timers only move `active` and
 //! `closing` sessions.
 
+use crate::ids::ExtensionId;
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 use uuid::Uuid;
@@ -182,7 +183,7 @@ impl Store {
     /// answer); `None`: the timer.
     pub async fn lock_extension(
         &self,
-        id: Uuid,
+        id: ExtensionId,
         mitra: Option<MitraId>,
     ) -> Result<PendingExtension, ExtensionError> {
         let mut tx = self.pg.begin().await?;

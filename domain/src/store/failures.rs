@@ -1,5 +1,6 @@
 //! The failure ledger as operators work it: filtered pages and settling a row.
 
+use crate::ids::{FailureId, OperatorId};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -90,8 +91,8 @@ impl Store {
     /// settled once, however many failures it had.
     pub async fn action_failure(
         &self,
-        id: Uuid,
-        operator: Uuid,
+        id: FailureId,
+        operator: OperatorId,
         action: OperatorAction,
     ) -> Result<FailureRow, FailureError> {
         let mut tx = self.pg.begin().await?;

@@ -2,9 +2,9 @@
 //! the hub holding the socket: the extension safeguard reads it, so an unanswered request
 //! is never auto-approved for a mitra whose app went silent while the socket lingers.
 
+use crate::ids::UserId;
 use fred::prelude::KeysInterface;
 use fred::types::Expiration;
-use uuid::Uuid;
 
 use super::{Store, StoreError};
 
@@ -12,12 +12,12 @@ use super::{Store, StoreError};
 const HEARD_TTL_S: i64 = 600;
 
 impl Store {
-    fn heard_key(&self, user: Uuid) -> String {
+    fn heard_key(&self, user: UserId) -> String {
         format!("{}:live:{{user:{user}}}:heard", self.keys.prefix())
     }
 
     /// Records that `user`'s app was heard from at `at_ms` (unix ms).
-    pub async fn record_heard(&self, user: Uuid, at_ms: u64) -> Result<(), StoreError> {
+    pub async fn record_heard(&self, user: UserId, at_ms: u64) -> Result<(), StoreError> {
         let _: () = self
             .redis
             .set(self.heard_key(user), at_ms, Some(Expiration::EX(HEARD_TTL_S)), None, false)
@@ -26,7 +26,7 @@ impl Store {
     }
 
     /// When `user`'s app was last heard from (unix ms), if within the record's life.
-    pub async fn last_heard_ms(&self, user: Uuid) -> Result<Option<u64>, StoreError> {
+    pub async fn last_heard_ms(&self, user: UserId) -> Result<Option<u64>, StoreError> {
         Ok(self.redis.get(self.heard_key(user)).await?)
     }
 }
@@ -53,13 +53,13 @@ static RAISE_DELIVERED: std::sync::LazyLock<fred::types::scripts::Script> = std:
 });
 
 impl Store {
-    fn delivered_key(&self, user: Uuid) -> String {
+    fn delivered_key(&self, user: UserId) -> String {
         format!("{}:live:{{user:{user}}}:delivered", self.keys.prefix())
     }
 
     /// Records that a device of `user` received every event of their stream up to `id`
     /// (it answered a ping the hub sent after writing them). Only moves forward.
-    pub async fn record_delivered(&self, user: Uuid, id: &str, ttl_s: u64) -> Result<(), StoreError> {
+    pub async fn record_delivered(&self, user: UserId, id: &str, ttl_s: u64) -> Result<(), StoreError> {
         let args = vec![id.to_owned(), ttl_s.max(1).to_string()];
         let _: i64 = RAISE_DELIVERED
             .evalsha_with_reload(self.redis.next(), vec![self.delivered_key(user)], args)
@@ -69,7 +69,7 @@ impl Store {
 
     /// For each of `users`, in order, the stream id up to which some device of theirs
     /// received their events, if known; one round trip (a pipeline).
-    pub async fn delivered_up_to_many(&self, users: &[Uuid]) -> Result<Vec<Option<String>>, StoreError> {
+    pub async fn delivered_up_to_many(&self, users: &[UserId]) -> Result<Vec<Option<String>>, StoreError> {
         if users.is_empty() {
             return Ok(Vec::new());
         }

@@ -1,5 +1,6 @@
 //! Reads and writes of one-time codes, and the customer account a verified code signs in.
 
+use crate::ids::OtpCodeId;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -116,7 +117,7 @@ impl Store {
         Ok(id)
     }
 
-    pub async fn delete_otp_code(&self, id: Uuid) -> Result<(), StoreError> {
+    pub async fn delete_otp_code(&self, id: OtpCodeId) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM otp_codes WHERE id = $1").bind(id).execute(&self.pg).await?;
         Ok(())
     }

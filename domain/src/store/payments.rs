@@ -1,5 +1,6 @@
 //! Reads and writes of payment sessions.
 
+use crate::ids::PaymentId;
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 use uuid::Uuid;
@@ -28,7 +29,7 @@ impl Store {
     /// before the lock. A sweep racing a confirm or a search therefore never expires a
     /// payment that is being charged or searched for. The ledger row is written in the same
     /// statement as the move.
-    pub async fn expire_payment_sessions(&self, only: Option<Uuid>) -> Result<SweepCounts, StoreError> {
+    pub async fn expire_payment_sessions(&self, only: Option<PaymentId>) -> Result<SweepCounts, StoreError> {
         let mut tx = self.pg.begin().await?;
         let due: Vec<Uuid> = sqlx::query_scalar(
             "SELECT id FROM payment_sessions
@@ -274,7 +275,11 @@ impl Store {
 
     /// The customer's payment session. A chat payment's `chat_session_id` is the session it
     /// paid for once consumed (the link is stored on the chat session, so read from there).
-    pub async fn payment(&self, customer: CustomerId, id: Uuid) -> Result<Option<PaymentRow>, StoreError> {
+    pub async fn payment(
+        &self,
+        customer: CustomerId,
+        id: PaymentId,
+    ) -> Result<Option<PaymentRow>, StoreError> {
         let columns = PAYMENT_COLUMNS.replacen(
             "chat_session_id",
             "COALESCE(chat_session_id, (SELECT s.id FROM chat_sessions s WHERE s.payment_session_id = p.id)) \
@@ -293,7 +298,7 @@ impl Store {
     pub async fn lock_payment(
         &self,
         customer: CustomerId,
-        id: Uuid,
+        id: PaymentId,
     ) -> Result<Option<PaymentLock>, StoreError> {
         let mut tx = self.pg.begin().await?;
         let query = format!(
@@ -327,7 +332,7 @@ impl Store {
         &self,
         older_than_s: u64,
         limit: i64,
-    ) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
+    ) -> Result<Vec<(CustomerId, PaymentId)>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT p.customer_id, p.id FROM charges c JOIN payment_sessions p ON p.id = c.payment_session_id
              WHERE c.status = 'pending' AND c.idempotency_key LIKE 'confirm:%' AND p.status = 'pending'
@@ -345,7 +350,7 @@ impl Store {
     pub async fn confirm_charged_payment(
         &self,
         customer: CustomerId,
-        id: Uuid,
+        id: PaymentId,
     ) -> Result<PaymentRow, StoreError> {
         let query = format!(
             "UPDATE payment_sessions SET status = 'confirmed', confirmed_at = now()

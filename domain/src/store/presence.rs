@@ -17,6 +17,7 @@
 //! membership of `online` and `available` in the same step: no read-modify-write from Rust.
 //! Customers' routes (`{p}:route:{u:<id>}`, see `events`) are per user, outside `{avail}`.
 
+use crate::ids::{MitraId, UserId};
 use std::sync::LazyLock;
 
 use fred::prelude::{KeysInterface, SetsInterface, SortedSetsInterface};
@@ -254,7 +255,7 @@ impl Store {
     async fn mitra_op(
         &self,
         op: &str,
-        mitra: Uuid,
+        mitra: MitraId,
         arg: &str,
         default_cap: i64,
     ) -> Result<MitraPresence, StoreError> {
@@ -276,13 +277,13 @@ impl Store {
     }
 
     /// Every available mitra with their active session count, read in one step.
-    pub async fn available_mitras(&self) -> Result<Vec<(Uuid, i64)>, StoreError> {
+    pub async fn available_mitras(&self) -> Result<Vec<(MitraId, i64)>, StoreError> {
         let reply = self.availability("snapshot", "", "", 0, 0).await?;
         let values = reply.into_array();
         Ok(values
             .chunks(2)
             .filter_map(|pair| {
-                let id = Uuid::parse_str(&pair.first()?.as_string()?).ok()?;
+                let id = MitraId(Uuid::parse_str(&pair.first()?.as_string()?).ok()?);
                 Some((id, pair.get(1)?.as_i64()?))
             })
             .collect())
@@ -291,7 +292,7 @@ impl Store {
     /// Records the mitra's own online switch.
     pub async fn set_mitra_status(
         &self,
-        mitra: Uuid,
+        mitra: MitraId,
         online: bool,
         cap: i64,
     ) -> Result<MitraPresence, StoreError> {
@@ -301,7 +302,7 @@ impl Store {
     /// Records that `instance` holds at least one socket of the mitra.
     pub async fn mitra_connected(
         &self,
-        mitra: Uuid,
+        mitra: MitraId,
         instance: &str,
         cap: i64,
     ) -> Result<MitraPresence, StoreError> {
@@ -311,7 +312,7 @@ impl Store {
     /// Records that `instance` holds no socket of the mitra any more.
     pub async fn mitra_disconnected(
         &self,
-        mitra: Uuid,
+        mitra: MitraId,
         instance: &str,
         cap: i64,
     ) -> Result<MitraPresence, StoreError> {
@@ -321,7 +322,7 @@ impl Store {
     /// Moves the mitra's active-session count by `delta` (session start +1, end -1).
     pub async fn add_mitra_sessions(
         &self,
-        mitra: Uuid,
+        mitra: MitraId,
         delta: i64,
         cap: i64,
     ) -> Result<MitraPresence, StoreError> {
@@ -331,7 +332,7 @@ impl Store {
     /// Sets the mitra's active-session count (rebuilding from Postgres).
     pub async fn set_mitra_sessions(
         &self,
-        mitra: Uuid,
+        mitra: MitraId,
         active: i64,
         cap: i64,
     ) -> Result<MitraPresence, StoreError> {
@@ -339,7 +340,7 @@ impl Store {
     }
 
     /// The mitra's presence, recomputed.
-    pub async fn mitra_presence(&self, mitra: Uuid, cap: i64) -> Result<MitraPresence, StoreError> {
+    pub async fn mitra_presence(&self, mitra: MitraId, cap: i64) -> Result<MitraPresence, StoreError> {
         self.mitra_op("state", mitra, "", cap).await
     }
 
@@ -503,7 +504,7 @@ impl Store {
     }
 
     /// Adds `instance` to the routes of `user` (its first socket there).
-    pub async fn add_route(&self, user: Uuid, instance: &str) -> Result<(), StoreError> {
+    pub async fn add_route(&self, user: UserId, instance: &str) -> Result<(), StoreError> {
         let client = self.redis.next();
         let _: () = client.sadd(self.user_route_key(user), instance).await?;
         let _: () = client.sadd(self.instance_users_key(instance), user.to_string()).await?;
@@ -511,7 +512,7 @@ impl Store {
     }
 
     /// Removes `instance` from the routes of `user` (its last socket there closed).
-    pub async fn remove_route(&self, user: Uuid, instance: &str) -> Result<(), StoreError> {
+    pub async fn remove_route(&self, user: UserId, instance: &str) -> Result<(), StoreError> {
         let client = self.redis.next();
         let _: () = client.srem(self.user_route_key(user), instance).await?;
         let _: () = client.srem(self.instance_users_key(instance), user.to_string()).await?;
@@ -519,7 +520,7 @@ impl Store {
     }
 
     /// Whether any live instance holds a socket of `user` (push only when none does).
-    pub async fn user_connected(&self, user: Uuid, lease_ms: u64) -> Result<bool, StoreError> {
+    pub async fn user_connected(&self, user: UserId, lease_ms: u64) -> Result<bool, StoreError> {
         let routed: Vec<String> = self.redis.smembers(self.user_route_key(user)).await?;
         if routed.is_empty() {
             return Ok(false);

@@ -1,5 +1,6 @@
 //! Reads and writes of refresh tokens (stored as SHA-256 hashes, never in clear).
 
+use crate::ids::{RefreshTokenId, SignInId, UserId};
 use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
@@ -8,10 +9,10 @@ use super::{Store, StoreError};
 use crate::auth::Role;
 
 pub struct NewRefreshToken {
-    pub id: Uuid,
-    pub family_id: Uuid,
+    pub id: RefreshTokenId,
+    pub family_id: SignInId,
     pub role: Role,
-    pub owner_id: Uuid,
+    pub owner_id: UserId,
     pub token_hash: Vec<u8>,
     pub ttl_s: u64,
     /// When the sign-in ends whatever its rotations: the token expires at the earlier of
@@ -23,14 +24,14 @@ pub struct NewRefreshToken {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Rotation {
     Rotated {
-        owner_id: Uuid,
+        owner_id: UserId,
         role: Role,
         /// The sign-in (the family), which the new access token belongs to.
-        sign_in: Uuid,
+        sign_in: SignInId,
     },
     /// The token had been used before: its family is now revoked (its access tokens are
     /// the caller's to revoke).
-    Reused { owner_id: Uuid, sign_in: Uuid },
+    Reused { owner_id: UserId, sign_in: SignInId },
     /// Unknown, expired, revoked, of another listener's role, or its account is deactivated.
     Invalid,
 }
@@ -41,9 +42,9 @@ const OWNER: &str = "COALESCE(customer_id, mitra_id, cc_user_id)";
 #[derive(sqlx::FromRow)]
 struct Presented {
     id: Uuid,
-    family_id: Uuid,
+    family_id: SignInId,
     role: Role,
-    owner_id: Uuid,
+    owner_id: UserId,
     used: bool,
     revoked: bool,
     expired: bool,
@@ -63,7 +64,7 @@ impl Store {
     pub async fn rotate_refresh_token(
         &self,
         presented: &[u8],
-        successor: (Uuid, &[u8]),
+        successor: (RefreshTokenId, &[u8]),
         ttl_s: u64,
         max_lifetime_s: u64,
         allowed: &[Role],
@@ -132,7 +133,7 @@ impl Store {
     pub async fn revoke_refresh_family(
         &self,
         presented: &[u8],
-        owner_id: Uuid,
+        owner_id: UserId,
         role: Role,
     ) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar(AssertSqlSafe(format!(

@@ -12,6 +12,7 @@
 //! every process (by the one that made it before it answers). Until the first load, or when
 //! Redis cannot be read, the check asks Redis.
 
+use crate::ids::{SignInId, TokenId, UserId};
 use std::collections::{HashMap, HashSet};
 use std::sync::{LazyLock, RwLock};
 use std::time::Duration;
@@ -67,14 +68,14 @@ struct Known {
 
 impl Known {
     fn refuses(&self, caller: &Principal) -> bool {
-        self.tokens.contains(&caller.token_id)
-            || self.users.contains(&caller.id)
-            || self.sign_ins.contains(&caller.sign_in)
-            || self.not_before.get(&caller.id).is_some_and(|&before| caller.issued_at_ms < before)
+        self.tokens.contains(&caller.token_id.0)
+            || self.users.contains(&caller.id.0)
+            || self.sign_ins.contains(&caller.sign_in.0)
+            || self.not_before.get(&caller.id.0).is_some_and(|&before| caller.issued_at_ms < before)
     }
 
-    fn raise_not_before(&mut self, user: Uuid, at_ms: i64) {
-        let before = self.not_before.entry(user).or_default();
+    fn raise_not_before(&mut self, user: UserId, at_ms: i64) {
+        let before = self.not_before.entry(user.0).or_default();
         *before = (*before).max(at_ms);
     }
 }
@@ -104,7 +105,7 @@ impl Revocations {
                 known.sign_ins.insert(sign_in);
             }
             (Some("n"), Some(user), Some(at_ms)) if at_ms.parse::<i64>().is_ok() => {
-                known.raise_not_before(user, at_ms.parse().unwrap_or_default());
+                known.raise_not_before(UserId(user), at_ms.parse().unwrap_or_default());
             }
             (Some("u"), Some(user), Some("1")) => {
                 known.users.insert(user);
@@ -170,7 +171,7 @@ fn parse_index(members: Vec<String>) -> Known {
                 if let Some((user, at_ms)) = rest.split_once(':')
                     && let (Ok(user), Ok(at_ms)) = (Uuid::parse_str(user), at_ms.parse::<i64>())
                 {
-                    known.raise_not_before(user, at_ms);
+                    known.raise_not_before(UserId(user), at_ms);
                 }
             }
             _ => {}
@@ -180,19 +181,19 @@ fn parse_index(members: Vec<String>) -> Known {
 }
 
 impl Store {
-    fn revoked_token_key(&self, user_id: Uuid, token_id: Uuid) -> String {
+    fn revoked_token_key(&self, user_id: UserId, token_id: TokenId) -> String {
         format!("{}:auth:{{user:{user_id}}}:revoked:{token_id}", self.keys.prefix())
     }
 
-    fn revoked_sign_in_key(&self, user_id: Uuid, sign_in: Uuid) -> String {
+    fn revoked_sign_in_key(&self, user_id: UserId, sign_in: SignInId) -> String {
         format!("{}:auth:{{user:{user_id}}}:revoked_sign_in:{sign_in}", self.keys.prefix())
     }
 
-    fn not_before_key(&self, user_id: Uuid) -> String {
+    fn not_before_key(&self, user_id: UserId) -> String {
         format!("{}:auth:{{user:{user_id}}}:not_before", self.keys.prefix())
     }
 
-    fn deactivated_key(&self, user_id: Uuid) -> String {
+    fn deactivated_key(&self, user_id: UserId) -> String {
         format!("{}:auth:{{user:{user_id}}}:deactivated", self.keys.prefix())
     }
 
@@ -238,7 +239,12 @@ impl Store {
         self.flag_revoked_token(caller.id, caller.token_id, ttl_s).await
     }
 
-    async fn flag_revoked_token(&self, user_id: Uuid, token_id: Uuid, ttl_s: i64) -> Result<(), StoreError> {
+    async fn flag_revoked_token(
+        &self,
+        user_id: UserId,
+        token_id: TokenId,
+        ttl_s: i64,
+    ) -> Result<(), StoreError> {
         let key = self.revoked_token_key(user_id, token_id);
         self.flag_for(key, 1, ttl_s, format!("t:{token_id}"), format!("t {token_id}")).await
     }
@@ -261,7 +267,12 @@ impl Store {
     /// Refuses every access token of the sign-in `sign_in` (a refresh-token family) of
     /// `user_id` for `ttl_s` (the access tokens' lifetime, after which none can be left):
     /// recorded in Postgres, then flagged in Redis.
-    pub async fn revoke_sign_in(&self, user_id: Uuid, sign_in: Uuid, ttl_s: i64) -> Result<(), StoreError> {
+    pub async fn revoke_sign_in(
+        &self,
+        user_id: UserId,
+        sign_in: SignInId,
+        ttl_s: i64,
+    ) -> Result<(), StoreError> {
         let ttl_s = ttl_s.max(1);
         sqlx::query(
             "WITH expired AS (DELETE FROM revoked_sign_ins WHERE expires_at <= now())
@@ -277,7 +288,12 @@ impl Store {
         self.flag_revoked_sign_in(user_id, sign_in, ttl_s).await
     }
 
-    async fn flag_revoked_sign_in(&self, user_id: Uuid, sign_in: Uuid, ttl_s: i64) -> Result<(), StoreError> {
+    async fn flag_revoked_sign_in(
+        &self,
+        user_id: UserId,
+        sign_in: SignInId,
+        ttl_s: i64,
+    ) -> Result<(), StoreError> {
         let key = self.revoked_sign_in_key(user_id, sign_in);
         self.flag_for(key, 1, ttl_s, format!("s:{sign_in}"), format!("s {sign_in}")).await
     }
@@ -285,7 +301,7 @@ impl Store {
     /// Refuses every access token of `user_id` issued before now (a password reset, a
     /// deactivation), for `ttl_s` (the access tokens' lifetime). A reactivation does not
     /// lift it. Returns the instant (unix ms).
-    pub async fn set_not_valid_before(&self, user_id: Uuid, ttl_s: i64) -> Result<i64, StoreError> {
+    pub async fn set_not_valid_before(&self, user_id: UserId, ttl_s: i64) -> Result<i64, StoreError> {
         let ttl_s = ttl_s.max(1);
         let at_ms = i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX);
         sqlx::query(
@@ -305,7 +321,7 @@ impl Store {
         Ok(at_ms)
     }
 
-    async fn flag_not_before(&self, user_id: Uuid, at_ms: i64, ttl_s: i64) -> Result<(), StoreError> {
+    async fn flag_not_before(&self, user_id: UserId, at_ms: i64, ttl_s: i64) -> Result<(), StoreError> {
         let key = self.not_before_key(user_id);
         self.flag_for(key, at_ms, ttl_s, format!("n:{user_id}:{at_ms}"), format!("n {user_id} {at_ms}")).await
     }
@@ -314,23 +330,23 @@ impl Store {
     /// tokens and sign-ins revoked and the "not valid before" times not yet expired. Run
     /// when Redis lost its data; idempotent. Returns how many were copied.
     pub async fn restore_revocations(&self) -> Result<usize, StoreError> {
-        let deactivated: Vec<Uuid> =
+        let deactivated: Vec<UserId> =
             sqlx::query_scalar("SELECT id FROM mitras WHERE deactivated_at IS NOT NULL")
                 .fetch_all(&self.pg)
                 .await?;
-        let tokens: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(
+        let tokens: Vec<(TokenId, UserId, i64)> = sqlx::query_as(
             "SELECT token_id, user_id, ceil(extract(epoch FROM expires_at - now()))::bigint
              FROM revoked_access_tokens WHERE expires_at > now()",
         )
         .fetch_all(&self.pg)
         .await?;
-        let sign_ins: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(
+        let sign_ins: Vec<(SignInId, UserId, i64)> = sqlx::query_as(
             "SELECT sign_in, user_id, ceil(extract(epoch FROM expires_at - now()))::bigint
              FROM revoked_sign_ins WHERE expires_at > now()",
         )
         .fetch_all(&self.pg)
         .await?;
-        let not_before: Vec<(Uuid, i64, i64)> = sqlx::query_as(
+        let not_before: Vec<(UserId, i64, i64)> = sqlx::query_as(
             "SELECT user_id, not_before_ms, ceil(extract(epoch FROM expires_at - now()))::bigint
              FROM account_not_valid_before WHERE expires_at > now()",
         )
@@ -369,7 +385,7 @@ impl Store {
     }
 
     /// Marks an account deactivated (its access tokens are refused) or active again.
-    pub async fn set_deactivated_flag(&self, user_id: Uuid, deactivated: bool) -> Result<(), StoreError> {
+    pub async fn set_deactivated_flag(&self, user_id: UserId, deactivated: bool) -> Result<(), StoreError> {
         let key = self.deactivated_key(user_id);
         if deactivated {
             let _: () = self.redis.set(key, 1, None, None, false).await?;

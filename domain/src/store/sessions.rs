@@ -4,6 +4,7 @@
 //! Each move is one statement (or one transaction) guarded by the session's status, so a
 //! timer that fires twice, late, or races an early end changes the session once.
 
+use crate::ids::SessionId;
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -27,7 +28,7 @@ pub enum Step {
 /// Moves a session to `closing` now, with `grace_minutes` for goodbyes.
 async fn start_closing(
     tx: &mut Transaction<'static, Postgres>,
-    id: Uuid,
+    id: SessionId,
     grace_minutes: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
@@ -44,7 +45,7 @@ async fn start_closing(
 
 impl Store {
     /// A session, whoever's it is (for the timers, which act for the system).
-    pub async fn session_for_timer(&self, id: Uuid) -> Result<Option<SessionRow>, StoreError> {
+    pub async fn session_for_timer(&self, id: SessionId) -> Result<Option<SessionRow>, StoreError> {
         let query = format!("{} WHERE s.id = $1", super::chat::SESSION_SELECT);
         Ok(sqlx::query_as(AssertSqlSafe(query)).bind(id).fetch_optional(&self.pg).await?)
     }
@@ -54,7 +55,7 @@ impl Store {
     /// queued for (within a second). `Ok(None)`: go ahead with the transaction.
     async fn lock_if_due(
         tx: &mut Transaction<'static, Postgres>,
-        id: Uuid,
+        id: SessionId,
         status: SessionStatus,
         moment: &'static str,
         expected_ms: Option<u64>,
@@ -83,7 +84,7 @@ impl Store {
     /// Time is up: an active session starts closing, with `grace_minutes` for goodbyes.
     pub async fn close_for_time_up(
         &self,
-        id: Uuid,
+        id: SessionId,
         grace_minutes: i64,
         expected_end_ms: Option<u64>,
     ) -> Result<Step, StoreError> {
@@ -108,7 +109,7 @@ impl Store {
     /// The grace window is over: a closing session completes.
     pub async fn complete_session(
         &self,
-        id: Uuid,
+        id: SessionId,
         expected_grace_end_ms: Option<u64>,
     ) -> Result<Step, StoreError> {
         let mut tx = self.pg.begin().await?;
@@ -132,7 +133,7 @@ impl Store {
     pub async fn end_early(
         &self,
         caller: &Principal,
-        id: Uuid,
+        id: SessionId,
         reason_code: &str,
         reason: Option<&str>,
         grace_minutes: i64,
@@ -222,7 +223,7 @@ impl Store {
     pub async fn leave_closing_message(
         &self,
         caller: &Principal,
-        id: Uuid,
+        id: SessionId,
         message: &str,
     ) -> Result<SessionRow, SessionError> {
         let (party, side) = match caller.role {

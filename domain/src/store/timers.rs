@@ -1,5 +1,6 @@
 //! Timer probes, and the job queue's depth (the job backend's own table, read-only).
 
+use crate::ids::ProbeId;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -21,7 +22,7 @@ pub struct ProbeReport {
 
 impl Store {
     /// Records one firing of a probe at the database's clock.
-    pub async fn record_probe_firing(&self, id: Uuid) -> Result<(), StoreError> {
+    pub async fn record_probe_firing(&self, id: ProbeId) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE timer_probes SET firings = firings + 1, fired_at = COALESCE(fired_at, clock_timestamp())
              WHERE id = $1",
@@ -76,8 +77,8 @@ impl Store {
 
 impl Store {
     /// Inserts many probes at once.
-    pub async fn insert_probes(&self, probes: &[(Uuid, DateTime<Utc>)]) -> Result<(), StoreError> {
-        let (ids, due): (Vec<Uuid>, Vec<DateTime<Utc>>) = probes.iter().copied().unzip();
+    pub async fn insert_probes(&self, probes: &[(ProbeId, DateTime<Utc>)]) -> Result<(), StoreError> {
+        let (ids, due): (Vec<Uuid>, Vec<DateTime<Utc>>) = probes.iter().map(|&(id, due)| (id.0, due)).unzip();
         sqlx::query(
             "INSERT INTO timer_probes (id, due_at) SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[])",
         )

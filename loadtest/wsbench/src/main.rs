@@ -19,6 +19,7 @@
 //!
 //! Tokens are signed with the development JWT key unless `--jwt-secret` says otherwise.
 
+use domain::ids::UserId;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -273,7 +274,7 @@ async fn open_many(cli: &Cli, count: usize, role: Role) -> Vec<(uuid::Uuid, Sock
     let users = (0..count)
         .filter_map(|_| {
             let user = uuid::Uuid::new_v4();
-            Some((user, keys.issue(user, role).ok()?.token))
+            Some((user, keys.issue(UserId(user), role).ok()?.token))
         })
         .collect();
     open_all(cli, users).await
@@ -334,7 +335,7 @@ async fn main() -> anyhow::Result<()> {
     match &cli.command {
         Command::Token { role } => {
             let role: Role = role.parse().ok().context("role must be customer, mitra or cc")?;
-            println!("{}", token_keys(&cli).issue(uuid::Uuid::new_v4(), role)?.token);
+            println!("{}", token_keys(&cli).issue(UserId(uuid::Uuid::new_v4()), role)?.token);
         }
         Command::Idle { connections, hold_s, ready_file } => {
             let mut sockets = open_many(&cli, *connections, Role::Customer).await;
@@ -412,7 +413,10 @@ async fn main() -> anyhow::Result<()> {
                             n += publishers as usize;
                             let event =
                                 Event::new(EventKind::ChatMessage, serde_json::json!({"sent_us": now_us()}));
-                            if domain::events::publish(&store, &hub_settings, user, &event).await.is_ok() {
+                            if domain::events::publish(&store, &hub_settings, UserId(user), &event)
+                                .await
+                                .is_ok()
+                            {
                                 published.fetch_add(1, Ordering::Relaxed);
                             }
                         }

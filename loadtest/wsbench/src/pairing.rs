@@ -15,6 +15,7 @@
 //! accepts changes every round: one with 3 live sessions (the default cap) is no longer
 //! available and would not be offered the next requests.
 
+use domain::ids::UserId;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -201,7 +202,7 @@ pub(crate) async fn create_mitras(cli: &Cli, store: &Store, count: usize) -> any
     ids.into_iter()
         .map(|id| {
             let id = id.context("creating a mitra")?;
-            Ok(Mitra { id, token: keys.issue(id, Role::Mitra)?.token })
+            Ok(Mitra { id, token: keys.issue(UserId(id), Role::Mitra)?.token })
         })
         .collect()
 }
@@ -333,7 +334,7 @@ pub(crate) async fn wait_available(store: &Store, mitras: &[Mitra]) -> anyhow::R
     let started = Instant::now();
     loop {
         let available = store.available_mitras().await.context("reading the availability set")?;
-        let count = available.iter().filter(|(id, _)| wanted.contains(id)).count();
+        let count = available.iter().filter(|(id, _)| wanted.contains(&id.0)).count();
         if count == wanted.len() {
             eprintln!("{count} mitras available after {:.1} s", started.elapsed().as_secs_f64());
             return Ok(());

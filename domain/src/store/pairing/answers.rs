@@ -347,9 +347,9 @@ impl Store {
                 PaymentStatus::Confirmed => {
                     fail_payment(
                         &mut tx,
-                        payment.0,
+                        payment,
                         None,
-                        row.targeted_mitra_id,
+                        row.targeted_mitra_id.map(MitraId),
                         FailureCause::CustomerCancelled,
                     )
                     .await?;
@@ -378,7 +378,7 @@ impl Store {
                     Ok(Cancelled { payment: row, request: None, without_search })
                 }
                 PaymentStatus::Consumed => {
-                    Err(PairingError::AlreadyPaired(self.session_of_payment(payment.0).await?))
+                    Err(PairingError::AlreadyPaired(self.session_of_payment(PaymentId(payment.0)).await?))
                 }
                 other => Err(PairingError::PaymentNotConfirmed(other)),
             };
@@ -471,7 +471,7 @@ struct AcceptedRow {
     ends_at: DateTime<Utc>,
     duration_minutes: i32,
     customer_call_name: String,
-    missed: Vec<Uuid>,
+    missed: Vec<MitraId>,
     mine: i64,
 }
 

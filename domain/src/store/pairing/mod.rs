@@ -6,6 +6,7 @@
 //! on one request, exactly one commits its change and the others see it and refuse. A
 //! payment's move to `failed_pairing` writes its ledger row in the same transaction.
 
+use crate::ids::{MitraId, PaymentId, RequestId};
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 use uuid::Uuid;
@@ -17,7 +18,7 @@ pub use answers::{Accept, WindowEnd};
 use super::payments::{PAYMENT_COLUMNS, PaymentPurpose, PaymentRow, PaymentStatus};
 use super::{Store, StoreError};
 use crate::failures::FailureCause;
-use crate::ids::{CustomerId, MitraId, PaymentId, RequestId};
+use crate::ids::CustomerId;
 use crate::pairing::PairingError;
 
 crate::text_enum::text_enum! {
@@ -109,7 +110,7 @@ pub struct Accepted {
     pub mitra_display_name: String,
     pub customer_call_name: String,
     /// Mitras who had it open and are now `missed`.
-    pub missed: Vec<Uuid>,
+    pub missed: Vec<MitraId>,
     /// The mitra's live sessions, this one included.
     pub mitra_live_sessions: i64,
 }
@@ -120,7 +121,7 @@ pub struct Failed {
     pub request: RequestRow,
     pub cause: FailureCause,
     /// Mitras who had it open (no answer) when it ended.
-    pub open: Vec<Uuid>,
+    pub open: Vec<MitraId>,
 }
 
 /// What a decline did.
@@ -160,9 +161,9 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
 /// confirmed → failed_pairing with its ledger row; nothing when not confirmed.
 async fn fail_payment(
     tx: &mut Tx,
-    payment: Uuid,
-    request: Option<Uuid>,
-    targeted: Option<Uuid>,
+    payment: PaymentId,
+    request: Option<RequestId>,
+    targeted: Option<MitraId>,
     cause: FailureCause,
 ) -> Result<bool, StoreError> {
     let failed = sqlx::query(
@@ -211,7 +212,7 @@ async fn fail_request(
         .bind(cause)
         .fetch_one(&mut **tx)
         .await?;
-    let open: Vec<Uuid> = match open_response {
+    let open: Vec<MitraId> = match open_response {
         Some(response) => {
             sqlx::query_scalar(
                 "UPDATE chat_request_notifications SET response = $2
@@ -231,7 +232,9 @@ async fn fail_request(
             .await?
         }
     };
-    fail_payment(tx, request.payment_session_id, Some(request.id), request.targeted_mitra_id, cause).await?;
+    let targeted = request.targeted_mitra_id.map(MitraId);
+    fail_payment(tx, PaymentId(request.payment_session_id), Some(RequestId(request.id)), targeted, cause)
+        .await?;
     Ok(Failed { request: updated, cause, open })
 }
 
@@ -280,7 +283,7 @@ impl Store {
                 .await?;
             if !reopenable {
                 return Err(if payment.status == PaymentStatus::Consumed {
-                    PairingError::AlreadyPaired(self.session_of_payment(payment.id).await?)
+                    PairingError::AlreadyPaired(self.session_of_payment(PaymentId(payment.id)).await?)
                 } else {
                     PairingError::FallbackNotAvailable
                 });
@@ -301,16 +304,18 @@ impl Store {
             match payment.status {
                 PaymentStatus::Confirmed => {}
                 PaymentStatus::Consumed => {
-                    return Err(PairingError::AlreadyPaired(self.session_of_payment(payment.id).await?));
+                    return Err(PairingError::AlreadyPaired(
+                        self.session_of_payment(PaymentId(payment.id)).await?,
+                    ));
                 }
                 other => return Err(PairingError::PaymentNotConfirmed(other)),
             }
             if past_expiry {
                 fail_payment(
                     &mut tx,
-                    payment.id,
+                    PaymentId(payment.id),
                     None,
-                    payment.targeted_mitra_id,
+                    payment.targeted_mitra_id.map(MitraId),
                     FailureCause::PaymentSessionExpired,
                 )
                 .await?;
@@ -323,8 +328,14 @@ impl Store {
                 return Err(PairingError::TargetMismatch);
             }
             if !new.targeted_available {
-                fail_payment(&mut tx, payment.id, None, Some(mitra.0), FailureCause::TargetedMitraOffline)
-                    .await?;
+                fail_payment(
+                    &mut tx,
+                    PaymentId(payment.id),
+                    None,
+                    Some(MitraId(mitra.0)),
+                    FailureCause::TargetedMitraOffline,
+                )
+                .await?;
                 tx.commit().await?;
                 return Err(PairingError::TargetedOffline);
             }
@@ -347,7 +358,7 @@ impl Store {
         Ok(request)
     }
 
-    async fn session_of_payment(&self, payment: Uuid) -> Result<Option<Uuid>, StoreError> {
+    async fn session_of_payment(&self, payment: PaymentId) -> Result<Option<Uuid>, StoreError> {
         Ok(sqlx::query_scalar("SELECT id FROM chat_sessions WHERE payment_session_id = $1")
             .bind(payment)
             .fetch_optional(&self.pg)
@@ -358,9 +369,9 @@ impl Store {
     /// while it is still pending. Returns the mitras newly recorded.
     pub async fn record_offers(
         &self,
-        request: Uuid,
-        mitras: &[(Uuid, i64)],
-    ) -> Result<Vec<Uuid>, StoreError> {
+        request: RequestId,
+        mitras: &[(MitraId, i64)],
+    ) -> Result<Vec<MitraId>, StoreError> {
         let mut tx = self.pg.begin().await?;
         // FOR SHARE: a decline-by-all or window end waits for these rows, and sees them.
         let pending: Option<Uuid> = sqlx::query_scalar(
@@ -373,8 +384,8 @@ impl Store {
             return Ok(Vec::new());
         }
         let (ids, counts): (Vec<Uuid>, Vec<i32>) =
-            mitras.iter().map(|(id, n)| (*id, i32::try_from(*n).unwrap_or(i32::MAX))).unzip();
-        let inserted: Vec<Uuid> = sqlx::query_scalar(
+            mitras.iter().map(|(id, n)| (id.0, i32::try_from(*n).unwrap_or(i32::MAX))).unzip();
+        let inserted: Vec<MitraId> = sqlx::query_scalar(
             "INSERT INTO chat_request_notifications (pairing_request_id, mitra_id, active_session_count)
              SELECT $1, m.id, m.n
              FROM UNNEST($2::uuid[], $3::int[]) AS m(id, n)
@@ -392,7 +403,7 @@ impl Store {
     }
 
     /// Marks that a push went out for these offers (their mitras had no live socket).
-    pub async fn mark_offers_pushed(&self, request: Uuid, mitras: &[Uuid]) -> Result<(), StoreError> {
+    pub async fn mark_offers_pushed(&self, request: RequestId, mitras: &[MitraId]) -> Result<(), StoreError> {
         if mitras.is_empty() {
             return Ok(());
         }
@@ -412,9 +423,9 @@ impl Store {
         &self,
         mitra: MitraId,
         active_sessions: i64,
-    ) -> Result<Vec<Uuid>, StoreError> {
+    ) -> Result<Vec<RequestId>, StoreError> {
         let mut tx = self.pg.begin().await?;
-        let inserted: Vec<Uuid> = sqlx::query_scalar(
+        let inserted: Vec<RequestId> = sqlx::query_scalar(
             "WITH open AS (
                  SELECT id FROM pairing_requests
                  WHERE status = 'pending' AND request_type = 'general' AND expires_at > now()
@@ -434,7 +445,7 @@ impl Store {
     }
 
     /// What mitras are shown of these requests.
-    pub async fn offers(&self, requests: &[Uuid]) -> Result<Vec<Offer>, StoreError> {
+    pub async fn offers(&self, requests: &[RequestId]) -> Result<Vec<Offer>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT r.id AS request_id, r.request_type, c.call_name AS customer_call_name,
                     p.duration_minutes, r.expires_at
