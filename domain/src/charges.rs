@@ -10,7 +10,7 @@
 //! provider adapter reached over HTTP (the wire contract is in docs/API.md, "Payment
 //! provider"); [`provider`] picks one from the settings.
 
-use crate::ids::{ChargeId, PaymentId};
+use crate::ids::PaymentId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -316,9 +316,9 @@ pub async fn charge(
         ChargeStatus::Succeeded => return Ok(row),
     }
     match provider.charge(request).await {
-        Ok(reference) => Ok(store.complete_charge(ChargeId(row.id), Ok(&reference)).await?),
+        Ok(reference) => Ok(store.complete_charge(row.id, Ok(&reference)).await?),
         Err(ProviderError::Declined(reason)) => {
-            store.complete_charge(ChargeId(row.id), Err(&reason)).await?;
+            store.complete_charge(row.id, Err(&reason)).await?;
             Err(ChargeError::Declined(reason))
         }
         // Left pending: the retry calls the provider again with the same key.

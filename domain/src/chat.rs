@@ -99,8 +99,8 @@ impl From<MessageRow> for MessageView {
     /// Takes the row's strings: a message's view on the socket path costs no copy of its body.
     fn from(message: MessageRow) -> Self {
         Self {
-            id: message.id,
-            session_id: message.chat_session_id,
+            id: message.id.0,
+            session_id: message.chat_session_id.0,
             seq: message.seq,
             sender_role: message.sender_role,
             client_msg_id: message.client_msg_id,
@@ -154,8 +154,8 @@ async fn deliver(services: &Services, sender: &Principal, origin: Option<&Socket
     let push_allowed = sent.stored_now;
     let session = &sent.session;
     let (recipient_role, recipient, sender_name) = match sender.role {
-        Role::Customer => (Role::Mitra, session.mitra_id, session.customer_call_name.as_str()),
-        _ => (Role::Customer, session.customer_id, session.mitra_display_name.as_str()),
+        Role::Customer => (Role::Mitra, session.mitra_id.into(), session.customer_call_name.as_str()),
+        _ => (Role::Customer, session.customer_id.into(), session.mitra_display_name.as_str()),
     };
     let event = Event::new(EventKind::ChatMessage, json!({ "message": MessageView::from(&sent.message) }));
     let preview: String = sent.message.body.chars().take(100).collect();
@@ -182,7 +182,7 @@ async fn deliver(services: &Services, sender: &Principal, origin: Option<&Socket
                     push: push_allowed.then_some(push),
                 },
                 // The sender's other devices.
-                Notice { role: sender.role, user: UserId(sender.id.0), event, push: None },
+                Notice { role: sender.role, user: sender.id, event, push: None },
             ],
         )
         .await;
@@ -220,8 +220,7 @@ pub async fn mark(
 /// [`TYPING_SHOWS_MS`]. The hub throttles how often one socket may send it.
 #[tracing::instrument(skip_all, fields(session_id = %session))]
 pub async fn typing(store: &Store, caller: &Principal, session: SessionId) -> Result<(), ChatError> {
-    let row =
-        store.chat_session_for(caller, SessionId(session.0)).await?.ok_or(ChatError::SessionNotFound)?;
+    let row = store.chat_session_for(caller, session).await?.ok_or(ChatError::SessionNotFound)?;
     if !row.status.is_open() {
         return Err(ChatError::SessionNotOpen(row.status));
     }
@@ -236,8 +235,8 @@ pub async fn typing(store: &Store, caller: &Principal, session: SessionId) -> Re
 
 fn other_party(caller: &Principal, row: &SessionRow) -> (Role, Uuid) {
     match caller.role {
-        Role::Customer => (Role::Mitra, row.mitra_id),
-        _ => (Role::Customer, row.customer_id),
+        Role::Customer => (Role::Mitra, row.mitra_id.0),
+        _ => (Role::Customer, row.customer_id.0),
     }
 }
 
@@ -301,7 +300,7 @@ impl SessionView {
     pub fn new(caller: &Principal, row: &SessionRow) -> Self {
         let partner = match caller.role {
             Role::Customer => {
-                Partner::Mitra { id: row.mitra_id, display_name: row.mitra_display_name.clone() }
+                Partner::Mitra { id: row.mitra_id.0, display_name: row.mitra_display_name.clone() }
             }
             _ => Partner::Customer { call_name: row.customer_call_name.clone() },
         };
@@ -311,7 +310,7 @@ impl SessionView {
             _ => (row.customer_delivered_seq, row.customer_read_seq),
         };
         Self {
-            id: row.id,
+            id: row.id.0,
             status: row.status,
             partner,
             started_at: row.started_at,
@@ -332,7 +331,7 @@ impl SessionView {
 
 /// One session of the caller's.
 pub async fn session(store: &Store, caller: &Principal, id: SessionId) -> Result<SessionRow, ChatError> {
-    store.chat_session_for(caller, SessionId(id.0)).await?.ok_or(ChatError::SessionNotFound)
+    store.chat_session_for(caller, id).await?.ok_or(ChatError::SessionNotFound)
 }
 
 /// The caller's sessions, newest first.

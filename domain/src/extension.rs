@@ -110,9 +110,9 @@ pub struct ExtensionView {
 impl From<&ExtensionRow> for ExtensionView {
     fn from(extension: &ExtensionRow) -> Self {
         Self {
-            id: extension.id,
-            session_id: extension.chat_session_id,
-            payment_session_id: extension.payment_session_id,
+            id: extension.id.0,
+            session_id: extension.chat_session_id.0,
+            payment_session_id: extension.payment_session_id.0,
             duration_minutes: extension.duration_minutes,
             status: extension.status,
             resolution_reason: extension.resolution_reason,
@@ -130,7 +130,7 @@ pub async fn pending(
     caller: &Principal,
     session: SessionId,
 ) -> Result<Option<ExtensionRow>, ExtensionError> {
-    if store.chat_session_for(caller, SessionId(session.0)).await?.is_none() {
+    if store.chat_session_for(caller, session).await?.is_none() {
         return Err(ExtensionError::SessionNotFound);
     }
     Ok(store.pending_extension(session).await?)
@@ -162,7 +162,7 @@ pub async fn request(
     let online = store.mitra_presence(MitraId(mitra), cap).await.map(|p| p.online).unwrap_or(false);
     if !online {
         // Nobody to ask: rejected at once, nothing charged.
-        let pending = match store.lock_extension(ExtensionId(extension.id), None).await {
+        let pending = match store.lock_extension(extension.id, None).await {
             Ok(pending) => pending,
             Err(ExtensionError::Store(e)) => return Err(e.into()),
             // Resolved meanwhile.
@@ -178,7 +178,7 @@ pub async fn request(
         return Ok(rejected.extension);
     }
     let timer =
-        Timer { kind: TimerKind::ExpireExtension, key: extension.id, due_at_ms: ms(extension.expires_at) };
+        Timer { kind: TimerKind::ExpireExtension, key: extension.id.0, due_at_ms: ms(extension.expires_at) };
     if let Err(error) = services.jobs.schedule(timer).await {
         tracing::warn!(%error, "the extension timer could not be queued; the sweep will resolve it");
     }
@@ -208,7 +208,7 @@ pub async fn request(
     services
         .notify(vec![
             Notice { role: Role::Mitra, user: UserId(mitra), event: event.clone(), push: Some(push) },
-            Notice { role: Role::Customer, user: UserId(customer.id.0), event, push: None },
+            Notice { role: Role::Customer, user: customer.id, event, push: None },
         ])
         .await;
     Ok(extension)
@@ -222,7 +222,7 @@ pub async fn answer(
     extension: ExtensionId,
     approve: bool,
 ) -> Result<Resolved, ExtensionError> {
-    let pending = services.store.lock_extension(ExtensionId(extension.0), Some(mitra.mitra_id())).await?;
+    let pending = services.store.lock_extension(extension, Some(mitra.mitra_id())).await?;
     if approve {
         resolve_approve(services, pending, ExtensionStatus::Approved).await
     } else {
@@ -252,7 +252,7 @@ async fn mitra_present(store: &crate::store::Store, mitra: MitraId, cap: i64, re
 #[tracing::instrument(skip_all, fields(extension_id = %extension))]
 pub async fn window_ended(services: &Services, extension: ExtensionId) -> Result<(), ExtensionError> {
     for _ in 0..5 {
-        let pending = match services.store.lock_extension(ExtensionId(extension.0), None).await {
+        let pending = match services.store.lock_extension(extension, None).await {
             Ok(pending) => pending,
             Err(ExtensionError::Store(e)) => return Err(e.into()),
             // Resolved already, or gone.
@@ -267,7 +267,7 @@ pub async fn window_ended(services: &Services, extension: ExtensionId) -> Result
         let store = &services.store;
         let cap = app_config::get(store, app_config::MAX_CUSTOMERS_PER_MITRA).await?;
         let requested_ms = u64::try_from(pending.extension.requested_at.timestamp_millis()).unwrap_or(0);
-        let online = mitra_present(store, MitraId(pending.mitra_id), cap, requested_ms).await;
+        let online = mitra_present(store, pending.mitra_id, cap, requested_ms).await;
         let default = app_config::get(store, app_config::EXTENSION_DEFAULT_ACTION_ON_TIMEOUT).await?;
         if online && default == app_config::ExtensionTimeoutAction::AutoApprove {
             resolve_approve(services, pending, ExtensionStatus::AutoApproved).await?;
@@ -313,7 +313,7 @@ async fn resolve_approve(
     }
     let request = ChargeRequest {
         idempotency_key: format!("extension:{}", pending.extension.id),
-        payment_session_id: pending.extension.payment_session_id,
+        payment_session_id: pending.extension.payment_session_id.0,
         amount: pending.amount,
     };
     match charges::charge(&services.store, services.payments.as_ref(), &request).await {
@@ -343,12 +343,7 @@ async fn resolve_approve(
         "extension approved; chat session resumed"
     );
     services.metrics.payment_transitions.with_label_values(&[PaymentStatus::Consumed.as_str()]).inc();
-    crate::session::schedule_end(
-        services,
-        crate::ids::SessionId(resolved.extension.chat_session_id),
-        resolved.ends_at,
-    )
-    .await;
+    crate::session::schedule_end(services, resolved.extension.chat_session_id, resolved.ends_at).await;
     announce(services, &resolved).await;
     let data = json!({ "session_id": resolved.extension.chat_session_id, "ends_at": resolved.ends_at });
     tell_both(services, &resolved, EventKind::SessionResumed, data).await;
@@ -375,7 +370,7 @@ async fn resolve_reject(
         if let Some(grace_ends_at) = resolved.grace_ends_at {
             let timer = Timer {
                 kind: TimerKind::CompleteSession,
-                key: resolved.extension.chat_session_id,
+                key: resolved.extension.chat_session_id.0,
                 due_at_ms: ms(grace_ends_at),
             };
             if let Err(error) = services.jobs.schedule(timer).await {
@@ -412,11 +407,11 @@ async fn tell_both(services: &Services, resolved: &Resolved, kind: EventKind, da
         .notify(vec![
             Notice {
                 role: Role::Customer,
-                user: UserId(resolved.customer_id),
+                user: UserId::from(resolved.customer_id),
                 event: event.clone(),
                 push: None,
             },
-            Notice { role: Role::Mitra, user: UserId(resolved.mitra_id), event, push: None },
+            Notice { role: Role::Mitra, user: UserId::from(resolved.mitra_id), event, push: None },
         ])
         .await;
 }

@@ -59,6 +59,8 @@ ids! {
     SessionId;
     /// An extension request.
     ExtensionId;
+    /// A chat message.
+    MessageId;
     /// A row of the failed-pairings ledger.
     FailureId;
     /// Any account, whatever its role: a token's subject, the owner of an event stream, of

@@ -9,7 +9,7 @@
 //! after a crash completes the same charge, and so does the payment sweep when nobody
 //! retried it ([`finish_stale_charges`]).
 
-use crate::ids::{CustomerId, PaymentId};
+use crate::ids::{CustomerId, MitraId, PaymentId, SessionId};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -143,15 +143,15 @@ pub struct PaymentView {
 impl From<&PaymentRow> for PaymentView {
     fn from(payment: &PaymentRow) -> Self {
         Self {
-            id: payment.id,
+            id: payment.id.0,
             status: payment.status,
             amount: payment.amount,
             is_free_trial: payment.is_free_trial,
             duration_minutes: payment.duration_minutes,
             tier_id: payment.tier_id.clone(),
             purpose: payment.purpose,
-            targeted_mitra_id: payment.targeted_mitra_id,
-            chat_session_id: payment.chat_session_id,
+            targeted_mitra_id: payment.targeted_mitra_id.map(Uuid::from),
+            chat_session_id: payment.chat_session_id.map(Uuid::from),
             created_at: payment.created_at,
             expires_at: payment.expires_at,
             confirmed_at: payment.confirmed_at,
@@ -247,14 +247,14 @@ pub async fn create(
         (tier.duration_minutes, tier.price)
     };
     let new = NewPayment {
-        customer_id: customer.id.0,
+        customer_id: customer.customer_id(),
         purpose,
-        chat_session_id: order.chat_session_id,
+        chat_session_id: order.chat_session_id.map(SessionId),
         tier_id: Some(&tier.id),
         duration_minutes,
         amount,
         is_free_trial: trial,
-        targeted_mitra_id: order.targeted_mitra_id,
+        targeted_mitra_id: order.targeted_mitra_id.map(MitraId),
         timeout_minutes: app_config::get(store, app_config::PAYMENT_SESSION_TIMEOUT_MINUTES).await?,
     };
     let payment = store.insert_payment(&new).await?;
@@ -262,7 +262,7 @@ pub async fn create(
     let due_at_ms = u64::try_from(payment.expires_at.timestamp_millis()).unwrap_or_default();
     services
         .jobs
-        .schedule(Timer { kind: TimerKind::ExpirePaymentSession, key: payment.id, due_at_ms })
+        .schedule(Timer { kind: TimerKind::ExpirePaymentSession, key: payment.id.0, due_at_ms })
         .await?;
     Ok(payment)
 }
@@ -283,11 +283,7 @@ async fn confirm_for(
     customer: CustomerId,
     id: PaymentId,
 ) -> Result<PaymentRow, PaymentError> {
-    let lock = services
-        .store
-        .lock_payment(crate::ids::CustomerId(customer.0), id)
-        .await?
-        .ok_or(PaymentError::NotFound)?;
+    let lock = services.store.lock_payment(customer, id).await?.ok_or(PaymentError::NotFound)?;
     if lock.row.purpose == PaymentPurpose::Extension {
         lock.release().await?;
         return Err(PaymentError::ChargedOnApproval);
@@ -322,8 +318,7 @@ async fn confirm_for(
                 lock.claim_charge(&request.idempotency_key, services.payments.name()).await?;
             }
             charges::charge(&services.store, services.payments.as_ref(), &request).await?;
-            let confirmed =
-                services.store.confirm_charged_payment(crate::ids::CustomerId(customer.0), id).await?;
+            let confirmed = services.store.confirm_charged_payment(customer, id).await?;
             if confirmed.status != PaymentStatus::Confirmed {
                 // Cannot happen while a claimed charge keeps the payment from expiring or
                 // being abandoned; if it ever does, the money must not go unaccounted.
@@ -351,11 +346,8 @@ pub async fn cancel(
     customer: &Principal,
     id: PaymentId,
 ) -> Result<PaymentRow, PaymentError> {
-    let lock = services
-        .store
-        .lock_payment(customer.customer_id(), PaymentId(id.0))
-        .await?
-        .ok_or(PaymentError::NotFound)?;
+    let lock =
+        services.store.lock_payment(customer.customer_id(), id).await?.ok_or(PaymentError::NotFound)?;
     match lock.row.status {
         // A confirm is charging it (or an extension request holds it): not abandoned now.
         PaymentStatus::Pending if lock.claimed_charge.is_some() || lock.extension_pending => {
@@ -430,7 +422,7 @@ pub async fn finish_stale_charges(services: &Services) -> Result<FinishedCharges
 
 /// The customer's payment session.
 pub async fn get(store: &Store, customer: &Principal, id: PaymentId) -> Result<PaymentRow, PaymentError> {
-    store.payment(customer.customer_id(), PaymentId(id.0)).await?.ok_or(PaymentError::NotFound)
+    store.payment(customer.customer_id(), id).await?.ok_or(PaymentError::NotFound)
 }
 
 /// Closes payment sessions whose expiry passed (the 60 s sweep). Idempotent: a second run
@@ -444,5 +436,5 @@ pub async fn sweep_expired(store: &Store) -> Result<SweepCounts, StoreError> {
 /// Does nothing when the session is not due, already closed, or still in use.
 #[tracing::instrument(skip_all, fields(payment_session_id = %id))]
 pub async fn expire(store: &Store, id: PaymentId) -> Result<SweepCounts, StoreError> {
-    store.expire_payment_sessions(Some(PaymentId(id.0))).await
+    store.expire_payment_sessions(Some(id)).await
 }

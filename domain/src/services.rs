@@ -98,14 +98,9 @@ impl Services {
         use futures::StreamExt;
         let published = futures::stream::iter(notices)
             .map(|notice| async move {
-                let routed = crate::events::publish_except(
-                    &self.store,
-                    &self.hub,
-                    UserId(notice.user.0),
-                    &notice.event,
-                    origin,
-                )
-                .await;
+                let routed =
+                    crate::events::publish_except(&self.store, &self.hub, notice.user, &notice.event, origin)
+                        .await;
                 (notice, routed)
             })
             .buffer_unordered(256)
@@ -118,7 +113,7 @@ impl Services {
                     if let Some(message) = notice.push {
                         candidates.push(Candidate {
                             role: notice.role,
-                            user: UserId(notice.user.0),
+                            user: notice.user,
                             published,
                             message,
                         });
@@ -141,7 +136,7 @@ impl Services {
         let grace = std::time::Duration::from_millis(self.hub.delivery_grace_ms);
         for Candidate { role, user, published, message } in candidates {
             if self.reached(&published.routed_to, &mut reading).await {
-                self.deferred_pushes.defer(grace, role, UserId(user.0), &published.id, message);
+                self.deferred_pushes.defer(grace, role, user, &published.id, message);
                 continue;
             }
             match self.jobs.push(Push { role, account: user.0, message }).await {

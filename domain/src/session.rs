@@ -109,8 +109,13 @@ async fn tell_both(services: &Services, row: &SessionRow, kind: EventKind, data:
     let event = Event::new(kind, data);
     services
         .notify(vec![
-            Notice { role: Role::Customer, user: UserId(row.customer_id), event: event.clone(), push: None },
-            Notice { role: Role::Mitra, user: UserId(row.mitra_id), event, push: None },
+            Notice {
+                role: Role::Customer,
+                user: UserId::from(row.customer_id),
+                event: event.clone(),
+                push: None,
+            },
+            Notice { role: Role::Mitra, user: UserId::from(row.mitra_id), event, push: None },
         ])
         .await;
 }
@@ -119,7 +124,7 @@ async fn tell_both(services: &Services, row: &SessionRow, kind: EventKind, data:
 /// ended meanwhile (its end is no longer the one this timer was for).
 #[tracing::instrument(skip_all, fields(session_id = %session))]
 pub async fn warn(services: &Services, session: SessionId, due_at_ms: u64) -> Result<(), StoreError> {
-    let Some(row) = services.store.session_for_timer(SessionId(session.0)).await? else { return Ok(()) };
+    let Some(row) = services.store.session_for_timer(session).await? else { return Ok(()) };
     let warning_s = app_config::get(&services.store, app_config::SESSION_ENDING_WARNING_SECONDS).await?;
     let expected_end_ms =
         due_at_ms.saturating_add(u64::try_from(warning_s).unwrap_or(0).saturating_mul(1_000));
@@ -143,7 +148,7 @@ pub async fn time_up(
     due_at_ms: Option<u64>,
 ) -> Result<(), StoreError> {
     let grace = app_config::get(&services.store, app_config::CLOSING_GRACE_MINUTES).await?;
-    let row = match step(|| services.store.close_for_time_up(SessionId(session.0), grace, due_at_ms)).await? {
+    let row = match step(|| services.store.close_for_time_up(session, grace, due_at_ms)).await? {
         Some(row) => row,
         None => return Ok(()),
     };
@@ -155,7 +160,7 @@ pub async fn time_up(
 async fn closing_started(services: &Services, row: &SessionRow, reason: ClosureKind, by: Option<Role>) {
     tracing::info!(session_id = %row.id, reason = reason.as_str(), by = by.map(Role::as_str), "chat session closing");
     if let Some(grace_ends_at) = row.grace_ends_at {
-        let timer = Timer { kind: TimerKind::CompleteSession, key: row.id, due_at_ms: ms(grace_ends_at) };
+        let timer = Timer { kind: TimerKind::CompleteSession, key: row.id.0, due_at_ms: ms(grace_ends_at) };
         if let Err(error) = services.jobs.schedule(timer).await {
             tracing::warn!(%error, session = %row.id, "the grace timer could not be queued; the sweep will complete it");
         }
@@ -180,20 +185,16 @@ pub async fn complete(
     session: SessionId,
     due_at_ms: Option<u64>,
 ) -> Result<(), StoreError> {
-    let Some(row) = step(|| services.store.complete_session(SessionId(session.0), due_at_ms)).await? else {
+    let Some(row) = step(|| services.store.complete_session(session, due_at_ms)).await? else {
         return Ok(());
     };
     tracing::info!(session_id = %row.id, "chat session completed");
     // Committed: whatever fails below is repaired by the sweep's recount.
     let cap = app_config::get(&services.store, app_config::MAX_CUSTOMERS_PER_MITRA).await.unwrap_or(3);
-    match services.store.add_mitra_sessions(MitraId(row.mitra_id), -1, cap).await {
+    match services.store.add_mitra_sessions(row.mitra_id, -1, cap).await {
         Ok(presence) if presence.available => {
-            if let Err(error) = crate::pairing::offer_open_requests(
-                services,
-                crate::ids::MitraId(row.mitra_id),
-                presence.active_sessions,
-            )
-            .await
+            if let Err(error) =
+                crate::pairing::offer_open_requests(services, row.mitra_id, presence.active_sessions).await
             {
                 tracing::warn!(%error, "offering open requests to a freed-up mitra failed");
             }
@@ -255,7 +256,7 @@ pub async fn end_early(
     }
     let reason_text = reason_text.map(str::trim).filter(|text| !text.is_empty());
     let grace = app_config::get(store, app_config::CLOSING_GRACE_MINUTES).await?;
-    let (row, today) = store.end_early(caller, SessionId(session.0), reason_code, reason_text, grace).await?;
+    let (row, today) = store.end_early(caller, session, reason_code, reason_text, grace).await?;
     if let Some(count) = today {
         let cap = app_config::get(store, app_config::EARLY_END_MITRA_DAILY_CAP).await?;
         if count > cap {
@@ -278,16 +279,16 @@ pub async fn leave_closing_message(
     if trimmed.is_empty() || message.chars().count() > 1_000 || message.contains('\0') {
         return Err(SessionError::InvalidClosingMessage);
     }
-    let row = services.store.leave_closing_message(caller, SessionId(session.0), trimmed).await?;
+    let row = services.store.leave_closing_message(caller, session, trimmed).await?;
     let (role, other) = match caller.role {
-        Role::Customer => (Role::Mitra, row.mitra_id),
-        _ => (Role::Customer, row.customer_id),
+        Role::Customer => (Role::Mitra, UserId::from(row.mitra_id)),
+        _ => (Role::Customer, row.customer_id.into()),
     };
     let event = Event::new(
         EventKind::ClosingMessage,
         json!({ "session_id": row.id, "by": caller.role, "message": trimmed }),
     );
-    services.notify(vec![Notice { role, user: UserId(other), event, push: None }]).await;
+    services.notify(vec![Notice { role, user: other, event, push: None }]).await;
     Ok(row)
 }
 

@@ -194,15 +194,8 @@ async fn run(work: Work, inner: &Inner, principal: &Principal, origin: &SocketRe
     let ack = |data: Value| ("ack", protocol::frame("ack", data, reference));
     match work.action {
         Action::Send { client_msg_id, body } => {
-            match chat::send(
-                &inner.services,
-                principal,
-                Some(origin),
-                domain::ids::SessionId(work.session.0),
-                &client_msg_id,
-                &body,
-            )
-            .await
+            match chat::send(&inner.services, principal, Some(origin), work.session, &client_msg_id, &body)
+                .await
             {
                 Ok((message, stored_now)) => {
                     let data =
@@ -213,25 +206,15 @@ async fn run(work: Work, inner: &Inner, principal: &Principal, origin: &SocketRe
             }
         }
         Action::Mark { receipt, up_to_seq } => {
-            match chat::mark(
-                &inner.services,
-                principal,
-                domain::ids::SessionId(work.session.0),
-                receipt,
-                up_to_seq,
-            )
-            .await
-            {
+            match chat::mark(&inner.services, principal, work.session, receipt, up_to_seq).await {
                 Ok(_) => ack(json!({})),
                 Err(error) => refused(&error),
             }
         }
-        Action::Typing => {
-            match chat::typing(&inner.store, principal, domain::ids::SessionId(work.session.0)).await {
-                Ok(()) => ack(json!({ "throttled": false })),
-                Err(error) => refused(&error),
-            }
-        }
+        Action::Typing => match chat::typing(&inner.store, principal, work.session).await {
+            Ok(()) => ack(json!({ "throttled": false })),
+            Err(error) => refused(&error),
+        },
     }
 }
 
@@ -372,8 +355,6 @@ mod tests {
     fn a_well_formed_command_is_left_for_the_stores() {
         let session = SessionId(uuid::Uuid::new_v4());
         let text = json!({"type": "mark_read", "data": {"session_id": session, "up_to_seq": 3}}).to_string();
-        assert!(
-            matches!(decode_command(&text), Decoded::Command { session_id } if session_id == SessionId(session.0))
-        );
+        assert!(matches!(decode_command(&text), Decoded::Command { session_id } if session_id == session));
     }
 }

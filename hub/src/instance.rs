@@ -44,7 +44,7 @@ async fn apply_lane(inner: Arc<Inner>, mut ops: mpsc::UnboundedReceiver<RouteOp>
         let store = &inner.store;
         let instance = &*inner.instance_id;
         let result = match op.change {
-            RouteChange::Add => match store.add_route(UserId(op.user.0), instance).await {
+            RouteChange::Add => match store.add_route(op.user, instance).await {
                 Ok(()) if op.role == Role::Mitra => {
                     presence::mitra_connected(store, MitraId(op.user.0), instance).await.map(|now| {
                         if now.available {
@@ -53,7 +53,7 @@ async fn apply_lane(inner: Arc<Inner>, mut ops: mpsc::UnboundedReceiver<RouteOp>
                             tokio::spawn(async move {
                                 let offered = domain::pairing::offer_open_requests(
                                     &services,
-                                    domain::ids::MitraId(op.user.0),
+                                    MitraId(op.user.0),
                                     now.active_sessions,
                                 );
                                 if let Err(error) = offered.await {
@@ -65,7 +65,7 @@ async fn apply_lane(inner: Arc<Inner>, mut ops: mpsc::UnboundedReceiver<RouteOp>
                 }
                 other => other,
             },
-            RouteChange::Remove => match store.remove_route(UserId(op.user.0), instance).await {
+            RouteChange::Remove => match store.remove_route(op.user, instance).await {
                 Ok(()) if op.role == Role::Mitra => {
                     presence::mitra_disconnected(store, MitraId(op.user.0), instance).await.map(drop)
                 }

@@ -6,7 +6,6 @@
 //! elsewhere) and wait for them. A semaphore bounds the sockets one process holds: past it
 //! the upgrade is refused with 503 before any buffer is allocated.
 
-use domain::ids::UserId;
 mod commands;
 mod connection;
 mod control;
@@ -233,7 +232,7 @@ async fn upgrade(
                 .into_response();
         }
     };
-    let Some(user_slot) = inner.user_slots.try_take(UserId(principal.id.0)) else {
+    let Some(user_slot) = inner.user_slots.try_take(principal.id) else {
         return ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_sockets",

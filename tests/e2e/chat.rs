@@ -435,7 +435,7 @@ async fn each_side_sees_the_other_only_by_the_name_it_may_see() {
 fn new_message(session: &str, sender: Uuid, role: Role, client_msg_id: &str) -> NewMessage {
     NewMessage {
         session: session.parse().expect("session id"),
-        sender_id: sender,
+        sender_id: UserId(sender),
         sender_role: role,
         client_msg_id: client_msg_id.to_owned(),
         body: format!("isi {client_msg_id}"),
@@ -494,7 +494,10 @@ async fn a_batch_stores_several_sessions_messages_in_order_and_leaves_the_rest_a
         "numbered in the order given, per session"
     );
     let a1 = stored[0].as_ref().expect("a1 stored");
-    assert_eq!((a1.message.body.as_str(), a1.session.mitra_id, a1.stored_now), ("isi a1", a.mitra.id, true));
+    assert_eq!(
+        (a1.message.body.as_str(), a1.session.mitra_id.0, a1.stored_now),
+        ("isi a1", a.mitra.id, true)
+    );
     assert_eq!(numbering(&app, &a.session).await, (4, vec![1, 2, 3, 4]));
     assert_eq!(numbering(&app, &b.session).await, (1, vec![1]));
 

@@ -283,8 +283,8 @@ async fn one_process_claims_the_copy_and_a_switch_set_since_the_loss_is_kept() {
         store.mitra_connected(MitraId(mitra), "hub-1", 3).await.expect("connected");
     }
     let records = [
-        MitraRecord { id: switched_off, status_online: true, live_sessions: 1 },
-        MitraRecord { id: restored, status_online: true, live_sessions: 2 },
+        MitraRecord { id: MitraId(switched_off), status_online: true, live_sessions: 1 },
+        MitraRecord { id: MitraId(restored), status_online: true, live_sessions: 2 },
     ];
     assert_eq!(store.restore_mitras(&records, 3).await.expect("restore"), [(restored, 2)]);
     assert_eq!(store.restore_mitras(&records, 3).await.expect("again"), [], "a repeat changes nothing");

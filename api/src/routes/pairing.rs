@@ -253,7 +253,7 @@ pub async fn decline(
     ApiPath(id): ApiPath<RequestId>,
 ) -> Result<Json<DeclinedOffer>, ApiError> {
     let declined = pairing::decline(&state.services, &mitra, id).await?;
-    Ok(Json(DeclinedOffer { request_id: declined.request.id, response: OfferResponse::Rejected }))
+    Ok(Json(DeclinedOffer { request_id: declined.request.id.0, response: OfferResponse::Rejected }))
 }
 
 crate::route_errors! {

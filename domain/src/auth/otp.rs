@@ -214,7 +214,7 @@ pub async fn verify_code(
     if customer.deactivated {
         return Err(AuthError::AccountDeactivated);
     }
-    let session = session::start(store, keys, settings, UserId(customer.id), Role::Customer).await?;
+    let session = session::start(store, keys, settings, UserId::from(customer.id), Role::Customer).await?;
     Ok((session, customer))
 }
 

@@ -54,7 +54,7 @@ pub async fn start(
         id: RefreshTokenId(Uuid::new_v4()),
         family_id: SignInId(sign_in),
         role,
-        owner_id: UserId(id.0),
+        owner_id: id,
         token_hash: refresh_hash(&refresh_token),
         ttl_s: settings.refresh_token_ttl_s,
         family_expires_at: family_end(settings.refresh_token_max_lifetime_s),
@@ -101,8 +101,8 @@ pub async fn password_login(
     if found.deactivated {
         return Err(AuthError::AccountDeactivated);
     }
-    let session = start(store, keys, settings, UserId(found.id), role).await?;
-    let account = Account { id: found.id, email, display_name: found.display_name, role: found.role };
+    let session = start(store, keys, settings, found.id, role).await?;
+    let account = Account { id: found.id.0, email, display_name: found.display_name, role: found.role };
     Ok((session, account))
 }
 

@@ -94,7 +94,7 @@ async fn start(
         None => (app_config::PAIRING_BLAST_TIMEOUT_SECONDS, false, 0),
         Some(mitra) => {
             let cap = app_config::get(store, app_config::MAX_CUSTOMERS_PER_MITRA).await?;
-            let presence = store.mitra_presence(MitraId(mitra.0), cap).await?;
+            let presence = store.mitra_presence(mitra, cap).await?;
             // A mitra already chatting with this customer may take them again at the cap.
             let room = presence.active_sessions < cap
                 || store.in_session_with(mitra, customer.customer_id()).await?;
@@ -139,7 +139,7 @@ async fn start(
     }
     let timer = Timer {
         kind: TimerKind::ClosePairingRequest,
-        key: request.id,
+        key: request.id.0,
         due_at_ms: due_ms(request.expires_at),
     };
     let mitras = match targeted {
@@ -149,7 +149,7 @@ async fn start(
     // The window timer is queued while the offers go out; if queuing fails, the sweep
     // closes the search once its window is over a minute past.
     let (scheduled, offered) =
-        tokio::join!(services.jobs.schedule(timer), offer(services, RequestId(request.id), &mitras));
+        tokio::join!(services.jobs.schedule(timer), offer(services, request.id, &mitras));
     if let Err(error) = scheduled {
         tracing::warn!(%error, "the window timer could not be queued; the sweep will close the search");
     }
@@ -234,7 +234,7 @@ pub async fn offer_open_requests(
         .iter()
         .map(|offer| {
             let (event, push) = chat_request(offer);
-            Notice { role: Role::Mitra, user: UserId(mitra.0), event, push: Some(push) }
+            Notice { role: Role::Mitra, user: mitra.into(), event, push: Some(push) }
         })
         .collect();
     services.notify(notices).await;
@@ -278,16 +278,12 @@ pub async fn accept(
     let taken = Event::new(EventKind::ChatRequestTaken, json!({ "request_id": request }));
     let others = services.notify_all(Role::Mitra, &accepted.missed, &taken, None);
     let paired = services.notify(vec![
-        paired_notice(&accepted, Role::Customer, UserId(accepted.request.customer_id)),
+        paired_notice(&accepted, Role::Customer, UserId::from(accepted.request.customer_id)),
         paired_notice(&accepted, Role::Mitra, mitra.id),
     ]);
     // A delta, not the count: two accepts of one mitra may reach Redis in either order.
     let sessions = store.add_mitra_sessions(mitra.mitra_id(), 1, cap);
-    let timers = crate::session::schedule_end(
-        services,
-        crate::ids::SessionId(accepted.session.id),
-        accepted.session.ends_at,
-    );
+    let timers = crate::session::schedule_end(services, accepted.session.id, accepted.session.ends_at);
     let (_, _, sessions, ()) = tokio::join!(others, paired, sessions, timers);
     if let Err(error) = sessions {
         tracing::warn!(%error, "could not update the mitra's session count in Redis");
@@ -443,7 +439,7 @@ async fn report_failure(services: &Services, failed: &Failed, open_kind: EventKi
     });
     let customer = vec![Notice {
         role: Role::Customer,
-        user: UserId(request.customer_id),
+        user: UserId::from(request.customer_id),
         event: Event::new(customer_kind, data),
         push,
     }];
@@ -464,7 +460,9 @@ pub async fn status_for_mitra(
     let status = match (row.status, row.failure_cause) {
         (RequestState::Pending, _) if row.expires_at > chrono::Utc::now() => OfferStatus::Pending,
         (RequestState::Pending, _) => OfferStatus::Expired,
-        (RequestState::Accepted, _) if row.accepted_mitra_id == Some(mitra.id.0) => OfferStatus::Accepted,
+        (RequestState::Accepted, _) if row.accepted_mitra_id == Some(mitra.mitra_id()) => {
+            OfferStatus::Accepted
+        }
         (RequestState::Accepted, _) => OfferStatus::Taken,
         (RequestState::Cancelled, _) => OfferStatus::Cancelled,
         (_, Some(cause)) if cause.is_timeout() => OfferStatus::Expired,

@@ -26,10 +26,10 @@ pub struct ChatRequestView {
 impl From<&RequestRow> for ChatRequestView {
     fn from(request: &RequestRow) -> Self {
         Self {
-            id: request.id,
-            payment_session_id: request.payment_session_id,
+            id: request.id.0,
+            payment_session_id: request.payment_session_id.0,
             request_type: request.request_type,
-            targeted_mitra_id: request.targeted_mitra_id,
+            targeted_mitra_id: request.targeted_mitra_id.map(Uuid::from),
             status: request.status,
             failure_cause: request.failure_cause,
             created_at: request.created_at,
@@ -63,7 +63,7 @@ pub struct OfferView {
 impl From<&Offer> for OfferView {
     fn from(offer: &Offer) -> Self {
         Self {
-            request_id: offer.request_id,
+            request_id: offer.request_id.0,
             request_type: offer.request_type,
             customer: CustomerName { call_name: offer.customer_call_name.clone() },
             duration_minutes: offer.duration_minutes,
@@ -95,10 +95,10 @@ pub struct StartedView {
 impl From<&Accepted> for AcceptedView {
     fn from(accepted: &Accepted) -> Self {
         Self {
-            request_id: accepted.request.id,
+            request_id: accepted.request.id.0,
             request_type: accepted.request.request_type,
             chat_session: StartedView {
-                id: accepted.session.id,
+                id: accepted.session.id.0,
                 started_at: accepted.session.started_at,
                 ends_at: accepted.session.ends_at,
                 duration_minutes: accepted.duration_minutes,
@@ -149,7 +149,7 @@ pub struct RequestStatusView {
 impl From<&RequestStatus> for RequestStatusView {
     fn from(status: &RequestStatus) -> Self {
         Self {
-            request_id: status.request.id,
+            request_id: status.request.id.0,
             request_type: status.request.request_type,
             status: status.status,
             your_response: status.response,

@@ -109,7 +109,7 @@ impl Store {
 
 /// What sign-in needs of a password account.
 pub struct PasswordAccount {
-    pub id: Uuid,
+    pub id: UserId,
     pub password_hash: String,
     pub display_name: String,
     /// `mitra`, or the control-center user's `admin` / `operator`.
@@ -120,7 +120,7 @@ pub struct PasswordAccount {
 /// A mitra account as the control center sees it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MitraRow {
-    pub id: Uuid,
+    pub id: MitraId,
     pub email: String,
     pub display_name: String,
     pub active: bool,
@@ -153,7 +153,7 @@ impl Store {
         let row: Option<(Uuid, String, String, String, bool)> =
             sqlx::query_as(query).bind(email).fetch_optional(&self.pg).await?;
         Ok(row.map(|(id, password_hash, display_name, role, deactivated)| PasswordAccount {
-            id,
+            id: UserId(id),
             password_hash,
             display_name,
             role,
@@ -189,7 +189,7 @@ impl Store {
             &mut tx,
             actor,
             "mitra.create",
-            &MitraId(mitra.id),
+            &mitra.id,
             None,
             Some(json!({"email": mitra.email, "display_name": mitra.display_name})),
         )

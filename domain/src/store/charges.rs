@@ -2,7 +2,6 @@
 
 use crate::ids::{ChargeId, PaymentId};
 use sqlx::AssertSqlSafe;
-use uuid::Uuid;
 
 use super::{Store, StoreError};
 
@@ -19,8 +18,8 @@ crate::text_enum::text_enum! {
 /// A charge row.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ChargeRow {
-    pub id: Uuid,
-    pub payment_session_id: Uuid,
+    pub id: ChargeId,
+    pub payment_session_id: PaymentId,
     pub amount: i64,
     pub status: ChargeStatus,
     pub provider_ref: Option<String>,

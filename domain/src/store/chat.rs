@@ -6,6 +6,7 @@
 //! stored message; two resends racing each other meet at the unique key, and the loser's
 //! transaction (with its number) is rolled back, so numbers have no gaps.
 
+use crate::ids::MessageId;
 use crate::ids::{SessionId, UserId};
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, PgPool};
@@ -19,11 +20,11 @@ use crate::ids::{CustomerId, MitraId};
 /// A stored message.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct MessageRow {
-    pub id: Uuid,
-    pub chat_session_id: Uuid,
+    pub id: MessageId,
+    pub chat_session_id: SessionId,
     pub seq: i64,
     pub sender_role: Role,
-    pub sender_id: Uuid,
+    pub sender_id: UserId,
     pub client_msg_id: String,
     pub body: String,
     pub created_at: DateTime<Utc>,
@@ -65,9 +66,9 @@ impl SessionStatus {
 /// A session as one of its two parties sees it.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct SessionRow {
-    pub id: Uuid,
-    pub customer_id: Uuid,
-    pub mitra_id: Uuid,
+    pub id: SessionId,
+    pub customer_id: CustomerId,
+    pub mitra_id: MitraId,
     /// The only name a mitra sees of the customer.
     pub customer_call_name: String,
     /// The only name a customer sees of the mitra.
@@ -111,9 +112,9 @@ fn party_column(caller: &Principal) -> Option<&'static str> {
 /// The two people of a session, by the names each may see of the other.
 #[derive(Clone, Debug)]
 pub struct Parties {
-    pub id: Uuid,
-    pub customer_id: Uuid,
-    pub mitra_id: Uuid,
+    pub id: SessionId,
+    pub customer_id: CustomerId,
+    pub mitra_id: MitraId,
     pub customer_call_name: String,
     pub mitra_display_name: String,
 }
@@ -140,8 +141,8 @@ impl StoredMessage {
     fn sent(self) -> Sent {
         let session = Parties {
             id: self.message.chat_session_id,
-            customer_id: self.customer_id,
-            mitra_id: self.mitra_id,
+            customer_id: CustomerId(self.customer_id),
+            mitra_id: MitraId(self.mitra_id),
             customer_call_name: self.customer_call_name,
             mitra_display_name: self.mitra_display_name,
         };
@@ -152,8 +153,8 @@ impl StoredMessage {
 /// A message to store, one of a batch (see [`Store::send_batch`]).
 #[derive(Clone, Debug)]
 pub struct NewMessage {
-    pub session: Uuid,
-    pub sender_id: Uuid,
+    pub session: SessionId,
+    pub sender_id: UserId,
     pub sender_role: Role,
     pub client_msg_id: String,
     pub body: String,
@@ -161,7 +162,7 @@ pub struct NewMessage {
 
 impl NewMessage {
     /// What makes a message unique: its sender and `client_msg_id`.
-    pub(super) fn key(&self) -> (Uuid, String) {
+    pub(super) fn key(&self) -> (UserId, String) {
         (self.sender_id, self.client_msg_id.clone())
     }
 }
@@ -240,8 +241,8 @@ impl Store {
     ) -> Result<Sent, ChatError> {
         let Some(column) = party_column(sender) else { return Err(ChatError::SessionNotFound) };
         let message = NewMessage {
-            session: session.0,
-            sender_id: sender.id.0,
+            session,
+            sender_id: sender.id,
             sender_role: sender.role,
             client_msg_id: client_msg_id.to_owned(),
             body: body.to_owned(),
@@ -301,7 +302,7 @@ impl Store {
         if let Some(existing) = self.message_by_client_id(sender.id, client_msg_id).await? {
             return self.resent(sender, session, existing).await;
         }
-        Err(match self.chat_session_for(sender, SessionId(session.0)).await? {
+        Err(match self.chat_session_for(sender, session).await? {
             Some(row) => ChatError::SessionNotOpen(row.status),
             None => ChatError::SessionNotFound,
         })
@@ -342,10 +343,10 @@ impl Store {
         session: SessionId,
         existing: MessageRow,
     ) -> Result<Sent, ChatError> {
-        if existing.chat_session_id != session.0 {
+        if existing.chat_session_id != session {
             return Err(ChatError::ClientMsgIdReused);
         }
-        let Some(row) = self.chat_session_for(sender, SessionId(session.0)).await? else {
+        let Some(row) = self.chat_session_for(sender, session).await? else {
             return Err(ChatError::SessionNotFound);
         };
         let parties = Parties {
@@ -369,7 +370,7 @@ impl Store {
         before_seq: Option<i64>,
         limit: i64,
     ) -> Result<Option<Vec<MessageRow>>, StoreError> {
-        if self.chat_session_for(caller, SessionId(session.0)).await?.is_none() {
+        if self.chat_session_for(caller, session).await?.is_none() {
             return Ok(None);
         }
         let mut messages: Vec<MessageRow> = match (after_seq, before_seq) {
@@ -438,7 +439,7 @@ impl Store {
             .bind(up_to_seq)
             .fetch_optional(&self.pg)
             .await?;
-        Ok(self.chat_session_for(caller, SessionId(session.0)).await?.map(|row| (row, moved.is_some())))
+        Ok(self.chat_session_for(caller, session).await?.map(|row| (row, moved.is_some())))
     }
 }
 
@@ -487,7 +488,7 @@ pub(super) async fn send_batch(
         .bind(messages.iter().map(|m| m.body.as_str()).collect::<Vec<_>>())
         .fetch_all(pg)
         .await?;
-    let mut stored: std::collections::HashMap<(Uuid, String), Sent> = stored
+    let mut stored: std::collections::HashMap<(UserId, String), Sent> = stored
         .into_iter()
         .map(|row| ((row.message.sender_id, row.message.client_msg_id.clone()), row.sent()))
         .collect();

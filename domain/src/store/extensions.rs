@@ -56,9 +56,9 @@ crate::text_enum::text_enum! {
 /// An extension request as stored.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct ExtensionRow {
-    pub id: Uuid,
-    pub chat_session_id: Uuid,
-    pub payment_session_id: Uuid,
+    pub id: ExtensionId,
+    pub chat_session_id: SessionId,
+    pub payment_session_id: PaymentId,
     pub duration_minutes: i32,
     pub status: ExtensionStatus,
     pub resolution_reason: Option<ExtensionReason>,
@@ -73,8 +73,8 @@ const EXTENSION_COLUMNS: &str = "id, chat_session_id, payment_session_id, durati
 pub struct PendingExtension {
     tx: Transaction<'static, Postgres>,
     pub extension: ExtensionRow,
-    pub mitra_id: Uuid,
-    pub customer_id: Uuid,
+    pub mitra_id: MitraId,
+    pub customer_id: CustomerId,
     pub amount: i64,
     /// By the database's clock.
     pub window_left_ms: i64,
@@ -90,8 +90,8 @@ pub struct Resolved {
     pub session_status: SessionStatus,
     pub ends_at: DateTime<Utc>,
     pub grace_ends_at: Option<DateTime<Utc>>,
-    pub mitra_id: Uuid,
-    pub customer_id: Uuid,
+    pub mitra_id: MitraId,
+    pub customer_id: CustomerId,
 }
 
 impl Store {
@@ -212,7 +212,15 @@ impl Store {
         if extension.status != ExtensionStatus::Pending {
             return Err(ExtensionError::Resolved(extension.status));
         }
-        Ok(PendingExtension { tx, extension, mitra_id, customer_id, amount, window_left_ms, payment_usable })
+        Ok(PendingExtension {
+            tx,
+            extension,
+            mitra_id: MitraId(mitra_id),
+            customer_id: CustomerId(customer_id),
+            amount,
+            window_left_ms,
+            payment_usable,
+        })
     }
 
     /// The status of the charge made under `key`, if any.

@@ -1,5 +1,6 @@
 //! The failure ledger as operators work it: filtered pages and settling a row.
 
+use crate::ids::{CustomerId, PaymentId, RequestId};
 use crate::ids::{FailureId, OperatorId};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -24,12 +25,12 @@ crate::text_enum::text_enum! {
 /// A ledger row with what an operator needs to decide on it.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct FailureRow {
-    pub id: Uuid,
-    pub payment_session_id: Uuid,
-    pub pairing_request_id: Option<Uuid>,
-    pub customer_id: Uuid,
+    pub id: FailureId,
+    pub payment_session_id: PaymentId,
+    pub pairing_request_id: Option<RequestId>,
+    pub customer_id: CustomerId,
     pub customer_call_name: String,
-    pub targeted_mitra_id: Option<Uuid>,
+    pub targeted_mitra_id: Option<MitraId>,
     pub targeted_mitra_display_name: Option<String>,
     pub cause_tag: FailureCause,
     pub amount: i64,
@@ -37,7 +38,7 @@ pub struct FailureRow {
     /// fallback blast), so nothing is owed.
     pub payment_status: PaymentStatus,
     pub operator_action: Option<OperatorAction>,
-    pub actioned_by: Option<Uuid>,
+    pub actioned_by: Option<OperatorId>,
     pub actioned_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
@@ -143,7 +144,7 @@ impl Store {
 /// One mitra's answers to the requests offered in a period (the request-activity log).
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ActivityRow {
-    pub mitra_id: Uuid,
+    pub mitra_id: MitraId,
     pub display_name: String,
     pub notified: i64,
     pub accepted: i64,

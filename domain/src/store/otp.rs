@@ -1,5 +1,6 @@
 //! Reads and writes of one-time codes, and the customer account a verified code signs in.
 
+use crate::ids::CustomerId;
 use crate::ids::OtpCodeId;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -18,7 +19,7 @@ pub struct OtpLimits {
 /// The customer a verified code belongs to.
 #[derive(Debug, Clone)]
 pub struct CustomerAccount {
-    pub id: Uuid,
+    pub id: CustomerId,
     pub call_name: String,
     pub deactivated: bool,
 }
@@ -178,6 +179,6 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(OtpCheck::Verified(CustomerAccount { id, call_name, deactivated }))
+        Ok(OtpCheck::Verified(CustomerAccount { id: CustomerId(id), call_name, deactivated }))
     }
 }

@@ -102,15 +102,15 @@ crate::text_enum::text_enum! {
 /// A payment session as stored.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct PaymentRow {
-    pub id: Uuid,
-    pub customer_id: Uuid,
+    pub id: PaymentId,
+    pub customer_id: CustomerId,
     pub purpose: PaymentPurpose,
-    pub chat_session_id: Option<Uuid>,
+    pub chat_session_id: Option<SessionId>,
     pub tier_id: Option<String>,
     pub duration_minutes: i32,
     pub amount: i64,
     pub is_free_trial: bool,
-    pub targeted_mitra_id: Option<Uuid>,
+    pub targeted_mitra_id: Option<MitraId>,
     pub status: PaymentStatus,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
@@ -124,14 +124,14 @@ pub(crate) const PAYMENT_COLUMNS: &str = "id, customer_id, purpose, chat_session
 
 /// A new payment session, priced and checked by the rules.
 pub struct NewPayment<'a> {
-    pub customer_id: Uuid,
+    pub customer_id: CustomerId,
     pub purpose: PaymentPurpose,
-    pub chat_session_id: Option<Uuid>,
+    pub chat_session_id: Option<SessionId>,
     pub tier_id: Option<&'a str>,
     pub duration_minutes: i32,
     pub amount: i64,
     pub is_free_trial: bool,
-    pub targeted_mitra_id: Option<Uuid>,
+    pub targeted_mitra_id: Option<MitraId>,
     pub timeout_minutes: i64,
 }
 

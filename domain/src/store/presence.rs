@@ -185,7 +185,7 @@ pub struct MitraPresence {
 /// A mitra's presence as Postgres records it (rebuilding Redis after it lost its data).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MitraRecord {
-    pub id: Uuid,
+    pub id: MitraId,
     /// The switch, `mitras.status_online` (false for a deactivated mitra).
     pub status_online: bool,
     /// Sessions not completed.
@@ -446,7 +446,11 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, status_online, live_sessions)| MitraRecord { id, status_online, live_sessions })
+            .map(|(id, status_online, live_sessions)| MitraRecord {
+                id: MitraId(id),
+                status_online,
+                live_sessions,
+            })
             .collect())
     }
 

@@ -12,7 +12,6 @@ use std::collections::HashSet;
 
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
-use uuid::Uuid;
 
 use super::chat::{NewMessage, Sent, send_batch};
 
@@ -54,7 +53,7 @@ async fn store_batches(pg: PgPool, mut waiting: mpsc::Receiver<Queued>) {
         let mut batch = vec![first];
         // A sender's `client_msg_id` twice in one statement would fail it as a whole: the
         // second goes alone (and finds the first once that is stored).
-        let mut keys: HashSet<(Uuid, String)> = HashSet::new();
+        let mut keys: HashSet<(crate::ids::UserId, String)> = HashSet::new();
         keys.insert(batch[0].message.key());
         while batch.len() < MAX_BATCH {
             let Ok(next) = waiting.try_recv() else { break };

@@ -289,12 +289,12 @@ impl Store {
 /// One early end, for the control center's log.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct EarlyEndRow {
-    pub chat_session_id: Uuid,
+    pub chat_session_id: SessionId,
     pub initiated_by: String,
     pub reason_code: Option<String>,
     pub reason: Option<String>,
     pub ended_at: chrono::DateTime<chrono::Utc>,
-    pub mitra_id: Uuid,
+    pub mitra_id: MitraId,
     pub mitra_display_name: String,
     pub customer_call_name: String,
 }
@@ -303,7 +303,7 @@ pub struct EarlyEndRow {
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ReviewFlagRow {
     pub id: Uuid,
-    pub mitra_id: Uuid,
+    pub mitra_id: MitraId,
     pub mitra_display_name: String,
     pub reason: String,
     pub day: chrono::NaiveDate,

@@ -51,7 +51,7 @@ impl Store {
             return Err(PairingError::RequestNotFound);
         };
         if locked.row.status != RequestState::Pending {
-            if locked.row.accepted_mitra_id == Some(mitra.0) {
+            if locked.row.accepted_mitra_id == Some(mitra) {
                 return Ok(Answerable::AcceptedByCaller);
             }
             return Err(PairingError::closed(locked.row.status, locked.row.failure_cause));
@@ -138,7 +138,7 @@ impl Store {
         Ok(Accept::Won(Box::new(Accepted {
             request: done.row,
             session: StartedSession {
-                id: done.session_id,
+                id: SessionId(done.session_id),
                 started_at: done.started_at,
                 ends_at: done.ends_at,
             },
@@ -189,7 +189,7 @@ impl Store {
         .await?;
         Ok(Some(Accepted {
             request: row,
-            session: StartedSession { id, started_at, ends_at },
+            session: StartedSession { id: SessionId(id), started_at, ends_at },
             duration_minutes,
             mitra_display_name,
             customer_call_name,
@@ -349,7 +349,7 @@ impl Store {
                         &mut tx,
                         payment,
                         None,
-                        row.targeted_mitra_id.map(MitraId),
+                        row.targeted_mitra_id,
                         FailureCause::CustomerCancelled,
                     )
                     .await?;
@@ -378,7 +378,7 @@ impl Store {
                     Ok(Cancelled { payment: row, request: None, without_search })
                 }
                 PaymentStatus::Consumed => {
-                    Err(PairingError::AlreadyPaired(self.session_of_payment(PaymentId(payment.0)).await?))
+                    Err(PairingError::AlreadyPaired(self.session_of_payment(payment).await?))
                 }
                 other => Err(PairingError::PaymentNotConfirmed(other)),
             };

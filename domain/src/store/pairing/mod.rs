@@ -6,6 +6,7 @@
 //! on one request, exactly one commits its change and the others see it and refuse. A
 //! payment's move to `failed_pairing` writes its ledger row in the same transaction.
 
+use crate::ids::SessionId;
 use crate::ids::{MitraId, PaymentId, RequestId};
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
@@ -54,14 +55,14 @@ crate::text_enum::text_enum! {
 /// A pairing request as stored.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct RequestRow {
-    pub id: Uuid,
-    pub payment_session_id: Uuid,
-    pub customer_id: Uuid,
+    pub id: RequestId,
+    pub payment_session_id: PaymentId,
+    pub customer_id: CustomerId,
     pub request_type: RequestType,
-    pub targeted_mitra_id: Option<Uuid>,
+    pub targeted_mitra_id: Option<MitraId>,
     pub status: RequestState,
     pub failure_cause: Option<FailureCause>,
-    pub accepted_mitra_id: Option<Uuid>,
+    pub accepted_mitra_id: Option<MitraId>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
@@ -73,7 +74,7 @@ const REQUEST_COLUMNS: &str = "id, payment_session_id, customer_id, request_type
 /// What a mitra is shown about a request.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Offer {
-    pub request_id: Uuid,
+    pub request_id: RequestId,
     pub request_type: RequestType,
     pub customer_call_name: String,
     pub duration_minutes: i32,
@@ -96,7 +97,7 @@ pub struct NewRequest {
 /// A chat session that was just started.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct StartedSession {
-    pub id: Uuid,
+    pub id: SessionId,
     pub started_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
 }
@@ -232,9 +233,8 @@ async fn fail_request(
             .await?
         }
     };
-    let targeted = request.targeted_mitra_id.map(MitraId);
-    fail_payment(tx, PaymentId(request.payment_session_id), Some(RequestId(request.id)), targeted, cause)
-        .await?;
+    let targeted = request.targeted_mitra_id;
+    fail_payment(tx, request.payment_session_id, Some(request.id), targeted, cause).await?;
     Ok(Failed { request: updated, cause, open })
 }
 
@@ -283,7 +283,7 @@ impl Store {
                 .await?;
             if !reopenable {
                 return Err(if payment.status == PaymentStatus::Consumed {
-                    PairingError::AlreadyPaired(self.session_of_payment(PaymentId(payment.id)).await?)
+                    PairingError::AlreadyPaired(self.session_of_payment(payment.id).await?)
                 } else {
                     PairingError::FallbackNotAvailable
                 });
@@ -304,18 +304,16 @@ impl Store {
             match payment.status {
                 PaymentStatus::Confirmed => {}
                 PaymentStatus::Consumed => {
-                    return Err(PairingError::AlreadyPaired(
-                        self.session_of_payment(PaymentId(payment.id)).await?,
-                    ));
+                    return Err(PairingError::AlreadyPaired(self.session_of_payment(payment.id).await?));
                 }
                 other => return Err(PairingError::PaymentNotConfirmed(other)),
             }
             if past_expiry {
                 fail_payment(
                     &mut tx,
-                    PaymentId(payment.id),
+                    payment.id,
                     None,
-                    payment.targeted_mitra_id.map(MitraId),
+                    payment.targeted_mitra_id,
                     FailureCause::PaymentSessionExpired,
                 )
                 .await?;
@@ -324,18 +322,12 @@ impl Store {
             }
         }
         if let Some(mitra) = new.targeted {
-            if payment.targeted_mitra_id != Some(mitra.0) {
+            if payment.targeted_mitra_id != Some(mitra) {
                 return Err(PairingError::TargetMismatch);
             }
             if !new.targeted_available {
-                fail_payment(
-                    &mut tx,
-                    PaymentId(payment.id),
-                    None,
-                    Some(MitraId(mitra.0)),
-                    FailureCause::TargetedMitraOffline,
-                )
-                .await?;
+                fail_payment(&mut tx, payment.id, None, Some(mitra), FailureCause::TargetedMitraOffline)
+                    .await?;
                 tx.commit().await?;
                 return Err(PairingError::TargetedOffline);
             }
