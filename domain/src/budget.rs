@@ -5,7 +5,6 @@
 //! sessions in 2 s are refused past the burst. In memory (governor's keyed GCRA): each
 //! process keeps its own buckets, so behind N api processes a user gets at most N budgets.
 
-use crate::ids::UserId;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::ids::UserId;
 use crate::settings::HubSettings;
 
 pub struct UserBudget {

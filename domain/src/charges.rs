@@ -10,7 +10,6 @@
 //! provider adapter reached over HTTP (the wire contract is in docs/API.md, "Payment
 //! provider"); [`provider`] picks one from the settings.
 
-use crate::ids::PaymentId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -19,6 +18,7 @@ use futures::future::BoxFuture;
 use uuid::Uuid;
 
 use crate::error::{DomainError, ErrorKind};
+use crate::ids::PaymentId;
 use crate::metrics::Metrics;
 use crate::settings::{Mode, PaymentProviderKind, PaymentSettings, Secret};
 pub use crate::store::charges::{ChargeRow, ChargeStatus};

@@ -11,7 +11,6 @@
 //! The checks wait in this process's memory: one that dies within the grace loses those
 //! pushes (the events themselves are in the user's stream and replayed on resume).
 
-use crate::ids::UserId;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -21,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Role;
 use crate::events::StreamId;
+use crate::ids::UserId;
 use crate::jobs::Push;
 use crate::push::PushMessage;
 use crate::services::Services;

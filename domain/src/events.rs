@@ -3,9 +3,8 @@
 //! Durable events get an id in the user's stream and can be resumed; ephemeral ones
 //! (typing) reach only the sockets open right now. See `store::events` for the keys.
 
-use crate::ids::UserId;
-
 use crate::event::Event;
+use crate::ids::UserId;
 use crate::settings::HubSettings;
 use crate::store::events::{Backlog, SocketRef};
 use crate::store::{Store, StoreError};

@@ -9,7 +9,6 @@
 //! after a crash completes the same charge, and so does the payment sweep when nobody
 //! retried it ([`finish_stale_charges`]).
 
-use crate::ids::{CustomerId, MitraId, PaymentId, SessionId};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -19,6 +18,7 @@ use crate::app_config;
 use crate::auth::Principal;
 use crate::charges::{self, ChargeError, ChargeRequest};
 use crate::error::{DomainError, ErrorKind};
+use crate::ids::{CustomerId, MitraId, PaymentId, SessionId};
 use crate::jobs::{JobError, Timer, TimerKind};
 use crate::services::Services;
 use crate::store::chat::SessionStatus;

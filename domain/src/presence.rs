@@ -14,7 +14,6 @@
 //! cap from Postgres (the reaper notices the `seeded` marker is gone, and one process copies
 //! them back: [`restore_from_record`]).
 
-use crate::ids::{MitraId, UserId};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app_config;
 use crate::auth::Principal;
+use crate::ids::{MitraId, UserId};
 use crate::services::Services;
 use crate::settings::PresenceSettings;
 use crate::store::presence::{MitraPresence, Seeding};

@@ -14,7 +14,6 @@
 //!   exchange the OAuth server refuses (4xx: a revoked or wrong key) is an auth failure: our
 //!   credentials are at fault, not the device, and every push fails until they are fixed.
 
-use crate::ids::UserId;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -26,6 +25,7 @@ use tokio::sync::Mutex;
 
 use crate::auth::Role;
 use crate::clock::now_s;
+use crate::ids::UserId;
 use crate::settings::PushSettings;
 use crate::store::{Store, StoreError};
 

@@ -4,13 +4,13 @@
 //! For load tests it also creates numbered customers and mitras in bulk and signs an access
 //! token for each ([`load_accounts`]), so a run starts without thousands of sign-ins.
 
-use crate::ids::UserId;
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::app_config::KEYS;
 use crate::auth::tokens::TokenKeys;
 use crate::auth::{AuthError, Role};
+use crate::ids::UserId;
 use crate::password;
 use crate::settings::{AuthSettings, SeedSettings};
 use crate::store::Store;

@@ -2,12 +2,12 @@
 //! event settings and the metrics. Built once per process and shared by the api, the hub
 //! and the jobs, so each flow is one function that every edge calls the same way.
 
-use crate::ids::UserId;
 use std::sync::Arc;
 
 use crate::auth::Role;
 use crate::charges::PaymentProvider;
 use crate::event::Event;
+use crate::ids::UserId;
 use crate::jobs::{Jobs, Push};
 use crate::metrics::Metrics;
 use crate::push::PushMessage;

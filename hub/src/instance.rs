@@ -2,12 +2,12 @@
 //! reader that hands events to local sockets (and notices when Redis lost its data), and
 //! the route lanes (each user's route changes in order, users side by side).
 
-use domain::ids::{MitraId, UserId};
 use std::sync::Arc;
 use std::time::Duration;
 
 use domain::auth::Role;
 use domain::events::StreamId;
+use domain::ids::{MitraId, UserId};
 use domain::presence;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

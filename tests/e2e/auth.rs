@@ -1,11 +1,11 @@
 //! Identity and access: sign-in flows, token rules, and the caller matrix of every
 //! protected route.
 
-use domain::ids::UserId;
 use std::time::Duration;
 
 use domain::auth::Role;
 use domain::auth::tokens::TokenKeys;
+use domain::ids::UserId;
 use domain::settings::{AuthSettings, OtpSenderKind, Secret};
 use futures::StreamExt;
 use reqwest::Method;

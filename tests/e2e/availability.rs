@@ -1,9 +1,9 @@
 //! The availability poll: what it answers, and that it never touches Postgres.
 
-use domain::ids::MitraId;
 use std::time::Duration;
 
 use domain::auth::Role;
+use domain::ids::MitraId;
 use reqwest::Method;
 use serde_json::json;
 use uuid::Uuid;

@@ -1,11 +1,11 @@
 //! Charges: once per idempotency key, however often or concurrently the job runs.
 
-use domain::ids::PaymentId;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bestie::ServiceRole;
 use domain::charges::{ChargeRequest, ChargeStatus, MockProvider};
+use domain::ids::PaymentId;
 use uuid::Uuid;
 use workers::charge_payment::ChargePayment;
 

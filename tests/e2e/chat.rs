@@ -1,7 +1,6 @@
 //! Chat over the hub and its REST fallback: ordered, stored before the ack, idempotent
 //! resends, receipts, typing, pushes, resume and history visibility.
 
-use domain::ids::UserId;
 use std::collections::BTreeSet;
 
 use reqwest::Method;
@@ -9,6 +8,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use domain::auth::Role;
+use domain::ids::UserId;
 use domain::store::chat::{NewMessage, Sent};
 
 use crate::harness::{TestApp, WsClient, ws_url_with_token};

@@ -1,7 +1,6 @@
 //! `TestApp::spawn()`: the real application, in-process, on random ports, with a fresh
 //! database and a unique Redis prefix; and `BestieProcess`: the real executable.
 
-use domain::ids::UserId;
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -11,6 +10,7 @@ use std::time::{Duration, Instant};
 use bestie::{Application, ServiceRole};
 use domain::auth::Role;
 use domain::auth::tokens::TokenKeys;
+use domain::ids::UserId;
 use domain::settings::{ConnectionUrl, Settings};
 use domain::store::Store;
 use tokio::task::JoinHandle;
@@ -103,6 +103,12 @@ impl TestApp {
         let services = app.services().clone();
         let shutdown = CancellationToken::new();
         let running = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        // The reaper's first tick copies the record into the presence counters; a flow that
+        // started before it would have its session deltas overwritten by that copy.
+        eventually(Duration::from_secs(30), "the presence counters are seeded", || async {
+            store.presence_seeded().await.expect("read the seeded marker")
+        })
+        .await;
         Self {
             public,
             internal,

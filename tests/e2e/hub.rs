@@ -1,11 +1,11 @@
 //! The realtime hub: routing across instances, several devices, resume without loss,
 //! resync, presence and its expiry, and the limits that protect a process.
 
-use domain::ids::{MitraId, UserId};
 use std::time::{Duration, Instant};
 
 use domain::auth::Role;
 use domain::event::{Event, EventKind};
+use domain::ids::{MitraId, UserId};
 use serde_json::{Value, json};
 use uuid::Uuid;
 

@@ -3,11 +3,11 @@
 //! by event type and the inbox lag, the job queue depth the workers sample, and label values
 //! that no client input can add to.
 
-use domain::ids::{MitraId, UserId};
 use std::time::Duration;
 
 use domain::auth::Role;
 use domain::event::{Event, EventKind};
+use domain::ids::{MitraId, UserId};
 use reqwest::Method;
 use serde_json::json;
 use uuid::Uuid;

@@ -2,7 +2,6 @@
 //! checks the signed assertion and the payload, and answers each device token with one of
 //! FCM's documented outcomes.
 
-use domain::ids::UserId;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -14,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bestie::ServiceRole;
 use domain::auth::Role;
+use domain::ids::UserId;
 use domain::push::{Delivery, FcmSender, PushMessage, ServiceAccount};
 use domain::settings::PushSettings;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use domain::ids::{MitraId, PaymentId, RequestId};
 use domain::pairing::{
     self, AcceptedView, ChatRequestView, OfferResponse, OfferView, RequestRow, RequestStatusView,
 };
@@ -11,8 +12,6 @@ use domain::payment::PaymentView;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
-
-use domain::ids::{MitraId, PaymentId, RequestId};
 
 use crate::AppState;
 use crate::caller::{Customer, Mitra};

@@ -6,7 +6,6 @@
 //! `otp_max_per_phone_per_hour`) and per client address; the throttle is decided inside the
 //! same Postgres transaction that stores the code, so it holds across api processes.
 
-use crate::ids::{OtpCodeId, UserId};
 use futures::future::BoxFuture;
 use hmac::{Hmac, KeyInit, Mac};
 use phonenumber::country;
@@ -16,6 +15,7 @@ use sha2::Sha256;
 use super::session::{self, Session};
 use super::tokens::TokenKeys;
 use super::{AuthError, Role};
+use crate::ids::{OtpCodeId, UserId};
 use crate::metrics::Metrics;
 use crate::settings::{AuthSettings, Mode, OtpSenderKind};
 use crate::store::Store;

@@ -1,7 +1,6 @@
 //! Sessions: signing in with a password, issuing the token pair, rotating refresh tokens,
 //! logging out, and authenticating a presented access token.
 
-use crate::ids::{RefreshTokenId, SignInId, UserId};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
@@ -10,6 +9,7 @@ use uuid::Uuid;
 use super::tokens::TokenKeys;
 use super::{AuthError, Principal, Role};
 use crate::clock::now_s;
+use crate::ids::{RefreshTokenId, SignInId, UserId};
 use crate::password;
 use crate::settings::AuthSettings;
 use crate::store::Store;

@@ -1,12 +1,12 @@
 //! Reads and writes of control-center users and mitra accounts.
 
-use crate::ids::{MitraId, OperatorId, UserId};
 use serde_json::json;
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use super::Store;
 use crate::accounts::AccountError;
+use crate::ids::{MitraId, OperatorId, UserId};
 use crate::store::StoreError;
 
 /// A new account's fields; the password is already hashed.

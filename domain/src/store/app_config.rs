@@ -1,9 +1,9 @@
 //! Reads and writes of the `app_config` table.
 
-use crate::ids::OperatorId;
 use serde_json::Value;
 
 use super::Store;
+use crate::ids::OperatorId;
 use crate::store::StoreError;
 
 impl Store {

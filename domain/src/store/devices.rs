@@ -1,10 +1,10 @@
 //! Writes of push device tokens.
 
-use crate::ids::{SignInId, UserId};
 use uuid::Uuid;
 
 use super::{Store, StoreError};
 use crate::auth::Role;
+use crate::ids::{SignInId, UserId};
 
 impl Store {
     /// Stores `fcm_token` for its latest owner and sign-in: a token the app registers again

@@ -17,7 +17,6 @@
 //! membership of `online` and `available` in the same step: no read-modify-write from Rust.
 //! Customers' routes (`{p}:route:{u:<id>}`, see `events`) are per user, outside `{avail}`.
 
-use crate::ids::{MitraId, UserId};
 use std::sync::LazyLock;
 
 use fred::prelude::{KeysInterface, SetsInterface, SortedSetsInterface};
@@ -27,6 +26,7 @@ use uuid::Uuid;
 
 use super::{Store, StoreError};
 use crate::clock::now_ms;
+use crate::ids::{MitraId, UserId};
 
 static AVAILABILITY: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
@@ -487,6 +487,13 @@ impl Store {
     pub async fn mark_presence_seeded(&self, claimant: &str) -> Result<bool, StoreError> {
         let reply = self.availability("seeded", claimant, "", 0, 0).await?;
         Ok(reply.as_i64() == Some(1))
+    }
+
+    /// Whether the counters hold the record's part (switches, session counts) since Redis
+    /// came up: false until a reaper's first copy is done.
+    pub async fn presence_seeded(&self) -> Result<bool, StoreError> {
+        let seeded: i64 = self.redis.next().exists(format!("{}seeded", self.avail_prefix())).await?;
+        Ok(seeded == 1)
     }
 
     /// The live hub instances (lease younger than `lease_ms`).

@@ -1,12 +1,12 @@
 //! Reads and writes of refresh tokens (stored as SHA-256 hashes, never in clear).
 
-use crate::ids::{RefreshTokenId, SignInId, UserId};
 use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
 use uuid::Uuid;
 
 use super::{Store, StoreError};
 use crate::auth::Role;
+use crate::ids::{RefreshTokenId, SignInId, UserId};
 
 pub struct NewRefreshToken {
     pub id: RefreshTokenId,

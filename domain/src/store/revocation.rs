@@ -12,7 +12,6 @@
 //! every process (by the one that made it before it answers). Until the first load, or when
 //! Redis cannot be read, the check asks Redis.
 
-use crate::ids::{SignInId, TokenId, UserId};
 use std::collections::{HashMap, HashSet};
 use std::sync::{LazyLock, RwLock};
 use std::time::Duration;
@@ -25,6 +24,7 @@ use uuid::Uuid;
 
 use super::{Store, StoreError};
 use crate::auth::Principal;
+use crate::ids::{SignInId, TokenId, UserId};
 
 /// Updates the index and announces the change, in one step.
 static INDEX: LazyLock<Script> = LazyLock::new(|| {

@@ -19,7 +19,6 @@
 //!
 //! Tokens are signed with the development JWT key unless `--jwt-secret` says otherwise.
 
-use domain::ids::UserId;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +29,7 @@ use clap::{Parser, Subcommand};
 use domain::auth::Role;
 use domain::auth::tokens::TokenKeys;
 use domain::event::{Event, EventKind};
+use domain::ids::UserId;
 use domain::settings::{AuthSettings, ConnectionUrl, HubSettings, Secret, Settings};
 use futures::StreamExt;
 use tokio::net::TcpSocket;

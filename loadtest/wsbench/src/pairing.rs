@@ -15,7 +15,6 @@
 //! accepts changes every round: one with 3 live sessions (the default cap) is no longer
 //! available and would not be offered the next requests.
 
-use domain::ids::UserId;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use domain::auth::Role;
+use domain::ids::UserId;
 use domain::store::Store;
 use domain::store::accounts::NewAccount;
 use futures::StreamExt;
