@@ -6,7 +6,7 @@
 //! under the idempotency key `confirm:<id>:<attempt>`: the charge is claimed in the ledger under the
 //! row lock (from then on the payment never expires), the provider is called without a lock
 //! held, then the payment is confirmed. A double confirm charges once; a confirm retried
-//! after a crash completes the same charge, and so does the payment sweep when nobody
+//! after a crash completes the same charge, and so does the repair sweep when nobody
 //! retried it ([`finish_stale_charges`]).
 
 use chrono::{DateTime, Utc};

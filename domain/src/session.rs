@@ -4,7 +4,7 @@
 //!
 //! The three moments are durable timers scheduled when the session starts; each re-reads
 //! the session, so a repeated, late or stale timer (the session was extended or ended
-//! early) changes nothing. The payment sweep moves sessions whose timers were lost.
+//! early) changes nothing. The repair sweep moves sessions whose timers were lost.
 
 use crate::ids::MitraId;
 use crate::ids::UserId;

@@ -388,14 +388,14 @@ async fn a_confirm_given_up_mid_charge_is_finished_by_the_sweep_and_charged_once
 
     // Not yet stale: the sweep leaves it to the customer's retry.
     age_charges(pool, &id, stale - 60).await;
-    app.run_payment_sweep("sweep").await;
+    app.run_repair("sweep").await;
     assert_eq!(provider.calls(), std::slice::from_ref(&key));
     assert_eq!(payment_row(pool, &id).await.0, "pending");
 
     // Stale: charged under the same key and confirmed, once however often the sweep runs.
     age_charges(pool, &id, stale + 1).await;
-    app.run_payment_sweep("sweep").await;
-    app.run_payment_sweep("sweep").await;
+    app.run_repair("sweep").await;
+    app.run_repair("sweep").await;
     assert_eq!(provider.calls(), [key.clone(), key.clone()]);
     assert_eq!(provider.charges_made(), 1);
     let (reference, _, amount) = provider.charge_of(&key).expect("charged");
@@ -411,7 +411,7 @@ async fn a_confirm_given_up_mid_charge_is_finished_by_the_sweep_and_charged_once
     assert_eq!(app.post(&confirm, Some(&token), json!({})).await.0, 503);
     age_charges(pool, &id, stale + 1).await;
     provider.answer_next(402, json!({"reason": "card_declined"}));
-    app.run_payment_sweep("sweep").await;
+    app.run_repair("sweep").await;
     assert_eq!(ledger(pool, &id).await.iter().map(|row| row.0.as_str()).collect::<Vec<_>>(), ["failed"]);
     assert_eq!(payment_row(pool, &id).await.0, "pending");
     let (status, body) = app.post(&confirm, Some(&token), json!({})).await;

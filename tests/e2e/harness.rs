@@ -121,12 +121,12 @@ impl TestApp {
         }
     }
 
-    /// Runs one payment sweep (expiry, stale charges, lost timers) as a worker's period
+    /// Runs one repair sweep (expiry, stale charges, lost timers) as a worker's period
     /// would; `why` names it in a failure.
-    pub async fn run_payment_sweep(&self, why: &str) {
+    pub async fn run_repair(&self, why: &str) {
         let ctx = workers::JobContext::new(self.services.clone());
-        let job = workers::sweep_payment_sessions::SweepPaymentSessions { period_start_s: 0 };
-        workers::sweep_payment_sessions::run(&job, &ctx).await.expect(why);
+        let job = workers::repair::Repair { period_start_s: 0 };
+        workers::repair::run(&job, &ctx).await.expect(why);
     }
 
     pub fn public_url(&self, path: &str) -> String {

@@ -821,7 +821,7 @@ async fn a_search_whose_window_timer_was_lost_is_closed_by_the_sweep() {
     let mut rani = customer(&app).await;
     let payment = paid(&app, &rani.token, json!({"tier_id": "15m"})).await;
     let (_, request) = start_blast(&app, &rani.token, &payment).await;
-    app.run_payment_sweep("sweep").await;
+    app.run_repair("sweep").await;
     assert_eq!(payment_status(pool, &payment).await, "confirmed", "a search in its window is left alone");
 
     // Its window ended two minutes ago and no timer closed it.
@@ -833,9 +833,9 @@ async fn a_search_whose_window_timer_was_lost_is_closed_by_the_sweep() {
     .execute(pool)
     .await
     .expect("time travel");
-    app.run_payment_sweep("sweep").await;
+    app.run_repair("sweep").await;
     assert_eq!(next_event(&mut rani.socket, "pairing_failed").await["cause_tag"], "no_mitra_available");
     assert_eq!(ledger(pool, &payment).await, vec![("no_mitra_available".into(), "failed_pairing".into())]);
-    app.run_payment_sweep("a second sweep changes nothing").await;
+    app.run_repair("a second sweep changes nothing").await;
     assert_eq!(ledger(pool, &payment).await.len(), 1);
 }

@@ -100,6 +100,22 @@ async fn config_prints_the_effective_choices_of_the_mode() {
 
 /// `bestie ARGS` with `env`, as an operator runs it with `RUST_BACKTRACE=1` set: it must fail,
 /// and what it printed on stderr is returned, checked to hold no backtrace.
+/// The repair sweep's period was `payment_sweep_interval_s` before it was named for what it
+/// does: an operator's old variable still sets it, and the new one does too.
+#[tokio::test]
+async fn the_repair_period_is_read_under_its_new_and_its_old_name() {
+    for variable in ["BESTIE__WORKER__REPAIR_INTERVAL_S", "BESTIE__WORKER__PAYMENT_SWEEP_INTERVAL_S"] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_bestie"))
+            .arg("config")
+            .env(variable, "17")
+            .output()
+            .expect("bestie runs");
+        assert!(output.status.success(), "{variable}: {}", String::from_utf8_lossy(&output.stderr));
+        let printed: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+        assert_eq!(printed["worker"]["repair_interval_s"], 17, "{variable}");
+    }
+}
+
 fn fails_with(args: &[&str], env: &[(&str, &str)]) -> String {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_bestie"))
         .args(args)

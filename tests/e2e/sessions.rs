@@ -233,14 +233,14 @@ async fn the_sweep_moves_sessions_whose_timers_were_lost() {
     let pool = app.store.pg_pool();
     let Paired { mut customer, session, .. } = paired(&app).await;
     end_in(pool, &session, -120).await;
-    app.run_payment_sweep("sweep").await;
+    app.run_repair("sweep").await;
     assert_eq!(next_event(&mut customer.socket, "session_closing").await["reason"], "time_up");
     sqlx::query("UPDATE chat_sessions SET grace_ends_at = now() - interval '2 minutes' WHERE id = $1::uuid")
         .bind(&session)
         .execute(pool)
         .await
         .expect("grace");
-    app.run_payment_sweep("sweep").await;
+    app.run_repair("sweep").await;
     next_event(&mut customer.socket, "session_completed").await;
     assert_eq!(session_view(&app, &customer.token, &session).await["status"], "completed");
 }

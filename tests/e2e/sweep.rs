@@ -1,4 +1,4 @@
-//! The payment-session sweep: what it closes, that running it twice changes nothing more,
+//! The repair sweep (`workers::repair`): what it closes, that running it twice changes nothing more,
 //! and that the worker role runs it by itself.
 
 use std::time::Duration;
@@ -52,8 +52,8 @@ async fn the_sweep_closes_overdue_payments_once_and_spares_the_rest() {
     let searching = overdue_payment(pool, customer, "confirmed").await;
     schema::pending_request(pool, customer, searching).await.expect("pending search");
 
-    app.run_payment_sweep("first sweep").await;
-    app.run_payment_sweep("second sweep").await;
+    app.run_repair("first sweep").await;
+    app.run_repair("second sweep").await;
 
     assert_eq!(status(pool, overdue_pending).await, "expired");
     assert_eq!(status(pool, overdue_confirmed).await, "failed_pairing");
@@ -68,7 +68,7 @@ async fn the_sweep_closes_overdue_payments_once_and_spares_the_rest() {
 
 #[tokio::test]
 async fn the_worker_role_sweeps_on_its_own_schedule() {
-    let app = TestApp::spawn_with(|s| s.worker.payment_sweep_interval_s = 1).await;
+    let app = TestApp::spawn_with(|s| s.worker.repair_interval_s = 1).await;
     let pool = app.store.pg_pool();
     let customer = schema::customer(pool).await;
     let payment = overdue_payment(pool, customer, "pending").await;
@@ -79,7 +79,7 @@ async fn the_worker_role_sweeps_on_its_own_schedule() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while status(pool, payment).await != "expired" {
         let metrics = app.metrics().await;
-        assert!(!metrics.contains(r#"job="sweep_payment_sessions",outcome="error""#), "{metrics}");
+        assert!(!metrics.contains(r#"job="repair",outcome="error""#), "{metrics}");
         assert!(tokio::time::Instant::now() < deadline, "no sweep within 30 s at a 1 s period: {metrics}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -87,10 +87,10 @@ async fn the_worker_role_sweeps_on_its_own_schedule() {
     // recount): wait for it to finish and count itself.
     loop {
         let metrics = app.metrics().await;
-        if metrics.contains(r#"bestie_jobs_total{kind="sweep_payment_sessions",outcome="ok"}"#) {
+        if metrics.contains(r#"bestie_jobs_total{kind="repair",outcome="ok"}"#) {
             break;
         }
-        assert!(!metrics.contains(r#"job="sweep_payment_sessions",outcome="error""#), "{metrics}");
+        assert!(!metrics.contains(r#"job="repair",outcome="error""#), "{metrics}");
         assert!(tokio::time::Instant::now() < deadline, "the sweep job never finished: {metrics}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -99,7 +99,7 @@ async fn the_worker_role_sweeps_on_its_own_schedule() {
 #[tokio::test]
 async fn the_workers_recover_after_the_database_was_unreachable() {
     let app = TestApp::spawn_with(|s| {
-        s.worker.payment_sweep_interval_s = 1;
+        s.worker.repair_interval_s = 1;
         s.database.max_connections = 3;
         s.database.acquire_timeout_ms = 300;
     })

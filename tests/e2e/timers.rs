@@ -166,7 +166,7 @@ async fn two_worker_processes_fire_each_timer_once() {
 
 #[tokio::test]
 async fn a_payment_session_expires_at_its_own_timer_not_before() {
-    let app = TestApp::spawn_with(|s| s.worker.payment_sweep_interval_s = 3_600).await;
+    let app = TestApp::spawn_with(|s| s.worker.repair_interval_s = 3_600).await;
     let pool = app.store.pg_pool();
     let customer = crate::schema::customer(pool).await;
     let expires_ms = now_ms() + 2_000;

@@ -9,8 +9,8 @@ pub mod expire_payment_session;
 pub mod fire_timer;
 pub mod jobs;
 pub mod record_probe;
+pub mod repair;
 pub mod send_push;
-pub mod sweep_payment_sessions;
 pub mod timers;
 
 use std::time::Duration;
@@ -85,11 +85,11 @@ pub async fn run(
 ) -> Result<(), WorkerError> {
     let poll = Duration::from_millis(settings.poll_interval_ms.max(10));
     create_job_series(&ctx.metrics);
-    let sweep_storage = sweep_payment_sessions::storage(&ctx.store);
+    let sweep_storage = repair::storage(&ctx.store);
     let depth = tokio::spawn(report_queue_depth(ctx.clone(), shutdown.clone()));
-    let scheduler = tokio::spawn(sweep_payment_sessions::schedule(
+    let scheduler = tokio::spawn(repair::schedule(
         sweep_storage.clone(),
-        Duration::from_secs(settings.payment_sweep_interval_s.max(1)),
+        Duration::from_secs(settings.repair_interval_s.max(1)),
         shutdown.clone(),
     ));
     while !shutdown.is_cancelled() {
@@ -116,10 +116,10 @@ pub async fn run(
                 worker.restarts() < RESTARTS_PER_MONITOR
             })
             .register(move |_restarts| {
-                WorkerBuilder::new(format!("{name}-sweep-payment-sessions"))
+                WorkerBuilder::new(format!("{name}-repair"))
                     .backend(PollWith::new(storage.clone(), IntervalStrategy::new(poll)))
                     .data(worker_ctx.clone())
-                    .build(sweep_payment_sessions::handle)
+                    .build(repair::handle)
             })
             .register(move |_restarts| {
                 // Timers sleep until their exact due time inside the job, so they run in
@@ -185,7 +185,7 @@ fn queues() -> [(&'static str, &'static str); 4] {
         (type_name::<timers::FireTimer>(), fire_timer::JOB),
         (type_name::<charge_payment::ChargePayment>(), charge_payment::JOB),
         (type_name::<send_push::SendPush>(), send_push::JOB),
-        (type_name::<sweep_payment_sessions::SweepPaymentSessions>(), sweep_payment_sessions::JOB),
+        (type_name::<repair::Repair>(), repair::JOB),
     ]
 }
 
@@ -193,7 +193,7 @@ fn queues() -> [(&'static str, &'static str); 4] {
 /// timer counts under its kind).
 fn job_names() -> impl Iterator<Item = &'static str> {
     let kinds = domain::jobs::TimerKind::ALL.into_iter().map(domain::jobs::TimerKind::as_str);
-    [charge_payment::JOB, send_push::JOB, sweep_payment_sessions::JOB].into_iter().chain(kinds)
+    [charge_payment::JOB, send_push::JOB, repair::JOB].into_iter().chain(kinds)
 }
 
 /// Creates every job's counters at zero, so rates and alerts over them have a series before

@@ -361,7 +361,7 @@ pub async fn close_window(services: &Services, request: RequestId) -> Result<Opt
 }
 
 /// Closes pending requests whose window ended over a minute ago: their timer was lost (a
-/// process died between the request and its timer). Runs with the payment sweep.
+/// process died between the request and its timer). Runs with the repair sweep.
 pub async fn close_overdue_windows(services: &Services) -> Result<usize, StoreError> {
     let overdue = services.store.overdue_requests(60).await?;
     let mut closed = 0;

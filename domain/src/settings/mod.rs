@@ -399,13 +399,16 @@ pub struct WorkerSettings {
     pub name: String,
     /// How often the job backend is polled for due jobs, in milliseconds.
     pub poll_interval_ms: u64,
-    /// Period of the payment-session sweep, in seconds.
-    pub payment_sweep_interval_s: u64,
+    /// Period of the repair sweep (expired payments, pending charges, and whatever a lost
+    /// timer left open), in seconds. `payment_sweep_interval_s`, its name until 2026-12, is
+    /// still read.
+    #[serde(alias = "payment_sweep_interval_s")]
+    pub repair_interval_s: u64,
 }
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        Self { name: "bestie-worker".into(), poll_interval_ms: 100, payment_sweep_interval_s: 60 }
+        Self { name: "bestie-worker".into(), poll_interval_ms: 100, repair_interval_s: 60 }
     }
 }
 

@@ -29,7 +29,7 @@
 //!
 //! Customer 0 also leaves one payment unconfirmed (it expires: the check sets a one-minute
 //! payment timeout) and customer 1 cancels one. The timers (window ends, session warnings,
-//! time-ups, graces, payment expiries), the pushes and the payment sweep run in the server's
+//! time-ups, graces, payment expiries), the pushes and the repair sweep run in the server's
 //! workers meanwhile. Prints a JSON summary; fails when no customer was paired, no message
 //! acknowledged or no poll answered, so a check built on it cannot pass on an idle server.
 

@@ -1,7 +1,13 @@
-//! The payment-session sweep: every `payment_sweep_interval_s` (60 s by default) it closes
-//! payments whose expiry has passed. Expiry is also checked inline at every transition; the
-//! sweep makes sure abandoned rows reach their final state and land in the failure ledger,
-//! and finishes confirm charges left pending (`domain::payment::finish_stale_charges`).
+//! The repair sweep: every `repair_interval_s` (60 s by default) it finishes what a lost timer
+//! or a process that died mid-step left undone. Each flow has its own timer and checks its
+//! deadline inline at every transition; this is the backstop that makes every abandoned row
+//! reach its final state:
+//! - payments whose expiry passed are closed (and land in the failure ledger);
+//! - confirm charges left pending are finished (`domain::payment::finish_stale_charges`);
+//! - searches whose window ended are closed (`domain::pairing::close_overdue_windows`);
+//! - chat sessions past their end or grace are moved on, each mitra's live sessions are
+//!   recounted from the record, and extension requests past their window are resolved
+//!   (`domain::session::close_overdue`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -15,23 +21,23 @@ use tokio_util::sync::CancellationToken;
 
 use crate::JobContext;
 
-pub const JOB: &str = "sweep_payment_sessions";
+pub const JOB: &str = "repair";
 
-/// One sweep, queued once per period.
+/// One repair sweep, queued once per period.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct SweepPaymentSessions {
+pub struct Repair {
     /// The start of the period (unix seconds) this sweep belongs to.
     pub period_start_s: u64,
 }
 
-pub type Storage = PostgresStorage<SweepPaymentSessions>;
+pub type Storage = PostgresStorage<Repair>;
 
 pub fn storage(store: &Store) -> Storage {
     PostgresStorage::new(store.pg_pool())
 }
 
-/// Closes expired payment sessions. Running it twice, or late, changes nothing more.
-pub async fn run(_job: &SweepPaymentSessions, ctx: &JobContext) -> Result<(), StoreError> {
+/// One repair sweep. Running it twice, or late, changes nothing more.
+pub async fn run(_job: &Repair, ctx: &JobContext) -> Result<(), StoreError> {
     let counts = domain::payment::sweep_expired(&ctx.store).await?;
     let swept = &ctx.metrics.payment_sessions_swept;
     swept.with_label_values(&[PaymentStatus::Expired.as_str()]).inc_by(counts.expired);
@@ -61,7 +67,7 @@ pub async fn run(_job: &SweepPaymentSessions, ctx: &JobContext) -> Result<(), St
     Ok(())
 }
 
-pub(crate) async fn handle(job: SweepPaymentSessions, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
+pub(crate) async fn handle(job: Repair, ctx: Data<JobContext>) -> Result<(), BoxDynError> {
     crate::record(&ctx.metrics, JOB, run(&job, &ctx).await)
 }
 
@@ -77,13 +83,13 @@ pub(crate) async fn schedule(mut storage: Storage, period: Duration, shutdown: C
         }
         let now_s = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
         let period_start_s = now_s - now_s % period.as_secs().max(1);
-        let task = TaskBuilder::new(SweepPaymentSessions { period_start_s })
+        let task = TaskBuilder::new(Repair { period_start_s })
             .idempotency_key(format!("{JOB}:{period_start_s}"))
             .max_attempts(3)
             .build();
         if let Err(error) = storage.push_task(task).await {
             // Most often another process queued this period's sweep first.
-            tracing::debug!(%error, "payment sweep not queued");
+            tracing::debug!(%error, "repair sweep not queued");
         }
     }
 }
