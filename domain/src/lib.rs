@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod app_config;
 pub mod auth;
 pub mod budget;
+pub mod capacity;
 pub mod charges;
 pub mod chat;
 pub mod clock;

@@ -21,16 +21,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app_config;
 use crate::auth::Principal;
+use crate::capacity::{self, Change, default_cap};
 use crate::ids::{MitraId, UserId};
 use crate::services::Services;
 use crate::settings::PresenceSettings;
 use crate::store::presence::{MitraPresence, Seeding};
 use crate::store::{Store, StoreError};
-
-/// The cap used when the Redis copy is missing and Postgres cannot be read.
-fn default_cap() -> i64 {
-    app_config::default_of(app_config::MAX_CUSTOMERS_PER_MITRA).unwrap_or(3)
-}
 
 /// The mitra's own switch: stored in Postgres (it survives a Redis restart) and applied to
 /// the counters. A mitra who becomes available is offered the open requests.
@@ -40,17 +36,9 @@ pub async fn set_mitra_status(
     mitra: &Principal,
     online: bool,
 ) -> Result<MitraPresence, StoreError> {
-    let store = &services.store;
-    store.set_mitra_status_online(mitra.mitra_id(), online).await?;
-    let presence = store.set_mitra_status(mitra.mitra_id(), online, default_cap()).await?;
-    if presence.available
-        && let Err(error) =
-            crate::pairing::offer_open_requests(services, mitra.mitra_id(), presence.active_sessions).await
-    {
-        // The switch is set; the next blast or connection offers again.
-        tracing::warn!(%error, "offering open requests to a mitra who came online failed");
-    }
-    Ok(presence)
+    services.store.set_mitra_status_online(mitra.mitra_id(), online).await?;
+    let changed = capacity::changed(services, mitra.mitra_id(), Change::Switched { online }).await?;
+    Ok(changed.offer(services).await)
 }
 
 /// The mitra's presence as the counters see it.
@@ -159,33 +147,13 @@ pub async fn restore_from_record(
                 .for_each_concurrent(16, |(mitra, active)| {
                     let services = &services;
                     async move {
-                        if let Err(error) = crate::pairing::offer_open_requests(services, MitraId(mitra), active).await {
-                            tracing::warn!(%error, %mitra, "offering open requests to a restored mitra failed");
-                        }
+                        capacity::Changed::restored(MitraId(mitra), active).offer(services).await;
                     }
                 })
                 .await;
         });
     }
     Ok(Some(records.len()))
-}
-
-/// Records that hub `instance` holds the mitra's first socket there.
-pub async fn mitra_connected(
-    store: &Store,
-    mitra: MitraId,
-    instance: &str,
-) -> Result<MitraPresence, StoreError> {
-    store.mitra_connected(mitra, instance, default_cap()).await
-}
-
-/// Records that hub `instance` holds no socket of the mitra any more.
-pub async fn mitra_disconnected(
-    store: &Store,
-    mitra: MitraId,
-    instance: &str,
-) -> Result<MitraPresence, StoreError> {
-    store.mitra_disconnected(mitra, instance, default_cap()).await
 }
 
 /// Whether any socket of the user is open on a live hub instance (a push is sent only when

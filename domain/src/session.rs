@@ -6,17 +6,16 @@
 //! the session, so a repeated, late or stale timer (the session was extended or ended
 //! early) changes nothing. The repair sweep moves sessions whose timers were lost.
 
-use crate::ids::MitraId;
-use crate::ids::UserId;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::app_config;
 use crate::auth::{Principal, Role};
+use crate::capacity::{self, Change};
 use crate::chat::SessionRow;
 use crate::error::{DomainError, ErrorKind};
 use crate::event::{Event, EventKind};
-use crate::ids::SessionId;
+use crate::ids::{MitraId, SessionId, UserId};
 use crate::jobs::{Timer, TimerKind};
 use crate::services::{Notice, Services};
 use crate::store::chat::{ClosureKind, SessionStatus};
@@ -191,15 +190,10 @@ pub async fn complete(
     tracing::info!(session_id = %row.id, "chat session completed");
     // Committed: whatever fails below is repaired by the sweep's recount.
     let cap = app_config::get(&services.store, app_config::MAX_CUSTOMERS_PER_MITRA).await.unwrap_or(3);
-    match services.store.add_mitra_sessions(row.mitra_id, -1, cap).await {
-        Ok(presence) if presence.available => {
-            if let Err(error) =
-                crate::pairing::offer_open_requests(services, row.mitra_id, presence.active_sessions).await
-            {
-                tracing::warn!(%error, "offering open requests to a freed-up mitra failed");
-            }
+    match capacity::changed(services, row.mitra_id, Change::SessionEnded { cap }).await {
+        Ok(changed) => {
+            changed.offer(services).await;
         }
-        Ok(_) => {}
         Err(error) => tracing::warn!(%error, "could not update the mitra's session count in Redis"),
     }
     let data = json!({ "session_id": row.id, "completed_at": row.completed_at });
@@ -312,8 +306,11 @@ pub async fn close_overdue(services: &Services) -> Result<usize, StoreError> {
     // lost delta (a crash between a commit and its delta) heals.
     let cap = app_config::get(&services.store, app_config::MAX_CUSTOMERS_PER_MITRA).await?;
     for (mitra, live) in services.store.live_session_counts().await? {
-        if let Err(error) = services.store.set_mitra_sessions(MitraId(mitra), live, cap).await {
-            tracing::warn!(%error, %mitra, "recounting a mitra's sessions failed");
+        match capacity::changed(services, MitraId(mitra), Change::Recounted { live, cap }).await {
+            Ok(changed) => {
+                changed.offer(services).await;
+            }
+            Err(error) => tracing::warn!(%error, %mitra, "recounting a mitra's sessions failed"),
         }
     }
     for extension in services.store.overdue_extensions(60).await? {

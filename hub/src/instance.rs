@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::auth::Role;
+use domain::capacity::{self, Change};
 use domain::events::StreamId;
 use domain::ids::{MitraId, UserId};
-use domain::presence;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -46,28 +46,21 @@ async fn apply_lane(inner: Arc<Inner>, mut ops: mpsc::UnboundedReceiver<RouteOp>
         let result = match op.change {
             RouteChange::Add => match store.add_route(op.user, instance).await {
                 Ok(()) if op.role == Role::Mitra => {
-                    presence::mitra_connected(store, MitraId(op.user.0), instance).await.map(|now| {
-                        if now.available {
-                            // A mitra who comes online mid-window is offered the open requests.
-                            let services = inner.services.clone();
-                            tokio::spawn(async move {
-                                let offered = domain::pairing::offer_open_requests(
-                                    &services,
-                                    MitraId(op.user.0),
-                                    now.active_sessions,
-                                );
-                                if let Err(error) = offered.await {
-                                    tracing::warn!(%error, "offering open requests failed");
-                                }
-                            });
-                        }
+                    let change = Change::Connected { instance };
+                    capacity::changed(&inner.services, MitraId(op.user.0), change).await.map(|changed| {
+                        // A mitra who comes online mid-window is offered the open requests,
+                        // from a task of its own: the lane goes on to the next change.
+                        let services = inner.services.clone();
+                        tokio::spawn(async move { changed.offer(&services).await });
                     })
                 }
                 other => other,
             },
             RouteChange::Remove => match store.remove_route(op.user, instance).await {
                 Ok(()) if op.role == Role::Mitra => {
-                    presence::mitra_disconnected(store, MitraId(op.user.0), instance).await.map(drop)
+                    let change = Change::Disconnected { instance };
+                    // A socket lost makes no room: nothing is offered.
+                    capacity::changed(&inner.services, MitraId(op.user.0), change).await.map(drop)
                 }
                 other => other,
             },

@@ -839,3 +839,26 @@ async fn a_search_whose_window_timer_was_lost_is_closed_by_the_sweep() {
     app.run_repair("a second sweep changes nothing").await;
     assert_eq!(ledger(pool, &payment).await.len(), 1);
 }
+
+/// A mitra whose session count in Redis drifted above the record (a crash lost the delta
+/// of a session's end) is not offered searches; the repair sweep's recount gives the room
+/// back and, through `domain::capacity`, offers the search that is open now.
+#[tokio::test]
+async fn a_mitra_given_room_back_by_the_recount_is_offered_the_open_search() {
+    use bestie::ServiceRole;
+    let app = TestApp::spawn_roles([ServiceRole::Api, ServiceRole::Hub].into(), |_| {}).await;
+    let operator = app.sign_in_operator().await;
+    let mut ayu = new_online_mitra(&app, &operator).await;
+    let drifted = app.store.set_mitra_sessions(MitraId(ayu.id), 3, 3).await.expect("drift");
+    assert!(!drifted.available, "at the cap by the counters, with no session in the record");
+
+    let rani = customer(&app).await;
+    let payment = paid(&app, &rani.token, json!({"tier_id": "15m"})).await;
+    let (status, request) = start_blast(&app, &rani.token, &payment).await;
+    assert_eq!(status, 201, "{request}");
+    app.run_repair("recount").await;
+    let offer = next_event(&mut ayu.socket, "chat_request").await;
+    assert_eq!(offer["request_id"], request["id"]);
+    let presence = app.store.mitra_presence(MitraId(ayu.id), 3).await.expect("presence");
+    assert_eq!((presence.active_sessions, presence.available), (0, true));
+}

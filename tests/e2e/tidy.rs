@@ -250,3 +250,22 @@ fn no_domain_function_takes_a_bare_uuid() {
     }
     assert!(found.is_empty(), "functions taking a bare Uuid (take an id of domain::ids): {found:#?}");
 }
+
+/// A mitra's room for chats changes in one place, `domain::capacity::changed`: no other
+/// production code moves the counters, so a change that made room always owes the mitra the
+/// open requests, decided once (`Change::may_make_room`). Tests set counters up directly.
+#[test]
+fn a_mitras_capacity_changes_only_through_domain_capacity() {
+    let found = offenders(
+        &production_sources(),
+        |path| path == "domain/src/capacity.rs" || path == "domain/src/store/presence.rs",
+        &[
+            ".set_mitra_status(",
+            ".mitra_connected(",
+            ".mitra_disconnected(",
+            ".add_mitra_sessions(",
+            ".set_mitra_sessions(",
+        ],
+    );
+    assert!(found.is_empty(), "capacity changed outside domain::capacity: {found:#?}");
+}

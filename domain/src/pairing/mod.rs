@@ -13,7 +13,6 @@
 //! The state change is committed first (`store::pairing`), then the events go out: an app
 //! that misses an event reads the state (`status`, the payment) when it resumes.
 
-use crate::ids::{RequestId, UserId};
 use serde_json::json;
 
 mod error;
@@ -24,10 +23,11 @@ pub use views::*;
 
 use crate::app_config;
 use crate::auth::{Principal, Role};
+use crate::capacity::{self, Change};
 use crate::error::{DomainError, ErrorKind};
 use crate::event::{Event, EventKind};
 use crate::failures::FailureCause;
-use crate::ids::{MitraId, PaymentId};
+use crate::ids::{MitraId, PaymentId, RequestId, UserId};
 use crate::jobs::{Timer, TimerKind};
 use crate::push::PushMessage;
 use crate::services::{Notice, Services};
@@ -281,12 +281,15 @@ pub async fn accept(
         paired_notice(&accepted, Role::Customer, UserId::from(accepted.request.customer_id)),
         paired_notice(&accepted, Role::Mitra, mitra.id),
     ]);
-    // A delta, not the count: two accepts of one mitra may reach Redis in either order.
-    let sessions = store.add_mitra_sessions(mitra.mitra_id(), 1, cap);
+    let sessions = capacity::changed(services, mitra.mitra_id(), Change::SessionStarted { cap });
     let timers = crate::session::schedule_end(services, accepted.session.id, accepted.session.ends_at);
     let (_, _, sessions, ()) = tokio::join!(others, paired, sessions, timers);
-    if let Err(error) = sessions {
-        tracing::warn!(%error, "could not update the mitra's session count in Redis");
+    match sessions {
+        // A session taken makes no room: nothing is offered.
+        Ok(changed) => {
+            changed.offer(services).await;
+        }
+        Err(error) => tracing::warn!(%error, "could not update the mitra's session count in Redis"),
     }
     Ok(accepted)
 }
