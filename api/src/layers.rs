@@ -190,9 +190,14 @@ where
     }
 }
 
-/// Routes probed every few seconds by machines (orchestrators, Prometheus): their access
-/// lines are debug, so they do not bury the rest.
-const PROBE_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+/// Routes asked on a timer: the probes (orchestrators, Prometheus, every few seconds) and the
+/// apps' availability poll (every open customer app, every 5 s). Their successful answers'
+/// access lines are debug: at a hundred thousand open apps the poll alone would write twenty
+/// thousand lines a second that say nothing the metrics don't (`bestie_http_requests_total`,
+/// `bestie_availability_polls_total`), and writing them cost the poll a fifth of its
+/// throughput (docs/BENCHMARKS.md, "The hot path"). A refusal (4xx) of these routes is
+/// logged at info like any other.
+const QUIET_ROUTES: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/api/client/mitra-availability"];
 
 /// The answer's one log line, each with the request id the client saw, the listener, the
 /// method as its metric label (the client writes the method), the matched route (never the
@@ -201,7 +206,8 @@ const PROBE_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 /// - a 5xx: `request failed`, with the error's code and what went wrong (never returned), at
 ///   any filter; 503s (a dependency down, retryable) are warnings, the rest errors;
 /// - any other: the access line `served`, target `access`, at info (`BESTIE__LOG__FILTER=
-///   info,access=off` drops it), at debug for [`PROBE_ROUTES`].
+///   info,access=off` drops it), at debug for an answer below 400 of [`QUIET_ROUTES`]
+///   (`info,access=debug` shows them).
 fn log_answer(response: &mut Response, listener: Listener, route: &str, method: &str, latency_ms: f64) {
     let status = response.status().as_u16();
     let listener = listener.as_str();
@@ -209,7 +215,7 @@ fn log_answer(response: &mut Response, listener: Listener, route: &str, method: 
         response.status().is_server_error().then(|| response.extensions_mut().remove::<ServerError>());
     let request_id = response.headers().get(REQUEST_ID).and_then(|id| id.to_str().ok()).unwrap_or_default();
     let Some(error) = error else {
-        if PROBE_ROUTES.contains(&route) {
+        if status < 400 && QUIET_ROUTES.contains(&route) {
             tracing::debug!(target: "access", request_id, listener, method, route, status, latency_ms, "served");
         } else {
             tracing::info!(target: "access", request_id, listener, method, route, status, latency_ms, "served");

@@ -277,7 +277,8 @@ async fn production_logs_are_json_with_ids_and_never_carry_secrets_or_bodies() {
 
 /// At the default filter (info) a request opens no span, yet a server error is logged once,
 /// with the request id the client saw, the route, the status, the code and what went wrong;
-/// any other answer has its access line.
+/// any other answer has its access line, but for the successful answers of the routes asked
+/// on a timer (probes, the availability poll).
 #[tokio::test]
 async fn a_server_error_is_logged_with_the_request_id_the_client_saw() {
     let settings = isolated_settings();
@@ -291,14 +292,12 @@ async fn a_server_error_is_logged_with_the_request_id_the_client_saw() {
     let public = bestie.public;
 
     let token = crate::harness::token_for(&settings, Uuid::new_v4(), domain::auth::Role::Customer);
-    let served = reqwest::Client::new()
-        .get(format!("http://{public}/api/client/mitra-availability"))
-        .bearer_auth(&token)
-        .header("x-request-id", "poll-1")
-        .send()
-        .await
-        .expect("answered");
-    assert_eq!(served.status(), 200);
+    let poll = format!("http://{public}/api/client/mitra-availability");
+    let http = reqwest::Client::new();
+    let answered = http.get(&poll).bearer_auth(&token).header("x-request-id", "poll-1").send().await;
+    assert_eq!(answered.expect("answered").status(), 200);
+    let refused = http.get(&poll).bearer_auth("not-a-token").header("x-request-id", "poll-2").send().await;
+    assert_eq!(refused.expect("answered").status(), 401);
     domain::store::database::drop(settings.database.url.expose()).await.expect("drop database");
     let url = format!("http://{public}/api/client/payment-sessions/{}", Uuid::new_v4());
     let response = reqwest::Client::new().get(&url).bearer_auth(&token).send().await.expect("answered");
@@ -311,12 +310,14 @@ async fn a_server_error_is_logged_with_the_request_id_the_client_saw() {
     assert_eq!(bestie.wait_exit(Duration::from_secs(10)).await, Some(0));
 
     let lines = take_json_lines(&bestie.log);
-    // At info, each answer below 500 has its access line; the readiness probes have none.
+    // At info, each answer below 500 has its access line, except the successful answers of
+    // the routes asked on a timer: the readiness probes and the poll's 200 have none, the
+    // poll's refusal has one.
     let served: Vec<&Value> = lines.iter().filter(|line| line["message"] == "served").collect();
     assert_eq!(served.len(), 1, "{served:#?}");
     assert_eq!(
         (&served[0]["request_id"], &served[0]["route"], &served[0]["status"], &served[0]["level"]),
-        (&json!("poll-1"), &json!("/api/client/mitra-availability"), &json!(200), &json!("INFO")),
+        (&json!("poll-2"), &json!("/api/client/mitra-availability"), &json!(401), &json!("INFO")),
     );
     let failed: Vec<&Value> = lines.iter().filter(|line| line["message"] == "request failed").collect();
     assert_eq!(failed.len(), 1, "{lines:#?}");
