@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::{Principal, Role};
 use crate::error::{DomainError, ErrorKind};
-use crate::event::{Event, EventKind};
+use crate::event::{ChatMessageData, Event, ReceiptData, TypingData};
 use crate::ids::SessionId;
 use crate::push::PushMessage;
 use crate::services::{Notice, Services};
@@ -157,7 +157,7 @@ async fn deliver(services: &Services, sender: &Principal, origin: Option<&Socket
         Role::Customer => (Role::Mitra, session.mitra_id.into(), session.customer_call_name.as_str()),
         _ => (Role::Customer, session.customer_id.into(), session.mitra_display_name.as_str()),
     };
-    let event = Event::new(EventKind::ChatMessage, json!({ "message": MessageView::from(&sent.message) }));
+    let event = Event::ChatMessage(ChatMessageData { message: MessageView::from(&sent.message) });
     let preview: String = sent.message.body.chars().take(100).collect();
     let push = PushMessage {
         title: sender_name.to_owned(),
@@ -204,13 +204,15 @@ pub async fn mark(
         .ok_or(ChatError::SessionNotFound)?;
     if moved {
         let (role, other) = other_party(caller, &row);
-        let (kind, seq) = match (receipt, caller.role) {
-            (Receipt::Delivered, Role::Customer) => (EventKind::MessageDelivered, row.customer_delivered_seq),
-            (Receipt::Delivered, _) => (EventKind::MessageDelivered, row.mitra_delivered_seq),
-            (Receipt::Read, Role::Customer) => (EventKind::MessageRead, row.customer_read_seq),
-            (Receipt::Read, _) => (EventKind::MessageRead, row.mitra_read_seq),
+        let watermark = |up_to_seq| ReceiptData { session_id: row.id, up_to_seq, by: caller.role };
+        let event = match (receipt, caller.role) {
+            (Receipt::Delivered, Role::Customer) => {
+                Event::MessageDelivered(watermark(row.customer_delivered_seq))
+            }
+            (Receipt::Delivered, _) => Event::MessageDelivered(watermark(row.mitra_delivered_seq)),
+            (Receipt::Read, Role::Customer) => Event::MessageRead(watermark(row.customer_read_seq)),
+            (Receipt::Read, _) => Event::MessageRead(watermark(row.mitra_read_seq)),
         };
-        let event = Event::new(kind, json!({ "session_id": row.id, "up_to_seq": seq, "by": caller.role }));
         services.notify(vec![Notice { role, user: UserId(other), event, push: None }]).await;
     }
     Ok(row)
@@ -225,10 +227,8 @@ pub async fn typing(store: &Store, caller: &Principal, session: SessionId) -> Re
         return Err(ChatError::SessionNotOpen(row.status));
     }
     let (_, other) = other_party(caller, &row);
-    let event = Event::new(
-        EventKind::Typing,
-        json!({ "session_id": row.id, "by": caller.role, "expires_in_ms": TYPING_SHOWS_MS }),
-    );
+    let event =
+        Event::Typing(TypingData { session_id: row.id, by: caller.role, expires_in_ms: TYPING_SHOWS_MS });
     crate::events::publish_ephemeral(store, UserId(other), &event).await?;
     Ok(())
 }

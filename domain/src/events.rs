@@ -40,9 +40,9 @@ pub async fn publish_except(
     event: &Event,
     except: Option<&SocketRef>,
 ) -> Result<Published, StoreError> {
-    let json = serde_json::to_string(event).map_err(|e| StoreError::Encode(e.to_string()))?;
+    let encoded = event.encode()?;
     let ttl_ms = settings.stream_ttl_s.saturating_mul(1_000);
-    let (id, routed_to) = store.publish_event(user, &json, settings.stream_maxlen, ttl_ms, except).await?;
+    let (id, routed_to) = store.publish_event(user, &encoded, settings.stream_maxlen, ttl_ms, except).await?;
     Ok(Published { id, routed_to })
 }
 
@@ -54,16 +54,15 @@ pub async fn publish_to_many(
     users: &[UserId],
     event: &Event,
 ) -> Result<Vec<(UserId, Published)>, StoreError> {
-    let json = serde_json::to_string(event).map_err(|e| StoreError::Encode(e.to_string()))?;
+    let encoded = event.encode()?;
     let ttl_ms = settings.stream_ttl_s.saturating_mul(1_000);
-    let published = store.publish_event_to_many(users, &json, settings.stream_maxlen, ttl_ms).await?;
+    let published = store.publish_event_to_many(users, &encoded, settings.stream_maxlen, ttl_ms).await?;
     Ok(published.into_iter().map(|(user, id, routed_to)| (user, Published { id, routed_to })).collect())
 }
 
 /// Sends `event` to the user's open sockets only; it is never stored.
 pub async fn publish_ephemeral(store: &Store, user: UserId, event: &Event) -> Result<(), StoreError> {
-    let json = serde_json::to_string(event).map_err(|e| StoreError::Encode(e.to_string()))?;
-    store.publish_ephemeral(user, &json).await
+    store.publish_ephemeral(user, &event.encode()?).await
 }
 
 /// What a client that reconnects with `last_event_id` missed.

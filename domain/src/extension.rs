@@ -20,12 +20,13 @@ use crate::app_config;
 use crate::auth::{Principal, Role};
 use crate::charges::{self, ChargeError, ChargeRequest};
 use crate::error::{DomainError, ErrorKind};
-use crate::event::{Event, EventKind};
+use crate::event::{ClosingData, Event, ExtensionRequestedData, ExtensionResolvedData, ResumedData};
 use crate::ids::{ExtensionId, PaymentId, SessionId};
 use crate::jobs::{Timer, TimerKind};
 use crate::push::PushMessage;
 use crate::services::{Notice, Services};
 use crate::store::StoreError;
+use crate::store::chat::ClosureKind;
 use crate::store::chat::SessionStatus;
 use crate::store::extensions::PendingExtension;
 pub use crate::store::extensions::{ExtensionReason, ExtensionRow, ExtensionStatus, Resolved};
@@ -183,16 +184,13 @@ pub async fn request(
         tracing::warn!(%error, "the extension timer could not be queued; the sweep will resolve it");
     }
     let countdown_s = (extension.expires_at - chrono::Utc::now()).num_seconds().max(0);
-    let event = Event::new(
-        EventKind::ExtensionRequested,
-        json!({
-            "extension_id": extension.id,
-            "session_id": extension.chat_session_id,
-            "duration_minutes": extension.duration_minutes,
-            "expires_at": extension.expires_at,
-            "countdown_s": countdown_s,
-        }),
-    );
+    let event = Event::ExtensionRequested(ExtensionRequestedData {
+        extension_id: extension.id,
+        session_id: extension.chat_session_id,
+        duration_minutes: extension.duration_minutes,
+        expires_at: extension.expires_at,
+        countdown_s,
+    });
     let push = PushMessage {
         title: "Permintaan perpanjangan".into(),
         body: format!("Customer ingin menambah {} menit", extension.duration_minutes),
@@ -345,8 +343,8 @@ async fn resolve_approve(
     services.metrics.payment_transitions.with_label_values(&[PaymentStatus::Consumed.as_str()]).inc();
     crate::session::schedule_end(services, resolved.extension.chat_session_id, resolved.ends_at).await;
     announce(services, &resolved).await;
-    let data = json!({ "session_id": resolved.extension.chat_session_id, "ends_at": resolved.ends_at });
-    tell_both(services, &resolved, EventKind::SessionResumed, data).await;
+    let data = ResumedData { session_id: resolved.extension.chat_session_id, ends_at: resolved.ends_at };
+    tell_both(services, &resolved, Event::SessionResumed(data)).await;
     Ok(resolved)
 }
 
@@ -377,32 +375,31 @@ async fn resolve_reject(
                 tracing::warn!(%error, "the grace timer could not be queued; the sweep will complete it");
             }
         }
-        let data = json!({
-            "session_id": resolved.extension.chat_session_id,
-            "reason": "time_up",
-            "by": null,
-            "grace_ends_at": resolved.grace_ends_at,
-            "can_extend": true,
-        });
-        tell_both(services, &resolved, EventKind::SessionClosing, data).await;
+        let data = ClosingData {
+            session_id: resolved.extension.chat_session_id,
+            reason: ClosureKind::TimeUp,
+            by: None,
+            grace_ends_at: resolved.grace_ends_at,
+            can_extend: true,
+        };
+        tell_both(services, &resolved, Event::SessionClosing(data)).await;
     }
     Ok(resolved)
 }
 
 async fn announce(services: &Services, resolved: &Resolved) {
     let extension = &resolved.extension;
-    let data = json!({
-        "extension_id": extension.id,
-        "session_id": extension.chat_session_id,
-        "outcome": extension.status,
-        "reason": extension.resolution_reason,
-        "ends_at": resolved.ends_at,
-    });
-    tell_both(services, resolved, EventKind::ExtensionResolved, data).await;
+    let data = ExtensionResolvedData {
+        extension_id: extension.id,
+        session_id: extension.chat_session_id,
+        outcome: extension.status,
+        reason: extension.resolution_reason,
+        ends_at: resolved.ends_at,
+    };
+    tell_both(services, resolved, Event::ExtensionResolved(data)).await;
 }
 
-async fn tell_both(services: &Services, resolved: &Resolved, kind: EventKind, data: serde_json::Value) {
-    let event = Event::new(kind, data);
+async fn tell_both(services: &Services, resolved: &Resolved, event: Event) {
     services
         .notify(vec![
             Notice {

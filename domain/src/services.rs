@@ -52,7 +52,7 @@ impl Services {
         let published = match crate::events::publish_to_many(&self.store, &self.hub, &users, event).await {
             Ok(published) => published,
             Err(error) => {
-                tracing::warn!(%error, kind = event.kind.as_str(), users = users.len(), "fan-out failed");
+                tracing::warn!(%error, kind = event.kind().as_str(), users = users.len(), "fan-out failed");
                 return Vec::new();
             }
         };
@@ -120,7 +120,7 @@ impl Services {
                     }
                 }
                 Err(error) => {
-                    tracing::warn!(%error, user = %notice.user, kind = notice.event.kind.as_str(), "publish failed")
+                    tracing::warn!(%error, user = %notice.user, kind = notice.event.kind().as_str(), "publish failed")
                 }
             }
         }

@@ -14,7 +14,7 @@ use crate::auth::{Principal, Role};
 use crate::capacity::{self, Change};
 use crate::chat::SessionRow;
 use crate::error::{DomainError, ErrorKind};
-use crate::event::{Event, EventKind};
+use crate::event::{ClosingData, ClosingMessageData, CompletedData, EndingWarningData, Event};
 use crate::ids::{MitraId, SessionId, UserId};
 use crate::jobs::{Timer, TimerKind};
 use crate::services::{Notice, Services};
@@ -104,8 +104,7 @@ pub async fn schedule_end(services: &Services, session: SessionId, ends_at: chro
 }
 
 /// Both parties of a session get `event`.
-async fn tell_both(services: &Services, row: &SessionRow, kind: EventKind, data: serde_json::Value) {
-    let event = Event::new(kind, data);
+async fn tell_both(services: &Services, row: &SessionRow, event: Event) {
     services
         .notify(vec![
             Notice {
@@ -132,8 +131,8 @@ pub async fn warn(services: &Services, session: SessionId, due_at_ms: u64) -> Re
         return Ok(());
     }
     let seconds_left = (row.ends_at - chrono::Utc::now()).num_seconds().max(0);
-    let data = json!({ "session_id": row.id, "ends_at": row.ends_at, "seconds_left": seconds_left });
-    tell_both(services, &row, EventKind::SessionEndingWarning, data).await;
+    let data = EndingWarningData { session_id: row.id, ends_at: row.ends_at, seconds_left };
+    tell_both(services, &row, Event::SessionEndingWarning(data)).await;
     Ok(())
 }
 
@@ -164,15 +163,14 @@ async fn closing_started(services: &Services, row: &SessionRow, reason: ClosureK
             tracing::warn!(%error, session = %row.id, "the grace timer could not be queued; the sweep will complete it");
         }
     }
-    let data = json!({
-        "session_id": row.id,
-        "reason": reason,
-        "by": by,
-        "grace_ends_at": row.grace_ends_at,
-        // Only a session whose time ran out may still be extended by the customer.
-        "can_extend": reason == ClosureKind::TimeUp,
-    });
-    tell_both(services, row, EventKind::SessionClosing, data).await;
+    let data = ClosingData {
+        session_id: row.id,
+        reason,
+        by,
+        grace_ends_at: row.grace_ends_at,
+        can_extend: reason == ClosureKind::TimeUp,
+    };
+    tell_both(services, row, Event::SessionClosing(data)).await;
 }
 
 /// The grace timer: a closing session completes and the mitra's capacity frees up. A timer
@@ -196,8 +194,8 @@ pub async fn complete(
         }
         Err(error) => tracing::warn!(%error, "could not update the mitra's session count in Redis"),
     }
-    let data = json!({ "session_id": row.id, "completed_at": row.completed_at });
-    tell_both(services, &row, EventKind::SessionCompleted, data).await;
+    let data = CompletedData { session_id: row.id, completed_at: row.completed_at };
+    tell_both(services, &row, Event::SessionCompleted(data)).await;
     Ok(())
 }
 
@@ -278,10 +276,8 @@ pub async fn leave_closing_message(
         Role::Customer => (Role::Mitra, UserId::from(row.mitra_id)),
         _ => (Role::Customer, row.customer_id.into()),
     };
-    let event = Event::new(
-        EventKind::ClosingMessage,
-        json!({ "session_id": row.id, "by": caller.role, "message": trimmed }),
-    );
+    let data = ClosingMessageData { session_id: row.id, by: caller.role, message: trimmed.to_owned() };
+    let event = Event::ClosingMessage(data);
     services.notify(vec![Notice { role, user: other, event, push: None }]).await;
     Ok(row)
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use domain::auth::Role;
 use domain::capacity::{self, Change};
+use domain::event::EventKind;
 use domain::events::StreamId;
-use domain::ids::{MitraId, UserId};
+use domain::ids::MitraId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -153,7 +154,7 @@ pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
                 }
                 let lag_ms = domain::clock::now_ms().saturating_sub(entry.published_ms);
                 inner.metrics.hub_stream_lag_seconds.observe(lag_ms as f64 / 1_000.0);
-                let kind = event_kind(&entry.event);
+                let kind = entry.kind.map_or("unknown", EventKind::as_str);
                 for (user, event_id) in &entry.recipients {
                     let id = event_id.as_deref().and_then(StreamId::parse);
                     let frame = crate::protocol::event_frame(&entry.event, event_id.as_deref());
@@ -164,7 +165,7 @@ pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
                         kind,
                         resync: false,
                     });
-                    inner.registry.deliver(UserId(*user), &outbound, entry.except_socket);
+                    inner.registry.deliver(*user, &outbound, entry.except_socket);
                 }
             }
         }
@@ -206,14 +207,4 @@ async fn recover_routes(inner: Arc<Inner>) {
         sockets,
         "the hub inbox was gone (Redis lost its data): routes announced again, sockets told to resync"
     );
-}
-
-/// The wire name of an event's type (`{"type": ..., "data": ...}`), for metric labels.
-fn event_kind(event: &str) -> &'static str {
-    #[derive(serde::Deserialize)]
-    struct Head {
-        #[serde(rename = "type")]
-        kind: domain::event::EventKind,
-    }
-    serde_json::from_str::<Head>(event).map_or("unknown", |head| head.kind.as_str())
 }

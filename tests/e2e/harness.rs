@@ -52,6 +52,21 @@ pub fn token_for(settings: &Settings, id: uuid::Uuid, role: Role) -> String {
 }
 
 /// A WebSocket URL with the token in the query string.
+/// A `chat_message` event whose message has `seq` `n` and `body`, to publish straight to a
+/// user (the hub's tests need an event, not a chat).
+pub fn message_event(n: i64, body: &str) -> domain::event::Event {
+    let message = domain::chat::MessageView {
+        id: uuid::Uuid::new_v4(),
+        session_id: uuid::Uuid::nil(),
+        seq: n,
+        sender_role: Role::Customer,
+        client_msg_id: format!("m-{n}"),
+        body: body.to_owned(),
+        created_at: chrono::Utc::now(),
+    };
+    domain::event::Event::ChatMessage(domain::event::ChatMessageData { message })
+}
+
 pub fn ws_url_with_token(public: SocketAddr, token: &str) -> String {
     format!("ws://{public}/ws?token={token}")
 }

@@ -4,18 +4,18 @@
 use std::time::{Duration, Instant};
 
 use domain::auth::Role;
-use domain::event::{Event, EventKind};
+use domain::event::{Event, TypingData};
 use domain::ids::{MitraId, UserId};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::harness::{BestieProcess, TestApp, WsClient, eventually, ws_url_with_token};
+use crate::harness::{BestieProcess, TestApp, WsClient, eventually, message_event, ws_url_with_token};
 
-fn event(n: u64) -> Event {
-    Event::new(EventKind::ChatMessage, json!({ "n": n }))
+fn event(n: i64) -> Event {
+    message_event(n, "hai")
 }
 
-async fn publish(app: &TestApp, user: Uuid, n: u64) -> String {
+async fn publish(app: &TestApp, user: Uuid, n: i64) -> String {
     domain::events::publish(&app.store, &app.settings.hub, UserId(user), &event(n)).await.expect("publish").id
 }
 
@@ -34,9 +34,13 @@ async fn an_event_published_on_one_instance_reaches_a_user_on_another() {
     let user = Uuid::new_v4();
     let mut socket = WsClient::connect_welcomed(&url(&a, user, Role::Customer, None)).await;
 
-    let id = publish(&b, user, 1).await;
+    let event = event(1);
+    let id =
+        domain::events::publish(&b.store, &b.settings.hub, UserId(user), &event).await.expect("publish").id;
     let frame = socket.next_json().await;
-    assert_eq!(frame, json!({"id": id, "type": "chat_message", "data": {"n": 1}}));
+    let mut sent = serde_json::to_value(&event).expect("json");
+    sent["id"] = json!(id);
+    assert_eq!(frame, sent);
 }
 
 #[tokio::test]
@@ -52,7 +56,10 @@ async fn a_user_with_two_devices_gets_every_event_on_both() {
     for device in [&mut phone, &mut tablet] {
         for (n, id) in ids.iter().enumerate() {
             let frame = device.next_json().await;
-            assert_eq!((frame["id"].as_str(), &frame["data"]["n"]), (Some(id.as_str()), &json!(n + 1)));
+            assert_eq!(
+                (frame["id"].as_str(), &frame["data"]["message"]["seq"]),
+                (Some(id.as_str()), &json!(n + 1))
+            );
         }
     }
     // Nobody else got them: the next frame the other user sees is the answer to its ping.
@@ -91,7 +98,7 @@ async fn a_client_that_reconnects_resumes_with_nothing_lost_or_repeated() {
         let frame = socket.next_json().await;
         match frame["type"].as_str() {
             Some("chat_message") => {
-                seen.push(frame["data"]["n"].as_u64().expect("n"));
+                seen.push(frame["data"]["message"]["seq"].as_i64().expect("seq"));
                 ids.push(
                     domain::events::StreamId::parse(frame["id"].as_str().expect("id")).expect("valid id"),
                 );
@@ -128,7 +135,7 @@ async fn a_gap_that_is_no_longer_kept_gives_resync_required() {
     let recent = publish(&app, user, 351).await;
     publish(&app, user, 352).await;
     let mut socket = WsClient::connect_welcomed(&url(&app, user, Role::Customer, Some(&recent))).await;
-    assert_eq!(socket.next_json().await["data"]["n"], 352);
+    assert_eq!(socket.next_json().await["data"]["message"]["seq"], 352);
     assert_eq!(socket.next_json().await, json!({"type": "resumed", "data": {"count": 1}}));
 }
 
@@ -169,9 +176,13 @@ async fn typing_reaches_open_sockets_and_is_never_replayed() {
     let app = TestApp::spawn().await;
     let user = Uuid::new_v4();
     let mut socket = WsClient::connect_welcomed(&url(&app, user, Role::Customer, None)).await;
-    let typing = Event::new(EventKind::Typing, json!({"session_id": "s"}));
+    let session = domain::ids::SessionId(Uuid::new_v4());
+    let typing = Event::Typing(TypingData { session_id: session, by: Role::Mitra, expires_in_ms: 5_000 });
     domain::events::publish_ephemeral(&app.store, UserId(user), &typing).await.expect("publish");
-    assert_eq!(socket.next_json().await, json!({"type": "typing", "data": {"session_id": "s"}}));
+    assert_eq!(
+        socket.next_json().await,
+        json!({"type": "typing", "data": {"session_id": session, "by": "mitra", "expires_in_ms": 5_000}})
+    );
     let id = publish(&app, user, 1).await;
     assert_eq!(socket.next_json().await["id"], id.as_str());
     drop(socket);
@@ -341,7 +352,7 @@ async fn a_client_that_cannot_keep_up_is_closed_with_1013() {
     let big = "x".repeat(32 * 1024);
     let mut closed = false;
     for n in 0..2_000 {
-        let payload = Event::new(EventKind::ChatMessage, json!({"n": n, "pad": big}));
+        let payload = message_event(n, &big);
         domain::events::publish(&app.store, &app.settings.hub, UserId(user), &payload)
             .await
             .expect("publish");
@@ -415,7 +426,7 @@ async fn an_id_the_stream_never_generated_gives_resync_and_live_events_still_flo
     let mut socket = WsClient::connect_welcomed(&url(&app, user, Role::Customer, Some(future))).await;
     assert_eq!(socket.next_json().await["type"], "resync_required");
     publish(&app, user, 2).await;
-    assert_eq!(socket.next_json().await["data"]["n"], 2);
+    assert_eq!(socket.next_json().await["data"]["message"]["seq"], 2);
 }
 
 #[tokio::test]
@@ -424,9 +435,9 @@ async fn server_frames_larger_than_the_client_frame_limit_are_delivered() {
     let user = Uuid::new_v4();
     let mut socket = WsClient::connect_welcomed(&url(&app, user, Role::Customer, None)).await;
     let big = "y".repeat(100 * 1024);
-    let payload = Event::new(EventKind::ChatMessage, json!({"pad": big}));
+    let payload = message_event(1, &big);
     domain::events::publish(&app.store, &app.settings.hub, UserId(user), &payload).await.expect("publish");
-    assert_eq!(socket.next_json().await["data"]["pad"].as_str().map(str::len), Some(100 * 1024));
+    assert_eq!(socket.next_json().await["data"]["message"]["body"].as_str().map(str::len), Some(100 * 1024));
 }
 
 /// The server answers a client's close frame with the same code, so the client records a

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use domain::auth::Role;
-use domain::event::{Event, EventKind};
+use domain::event::{Event, TypingData};
 use domain::ids::{MitraId, UserId};
 use reqwest::Method;
 use serde_json::json;
@@ -83,8 +83,8 @@ async fn availability_polls_are_counted_by_their_answer() {
 async fn resumes_count_replayed_events_and_delivery_is_timed_by_event_type() {
     let app = TestApp::spawn().await;
     let user = Uuid::new_v4();
-    let publish = |n: u64| {
-        let event = Event::new(EventKind::ChatMessage, json!({ "n": n }));
+    let publish = |n: i64| {
+        let event = crate::harness::message_event(n, "hai");
         let (store, hub) = (app.store.clone(), app.settings.hub.clone());
         async move { domain::events::publish(&store, &hub, UserId(user), &event).await.expect("publish").id }
     };
@@ -99,11 +99,15 @@ async fn resumes_count_replayed_events_and_delivery_is_timed_by_event_type() {
     for expected in ["chat_message", "chat_message", "resumed"] {
         assert_eq!(socket.next_json().await["type"], expected);
     }
-    let typing = Event::new(EventKind::Typing, json!({}));
+    let typing = Event::Typing(TypingData {
+        session_id: domain::ids::SessionId(Uuid::new_v4()),
+        by: Role::Mitra,
+        expires_in_ms: 5_000,
+    });
     domain::events::publish_ephemeral(&app.store, UserId(user), &typing).await.expect("typing");
     assert_eq!(socket.next_json().await["type"], "typing");
     publish(4).await;
-    assert_eq!(socket.next_json().await["data"]["n"], 4);
+    assert_eq!(socket.next_json().await["data"]["message"]["seq"], 4);
 
     let text = app.metrics().await;
     assert_eq!(value(&text, r#"bestie_hub_resumes_total{outcome="replayed"}"#), Some(1.0), "{text}");

@@ -197,12 +197,12 @@ fn the_protocol_lists_exactly_the_events_the_code_sends() {
     for kind in kinds {
         let variant: String =
             kind.split('_').map(|word| word[..1].to_ascii_uppercase() + &word[1..]).collect();
-        let path = format!("EventKind::{variant}");
+        let path = format!("Event::{variant}");
         let sent = sources.iter().any(|(_, text)| {
             text.match_indices(&path)
                 .any(|(at, _)| !text[at + path.len()..].starts_with(|c: char| c.is_ascii_alphanumeric()))
         });
-        assert!(sent, "EventKind::{variant} ({kind}) is never made outside domain/src/event.rs");
+        assert!(sent, "Event::{variant} ({kind}) is never made outside domain/src/event.rs");
     }
 }
 

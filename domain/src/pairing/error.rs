@@ -3,6 +3,7 @@
 //! payment that is not the caller's is `payment_not_owned`, a mitra's unknown request
 //! `chat_request_not_found`).
 
+use serde_json::json;
 use uuid::Uuid;
 
 use super::*;

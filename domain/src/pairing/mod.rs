@@ -13,8 +13,6 @@
 //! The state change is committed first (`store::pairing`), then the events go out: an app
 //! that misses an event reads the state (`status`, the payment) when it resumes.
 
-use serde_json::json;
-
 mod error;
 mod views;
 
@@ -25,7 +23,9 @@ use crate::app_config;
 use crate::auth::{Principal, Role};
 use crate::capacity::{self, Change};
 use crate::error::{DomainError, ErrorKind};
-use crate::event::{Event, EventKind};
+use crate::event::{
+    Event, PairedCustomer, PairedData, PairedMitra, PairedSession, PairingFailedData, RequestRef,
+};
 use crate::failures::FailureCause;
 use crate::ids::{MitraId, PaymentId, RequestId, UserId};
 use crate::jobs::{Timer, TimerKind};
@@ -194,7 +194,7 @@ async fn offer(
 
 /// The `chat_request` event and push of one request.
 fn chat_request(offer: &Offer) -> (Event, PushMessage) {
-    let event = Event::new(EventKind::ChatRequest, json!(OfferView::from(offer)));
+    let event = Event::ChatRequest(OfferView::from(offer));
     let body = if offer.request_type == RequestType::Returning {
         format!("{} ingin curhat lagi denganmu ({} menit)", offer.customer_call_name, offer.duration_minutes)
     } else {
@@ -275,7 +275,7 @@ pub async fn accept(
         .pairing_time_to_accept_seconds
         .with_label_values(&[kind])
         .observe(waited as f64 / 1_000.0);
-    let taken = Event::new(EventKind::ChatRequestTaken, json!({ "request_id": request }));
+    let taken = Event::ChatRequestTaken(RequestRef { request_id: request });
     let others = services.notify_all(Role::Mitra, &accepted.missed, &taken, None);
     let paired = services.notify(vec![
         paired_notice(&accepted, Role::Customer, UserId::from(accepted.request.customer_id)),
@@ -296,21 +296,25 @@ pub async fn accept(
 
 fn paired_notice(accepted: &Accepted, role: Role, user: UserId) -> Notice {
     let session = &accepted.session;
-    let mut data = json!({
-        "request_id": accepted.request.id,
-        "request_type": accepted.request.request_type,
-        "payment_session_id": accepted.request.payment_session_id,
-        "chat_session": {
-            "id": session.id,
-            "started_at": session.started_at,
-            "ends_at": session.ends_at,
-            "duration_minutes": accepted.duration_minutes,
+    let mut data = PairedData {
+        request_id: accepted.request.id,
+        request_type: accepted.request.request_type,
+        payment_session_id: accepted.request.payment_session_id,
+        chat_session: PairedSession {
+            id: session.id,
+            started_at: session.started_at,
+            ends_at: session.ends_at,
+            duration_minutes: accepted.duration_minutes,
         },
-    });
+        mitra: None,
+        customer: None,
+    };
     let push = if role == Role::Customer {
         // The customer sees the mitra's display name only; the mitra the customer's call name only.
-        data["mitra"] =
-            json!({ "id": accepted.request.accepted_mitra_id, "display_name": accepted.mitra_display_name });
+        data.mitra = Some(PairedMitra {
+            id: accepted.request.accepted_mitra_id,
+            display_name: accepted.mitra_display_name.clone(),
+        });
         Some(PushMessage {
             title: "Bestie ditemukan!".into(),
             body: format!("{} siap mendengarkan ceritamu", accepted.mitra_display_name),
@@ -323,10 +327,10 @@ fn paired_notice(accepted: &Accepted, role: Role, user: UserId) -> Notice {
             preview: None,
         })
     } else {
-        data["customer"] = json!({ "call_name": accepted.customer_call_name });
+        data.customer = Some(PairedCustomer { call_name: accepted.customer_call_name.clone() });
         None
     };
-    Notice { role, user, event: Event::new(EventKind::Paired, data), push }
+    Notice { role, user, event: Event::Paired(data), push }
 }
 
 /// `POST /api/mitra/chat-requests/:id/decline`.
@@ -338,7 +342,7 @@ pub async fn decline(
 ) -> Result<Declined, PairingError> {
     let declined = services.store.decline_request(request, mitra.mitra_id()).await?;
     if let Some(failed) = &declined.failed {
-        report_failure(services, failed, EventKind::ChatRequestClosed).await;
+        report_failure(services, failed, Event::ChatRequestClosed).await;
     }
     Ok(declined)
 }
@@ -351,7 +355,7 @@ pub async fn close_window(services: &Services, request: RequestId) -> Result<Opt
     for _ in 0..5 {
         match services.store.close_request_window(request).await? {
             WindowEnd::Closed(failed) => {
-                report_failure(services, &failed, EventKind::ChatRequestExpired).await;
+                report_failure(services, &failed, Event::ChatRequestExpired).await;
                 return Ok(Some(*failed));
             }
             WindowEnd::NotPending => return Ok(None),
@@ -386,7 +390,7 @@ pub async fn cancel(
 ) -> Result<Cancelled, PairingError> {
     let cancelled = services.store.cancel_search(payment, customer.customer_id()).await?;
     if let Some(failed) = &cancelled.request {
-        report_failure(services, failed, EventKind::ChatRequestCancelled).await;
+        report_failure(services, failed, Event::ChatRequestCancelled).await;
     }
     match cancelled.without_search {
         Some(WithoutSearch::PaymentFailed) => {
@@ -407,27 +411,29 @@ pub async fn cancel(
 
 /// Counts a failed request and tells everyone: the customer (`pairing_failed`, or for a
 /// returning chat `returning_chat_rejected` / `returning_chat_timeout`), and each mitra who
-/// still had it open (`open_kind`).
-async fn report_failure(services: &Services, failed: &Failed, open_kind: EventKind) {
+/// still had it open (`open`: why it ended for them).
+async fn report_failure(services: &Services, failed: &Failed, open: fn(RequestRef) -> Event) {
     let request = &failed.request;
     let kind = request.request_type.as_str();
     tracing::info!(request_id = %request.id, request_type = kind, cause = %failed.cause, "search failed");
     services.metrics.pairing_outcomes.with_label_values(&[kind, failed.cause.as_str()]).inc();
     services.metrics.payment_transitions.with_label_values(&[PaymentStatus::FailedPairing.as_str()]).inc();
-    let customer_kind = match failed.cause {
-        FailureCause::TargetedMitraRejected => EventKind::ReturningChatRejected,
-        FailureCause::TargetedMitraTimeout => EventKind::ReturningChatTimeout,
-        _ => EventKind::PairingFailed,
-    };
-    let returning_failed = customer_kind != EventKind::PairingFailed;
-    let data = json!({
-        "request_id": request.id,
-        "request_type": request.request_type,
-        "payment_session_id": request.payment_session_id,
-        "cause_tag": failed.cause,
+    let returning_failed =
+        matches!(failed.cause, FailureCause::TargetedMitraRejected | FailureCause::TargetedMitraTimeout);
+    let data = PairingFailedData {
+        request_id: request.id,
+        request_type: request.request_type,
+        payment_session_id: request.payment_session_id,
+        cause_tag: failed.cause,
         // After a returning chat fails, the same payment may run a general blast.
-        "fallback_offered": returning_failed,
-    });
+        fallback_offered: returning_failed,
+    };
+    let event = match failed.cause {
+        FailureCause::TargetedMitraRejected => Event::ReturningChatRejected(data),
+        FailureCause::TargetedMitraTimeout => Event::ReturningChatTimeout(data),
+        _ => Event::PairingFailed(data),
+    };
+    let customer_kind = event.kind();
     let push = (failed.cause != FailureCause::CustomerCancelled).then(|| PushMessage {
         title: "Bestie belum tersedia".into(),
         body: "Maaf, kami belum bisa menemukan bestie untukmu.".into(),
@@ -440,13 +446,9 @@ async fn report_failure(services: &Services, failed: &Failed, open_kind: EventKi
         collapse_key: Some(format!("pairing:{}", request.payment_session_id)),
         preview: None,
     });
-    let customer = vec![Notice {
-        role: Role::Customer,
-        user: UserId::from(request.customer_id),
-        event: Event::new(customer_kind, data),
-        push,
-    }];
-    let open = Event::new(open_kind, json!({ "request_id": request.id }));
+    let customer =
+        vec![Notice { role: Role::Customer, user: UserId::from(request.customer_id), event, push }];
+    let open = open(RequestRef { request_id: request.id });
     // Nobody needs to know who was reached by push here (no activity row records it).
     let _pushed =
         tokio::join!(services.notify(customer), services.notify_all(Role::Mitra, &failed.open, &open, None));

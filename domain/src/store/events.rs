@@ -10,9 +10,9 @@
 //! instance that registers a route either sees the event in the stream or gets it in its
 //! inbox), then appends to each routed instance's inbox (`NOMKSTREAM`: a dead instance's
 //! expired inbox is not recreated). An inbox entry may name one socket of its instance
-//! (`x`) that skips it: the socket whose command caused the event.
+//! (`x`) that skips it: the socket whose command caused the event, and names the event's
+//! kind (`k`) so the hub labels its metrics without parsing the event.
 
-use crate::ids::UserId;
 use std::sync::LazyLock;
 
 use fred::clients::Client;
@@ -22,6 +22,8 @@ use fred::types::scripts::Script;
 use fred::types::streams::{XCap, XCapKind, XCapTrim};
 
 use super::{Store, StoreError};
+use crate::event::{Encoded, EventKind};
+use crate::ids::UserId;
 
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
@@ -98,7 +100,10 @@ pub struct InboxEntry {
     pub inbox_id: String,
     /// Each user it is for, with the event's id in that user's stream (`None` for
     /// ephemeral events such as typing). Empty for an entry to skip.
-    pub recipients: Vec<(uuid::Uuid, Option<String>)>,
+    pub recipients: Vec<(UserId, Option<String>)>,
+    /// The event's kind, as its producer named it (`None` from a producer older than the
+    /// field, or one that named a kind this build does not know).
+    pub kind: Option<EventKind>,
     /// The event as JSON (`{"type", "data"}`).
     pub event: String,
     /// When it was published, unix milliseconds (delivery latency).
@@ -111,7 +116,7 @@ pub struct InboxEntry {
 type Appended = (UserId, String, Vec<String>);
 
 /// A fan-out entry's recipients: `<user> <event id>` pairs joined by `,`.
-fn parse_recipients(list: &str) -> Option<Vec<(uuid::Uuid, Option<String>)>> {
+fn parse_recipients(list: &str) -> Option<Vec<(UserId, Option<String>)>> {
     list.split(',')
         .map(|pair| {
             let (user, id) = pair.split_once(' ')?;
@@ -152,14 +157,14 @@ impl Store {
     pub async fn publish_event(
         &self,
         user: UserId,
-        event: &str,
+        event: &Encoded,
         maxlen: u64,
         ttl_ms: u64,
         except: Option<&SocketRef>,
     ) -> Result<(String, Vec<String>), StoreError> {
         let client = self.redis.next();
         let keys = vec![self.user_stream_key(user), self.user_route_key(user)];
-        let args = vec![maxlen.to_string(), event.to_owned(), ttl_ms.to_string()];
+        let args = vec![maxlen.to_string(), event.json.clone(), ttl_ms.to_string()];
         let (id, instances): (String, Vec<String>) = PUBLISH.evalsha_with_reload(client, keys, args).await?;
         self.forward(client, user, Some(&id), event, &instances, except).await?;
         Ok((id, instances))
@@ -172,12 +177,12 @@ impl Store {
     pub async fn publish_event_to_many(
         &self,
         users: &[UserId],
-        event: &str,
+        event: &Encoded,
         maxlen: u64,
         ttl_ms: u64,
     ) -> Result<Vec<Appended>, StoreError> {
         use futures::StreamExt;
-        let args = vec![maxlen.to_string(), event.to_owned(), ttl_ms.to_string()];
+        let args = vec![maxlen.to_string(), event.json.clone(), ttl_ms.to_string()];
         let calls: Vec<_> = users
             .iter()
             .map(|user| {
@@ -219,7 +224,12 @@ impl Store {
         let pipeline = client.pipeline();
         for (instance, recipients) in by_instance {
             let list = recipients.join(",");
-            let fields = vec![("m", list.as_str()), ("e", event), ("t", now_ms.as_str())];
+            let fields = vec![
+                ("m", list.as_str()),
+                ("k", event.kind.as_str()),
+                ("e", &event.json),
+                ("t", now_ms.as_str()),
+            ];
             let cap = XCap::try_from((XCapKind::MaxLen, XCapTrim::AlmostExact, 100_000))?;
             let _: () = pipeline.xadd(self.inbox_key(&instance), true, cap, "*", fields).await?;
         }
@@ -228,7 +238,7 @@ impl Store {
     }
 
     /// Forwards an ephemeral event (never stored, never resumed) to the user's instances.
-    pub async fn publish_ephemeral(&self, user: UserId, event: &str) -> Result<(), StoreError> {
+    pub async fn publish_ephemeral(&self, user: UserId, event: &Encoded) -> Result<(), StoreError> {
         let client = self.redis.next();
         let instances: Vec<String> =
             fred::prelude::SetsInterface::smembers(client, self.user_route_key(user)).await?;
@@ -243,7 +253,7 @@ impl Store {
         client: &Client,
         user: UserId,
         event_id: Option<&str>,
-        event: &str,
+        event: &Encoded,
         instances: &[String],
         except: Option<&SocketRef>,
     ) -> Result<(), StoreError> {
@@ -258,7 +268,8 @@ impl Store {
             let mut fields = vec![
                 ("u", user.as_str()),
                 ("i", event_id.unwrap_or("")),
-                ("e", event),
+                ("k", event.kind.as_str()),
+                ("e", &event.json),
                 ("t", now_ms.as_str()),
             ];
             if let Some((_, socket)) = except_socket.as_ref().filter(|(on, _)| *on == instance.as_str()) {
@@ -370,6 +381,7 @@ impl InboxReader {
                     Some(InboxEntry {
                         inbox_id: inbox_id.clone(),
                         recipients,
+                        kind: field("k").and_then(|kind| kind.parse().ok()),
                         event: field("e")?,
                         published_ms: field("t")?.parse().ok()?,
                         except_socket: field("x").and_then(|socket| socket.parse().ok()),
@@ -381,6 +393,7 @@ impl InboxReader {
                     None => entries.push(InboxEntry {
                         inbox_id,
                         recipients: Vec::new(),
+                        kind: None,
                         event: String::new(),
                         published_ms: 0,
                         except_socket: None,

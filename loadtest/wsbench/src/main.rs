@@ -28,7 +28,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use domain::auth::Role;
 use domain::auth::tokens::TokenKeys;
-use domain::event::{Event, EventKind};
+use domain::event::{ChatMessageData, Event};
 use domain::ids::UserId;
 use domain::settings::{AuthSettings, ConnectionUrl, HubSettings, Secret, Settings};
 use futures::StreamExt;
@@ -381,7 +381,9 @@ async fn main() -> anyhow::Result<()> {
                             let Ok(frame) = serde_json::from_str::<serde_json::Value>(&text) else {
                                 continue;
                             };
-                            if let Some(sent) = frame["data"]["sent_us"].as_u64() {
+                            // The message's body is when it was published, in microseconds.
+                            let body = frame["data"]["message"]["body"].as_str();
+                            if let Some(sent) = body.and_then(|body| body.parse::<u64>().ok()) {
                                 let latency = now_us().saturating_sub(sent);
                                 latencies.lock().map(|mut l| l.push(latency)).ok();
                                 received.fetch_add(1, Ordering::Relaxed);
@@ -411,8 +413,7 @@ async fn main() -> anyhow::Result<()> {
                             tick.tick().await;
                             let user = users[n % users.len()];
                             n += publishers as usize;
-                            let event =
-                                Event::new(EventKind::ChatMessage, serde_json::json!({"sent_us": now_us()}));
+                            let event = timed_message(now_us());
                             if domain::events::publish(&store, &hub_settings, UserId(user), &event)
                                 .await
                                 .is_ok()
@@ -519,4 +520,18 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A `chat_message` event whose body is `sent_us`, when it was published.
+fn timed_message(sent_us: u64) -> Event {
+    let message = domain::chat::MessageView {
+        id: uuid::Uuid::new_v4(),
+        session_id: uuid::Uuid::nil(),
+        seq: 1,
+        sender_role: domain::auth::Role::Customer,
+        client_msg_id: "bench".into(),
+        body: sent_us.to_string(),
+        created_at: chrono::Utc::now(),
+    };
+    Event::ChatMessage(ChatMessageData { message })
 }
