@@ -229,7 +229,7 @@ pub async fn typing(store: &Store, caller: &Principal, session: SessionId) -> Re
     let (_, other) = other_party(caller, &row);
     let event =
         Event::Typing(TypingData { session_id: row.id, by: caller.role, expires_in_ms: TYPING_SHOWS_MS });
-    crate::events::publish_ephemeral(store, UserId(other), &event).await?;
+    crate::broker::publish_ephemeral(store, UserId(other), &event).await?;
     Ok(())
 }
 

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Role;
-use crate::events::StreamId;
+use crate::broker::StreamId;
 use crate::ids::UserId;
 use crate::jobs::Push;
 use crate::push::PushMessage;

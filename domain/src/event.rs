@@ -1,6 +1,6 @@
 //! Events: what reaches an app through its socket. Every event crossing processes is an
 //! [`Event`], one variant per kind with its data typed; producers (api, workers, other hubs)
-//! publish it for a user with [`crate::events::publish`], and the hub holding that user's
+//! publish it for a user with [`crate::broker::publish`], and the hub holding that user's
 //! sockets delivers it. The wire form is `{"type": <kind>, "data": <data>}`; docs/PROTOCOL.md
 //! §5 describes each (a tidy test checks it lists exactly the kinds below).
 

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod app_config;
 pub mod auth;
+pub mod broker;
 pub mod budget;
 pub mod capacity;
 pub mod charges;
@@ -16,7 +17,6 @@ pub mod delivery;
 pub mod devices;
 pub mod error;
 pub mod event;
-pub mod events;
 pub mod extension;
 pub mod failures;
 pub mod ids;

@@ -49,7 +49,7 @@ impl Services {
             return Vec::new();
         }
         let users: Vec<UserId> = users.iter().map(|&user| user.into()).collect();
-        let published = match crate::events::publish_to_many(&self.store, &self.hub, &users, event).await {
+        let published = match crate::broker::publish_to_many(&self.store, &self.hub, &users, event).await {
             Ok(published) => published,
             Err(error) => {
                 tracing::warn!(%error, kind = event.kind().as_str(), users = users.len(), "fan-out failed");
@@ -69,7 +69,7 @@ impl Services {
 struct Candidate {
     role: Role,
     user: UserId,
-    published: crate::events::Published,
+    published: crate::broker::Published,
     message: PushMessage,
 }
 
@@ -99,7 +99,7 @@ impl Services {
         let published = futures::stream::iter(notices)
             .map(|notice| async move {
                 let routed =
-                    crate::events::publish_except(&self.store, &self.hub, notice.user, &notice.event, origin)
+                    crate::broker::publish_except(&self.store, &self.hub, notice.user, &notice.event, origin)
                         .await;
                 (notice, routed)
             })

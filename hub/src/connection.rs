@@ -10,8 +10,8 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use domain::accounts::CLOSE_ACCOUNT_DEACTIVATED;
 use domain::auth::session::{CLOSE_LOGGED_OUT, CLOSE_SIGN_IN_REVOKED};
 use domain::auth::{Principal, Role};
+use domain::broker::StreamId;
 use domain::clock::{now_ms, now_s};
-use domain::events::StreamId;
 use domain::store::events::{Backlog, SocketRef};
 use futures::{FutureExt, SinkExt, StreamExt};
 use governor::{Quota, RateLimiter};
@@ -229,7 +229,7 @@ async fn serve(
         replayed_up_to = StreamId::parse(&last).unwrap_or_default();
         // Boxed: a task's future is as large as its largest await point, and this one (a
         // Redis script call, ~5.7 KB) runs once, while every idle socket would carry it.
-        match Box::pin(domain::events::backlog(&inner.store, settings, principal.id, &last)).await {
+        match Box::pin(domain::broker::backlog(&inner.store, settings, principal.id, &last)).await {
             Ok(Backlog::Events(events)) => {
                 let count = events.len();
                 inner.metrics.hub_resumes.with_label_values(&["replayed"]).inc();

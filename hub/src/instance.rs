@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::auth::Role;
+use domain::broker::StreamId;
 use domain::capacity::{self, Change};
 use domain::event::EventKind;
-use domain::events::StreamId;
 use domain::ids::MitraId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

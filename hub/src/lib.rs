@@ -26,7 +26,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use domain::auth::{AuthContext, AuthError, Principal, Role};
-use domain::events::StreamId;
+use domain::broker::StreamId;
 use domain::metrics::Metrics;
 use domain::settings::{HubSettings, PresenceSettings};
 use domain::store::Store;

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use domain::auth::{Principal, Role};
-use domain::events::StreamId;
+use domain::broker::StreamId;
 use domain::ids::{SignInId, TokenId, UserId};
 use tokio::sync::{mpsc, oneshot};
 

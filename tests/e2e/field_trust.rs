@@ -487,7 +487,7 @@ async fn an_event_nobody_acknowledged_is_pushed_after_the_grace_and_an_acknowled
     let reply = paired.customer.socket.next_json().await;
     assert_eq!(reply["type"], "chat_message", "{reply}");
     let reply_id =
-        domain::events::StreamId::parse(reply["id"].as_str().expect("an event id")).expect("stream id");
+        domain::broker::StreamId::parse(reply["id"].as_str().expect("an event id")).expect("stream id");
     crate::harness::eventually(
         Duration::from_secs(5),
         "the customer's device acknowledges the reply",
@@ -498,7 +498,7 @@ async fn an_event_nobody_acknowledged_is_pushed_after_the_grace_and_an_acknowled
                 .next()
                 .flatten()
                 .as_deref()
-                .and_then(domain::events::StreamId::parse)
+                .and_then(domain::broker::StreamId::parse)
                 .is_some_and(|up_to| up_to >= reply_id)
         },
     )

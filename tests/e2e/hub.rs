@@ -16,7 +16,7 @@ fn event(n: i64) -> Event {
 }
 
 async fn publish(app: &TestApp, user: Uuid, n: i64) -> String {
-    domain::events::publish(&app.store, &app.settings.hub, UserId(user), &event(n)).await.expect("publish").id
+    domain::broker::publish(&app.store, &app.settings.hub, UserId(user), &event(n)).await.expect("publish").id
 }
 
 fn url(app: &TestApp, user: Uuid, role: Role, last_event_id: Option<&str>) -> String {
@@ -36,7 +36,7 @@ async fn an_event_published_on_one_instance_reaches_a_user_on_another() {
 
     let event = event(1);
     let id =
-        domain::events::publish(&b.store, &b.settings.hub, UserId(user), &event).await.expect("publish").id;
+        domain::broker::publish(&b.store, &b.settings.hub, UserId(user), &event).await.expect("publish").id;
     let frame = socket.next_json().await;
     let mut sent = serde_json::to_value(&event).expect("json");
     sent["id"] = json!(id);
@@ -87,7 +87,7 @@ async fn a_client_that_reconnects_resumes_with_nothing_lost_or_repeated() {
         let hub = b.settings.hub.clone();
         tokio::spawn(async move {
             for n in 5..=60 {
-                domain::events::publish(&b_store, &hub, UserId(user), &event(n)).await.expect("publish");
+                domain::broker::publish(&b_store, &hub, UserId(user), &event(n)).await.expect("publish");
             }
         })
     };
@@ -100,7 +100,7 @@ async fn a_client_that_reconnects_resumes_with_nothing_lost_or_repeated() {
             Some("chat_message") => {
                 seen.push(frame["data"]["message"]["seq"].as_i64().expect("seq"));
                 ids.push(
-                    domain::events::StreamId::parse(frame["id"].as_str().expect("id")).expect("valid id"),
+                    domain::broker::StreamId::parse(frame["id"].as_str().expect("id")).expect("valid id"),
                 );
             }
             Some("resumed") => assert!(frame["data"]["count"].as_u64().expect("count") >= 3),
@@ -147,7 +147,7 @@ async fn a_user_whose_stream_expired_or_was_lost_gets_resync_required() {
     // The stream outlives its TTL.
     eventually(Duration::from_secs(5), "stream expiry", || async {
         matches!(
-            domain::events::backlog(&app.store, &app.settings.hub, UserId(user), &id).await,
+            domain::broker::backlog(&app.store, &app.settings.hub, UserId(user), &id).await,
             Ok(domain::store::events::Backlog::ResyncRequired)
         )
     })
@@ -178,7 +178,7 @@ async fn typing_reaches_open_sockets_and_is_never_replayed() {
     let mut socket = WsClient::connect_welcomed(&url(&app, user, Role::Customer, None)).await;
     let session = domain::ids::SessionId(Uuid::new_v4());
     let typing = Event::Typing(TypingData { session_id: session, by: Role::Mitra, expires_in_ms: 5_000 });
-    domain::events::publish_ephemeral(&app.store, UserId(user), &typing).await.expect("publish");
+    domain::broker::publish_ephemeral(&app.store, UserId(user), &typing).await.expect("publish");
     assert_eq!(
         socket.next_json().await,
         json!({"type": "typing", "data": {"session_id": session, "by": "mitra", "expires_in_ms": 5_000}})
@@ -186,7 +186,7 @@ async fn typing_reaches_open_sockets_and_is_never_replayed() {
     let id = publish(&app, user, 1).await;
     assert_eq!(socket.next_json().await["id"], id.as_str());
     drop(socket);
-    domain::events::publish_ephemeral(&app.store, UserId(user), &typing).await.expect("publish");
+    domain::broker::publish_ephemeral(&app.store, UserId(user), &typing).await.expect("publish");
     let mut socket = WsClient::connect_welcomed(&url(&app, user, Role::Customer, Some(&id))).await;
     assert_eq!(socket.next_json().await, json!({"type": "resumed", "data": {"count": 0}}));
 }
@@ -353,7 +353,7 @@ async fn a_client_that_cannot_keep_up_is_closed_with_1013() {
     let mut closed = false;
     for n in 0..2_000 {
         let payload = message_event(n, &big);
-        domain::events::publish(&app.store, &app.settings.hub, UserId(user), &payload)
+        domain::broker::publish(&app.store, &app.settings.hub, UserId(user), &payload)
             .await
             .expect("publish");
         let metrics = app.metrics().await;
@@ -436,7 +436,7 @@ async fn server_frames_larger_than_the_client_frame_limit_are_delivered() {
     let mut socket = WsClient::connect_welcomed(&url(&app, user, Role::Customer, None)).await;
     let big = "y".repeat(100 * 1024);
     let payload = message_event(1, &big);
-    domain::events::publish(&app.store, &app.settings.hub, UserId(user), &payload).await.expect("publish");
+    domain::broker::publish(&app.store, &app.settings.hub, UserId(user), &payload).await.expect("publish");
     assert_eq!(socket.next_json().await["data"]["message"]["body"].as_str().map(str::len), Some(100 * 1024));
 }
 

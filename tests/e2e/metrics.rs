@@ -86,7 +86,7 @@ async fn resumes_count_replayed_events_and_delivery_is_timed_by_event_type() {
     let publish = |n: i64| {
         let event = crate::harness::message_event(n, "hai");
         let (store, hub) = (app.store.clone(), app.settings.hub.clone());
-        async move { domain::events::publish(&store, &hub, UserId(user), &event).await.expect("publish").id }
+        async move { domain::broker::publish(&store, &hub, UserId(user), &event).await.expect("publish").id }
     };
     let first = publish(1).await;
     publish(2).await;
@@ -104,7 +104,7 @@ async fn resumes_count_replayed_events_and_delivery_is_timed_by_event_type() {
         by: Role::Mitra,
         expires_in_ms: 5_000,
     });
-    domain::events::publish_ephemeral(&app.store, UserId(user), &typing).await.expect("typing");
+    domain::broker::publish_ephemeral(&app.store, UserId(user), &typing).await.expect("typing");
     assert_eq!(socket.next_json().await["type"], "typing");
     publish(4).await;
     assert_eq!(socket.next_json().await["data"]["message"]["seq"], 4);

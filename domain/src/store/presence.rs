@@ -15,7 +15,7 @@
 //!
 //! Every transition runs [`AVAILABILITY`], which changes one input and recomputes the mitra's
 //! membership of `online` and `available` in the same step: no read-modify-write from Rust.
-//! Customers' routes (`{p}:route:{u:<id>}`, see `events`) are per user, outside `{avail}`.
+//! Customers' routes (`{p}:route:{u:<id>}`, see `store::events`) are per user, outside `{avail}`.
 
 use std::sync::LazyLock;
 

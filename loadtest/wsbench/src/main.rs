@@ -414,7 +414,7 @@ async fn main() -> anyhow::Result<()> {
                             let user = users[n % users.len()];
                             n += publishers as usize;
                             let event = timed_message(now_us());
-                            if domain::events::publish(&store, &hub_settings, UserId(user), &event)
+                            if domain::broker::publish(&store, &hub_settings, UserId(user), &event)
                                 .await
                                 .is_ok()
                             {

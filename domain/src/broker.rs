@@ -1,4 +1,4 @@
-//! Publishing events to users, wherever their sockets are.
+//! The broker: delivers events to users, wherever their sockets are.
 //!
 //! Durable events get an id in the user's stream and can be resumed; ephemeral ones
 //! (typing) reach only the sockets open right now. See `store::events` for the keys.
