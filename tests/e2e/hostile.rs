@@ -619,7 +619,12 @@ async fn malformed_bodies_are_refused_with_documented_codes_and_change_nothing()
                 let status = response.status().as_u16();
                 let body = response.bytes().await.expect("body");
                 sent += 1;
-                let verdict = judge(status, &body, operation, &explained, true).and_then(|code| {
+                // Hostile values of the right types may be well-formed: a DELETE of what does
+                // not exist (a device token made of `<script>…`) is a 204 that changes nothing,
+                // which the comparison of the database after the run checks. Anything else
+                // must be refused.
+                let must_refuse = !(method == "DELETE" && case.what == "hostile values");
+                let verdict = judge(status, &body, operation, &explained, must_refuse).and_then(|code| {
                     let code = code.unwrap_or_default();
                     if case.expect.is_empty() || case.expect.contains(&code.as_str()) {
                         Ok(())
