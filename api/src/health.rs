@@ -1,7 +1,5 @@
 //! `/healthz` (the process answers), `/readyz` (Redis and Postgres answer) and `/metrics`.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -12,9 +10,6 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi::Routes;
-
-/// How long readiness waits for each store before calling it down.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `/healthz` and `/readyz`, served on both listeners.
 pub fn routes() -> Routes {
@@ -54,22 +49,13 @@ crate::route_errors! {
     )
 )]
 async fn readyz(State(state): State<AppState>) -> Response {
-    let (postgres, redis) = tokio::join!(
-        tokio::time::timeout(CHECK_TIMEOUT, state.store.check_postgres()),
-        tokio::time::timeout(CHECK_TIMEOUT, state.store.check_redis()),
-    );
-    let verdict = |result: Result<Result<(), _>, _>| match result {
-        Ok(Ok(())) => "ok",
-        Ok(Err(_)) => "down",
-        Err(_) => "timeout",
-    };
-    let checks = json!({ "postgres": verdict(postgres), "redis": verdict(redis) });
-    if checks.as_object().is_some_and(|c| c.values().all(|v| v == "ok")) {
+    let checks = domain::sampler::readiness(&state.store, &state.metrics).await;
+    if checks.ready() {
         Json(json!({ "status": "ready", "checks": checks })).into_response()
     } else {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "a dependency is not reachable")
             .with("retryable", true)
-            .with("checks", checks)
+            .with("checks", json!(checks))
             .into_response()
     }
 }

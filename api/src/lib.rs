@@ -23,9 +23,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use domain::Store;
 use domain::auth::AuthContext;
 use domain::metrics::Metrics;
-use domain::store::Store;
 use utoipa_axum::routes;
 
 use crate::openapi::Routes;

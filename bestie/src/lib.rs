@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use api::{AppContext, AppState, Listener};
+use domain::Store;
 use domain::auth::AuthContext;
 use domain::metrics::Metrics;
 use domain::services::Services;
 use domain::settings::Settings;
-use domain::store::Store;
 use hub::Hub;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -142,7 +142,7 @@ impl Application {
         // Every role authenticates (REST or socket upgrades): keep the revocation list in memory.
         let store = state.store.clone();
         let token = shutdown.clone();
-        tokio::spawn(async move { store.run_revocation_watcher(token).await });
+        tokio::spawn(async move { domain::auth::session::watch_revocations(&store, token).await });
         if roles.contains(&ServiceRole::Api) {
             tokio::spawn(domain::presence::run_availability_view(
                 state.store.clone(),
@@ -307,14 +307,14 @@ pub async fn probe_timers(
             (domain::ids::ProbeId(t.key), due.unwrap_or(since))
         })
         .collect();
-    store.insert_probes(&probes).await?;
+    domain::jobs::probes::insert(store, &probes).await?;
     let mut storage = workers::timers::storage(store);
     for chunk in timers.chunks(1_000) {
         workers::timers::schedule_many(&mut storage, chunk.to_vec()).await?;
     }
     let last_due_ms = start_ms + spread_s * 1_000;
     loop {
-        let report = store.probe_report(since).await?;
+        let report = domain::jobs::probes::report(store, since).await?;
         let give_up = workers::timers::now_ms() > last_due_ms + 60_000;
         if report.fired == report.scheduled || give_up {
             return Ok(serde_json::json!({

@@ -107,7 +107,7 @@ fn run() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Migrate => {
-                let store = domain::store::Store::connect(&settings.database, &settings.redis).await?;
+                let store = domain::Store::connect(&settings.database, &settings.redis).await?;
                 bestie::migrate(&store).await?;
                 println!("migrations applied");
                 Ok(())
@@ -122,7 +122,7 @@ fn run() -> anyhow::Result<()> {
                     load == tokens.is_some(),
                     "--tokens FILE goes with --load-customers or --load-mitras, and they with it"
                 );
-                let store = domain::store::Store::connect(&settings.database, &settings.redis).await?;
+                let store = domain::Store::connect(&settings.database, &settings.redis).await?;
                 bestie::migrate(&store).await?;
                 let report = domain::seed::run(&store, &settings.seed).await.context("seeding")?;
                 println!(
@@ -158,7 +158,7 @@ fn run() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::TimersProbe { count, spread_s, start_in_s } => {
-                let store = domain::store::Store::connect(&settings.database, &settings.redis).await?;
+                let store = domain::Store::connect(&settings.database, &settings.redis).await?;
                 bestie::migrate(&store).await?;
                 let report = bestie::probe_timers(&store, count, spread_s, start_in_s).await?;
                 println!("{}", serde_json::to_string_pretty(&report)?);

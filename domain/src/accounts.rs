@@ -8,7 +8,8 @@ use crate::ids::MitraId;
 use crate::ids::UserId;
 use crate::password;
 use crate::settings::AuthSettings;
-use crate::store::accounts::{MitraRow, NewAccount};
+pub use crate::store::accounts::MitraRow;
+use crate::store::accounts::NewAccount;
 use crate::store::{Store, StoreError};
 
 /// WebSocket close code for a socket whose account was deactivated.

@@ -6,7 +6,8 @@
 use crate::event::Event;
 use crate::ids::UserId;
 use crate::settings::HubSettings;
-use crate::store::events::{Backlog, SocketRef};
+pub use crate::store::Subscription;
+pub use crate::store::events::{Backlog, InboxEntry, InboxReader, SocketRef};
 use crate::store::{Store, StoreError};
 
 /// A published event.
@@ -73,6 +74,52 @@ pub async fn backlog(
     last_event_id: &str,
 ) -> Result<Backlog, StoreError> {
     store.read_backlog(user, last_event_id, settings.stream_maxlen.saturating_mul(2)).await
+}
+
+// The hub's side: each hub instance has an inbox (a stream it reads with blocking reads)
+// and a lease; a user's route names the instances holding their sockets.
+
+/// Opens the inbox of hub instance `instance`, kept for `keep_ms` past each heartbeat;
+/// returns the opening entry's id (everything forwarded later comes after it).
+pub async fn open_inbox(store: &Store, instance: &str, keep_ms: u64) -> Result<String, StoreError> {
+    store.open_inbox(instance, keep_ms).await
+}
+
+/// Opens the inbox again if Redis lost it; the opening entry's id when it was gone.
+pub async fn reopen_inbox(store: &Store, instance: &str, keep_ms: u64) -> Result<Option<String>, StoreError> {
+    store.reopen_inbox(instance, keep_ms).await
+}
+
+/// A reader of inboxes on a Redis connection of its own (its blocking reads would stall
+/// the shared pool).
+pub async fn inbox_reader(store: &Store) -> Result<InboxReader, StoreError> {
+    store.dedicated_redis().await
+}
+
+/// Renews hub instance `instance`'s lease (and keeps its inbox and user index alive).
+pub async fn heartbeat(store: &Store, instance: &str, lease_ms: u64) -> Result<(), StoreError> {
+    store.instance_heartbeat(instance, lease_ms).await
+}
+
+/// Takes hub instance `instance` out at once (a graceful shutdown), as a dead one would be.
+pub async fn retire(store: &Store, instance: &str) -> Result<(), StoreError> {
+    store.retire_instance(instance).await
+}
+
+/// `user` has a socket on hub instance `instance`: their events are forwarded there.
+pub async fn add_route(store: &Store, user: UserId, instance: &str) -> Result<(), StoreError> {
+    store.add_route(user, instance).await
+}
+
+/// `user` has no socket left on hub instance `instance`.
+pub async fn remove_route(store: &Store, user: UserId, instance: &str) -> Result<(), StoreError> {
+    store.remove_route(user, instance).await
+}
+
+/// The control messages to every hub (close a signed-out token's sockets, …), on a
+/// connection of its own that resubscribes after a reconnect.
+pub async fn hub_control(store: &Store) -> Result<Subscription, StoreError> {
+    store.subscribe_hub_control().await
 }
 
 /// A stream id `<ms>-<seq>`, parsed for ordering.

@@ -6,7 +6,7 @@
 //! A device acknowledges without any command of its own: the hub pings every socket every
 //! few seconds, and a pong to a ping written after an event proves the app read past it
 //! (one connection, in order). The hub raises the user's delivered watermark in Redis
-//! (`Store::record_delivered`); here the watermark is compared with the event's stream id.
+//! ([`record_delivered`]); here the watermark is compared with the event's stream id.
 //!
 //! The checks wait in this process's memory: one that dies within the grace loses those
 //! pushes (the events themselves are in the user's stream and replayed on resume).
@@ -24,6 +24,18 @@ use crate::ids::UserId;
 use crate::jobs::Push;
 use crate::push::PushMessage;
 use crate::services::Services;
+use crate::store::{Store, StoreError};
+
+/// A device of `user` read every event of their stream up to `id` (it answered a ping
+/// written after them): raises their delivered watermark, kept `ttl_s`. Only moves forward.
+pub async fn record_delivered(store: &Store, user: UserId, id: &str, ttl_s: u64) -> Result<(), StoreError> {
+    store.record_delivered(user, id, ttl_s).await
+}
+
+/// `user`'s app was heard from at `at_ms` (unix ms): a frame or a pong on any socket.
+pub async fn record_heard(store: &Store, user: UserId, at_ms: u64) -> Result<(), StoreError> {
+    store.record_heard(user, at_ms).await
+}
 
 /// One event routed to an open socket, with the push it gets unless acknowledged.
 struct Pending {

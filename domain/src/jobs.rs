@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::auth::Role;
 use crate::error::{DomainError, ErrorKind};
 use crate::push::PushMessage;
+use crate::store::{Store, StoreError};
 
 /// What a timer does when it fires; each kind's handler lives in `workers`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,4 +94,41 @@ impl DomainError for JobError {
 pub trait Jobs: Send + Sync {
     fn schedule(&self, timer: Timer) -> BoxFuture<'_, Result<(), JobError>>;
     fn push(&self, push: Push) -> BoxFuture<'_, Result<(), JobError>>;
+}
+
+/// The Postgres pool the job backend keeps its queue in (the same database as the rules', so
+/// a flow's commit and the job it queues can be one transaction).
+pub fn queue_pool(store: &Store) -> &sqlx::PgPool {
+    store.pg_pool()
+}
+
+/// Per job type, the jobs due and not started, and how long the oldest of them has been due,
+/// in seconds (types with nothing due are absent).
+pub async fn queue_depths(store: &Store) -> Result<Vec<(String, i64, f64)>, StoreError> {
+    store.job_queue_depths().await
+}
+
+/// Timer probes: timers queued only to measure how late the queue fires them
+/// (`bestie probe-timers`).
+pub mod probes {
+    use chrono::{DateTime, Utc};
+
+    use crate::ids::ProbeId;
+    pub use crate::store::timers::ProbeReport;
+    use crate::store::{Store, StoreError};
+
+    /// Records probes due at their times, before their timers are queued.
+    pub async fn insert(store: &Store, probes: &[(ProbeId, DateTime<Utc>)]) -> Result<(), StoreError> {
+        store.insert_probes(probes).await
+    }
+
+    /// The probe's timer fired now.
+    pub async fn fired(store: &Store, id: ProbeId) -> Result<(), StoreError> {
+        store.record_probe_firing(id).await
+    }
+
+    /// The lateness of the probes scheduled since `since`.
+    pub async fn report(store: &Store, since: DateTime<Utc>) -> Result<ProbeReport, StoreError> {
+        store.probe_report(since).await
+    }
 }

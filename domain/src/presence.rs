@@ -25,7 +25,8 @@ use crate::capacity::{self, Change, default_cap};
 use crate::ids::{MitraId, UserId};
 use crate::services::Services;
 use crate::settings::PresenceSettings;
-use crate::store::presence::{MitraPresence, Seeding};
+pub use crate::store::presence::MitraPresence;
+use crate::store::presence::Seeding;
 use crate::store::{Store, StoreError};
 
 /// The mitra's own switch: stored in Postgres (it survives a Redis restart) and applied to

@@ -1,5 +1,6 @@
 //! The gauges read from the stores rather than counted as things happen: readiness (the
-//! same checks as `/readyz`), this process's pool usage, and the mitras online and
+//! checks `/readyz` runs too, [`readiness`]: each run sets `bestie_dependency_up` and
+//! `bestie_dependency_check_seconds`), this process's pool usage, and the mitras online and
 //! available. Every process samples them every [`SAMPLE_EVERY`], whatever its roles.
 
 use std::time::{Duration, Instant};
@@ -12,8 +13,42 @@ use crate::store::{Store, StoreError};
 /// How often the gauges are read; a few scrapes see the same value.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
-/// How long a store may take to answer before it counts as down (as `/readyz` does).
+/// How long a store may take to answer before it counts as down.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+crate::text_enum::text_enum! {
+    /// How a store answered its readiness check (`/readyz`'s `checks`).
+    pub enum Check {
+        Ok = "ok",
+        /// It answered with an error, or the connection failed.
+        Down = "down",
+        /// No answer within two seconds.
+        Timeout = "timeout",
+    }
+}
+
+/// Each store's readiness check, as `/readyz` answers it and the `bestie_ready` gauges read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Readiness {
+    pub postgres: Check,
+    pub redis: Check,
+}
+
+impl Readiness {
+    pub fn ready(self) -> bool {
+        self.postgres == Check::Ok && self.redis == Check::Ok
+    }
+}
+
+/// Checks both stores at once, each for at most two seconds, recording in `metrics`
+/// whether each answered and how long it took.
+pub async fn readiness(store: &Store, metrics: &Metrics) -> Readiness {
+    let (postgres, redis) = tokio::join!(
+        check(metrics, "postgres", store.check_postgres()),
+        check(metrics, "redis", store.check_redis()),
+    );
+    Readiness { postgres, redis }
+}
 
 /// Samples the gauges until `shutdown`.
 pub async fn run(store: Store, metrics: Metrics, shutdown: CancellationToken) {
@@ -29,11 +64,8 @@ pub async fn run(store: Store, metrics: Metrics, shutdown: CancellationToken) {
 
 /// Reads every gauge once.
 pub async fn sample(store: &Store, metrics: &Metrics) {
-    let (postgres, redis) = tokio::join!(
-        check(metrics, "postgres", store.check_postgres()),
-        check(metrics, "redis", store.check_redis()),
-    );
-    metrics.ready.set(i64::from(postgres && redis));
+    let readiness = readiness(store, metrics).await;
+    metrics.ready.set(i64::from(readiness.ready()));
 
     let pools = store.pool_usage();
     let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
@@ -44,7 +76,7 @@ pub async fn sample(store: &Store, metrics: &Metrics) {
     metrics.redis_pool_connections.with_label_values(&["disconnected"]).set(gauge(pools.redis_disconnected));
     metrics.redis_commands_queued.set(gauge(pools.redis_commands_queued));
 
-    if redis {
+    if readiness.redis == Check::Ok {
         match store.mitra_counts().await {
             Ok((online, available)) => {
                 metrics.mitras_online.set(gauge(online));
@@ -60,10 +92,14 @@ async fn check(
     metrics: &Metrics,
     dependency: &str,
     probe: impl std::future::Future<Output = Result<(), StoreError>>,
-) -> bool {
+) -> Check {
     let started = Instant::now();
-    let up = matches!(tokio::time::timeout(CHECK_TIMEOUT, probe).await, Ok(Ok(())));
-    metrics.dependency_up.with_label_values(&[dependency]).set(i64::from(up));
+    let check = match tokio::time::timeout(CHECK_TIMEOUT, probe).await {
+        Ok(Ok(())) => Check::Ok,
+        Ok(Err(_)) => Check::Down,
+        Err(_) => Check::Timeout,
+    };
+    metrics.dependency_up.with_label_values(&[dependency]).set(i64::from(check == Check::Ok));
     metrics.dependency_check_seconds.with_label_values(&[dependency]).set(started.elapsed().as_secs_f64());
-    up
+    check
 }

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::auth::Principal;
+use domain::broker::SocketRef;
 use domain::chat::{self, Receipt};
 use domain::error::DomainError;
 use domain::ids::SessionId;
 use domain::metrics::Metrics;
-use domain::store::events::SocketRef;
 use futures::stream::FuturesUnordered;
 use serde::Deserialize;
 use serde_json::{Value, json};

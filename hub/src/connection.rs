@@ -11,8 +11,8 @@ use domain::accounts::CLOSE_ACCOUNT_DEACTIVATED;
 use domain::auth::session::{CLOSE_LOGGED_OUT, CLOSE_SIGN_IN_REVOKED};
 use domain::auth::{Principal, Role};
 use domain::broker::StreamId;
+use domain::broker::{Backlog, SocketRef};
 use domain::clock::{now_ms, now_s};
-use domain::store::events::{Backlog, SocketRef};
 use futures::{FutureExt, SinkExt, StreamExt};
 use governor::{Quota, RateLimiter};
 use serde_json::json;
@@ -113,7 +113,7 @@ impl Heard {
         self.recorded = Some(now);
         let (store, user, at_ms) = (inner.store.clone(), principal.id, now_ms());
         tokio::spawn(async move {
-            if let Err(error) = store.record_heard(user, at_ms).await {
+            if let Err(error) = domain::delivery::record_heard(&store, user, at_ms).await {
                 tracing::debug!(%error, "could not record that a mitra was heard from");
             }
         });
@@ -181,7 +181,7 @@ fn record_delivered(inner: &Arc<Inner>, principal: &Principal, delivered: Stream
     let ttl_s = inner.settings.stream_ttl_s;
     tokio::spawn(async move {
         let id = format!("{}-{}", delivered.ms, delivered.seq);
-        if let Err(error) = store.record_delivered(user, &id, ttl_s).await {
+        if let Err(error) = domain::delivery::record_delivered(&store, user, &id, ttl_s).await {
             tracing::debug!(%error, "could not record what a device acknowledged");
         }
     });

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use domain::Store;
 use domain::ids::{SignInId, TokenId, UserId};
-use domain::store::Store;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -28,7 +28,7 @@ enum Control {
 /// Listens until `shutdown`, resubscribing after failures.
 pub(crate) async fn listen(store: Store, registry: Arc<Registry>, shutdown: CancellationToken) {
     while !shutdown.is_cancelled() {
-        let mut subscription = match store.subscribe_hub_control().await {
+        let mut subscription = match domain::broker::hub_control(&store).await {
             Ok(subscription) => subscription,
             Err(error) => {
                 tracing::warn!(%error, "hub control subscription failed; retrying");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::auth::Role;
-use domain::broker::StreamId;
+use domain::broker::{self, StreamId};
 use domain::capacity::{self, Change};
 use domain::event::EventKind;
 use domain::ids::MitraId;
@@ -45,7 +45,7 @@ async fn apply_lane(inner: Arc<Inner>, mut ops: mpsc::UnboundedReceiver<RouteOp>
         let store = &inner.store;
         let instance = &*inner.instance_id;
         let result = match op.change {
-            RouteChange::Add => match store.add_route(op.user, instance).await {
+            RouteChange::Add => match broker::add_route(store, op.user, instance).await {
                 Ok(()) if op.role == Role::Mitra => {
                     let change = Change::Connected { instance };
                     capacity::changed(&inner.services, MitraId(op.user.0), change).await.map(|changed| {
@@ -57,7 +57,7 @@ async fn apply_lane(inner: Arc<Inner>, mut ops: mpsc::UnboundedReceiver<RouteOp>
                 }
                 other => other,
             },
-            RouteChange::Remove => match store.remove_route(op.user, instance).await {
+            RouteChange::Remove => match broker::remove_route(store, op.user, instance).await {
                 Ok(()) if op.role == Role::Mitra => {
                     let change = Change::Disconnected { instance };
                     // A socket lost makes no room: nothing is offered.
@@ -86,7 +86,7 @@ pub(crate) async fn heartbeat(inner: Arc<Inner>, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
             _ = every.tick() => {}
         }
-        if let Err(error) = inner.store.instance_heartbeat(&inner.instance_id, settings.lease_ms).await {
+        if let Err(error) = broker::heartbeat(&inner.store, &inner.instance_id, settings.lease_ms).await {
             tracing::warn!(%error, "hub heartbeat failed");
         }
     }
@@ -105,7 +105,7 @@ pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
     let mut after = "0-0".to_owned();
     let mut check = false;
     while !shutdown.is_cancelled() {
-        let reader = match inner.store.dedicated_redis().await {
+        let reader = match broker::inbox_reader(&inner.store).await {
             Ok(reader) => reader,
             Err(error) => {
                 tracing::warn!(%error, "inbox connection failed; retrying");
@@ -117,7 +117,7 @@ pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
         };
         loop {
             if check {
-                match inner.store.reopen_inbox(instance, keep_ms).await {
+                match broker::reopen_inbox(&inner.store, instance, keep_ms).await {
                     Ok(None) => check = false,
                     Ok(Some(opened)) => {
                         after = opened;

@@ -25,11 +25,12 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use domain::Store;
 use domain::auth::{AuthContext, AuthError, Principal, Role};
+use domain::broker;
 use domain::broker::StreamId;
 use domain::metrics::Metrics;
 use domain::settings::{HubSettings, PresenceSettings};
-use domain::store::Store;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -132,11 +133,11 @@ impl Hub {
 
     /// Opens the inbox and starts the background tasks: lease heartbeat, inbox reader,
     /// route task, control listener. Call once, before serving sockets.
-    pub async fn start(&self) -> Result<(), domain::store::StoreError> {
+    pub async fn start(&self) -> Result<(), domain::StoreError> {
         let inner = &self.inner;
         let keep_ms = inner.presence.lease_ms.saturating_mul(6);
-        inner.store.open_inbox(&inner.instance_id, keep_ms).await?;
-        inner.store.instance_heartbeat(&inner.instance_id, inner.presence.lease_ms).await?;
+        broker::open_inbox(&inner.store, &inner.instance_id, keep_ms).await?;
+        broker::heartbeat(&inner.store, &inner.instance_id, inner.presence.lease_ms).await?;
         let route_ops = inner.route_ops.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(route_ops) = route_ops {
             tokio::spawn(instance::apply_routes(inner.clone(), route_ops));
@@ -154,7 +155,7 @@ impl Hub {
         self.inner.tasks.close();
         let drained = tokio::time::timeout(timeout, self.inner.tasks.wait()).await.is_ok();
         // Leave presence at once rather than waiting for the lease to run out.
-        if let Err(error) = self.inner.store.retire_instance(&self.inner.instance_id).await {
+        if let Err(error) = broker::retire(&self.inner.store, &self.inner.instance_id).await {
             tracing::warn!(%error, "could not retire the hub instance; its lease will run out");
         }
         drained

@@ -29,8 +29,8 @@ pub async fn run(job: &ChargePayment, ctx: &JobContext) -> Result<(), ChargeErro
 
 pub type Storage = apalis_postgres::PostgresStorage<ChargePayment>;
 
-pub fn storage(store: &domain::store::Store) -> Storage {
-    apalis_postgres::PostgresStorage::new(store.pg_pool())
+pub fn storage(store: &domain::Store) -> Storage {
+    apalis_postgres::PostgresStorage::new(domain::jobs::queue_pool(store))
 }
 
 /// Queues a charge; queuing the same idempotency key twice is one job.

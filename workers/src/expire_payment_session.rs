@@ -1,8 +1,8 @@
 //! The `expire_payment_session` timer: closes a payment session at its expiry, instead of at
 //! the next sweep (which stays as the backstop).
 
-use domain::store::StoreError;
-use domain::store::payments::PaymentStatus;
+use domain::StoreError;
+use domain::payment::PaymentStatus;
 use uuid::Uuid;
 
 use crate::JobContext;

@@ -1,7 +1,7 @@
 //! The timer job: waits for the exact due time, then runs the timer's kind.
 
 use apalis::prelude::{Attempt, BoxDynError, Data};
-use domain::store::StoreError;
+use domain::StoreError;
 
 use crate::JobContext;
 use crate::timers::{FireTimer, TimerKind, now_ms, sleep_until};

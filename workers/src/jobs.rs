@@ -1,7 +1,7 @@
 //! The job queue the rules use ([`domain::jobs::Jobs`]), on the Postgres job tables.
 
+use domain::Store;
 use domain::jobs::{JobError, Jobs, Push, Timer};
-use domain::store::Store;
 use futures::future::BoxFuture;
 
 use crate::{send_push, timers};

@@ -18,9 +18,9 @@ use std::time::Duration;
 use apalis::prelude::{BoxDynError, Monitor, ParallelizeExt, WorkerBuilder};
 use apalis::prelude::{IntervalStrategy, PollWith};
 use apalis_postgres::PostgresStorage;
+use domain::Store;
 use domain::metrics::Metrics;
 use domain::settings::WorkerSettings;
-use domain::store::Store;
 use tokio_util::sync::CancellationToken;
 
 /// What every job gets: the stores, the metrics and the outside services.
@@ -63,7 +63,7 @@ pub enum WorkerError {
 
 /// Creates or upgrades the job backend's own tables (schema `apalis`).
 pub async fn migrate(store: &Store) -> Result<(), WorkerError> {
-    PostgresStorage::<()>::setup(store.pg_pool()).await?;
+    PostgresStorage::<()>::setup(domain::jobs::queue_pool(store)).await?;
     Ok(())
 }
 
@@ -216,7 +216,7 @@ async fn report_queue_depth(ctx: JobContext, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
             _ = every.tick() => {}
         }
-        match ctx.store.job_queue_depths().await {
+        match domain::jobs::queue_depths(&ctx.store).await {
             Ok(depths) => {
                 for (job_type, job) in queues() {
                     let (depth, oldest_s) = depths

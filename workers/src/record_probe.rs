@@ -1,11 +1,11 @@
 //! The `probe` timer: records that it fired, for measuring the timer service.
 
+use domain::StoreError;
 use domain::ids::ProbeId;
-use domain::store::StoreError;
 use uuid::Uuid;
 
 use crate::JobContext;
 
 pub async fn run(probe: Uuid, ctx: &JobContext) -> Result<(), StoreError> {
-    ctx.store.record_probe_firing(ProbeId(probe)).await
+    domain::jobs::probes::fired(&ctx.store, ProbeId(probe)).await
 }

@@ -13,9 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use apalis::prelude::{BoxDynError, Data, TaskBuilder, TaskSink};
 use apalis_postgres::PostgresStorage;
-use domain::store::Store;
-use domain::store::StoreError;
-use domain::store::payments::PaymentStatus;
+use domain::payment::PaymentStatus;
+use domain::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +32,7 @@ pub struct Repair {
 pub type Storage = PostgresStorage<Repair>;
 
 pub fn storage(store: &Store) -> Storage {
-    PostgresStorage::new(store.pg_pool())
+    PostgresStorage::new(domain::jobs::queue_pool(store))
 }
 
 /// One repair sweep. Running it twice, or late, changes nothing more.

@@ -3,9 +3,9 @@
 //! the send, with backoff; the job itself is not retried (a repeat would notify twice).
 
 use apalis::prelude::{BoxDynError, Data, TaskBuilder, TaskSink};
+use domain::StoreError;
 use domain::ids::UserId;
 use domain::push::Delivery;
-use domain::store::StoreError;
 
 use crate::JobContext;
 
@@ -20,11 +20,11 @@ pub type Storage = apalis_postgres::PostgresStorage<SendPush>;
 /// polling after an empty fetch until its next heartbeat, so a queued push waited up to ~29 s
 /// (2 of 6 pushes, each on a fresh app); with 1 s, none waited over 0.7 s in 12. The root
 /// cause (in the worker's polling) is not found; the heartbeat bounds the wait.
-pub fn storage(store: &domain::store::Store) -> Storage {
+pub fn storage(store: &domain::Store) -> Storage {
     let config = apalis_postgres::Config::default()
         .queue(std::any::type_name::<SendPush>())
         .heartbeat_interval(std::time::Duration::from_secs(1));
-    apalis_postgres::PostgresStorage::new(store.pg_pool()).with_config(config)
+    apalis_postgres::PostgresStorage::new(domain::jobs::queue_pool(store)).with_config(config)
 }
 
 /// Queues a push.

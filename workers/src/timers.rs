@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use apalis::prelude::{TaskBuilder, TaskSink};
 use apalis_postgres::{Config, PostgresStorage};
+use domain::Store;
 pub use domain::clock::now_ms;
-use domain::store::Store;
 
 pub use domain::jobs::TimerKind;
 
@@ -37,7 +37,7 @@ pub fn storage(store: &Store) -> Storage {
         .heartbeat_interval(HEARTBEAT)
         .missed_heartbeats(MISSED_HEARTBEATS)
         .batch_size(BATCH);
-    PostgresStorage::new(store.pg_pool()).with_config(config)
+    PostgresStorage::new(domain::jobs::queue_pool(store)).with_config(config)
 }
 
 /// A job could not be queued.

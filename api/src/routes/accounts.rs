@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use domain::accounts::MitraRow;
 use domain::accounts::{self, NewMitra};
-use domain::store::accounts::MitraRow;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;

@@ -151,7 +151,7 @@ pub async fn live_sessions(
     let rows: Vec<Value> = rows
         .iter()
         .map(|s| {
-            let until = if s.status == domain::store::chat::SessionStatus::Closing {
+            let until = if s.status == domain::chat::SessionStatus::Closing {
                 s.grace_ends_at.unwrap_or(s.ends_at)
             } else {
                 s.ends_at

@@ -22,7 +22,7 @@ pub struct StatusChange {
 const PRESENCE: &str = "`{status_online, connected, online}`: the switch, whether a socket of the mitra's \
     is open on a live hub, and both together (what makes them count as online)";
 
-fn presence_body(presence: domain::store::presence::MitraPresence) -> Json<Value> {
+fn presence_body(presence: domain::presence::MitraPresence) -> Json<Value> {
     Json(json!({
         "status_online": presence.status_online,
         "connected": presence.connected,

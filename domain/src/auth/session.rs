@@ -228,6 +228,12 @@ pub async fn logout(
     Ok(())
 }
 
+/// Keeps this process's copy of the revoked tokens, sign-ins and accounts loaded and current
+/// until `shutdown` (what [`authenticate`] checks without a round trip).
+pub async fn watch_revocations(store: &Store, shutdown: tokio_util::sync::CancellationToken) {
+    store.run_revocation_watcher(shutdown).await;
+}
+
 /// Verifies an access token and checks it was neither revoked nor issued to an account
 /// deactivated since.
 pub async fn authenticate(store: &Store, keys: &TokenKeys, token: &str) -> Result<Principal, AuthError> {
