@@ -276,13 +276,18 @@ fn names(all: &[impl std::fmt::Display]) -> std::collections::BTreeSet<String> {
     all.iter().map(ToString::to_string).collect()
 }
 
-/// The database and the code agree on every name they share: failure causes, request
-/// types, request states, payment states and session states.
+/// The database and the code agree on every name they share: operator roles, failure causes,
+/// request types, request states, payment states and session states.
 #[tokio::test]
 async fn the_database_allows_exactly_the_names_the_code_knows() {
     use domain::store::pairing::{RequestState, RequestType};
     let app = TestApp::spawn().await;
     let pool = app.store.pg_pool();
+    let operator_roles: std::collections::BTreeSet<String> = names(domain::auth::AccountRole::ALL)
+        .into_iter()
+        .filter(|role| role != domain::auth::AccountRole::Mitra.as_str())
+        .collect();
+    assert_eq!(allowed_names(pool, "cc_users", "role").await, operator_roles);
     let causes = names(domain::failures::FailureCause::ALL);
     assert_eq!(allowed_names(pool, "pairing_failures", "cause_tag").await, causes);
     assert_eq!(allowed_names(pool, "pairing_requests", "failure_cause").await, causes);

@@ -47,6 +47,16 @@ crate::text_enum::text_enum! {
     }
 }
 
+crate::text_enum::text_enum! {
+    /// What a password account is, as sign-in answers it: a mitra, or a control-center user
+    /// with the role `cc_users.role` holds (`admin` or `operator`; both sign in as [`Role::Cc`]).
+    pub enum AccountRole {
+        Mitra = "mitra",
+        Admin = "admin",
+        Operator = "operator",
+    }
+}
+
 /// An authenticated caller, from a verified and unrevoked access token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Principal {

@@ -35,8 +35,7 @@ pub struct Account {
     pub id: Uuid,
     pub email: String,
     pub display_name: String,
-    /// `admin` or `operator` for control-center users; `mitra` for mitras.
-    pub role: String,
+    pub role: crate::auth::AccountRole,
 }
 
 /// Issues a new token pair: a new refresh-token family.

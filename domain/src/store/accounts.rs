@@ -112,8 +112,7 @@ pub struct PasswordAccount {
     pub id: UserId,
     pub password_hash: String,
     pub display_name: String,
-    /// `mitra`, or the control-center user's `admin` / `operator`.
-    pub role: String,
+    pub role: crate::auth::AccountRole,
     pub deactivated: bool,
 }
 
@@ -150,7 +149,7 @@ impl Store {
             }
             crate::auth::Role::Customer => return Ok(None),
         };
-        let row: Option<(Uuid, String, String, String, bool)> =
+        let row: Option<(Uuid, String, String, crate::auth::AccountRole, bool)> =
             sqlx::query_as(query).bind(email).fetch_optional(&self.pg).await?;
         Ok(row.map(|(id, password_hash, display_name, role, deactivated)| PasswordAccount {
             id: UserId(id),
