@@ -187,7 +187,7 @@ impl Store {
         audit(
             &mut tx,
             actor,
-            "mitra.create",
+            AuditAction::MitraCreate,
             &mitra.id,
             None,
             Some(json!({"email": mitra.email, "display_name": mitra.display_name})),
@@ -231,7 +231,7 @@ impl Store {
             .await?;
         }
         if was_active != active {
-            let action = if active { "mitra.reactivate" } else { "mitra.deactivate" };
+            let action = if active { AuditAction::MitraReactivate } else { AuditAction::MitraDeactivate };
             audit(
                 &mut tx,
                 actor,
@@ -300,9 +300,29 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        audit(&mut tx, actor, "mitra.reset_password", &id, None, None).await?;
+        audit(&mut tx, actor, AuditAction::MitraResetPassword, &id, None, None).await?;
         tx.commit().await?;
         Ok(Some(email))
+    }
+}
+
+crate::text_enum::text_enum! {
+    /// What an operator did, as the audit log records it (`audit_log.action`):
+    /// `<what it was done to>.<what was done>`.
+    pub enum AuditAction {
+        MitraCreate = "mitra.create",
+        MitraDeactivate = "mitra.deactivate",
+        MitraReactivate = "mitra.reactivate",
+        MitraResetPassword = "mitra.reset_password",
+        ConfigUpdate = "config.update",
+    }
+}
+
+impl AuditAction {
+    /// What it was done to (`audit_log.target_type`): the part before the dot.
+    pub fn target_type(self) -> &'static str {
+        let name = self.as_str();
+        name.split_once('.').map_or(name, |(target, _)| target)
     }
 }
 
@@ -310,12 +330,12 @@ impl Store {
 async fn audit(
     conn: &mut sqlx::PgConnection,
     actor: OperatorId,
-    action: &str,
+    action: AuditAction,
     target_id: &MitraId,
     old_value: Option<serde_json::Value>,
     new_value: Option<serde_json::Value>,
 ) -> Result<(), StoreError> {
-    let target_type = action.split('.').next().unwrap_or(action);
+    let target_type = action.target_type();
     sqlx::query(
         "INSERT INTO audit_log (cc_user_id, action, target_type, target_id, old_value, new_value)
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -340,5 +360,21 @@ impl Store {
             .execute(&self.pg)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AuditAction;
+
+    #[test]
+    fn audit_actions_fit_the_logs_check_and_name_their_target() {
+        for action in AuditAction::ALL {
+            let name = action.as_str();
+            // audit_log.action: CHECK (action ~ '^[a-z_.]+$').
+            assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b == b'.'), "{name}");
+            assert!(name.contains('.') && !action.target_type().contains('.'), "{name}");
+        }
+        assert_eq!(AuditAction::ConfigUpdate.target_type(), "config");
     }
 }

@@ -88,9 +88,11 @@ impl Store {
         .await?;
         sqlx::query(
             "INSERT INTO audit_log (cc_user_id, action, target_type, target_id, old_value, new_value)
-             VALUES ($1, 'config.update', 'config', $2, $3, $4)",
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(actor)
+        .bind(super::accounts::AuditAction::ConfigUpdate)
+        .bind(super::accounts::AuditAction::ConfigUpdate.target_type())
         .bind(key)
         .bind(&old)
         .bind(value)
