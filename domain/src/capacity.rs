@@ -2,16 +2,16 @@
 //! online switch, a hub instance holding their first socket or losing their last, a session
 //! of theirs starting or ending, and a recount of their live sessions from the record. Each
 //! goes through [`changed`], which applies it to the counters in Redis (one script,
-//! `store::presence`) and says whether the change may have made room. A change that made
+//! `presence::store`) and says whether the change may have made room. A change that made
 //! room, for a mitra who can take a chat now, offers them the open general requests
 //! ([`Changed::offer`]): at once where the caller answers the mitra (the switch, a session's
 //! end), from a task of its own where it must not wait (a hub's route lane).
 
 use crate::app_config;
 use crate::ids::MitraId;
+use crate::presence::store::MitraPresence;
 use crate::services::Services;
 use crate::store::StoreError;
-use crate::store::presence::MitraPresence;
 
 /// What changed about a mitra's room for chats. `cap` is the capacity cap to count with
 /// when Redis does not hold one (it lost its data and the record is not copied back yet).

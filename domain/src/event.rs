@@ -10,12 +10,12 @@ use serde::{Serialize, Serializer};
 
 use crate::auth::Role;
 use crate::chat::MessageView;
+use crate::chat::store::ClosureKind;
 use crate::extension::{ExtensionReason, ExtensionStatus};
 use crate::failures::FailureCause;
 use crate::ids::{ExtensionId, MitraId, PaymentId, RequestId, SessionId};
 use crate::pairing::{OfferView, RequestType};
 use crate::store::StoreError;
-use crate::store::chat::ClosureKind;
 
 crate::text_enum::text_enum! {
     /// The kinds of event an app receives (the frame's `type`): [`Event`]'s variants, by name.

@@ -441,7 +441,7 @@ impl MetricSet {
             self.unacknowledged_checks.with_label_values(&[outcome]);
         }
         // Each request type's outcomes: `accepted`, and the causes it can end with.
-        for &request_type in crate::store::pairing::RequestType::ALL {
+        for &request_type in crate::pairing::store::RequestType::ALL {
             self.pairing_outcomes.with_label_values(&[request_type.as_str(), "accepted"]);
             for cause in crate::failures::FailureCause::of_request_type(request_type) {
                 self.pairing_outcomes.with_label_values(&[request_type.as_str(), cause.as_str()]);
@@ -459,7 +459,7 @@ impl MetricSet {
                 self.otp_deliveries.with_label_values(&[sender, outcome]);
             }
         }
-        use crate::store::payments::PaymentStatus;
+        use crate::payment::store::PaymentStatus;
         for status in [PaymentStatus::Expired, PaymentStatus::FailedPairing] {
             self.payment_sessions_swept.with_label_values(&[status.as_str()]);
         }

@@ -7,6 +7,7 @@
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::accounts::store::NewAccount;
 use crate::app_config::KEYS;
 use crate::auth::tokens::TokenKeys;
 use crate::auth::{AuthError, Role};
@@ -15,7 +16,6 @@ use crate::password;
 use crate::settings::{AuthSettings, SeedSettings};
 use crate::store::Store;
 use crate::store::StoreError;
-use crate::store::accounts::NewAccount;
 
 /// What a seed run created.
 #[derive(Debug, Default, PartialEq, Eq)]

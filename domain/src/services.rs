@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use crate::auth::Role;
+use crate::broker::store::SocketRef;
 use crate::charges::PaymentProvider;
 use crate::event::Event;
 use crate::ids::UserId;
@@ -13,7 +14,6 @@ use crate::metrics::Metrics;
 use crate::push::PushMessage;
 use crate::settings::{HubSettings, PresenceSettings};
 use crate::store::Store;
-use crate::store::events::SocketRef;
 
 /// Built once per process and shared as an `Arc<Services>`: the hub takes a clone per event it
 /// routes, the workers one per job, and each is one atomic increment.

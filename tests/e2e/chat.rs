@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use domain::auth::Role;
+use domain::chat::store::{NewMessage, Sent};
 use domain::ids::UserId;
-use domain::store::chat::{NewMessage, Sent};
 
 use crate::harness::{TestApp, WsClient, ws_url_with_token};
 use crate::pairing::{

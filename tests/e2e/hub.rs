@@ -148,7 +148,7 @@ async fn a_user_whose_stream_expired_or_was_lost_gets_resync_required() {
     eventually(Duration::from_secs(5), "stream expiry", || async {
         matches!(
             domain::broker::backlog(&app.store, &app.settings.hub, UserId(user), &id).await,
-            Ok(domain::store::events::Backlog::ResyncRequired)
+            Ok(domain::broker::store::Backlog::ResyncRequired)
         )
     })
     .await;

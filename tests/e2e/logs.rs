@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
-use domain::store::accounts::NewAccount;
+use domain::accounts::store::NewAccount;
 use reqwest::Method;
 use serde_json::{Value, json};
 use uuid::Uuid;

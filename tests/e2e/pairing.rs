@@ -421,7 +421,7 @@ async fn a_hundred_concurrent_accepts_start_exactly_one_session() {
     let mut mitras = Vec::new();
     for n in 0..100 {
         let email = format!("m{n}-{}@bestie.test", &Uuid::new_v4().simple().to_string()[..8]);
-        let account = domain::store::accounts::NewAccount {
+        let account = domain::accounts::store::NewAccount {
             email: &email,
             display_name: "Bestie",
             password_hash: &hash,

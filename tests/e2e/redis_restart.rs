@@ -262,7 +262,7 @@ async fn after_redis_restarts_empty_presence_counters_and_routes_come_back_and_s
 
 #[tokio::test]
 async fn one_process_claims_the_copy_and_a_switch_set_since_the_loss_is_kept() {
-    use domain::store::presence::{MitraRecord, Seeding};
+    use domain::presence::store::{MitraRecord, Seeding};
     // A store of its own on a prefix no process runs on: to Redis, a deployment whose data
     // is gone, with no reaper racing the test.
     let settings = crate::harness::isolated_settings();

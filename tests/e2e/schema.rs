@@ -280,7 +280,7 @@ fn names(all: &[impl std::fmt::Display]) -> std::collections::BTreeSet<String> {
 /// request types, request states, payment states and session states.
 #[tokio::test]
 async fn the_database_allows_exactly_the_names_the_code_knows() {
-    use domain::store::pairing::{RequestState, RequestType};
+    use domain::pairing::store::{RequestState, RequestType};
     let app = TestApp::spawn().await;
     let pool = app.store.pg_pool();
     let operator_roles: std::collections::BTreeSet<String> = names(domain::auth::AccountRole::ALL)
@@ -293,15 +293,15 @@ async fn the_database_allows_exactly_the_names_the_code_knows() {
     assert_eq!(allowed_names(pool, "pairing_requests", "failure_cause").await, causes);
     assert_eq!(allowed_names(pool, "pairing_requests", "request_type").await, names(RequestType::ALL));
     assert_eq!(allowed_names(pool, "pairing_requests", "status").await, names(RequestState::ALL));
-    let payment_states = names(domain::store::payments::PaymentStatus::ALL);
+    let payment_states = names(domain::payment::store::PaymentStatus::ALL);
     assert_eq!(allowed_names(pool, "payment_sessions", "status").await, payment_states);
-    let session_states = names(domain::store::chat::SessionStatus::ALL);
+    let session_states = names(domain::chat::store::SessionStatus::ALL);
     assert_eq!(allowed_names(pool, "chat_sessions", "status").await, session_states);
     use domain::extension::{ExtensionReason, ExtensionStatus};
     assert_eq!(allowed_names(pool, "extension_requests", "status").await, names(ExtensionStatus::ALL));
     let reasons = names(ExtensionReason::ALL);
     assert_eq!(allowed_names(pool, "extension_requests", "resolution_reason").await, reasons);
-    let kinds = names(domain::store::chat::ClosureKind::ALL);
+    let kinds = names(domain::chat::store::ClosureKind::ALL);
     assert_eq!(allowed_names(pool, "session_closures", "kind").await, kinds);
     let charge_states = names(domain::charges::ChargeStatus::ALL);
     assert_eq!(allowed_names(pool, "charges", "status").await, charge_states);

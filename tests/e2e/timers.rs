@@ -58,7 +58,7 @@ async fn report_when_fired(
     app: &TestApp,
     since: chrono::DateTime<chrono::Utc>,
     limit: Duration,
-) -> domain::store::timers::ProbeReport {
+) -> domain::jobs::store::ProbeReport {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let report = app.store.probe_report(since).await.expect("report");

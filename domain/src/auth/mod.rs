@@ -7,6 +7,7 @@
 
 pub mod otp;
 pub mod session;
+pub mod store;
 pub mod tokens;
 
 use serde_json::json;

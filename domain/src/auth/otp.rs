@@ -15,11 +15,11 @@ use sha2::Sha256;
 use super::session::{self, Session};
 use super::tokens::TokenKeys;
 use super::{AuthError, Role};
+use crate::auth::store::otp::{OtpCheck, OtpLimits};
 use crate::ids::{OtpCodeId, UserId};
 use crate::metrics::Metrics;
 use crate::settings::{AuthSettings, Mode, OtpSenderKind};
 use crate::store::Store;
-use crate::store::otp::{OtpCheck, OtpLimits};
 
 /// Wrong codes after which a code is burnt (also a CHECK on `otp_codes.failed_attempts`).
 pub const MAX_FAILED_ATTEMPTS: u32 = 5;
@@ -185,7 +185,7 @@ pub async fn verify_code(
     phone: &str,
     code: &str,
     call_name: Option<&str>,
-) -> Result<(Session, crate::store::otp::CustomerAccount), AuthError> {
+) -> Result<(Session, crate::auth::store::otp::CustomerAccount), AuthError> {
     let phone = normalize_phone(phone, &allowed_countries(settings))?;
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return Err(AuthError::OtpMalformed);

@@ -8,12 +8,12 @@ use uuid::Uuid;
 
 use super::tokens::TokenKeys;
 use super::{AuthError, Principal, Role};
+use crate::auth::store::refresh_tokens::{NewRefreshToken, Rotation, family_end};
 use crate::clock::now_s;
 use crate::ids::{RefreshTokenId, SignInId, UserId};
 use crate::password;
 use crate::settings::AuthSettings;
 use crate::store::Store;
-use crate::store::refresh_tokens::{NewRefreshToken, Rotation, family_end};
 
 /// WebSocket close code for a socket whose access token was logged out.
 pub const CLOSE_LOGGED_OUT: u16 = 4002;

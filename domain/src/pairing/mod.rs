@@ -10,8 +10,10 @@
 //!   fails at once (`targeted_mitra_offline`), decline and timeout fail it too. The customer
 //!   may then fall back to a general blast on the same payment.
 //!
-//! The state change is committed first (`store::pairing`), then the events go out: an app
+//! The state change is committed first (`pairing::store`), then the events go out: an app
 //! that misses an event reads the state (`status`, the payment) when it resumes.
+
+pub mod store;
 
 mod error;
 mod views;
@@ -29,13 +31,13 @@ use crate::event::{
 use crate::failures::FailureCause;
 use crate::ids::{MitraId, PaymentId, RequestId, UserId};
 use crate::jobs::{Timer, TimerKind};
-use crate::push::PushMessage;
-use crate::services::{Notice, Services};
-use crate::store::pairing::{Accept, NewRequest, WindowEnd, WithoutSearch};
-pub use crate::store::pairing::{
+use crate::pairing::store::{Accept, NewRequest, WindowEnd, WithoutSearch};
+pub use crate::pairing::store::{
     Accepted, Cancelled, Declined, Failed, Offer, OfferResponse, RequestRow, RequestState, RequestType,
 };
-use crate::store::payments::PaymentStatus;
+use crate::payment::store::PaymentStatus;
+use crate::push::PushMessage;
+use crate::services::{Notice, Services};
 use crate::store::{Store, StoreError};
 
 /// `GET /api/mitra/chat-requests/open`: the requests offered to `mitra` that are still

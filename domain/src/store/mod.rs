@@ -1,30 +1,14 @@
-//! The only code that speaks SQL (sqlx) or Redis (fred).
+//! The handle to Postgres and Redis: [`Store`] with the pools, the Redis key names
+//! ([`keys`]), the errors and the database's creation.
 //!
-//! [`Store`] holds the Postgres pool and the Redis pool; each submodule holds the queries of
-//! one area. Domain functions outside this module call these and never build a query.
+//! Each area keeps its own queries beside its flows, in its `store` module
+//! (`chat/store/`, `payment/store.rs`, …: `impl Store` blocks), and those modules and this
+//! one are the only code that speaks SQL (sqlx) or Redis (fred)
+//! (`tidy::only_the_stores_speak_sql_or_redis`). The flows call them and never build a query.
 
-pub mod accounts;
-pub mod app_config;
-pub mod charges;
-pub mod chat;
 pub mod database;
-pub mod devices;
 mod error;
-pub mod events;
-pub mod extensions;
-pub mod failures;
 pub mod keys;
-pub mod liveness;
-pub mod otp;
-pub mod pairing;
-pub mod payments;
-pub mod presence;
-pub mod refresh_tokens;
-mod revocation;
-mod send_queue;
-pub mod sessions;
-pub mod sign_in_attempts;
-pub mod timers;
 
 use std::time::Duration;
 
@@ -57,15 +41,15 @@ impl std::ops::Deref for Store {
 
 /// What a [`Store`] holds; its fields are this module's (reach them through `Store`).
 pub struct StoreParts {
-    pg: PgPool,
-    redis: RedisPool,
+    pub(crate) pg: PgPool,
+    pub(crate) redis: RedisPool,
     /// Kept to open dedicated connections (subscriptions, blocking reads).
-    redis_config: RedisConfig,
-    keys: Keys,
-    /// The access-token revocation list in memory (see `revocation`).
-    revocations: revocation::Revocations,
-    /// Chat sends, stored in batches (see `send_queue`).
-    sends: send_queue::SendQueue,
+    pub(crate) redis_config: RedisConfig,
+    pub(crate) keys: Keys,
+    /// The access-token revocation list in memory (see `auth::store::revocation`).
+    pub(crate) revocations: crate::auth::store::revocation::Revocations,
+    /// Chat sends, stored in batches (see `chat::store::send_queue`).
+    pub(crate) sends: crate::chat::store::send_queue::SendQueue,
 }
 
 /// A snapshot of this process's connection pools, for the pool gauges.
@@ -231,7 +215,7 @@ impl Store {
             Err(error) => return Err(to_redis(error)),
         };
         Ok(Self(std::sync::Arc::new(StoreParts {
-            sends: send_queue::SendQueue::start(pg.clone()),
+            sends: crate::chat::store::send_queue::SendQueue::start(pg.clone()),
             pg,
             redis: redis_pool,
             redis_config,

@@ -23,10 +23,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use domain::accounts::store::NewAccount;
 use domain::auth::Role;
 use domain::ids::UserId;
 use domain::store::Store;
-use domain::store::accounts::NewAccount;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;

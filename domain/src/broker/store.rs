@@ -1,0 +1,410 @@
+//! Event routing in Redis.
+//!
+//! - `{p}:ev:{u:<user>}`: the user's stream, bounded (`XADD MAXLEN ~`) and expiring; every
+//!   durable event gets its id here, and resuming reads from here.
+//! - `{p}:route:{u:<user>}`: the hub instances holding the user's sockets.
+//! - `{p}:hub:{i:<instance>}:inbox`: each hub instance's inbox stream, read with a blocking
+//!   `XREAD` on a connection of its own.
+//!
+//! Publishing runs one script in the user's slot (append + expire + read the route, so an
+//! instance that registers a route either sees the event in the stream or gets it in its
+//! inbox), then appends to each routed instance's inbox (`NOMKSTREAM`: a dead instance's
+//! expired inbox is not recreated). An inbox entry may name one socket of its instance
+//! (`x`) that skips it: the socket whose command caused the event, and names the event's
+//! kind (`k`) so the hub labels its metrics without parsing the event.
+
+use std::sync::LazyLock;
+
+use fred::clients::Client;
+use fred::prelude::{ClientLike, KeysInterface, StreamsInterface};
+use fred::types::Value;
+use fred::types::scripts::Script;
+use fred::types::streams::{XCap, XCapKind, XCapTrim};
+
+use crate::event::{Encoded, EventKind};
+use crate::ids::UserId;
+use crate::store::{Store, StoreError};
+
+static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r"
+        local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[2])
+        redis.call('PEXPIRE', KEYS[1], ARGV[3])
+        return {id, redis.call('SMEMBERS', KEYS[2])}
+        ",
+    )
+});
+
+/// Creates a hub instance's inbox when it does not exist; returns the opening entry's id,
+/// or nil when the inbox was there.
+static REOPEN_INBOX: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r"
+        if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+        local id = redis.call('XADD', KEYS[1], '*', 'open', '1')
+        redis.call('PEXPIRE', KEYS[1], ARGV[1])
+        return id
+        ",
+    )
+});
+
+/// Reads what a resuming client missed, or says the gap is gone. Atomic, so a trim cannot
+/// slip between the check and the read.
+static RESUME: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r"
+        local function parse(id)
+            local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+            return tonumber(ms), tonumber(seq)
+        end
+        local function before(a, b)
+            local a_ms, a_seq = parse(a)
+            local b_ms, b_seq = parse(b)
+            return a_ms < b_ms or (a_ms == b_ms and a_seq < b_seq)
+        end
+        if redis.call('EXISTS', KEYS[1]) == 0 then return {'resync'} end
+        local info = redis.call('XINFO', 'STREAM', KEYS[1])
+        local max_deleted, first, last_generated = nil, nil, nil
+        for i = 1, #info, 2 do
+            if info[i] == 'max-deleted-entry-id' then max_deleted = info[i + 1] end
+            if info[i] == 'first-entry' and info[i + 1] then first = info[i + 1][1] end
+            if info[i] == 'last-generated-id' then last_generated = info[i + 1] end
+        end
+        -- An id this stream never generated (another user's, another deployment's) would
+        -- hide every live event up to it: start over instead.
+        if last_generated and before(last_generated, ARGV[1]) then return {'resync'} end
+        -- XDEL is recorded in max-deleted-entry-id; trimming (MAXLEN) and expiry are not, but
+        -- they only remove the oldest entries: an id older than the first kept entry may have
+        -- lost events after it. Resyncing then is the safe answer (at worst needless).
+        if max_deleted and before(ARGV[1], max_deleted) then return {'resync'} end
+        if first and before(ARGV[1], first) then return {'resync'} end
+        return {'ok', redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])}
+        ",
+    )
+});
+
+/// One socket of one hub instance: the socket a command came in on. An event the command
+/// caused skips that socket when the command's answer carries it already.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SocketRef {
+    /// The hub instance's id (its inbox's name).
+    pub instance: std::sync::Arc<str>,
+    /// The socket's number within the instance.
+    pub socket: u64,
+}
+
+/// One entry of an instance's inbox: an event for one or more of its users.
+#[derive(Clone, Debug)]
+pub struct InboxEntry {
+    /// The inbox's own entry id (where to continue reading).
+    pub inbox_id: String,
+    /// Each user it is for, with the event's id in that user's stream (`None` for
+    /// ephemeral events such as typing). Empty for an entry to skip.
+    pub recipients: Vec<(UserId, Option<String>)>,
+    /// The event's kind, as its producer named it (`None` from a producer older than the
+    /// field, or one that named a kind this build does not know).
+    pub kind: Option<EventKind>,
+    /// The event as JSON (`{"type", "data"}`).
+    pub event: String,
+    /// When it was published, unix milliseconds (delivery latency).
+    pub published_ms: u64,
+    /// The socket here that does not get it (it sent the command that caused it).
+    pub except_socket: Option<u64>,
+}
+
+/// A user's stream entry: the user, the event id and the instances routed to.
+type Appended = (UserId, String, Vec<String>);
+
+/// A fan-out entry's recipients: `<user> <event id>` pairs joined by `,`.
+fn parse_recipients(list: &str) -> Option<Vec<(UserId, Option<String>)>> {
+    list.split(',')
+        .map(|pair| {
+            let (user, id) = pair.split_once(' ')?;
+            Some((user.parse().ok()?, Some(id.to_owned())))
+        })
+        .collect()
+}
+
+/// What a resuming client gets.
+#[derive(Debug)]
+pub enum Backlog {
+    /// The events after the client's last id, oldest first: `(id, event JSON)`.
+    Events(Vec<(String, String)>),
+    /// Some events in the gap are no longer kept: the app must refetch by REST.
+    ResyncRequired,
+}
+
+impl Store {
+    pub(crate) fn user_stream_key(&self, user: UserId) -> String {
+        format!("{}:ev:{{u:{user}}}", self.keys.prefix())
+    }
+
+    pub(crate) fn user_route_key(&self, user: UserId) -> String {
+        format!("{}:route:{{u:{user}}}", self.keys.prefix())
+    }
+
+    pub(crate) fn inbox_key(&self, instance: &str) -> String {
+        format!("{}:hub:{{i:{instance}}}:inbox", self.keys.prefix())
+    }
+
+    pub(crate) fn instance_users_key(&self, instance: &str) -> String {
+        format!("{}:hub:{{i:{instance}}}:users", self.keys.prefix())
+    }
+
+    /// Appends a durable event to the user's stream and forwards it to the instances that
+    /// hold the user's sockets, except to the socket `except`. Returns the event's stream id
+    /// and the instances routed to.
+    pub async fn publish_event(
+        &self,
+        user: UserId,
+        event: &Encoded,
+        maxlen: u64,
+        ttl_ms: u64,
+        except: Option<&SocketRef>,
+    ) -> Result<(String, Vec<String>), StoreError> {
+        let client = self.redis.next();
+        let keys = vec![self.user_stream_key(user), self.user_route_key(user)];
+        let args = vec![maxlen.to_string(), event.json.clone(), ttl_ms.to_string()];
+        let (id, instances): (String, Vec<String>) = PUBLISH.evalsha_with_reload(client, keys, args).await?;
+        self.forward(client, user, Some(&id), event, &instances, except).await?;
+        Ok((id, instances))
+    }
+
+    /// Publishes the same durable event to many users: each user's stream gets its entry
+    /// (one script per user, run concurrently), then each routed hub instance gets one
+    /// fan-out inbox entry naming all its recipients. Returns, per user, the event id and
+    /// the instances routed to.
+    pub async fn publish_event_to_many(
+        &self,
+        users: &[UserId],
+        event: &Encoded,
+        maxlen: u64,
+        ttl_ms: u64,
+    ) -> Result<Vec<Appended>, StoreError> {
+        use futures::StreamExt;
+        let args = vec![maxlen.to_string(), event.json.clone(), ttl_ms.to_string()];
+        let calls: Vec<_> = users
+            .iter()
+            .map(|user| {
+                let keys = vec![self.user_stream_key(*user), self.user_route_key(*user)];
+                (*user, keys, args.clone(), self.redis.next().clone())
+            })
+            .collect();
+        let appended: Vec<Result<Appended, StoreError>> = futures::stream::iter(calls)
+            .map(|(user, keys, args, client)| async move {
+                let (id, instances): (String, Vec<String>) =
+                    PUBLISH.evalsha_with_reload(&client, keys, args).await?;
+                Ok((user, id, instances))
+            })
+            .buffer_unordered(512)
+            .collect()
+            .await;
+        let mut by_instance: std::collections::HashMap<String, Vec<String>> =
+            std::collections::HashMap::new();
+        let mut published = Vec::with_capacity(appended.len());
+        for result in appended {
+            // One user's stream failing must not cost the others their event.
+            let (user, id, instances) = match result {
+                Ok(appended) => appended,
+                Err(error) => {
+                    tracing::warn!(%error, "publishing to one user of a fan-out failed");
+                    continue;
+                }
+            };
+            for instance in &instances {
+                by_instance.entry(instance.clone()).or_default().push(format!("{user} {id}"));
+            }
+            published.push((user, id, instances));
+        }
+        if by_instance.is_empty() {
+            return Ok(published);
+        }
+        let now_ms = crate::clock::now_ms().to_string();
+        let client = self.redis.next();
+        let pipeline = client.pipeline();
+        for (instance, recipients) in by_instance {
+            let list = recipients.join(",");
+            let fields = vec![
+                ("m", list.as_str()),
+                ("k", event.kind.as_str()),
+                ("e", &event.json),
+                ("t", now_ms.as_str()),
+            ];
+            let cap = XCap::try_from((XCapKind::MaxLen, XCapTrim::AlmostExact, 100_000))?;
+            let _: () = pipeline.xadd(self.inbox_key(&instance), true, cap, "*", fields).await?;
+        }
+        let _: Vec<Value> = pipeline.all().await?;
+        Ok(published)
+    }
+
+    /// Forwards an ephemeral event (never stored, never resumed) to the user's instances.
+    pub async fn publish_ephemeral(&self, user: UserId, event: &Encoded) -> Result<(), StoreError> {
+        let client = self.redis.next();
+        let instances: Vec<String> =
+            fred::prelude::SetsInterface::smembers(client, self.user_route_key(user)).await?;
+        self.forward(client, user, None, event, &instances, None).await
+    }
+
+    /// Appends `event` for `user` (with its id in the user's stream, if durable) to each
+    /// instance's inbox; the entry in the inbox of the socket `except` names that socket
+    /// (`x`), so the instance skips it.
+    async fn forward(
+        &self,
+        client: &Client,
+        user: UserId,
+        event_id: Option<&str>,
+        event: &Encoded,
+        instances: &[String],
+        except: Option<&SocketRef>,
+    ) -> Result<(), StoreError> {
+        if instances.is_empty() {
+            return Ok(());
+        }
+        let now_ms = crate::clock::now_ms().to_string();
+        let user = user.to_string();
+        let except_socket = except.map(|except| (except.instance.as_ref(), except.socket.to_string()));
+        let pipeline = client.pipeline();
+        for instance in instances {
+            let mut fields = vec![
+                ("u", user.as_str()),
+                ("i", event_id.unwrap_or("")),
+                ("k", event.kind.as_str()),
+                ("e", &event.json),
+                ("t", now_ms.as_str()),
+            ];
+            if let Some((_, socket)) = except_socket.as_ref().filter(|(on, _)| *on == instance.as_str()) {
+                fields.push(("x", socket.as_str()));
+            }
+            let cap = XCap::try_from((XCapKind::MaxLen, XCapTrim::AlmostExact, 100_000))?;
+            let _: () = pipeline.xadd(self.inbox_key(instance), true, cap, "*", fields).await?;
+        }
+        let _: Vec<Value> = pipeline.all().await?;
+        Ok(())
+    }
+
+    /// The events of `user` after `last_id`, at most `limit`, or `ResyncRequired`.
+    pub async fn read_backlog(&self, user: UserId, last_id: &str, limit: u64) -> Result<Backlog, StoreError> {
+        let reply: Value = RESUME
+            .evalsha_with_reload(
+                self.redis.next(),
+                vec![self.user_stream_key(user)],
+                vec![last_id.to_owned(), limit.to_string()],
+            )
+            .await?;
+        let mut parts = reply.into_array().into_iter();
+        let status = parts.next().and_then(|v| v.as_string()).unwrap_or_default();
+        if status != "ok" {
+            return Ok(Backlog::ResyncRequired);
+        }
+        let entries = parts.next().map(Value::into_array).unwrap_or_default();
+        let events = entries.into_iter().filter_map(|entry| {
+            let mut entry = entry.into_array().into_iter();
+            let id = entry.next()?.as_string()?;
+            let fields = entry.next()?.into_array();
+            let event = fields
+                .chunks(2)
+                .find(|pair| pair[0].as_str().as_deref() == Some("e"))?
+                .get(1)?
+                .as_string()?;
+            Some((id, event))
+        });
+        Ok(Backlog::Events(events.collect()))
+    }
+
+    /// Creates the inbox of a hub instance (so forwards, which never create it, land) and
+    /// keeps it alive for `ttl_ms`. Returns the id of its opening entry: on an inbox that
+    /// did not exist, everything forwarded later comes after it.
+    pub async fn open_inbox(&self, instance: &str, ttl_ms: u64) -> Result<String, StoreError> {
+        let client = self.redis.next();
+        let key = self.inbox_key(instance);
+        let opened: String = client.xadd(&key, false, None, "*", vec![("open", "1")]).await?;
+        let _: () = client.pexpire(&key, i64::try_from(ttl_ms).unwrap_or(i64::MAX), None).await?;
+        Ok(opened)
+    }
+
+    /// Opens the instance's inbox again if it is gone (Redis lost its data), in one step so
+    /// nothing can land in it first. Returns the opening entry's id when it was gone: what
+    /// is forwarded from then on comes after it.
+    pub async fn reopen_inbox(&self, instance: &str, ttl_ms: u64) -> Result<Option<String>, StoreError> {
+        let keys = vec![self.inbox_key(instance)];
+        let reply: Value =
+            REOPEN_INBOX.evalsha_with_reload(self.redis.next(), keys, vec![ttl_ms.to_string()]).await?;
+        Ok(reply.as_string())
+    }
+
+    /// A Redis connection of its own, for blocking reads that would stall the pool.
+    pub async fn dedicated_redis(&self) -> Result<InboxReader, StoreError> {
+        let client = fred::types::Builder::from_config(self.redis_config.clone())
+            .set_policy(fred::prelude::ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+            .build()?;
+        client.init().await?;
+        Ok(InboxReader { client, store: self.clone() })
+    }
+}
+
+/// Reads one instance's inbox with blocking reads on a dedicated connection.
+pub struct InboxReader {
+    client: Client,
+    store: Store,
+}
+
+impl InboxReader {
+    /// Waits up to `block_ms` for entries after `after` (an inbox id; `0-0` from the start).
+    pub async fn read(
+        &self,
+        instance: &str,
+        after: &str,
+        block_ms: u64,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
+        let key = self.store.inbox_key(instance);
+        let reply: Value = self.client.xread(Some(1_000), Some(block_ms), key, after).await?;
+        let mut entries = Vec::new();
+        // RESP2 shape: [[stream, [[id, [field, value, ...]], ...]]]; nil on timeout.
+        for stream in reply.into_array() {
+            let mut stream = stream.into_array().into_iter();
+            let _name = stream.next();
+            for entry in stream.next().map(Value::into_array).unwrap_or_default() {
+                let mut entry = entry.into_array().into_iter();
+                let Some(inbox_id) = entry.next().and_then(|v| v.as_string()) else { continue };
+                let fields = entry.next().map(Value::into_array).unwrap_or_default();
+                let field = |name: &str| {
+                    fields
+                        .chunks(2)
+                        .find(|pair| pair[0].as_str().as_deref() == Some(name))
+                        .and_then(|pair| pair.get(1)?.as_string())
+                };
+                let parsed = (|| {
+                    let recipients = match field("m") {
+                        Some(list) => parse_recipients(&list)?,
+                        None => vec![(field("u")?.parse().ok()?, field("i").filter(|id| !id.is_empty()))],
+                    };
+                    Some(InboxEntry {
+                        inbox_id: inbox_id.clone(),
+                        recipients,
+                        kind: field("k").and_then(|kind| kind.parse().ok()),
+                        event: field("e")?,
+                        published_ms: field("t")?.parse().ok()?,
+                        except_socket: field("x").and_then(|socket| socket.parse().ok()),
+                    })
+                })();
+                match parsed {
+                    Some(parsed) => entries.push(parsed),
+                    // The opening marker, or garbage: skip but move past it.
+                    None => entries.push(InboxEntry {
+                        inbox_id,
+                        recipients: Vec::new(),
+                        kind: None,
+                        event: String::new(),
+                        published_ms: 0,
+                        except_socket: None,
+                    }),
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.quit().await;
+    }
+}

@@ -1,0 +1,202 @@
+//! The failed-pairings ledger, for operators: every payment that did not lead to a chat,
+//! filtered by cause and date, and settled once (refunded, credited or no action).
+
+pub mod store;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::auth::Principal;
+use crate::error::{DomainError, ErrorKind};
+use crate::failures::store::FailureFilter;
+pub use crate::failures::store::FailureRow;
+pub use crate::failures::store::OperatorAction;
+use crate::ids::{FailureId, MitraId};
+use crate::pairing::store::RequestType;
+use crate::store::{Store, StoreError};
+
+crate::text_enum::text_enum! {
+    /// Why a paid search ended without a chat: a failed request's `failure_cause`, its ledger
+    /// row's `cause_tag`, the `cause_tag` apps receive and the `outcome` label of
+    /// `bestie_pairing_outcomes_total`. The migration's CHECK constraints list the same names.
+    pub enum FailureCause {
+        /// A general search's window ended with no accept.
+        NoMitraAvailable = "no_mitra_available",
+        /// Every mitra offered a general search declined it.
+        AllMitrasRejected = "all_mitras_rejected",
+        /// The bestie of a returning chat was offline or full when it was asked for.
+        TargetedMitraOffline = "targeted_mitra_offline",
+        TargetedMitraRejected = "targeted_mitra_rejected",
+        TargetedMitraTimeout = "targeted_mitra_timeout",
+        PaymentSessionExpired = "payment_session_expired",
+        CustomerCancelled = "customer_cancelled",
+    }
+}
+
+impl FailureCause {
+    /// The search ran out of time (what a mitra who had it open is told: `chat_request_expired`).
+    pub fn is_timeout(self) -> bool {
+        matches!(self, Self::NoMitraAvailable | Self::TargetedMitraTimeout | Self::PaymentSessionExpired)
+    }
+
+    /// The causes a search of `request_type` can end with.
+    pub fn of_request_type(request_type: RequestType) -> impl Iterator<Item = Self> {
+        let returning = request_type == RequestType::Returning;
+        Self::ALL.iter().copied().filter(move |cause| match cause {
+            Self::NoMitraAvailable | Self::AllMitrasRejected => !returning,
+            Self::TargetedMitraOffline | Self::TargetedMitraRejected | Self::TargetedMitraTimeout => {
+                returning
+            }
+            Self::PaymentSessionExpired | Self::CustomerCancelled => true,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FailureError {
+    #[error("unknown cause tag {0}")]
+    UnknownCauseTag(String),
+    #[error("limit must be 1 to 200 and offset at least 0")]
+    InvalidPage,
+    #[error(
+        "sort must be one of notified, accepted, rejected, ignored, missed, acceptance_rate, avg_response_seconds, display_name; order asc or desc"
+    )]
+    InvalidSort,
+    #[error("action must be refunded, credited or no_action")]
+    InvalidAction,
+    #[error("no such failed pairing")]
+    NotFound,
+    #[error("this failed pairing was already actioned ({0})")]
+    AlreadyActioned(OperatorAction),
+    #[error(
+        "the customer was served with this payment after all (a fallback chat): nothing to refund or credit"
+    )]
+    PaymentServed,
+    #[error("another failure of this payment was already refunded or credited")]
+    PaymentSettled,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl DomainError for FailureError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownCauseTag(_) => "unknown_cause_tag",
+            Self::InvalidPage => "invalid_page",
+            Self::InvalidSort => "invalid_sort",
+            Self::InvalidAction => "invalid_action",
+            Self::NotFound => "failed_pairing_not_found",
+            Self::AlreadyActioned(_) => "already_actioned",
+            Self::PaymentServed => "payment_served",
+            Self::PaymentSettled => "payment_already_settled",
+            Self::Store(e) => e.code(),
+        }
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Self::UnknownCauseTag(_) | Self::InvalidPage | Self::InvalidAction | Self::InvalidSort => {
+                ErrorKind::Invalid
+            }
+            Self::NotFound => ErrorKind::NotFound,
+            Self::AlreadyActioned(_) | Self::PaymentServed | Self::PaymentSettled => ErrorKind::Conflict,
+            Self::Store(e) => e.kind(),
+        }
+    }
+
+    fn details(&self) -> Vec<(&'static str, serde_json::Value)> {
+        match self {
+            Self::AlreadyActioned(action) => vec![("operator_action", json!(action))],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A page of the ledger and the total count matching the filters.
+pub async fn list(
+    store: &Store,
+    cause_tags: &[String],
+    date_from: Option<DateTime<Utc>>,
+    date_to: Option<DateTime<Utc>>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+) -> Result<(Vec<FailureRow>, i64), FailureError> {
+    let causes = cause_tags
+        .iter()
+        .map(|tag| tag.parse::<FailureCause>().map_err(|_| FailureError::UnknownCauseTag(tag.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (limit, offset) = (limit.unwrap_or(50), offset.unwrap_or(0));
+    if !(1..=200).contains(&limit) || offset < 0 {
+        return Err(FailureError::InvalidPage);
+    }
+    let filter = FailureFilter { causes: &causes, date_from, date_to, limit, offset };
+    Ok(store.failures(&filter).await?)
+}
+
+/// Records an operator's action on one row, once.
+pub async fn action(
+    store: &Store,
+    operator: &Principal,
+    id: FailureId,
+    action: &str,
+) -> Result<FailureRow, FailureError> {
+    let action = action.parse::<OperatorAction>().map_err(|_| FailureError::InvalidAction)?;
+    store.action_failure(id, operator.operator_id(), action).await
+}
+
+/// A row as the control center shows it.
+pub fn row_json(row: &FailureRow) -> serde_json::Value {
+    json!({
+        "id": row.id,
+        "payment_session_id": row.payment_session_id,
+        "pairing_request_id": row.pairing_request_id,
+        "customer": { "id": row.customer_id, "call_name": row.customer_call_name },
+        "targeted_mitra": row.targeted_mitra_id.map(|id| json!({ "id": id, "display_name": row.targeted_mitra_display_name })),
+        "cause_tag": row.cause_tag,
+        "amount": row.amount,
+        "payment_status": row.payment_status,
+        "served_after_all": row.payment_status == crate::payment::store::PaymentStatus::Consumed,
+        "operator_action": row.operator_action,
+        "actioned_by": row.actioned_by,
+        "actioned_at": row.actioned_at,
+        "created_at": row.created_at,
+    })
+}
+
+/// The columns the activity report sorts by.
+pub const ACTIVITY_SORTS: [&str; 8] = [
+    "notified",
+    "accepted",
+    "rejected",
+    "ignored",
+    "missed",
+    "acceptance_rate",
+    "avg_response_seconds",
+    "display_name",
+];
+
+/// The mitra request-activity report (seed 002): per mitra over `[from, to)` (default: the
+/// last 7 days), computed in SQL over the activity log.
+pub async fn mitra_activity(
+    store: &Store,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    mitra: Option<MitraId>,
+    sort: Option<&str>,
+    order: Option<&str>,
+) -> Result<Vec<crate::failures::store::ActivityRow>, FailureError> {
+    let to = to.unwrap_or_else(Utc::now);
+    let from = from.unwrap_or(to - chrono::Duration::days(7));
+    let sort = match sort {
+        None => "notified",
+        Some(wanted) => {
+            ACTIVITY_SORTS.iter().find(|s| **s == wanted).copied().ok_or(FailureError::InvalidSort)?
+        }
+    };
+    let descending = match order {
+        None | Some("desc") => true,
+        Some("asc") => false,
+        Some(_) => return Err(FailureError::InvalidSort),
+    };
+    Ok(store.mitra_activity(from, to, mitra, sort, descending).await?)
+}
