@@ -6,10 +6,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use domain::auth::session::{self, Session};
-use domain::auth::{Role, otp};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use domain::auth::{AccountRole, Role, otp};
+use domain::ids::CustomerId;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::AppState;
 use crate::caller::{AppUser, Operator};
@@ -58,18 +59,87 @@ pub struct LogoutRequest {
     refresh_token: Option<String>,
 }
 
-/// The token part every sign-in and refresh answers with; `who` adds the account.
-fn session_body(session: Session, who: Option<(&str, Value)>) -> Json<Value> {
-    let mut body = json!({
-        "access_token": session.access_token,
-        "refresh_token": session.refresh_token,
-        "token_type": "Bearer",
-        "expires_in_s": session.expires_in_s,
-    });
-    if let (Some((field, account)), Some(object)) = (who, body.as_object_mut()) {
-        object.insert(field.to_owned(), account);
+/// The token pair every sign-in and refresh answers with.
+#[derive(Serialize, ToSchema)]
+pub struct Tokens {
+    /// A JWT for `Authorization: Bearer`, valid `expires_in_s`.
+    access_token: String,
+    /// Spent by its one use (`/api/auth/refresh`, `/internal/auth/refresh`); a second use
+    /// revokes the whole sign-in.
+    refresh_token: String,
+    #[schema(pattern = "^Bearer$", example = "Bearer")]
+    token_type: &'static str,
+    /// The access token's life, in seconds.
+    #[schema(minimum = 1)]
+    expires_in_s: i64,
+}
+
+impl From<Session> for Tokens {
+    fn from(session: Session) -> Self {
+        Self {
+            access_token: session.access_token,
+            refresh_token: session.refresh_token,
+            token_type: "Bearer",
+            expires_in_s: session.expires_in_s,
+        }
     }
-    Json(body)
+}
+
+/// A code was sent.
+#[derive(Serialize, ToSchema)]
+pub struct OtpSent {
+    /// How long the code stays valid, in seconds.
+    #[schema(minimum = 1)]
+    expires_in_s: u64,
+    /// The code itself, only with the `dev` sender (never in production).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = crate::schema::otp_code)]
+    dev_code: Option<String>,
+}
+
+/// A customer signed in.
+#[derive(Serialize, ToSchema)]
+pub struct CustomerSession {
+    #[serde(flatten)]
+    tokens: Tokens,
+    user: CustomerUser,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CustomerUser {
+    id: CustomerId,
+    #[schema(min_length = 1, max_length = 50)]
+    call_name: String,
+}
+
+/// A mitra signed in.
+#[derive(Serialize, ToSchema)]
+pub struct MitraSession {
+    #[serde(flatten)]
+    tokens: Tokens,
+    mitra: MitraUser,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MitraUser {
+    id: Uuid,
+    display_name: String,
+}
+
+/// An operator signed in.
+#[derive(Serialize, ToSchema)]
+pub struct OperatorSession {
+    #[serde(flatten)]
+    tokens: Tokens,
+    user: OperatorUser,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OperatorUser {
+    id: Uuid,
+    email: String,
+    display_name: String,
+    role: AccountRole,
 }
 
 crate::route_errors! {
@@ -86,8 +156,7 @@ crate::route_errors! {
     tag = "auth",
     request_body = OtpRequest,
     responses(
-        (status = 202, body = Object,
-            description = "`{expires_in_s, dev_code?}` (`dev_code` only with the `dev` sender)"),
+        (status = 202, body = OtpSent, description = "the code was sent"),
         RequestOtpErrors,
     )
 )]
@@ -105,10 +174,7 @@ pub async fn request_otp(
         &addr.to_string(),
     )
     .await?;
-    let mut answer = json!({ "expires_in_s": sent.expires_in_s });
-    if let (Some(code), Some(object)) = (sent.dev_code, answer.as_object_mut()) {
-        object.insert("dev_code".into(), json!(code));
-    }
+    let answer = OtpSent { expires_in_s: sent.expires_in_s, dev_code: sent.dev_code };
     Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
 }
 
@@ -126,15 +192,14 @@ crate::route_errors! {
     tag = "auth",
     request_body = OtpVerify,
     responses(
-        (status = 200, description = "a session `{access_token, refresh_token, token_type: \"Bearer\", \
-            expires_in_s}` + `user: {id, call_name}`", body = Object),
+        (status = 200, description = "signed in", body = CustomerSession),
         VerifyOtpErrors,
     )
 )]
 pub async fn verify_otp(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<OtpVerify>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CustomerSession>, ApiError> {
     let auth = &state.auth;
     let (session, customer) = otp::verify_code(
         &state.store,
@@ -145,7 +210,8 @@ pub async fn verify_otp(
         body.call_name.as_deref(),
     )
     .await?;
-    Ok(session_body(session, Some(("user", json!({"id": customer.id, "call_name": customer.call_name})))))
+    let user = CustomerUser { id: customer.id, call_name: customer.call_name };
+    Ok(Json(CustomerSession { tokens: session.into(), user }))
 }
 
 crate::route_errors! {
@@ -162,15 +228,14 @@ crate::route_errors! {
     tag = "auth",
     request_body = PasswordLogin,
     responses(
-        (status = 200, description = "a session `{access_token, refresh_token, token_type: \"Bearer\", \
-            expires_in_s}` + `mitra: {id, display_name}`", body = Object),
+        (status = 200, description = "signed in", body = MitraSession),
         PasswordLoginErrors,
     )
 )]
 pub async fn mitra_login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<PasswordLogin>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MitraSession>, ApiError> {
     let auth = &state.auth;
     let (session, mitra) = session::password_login(
         &state.store,
@@ -181,7 +246,8 @@ pub async fn mitra_login(
         &body.password,
     )
     .await?;
-    Ok(session_body(session, Some(("mitra", json!({"id": mitra.id, "display_name": mitra.display_name})))))
+    let mitra = MitraUser { id: mitra.id, display_name: mitra.display_name };
+    Ok(Json(MitraSession { tokens: session.into(), mitra }))
 }
 
 /// Signs an operator in with email and password.
@@ -191,15 +257,14 @@ pub async fn mitra_login(
     tag = "auth",
     request_body = PasswordLogin,
     responses(
-        (status = 200, description = "a session `{access_token, refresh_token, token_type: \"Bearer\", \
-            expires_in_s}` + `user: {id, email, display_name, role}`", body = Object),
+        (status = 200, description = "signed in", body = OperatorSession),
         PasswordLoginErrors,
     )
 )]
 pub async fn operator_login(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<PasswordLogin>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<OperatorSession>, ApiError> {
     let auth = &state.auth;
     let (session, user) = session::password_login(
         &state.store,
@@ -210,9 +275,9 @@ pub async fn operator_login(
         &body.password,
     )
     .await?;
-    let account =
-        json!({"id": user.id, "email": user.email, "display_name": user.display_name, "role": user.role});
-    Ok(session_body(session, Some(("user", account))))
+    let user =
+        OperatorUser { id: user.id, email: user.email, display_name: user.display_name, role: user.role };
+    Ok(Json(OperatorSession { tokens: session.into(), user }))
 }
 
 crate::route_errors! {
@@ -226,13 +291,12 @@ crate::route_errors! {
     path = "/api/auth/refresh",
     tag = "auth",
     request_body = RefreshRequest,
-    responses((status = 200, description = "a session `{access_token, refresh_token, token_type: \
-        \"Bearer\", expires_in_s}`", body = Object), RefreshErrors)
+    responses((status = 200, description = "a new token pair", body = Tokens), RefreshErrors)
 )]
 pub async fn app_refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Tokens>, ApiError> {
     refresh(&state, &body.refresh_token, &[Role::Customer, Role::Mitra]).await
 }
 
@@ -242,20 +306,19 @@ pub async fn app_refresh(
     path = "/internal/auth/refresh",
     tag = "auth",
     request_body = RefreshRequest,
-    responses((status = 200, description = "a session `{access_token, refresh_token, token_type: \
-        \"Bearer\", expires_in_s}`", body = Object), RefreshErrors)
+    responses((status = 200, description = "a new token pair", body = Tokens), RefreshErrors)
 )]
 pub async fn operator_refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Tokens>, ApiError> {
     refresh(&state, &body.refresh_token, &[Role::Cc]).await
 }
 
-async fn refresh(state: &AppState, token: &str, allowed: &[Role]) -> Result<Json<Value>, ApiError> {
+async fn refresh(state: &AppState, token: &str, allowed: &[Role]) -> Result<Json<Tokens>, ApiError> {
     let auth = &state.auth;
     let session = session::refresh(&state.store, &auth.keys, &auth.settings, token, allowed).await?;
-    Ok(session_body(session, None))
+    Ok(Json(session.into()))
 }
 
 crate::route_errors! {
