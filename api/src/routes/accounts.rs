@@ -6,7 +6,6 @@ use axum::http::StatusCode;
 use domain::accounts::MitraRow;
 use domain::accounts::{self, NewMitra};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use domain::ids::MitraId;
@@ -30,17 +29,7 @@ pub struct CreateMitra {
 }
 
 /// What every route here answers with.
-const MITRA: &str = "the mitra `{id, email, display_name, active, created_at}`";
-
-fn mitra_body(mitra: MitraRow) -> Json<Value> {
-    Json(json!({
-        "id": mitra.id,
-        "email": mitra.email,
-        "display_name": mitra.display_name,
-        "active": mitra.active,
-        "created_at": mitra.created_at,
-    }))
-}
+const MITRA: &str = "the mitra";
 
 crate::route_errors! {
     CreateMitraErrors: Operator, [Json];
@@ -55,16 +44,16 @@ crate::route_errors! {
     tag = "mitras",
     request_body = CreateMitra,
     security(("bearer" = ["cc"])),
-    responses((status = 201, description = MITRA, body = Object), CreateMitraErrors)
+    responses((status = 201, description = MITRA, body = MitraRow), CreateMitraErrors)
 )]
 pub async fn create_mitra(
     State(state): State<AppState>,
     Operator(operator): Operator,
     ApiJson(body): ApiJson<CreateMitra>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<MitraRow>), ApiError> {
     let new = NewMitra { email: &body.email, password: &body.password, display_name: &body.display_name };
     let mitra = accounts::create_mitra(&state.store, &operator, new).await?;
-    Ok((StatusCode::CREATED, mitra_body(mitra)))
+    Ok((StatusCode::CREATED, Json(mitra)))
 }
 
 crate::route_errors! {
@@ -79,13 +68,13 @@ crate::route_errors! {
     tag = "mitras",
     params(("id" = Uuid, Path, description = "the mitra")),
     security(("bearer" = ["cc"])),
-    responses((status = 200, description = MITRA, body = Object), SetActiveErrors)
+    responses((status = 200, description = MITRA, body = MitraRow), SetActiveErrors)
 )]
 pub async fn deactivate_mitra(
     State(state): State<AppState>,
     Operator(operator): Operator,
     ApiPath(id): ApiPath<MitraId>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MitraRow>, ApiError> {
     set_active(&state, &operator, id, false).await
 }
 
@@ -94,10 +83,8 @@ async fn set_active(
     operator: &domain::auth::Principal,
     id: MitraId,
     active: bool,
-) -> Result<Json<Value>, ApiError> {
-    Ok(mitra_body(
-        accounts::set_mitra_active(&state.store, &state.auth.settings, operator, id, active).await?,
-    ))
+) -> Result<Json<MitraRow>, ApiError> {
+    Ok(Json(accounts::set_mitra_active(&state.store, &state.auth.settings, operator, id, active).await?))
 }
 
 /// Reactivates a mitra.
@@ -107,12 +94,12 @@ async fn set_active(
     tag = "mitras",
     params(("id" = Uuid, Path, description = "the mitra")),
     security(("bearer" = ["cc"])),
-    responses((status = 200, description = MITRA, body = Object), SetActiveErrors)
+    responses((status = 200, description = MITRA, body = MitraRow), SetActiveErrors)
 )]
 pub async fn reactivate_mitra(
     State(state): State<AppState>,
     Operator(operator): Operator,
     ApiPath(id): ApiPath<MitraId>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MitraRow>, ApiError> {
     set_active(&state, &operator, id, true).await
 }

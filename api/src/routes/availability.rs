@@ -19,7 +19,7 @@ crate::route_errors! { AvailabilityErrors: Customer, [] }
     tag = "availability",
     security(("bearer" = ["customer"])),
     responses(
-        (status = 200, body = Object, description = "`{available, count}`",
+        (status = 200, body = Availability, description = "how many mitras could take a chat now",
             example = json!({"available": true, "count": 3})),
         AvailabilityErrors,
     )
@@ -34,8 +34,10 @@ pub async fn mitra_availability(
 }
 
 /// The poll's answer.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct Availability {
+    /// At least one mitra could take a chat now.
     available: bool,
+    /// How many: online, connected and below their cap of sessions.
     count: u64,
 }

@@ -3,8 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -35,15 +34,24 @@ crate::route_errors! {
     operation_id = "register_device",
     request_body = DeviceRegistration,
     security(("bearer" = ["customer", "mitra"])),
-    responses((status = 200, description = "`{fcm_token, platform}`", body = Object), RegisterErrors)
+    responses((status = 200, description = "the device as registered", body = RegisteredDevice), RegisterErrors)
 )]
 pub async fn register(
     State(state): State<AppState>,
     AppUser(caller): AppUser,
     ApiJson(body): ApiJson<DeviceRegistration>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RegisteredDevice>, ApiError> {
     domain::devices::register(&state.store, &caller, &body.fcm_token, &body.platform).await?;
-    Ok(Json(json!({"fcm_token": body.fcm_token.trim(), "platform": body.platform})))
+    Ok(Json(RegisteredDevice { fcm_token: body.fcm_token.trim().to_owned(), platform: body.platform }))
+}
+
+/// A registered push token: white space around it dropped.
+#[derive(Serialize, ToSchema)]
+pub struct RegisteredDevice {
+    #[schema(schema_with = crate::schema::fcm_token)]
+    fcm_token: String,
+    #[schema(value_type = domain::devices::Platform)]
+    platform: String,
 }
 
 #[derive(Deserialize, ToSchema)]

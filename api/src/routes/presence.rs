@@ -2,8 +2,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use domain::presence::MitraPresence;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::AppState;
@@ -22,12 +22,20 @@ pub struct StatusChange {
 const PRESENCE: &str = "`{status_online, connected, online}`: the switch, whether a socket of the mitra's \
     is open on a live hub, and both together (what makes them count as online)";
 
-fn presence_body(presence: domain::presence::MitraPresence) -> Json<Value> {
-    Json(json!({
-        "status_online": presence.status_online,
-        "connected": presence.connected,
-        "online": presence.online,
-    }))
+/// A mitra's own switch and connection.
+#[derive(Serialize, ToSchema)]
+pub struct Presence {
+    /// The mitra's own switch.
+    status_online: bool,
+    /// A socket of the mitra's is open on a live hub.
+    connected: bool,
+    /// Both: what makes the mitra count as online.
+    online: bool,
+}
+
+fn presence_body(presence: domain::presence::MitraPresence) -> Json<Presence> {
+    let MitraPresence { status_online, connected, online, .. } = presence;
+    Json(Presence { status_online, connected, online })
 }
 
 crate::route_errors! { SetStatusErrors: Mitra, [Json, WriteBudget] }
@@ -42,13 +50,13 @@ crate::route_errors! { SetStatusErrors: Mitra, [Json, WriteBudget] }
     operation_id = "set_mitra_status",
     request_body = StatusChange,
     security(("bearer" = ["mitra"])),
-    responses((status = 200, description = PRESENCE, body = Object), SetStatusErrors)
+    responses((status = 200, description = PRESENCE, body = Presence), SetStatusErrors)
 )]
 pub async fn set_status(
     State(state): State<AppState>,
     Mitra(mitra): Mitra,
     ApiJson(body): ApiJson<StatusChange>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Presence>, ApiError> {
     Ok(presence_body(domain::presence::set_mitra_status(&state.services, &mitra, body.online).await?))
 }
 
@@ -61,8 +69,8 @@ crate::route_errors! { StatusErrors: Mitra, [] }
     tag = "presence",
     operation_id = "mitra_status",
     security(("bearer" = ["mitra"])),
-    responses((status = 200, description = PRESENCE, body = Object), StatusErrors)
+    responses((status = 200, description = PRESENCE, body = Presence), StatusErrors)
 )]
-pub async fn status(State(state): State<AppState>, Mitra(mitra): Mitra) -> Result<Json<Value>, ApiError> {
+pub async fn status(State(state): State<AppState>, Mitra(mitra): Mitra) -> Result<Json<Presence>, ApiError> {
     Ok(presence_body(domain::presence::mitra_presence(&state.store, &mitra).await?))
 }

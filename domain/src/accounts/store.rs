@@ -116,12 +116,14 @@ pub struct PasswordAccount {
     pub deactivated: bool,
 }
 
-/// A mitra account as the control center sees it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A mitra account as the control center sees it (and the mitra routes answer it).
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
 pub struct MitraRow {
     pub id: MitraId,
     pub email: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub display_name: String,
+    /// False once deactivated: sign-in refused, sockets closed.
     pub active: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
