@@ -22,11 +22,26 @@ pub fn routes() -> Routes {
     path = "/healthz",
     tag = "health",
     responses(
-        (status = 200, body = Object, description = "`{status: \"ok\"}`", example = json!({"status": "ok"})),
+        (status = 200, body = Alive, description = "the process answers", example = json!({"status": "ok"})),
     )
 )]
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+async fn healthz() -> Json<Alive> {
+    Json(Alive { status: "ok" })
+}
+
+/// `/healthz`'s answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Alive {
+    #[schema(pattern = "^ok$", example = "ok")]
+    status: &'static str,
+}
+
+/// `/readyz`'s answer when both stores answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Ready {
+    #[schema(pattern = "^ready$", example = "ready")]
+    status: &'static str,
+    checks: domain::sampler::Readiness,
 }
 
 crate::route_errors! {
@@ -43,7 +58,7 @@ crate::route_errors! {
     path = "/readyz",
     tag = "health",
     responses(
-        (status = 200, body = Object, description = "`{status: \"ready\", checks: {postgres, redis}}`",
+        (status = 200, body = Ready, description = "both stores answer",
             example = json!({"status": "ready", "checks": {"postgres": "ok", "redis": "ok"}})),
         ReadyErrors,
     )
@@ -51,7 +66,7 @@ crate::route_errors! {
 async fn readyz(State(state): State<AppState>) -> Response {
     let checks = domain::sampler::readiness(&state.store, &state.metrics).await;
     if checks.ready() {
-        Json(json!({ "status": "ready", "checks": checks })).into_response()
+        Json(Ready { status: "ready", checks }).into_response()
     } else {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "a dependency is not reachable")
             .with("retryable", true)

@@ -28,7 +28,7 @@ crate::text_enum::text_enum! {
 }
 
 /// Each store's readiness check, as `/readyz` answers it and the `bestie_ready` gauges read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     pub postgres: Check,
     pub redis: Check,
