@@ -32,7 +32,7 @@ const ROW: &str = "`{id, payment_session_id, pairing_request_id, customer: {id, 
 #[expect(dead_code, reason = "parse_filters reads the raw query; this only documents it")]
 struct FilterParams {
     /// Only these cause tags: repeat the parameter (`cause_tags` works too).
-    #[param(rename = "cause_tags[]")]
+    #[param(rename = "cause_tags[]", inline)]
     cause_tags: Option<Vec<domain::failures::FailureCause>>,
     /// A date (`YYYY-MM-DD`, UTC midnight) or an RFC 3339 time.
     #[param(schema_with = crate::schema::date_or_time)]
