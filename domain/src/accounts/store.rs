@@ -190,9 +190,9 @@ impl Store {
             &mut tx,
             actor,
             AuditAction::MitraCreate,
-            &mitra.id,
+            &mitra.id.to_string(),
             None,
-            Some(json!({"email": mitra.email, "display_name": mitra.display_name})),
+            Some(&json!({"email": mitra.email, "display_name": mitra.display_name})),
         )
         .await?;
         tx.commit().await?;
@@ -238,9 +238,9 @@ impl Store {
                 &mut tx,
                 actor,
                 action,
-                &id,
-                Some(json!({"active": was_active})),
-                Some(json!({"active": active})),
+                &id.to_string(),
+                Some(&json!({"active": was_active})),
+                Some(&json!({"active": active})),
             )
             .await?;
         }
@@ -302,7 +302,7 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        audit(&mut tx, actor, AuditAction::MitraResetPassword, &id, None, None).await?;
+        audit(&mut tx, actor, AuditAction::MitraResetPassword, &id.to_string(), None, None).await?;
         tx.commit().await?;
         Ok(Some(email))
     }
@@ -328,14 +328,15 @@ impl AuditAction {
     }
 }
 
-/// Appends to the audit log inside the caller's transaction.
-async fn audit(
+/// Appends to the audit log inside the caller's transaction: `target_id` names what the
+/// action was done to (a mitra's id, a configuration key).
+pub(crate) async fn audit(
     conn: &mut sqlx::PgConnection,
     actor: OperatorId,
     action: AuditAction,
-    target_id: &MitraId,
-    old_value: Option<serde_json::Value>,
-    new_value: Option<serde_json::Value>,
+    target_id: &str,
+    old_value: Option<&serde_json::Value>,
+    new_value: Option<&serde_json::Value>,
 ) -> Result<(), StoreError> {
     let target_type = action.target_type();
     sqlx::query(
@@ -345,7 +346,7 @@ async fn audit(
     .bind(actor)
     .bind(action)
     .bind(target_type)
-    .bind(target_id.to_string())
+    .bind(target_id)
     .bind(old_value)
     .bind(new_value)
     .execute(conn)

@@ -86,18 +86,8 @@ impl Store {
         .bind(actor)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO audit_log (cc_user_id, action, target_type, target_id, old_value, new_value)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(actor)
-        .bind(crate::accounts::store::AuditAction::ConfigUpdate)
-        .bind(crate::accounts::store::AuditAction::ConfigUpdate.target_type())
-        .bind(key)
-        .bind(&old)
-        .bind(value)
-        .execute(&mut *tx)
-        .await?;
+        let action = crate::accounts::store::AuditAction::ConfigUpdate;
+        crate::accounts::store::audit(&mut tx, actor, action, key, old.as_ref(), Some(value)).await?;
         tx.commit().await?;
         Ok(old)
     }
