@@ -338,3 +338,39 @@ async fn every_app_write_documents_the_users_budget() {
     assert!(writes >= 20, "only {writes} app writes found: the scan missed the documents' shape");
     assert!(undocumented.is_empty(), "app writes without 429 rate_limited: {undocumented:?}");
 }
+
+/// Every success body is typed: a client generated from either document gets a named shape
+/// (a `$ref`, an array of them, or an object with properties), never a bare `object`. The
+/// documents themselves are the one exception: an OpenAPI document is free-form JSON.
+#[tokio::test]
+async fn every_success_body_has_a_typed_schema() {
+    let app = TestApp::spawn().await;
+    let (mut untyped, mut bodies) = (Vec::new(), 0);
+    for listener in both_listeners(&app).await {
+        let components = &listener.document["components"]["schemas"];
+        for (method, path, operation) in operations(&listener.document) {
+            if path.ends_with("/openapi.json") {
+                continue;
+            }
+            let responses = operation["responses"].as_object().into_iter().flatten();
+            for (status, response) in responses.filter(|(status, _)| status.starts_with('2')) {
+                let Some(schema) = response["content"]["application/json"].get("schema") else { continue };
+                bodies += 1;
+                let resolved = match schema["$ref"].as_str() {
+                    Some(name) => &components[name.trim_start_matches("#/components/schemas/")],
+                    None => schema,
+                };
+                let typed = resolved["properties"].is_object()
+                    || resolved["items"].is_object()
+                    || resolved["oneOf"].is_array()
+                    || resolved["allOf"].is_array()
+                    || resolved["type"].as_str().is_some_and(|t| t != "object");
+                if !typed {
+                    untyped.push(format!("{} {method} {path} {status}: {schema}", listener.name));
+                }
+            }
+        }
+    }
+    assert!(bodies >= 50, "only {bodies} success bodies found: the scan missed the documents' shape");
+    assert!(untyped.is_empty(), "success bodies without a typed schema:\n{}", untyped.join("\n"));
+}

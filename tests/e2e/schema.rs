@@ -260,11 +260,12 @@ async fn allowed_names(pool: &PgPool, table: &str, column: &str) -> std::collect
     .fetch_all(pool)
     .await
     .expect("constraints");
-    // The longest list on the column: a constraint may also name a few of its values
-    // (`status IN ('failed', 'cancelled') = (failure_cause IS NOT NULL)`).
+    // The column's own list: a constraint that ties it to another column may also name a
+    // few of its values (`status IN ('failed', 'cancelled') = (failure_cause IS NOT NULL)`),
+    // and another column's values besides.
     definitions
         .iter()
-        .filter(|d| d.contains(&format!("({column} = ANY")))
+        .filter(|d| d.starts_with(&format!("CHECK (({column} = ANY")))
         .map(|d| {
             d.split('\'').skip(1).step_by(2).map(str::to_owned).collect::<std::collections::BTreeSet<_>>()
         })
@@ -303,6 +304,8 @@ async fn the_database_allows_exactly_the_names_the_code_knows() {
     assert_eq!(allowed_names(pool, "extension_requests", "resolution_reason").await, reasons);
     let kinds = names(domain::chat::store::ClosureKind::ALL);
     assert_eq!(allowed_names(pool, "session_closures", "kind").await, kinds);
+    let initiators = names(domain::chat::store::ClosureInitiator::ALL);
+    assert_eq!(allowed_names(pool, "session_closures", "initiated_by").await, initiators);
     let charge_states = names(domain::charges::ChargeStatus::ALL);
     assert_eq!(allowed_names(pool, "charges", "status").await, charge_states);
     let senders = names(&[domain::auth::Role::Customer, domain::auth::Role::Mitra]);

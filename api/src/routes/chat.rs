@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use domain::chat::{self, MessageView, Receipt, SessionView};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -443,10 +442,13 @@ crate::route_errors! { PublicConfigErrors: Anyone, [Store] }
     path = "/api/shared/config",
     tag = "config",
     responses(
-        (status = 200, description = "the public configuration keys and their current values", body = Object),
+        (status = 200, description = "the public configuration keys and their current values",
+            body = domain::app_config::PublicConfig),
         PublicConfigErrors,
     )
 )]
-pub async fn public_config(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(Value::Object(domain::app_config::public_values(&state.store).await?)))
+pub async fn public_config(
+    State(state): State<AppState>,
+) -> Result<Json<domain::app_config::PublicConfig>, ApiError> {
+    Ok(Json(domain::app_config::public_values(&state.store).await?))
 }

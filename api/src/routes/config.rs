@@ -2,8 +2,9 @@
 
 use axum::Json;
 use axum::extract::State;
+use domain::app_config::{ConfigChanges, ConfigKeys, KeyView};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
@@ -30,10 +31,6 @@ pub struct ChangesQuery {
     limit: Option<i64>,
 }
 
-/// What an update answers with.
-const KEY: &str = "the key `{key, type, min?, max?, values?, label, explanation, public, default, value, \
-    updated_at, updated_by}`";
-
 crate::route_errors! { ListErrors: Operator, [] }
 
 /// Every key: type and range, label, explanation, public or not, default, current value.
@@ -44,13 +41,12 @@ crate::route_errors! { ListErrors: Operator, [] }
     operation_id = "list_config",
     security(("bearer" = ["cc"])),
     responses(
-        (status = 200, body = Object,
-            description = "`{keys: [key]}` in the order the settings page shows them"),
+        (status = 200, body = ConfigKeys, description = "every key, in the order the settings page shows them"),
         ListErrors,
     )
 )]
-pub async fn list(State(state): State<AppState>, _operator: Operator) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "keys": domain::app_config::list(&state.store).await? })))
+pub async fn list(State(state): State<AppState>, _operator: Operator) -> Result<Json<ConfigKeys>, ApiError> {
+    Ok(Json(domain::app_config::list(&state.store).await?))
 }
 
 crate::route_errors! {
@@ -68,16 +64,15 @@ crate::route_errors! {
     params(("key" = String, Path, description = "the configuration key")),
     request_body = NewValue,
     security(("bearer" = ["cc"])),
-    responses((status = 200, description = KEY, body = Object), UpdateErrors)
+    responses((status = 200, description = "the key with its new value", body = KeyView), UpdateErrors)
 )]
 pub async fn update(
     State(state): State<AppState>,
     Operator(operator): Operator,
     ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<NewValue>,
-) -> Result<Json<Value>, ApiError> {
-    let view = domain::app_config::update(&state.store, &operator, &key, &body.value).await?;
-    Ok(Json(json!(view)))
+) -> Result<Json<KeyView>, ApiError> {
+    Ok(Json(domain::app_config::update(&state.store, &operator, &key, &body.value).await?))
 }
 
 /// The same as `PUT`.
@@ -89,14 +84,14 @@ pub async fn update(
     params(("key" = String, Path, description = "the configuration key")),
     request_body = NewValue,
     security(("bearer" = ["cc"])),
-    responses((status = 200, description = KEY, body = Object), UpdateErrors)
+    responses((status = 200, description = "the key with its new value", body = KeyView), UpdateErrors)
 )]
 pub async fn patch(
     state: State<AppState>,
     operator: Operator,
     key: ApiPath<String>,
     body: ApiJson<NewValue>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyView>, ApiError> {
     update(state, operator, key, body).await
 }
 
@@ -114,8 +109,7 @@ crate::route_errors! {
     params(ChangesQuery),
     security(("bearer" = ["cc"])),
     responses(
-        (status = 200, description = "`{changes: [{key, old_value, new_value, changed_by: {id, email}, \
-            changed_at}]}`", body = Object),
+        (status = 200, description = "the changes, newest first", body = ConfigChanges),
         ChangesErrors,
     )
 )]
@@ -123,16 +117,6 @@ pub async fn changes(
     State(state): State<AppState>,
     _operator: Operator,
     ApiQuery(query): ApiQuery<ChangesQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let rows = domain::app_config::changes(&state.store, query.key.as_deref(), query.limit).await?;
-    let changes: Vec<Value> = rows
-        .iter()
-        .map(|c| {
-            json!({
-                "key": c.key, "old_value": c.old_value, "new_value": c.new_value,
-                "changed_by": {"id": c.changed_by, "email": c.changed_by_email}, "changed_at": c.changed_at,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "changes": changes })))
+) -> Result<Json<ConfigChanges>, ApiError> {
+    Ok(Json(domain::app_config::changes(&state.store, query.key.as_deref(), query.limit).await?))
 }

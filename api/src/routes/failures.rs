@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
+use domain::failures::{ActivityReport, FailurePage, FailureView};
 use serde::Deserialize;
-use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -20,11 +20,6 @@ pub struct Action {
     #[schema(value_type = domain::failures::OperatorAction)]
     action: String,
 }
-
-/// A ledger row.
-const ROW: &str = "`{id, payment_session_id, pairing_request_id, customer: {id, call_name}, targeted_mitra, \
-    cause_tag, amount, payment_status, served_after_all, operator_action, actioned_by, actioned_at, \
-    created_at}`";
 
 /// The list's filters as the OpenAPI document shows them; [`parse_filters`] reads them.
 #[derive(IntoParams)]
@@ -119,19 +114,17 @@ crate::route_errors! {
     operation_id = "list_failed_pairings",
     params(FilterParams),
     security(("bearer" = ["cc"])),
-    responses((status = 200, description = "`{rows: [row], total}`", body = Object), ListErrors)
+    responses((status = 200, description = "a page of the ledger, newest first", body = FailurePage), ListErrors)
 )]
 pub async fn list(
     State(state): State<AppState>,
     _operator: Operator,
     RawQuery(query): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FailurePage>, ApiError> {
     let f = parse_filters(query.as_deref())?;
-    let (rows, total) =
-        domain::failures::list(&state.store, &f.cause_tags, f.date_from, f.date_to, f.limit, f.offset)
-            .await?;
-    let rows: Vec<Value> = rows.iter().map(domain::failures::row_json).collect();
-    Ok(Json(json!({ "rows": rows, "total": total })))
+    let page = domain::failures::list(&state.store, &f.cause_tags, f.date_from, f.date_to, f.limit, f.offset)
+        .await?;
+    Ok(Json(page))
 }
 
 crate::route_errors! {
@@ -150,17 +143,17 @@ crate::route_errors! {
     params(("id" = Uuid, Path, description = "the ledger row")),
     request_body = Action,
     security(("bearer" = ["cc"])),
-    responses((status = 200, description = ROW, body = Object), ActionErrors)
+    responses((status = 200, description = "the row, with the action recorded", body = FailureView), ActionErrors)
 )]
 pub async fn action(
     State(state): State<AppState>,
     Operator(operator): Operator,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<Action>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FailureView>, ApiError> {
     let row =
         domain::failures::action(&state.store, &operator, domain::ids::FailureId(id), &body.action).await?;
-    Ok(Json(domain::failures::row_json(&row)))
+    Ok(Json(row))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -197,8 +190,7 @@ crate::route_errors! {
     params(ActivityQuery),
     security(("bearer" = ["cc"])),
     responses(
-        (status = 200, description = "`{rows: [{mitra: {id, display_name}, notified, accepted, rejected, \
-            ignored, missed, acceptance_rate, avg_response_seconds}]}`", body = Object),
+        (status = 200, description = "a line per mitra offered anything in the period", body = ActivityReport),
         ActivityErrors,
     )
 )]
@@ -206,10 +198,10 @@ pub async fn mitra_activity(
     State(state): State<AppState>,
     _operator: Operator,
     crate::extract::ApiQuery(query): crate::extract::ApiQuery<ActivityQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ActivityReport>, ApiError> {
     let from = query.date_from.as_deref().map(|v| parse_time("date_from", v)).transpose()?;
     let to = query.date_to.as_deref().map(|v| parse_time("date_to", v)).transpose()?;
-    let rows = domain::failures::mitra_activity(
+    let report = domain::failures::mitra_activity(
         &state.store,
         from,
         to,
@@ -218,16 +210,5 @@ pub async fn mitra_activity(
         query.order.as_deref(),
     )
     .await?;
-    let rows: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "mitra": {"id": r.mitra_id, "display_name": r.display_name},
-                "notified": r.notified, "accepted": r.accepted, "rejected": r.rejected,
-                "ignored": r.ignored, "missed": r.missed,
-                "acceptance_rate": r.acceptance_rate, "avg_response_seconds": r.avg_response_seconds,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "rows": rows })))
+    Ok(Json(report))
 }

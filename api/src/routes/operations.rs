@@ -4,7 +4,6 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -62,9 +61,7 @@ crate::route_errors! {
     params(MitraPage),
     security(("bearer" = ["cc"])),
     responses(
-        (status = 200, body = Object,
-            description = "`{rows: [{id, email, display_name, active, created_at, sign_in_locked_for_s}], total}`; \
-                `sign_in_locked_for_s` > 0 while too many sign-in attempts lock the account"),
+        (status = 200, body = domain::accounts::MitraPage, description = "a page of the mitras, newest first"),
         ListMitrasErrors,
     )
 )]
@@ -72,25 +69,9 @@ pub async fn list_mitras(
     State(state): State<AppState>,
     _operator: Operator,
     ApiQuery(page): ApiQuery<MitraPage>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<domain::accounts::MitraPage>, ApiError> {
     let (q, limit, offset) = (page.q.as_deref(), page.limit, page.offset);
-    let (rows, total) =
-        domain::accounts::list_mitras(&state.store, &state.auth.settings, q, limit, offset).await?;
-    let rows: Vec<Value> = rows
-        .iter()
-        .map(|row| {
-            let m = &row.mitra;
-            json!({
-                "id": m.id,
-                "email": m.email,
-                "display_name": m.display_name,
-                "active": m.active,
-                "created_at": m.created_at,
-                "sign_in_locked_for_s": row.sign_in_locked_for_s,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "rows": rows, "total": total })))
+    Ok(Json(domain::accounts::list_mitras(&state.store, &state.auth.settings, q, limit, offset).await?))
 }
 
 crate::route_errors! {
@@ -137,35 +118,15 @@ crate::route_errors! { LiveSessionsErrors: Operator, [] }
     tag = "operations",
     security(("bearer" = ["cc"])),
     responses(
-        (status = 200, description = "`{rows: [{id, status, customer: {id, call_name}, mitra: {id, \
-            display_name}, started_at, ends_at, grace_ends_at, seconds_left, messages}]}`", body = Object),
+        (status = 200, description = "every session not completed, oldest first", body = domain::session::LiveSessions),
         LiveSessionsErrors,
     )
 )]
 pub async fn live_sessions(
     State(state): State<AppState>,
     _operator: Operator,
-) -> Result<Json<Value>, ApiError> {
-    let now = chrono::Utc::now();
-    let rows = domain::session::live(&state.store).await?;
-    let rows: Vec<Value> = rows
-        .iter()
-        .map(|s| {
-            let until = if s.status == domain::chat::SessionStatus::Closing {
-                s.grace_ends_at.unwrap_or(s.ends_at)
-            } else {
-                s.ends_at
-            };
-            json!({
-                "id": s.id, "status": s.status,
-                "customer": {"id": s.customer_id, "call_name": s.customer_call_name},
-                "mitra": {"id": s.mitra_id, "display_name": s.mitra_display_name},
-                "started_at": s.started_at, "ends_at": s.ends_at, "grace_ends_at": s.grace_ends_at,
-                "seconds_left": (until - now).num_seconds().max(0), "messages": s.last_seq,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "rows": rows })))
+) -> Result<Json<domain::session::LiveSessions>, ApiError> {
+    Ok(Json(domain::session::live(&state.store).await?))
 }
 
 crate::route_errors! {
@@ -181,8 +142,7 @@ crate::route_errors! {
     params(LogPage),
     security(("bearer" = ["cc"])),
     responses(
-        (status = 200, description = "`{rows: [{session_id, initiated_by, reason_code, reason, ended_at, \
-            mitra, customer}]}`, newest first", body = Object),
+        (status = 200, description = "the early ends, newest first", body = domain::session::EarlyEnds),
         LogErrors,
     )
 )]
@@ -190,20 +150,8 @@ pub async fn early_ends(
     State(state): State<AppState>,
     _operator: Operator,
     ApiQuery(page): ApiQuery<LogPage>,
-) -> Result<Json<Value>, ApiError> {
-    let rows = domain::session::early_ends(&state.store, page.date_from, page.date_to, page.limit).await?;
-    let rows: Vec<Value> = rows
-        .iter()
-        .map(|e| {
-            json!({
-                "session_id": e.chat_session_id, "initiated_by": e.initiated_by,
-                "reason_code": e.reason_code, "reason": e.reason, "ended_at": e.ended_at,
-                "mitra": {"id": e.mitra_id, "display_name": e.mitra_display_name},
-                "customer": {"call_name": e.customer_call_name},
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "rows": rows })))
+) -> Result<Json<domain::session::EarlyEnds>, ApiError> {
+    Ok(Json(domain::session::early_ends(&state.store, page.date_from, page.date_to, page.limit).await?))
 }
 
 /// Mitras flagged for review (over the daily early-end cap), newest first.
@@ -214,8 +162,7 @@ pub async fn early_ends(
     params(LogPage),
     security(("bearer" = ["cc"])),
     responses(
-        (status = 200, body = Object,
-            description = "`{rows: [{id, mitra, reason, day, count, created_at}]}`"),
+        (status = 200, description = "the flags, newest first", body = domain::session::ReviewFlags),
         LogErrors,
     )
 )]
@@ -223,16 +170,6 @@ pub async fn review_flags(
     State(state): State<AppState>,
     _operator: Operator,
     ApiQuery(page): ApiQuery<LogPage>,
-) -> Result<Json<Value>, ApiError> {
-    let rows = domain::session::review_flags(&state.store, page.limit).await?;
-    let rows: Vec<Value> = rows
-        .iter()
-        .map(|f| {
-            json!({
-                "id": f.id, "mitra": {"id": f.mitra_id, "display_name": f.mitra_display_name},
-                "reason": f.reason, "day": f.day, "count": f.count, "created_at": f.created_at,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "rows": rows })))
+) -> Result<Json<domain::session::ReviewFlags>, ApiError> {
+    Ok(Json(domain::session::review_flags(&state.store, page.limit).await?))
 }

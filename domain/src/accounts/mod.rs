@@ -4,6 +4,10 @@
 
 pub mod store;
 
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
 pub use crate::accounts::store::MitraRow;
 use crate::accounts::store::NewAccount;
 use crate::auth::{Principal, Role, session};
@@ -124,11 +128,38 @@ pub async fn set_mitra_active(
     Ok(mitra)
 }
 
+/// A customer as the control center names them.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CustomerRef {
+    pub id: Uuid,
+    pub call_name: String,
+}
+
+/// A mitra as the control center names them.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct MitraRef {
+    pub id: Uuid,
+    pub display_name: String,
+}
+
 /// One row of the control center's mitra list: the account, and for how many seconds
 /// its sign-ins are still refused after too many attempts (0: not locked).
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct MitraListing {
+    #[serde(flatten)]
     pub mitra: MitraRow,
+    /// More than 0 while too many sign-in attempts lock the account.
+    #[schema(minimum = 0)]
     pub sign_in_locked_for_s: u64,
+}
+
+/// A page of the mitra list.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct MitraPage {
+    pub rows: Vec<MitraListing>,
+    /// Mitras matching the search, on every page.
+    #[schema(minimum = 0)]
+    pub total: i64,
 }
 
 /// Mitras for the control center's list, newest first.
@@ -138,7 +169,7 @@ pub async fn list_mitras(
     search: Option<&str>,
     limit: Option<i64>,
     offset: Option<i64>,
-) -> Result<(Vec<MitraListing>, i64), AccountError> {
+) -> Result<MitraPage, AccountError> {
     let (limit, offset) = (limit.unwrap_or(50), offset.unwrap_or(0));
     if !(1..=200).contains(&limit) || offset < 0 {
         return Err(AccountError::InvalidPage);
@@ -146,12 +177,12 @@ pub async fn list_mitras(
     let (rows, total) = store.mitras(search.map(str::trim).filter(|s| !s.is_empty()), limit, offset).await?;
     let emails: Vec<&str> = rows.iter().map(|row| row.email.as_str()).collect();
     let locks = store.sign_in_locks(Role::Mitra, &emails, auth.max_sign_in_failures).await?;
-    let listings = rows
+    let rows = rows
         .into_iter()
         .zip(locks)
         .map(|(mitra, sign_in_locked_for_s)| MitraListing { mitra, sign_in_locked_for_s })
         .collect();
-    Ok((listings, total))
+    Ok(MitraPage { rows, total })
 }
 
 /// An operator sets a mitra's new password; every sign-in of the mitra ends (refresh and

@@ -7,13 +7,15 @@
 //! `i64`): a key missing from the registry, or read as the wrong type, does not compile.
 
 pub mod store;
+mod views;
+
+pub use views::{ChangeView, ChangedBy, ConfigChanges, ConfigKeys, ConfigType, KeyView, PublicConfig};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// The type of a key's value, with its validation rules.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValueType {
     /// A whole number within `min..=max`.
     Integer {
@@ -30,10 +32,9 @@ pub enum ValueType {
 }
 
 /// One configuration key.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug)]
 pub struct KeySpec {
     pub key: &'static str,
-    #[serde(flatten)]
     pub value_type: ValueType,
     /// Human label for the control center.
     pub label: &'static str,
@@ -41,7 +42,6 @@ pub struct KeySpec {
     pub explanation: &'static str,
     /// Whether apps may read it through `GET /api/shared/config`.
     pub public: bool,
-    #[serde(skip)]
     default: fn() -> Value,
 }
 
@@ -452,44 +452,29 @@ pub async fn changes(
     store: &crate::store::Store,
     key: Option<&str>,
     limit: Option<i64>,
-) -> Result<Vec<crate::app_config::store::ConfigChange>, ConfigError> {
+) -> Result<ConfigChanges, ConfigError> {
     let limit = limit.unwrap_or(50);
     if !(1..=MAX_CHANGES_PAGE).contains(&limit) {
         return Err(ConfigError::InvalidPage);
     }
-    Ok(store.config_changes(key, limit).await?)
-}
-
-/// A key as the control center shows it: its spec, default and current value.
-#[derive(Clone, Debug, Serialize)]
-pub struct KeyView {
-    #[serde(flatten)]
-    pub spec: KeySpec,
-    pub default: Value,
-    pub value: Value,
-    pub updated_at: Option<chrono::DateTime<chrono::Utc>>,
-    pub updated_by: Option<uuid::Uuid>,
+    let rows = store.config_changes(key, limit).await?;
+    Ok(ConfigChanges { changes: rows.into_iter().map(ChangeView::from).collect() })
 }
 
 /// Every key, in the registry's order, with its current value.
-pub async fn list(store: &crate::store::Store) -> Result<Vec<KeyView>, crate::store::StoreError> {
+pub async fn list(store: &crate::store::Store) -> Result<ConfigKeys, crate::store::StoreError> {
     let stored: std::collections::HashMap<String, crate::app_config::store::StoredKey> =
         store.app_config_rows().await?.into_iter().map(|row| (row.key.clone(), row)).collect();
-    Ok(KEYS
+    let keys = KEYS
         .iter()
         .map(|spec| {
             let row = stored.get(spec.key);
             let value =
                 row.and_then(|row| spec.validate(&row.value).ok()).unwrap_or_else(|| spec.default_value());
-            KeyView {
-                spec: *spec,
-                default: spec.default_value(),
-                value,
-                updated_at: row.map(|row| row.updated_at),
-                updated_by: row.and_then(|row| row.updated_by),
-            }
+            KeyView::new(spec, value, row)
         })
-        .collect())
+        .collect();
+    Ok(ConfigKeys { keys })
 }
 
 /// An operator changes a key: validated against its type, written with an audit row (who,
@@ -510,28 +495,28 @@ pub async fn update(
     }
     let views = list(store).await?;
     views
+        .keys
         .into_iter()
-        .find(|view| view.spec.key == spec.key)
+        .find(|view| view.key == spec.key)
         .ok_or_else(|| ConfigError::UnknownKey(key.to_owned()))
 }
 
 /// Every key apps may read (`public`), with its current value: `GET /api/shared/config`.
-pub async fn public_values(
-    store: &crate::store::Store,
-) -> Result<serde_json::Map<String, Value>, crate::store::StoreError> {
+pub async fn public_values(store: &crate::store::Store) -> Result<PublicConfig, crate::store::StoreError> {
     let stored: std::collections::HashMap<String, Value> =
         store.app_config_values().await?.into_iter().collect();
-    Ok(KEYS
-        .iter()
-        .filter(|spec| spec.public)
-        .map(|spec| {
-            let value = stored
-                .get(spec.key)
-                .and_then(|v| spec.validate(v).ok())
-                .unwrap_or_else(|| spec.default_value());
-            (spec.key.to_owned(), value)
-        })
-        .collect())
+    Ok(PublicConfig(
+        KEYS.iter()
+            .filter(|spec| spec.public)
+            .map(|spec| {
+                let value = stored
+                    .get(spec.key)
+                    .and_then(|v| spec.validate(v).ok())
+                    .unwrap_or_else(|| spec.default_value());
+                (spec.key.to_owned(), value)
+            })
+            .collect(),
+    ))
 }
 
 #[cfg(test)]

@@ -4,15 +4,21 @@
 pub mod store;
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
 
+use crate::accounts::{CustomerRef, MitraRef};
 use crate::auth::Principal;
 use crate::error::{DomainError, ErrorKind};
+use crate::failures::store::ActivityRow;
 use crate::failures::store::FailureFilter;
 pub use crate::failures::store::FailureRow;
 pub use crate::failures::store::OperatorAction;
 use crate::ids::{FailureId, MitraId};
 use crate::pairing::store::RequestType;
+use crate::payment::store::PaymentStatus;
 use crate::store::{Store, StoreError};
 
 crate::text_enum::text_enum! {
@@ -120,7 +126,7 @@ pub async fn list(
     date_to: Option<DateTime<Utc>>,
     limit: Option<i64>,
     offset: Option<i64>,
-) -> Result<(Vec<FailureRow>, i64), FailureError> {
+) -> Result<FailurePage, FailureError> {
     let causes = cause_tags
         .iter()
         .map(|tag| tag.parse::<FailureCause>().map_err(|_| FailureError::UnknownCauseTag(tag.clone())))
@@ -130,7 +136,8 @@ pub async fn list(
         return Err(FailureError::InvalidPage);
     }
     let filter = FailureFilter { causes: &causes, date_from, date_to, limit, offset };
-    Ok(store.failures(&filter).await?)
+    let (rows, total) = store.failures(&filter).await?;
+    Ok(FailurePage { rows: rows.iter().map(FailureView::from).collect(), total })
 }
 
 /// Records an operator's action on one row, once.
@@ -139,28 +146,107 @@ pub async fn action(
     operator: &Principal,
     id: FailureId,
     action: &str,
-) -> Result<FailureRow, FailureError> {
+) -> Result<FailureView, FailureError> {
     let action = action.parse::<OperatorAction>().map_err(|_| FailureError::InvalidAction)?;
-    store.action_failure(id, operator.operator_id(), action).await
+    Ok(FailureView::from(&store.action_failure(id, operator.operator_id(), action).await?))
 }
 
-/// A row as the control center shows it.
-pub fn row_json(row: &FailureRow) -> serde_json::Value {
-    json!({
-        "id": row.id,
-        "payment_session_id": row.payment_session_id,
-        "pairing_request_id": row.pairing_request_id,
-        "customer": { "id": row.customer_id, "call_name": row.customer_call_name },
-        "targeted_mitra": row.targeted_mitra_id.map(|id| json!({ "id": id, "display_name": row.targeted_mitra_display_name })),
-        "cause_tag": row.cause_tag,
-        "amount": row.amount,
-        "payment_status": row.payment_status,
-        "served_after_all": row.payment_status == crate::payment::store::PaymentStatus::Consumed,
-        "operator_action": row.operator_action,
-        "actioned_by": row.actioned_by,
-        "actioned_at": row.actioned_at,
-        "created_at": row.created_at,
-    })
+/// A ledger row as the control center shows it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct FailureView {
+    pub id: Uuid,
+    pub payment_session_id: Uuid,
+    pub pairing_request_id: Option<Uuid>,
+    pub customer: CustomerRef,
+    /// The bestie a returning chat asked for; none for a general search.
+    pub targeted_mitra: Option<MitraRef>,
+    pub cause_tag: FailureCause,
+    /// What the customer paid, in rupiah.
+    #[schema(minimum = 0)]
+    pub amount: i64,
+    pub payment_status: PaymentStatus,
+    /// The payment was consumed by a later chat (a fallback): nothing is owed.
+    pub served_after_all: bool,
+    pub operator_action: Option<OperatorAction>,
+    /// The operator who recorded the action.
+    pub actioned_by: Option<Uuid>,
+    pub actioned_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&FailureRow> for FailureView {
+    fn from(row: &FailureRow) -> Self {
+        Self {
+            id: row.id.0,
+            payment_session_id: row.payment_session_id.0,
+            pairing_request_id: row.pairing_request_id.map(Uuid::from),
+            customer: CustomerRef { id: row.customer_id.0, call_name: row.customer_call_name.clone() },
+            targeted_mitra: row
+                .targeted_mitra_id
+                .zip(row.targeted_mitra_display_name.clone())
+                .map(|(id, display_name)| MitraRef { id: id.0, display_name }),
+            cause_tag: row.cause_tag,
+            amount: row.amount,
+            payment_status: row.payment_status,
+            served_after_all: row.payment_status == PaymentStatus::Consumed,
+            operator_action: row.operator_action,
+            actioned_by: row.actioned_by.map(Uuid::from),
+            actioned_at: row.actioned_at,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// A page of the ledger.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct FailurePage {
+    pub rows: Vec<FailureView>,
+    /// Rows matching the filters, on every page.
+    #[schema(minimum = 0)]
+    pub total: i64,
+}
+
+/// One mitra's line of the activity report.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ActivityView {
+    pub mitra: MitraRef,
+    #[schema(minimum = 0)]
+    pub notified: i64,
+    #[schema(minimum = 0)]
+    pub accepted: i64,
+    #[schema(minimum = 0)]
+    pub rejected: i64,
+    #[schema(minimum = 0)]
+    pub ignored: i64,
+    #[schema(minimum = 0)]
+    pub missed: i64,
+    /// Accepted / notified, from 0 to 1; 0 when nothing was offered.
+    #[schema(minimum = 0, maximum = 1)]
+    pub acceptance_rate: f64,
+    /// Mean seconds from offer to an explicit answer; none without one.
+    #[schema(minimum = 0)]
+    pub avg_response_seconds: Option<f64>,
+}
+
+impl From<&ActivityRow> for ActivityView {
+    fn from(row: &ActivityRow) -> Self {
+        Self {
+            mitra: MitraRef { id: row.mitra_id.0, display_name: row.display_name.clone() },
+            notified: row.notified,
+            accepted: row.accepted,
+            rejected: row.rejected,
+            ignored: row.ignored,
+            missed: row.missed,
+            acceptance_rate: row.acceptance_rate,
+            avg_response_seconds: row.avg_response_seconds,
+        }
+    }
+}
+
+/// The activity report.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ActivityReport {
+    pub rows: Vec<ActivityView>,
 }
 
 /// The columns the activity report sorts by.
@@ -184,7 +270,7 @@ pub async fn mitra_activity(
     mitra: Option<MitraId>,
     sort: Option<&str>,
     order: Option<&str>,
-) -> Result<Vec<crate::failures::store::ActivityRow>, FailureError> {
+) -> Result<ActivityReport, FailureError> {
     let to = to.unwrap_or_else(Utc::now);
     let from = from.unwrap_or(to - chrono::Duration::days(7));
     let sort = match sort {
@@ -198,5 +284,6 @@ pub async fn mitra_activity(
         Some("asc") => false,
         Some(_) => return Err(FailureError::InvalidSort),
     };
-    Ok(store.mitra_activity(from, to, mitra, sort, descending).await?)
+    let rows = store.mitra_activity(from, to, mitra, sort, descending).await?;
+    Ok(ActivityReport { rows: rows.iter().map(ActivityView::from).collect() })
 }

@@ -7,6 +7,9 @@
 //! early) changes nothing. The repair sweep moves sessions whose timers were lost.
 
 pub mod store;
+mod views;
+
+pub use views::{EarlyEndView, EarlyEnds, LiveSessionView, LiveSessions, ReviewFlagView, ReviewFlags};
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -330,8 +333,10 @@ fn log_page(limit: Option<i64>) -> Result<i64, SessionError> {
 }
 
 /// Every session not completed, oldest first: the control center's live view.
-pub async fn live(store: &Store) -> Result<Vec<SessionRow>, SessionError> {
-    Ok(store.live_sessions().await?)
+pub async fn live(store: &Store) -> Result<LiveSessions, SessionError> {
+    let now = Utc::now();
+    let rows = store.live_sessions().await?;
+    Ok(LiveSessions { rows: rows.iter().map(|row| LiveSessionView::new(row, now)).collect() })
 }
 
 /// The early ends in `[from, to)` (either open), newest first.
@@ -340,11 +345,13 @@ pub async fn early_ends(
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     limit: Option<i64>,
-) -> Result<Vec<EarlyEndRow>, SessionError> {
-    Ok(store.early_ends(from, to, log_page(limit)?).await?)
+) -> Result<EarlyEnds, SessionError> {
+    let rows = store.early_ends(from, to, log_page(limit)?).await?;
+    Ok(EarlyEnds { rows: rows.iter().map(EarlyEndView::from).collect() })
 }
 
 /// The mitras flagged for review (over `early_end_mitra_daily_cap`), newest first.
-pub async fn review_flags(store: &Store, limit: Option<i64>) -> Result<Vec<ReviewFlagRow>, SessionError> {
-    Ok(store.review_flags(log_page(limit)?).await?)
+pub async fn review_flags(store: &Store, limit: Option<i64>) -> Result<ReviewFlags, SessionError> {
+    let rows = store.review_flags(log_page(limit)?).await?;
+    Ok(ReviewFlags { rows: rows.iter().map(ReviewFlagView::from).collect() })
 }

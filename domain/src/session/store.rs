@@ -290,7 +290,7 @@ impl Store {
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct EarlyEndRow {
     pub chat_session_id: SessionId,
-    pub initiated_by: String,
+    pub initiated_by: crate::chat::store::ClosureInitiator,
     pub reason_code: Option<String>,
     pub reason: Option<String>,
     pub ended_at: chrono::DateTime<chrono::Utc>,

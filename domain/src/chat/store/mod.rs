@@ -43,6 +43,16 @@ crate::text_enum::text_enum! {
     }
 }
 
+crate::text_enum::text_enum! {
+    /// Who started a session's closing (`session_closures.initiated_by`): the system when
+    /// its time ran out, a side when it ended early.
+    pub enum ClosureInitiator {
+        System = "system",
+        Customer = "customer",
+        Mitra = "mitra",
+    }
+}
+
 const MESSAGE_COLUMNS: &str =
     "id, chat_session_id, seq, sender_role, sender_id, client_msg_id, body, created_at";
 
