@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use domain::failures::{ActivityReport, FailurePage, FailureView};
+use domain::failures::{ActivityReport, ActivitySort, FailureError, FailurePage, FailureView, SortOrder};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -43,25 +43,11 @@ struct FilterParams {
     offset: Option<i64>,
 }
 
-fn names(names: &[&str]) -> utoipa::openapi::schema::ObjectBuilder {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(names.iter().copied()))
-}
-
-fn sort_names() -> utoipa::openapi::schema::ObjectBuilder {
-    names(&domain::failures::ACTIVITY_SORTS)
-}
-
-fn order_names() -> utoipa::openapi::schema::ObjectBuilder {
-    names(&["desc", "asc"])
-}
-
 /// The list's filters. `cause_tags[]` repeats (`?cause_tags[]=a&cause_tags[]=b`), which the
 /// usual query extractor cannot read, so the query string is parsed here.
 #[derive(Default)]
 struct Filters {
-    cause_tags: Vec<String>,
+    causes: Vec<domain::failures::FailureCause>,
     date_from: Option<chrono::DateTime<chrono::Utc>>,
     date_to: Option<chrono::DateTime<chrono::Utc>>,
     limit: Option<i64>,
@@ -90,7 +76,9 @@ fn parse_filters(query: Option<&str>) -> Result<Filters, ApiError> {
         let number =
             |value: &str| value.parse::<i64>().map_err(|_| bad_query(format!("{name}: expected a number")));
         match name.as_ref() {
-            "cause_tags[]" | "cause_tags" => filters.cause_tags.push(value.into_owned()),
+            "cause_tags[]" | "cause_tags" => filters
+                .causes
+                .push(value.parse().map_err(|_| FailureError::UnknownCauseTag(value.clone().into_owned()))?),
             "date_from" => filters.date_from = Some(time(&value)?),
             "date_to" => filters.date_to = Some(time(&value)?),
             "limit" => filters.limit = Some(number(&value)?),
@@ -122,8 +110,8 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Json<FailurePage>, ApiError> {
     let f = parse_filters(query.as_deref())?;
-    let page = domain::failures::list(&state.store, &f.cause_tags, f.date_from, f.date_to, f.limit, f.offset)
-        .await?;
+    let page =
+        domain::failures::list(&state.store, &f.causes, f.date_from, f.date_to, f.limit, f.offset).await?;
     Ok(Json(page))
 }
 
@@ -151,8 +139,8 @@ pub async fn action(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<Action>,
 ) -> Result<Json<FailureView>, ApiError> {
-    let row =
-        domain::failures::action(&state.store, &operator, domain::ids::FailureId(id), &body.action).await?;
+    let action = body.action.parse().map_err(|_| FailureError::InvalidAction)?;
+    let row = domain::failures::action(&state.store, &operator, domain::ids::FailureId(id), action).await?;
     Ok(Json(row))
 }
 
@@ -168,10 +156,10 @@ pub struct ActivityQuery {
     date_to: Option<String>,
     mitra_id: Option<Uuid>,
     /// A column of the report or `display_name`; default `notified`.
-    #[param(schema_with = sort_names)]
+    #[param(value_type = Option<ActivitySort>, inline)]
     sort: Option<String>,
     /// `desc` (default) or `asc`.
-    #[param(schema_with = order_names)]
+    #[param(value_type = Option<SortOrder>, inline)]
     order: Option<String>,
 }
 
@@ -206,8 +194,8 @@ pub async fn mitra_activity(
         from,
         to,
         query.mitra_id.map(domain::ids::MitraId),
-        query.sort.as_deref(),
-        query.order.as_deref(),
+        query.sort.as_deref().map(str::parse).transpose().map_err(|_| FailureError::InvalidSort)?,
+        query.order.as_deref().map(str::parse).transpose().map_err(|_| FailureError::InvalidSort)?,
     )
     .await?;
     Ok(Json(report))

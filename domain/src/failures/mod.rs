@@ -121,21 +121,17 @@ impl DomainError for FailureError {
 /// A page of the ledger and the total count matching the filters.
 pub async fn list(
     store: &Store,
-    cause_tags: &[String],
+    causes: &[FailureCause],
     date_from: Option<DateTime<Utc>>,
     date_to: Option<DateTime<Utc>>,
     limit: Option<i64>,
     offset: Option<i64>,
 ) -> Result<FailurePage, FailureError> {
-    let causes = cause_tags
-        .iter()
-        .map(|tag| tag.parse::<FailureCause>().map_err(|_| FailureError::UnknownCauseTag(tag.clone())))
-        .collect::<Result<Vec<_>, _>>()?;
     let (limit, offset) = (limit.unwrap_or(50), offset.unwrap_or(0));
     if !(1..=200).contains(&limit) || offset < 0 {
         return Err(FailureError::InvalidPage);
     }
-    let filter = FailureFilter { causes: &causes, date_from, date_to, limit, offset };
+    let filter = FailureFilter { causes, date_from, date_to, limit, offset };
     let (rows, total) = store.failures(&filter).await?;
     Ok(FailurePage { rows: rows.iter().map(FailureView::from).collect(), total })
 }
@@ -145,9 +141,8 @@ pub async fn action(
     store: &Store,
     operator: &Principal,
     id: FailureId,
-    action: &str,
+    action: OperatorAction,
 ) -> Result<FailureView, FailureError> {
-    let action = action.parse::<OperatorAction>().map_err(|_| FailureError::InvalidAction)?;
     Ok(FailureView::from(&store.action_failure(id, operator.operator_id(), action).await?))
 }
 
@@ -249,41 +244,42 @@ pub struct ActivityReport {
     pub rows: Vec<ActivityView>,
 }
 
-/// The columns the activity report sorts by.
-pub const ACTIVITY_SORTS: [&str; 8] = [
-    "notified",
-    "accepted",
-    "rejected",
-    "ignored",
-    "missed",
-    "acceptance_rate",
-    "avg_response_seconds",
-    "display_name",
-];
+crate::text_enum::text_enum! {
+    /// The columns the activity report sorts by: a column of [`ActivityView`] or the name.
+    pub enum ActivitySort {
+        Notified = "notified",
+        Accepted = "accepted",
+        Rejected = "rejected",
+        Ignored = "ignored",
+        Missed = "missed",
+        AcceptanceRate = "acceptance_rate",
+        AvgResponseSeconds = "avg_response_seconds",
+        DisplayName = "display_name",
+    }
+}
+
+crate::text_enum::text_enum! {
+    /// Which way a report is sorted.
+    pub enum SortOrder {
+        Desc = "desc",
+        Asc = "asc",
+    }
+}
 
 /// The mitra request-activity report (seed 002): per mitra over `[from, to)` (default: the
-/// last 7 days), computed in SQL over the activity log.
+/// last 7 days, sorted by `notified`, descending), computed in SQL over the activity log.
 pub async fn mitra_activity(
     store: &Store,
     from: Option<DateTime<Utc>>,
     to: Option<DateTime<Utc>>,
     mitra: Option<MitraId>,
-    sort: Option<&str>,
-    order: Option<&str>,
+    sort: Option<ActivitySort>,
+    order: Option<SortOrder>,
 ) -> Result<ActivityReport, FailureError> {
     let to = to.unwrap_or_else(Utc::now);
     let from = from.unwrap_or(to - chrono::Duration::days(7));
-    let sort = match sort {
-        None => "notified",
-        Some(wanted) => {
-            ACTIVITY_SORTS.iter().find(|s| **s == wanted).copied().ok_or(FailureError::InvalidSort)?
-        }
-    };
-    let descending = match order {
-        None | Some("desc") => true,
-        Some("asc") => false,
-        Some(_) => return Err(FailureError::InvalidSort),
-    };
-    let rows = store.mitra_activity(from, to, mitra, sort, descending).await?;
+    let sort = sort.unwrap_or(ActivitySort::Notified);
+    let order = order.unwrap_or(SortOrder::Desc);
+    let rows = store.mitra_activity(from, to, mitra, sort, order).await?;
     Ok(ActivityReport { rows: rows.iter().map(ActivityView::from).collect() })
 }

@@ -158,17 +158,23 @@ pub struct ActivityRow {
 }
 
 impl Store {
-    /// Per mitra over `[from, to)`, sorted by `sort` (a column of [`ActivityRow`], checked
-    /// by the caller) then by mitra.
+    /// Per mitra over `[from, to)`, sorted by `sort` (a column of [`ActivityRow`]) then by
+    /// mitra.
     pub async fn mitra_activity(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
         mitra: Option<MitraId>,
-        sort: &'static str,
-        descending: bool,
+        sort: super::ActivitySort,
+        order: super::SortOrder,
     ) -> Result<Vec<ActivityRow>, StoreError> {
-        let order = if descending { "DESC NULLS LAST" } else { "ASC NULLS LAST" };
+        let (sort, order) = (
+            sort.as_str(),
+            match order {
+                super::SortOrder::Desc => "DESC NULLS LAST",
+                super::SortOrder::Asc => "ASC NULLS LAST",
+            },
+        );
         let query = format!(
             "SELECT * FROM (
                  SELECT m.id AS mitra_id, m.display_name,
