@@ -2,7 +2,7 @@
 
 Gives every operation an access token of a role it takes, read from the operation's own
 `security` requirement (scheme `bearer`, whose scopes name the roles: `customer`, `mitra`,
-`cc`), so one run per listener covers every route with a token it accepts:
+`cc`, `admin`: the seeded admin for both of the last), so one run per listener covers every route with a token it accepts:
 
 - one role in the scopes: a token of that role;
 - `customer` and `mitra` (the shared routes): one of the two, chosen by a hash of the
@@ -16,7 +16,7 @@ Tokens: the seeded load-test accounts' tokens (`SCHEMA_CHECK_TOKENS`, from `best
 and asks again; the mitra role then signs in as the next account that still can, the customer
 role signs in with a one-time code for a fresh phone number.
 
-The logout routes revoke the token they are called with, so each of their requests gets a
+The logout routes and the password change revoke the token they are called with, so each of their requests gets a
 token of its own, from a fresh sign-in, and the shared tokens are never revoked.
 
 schemathesis' own `ignored_auth` check then removes or spoils these tokens to see the
@@ -50,7 +50,7 @@ MITRA_PASSWORD = os.environ["SCHEMA_CHECK_MITRA_PASSWORD"]
 with open(os.environ["SCHEMA_CHECK_TOKENS"]) as f:
     SEEDED = json.load(f)
 
-LOGOUT_OPERATIONS = ["app_logout", "operator_logout"]
+LOGOUT_OPERATIONS = ["app_logout", "operator_logout", "operator_change_password"]
 TIMEOUT = 10
 _lock = threading.Lock()
 # Seeded tokens not handed out yet, by role; once used up, a role signs in afresh.
@@ -122,7 +122,8 @@ def sign_in_operator() -> str:
     return _session_token(response, "operator login")
 
 
-SIGN_IN = {"customer": sign_in_customer, "mitra": sign_in_mitra, "cc": sign_in_operator}
+# `admin` routes take the seeded admin too (an `operator`-role account gets 403 admin_required).
+SIGN_IN = {"customer": sign_in_customer, "mitra": sign_in_mitra, "cc": sign_in_operator, "admin": sign_in_operator}
 
 
 def fresh_token(role: str) -> str:
@@ -179,7 +180,7 @@ def _wrong_role(operation) -> str | None:
     roles = roles_of(operation)
     if not roles:
         return None
-    if operation.path.startswith("/internal/") or "cc" in roles:
+    if operation.path.startswith("/internal/") or "cc" in roles or "admin" in roles:
         return "customer"
     if "customer" in roles and "mitra" in roles:
         return "cc"

@@ -12,7 +12,8 @@ use crate::MAX_BODY_BYTES;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, OptionalJson};
 use crate::routes::{
-    accounts, auth, chat, config, devices, extensions, failures, operations, pairing, payments, presence,
+    accounts, auth, chat, config, devices, extensions, failures, operations, operators, pairing, payments,
+    presence,
 };
 
 /// Declares [`REQUEST_BODIES`] and [`decode_request_body`] from one list of
@@ -62,6 +63,8 @@ request_bodies! {
     ApiJson<devices::DeviceToken>,
     ApiJson<failures::Action>,
     ApiJson<operations::NewPassword>,
+    ApiJson<operators::CreateOperator>,
+    ApiJson<operators::PasswordChange>,
     ApiJson<pairing::PaymentRef>,
     ApiJson<pairing::Returning>,
     ApiJson<payments::CreatePayment>,
@@ -125,6 +128,6 @@ mod tests {
     #[tokio::test]
     async fn a_name_that_is_no_body_is_none() {
         assert!(decode_request_body("Nothing", None, Vec::new()).await.is_none());
-        assert_eq!(REQUEST_BODIES.len(), 20);
+        assert_eq!(REQUEST_BODIES.len(), 22);
     }
 }

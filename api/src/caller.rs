@@ -20,8 +20,10 @@ pub struct Customer(pub Principal);
 pub struct Mitra(pub Principal);
 /// A customer or a mitra: the app routes shared by both.
 pub struct AppUser(pub Principal);
-/// A control-center operator.
+/// A control-center operator (either role).
 pub struct Operator(pub Principal);
+/// A control-center account with the `admin` role now (read from Postgres on each request).
+pub struct Admin(pub Principal);
 
 /// The bearer token of `Authorization`, if any.
 pub fn bearer_token(parts: &Parts) -> Result<Option<&str>, AuthError> {
@@ -76,3 +78,13 @@ caller!(Customer, Role::Customer);
 caller!(Mitra, Role::Mitra);
 caller!(AppUser, Role::Customer, Role::Mitra);
 caller!(Operator, Role::Cc);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let principal = authenticate(parts, state, &[Role::Cc]).await?;
+        domain::accounts::require_admin(&state.store, &principal).await?;
+        Ok(Self(principal))
+    }
+}

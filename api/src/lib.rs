@@ -111,7 +111,7 @@ pub fn public_routes(state: &AppState) -> Routes {
 
 /// The REST routes of the internal listener (control center), documented.
 pub fn internal_routes(state: &AppState) -> Routes {
-    use routes::{accounts, auth, config, failures, operations};
+    use routes::{accounts, auth, config, failures, operations, operators};
     let sign_in =
         Routes::default().routes(routes!(auth::operator_login)).routes(routes!(auth::operator_refresh));
     Routes::default()
@@ -122,6 +122,12 @@ pub fn internal_routes(state: &AppState) -> Routes {
         .routes(routes!(operations::live_sessions))
         .routes(routes!(operations::early_ends))
         .routes(routes!(operations::review_flags))
+        .routes(routes!(operations::resolve_review_flag))
+        .routes(routes!(operators::list_operators, operators::create_operator))
+        .routes(routes!(operators::deactivate_operator))
+        .routes(routes!(operators::reactivate_operator))
+        .routes(routes!(operators::audit_log))
+        .routes(routes!(operators::change_password))
         .routes(routes!(accounts::deactivate_mitra))
         .routes(routes!(accounts::reactivate_mitra))
         .routes(routes!(config::list))

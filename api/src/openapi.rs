@@ -50,8 +50,10 @@ pub enum Caller {
     Mitra,
     /// A customer or a mitra.
     AppUser,
-    /// A control-center operator.
+    /// A control-center operator (either role).
     Operator,
+    /// A control-center admin: also 403 `admin_required`.
+    Admin,
 }
 
 /// What a request goes through besides its handler's own logic, each with the errors it
@@ -94,6 +96,9 @@ pub fn error_responses(
     if caller != Caller::Anyone {
         add(401, &["missing_token", "invalid_token", "token_expired", "token_revoked"]);
         add(403, &["wrong_role"]);
+    }
+    if caller == Caller::Admin {
+        add(403, &["admin_required"]);
     }
     for guard in guards {
         match guard {

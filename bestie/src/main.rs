@@ -52,6 +52,11 @@ enum Command {
         /// its token expires, so a load run wants tokens that outlive it.
         #[arg(long)]
         token_ttl_s: Option<u64>,
+        /// When the admin of `seed.admin_email` exists with another password, set it to
+        /// `seed.admin_password` (its refresh tokens are revoked). Without it, the password is
+        /// kept and the output says so.
+        #[arg(long)]
+        reset_admin_password: bool,
     },
     /// Print the effective settings as JSON, secrets redacted.
     Config,
@@ -112,7 +117,7 @@ fn run() -> anyhow::Result<()> {
                 println!("migrations applied");
                 Ok(())
             }
-            Command::Seed { load_customers, load_mitras, tokens, token_ttl_s } => {
+            Command::Seed { load_customers, load_mitras, tokens, token_ttl_s, reset_admin_password } => {
                 let load = load_customers > 0 || load_mitras > 0;
                 anyhow::ensure!(
                     !load || settings.mode != domain::settings::Mode::Production,
@@ -124,11 +129,23 @@ fn run() -> anyhow::Result<()> {
                 );
                 let store = domain::Store::connect(&settings.database, &settings.redis).await?;
                 bestie::migrate(&store).await?;
-                let report = domain::seed::run(&store, &settings.seed).await.context("seeding")?;
+                let report = domain::seed::run_with(&store, &settings.seed, reset_admin_password)
+                    .await
+                    .context("seeding")?;
+                use domain::seed::AdminSeed;
                 println!(
                     "seeded: admin {} ({}), {} demo mitra(s) created, {} config key(s) inserted",
                     settings.seed.admin_email,
-                    if report.admin_created { "created" } else { "already present" },
+                    match report.admin {
+                        AdminSeed::Created => "created with seed.admin_password",
+                        AdminSeed::Unchanged => "already present; seed.admin_password signs it in",
+                        AdminSeed::PasswordKept => {
+                            "already present with ANOTHER password, which was kept: seed.admin_password \
+                             does not sign it in; run `bestie seed --reset-admin-password` to set it"
+                        }
+                        AdminSeed::PasswordReset =>
+                            "already present; its password was set to seed.admin_password",
+                    },
                     report.mitras_created,
                     report.config_keys_inserted
                 );

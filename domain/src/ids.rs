@@ -80,6 +80,8 @@ ids! {
     ProbeId;
     /// One refresh token of a sign-in (each rotation makes a new one).
     RefreshTokenId;
+    /// A mitra flagged for review (`mitra_review_flags`).
+    ReviewFlagId;
 }
 
 /// A customer, a mitra and an operator are each an account.

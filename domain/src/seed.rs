@@ -17,10 +17,25 @@ use crate::settings::{AuthSettings, SeedSettings};
 use crate::store::Store;
 use crate::store::StoreError;
 
+/// What a seed run did with the admin of `seed.admin_email`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum AdminSeed {
+    /// Created with `seed.admin_password`.
+    Created,
+    /// Present, and `seed.admin_password` signs it in.
+    #[default]
+    Unchanged,
+    /// Present with another password (changed in the console, or the setting changed since):
+    /// kept. `bestie seed --reset-admin-password` sets the configured one.
+    PasswordKept,
+    /// Present with another password, set to `seed.admin_password` (`--reset-admin-password`).
+    PasswordReset,
+}
+
 /// What a seed run created.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct SeedReport {
-    pub admin_created: bool,
+    pub admin: AdminSeed,
     pub mitras_created: u32,
     pub config_keys_inserted: u64,
 }
@@ -41,16 +56,40 @@ pub enum SeedError {
     MissingLoadAccount(String),
 }
 
+/// Seeds what is missing: the admin, the demo mitras, the configuration's defaults. An
+/// existing admin keeps its password unless `reset_admin_password`; the report says which.
 pub async fn run(store: &Store, settings: &SeedSettings) -> Result<SeedReport, SeedError> {
+    run_with(store, settings, false).await
+}
+
+pub async fn run_with(
+    store: &Store,
+    settings: &SeedSettings,
+    reset_admin_password: bool,
+) -> Result<SeedReport, SeedError> {
     let email = settings.admin_email.trim();
     if email != email.to_lowercase() || !email.contains('@') {
         return Err(SeedError::InvalidEmail(email.to_owned()));
     }
     let mut report = SeedReport::default();
-    if !store.account_email_exists(email).await? {
-        let hash = password::hash(settings.admin_password.expose()).await?;
+    let configured = settings.admin_password.expose();
+    if let Some(admin) = store.password_account(crate::auth::Role::Cc, email).await? {
+        if !password::verify(configured, &admin.password_hash).await {
+            report.admin = if reset_admin_password {
+                let hash = password::hash(configured).await?;
+                store.change_operator_password(crate::ids::OperatorId(admin.id.0), &hash).await?;
+                store.clear_sign_in_attempts(crate::auth::Role::Cc, email).await?;
+                AdminSeed::PasswordReset
+            } else {
+                AdminSeed::PasswordKept
+            };
+        }
+    } else if !store.account_email_exists(email).await? {
+        let hash = password::hash(configured).await?;
         let account = NewAccount { email, display_name: "Admin", password_hash: &hash };
-        report.admin_created = store.insert_cc_admin_if_absent(account).await?.is_some();
+        if store.insert_cc_admin_if_absent(account).await?.is_some() {
+            report.admin = AdminSeed::Created;
+        }
     }
     for n in 1..=settings.demo_mitras.unwrap_or(crate::settings::DEV_DEMO_MITRAS) {
         let email = format!("mitra{n}@bestie.local");

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use domain::app_config::KEYS;
+use serde_json::json;
 
 use crate::harness::TestApp;
 
@@ -23,7 +24,7 @@ async fn seed_creates_the_admin_and_demo_mitras_once() {
     seed.demo_mitras = Some(2);
 
     let first = domain::seed::run(&app.store, &seed).await.expect("first seed");
-    assert!(first.admin_created);
+    assert_eq!(first.admin, domain::seed::AdminSeed::Created);
     assert_eq!(first.mitras_created, 2);
     // The migration already inserted every config default.
     assert_eq!(first.config_keys_inserted, 0);
@@ -31,6 +32,21 @@ async fn seed_creates_the_admin_and_demo_mitras_once() {
     let second = domain::seed::run(&app.store, &seed).await.expect("second seed");
     assert_eq!(second, domain::seed::SeedReport::default());
     assert!(app.store.account_email_exists(&seed.admin_email).await.expect("lookup"));
+
+    // Another configured password: kept, and said; set only when asked.
+    seed.admin_password = domain::settings::Secret::new("a-different-admin-secret");
+    let kept = domain::seed::run(&app.store, &seed).await.expect("third seed");
+    assert_eq!(kept.admin, domain::seed::AdminSeed::PasswordKept);
+    let login = app.internal_url("/internal/auth/login");
+    let with = |password: &str| json!({"email": seed.admin_email, "password": password});
+    assert_eq!(app.post(&login, None, with("a-different-admin-secret")).await.0, 401);
+    assert_eq!(app.post(&login, None, with(app.settings.seed.admin_password.expose())).await.0, 200);
+    let reset = domain::seed::run_with(&app.store, &seed, true).await.expect("reset");
+    assert_eq!(reset.admin, domain::seed::AdminSeed::PasswordReset);
+    assert_eq!(app.post(&login, None, with("a-different-admin-secret")).await.0, 200);
+    assert_eq!(app.post(&login, None, with(app.settings.seed.admin_password.expose())).await.0, 401);
+    let again = domain::seed::run_with(&app.store, &seed, true).await.expect("again");
+    assert_eq!(again.admin, domain::seed::AdminSeed::Unchanged);
 }
 
 #[tokio::test]

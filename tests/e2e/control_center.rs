@@ -292,6 +292,28 @@ async fn operators_list_mitras_reset_passwords_and_watch_live_sessions_and_early
         (json!(mitra.id), Some(1))
     );
 
+    // An operator resolves the flag, once; the open list no longer shows it, the full one does.
+    let flag = flags["rows"][0]["id"].as_str().expect("flag id").to_owned();
+    assert_eq!(flags["rows"][0]["reviewed_at"], Value::Null);
+    let resolve = app.internal_url(&format!("/internal/review-flags/{flag}/resolve"));
+    let (status, resolved) = app.post(&resolve, Some(&operator), json!({})).await;
+    assert_eq!(status, 200, "{resolved}");
+    assert!(resolved["reviewed_by"].is_string() && resolved["reviewed_at"].is_string(), "{resolved}");
+    let (status, again) = app.post(&resolve, Some(&operator), json!({})).await;
+    assert_eq!((status, again["error"]["code"].as_str()), (409, Some("review_flag_already_resolved")));
+    let unknown = app.internal_url(&format!("/internal/review-flags/{}/resolve", uuid::Uuid::new_v4()));
+    let (status, missing) = app.post(&unknown, Some(&operator), json!({})).await;
+    assert_eq!((status, missing["error"]["code"].as_str()), (404, Some("review_flag_not_found")));
+    let (_, open) = get(&app, &operator, "/internal/review-flags").await;
+    assert_eq!(open["rows"].as_array().map(Vec::len), Some(0), "{open}");
+    let (_, all) = get(&app, &operator, "/internal/review-flags?include_resolved=true").await;
+    assert_eq!(all["rows"][0]["id"].as_str(), Some(flag.as_str()));
+    let (_, audit) = get(&app, &operator, "/internal/audit?action=review_flag.resolve").await;
+    assert_eq!(
+        (audit["total"].as_i64(), audit["rows"][0]["target_id"].as_str()),
+        (Some(1), Some(flag.as_str()))
+    );
+
     // A reset password: the old one stops working, the new one works.
     let email = list["rows"][0]["email"].as_str().expect("email").to_owned();
     let reset = app.internal_url(&format!("/internal/mitras/{}/reset-password", mitra.id));

@@ -78,7 +78,7 @@ impl Target {
         match scheme.as_array()?.first()?.as_str()? {
             "customer" => Some(&self.customer),
             "mitra" => Some(&self.mitra),
-            "cc" => Some(&self.operator),
+            "cc" | "admin" => Some(&self.operator),
             other => panic!("unknown role {other:?} in {operation}"),
         }
     }

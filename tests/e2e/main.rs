@@ -21,6 +21,7 @@ mod hub;
 mod logs;
 mod metrics;
 mod openapi;
+mod operators;
 mod pairing;
 mod payments;
 mod process;

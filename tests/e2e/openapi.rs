@@ -73,7 +73,7 @@ pub(crate) fn operations(document: &Value) -> impl Iterator<Item = (String, &str
 
 /// `path` with each parameter filled: a random UUID where the document says uuid, else a
 /// word no key has.
-fn concrete(path: &str, operation: Option<&Value>) -> String {
+pub(crate) fn concrete(path: &str, operation: Option<&Value>) -> String {
     let uuid_params: BTreeSet<&str> = operation
         .and_then(|op| op["parameters"].as_array())
         .into_iter()

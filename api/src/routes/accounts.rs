@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use domain::accounts::MitraRow;
-use domain::accounts::{self, NewMitra};
+use domain::accounts::{self, NewAccountFields};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -51,7 +51,8 @@ pub async fn create_mitra(
     Operator(operator): Operator,
     ApiJson(body): ApiJson<CreateMitra>,
 ) -> Result<(StatusCode, Json<MitraRow>), ApiError> {
-    let new = NewMitra { email: &body.email, password: &body.password, display_name: &body.display_name };
+    let new =
+        NewAccountFields { email: &body.email, password: &body.password, display_name: &body.display_name };
     let mitra = accounts::create_mitra(&state.store, &operator, new).await?;
     Ok((StatusCode::CREATED, Json(mitra)))
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::caller::Operator;
+use crate::caller::{Admin, Operator};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 
@@ -50,7 +50,7 @@ pub async fn list(State(state): State<AppState>, _operator: Operator) -> Result<
 }
 
 crate::route_errors! {
-    UpdateErrors: Operator, [Path, Json];
+    UpdateErrors: Admin, [Path, Json];
     400 => [invalid_config_value];
     404 => [unknown_config_key];
 }
@@ -63,12 +63,12 @@ crate::route_errors! {
     operation_id = "update_config",
     params(("key" = String, Path, description = "the configuration key")),
     request_body = NewValue,
-    security(("bearer" = ["cc"])),
+    security(("bearer" = ["admin"])),
     responses((status = 200, description = "the key with its new value", body = KeyView), UpdateErrors)
 )]
 pub async fn update(
     State(state): State<AppState>,
-    Operator(operator): Operator,
+    Admin(operator): Admin,
     ApiPath(key): ApiPath<String>,
     ApiJson(body): ApiJson<NewValue>,
 ) -> Result<Json<KeyView>, ApiError> {
@@ -83,12 +83,12 @@ pub async fn update(
     operation_id = "patch_config",
     params(("key" = String, Path, description = "the configuration key")),
     request_body = NewValue,
-    security(("bearer" = ["cc"])),
+    security(("bearer" = ["admin"])),
     responses((status = 200, description = "the key with its new value", body = KeyView), UpdateErrors)
 )]
 pub async fn patch(
     state: State<AppState>,
-    operator: Operator,
+    operator: Admin,
     key: ApiPath<String>,
     body: ApiJson<NewValue>,
 ) -> Result<Json<KeyView>, ApiError> {

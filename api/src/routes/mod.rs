@@ -11,6 +11,7 @@ pub mod devices;
 pub mod extensions;
 pub mod failures;
 pub mod operations;
+pub mod operators;
 pub mod pairing;
 pub mod payments;
 pub mod presence;

@@ -154,12 +154,24 @@ pub async fn early_ends(
     Ok(Json(domain::session::early_ends(&state.store, page.date_from, page.date_to, page.limit).await?))
 }
 
-/// Mitras flagged for review (over the daily early-end cap), newest first.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct FlagPage {
+    /// 1–500, default 100.
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<i64>,
+    /// Resolved flags too (default: the open ones only).
+    include_resolved: Option<bool>,
+}
+
+/// Mitras flagged for review (over the daily early-end cap), newest first; the open flags
+/// unless `include_resolved`.
 #[utoipa::path(
     get,
     path = "/internal/review-flags",
     tag = "operations",
-    params(LogPage),
+    params(FlagPage),
     security(("bearer" = ["cc"])),
     responses(
         (status = 200, description = "the flags, newest first", body = domain::session::ReviewFlags),
@@ -169,7 +181,31 @@ pub async fn early_ends(
 pub async fn review_flags(
     State(state): State<AppState>,
     _operator: Operator,
-    ApiQuery(page): ApiQuery<LogPage>,
+    ApiQuery(page): ApiQuery<FlagPage>,
 ) -> Result<Json<domain::session::ReviewFlags>, ApiError> {
-    Ok(Json(domain::session::review_flags(&state.store, page.limit).await?))
+    let include_resolved = page.include_resolved.unwrap_or(false);
+    Ok(Json(domain::session::review_flags(&state.store, page.limit, include_resolved).await?))
+}
+
+crate::route_errors! {
+    ResolveErrors: Operator, [Path];
+    404 => [review_flag_not_found];
+    409 => [review_flag_already_resolved];
+}
+
+/// Resolves a review flag: the operator looked at the mitra's early ends. Once; audited.
+#[utoipa::path(
+    post,
+    path = "/internal/review-flags/{id}/resolve",
+    tag = "operations",
+    params(("id" = Uuid, Path, description = "the flag")),
+    security(("bearer" = ["cc"])),
+    responses((status = 200, description = "the flag, resolved", body = domain::session::ReviewFlagView), ResolveErrors)
+)]
+pub async fn resolve_review_flag(
+    State(state): State<AppState>,
+    Operator(operator): Operator,
+    ApiPath(id): ApiPath<domain::ids::ReviewFlagId>,
+) -> Result<Json<domain::session::ReviewFlagView>, ApiError> {
+    Ok(Json(domain::session::resolve_review_flag(&state.store, &operator, id).await?))
 }

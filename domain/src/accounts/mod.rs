@@ -2,7 +2,11 @@
 //! Deactivation takes effect everywhere at once: sign-in is refused, refresh tokens are
 //! revoked, access tokens are refused, and the mitra's live sockets are closed.
 
+mod operators;
 pub mod store;
+
+pub use operators::*;
+pub use store::AuditAction;
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -33,6 +37,16 @@ pub enum AccountError {
     EmailTaken,
     #[error("no such mitra")]
     MitraNotFound,
+    #[error("only an admin may do this")]
+    AdminRequired,
+    #[error("no such operator")]
+    OperatorNotFound,
+    #[error("you cannot deactivate your own account")]
+    CannotDeactivateSelf,
+    #[error("the current password is not right")]
+    WrongPassword,
+    #[error("role must be admin or operator")]
+    InvalidRole,
     #[error("limit must be 1 to 200 and offset at least 0")]
     InvalidPage,
     #[error("password hashing failed: {0}")]
@@ -49,6 +63,11 @@ impl DomainError for AccountError {
             Self::InvalidDisplayName => "invalid_display_name",
             Self::EmailTaken => "email_taken",
             Self::MitraNotFound => "mitra_not_found",
+            Self::AdminRequired => "admin_required",
+            Self::OperatorNotFound => "operator_not_found",
+            Self::CannotDeactivateSelf => "cannot_deactivate_self",
+            Self::WrongPassword => "wrong_password",
+            Self::InvalidRole => "invalid_role",
             Self::InvalidPage => "invalid_page",
             Self::Hash(_) => "internal_error",
             Self::Store(e) => e.code(),
@@ -57,19 +76,22 @@ impl DomainError for AccountError {
 
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::InvalidEmail | Self::InvalidPassword | Self::InvalidDisplayName | Self::InvalidPage => {
-                ErrorKind::Invalid
-            }
-            Self::EmailTaken => ErrorKind::Conflict,
-            Self::MitraNotFound => ErrorKind::NotFound,
+            Self::InvalidEmail
+            | Self::InvalidPassword
+            | Self::InvalidDisplayName
+            | Self::InvalidPage
+            | Self::InvalidRole => ErrorKind::Invalid,
+            Self::EmailTaken | Self::CannotDeactivateSelf => ErrorKind::Conflict,
+            Self::MitraNotFound | Self::OperatorNotFound => ErrorKind::NotFound,
+            Self::AdminRequired | Self::WrongPassword => ErrorKind::Forbidden,
             Self::Hash(_) => ErrorKind::Internal,
             Self::Store(e) => e.kind(),
         }
     }
 }
 
-/// A new mitra's fields, as the operator typed them.
-pub struct NewMitra<'a> {
+/// A new account's fields, as the operator typed them.
+pub struct NewAccountFields<'a> {
     pub email: &'a str,
     pub password: &'a str,
     pub display_name: &'a str,
@@ -80,12 +102,17 @@ pub struct NewMitra<'a> {
 pub async fn create_mitra(
     store: &Store,
     actor: &Principal,
-    new: NewMitra<'_>,
+    new: NewAccountFields<'_>,
 ) -> Result<MitraRow, AccountError> {
+    let (email, display_name, hash) = checked_account(&new).await?;
+    let account = NewAccount { email: &email, display_name, password_hash: &hash };
+    store.create_mitra(actor.operator_id(), account).await
+}
+
+/// A new account's email (normalized), display name (trimmed) and password hash, or why not.
+async fn checked_account<'a>(new: &NewAccountFields<'a>) -> Result<(String, &'a str, String), AccountError> {
     let email = normalize_email(new.email).ok_or(AccountError::InvalidEmail)?;
-    if !(8..=256).contains(&new.password.chars().count()) {
-        return Err(AccountError::InvalidPassword);
-    }
+    check_password(new.password)?;
     let display_name = new.display_name.trim();
     if display_name.is_empty()
         || new.display_name.chars().count() > 100
@@ -94,8 +121,12 @@ pub async fn create_mitra(
         return Err(AccountError::InvalidDisplayName);
     }
     let hash = password::hash(new.password).await?;
-    let account = NewAccount { email: &email, display_name, password_hash: &hash };
-    store.create_mitra(actor.operator_id(), account).await
+    Ok((email, display_name, hash))
+}
+
+/// A password is 8 to 256 characters.
+fn check_password(password: &str) -> Result<(), AccountError> {
+    if (8..=256).contains(&password.chars().count()) { Ok(()) } else { Err(AccountError::InvalidPassword) }
 }
 
 /// Deactivates (`active = false`) or reactivates a mitra. Idempotent. A deactivation
@@ -194,9 +225,7 @@ pub async fn reset_mitra_password(
     mitra_id: MitraId,
     new_password: &str,
 ) -> Result<(), AccountError> {
-    if !(8..=256).contains(&new_password.chars().count()) {
-        return Err(AccountError::InvalidPassword);
-    }
+    check_password(new_password)?;
     let hash = password::hash(new_password).await?;
     let email = store
         .reset_mitra_password(actor.operator_id(), mitra_id, &hash)

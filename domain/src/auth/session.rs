@@ -101,6 +101,9 @@ pub async fn password_login(
         return Err(AuthError::AccountDeactivated);
     }
     let session = start(store, keys, settings, found.id, role).await?;
+    if role == Role::Cc {
+        store.audit_operator_sign_in(crate::ids::OperatorId(found.id.0)).await?;
+    }
     let account = Account { id: found.id.0, email, display_name: found.display_name, role: found.role };
     Ok((session, account))
 }

@@ -135,6 +135,16 @@ impl Store {
         .bind(operator)
         .execute(&mut *tx)
         .await?;
+        let recorded = serde_json::json!({"operator_action": action});
+        crate::accounts::store::audit(
+            &mut tx,
+            operator,
+            crate::accounts::store::AuditAction::FailedPairingAction,
+            &id.to_string(),
+            None,
+            Some(&recorded),
+        )
+        .await?;
         tx.commit().await?;
         let query = format!("{FAILURE_SELECT} WHERE f.id = $1");
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(query)).bind(id).fetch_one(&self.pg).await?)

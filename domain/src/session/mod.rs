@@ -46,6 +46,10 @@ pub enum SessionError {
     AlreadySaid,
     #[error("limit must be 1 to {MAX_LOG_PAGE}")]
     InvalidPage,
+    #[error("no such review flag")]
+    FlagNotFound,
+    #[error("this review flag was already resolved")]
+    FlagAlreadyResolved,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -61,6 +65,8 @@ impl DomainError for SessionError {
             Self::NotAllowed(_) => "chat_session_not_open",
             Self::AlreadySaid => "closing_message_already_left",
             Self::InvalidPage => "invalid_page",
+            Self::FlagNotFound => "review_flag_not_found",
+            Self::FlagAlreadyResolved => "review_flag_already_resolved",
             Self::Store(e) => e.code(),
         }
     }
@@ -72,7 +78,8 @@ impl DomainError for SessionError {
             | Self::InvalidReasonText
             | Self::InvalidClosingMessage
             | Self::InvalidPage => ErrorKind::Invalid,
-            Self::NotFound => ErrorKind::NotFound,
+            Self::NotFound | Self::FlagNotFound => ErrorKind::NotFound,
+            Self::FlagAlreadyResolved => ErrorKind::Conflict,
             Self::NotAllowed(_) | Self::AlreadySaid => ErrorKind::Conflict,
             Self::Store(e) => e.kind(),
         }
@@ -350,8 +357,27 @@ pub async fn early_ends(
     Ok(EarlyEnds { rows: rows.iter().map(EarlyEndView::from).collect() })
 }
 
-/// The mitras flagged for review (over `early_end_mitra_daily_cap`), newest first.
-pub async fn review_flags(store: &Store, limit: Option<i64>) -> Result<ReviewFlags, SessionError> {
-    let rows = store.review_flags(log_page(limit)?).await?;
+/// The mitras flagged for review (over `early_end_mitra_daily_cap`), newest first: the open
+/// flags, or all of them with `include_resolved`.
+pub async fn review_flags(
+    store: &Store,
+    limit: Option<i64>,
+    include_resolved: bool,
+) -> Result<ReviewFlags, SessionError> {
+    let rows = store.review_flags(log_page(limit)?, include_resolved).await?;
     Ok(ReviewFlags { rows: rows.iter().map(ReviewFlagView::from).collect() })
+}
+
+/// An operator resolves a review flag (they looked at the mitra's early ends): once, with
+/// who and when, in the audit log too.
+pub async fn resolve_review_flag(
+    store: &Store,
+    operator: &Principal,
+    id: crate::ids::ReviewFlagId,
+) -> Result<ReviewFlagView, SessionError> {
+    match store.resolve_review_flag(operator.operator_id(), id).await? {
+        store::Resolution::Resolved(row) => Ok(ReviewFlagView::from(&row)),
+        store::Resolution::NotFound => Err(SessionError::FlagNotFound),
+        store::Resolution::AlreadyResolved => Err(SessionError::FlagAlreadyResolved),
+    }
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::auth::{Principal, Role};
 use crate::chat::store::{SessionRow, SessionStatus};
-use crate::ids::MitraId;
+use crate::ids::{MitraId, OperatorId, ReviewFlagId};
 use crate::session::SessionError;
 use crate::store::{Store, StoreError};
 
@@ -302,13 +302,23 @@ pub struct EarlyEndRow {
 /// A mitra flagged for review.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct ReviewFlagRow {
-    pub id: Uuid,
+    pub id: ReviewFlagId,
     pub mitra_id: MitraId,
     pub mitra_display_name: String,
     pub reason: String,
     pub day: chrono::NaiveDate,
     pub count: i32,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    pub reviewed_by: Option<OperatorId>,
+    pub reviewed_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// What resolving a review flag came to.
+#[derive(Debug)]
+pub enum Resolution {
+    Resolved(ReviewFlagRow),
+    NotFound,
+    AlreadyResolved,
 }
 
 impl Store {
@@ -346,15 +356,65 @@ impl Store {
         .await?)
     }
 
-    /// Mitras flagged for review, newest first.
-    pub async fn review_flags(&self, limit: i64) -> Result<Vec<ReviewFlagRow>, StoreError> {
+    /// Mitras flagged for review, newest first: the open ones, or all with `include_resolved`.
+    pub async fn review_flags(
+        &self,
+        limit: i64,
+        include_resolved: bool,
+    ) -> Result<Vec<ReviewFlagRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT f.id, f.mitra_id, m.display_name AS mitra_display_name, f.reason, f.day, f.count, f.created_at
+            "SELECT f.id, f.mitra_id, m.display_name AS mitra_display_name, f.reason, f.day, f.count, f.created_at,
+                    f.reviewed_by, f.reviewed_at
              FROM mitra_review_flags f JOIN mitras m ON m.id = f.mitra_id
+             WHERE $2 OR f.reviewed_at IS NULL
              ORDER BY f.day DESC, f.created_at DESC LIMIT $1",
         )
         .bind(limit)
+        .bind(include_resolved)
         .fetch_all(&self.pg)
         .await?)
+    }
+
+    /// Marks a review flag resolved by `operator`, once, and records it.
+    pub async fn resolve_review_flag(
+        &self,
+        operator: OperatorId,
+        id: ReviewFlagId,
+    ) -> Result<Resolution, StoreError> {
+        let mut tx = self.pg.begin().await?;
+        let found: Option<Option<OperatorId>> =
+            sqlx::query_scalar("SELECT reviewed_by FROM mitra_review_flags WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match found {
+            None => return Ok(Resolution::NotFound),
+            Some(Some(_)) => return Ok(Resolution::AlreadyResolved),
+            Some(None) => {}
+        }
+        sqlx::query("UPDATE mitra_review_flags SET reviewed_by = $2, reviewed_at = now() WHERE id = $1")
+            .bind(id)
+            .bind(operator)
+            .execute(&mut *tx)
+            .await?;
+        crate::accounts::store::audit(
+            &mut tx,
+            operator,
+            crate::accounts::store::AuditAction::ReviewFlagResolve,
+            &id.to_string(),
+            None,
+            None,
+        )
+        .await?;
+        let row = sqlx::query_as(
+            "SELECT f.id, f.mitra_id, m.display_name AS mitra_display_name, f.reason, f.day, f.count, f.created_at,
+                    f.reviewed_by, f.reviewed_at
+             FROM mitra_review_flags f JOIN mitras m ON m.id = f.mitra_id WHERE f.id = $1",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Resolution::Resolved(row))
     }
 }

@@ -108,17 +108,22 @@ pub struct ReviewFlagView {
     #[schema(minimum = 0)]
     pub count: i32,
     pub created_at: DateTime<Utc>,
+    /// The operator who resolved it; none while it is open.
+    pub reviewed_by: Option<Uuid>,
+    pub reviewed_at: Option<DateTime<Utc>>,
 }
 
 impl From<&ReviewFlagRow> for ReviewFlagView {
     fn from(row: &ReviewFlagRow) -> Self {
         Self {
-            id: row.id,
+            id: row.id.0,
             mitra: MitraRef { id: row.mitra_id.0, display_name: row.mitra_display_name.clone() },
             reason: row.reason.clone(),
             day: row.day,
             count: row.count,
             created_at: row.created_at,
+            reviewed_by: row.reviewed_by.map(Uuid::from),
+            reviewed_at: row.reviewed_at,
         }
     }
 }

@@ -1,4 +1,8 @@
-//! Reads and writes of control-center users and mitra accounts.
+//! Reads and writes of control-center users and mitra accounts, and the audit log.
+
+mod operators;
+
+pub use operators::{AuditRow, OperatorRow};
 
 use serde_json::json;
 use sqlx::AssertSqlSafe;
@@ -317,6 +321,14 @@ crate::text_enum::text_enum! {
         MitraReactivate = "mitra.reactivate",
         MitraResetPassword = "mitra.reset_password",
         ConfigUpdate = "config.update",
+        OperatorCreate = "operator.create",
+        OperatorDeactivate = "operator.deactivate",
+        OperatorReactivate = "operator.reactivate",
+        /// An operator changed their own password.
+        OperatorChangePassword = "operator.change_password",
+        OperatorSignIn = "operator.sign_in",
+        ReviewFlagResolve = "review_flag.resolve",
+        FailedPairingAction = "failed_pairing.action",
     }
 }
 
