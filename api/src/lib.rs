@@ -10,6 +10,7 @@
 pub mod bodies;
 pub mod caller;
 pub mod client_addr;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -111,7 +112,7 @@ pub fn public_routes(state: &AppState) -> Routes {
 
 /// The REST routes of the internal listener (control center), documented.
 pub fn internal_routes(state: &AppState) -> Routes {
-    use routes::{accounts, auth, config, failures, operations, operators};
+    use routes::{accounts, auth, config, customers, failures, operations, operators};
     let sign_in =
         Routes::default().routes(routes!(auth::operator_login)).routes(routes!(auth::operator_refresh));
     Routes::default()
@@ -136,6 +137,14 @@ pub fn internal_routes(state: &AppState) -> Routes {
         .routes(routes!(failures::list))
         .routes(routes!(failures::action))
         .routes(routes!(failures::mitra_activity))
+        .routes(routes!(failures::mitra_activity_log))
+        .routes(routes!(customers::list_customers))
+        .routes(routes!(customers::get_customer))
+        .routes(routes!(customers::block_customer))
+        .routes(routes!(customers::unblock_customer))
+        .routes(routes!(customers::list_payments))
+        .routes(routes!(customers::export_payments))
+        .routes(routes!(customers::overview))
 }
 
 /// Finishes a listener's router: health routes, `/metrics` on the internal listener, the
@@ -151,6 +160,10 @@ pub fn finish(listener: Listener, routes: Routes, state: AppState) -> Router {
     };
     let (router, api) = routes.split_for_parts();
     state.documents.set(listener, openapi::Document::new(listener, api));
+    let router = match listener {
+        Listener::Public => router,
+        Listener::Internal => router.merge(console::routes()),
+    };
     let router = router
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

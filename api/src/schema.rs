@@ -111,14 +111,14 @@ pub fn query_text() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[^\\u0000]*$"))
 }
 
-/// A date (`YYYY-MM-DD`, midnight UTC) or an RFC 3339 time.
+/// A date (`YYYY-MM-DD`, a day in the marketplace's time zone) or an RFC 3339 time.
 pub fn date_or_time() -> RefOr<Schema> {
     let format =
         |known| ObjectBuilder::new().schema_type(Type::String).format(Some(SchemaFormat::KnownFormat(known)));
     AnyOfBuilder::new()
         .item(format(KnownFormat::Date))
         .item(format(KnownFormat::DateTime))
-        .description(Some("a date (`YYYY-MM-DD`, UTC midnight) or an RFC 3339 time"))
+        .description(Some("a date (`YYYY-MM-DD`: the day in the marketplace's time zone, `database.time_zone`) or an RFC 3339 time"))
         .into()
 }
 

@@ -13,6 +13,7 @@ pub mod app_config;
 pub mod auth;
 pub mod broker;
 pub mod budget;
+pub mod calendar;
 pub mod capacity;
 pub mod charges;
 pub mod chat;

@@ -10,6 +10,7 @@ mod availability;
 mod charges;
 mod chat;
 mod control_center;
+mod customers;
 mod extensions;
 mod fake_provider;
 mod faults;

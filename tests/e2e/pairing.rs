@@ -73,7 +73,7 @@ pub async fn accept(app: &TestApp, token: &str, request: &str) -> (u16, Value) {
         .await
 }
 
-async fn decline(app: &TestApp, token: &str, request: &str) -> (u16, Value) {
+pub async fn decline(app: &TestApp, token: &str, request: &str) -> (u16, Value) {
     app.post(&app.public_url(&format!("/api/mitra/chat-requests/{request}/decline")), Some(token), json!({}))
         .await
 }

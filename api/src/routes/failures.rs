@@ -8,6 +8,10 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use domain::calendar::{Period, TimeBound};
+use domain::failures::{OfferFilter, OfferLog};
+use domain::pairing::OfferResponse;
+
 use crate::AppState;
 use crate::caller::Operator;
 use crate::error::ApiError;
@@ -29,7 +33,6 @@ struct FilterParams {
     /// Only these cause tags: repeat the parameter (`cause_tags` works too).
     #[param(rename = "cause_tags[]", inline)]
     cause_tags: Option<Vec<domain::failures::FailureCause>>,
-    /// A date (`YYYY-MM-DD`, UTC midnight) or an RFC 3339 time.
     #[param(schema_with = crate::schema::date_or_time)]
     date_from: Option<String>,
     /// The same, exclusive. A range that ends before it starts is empty.
@@ -48,8 +51,7 @@ struct FilterParams {
 #[derive(Default)]
 struct Filters {
     causes: Vec<domain::failures::FailureCause>,
-    date_from: Option<chrono::DateTime<chrono::Utc>>,
-    date_to: Option<chrono::DateTime<chrono::Utc>>,
+    period: Period,
     limit: Option<i64>,
     offset: Option<i64>,
 }
@@ -58,29 +60,18 @@ fn bad_query(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message)
 }
 
-/// A date (`2026-11-21`, midnight UTC) or a full RFC 3339 time.
-fn parse_time(name: &str, value: &str) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
-    value
-        .parse::<chrono::DateTime<chrono::Utc>>()
-        .or_else(|_| {
-            chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d")
-                .map(|date| date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
-        })
-        .map_err(|_| bad_query(format!("{name}: expected a date (YYYY-MM-DD) or an RFC 3339 time")))
-}
-
 fn parse_filters(query: Option<&str>) -> Result<Filters, ApiError> {
     let mut filters = Filters::default();
     for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        let time = |value: &str| parse_time(&name, value);
+        let time = |value: &str| value.parse::<TimeBound>().map_err(|e| bad_query(format!("{name}: {e}")));
         let number =
             |value: &str| value.parse::<i64>().map_err(|_| bad_query(format!("{name}: expected a number")));
         match name.as_ref() {
             "cause_tags[]" | "cause_tags" => filters
                 .causes
                 .push(value.parse().map_err(|_| FailureError::UnknownCauseTag(value.clone().into_owned()))?),
-            "date_from" => filters.date_from = Some(time(&value)?),
-            "date_to" => filters.date_to = Some(time(&value)?),
+            "date_from" => filters.period.from = Some(time(&value)?),
+            "date_to" => filters.period.to = Some(time(&value)?),
             "limit" => filters.limit = Some(number(&value)?),
             "offset" => filters.offset = Some(number(&value)?),
             other => return Err(bad_query(format!("unknown parameter {other}"))),
@@ -110,8 +101,7 @@ pub async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Json<FailurePage>, ApiError> {
     let f = parse_filters(query.as_deref())?;
-    let page =
-        domain::failures::list(&state.store, &f.causes, f.date_from, f.date_to, f.limit, f.offset).await?;
+    let page = domain::failures::list(&state.store, &f.causes, f.period, f.limit, f.offset).await?;
     Ok(Json(page))
 }
 
@@ -148,12 +138,12 @@ pub async fn action(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ActivityQuery {
-    /// A date (`YYYY-MM-DD`, UTC midnight) or an RFC 3339 time; default 7 days before `date_to`.
+    /// Default 7 days before `date_to`.
     #[param(schema_with = crate::schema::date_or_time)]
-    date_from: Option<String>,
-    /// The same, exclusive; default now. A range that ends before it starts is empty.
+    date_from: Option<TimeBound>,
+    /// Exclusive; default now. A range that ends before it starts is empty.
     #[param(schema_with = crate::schema::date_or_time)]
-    date_to: Option<String>,
+    date_to: Option<TimeBound>,
     mitra_id: Option<Uuid>,
     /// A column of the report or `display_name`; default `notified`.
     #[param(value_type = Option<ActivitySort>, inline)]
@@ -187,16 +177,68 @@ pub async fn mitra_activity(
     _operator: Operator,
     crate::extract::ApiQuery(query): crate::extract::ApiQuery<ActivityQuery>,
 ) -> Result<Json<ActivityReport>, ApiError> {
-    let from = query.date_from.as_deref().map(|v| parse_time("date_from", v)).transpose()?;
-    let to = query.date_to.as_deref().map(|v| parse_time("date_to", v)).transpose()?;
     let report = domain::failures::mitra_activity(
         &state.store,
-        from,
-        to,
+        Period { from: query.date_from, to: query.date_to },
         query.mitra_id.map(domain::ids::MitraId),
         query.sort.as_deref().map(str::parse).transpose().map_err(|_| FailureError::InvalidSort)?,
         query.order.as_deref().map(str::parse).transpose().map_err(|_| FailureError::InvalidSort)?,
     )
     .await?;
     Ok(Json(report))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct OfferQuery {
+    /// Default 7 days before `date_to`.
+    #[param(schema_with = crate::schema::date_or_time)]
+    date_from: Option<TimeBound>,
+    /// Exclusive; default now.
+    #[param(schema_with = crate::schema::date_or_time)]
+    date_to: Option<TimeBound>,
+    mitra_id: Option<Uuid>,
+    /// Only offers answered so.
+    #[param(value_type = Option<OfferResponse>, inline)]
+    response: Option<String>,
+    /// 1–200, default 50.
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
+    /// Default 0.
+    #[param(minimum = 0)]
+    offset: Option<i64>,
+}
+
+crate::route_errors! {
+    OfferLogErrors: Operator, [Query];
+    400 => [invalid_page, invalid_response];
+}
+
+/// The activity log, an offer a row: when each mitra was notified, what they answered and
+/// how fast, how busy they were. Default period: the last 7 days; newest first.
+#[utoipa::path(
+    get,
+    path = "/internal/mitra-activity/log",
+    tag = "failed pairings",
+    operation_id = "mitra_activity_log",
+    params(OfferQuery),
+    security(("bearer" = ["cc"])),
+    responses((status = 200, description = "a page of offers, newest first", body = OfferLog), OfferLogErrors)
+)]
+pub async fn mitra_activity_log(
+    State(state): State<AppState>,
+    _operator: Operator,
+    crate::extract::ApiQuery(query): crate::extract::ApiQuery<OfferQuery>,
+) -> Result<Json<OfferLog>, ApiError> {
+    let response =
+        query.response.as_deref().map(str::parse).transpose().map_err(|_| FailureError::InvalidResponse)?;
+    let filter = OfferFilter {
+        period: Period { from: query.date_from, to: query.date_to },
+        mitra: query.mitra_id.map(domain::ids::MitraId),
+        response,
+        limit: query.limit,
+        offset: query.offset,
+    };
+    Ok(Json(domain::failures::offer_log(&state.store, filter).await?))
 }

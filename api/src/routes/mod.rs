@@ -7,6 +7,7 @@ pub mod auth;
 pub mod availability;
 pub mod chat;
 pub mod config;
+pub mod customers;
 pub mod devices;
 pub mod extensions;
 pub mod failures;

@@ -7,6 +7,8 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use domain::calendar::{Period, TimeBound};
+
 use crate::AppState;
 use crate::caller::Operator;
 use crate::error::ApiError;
@@ -39,10 +41,11 @@ pub struct NewPassword {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogPage {
-    /// RFC 3339.
-    date_from: Option<chrono::DateTime<chrono::Utc>>,
-    /// RFC 3339.
-    date_to: Option<chrono::DateTime<chrono::Utc>>,
+    #[param(schema_with = crate::schema::date_or_time)]
+    date_from: Option<TimeBound>,
+    /// Exclusive.
+    #[param(schema_with = crate::schema::date_or_time)]
+    date_to: Option<TimeBound>,
     /// 1–500, default 100.
     #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
@@ -151,7 +154,8 @@ pub async fn early_ends(
     _operator: Operator,
     ApiQuery(page): ApiQuery<LogPage>,
 ) -> Result<Json<domain::session::EarlyEnds>, ApiError> {
-    Ok(Json(domain::session::early_ends(&state.store, page.date_from, page.date_to, page.limit).await?))
+    let period = Period { from: page.date_from, to: page.date_to };
+    Ok(Json(domain::session::early_ends(&state.store, period, page.limit).await?))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -2,9 +2,11 @@
 //! Deactivation takes effect everywhere at once: sign-in is refused, refresh tokens are
 //! revoked, access tokens are refused, and the mitra's live sockets are closed.
 
+mod customers;
 mod operators;
 pub mod store;
 
+pub use customers::*;
 pub use operators::*;
 pub use store::AuditAction;
 
@@ -37,6 +39,8 @@ pub enum AccountError {
     EmailTaken,
     #[error("no such mitra")]
     MitraNotFound,
+    #[error("no such customer")]
+    CustomerNotFound,
     #[error("only an admin may do this")]
     AdminRequired,
     #[error("no such operator")]
@@ -63,6 +67,7 @@ impl DomainError for AccountError {
             Self::InvalidDisplayName => "invalid_display_name",
             Self::EmailTaken => "email_taken",
             Self::MitraNotFound => "mitra_not_found",
+            Self::CustomerNotFound => "customer_not_found",
             Self::AdminRequired => "admin_required",
             Self::OperatorNotFound => "operator_not_found",
             Self::CannotDeactivateSelf => "cannot_deactivate_self",
@@ -82,7 +87,7 @@ impl DomainError for AccountError {
             | Self::InvalidPage
             | Self::InvalidRole => ErrorKind::Invalid,
             Self::EmailTaken | Self::CannotDeactivateSelf => ErrorKind::Conflict,
-            Self::MitraNotFound | Self::OperatorNotFound => ErrorKind::NotFound,
+            Self::MitraNotFound | Self::OperatorNotFound | Self::CustomerNotFound => ErrorKind::NotFound,
             Self::AdminRequired | Self::WrongPassword => ErrorKind::Forbidden,
             Self::Hash(_) => ErrorKind::Internal,
             Self::Store(e) => e.kind(),
@@ -143,20 +148,26 @@ pub async fn set_mitra_active(
         .set_mitra_active(actor.operator_id(), mitra_id, active)
         .await?
         .ok_or(AccountError::MitraNotFound)?;
-    // Postgres is the record; Redis makes it bite at once on tokens and sockets.
-    store.set_deactivated_flag(UserId::from(mitra_id), !active).await?;
+    enforce_active(store, auth, UserId::from(mitra_id), active).await?;
+    Ok(mitra)
+}
+
+/// Makes an account's (de)activation bite at once: Postgres is the record, Redis refuses
+/// the account's access tokens, and a deactivation ends every sign-in and closes its
+/// sockets with 4003 `account_deactivated`.
+async fn enforce_active(
+    store: &Store,
+    auth: &AuthSettings,
+    user: UserId,
+    active: bool,
+) -> Result<(), AccountError> {
+    store.set_deactivated_flag(user, !active).await?;
     if !active {
         let ttl_s = auth.access_token_ttl_s;
-        session::revoke_all_sign_ins(
-            store,
-            ttl_s,
-            UserId::from(mitra_id),
-            CLOSE_ACCOUNT_DEACTIVATED,
-            "account_deactivated",
-        )
-        .await?;
+        session::revoke_all_sign_ins(store, ttl_s, user, CLOSE_ACCOUNT_DEACTIVATED, "account_deactivated")
+            .await?;
     }
-    Ok(mitra)
+    Ok(())
 }
 
 /// A customer as the control center names them.

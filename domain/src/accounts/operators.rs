@@ -68,18 +68,7 @@ pub async fn set_operator_active(
         .set_operator_active(actor.operator_id(), id, active)
         .await?
         .ok_or(AccountError::OperatorNotFound)?;
-    store.set_deactivated_flag(UserId::from(id), !active).await?;
-    if !active {
-        let code = super::CLOSE_ACCOUNT_DEACTIVATED;
-        session::revoke_all_sign_ins(
-            store,
-            auth.access_token_ttl_s,
-            UserId::from(id),
-            code,
-            "account_deactivated",
-        )
-        .await?;
-    }
+    super::enforce_active(store, auth, UserId::from(id), active).await?;
     Ok(operator)
 }
 

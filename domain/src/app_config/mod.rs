@@ -40,6 +40,10 @@ pub struct KeySpec {
     pub label: &'static str,
     /// What changing it does, for the control center.
     pub explanation: &'static str,
+    /// The label in Indonesian, the console's default language.
+    pub label_id: &'static str,
+    /// The explanation in Indonesian.
+    pub explanation_id: &'static str,
     /// Whether apps may read it through `GET /api/shared/config`.
     pub public: bool,
     default: fn() -> Value,
@@ -139,6 +143,8 @@ pub const KEYS: &[KeySpec] = &[
         value_type: ValueType::PriceTiers,
         label: "Price tiers",
         explanation: "Chat lengths customers can buy, each with its price in rupiah. The 1-minute tier is for testing.",
+        label_id: "Paket harga",
+        explanation_id: "Durasi chat yang bisa dibeli pelanggan, masing-masing dengan harganya dalam rupiah. Paket 1 menit untuk pengujian.",
         public: true,
         default: || {
             json!([
@@ -154,6 +160,8 @@ pub const KEYS: &[KeySpec] = &[
         value_type: ValueType::Boolean,
         label: "Free trial enabled",
         explanation: "Offer one free chat to customers who have never made a transaction.",
+        label_id: "Uji coba gratis aktif",
+        explanation_id: "Tawarkan satu chat gratis kepada pelanggan yang belum pernah bertransaksi.",
         public: true,
         default: || json!(true),
     },
@@ -162,6 +170,8 @@ pub const KEYS: &[KeySpec] = &[
         value_type: ValueType::Integer { min: 1, max: 240 },
         label: "Free trial length (minutes)",
         explanation: "How long the free trial chat lasts.",
+        label_id: "Durasi uji coba gratis (menit)",
+        explanation_id: "Berapa lama chat uji coba gratis berlangsung.",
         public: true,
         default: || json!(15),
     },
@@ -170,6 +180,8 @@ pub const KEYS: &[KeySpec] = &[
         value_type: ValueType::Integer { min: 1, max: 20 },
         label: "Customers per bestie at once",
         explanation: "A bestie with this many active sessions receives no new requests until one ends.",
+        label_id: "Pelanggan per bestie sekaligus",
+        explanation_id: "Bestie dengan sesi aktif sebanyak ini tidak menerima permintaan baru sampai salah satunya berakhir.",
         public: false,
         default: || json!(3),
     },
@@ -178,6 +190,8 @@ pub const KEYS: &[KeySpec] = &[
         value_type: ValueType::Integer { min: 10, max: 600 },
         label: "Search window (seconds)",
         explanation: "How long a new chat request waits for any bestie to accept before it fails with no_mitra_available.",
+        label_id: "Waktu pencarian (detik)",
+        explanation_id: "Berapa lama permintaan chat baru menunggu bestie mana pun menerima sebelum gagal dengan no_mitra_available.",
         public: true,
         default: || json!(60),
     },
@@ -186,6 +200,8 @@ pub const KEYS: &[KeySpec] = &[
         value_type: ValueType::Integer { min: 1, max: 1440 },
         label: "Payment expiry (minutes)",
         explanation: "A payment not confirmed, or confirmed but not used for a chat, within this time expires.",
+        label_id: "Batas waktu pembayaran (menit)",
+        explanation_id: "Pembayaran yang tidak dikonfirmasi, atau dikonfirmasi tetapi tidak dipakai untuk chat, dalam waktu ini akan kedaluwarsa.",
         public: false,
         default: || json!(20),
     },
@@ -194,6 +210,8 @@ pub const KEYS: &[KeySpec] = &[
         value_type: ValueType::Integer { min: 5, max: 300 },
         label: "\"Curhat lagi\" confirmation window (seconds)",
         explanation: "How long a bestie has to accept a returning customer's request before it is rejected automatically.",
+        label_id: "Waktu konfirmasi \"Curhat lagi\" (detik)",
+        explanation_id: "Berapa lama bestie punya waktu untuk menerima permintaan pelanggan lama sebelum otomatis ditolak.",
         public: true,
         default: || json!(20),
     },
@@ -202,6 +220,8 @@ pub const KEYS: &[KeySpec] = &[
         value_type: ValueType::Integer { min: 5, max: 300 },
         label: "Extension confirmation window (seconds)",
         explanation: "How long a bestie has to answer an extension request before the default action applies.",
+        label_id: "Waktu konfirmasi perpanjangan (detik)",
+        explanation_id: "Berapa lama bestie punya waktu untuk menjawab permintaan perpanjangan sebelum tindakan bawaan berlaku.",
         public: true,
         default: || json!(10),
     },
@@ -210,6 +230,8 @@ pub const KEYS: &[KeySpec] = &[
         value_type: ValueType::Enum { values: &["auto_approve", "auto_reject"] },
         label: "When a bestie does not answer an extension",
         explanation: "auto_approve extends the session (and charges) when the bestie stays silent; a bestie who is offline or disconnected is always an auto-reject.",
+        label_id: "Jika bestie tidak menjawab perpanjangan",
+        explanation_id: "auto_approve memperpanjang sesi (dan menagih) saat bestie diam; bestie yang offline atau terputus selalu dianggap auto-reject.",
         public: true,
         default: || json!("auto_approve"),
     },
@@ -218,6 +240,8 @@ pub const KEYS: &[KeySpec] = &[
         value_type: ValueType::Boolean,
         label: "Besties may end a session early",
         explanation: "Shows the \"Akhiri\" action to besties; the session moves to its closing window.",
+        label_id: "Bestie boleh mengakhiri sesi lebih awal",
+        explanation_id: "Menampilkan tombol \"Akhiri\" kepada bestie; sesi masuk ke masa penutupan.",
         public: true,
         default: || json!(false),
     },
@@ -226,6 +250,8 @@ pub const KEYS: &[KeySpec] = &[
         value_type: ValueType::Boolean,
         label: "Customers may end a session early",
         explanation: "Lets customers end an active session before its time is up.",
+        label_id: "Pelanggan boleh mengakhiri sesi lebih awal",
+        explanation_id: "Mengizinkan pelanggan mengakhiri sesi aktif sebelum waktunya habis.",
         public: true,
         default: || json!(false),
     },
@@ -234,6 +260,8 @@ pub const KEYS: &[KeySpec] = &[
         value_type: ValueType::Integer { min: 0, max: 100 },
         label: "Early ends per bestie per day before review",
         explanation: "A bestie who ends more sessions early than this in a day is flagged for review (not blocked).",
+        label_id: "Batas akhir-lebih-awal per bestie per hari sebelum ditinjau",
+        explanation_id: "Bestie yang mengakhiri sesi lebih awal lebih dari ini dalam sehari ditandai untuk ditinjau (tidak diblokir).",
         public: false,
         default: || json!(3),
     },
@@ -242,6 +270,8 @@ pub const KEYS: &[KeySpec] = &[
         value_type: ValueType::Integer { min: 1, max: 60 },
         label: "Goodbye window (minutes)",
         explanation: "After time is up both sides may leave a closing message; then the session completes.",
+        label_id: "Masa pamit (menit)",
+        explanation_id: "Setelah waktu habis, kedua pihak boleh meninggalkan pesan penutup; lalu sesi selesai.",
         public: true,
         default: || json!(5),
     },
@@ -250,6 +280,8 @@ pub const KEYS: &[KeySpec] = &[
         value_type: ValueType::Integer { min: 10, max: SECONDS_IN_DAY },
         label: "\"Time almost up\" warning (seconds before the end)",
         explanation: "Both sides are told this long before the session's time is up.",
+        label_id: "Peringatan \"waktu hampir habis\" (detik sebelum berakhir)",
+        explanation_id: "Kedua pihak diberi tahu selama ini sebelum waktu sesi habis.",
         public: true,
         default: || json!(60),
     },
@@ -258,6 +290,8 @@ pub const KEYS: &[KeySpec] = &[
         value_type: ValueType::Boolean,
         label: "Show message text in chat pushes",
         explanation: "When on, a chat message's push shows its first 100 characters on the lock screen; when off (the default) it only says a new message arrived. These are private conversations.",
+        label_id: "Tampilkan isi pesan di notifikasi chat",
+        explanation_id: "Jika aktif, notifikasi pesan chat menampilkan 100 karakter pertamanya di layar kunci; jika nonaktif (bawaan) hanya memberi tahu ada pesan baru. Ini percakapan pribadi.",
         public: false,
         default: || json!(false),
     },
@@ -528,6 +562,15 @@ mod tests {
         for spec in KEYS {
             let default = spec.default_value();
             assert_eq!(spec.validate(&default).expect(spec.key), default, "{}", spec.key);
+        }
+    }
+
+    #[test]
+    fn every_key_is_explained_in_both_languages() {
+        for spec in KEYS {
+            let texts = [spec.label, spec.explanation, spec.label_id, spec.explanation_id];
+            assert!(texts.iter().all(|text| !text.trim().is_empty()), "{}", spec.key);
+            assert_ne!(spec.label, spec.label_id, "{}: the Indonesian label is a translation", spec.key);
         }
     }
 

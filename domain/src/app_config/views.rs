@@ -34,8 +34,14 @@ pub struct KeyView {
     /// An enum's values.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub values: Option<Vec<String>>,
+    /// In English.
     pub label: String,
+    /// In English.
     pub explanation: String,
+    /// In Indonesian.
+    pub label_id: String,
+    /// In Indonesian.
+    pub explanation_id: String,
     /// Apps read it through `GET /api/shared/config`.
     pub public: bool,
     /// Of the key's type, as is `value`.
@@ -68,6 +74,8 @@ impl KeyView {
             values,
             label: spec.label.to_owned(),
             explanation: spec.explanation.to_owned(),
+            label_id: spec.label_id.to_owned(),
+            explanation_id: spec.explanation_id.to_owned(),
             public: spec.public,
             default: spec.default_value(),
             value,

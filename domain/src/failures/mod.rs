@@ -1,7 +1,10 @@
 //! The failed-pairings ledger, for operators: every payment that did not lead to a chat,
 //! filtered by cause and date, and settled once (refunded, credited or no action).
 
+mod activity_log;
 pub mod store;
+
+pub use activity_log::{OfferFilter, OfferLog, OfferView, offer_log};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -11,6 +14,7 @@ use uuid::Uuid;
 
 use crate::accounts::{CustomerRef, MitraRef};
 use crate::auth::Principal;
+use crate::calendar::{Instants, Period};
 use crate::error::{DomainError, ErrorKind};
 use crate::failures::store::ActivityRow;
 use crate::failures::store::FailureFilter;
@@ -70,6 +74,8 @@ pub enum FailureError {
     InvalidSort,
     #[error("action must be refunded, credited or no_action")]
     InvalidAction,
+    #[error("response must be accepted, rejected, ignored or missed")]
+    InvalidResponse,
     #[error("no such failed pairing")]
     NotFound,
     #[error("this failed pairing was already actioned ({0})")]
@@ -91,6 +97,7 @@ impl DomainError for FailureError {
             Self::InvalidPage => "invalid_page",
             Self::InvalidSort => "invalid_sort",
             Self::InvalidAction => "invalid_action",
+            Self::InvalidResponse => "invalid_response",
             Self::NotFound => "failed_pairing_not_found",
             Self::AlreadyActioned(_) => "already_actioned",
             Self::PaymentServed => "payment_served",
@@ -101,9 +108,11 @@ impl DomainError for FailureError {
 
     fn kind(&self) -> ErrorKind {
         match self {
-            Self::UnknownCauseTag(_) | Self::InvalidPage | Self::InvalidAction | Self::InvalidSort => {
-                ErrorKind::Invalid
-            }
+            Self::UnknownCauseTag(_)
+            | Self::InvalidPage
+            | Self::InvalidAction
+            | Self::InvalidSort
+            | Self::InvalidResponse => ErrorKind::Invalid,
             Self::NotFound => ErrorKind::NotFound,
             Self::AlreadyActioned(_) | Self::PaymentServed | Self::PaymentSettled => ErrorKind::Conflict,
             Self::Store(e) => e.kind(),
@@ -122,8 +131,7 @@ impl DomainError for FailureError {
 pub async fn list(
     store: &Store,
     causes: &[FailureCause],
-    date_from: Option<DateTime<Utc>>,
-    date_to: Option<DateTime<Utc>>,
+    period: Period,
     limit: Option<i64>,
     offset: Option<i64>,
 ) -> Result<FailurePage, FailureError> {
@@ -131,6 +139,7 @@ pub async fn list(
     if !(1..=200).contains(&limit) || offset < 0 {
         return Err(FailureError::InvalidPage);
     }
+    let Instants { from: date_from, to: date_to } = store.instants(period).await?;
     let filter = FailureFilter { causes, date_from, date_to, limit, offset };
     let (rows, total) = store.failures(&filter).await?;
     Ok(FailurePage { rows: rows.iter().map(FailureView::from).collect(), total })
@@ -270,16 +279,20 @@ crate::text_enum::text_enum! {
 /// last 7 days, sorted by `notified`, descending), computed in SQL over the activity log.
 pub async fn mitra_activity(
     store: &Store,
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
+    period: Period,
     mitra: Option<MitraId>,
     sort: Option<ActivitySort>,
     order: Option<SortOrder>,
 ) -> Result<ActivityReport, FailureError> {
-    let to = to.unwrap_or_else(Utc::now);
-    let from = from.unwrap_or(to - chrono::Duration::days(7));
+    let (from, to) = last_week_unless(store.instants(period).await?);
     let sort = sort.unwrap_or(ActivitySort::Notified);
     let order = order.unwrap_or(SortOrder::Desc);
     let rows = store.mitra_activity(from, to, mitra, sort, order).await?;
     Ok(ActivityReport { rows: rows.iter().map(ActivityView::from).collect() })
+}
+
+/// A report's period: `to` defaults to now, `from` to 7 days before `to`.
+fn last_week_unless(given: Instants) -> (DateTime<Utc>, DateTime<Utc>) {
+    let to = given.to.unwrap_or_else(Utc::now);
+    (given.from.unwrap_or(to - chrono::Duration::days(7)), to)
 }

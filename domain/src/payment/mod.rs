@@ -9,7 +9,13 @@
 //! after a crash completes the same charge, and so does the repair sweep when nobody
 //! retried it ([`finish_stale_charges`]).
 
+mod ledger;
 pub mod store;
+
+pub use ledger::{
+    CSV_HEADER, ChargeLine, LedgerError, PaymentFilter, PaymentLine, PaymentPage, export_payments,
+    list_payments,
+};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

@@ -7,11 +7,15 @@
 //! early) changes nothing. The repair sweep moves sessions whose timers were lost.
 
 pub mod store;
+
+use crate::calendar::{Instants, Period};
+mod overview;
 mod views;
 
+pub use overview::{Overview, overview};
 pub use views::{EarlyEndView, EarlyEnds, LiveSessionView, LiveSessions, ReviewFlagView, ReviewFlags};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::json;
 
 use crate::app_config;
@@ -349,11 +353,12 @@ pub async fn live(store: &Store) -> Result<LiveSessions, SessionError> {
 /// The early ends in `[from, to)` (either open), newest first.
 pub async fn early_ends(
     store: &Store,
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
+    period: Period,
     limit: Option<i64>,
 ) -> Result<EarlyEnds, SessionError> {
-    let rows = store.early_ends(from, to, log_page(limit)?).await?;
+    let limit = log_page(limit)?;
+    let Instants { from, to } = store.instants(period).await?;
+    let rows = store.early_ends(from, to, limit).await?;
     Ok(EarlyEnds { rows: rows.iter().map(EarlyEndView::from).collect() })
 }
 

@@ -190,8 +190,7 @@ impl Store {
                 sqlx::query_scalar(
                     "SELECT count(*) FROM session_closures x JOIN chat_sessions s ON s.id = x.chat_session_id
                      WHERE s.mitra_id = $1 AND x.kind = 'early_end' AND x.initiated_by = 'mitra'
-                       AND (x.closing_started_at AT TIME ZONE 'Asia/Jakarta')::date
-                           = (now() AT TIME ZONE 'Asia/Jakarta')::date",
+                       AND x.closing_started_at::date = now()::date",
                 )
                 .bind(caller.id)
                 .fetch_one(&mut *tx)
@@ -209,7 +208,7 @@ impl Store {
     pub async fn flag_mitra_for_early_ends(&self, mitra: MitraId, count: i64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO mitra_review_flags (mitra_id, reason, day, count)
-             VALUES ($1, 'early_end_daily_cap', (now() AT TIME ZONE 'Asia/Jakarta')::date, $2)
+             VALUES ($1, 'early_end_daily_cap', now()::date, $2)
              ON CONFLICT (mitra_id, reason, day) DO UPDATE SET count = greatest(mitra_review_flags.count, EXCLUDED.count)",
         )
         .bind(mitra)
@@ -416,5 +415,21 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(Resolution::Resolved(row))
+    }
+}
+
+impl Store {
+    /// The console's counts that Postgres holds: searches pending, chats not completed,
+    /// failed pairings not actioned, review flags not resolved; and the session's time zone.
+    pub(crate) async fn overview_counts(&self) -> Result<(i64, i64, i64, i64, String), StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT (SELECT count(*) FROM pairing_requests WHERE status = 'pending'),
+                    (SELECT count(*) FROM chat_sessions WHERE status <> 'completed'),
+                    (SELECT count(*) FROM pairing_failures WHERE operator_action IS NULL),
+                    (SELECT count(*) FROM mitra_review_flags WHERE reviewed_at IS NULL),
+                    current_setting('TimeZone')",
+        )
+        .fetch_one(&self.pg)
+        .await?)
     }
 }

@@ -55,6 +55,10 @@ pub struct DatabaseSettings {
     pub acquire_timeout_ms: u64,
     /// `serve` applies pending migrations at start unless this is false.
     pub migrate_on_start: bool,
+    /// The marketplace's time zone (an IANA name), every Postgres session's `TimeZone`: the
+    /// calendar day of the daily early-end cap, and what a date (`YYYY-MM-DD`) in the control
+    /// center's filters means. An unknown name stops the process at start.
+    pub time_zone: String,
 }
 
 impl Default for DatabaseSettings {
@@ -64,6 +68,7 @@ impl Default for DatabaseSettings {
             max_connections: 20,
             acquire_timeout_ms: 3_000,
             migrate_on_start: true,
+            time_zone: "Asia/Jakarta".to_owned(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! one are the only code that speaks SQL (sqlx) or Redis (fred)
 //! (`tidy::only_the_stores_speak_sql_or_redis`). The flows call them and never build a query.
 
+mod calendar;
 pub mod database;
 mod error;
 pub mod keys;
@@ -50,6 +51,19 @@ pub struct StoreParts {
     pub(crate) revocations: crate::auth::store::revocation::Revocations,
     /// Chat sends, stored in batches (see `chat::store::send_queue`).
     pub(crate) sends: crate::chat::store::send_queue::SendQueue,
+}
+
+/// Postgres' own answer to `database.time_zone` (an unknown name is an error naming it),
+/// once, before the pool would retry it on every connection.
+async fn check_time_zone(database: &DatabaseSettings) -> Result<(), StoreError> {
+    use sqlx::Connection;
+    let mut connection = sqlx::PgConnection::connect(database.url.expose()).await?;
+    let set = sqlx::query("SELECT set_config('TimeZone', $1, false)")
+        .bind(&database.time_zone)
+        .execute(&mut connection)
+        .await;
+    connection.close().await?;
+    set.map(drop).map_err(StoreError::from)
 }
 
 /// A snapshot of this process's connection pools, for the pool gauges.
@@ -197,9 +211,24 @@ impl Store {
     pub async fn connect(database: &DatabaseSettings, redis: &RedisSettings) -> Result<Self, StoreError> {
         let to_postgres = |error: StoreError| error.connecting_to_postgres(&database.url);
         database::ensure_exists(database.url.expose()).await.map_err(to_postgres)?;
+        // Every session counts days in the marketplace's time zone (`now()::date`, a date
+        // filter's `$1::date::timestamptz`). sqlx sends `TimeZone=UTC` at startup, so it is
+        // set once per new connection; Postgres refuses an unknown zone, and so does connect.
+        check_time_zone(database).await.map_err(to_postgres)?;
+        let time_zone: std::sync::Arc<str> = database.time_zone.as_str().into();
         let pg = PgPoolOptions::new()
             .max_connections(database.max_connections)
             .acquire_timeout(Duration::from_millis(database.acquire_timeout_ms))
+            .after_connect(move |connection, _| {
+                let time_zone = time_zone.clone();
+                Box::pin(async move {
+                    sqlx::query("SELECT set_config('TimeZone', $1, false)")
+                        .bind(&*time_zone)
+                        .execute(connection)
+                        .await
+                        .map(drop)
+                })
+            })
             .connect(database.url.expose())
             .await
             .map_err(|error| to_postgres(error.into()))?;

@@ -1,7 +1,9 @@
 //! Reads and writes of control-center users and mitra accounts, and the audit log.
 
+mod customers;
 mod operators;
 
+pub(crate) use customers::{CUSTOMER_COLUMNS, CustomerSearch};
 pub use operators::{AuditRow, OperatorRow};
 
 use serde_json::json;
@@ -211,45 +213,95 @@ impl Store {
         id: MitraId,
         active: bool,
     ) -> Result<Option<MitraRow>, StoreError> {
+        self.set_account_active(actor, AccountTable::Mitras, UserId::from(id), active, MITRA_COLUMNS).await
+    }
+
+    /// Activates or deactivates an account of `table` and returns it as `columns`: the change
+    /// is audited, and a deactivation revokes the account's refresh tokens, in one
+    /// transaction. `None` when no such account exists.
+    pub(crate) async fn set_account_active<R>(
+        &self,
+        actor: OperatorId,
+        table: AccountTable,
+        id: UserId,
+        active: bool,
+        columns: &str,
+    ) -> Result<Option<R>, StoreError>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        let (name, owner) = (table.name(), table.token_owner());
         let mut tx = self.pg.begin().await?;
-        let before: Option<bool> =
-            sqlx::query_scalar("SELECT deactivated_at IS NULL FROM mitras WHERE id = $1 FOR UPDATE")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let before: Option<bool> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT deactivated_at IS NULL FROM {name} WHERE id = $1 FOR UPDATE"
+        )))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(was_active) = before else {
             return Ok(None);
         };
-        let mitra = sqlx::query_as::<_, MitraRow>(AssertSqlSafe(format!(
-            "UPDATE mitras SET deactivated_at = CASE WHEN $2 THEN NULL ELSE COALESCE(deactivated_at, now()) END
-             WHERE id = $1 RETURNING {MITRA_COLUMNS}"
+        let account = sqlx::query_as::<_, R>(AssertSqlSafe(format!(
+            "UPDATE {name} SET deactivated_at = CASE WHEN $2 THEN NULL ELSE COALESCE(deactivated_at, now()) END
+             WHERE id = $1 RETURNING {columns}"
         )))
         .bind(id)
         .bind(active)
         .fetch_one(&mut *tx)
         .await?;
         if !active {
-            sqlx::query(
-                "UPDATE refresh_tokens SET revoked_at = now() WHERE mitra_id = $1 AND revoked_at IS NULL",
-            )
+            sqlx::query(AssertSqlSafe(format!(
+                "UPDATE refresh_tokens SET revoked_at = now() WHERE {owner} = $1 AND revoked_at IS NULL"
+            )))
             .bind(id)
             .execute(&mut *tx)
             .await?;
         }
         if was_active != active {
-            let action = if active { AuditAction::MitraReactivate } else { AuditAction::MitraDeactivate };
-            audit(
-                &mut tx,
-                actor,
-                action,
-                &id.to_string(),
-                Some(&json!({"active": was_active})),
-                Some(&json!({"active": active})),
-            )
-            .await?;
+            let (old, new) = (json!({"active": was_active}), json!({"active": active}));
+            audit(&mut tx, actor, table.audit_action(active), &id.to_string(), Some(&old), Some(&new))
+                .await?;
         }
         tx.commit().await?;
-        Ok(Some(mitra))
+        Ok(Some(account))
+    }
+}
+
+/// The tables of accounts an operator can switch off and on again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AccountTable {
+    Mitras,
+    Operators,
+    Customers,
+}
+
+impl AccountTable {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Mitras => "mitras",
+            Self::Operators => "cc_users",
+            Self::Customers => "customers",
+        }
+    }
+
+    /// The column of `refresh_tokens` naming an owner in this table.
+    fn token_owner(self) -> &'static str {
+        match self {
+            Self::Mitras => "mitra_id",
+            Self::Operators => "cc_user_id",
+            Self::Customers => "customer_id",
+        }
+    }
+
+    fn audit_action(self, active: bool) -> AuditAction {
+        match (self, active) {
+            (Self::Mitras, true) => AuditAction::MitraReactivate,
+            (Self::Mitras, false) => AuditAction::MitraDeactivate,
+            (Self::Operators, true) => AuditAction::OperatorReactivate,
+            (Self::Operators, false) => AuditAction::OperatorDeactivate,
+            (Self::Customers, true) => AuditAction::CustomerUnblock,
+            (Self::Customers, false) => AuditAction::CustomerBlock,
+        }
     }
 }
 
@@ -261,8 +313,7 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> Result<(Vec<MitraRow>, i64), StoreError> {
-        let pattern =
-            search.map(|s| format!("%{}%", s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")));
+        let pattern = search.map(|s| format!("%{}%", crate::accounts::like_literal(s)));
         let rows = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {MITRA_COLUMNS} FROM mitras
              WHERE $1::text IS NULL OR display_name ILIKE $1 OR email ILIKE $1
@@ -329,6 +380,8 @@ crate::text_enum::text_enum! {
         OperatorSignIn = "operator.sign_in",
         ReviewFlagResolve = "review_flag.resolve",
         FailedPairingAction = "failed_pairing.action",
+        CustomerBlock = "customer.block",
+        CustomerUnblock = "customer.unblock",
     }
 }
 

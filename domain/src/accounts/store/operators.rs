@@ -3,7 +3,7 @@
 use serde_json::json;
 use sqlx::AssertSqlSafe;
 
-use super::{AuditAction, NewAccount, audit};
+use super::{AccountTable, AuditAction, NewAccount, audit};
 use crate::accounts::AccountError;
 use crate::auth::AccountRole;
 use crate::ids::OperatorId;
@@ -97,39 +97,7 @@ impl Store {
         id: OperatorId,
         active: bool,
     ) -> Result<Option<OperatorRow>, StoreError> {
-        let mut tx = self.pg.begin().await?;
-        let before: Option<bool> =
-            sqlx::query_scalar("SELECT deactivated_at IS NULL FROM cc_users WHERE id = $1 FOR UPDATE")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some(was_active) = before else {
-            return Ok(None);
-        };
-        let operator = sqlx::query_as::<_, OperatorRow>(AssertSqlSafe(format!(
-            "UPDATE cc_users SET deactivated_at = CASE WHEN $2 THEN NULL ELSE COALESCE(deactivated_at, now()) END
-             WHERE id = $1 RETURNING {OPERATOR_COLUMNS}"
-        )))
-        .bind(id)
-        .bind(active)
-        .fetch_one(&mut *tx)
-        .await?;
-        if !active {
-            sqlx::query(
-                "UPDATE refresh_tokens SET revoked_at = now() WHERE cc_user_id = $1 AND revoked_at IS NULL",
-            )
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if was_active != active {
-            let action =
-                if active { AuditAction::OperatorReactivate } else { AuditAction::OperatorDeactivate };
-            let (old, new) = (json!({"active": was_active}), json!({"active": active}));
-            audit(&mut tx, actor, action, &id.to_string(), Some(&old), Some(&new)).await?;
-        }
-        tx.commit().await?;
-        Ok(Some(operator))
+        self.set_account_active(actor, AccountTable::Operators, id.into(), active, OPERATOR_COLUMNS).await
     }
 
     /// The password hash of an active control-center account.

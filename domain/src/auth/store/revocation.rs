@@ -326,14 +326,17 @@ impl Store {
         self.flag_for(key, at_ms, ttl_s, format!("n:{user_id}:{at_ms}"), format!("n {user_id} {at_ms}")).await
     }
 
-    /// Copies the record of revocations into Redis: the deactivated mitras, the access
+    /// Copies the record of revocations into Redis: the deactivated accounts, the access
     /// tokens and sign-ins revoked and the "not valid before" times not yet expired. Run
     /// when Redis lost its data; idempotent. Returns how many were copied.
     pub async fn restore_revocations(&self) -> Result<usize, StoreError> {
-        let deactivated: Vec<UserId> =
-            sqlx::query_scalar("SELECT id FROM mitras WHERE deactivated_at IS NOT NULL")
-                .fetch_all(&self.pg)
-                .await?;
+        let deactivated: Vec<UserId> = sqlx::query_scalar(
+            "SELECT id FROM mitras WHERE deactivated_at IS NOT NULL
+                 UNION ALL SELECT id FROM customers WHERE deactivated_at IS NOT NULL
+                 UNION ALL SELECT id FROM cc_users WHERE deactivated_at IS NOT NULL",
+        )
+        .fetch_all(&self.pg)
+        .await?;
         let tokens: Vec<(TokenId, UserId, i64)> = sqlx::query_as(
             "SELECT token_id, user_id, ceil(extract(epoch FROM expires_at - now()))::bigint
              FROM revoked_access_tokens WHERE expires_at > now()",
@@ -352,8 +355,8 @@ impl Store {
         )
         .fetch_all(&self.pg)
         .await?;
-        for &mitra in &deactivated {
-            self.set_deactivated_flag(mitra, true).await?;
+        for &account in &deactivated {
+            self.set_deactivated_flag(account, true).await?;
         }
         for &(token, user, ttl_s) in &tokens {
             self.flag_revoked_token(user, token, ttl_s.max(1)).await?;
