@@ -5,7 +5,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 
 // `Store::instants` (domain/src/store/calendar.rs) turns a `Period` into `Instants`.
 
@@ -26,10 +26,15 @@ impl FromStr for TimeBound {
     type Err = BadTimeBound;
 
     fn from_str(value: &str) -> Result<Self, BadTimeBound> {
+        // Years 1 to 9999: what Postgres and every reader of the answer can hold.
+        let in_range = |day: NaiveDate| (1..=9999).contains(&day.year());
         if let Ok(at) = value.parse::<DateTime<Utc>>() {
-            return Ok(Self::At(at));
+            return if in_range(at.date_naive()) { Ok(Self::At(at)) } else { Err(BadTimeBound) };
         }
-        NaiveDate::parse_from_str(value, "%Y-%m-%d").map(Self::Day).map_err(|_| BadTimeBound)
+        match NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+            Ok(day) if in_range(day) => Ok(Self::Day(day)),
+            _ => Err(BadTimeBound),
+        }
     }
 }
 
@@ -63,7 +68,9 @@ mod tests {
         let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 5).map(TimeBound::Day);
         assert_eq!("2026-12-05".parse().ok(), day);
         assert!(matches!("2026-12-05T10:00:00+07:00".parse(), Ok(TimeBound::At(_))));
-        for bad in ["", "2026-13-01", "05-12-2026", "2026-12-05 10:00", "yesterday"] {
+        for bad in
+            ["", "2026-13-01", "05-12-2026", "2026-12-05 10:00", "yesterday", "-5000-01-01", "0000-01-01"]
+        {
             assert_eq!(bad.parse::<TimeBound>(), Err(BadTimeBound), "{bad:?}");
         }
     }

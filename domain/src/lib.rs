@@ -27,6 +27,7 @@ pub mod failures;
 pub mod ids;
 pub mod jobs;
 pub mod metrics;
+pub mod page;
 pub mod pairing;
 pub mod password;
 pub mod payment;

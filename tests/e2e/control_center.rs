@@ -327,3 +327,58 @@ async fn operators_list_mitras_reset_passwords_and_watch_live_sessions_and_early
     let (status, _) = app.post(&login, None, json!({"email": email, "password": "a-new-secret-1"})).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn the_console_is_served_from_the_internal_listener_with_its_policy_and_nothing_else() {
+    let app = TestApp::spawn().await;
+    let no_redirects =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let index = no_redirects.get(app.internal_url("/console/")).send().await.expect("index");
+    assert_eq!(index.status().as_u16(), 200);
+    let header = |response: &reqwest::Response, name: &str| {
+        response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+    };
+    assert!(header(&index, "content-type").starts_with("text/html"));
+    let policy = header(&index, "content-security-policy");
+    for directive in ["default-src 'self'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'"]
+    {
+        assert!(policy.contains(directive), "{directive} in {policy}");
+    }
+    assert_eq!(header(&index, "x-content-type-options"), "nosniff");
+    let etag = header(&index, "etag");
+    assert!(etag.starts_with('"') && etag.len() > 2, "{etag}");
+    assert!(index.text().await.expect("html").contains("app.js"));
+    let again = no_redirects
+        .get(app.internal_url("/console/"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect("again");
+    assert_eq!(again.status().as_u16(), 304, "unchanged: not sent again");
+    let script = no_redirects.get(app.internal_url("/console/app.js")).send().await.expect("app.js");
+    assert_eq!(
+        (script.status().as_u16(), header(&script, "content-type").starts_with("text/javascript")),
+        (200, true)
+    );
+
+    // `/` and `/console` lead to it; nothing outside console/src is reachable through it.
+    for path in ["/", "/console"] {
+        let response = no_redirects.get(app.internal_url(path)).send().await.expect("redirect");
+        assert!(response.status().is_redirection(), "{path}: {}", response.status());
+        assert_eq!(header(&response, "location"), "/console/");
+    }
+    for path in [
+        "/console/nope.js",
+        "/console/..%2fCargo.toml",
+        "/console/%2e%2e/%2e%2e/Cargo.toml",
+        "/console/..%5c..%5cCargo.toml",
+    ] {
+        let response = no_redirects.get(app.internal_url(path)).send().await.expect("probe");
+        let status = response.status().as_u16();
+        let body = response.text().await.expect("body");
+        assert!(status == 404 && !body.contains("[workspace]"), "{path}: {status} {body}");
+    }
+    // The apps' listener has no console.
+    let public = no_redirects.get(app.public_url("/console/")).send().await.expect("public");
+    assert_eq!(public.status().as_u16(), 404);
+}

@@ -18,7 +18,7 @@ async fn operators_find_a_customer_see_their_money_and_chats_and_block_them() {
     // The customer asks for new codes soon after the first.
     let app = TestApp::spawn_with(|s| s.auth.otp_resend_interval_s = 0).await;
     let operator = app.sign_in_operator().await;
-    let crate::chat::Paired { customer: rani, mitra: ayu, .. } = crate::chat::paired(&app).await;
+    let crate::chat::Paired { customer: rani, mitra: mut ayu, .. } = crate::chat::paired(&app).await;
     let phone: String = sqlx::query_scalar("SELECT phone FROM customers WHERE id = $1")
         .bind(rani.id)
         .fetch_one(app.store.pg_pool())
@@ -70,18 +70,39 @@ async fn operators_find_a_customer_see_their_money_and_chats_and_block_them() {
         .call(Method::GET, &app.public_url("/api/client/chat-sessions/active"), Some(&rani.token), None)
         .await;
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("token_revoked")), "{body}");
-    let (status, sent) =
+    let (status, body) =
         app.post(&app.public_url("/api/auth/customer/otp"), None, json!({"phone": phone})).await;
-    assert_eq!(status, 202, "{sent}");
-    let verify = json!({"phone": phone, "code": sent["dev_code"], "call_name": "Rani"});
-    let (status, body) = app.post(&app.public_url("/api/auth/customer/verify"), None, verify).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("account_deactivated")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("account_deactivated")),
+        "no code is sent"
+    );
     // Blocking again changes nothing and writes no second audit row.
     let (status, again) = app.post(&block, Some(&operator), json!({})).await;
     assert_eq!((status, &again["blocked_at"]), (200, &blocked["blocked_at"]));
     let (_, audit) = get(&app, &operator, "/internal/audit?action=customer.block").await;
     assert_eq!(audit["total"], 1, "{audit}");
     assert_eq!(audit["rows"][0]["target_id"], json!(rani.id));
+
+    // Another customer, blocked while searching: their refresh token is refused, and the
+    // search they started finds no bestie (the accept is refused).
+    let sari_phone = unique_phone();
+    let (sari, sari_token, sari_refresh) = app.sign_in_customer(&sari_phone).await;
+    let payment = paid(&app, &sari_token, json!({"tier_id": "15m"})).await;
+    let (status, request) = start_blast(&app, &sari_token, &payment).await;
+    assert_eq!(status, 201, "{request}");
+    next_event(&mut ayu.socket, "chat_request").await;
+    let (status, _) = app
+        .post(&app.internal_url(&format!("/internal/customers/{sari}/block")), Some(&operator), json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) =
+        app.post(&app.public_url("/api/auth/refresh"), None, json!({"refresh_token": sari_refresh})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("invalid_refresh_token")), "{body}");
+    let (status, body) = crate::pairing::accept(&app, &ayu.token, request["id"].as_str().expect("id")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("customer_blocked")), "{body}");
+    let (_, detail) = get(&app, &operator, &format!("/internal/customers/{sari}")).await;
+    assert_eq!(detail["chats"], json!([]), "no chat for a blocked customer");
 
     // Unblocked, they sign in again.
     let unblock = app.internal_url(&format!("/internal/customers/{}/unblock", rani.id));
@@ -158,6 +179,10 @@ async fn the_payments_ledger_lists_filters_and_exports_what_was_charged() {
     assert_eq!(response.status().as_u16(), 200);
     assert!(response.headers()["content-type"].to_str().is_ok_and(|t| t.starts_with("text/csv")));
     let text = response.text().await.expect("csv");
+    assert!(
+        text.split_inclusive('\n').all(|line| line.ends_with("\r\n")),
+        "RFC 4180 lines end in CRLF: {text:?}"
+    );
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let header: Vec<String> = reader.headers().expect("header").iter().map(str::to_owned).collect();
     assert_eq!(header, domain::payment::CSV_HEADER.map(str::to_owned));
@@ -265,9 +290,9 @@ async fn a_date_is_a_day_in_the_marketplaces_time_zone() {
     assert_eq!(day, chrono::NaiveDate::from_ymd_opt(2026, 12, 5).expect("date"), "01:00 in Jakarta");
 
     let mut settings = crate::harness::isolated_settings();
-    settings.database.time_zone = "Mars/Olympus_Mons".into();
+    settings.database.time_zone = "UTC+7".into();
     let refused = domain::store::Store::connect(&settings.database, &settings.redis).await;
     let message = refused.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(message.contains("TimeZone") || message.contains("time zone"), "{message}");
+    assert!(message.contains("database.time_zone \"UTC+7\""), "{message}");
     crate::harness::drop_isolated(&settings);
 }

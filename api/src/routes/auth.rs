@@ -145,6 +145,7 @@ pub struct OperatorUser {
 crate::route_errors! {
     RequestOtpErrors: Anyone, [Json, SignInLimit, Store];
     400 => [invalid_phone, phone_country_not_supported];
+    403 => [account_deactivated];
     429 => [otp_resend_too_soon, otp_rate_limited];
     503 => [otp_delivery_failed];
 }

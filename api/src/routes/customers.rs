@@ -127,12 +127,29 @@ pub struct PaymentQuery {
     /// Created before.
     #[param(schema_with = crate::schema::date_or_time)]
     date_to: Option<TimeBound>,
-    /// 1–200, default 50 (the export ignores it).
+    /// 1–200, default 50.
     #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
-    /// Default 0 (the export ignores it).
+    /// Default 0.
     #[param(minimum = 0)]
     offset: Option<i64>,
+}
+
+/// The export's filters: the list's, without a page.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// Only payments in this state.
+    #[param(inline)]
+    status: Option<PaymentStatus>,
+    customer_id: Option<Uuid>,
+    /// Created at or after.
+    #[param(schema_with = crate::schema::date_or_time)]
+    date_from: Option<TimeBound>,
+    /// Created before.
+    #[param(schema_with = crate::schema::date_or_time)]
+    date_to: Option<TimeBound>,
 }
 
 impl PaymentQuery {
@@ -180,7 +197,7 @@ crate::route_errors! {
     get,
     path = "/internal/payments/export",
     tag = "payments",
-    params(PaymentQuery),
+    params(ExportQuery),
     security(("bearer" = ["cc"])),
     responses(
         (status = 200, description = "RFC 4180 CSV with a header row", content_type = "text/csv", body = String),
@@ -190,9 +207,15 @@ crate::route_errors! {
 pub async fn export_payments(
     State(state): State<AppState>,
     _operator: Operator,
-    ApiQuery(query): ApiQuery<PaymentQuery>,
+    ApiQuery(query): ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let csv = domain::payment::export_payments(&state.store, query.filter()).await?;
+    let filter = PaymentFilter {
+        status: query.status,
+        customer: query.customer_id.map(CustomerId),
+        period: Period { from: query.date_from, to: query.date_to },
+        ..PaymentFilter::default()
+    };
+    let csv = domain::payment::export_payments(&state.store, filter).await?;
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8")),
         (header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"payments.csv\"")),

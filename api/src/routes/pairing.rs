@@ -189,6 +189,7 @@ crate::route_errors! {
     AcceptErrors: Mitra, [Path, WriteBudget];
     404 => [chat_request_not_found];
     409 => [
+        customer_blocked,
         chat_request_taken,
         chat_request_cancelled,
         chat_request_expired,

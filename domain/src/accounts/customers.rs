@@ -90,10 +90,7 @@ pub async fn find_customers(
     limit: Option<i64>,
     offset: Option<i64>,
 ) -> Result<CustomerPage, AccountError> {
-    let (limit, offset) = (limit.unwrap_or(50), offset.unwrap_or(0));
-    if !(1..=200).contains(&limit) || offset < 0 {
-        return Err(AccountError::InvalidPage);
-    }
+    let (limit, offset) = crate::page::checked(limit, offset).ok_or(AccountError::InvalidPage)?;
     let search = match query.map(str::trim).filter(|q| !q.is_empty()).map(lookup) {
         Some(Lookup::Id(id)) => CustomerSearch { id: Some(CustomerId(id)), ..CustomerSearch::default() },
         Some(Lookup::Phone(digits)) => {

@@ -152,16 +152,14 @@ pub async fn set_mitra_active(
     Ok(mitra)
 }
 
-/// Makes an account's (de)activation bite at once: Postgres is the record, Redis refuses
-/// the account's access tokens, and a deactivation ends every sign-in and closes its
-/// sockets with 4003 `account_deactivated`.
+/// Makes a deactivation bite at once (the store has flagged the account in Redis already):
+/// every sign-in ends and the account's sockets close with 4003 `account_deactivated`.
 async fn enforce_active(
     store: &Store,
     auth: &AuthSettings,
     user: UserId,
     active: bool,
 ) -> Result<(), AccountError> {
-    store.set_deactivated_flag(user, !active).await?;
     if !active {
         let ttl_s = auth.access_token_ttl_s;
         session::revoke_all_sign_ins(store, ttl_s, user, CLOSE_ACCOUNT_DEACTIVATED, "account_deactivated")
@@ -212,10 +210,7 @@ pub async fn list_mitras(
     limit: Option<i64>,
     offset: Option<i64>,
 ) -> Result<MitraPage, AccountError> {
-    let (limit, offset) = (limit.unwrap_or(50), offset.unwrap_or(0));
-    if !(1..=200).contains(&limit) || offset < 0 {
-        return Err(AccountError::InvalidPage);
-    }
+    let (limit, offset) = crate::page::checked(limit, offset).ok_or(AccountError::InvalidPage)?;
     let (rows, total) = store.mitras(search.map(str::trim).filter(|s| !s.is_empty()), limit, offset).await?;
     let emails: Vec<&str> = rows.iter().map(|row| row.email.as_str()).collect();
     let locks = store.sign_in_locks(Role::Mitra, &emails, auth.max_sign_in_failures).await?;

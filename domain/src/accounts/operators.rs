@@ -151,10 +151,7 @@ pub async fn audit_log(
     limit: Option<i64>,
     offset: Option<i64>,
 ) -> Result<AuditPage, AccountError> {
-    let (limit, offset) = (limit.unwrap_or(50), offset.unwrap_or(0));
-    if !(1..=200).contains(&limit) || offset < 0 {
-        return Err(AccountError::InvalidPage);
-    }
+    let (limit, offset) = crate::page::checked(limit, offset).ok_or(AccountError::InvalidPage)?;
     let (rows, total) = store.audit_log(action, actor, limit, offset).await?;
     Ok(AuditPage { rows: rows.into_iter().map(AuditEntry::from).collect(), total })
 }

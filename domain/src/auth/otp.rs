@@ -156,6 +156,10 @@ pub async fn request_code(
     client_addr: &str,
 ) -> Result<CodeSent, AuthError> {
     let phone = normalize_phone(phone, &allowed_countries(settings))?;
+    // A blocked customer is told so, and costs no message.
+    if store.phone_blocked(&phone).await? {
+        return Err(AuthError::AccountDeactivated);
+    }
     let code = random_code()?;
     let limits = OtpLimits {
         ttl_s: settings.otp_ttl_s,

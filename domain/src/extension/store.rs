@@ -78,8 +78,8 @@ pub struct PendingExtension {
     pub amount: i64,
     /// By the database's clock.
     pub window_left_ms: i64,
-    /// The payment is still pending (not cancelled or expired meanwhile): only then may it
-    /// be charged.
+    /// The payment is still pending (not cancelled or expired meanwhile) and the customer not
+    /// blocked: only then may it be charged.
     pub payment_usable: bool,
 }
 
@@ -198,6 +198,8 @@ impl Store {
                 "SELECT s.mitra_id, s.customer_id, p.amount,
                         greatest(0, ceil(extract(epoch FROM $2::timestamptz - now()) * 1000))::bigint,
                         p.status = 'pending'
+                            AND NOT EXISTS (SELECT 1 FROM customers c
+                                            WHERE c.id = s.customer_id AND c.deactivated_at IS NOT NULL)
                  FROM chat_sessions s JOIN payment_sessions p ON p.id = $3
                  WHERE s.id = $1 FOR NO KEY UPDATE OF p",
             )

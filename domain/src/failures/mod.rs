@@ -135,10 +135,7 @@ pub async fn list(
     limit: Option<i64>,
     offset: Option<i64>,
 ) -> Result<FailurePage, FailureError> {
-    let (limit, offset) = (limit.unwrap_or(50), offset.unwrap_or(0));
-    if !(1..=200).contains(&limit) || offset < 0 {
-        return Err(FailureError::InvalidPage);
-    }
+    let (limit, offset) = crate::page::checked(limit, offset).ok_or(FailureError::InvalidPage)?;
     let Instants { from: date_from, to: date_to } = store.instants(period).await?;
     let filter = FailureFilter { causes, date_from, date_to, limit, offset };
     let (rows, total) = store.failures(&filter).await?;

@@ -44,6 +44,8 @@ pub enum PairingError {
     AlreadyResponded(OfferResponse),
     #[error("you already have the most sessions allowed at once")]
     AtCapacity,
+    #[error("this customer was blocked by the control center")]
+    CustomerBlocked,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -68,6 +70,7 @@ impl DomainError for PairingError {
             Self::RequestClosed => "chat_request_closed",
             Self::AlreadyResponded(_) => "already_responded",
             Self::AtCapacity => "mitra_at_capacity",
+            Self::CustomerBlocked => "customer_blocked",
             Self::Store(e) => e.code(),
         }
     }

@@ -53,17 +53,24 @@ pub struct StoreParts {
     pub(crate) sends: crate::chat::store::send_queue::SendQueue,
 }
 
-/// Postgres' own answer to `database.time_zone` (an unknown name is an error naming it),
-/// once, before the pool would retry it on every connection.
+/// Refuses a `database.time_zone` that is not an IANA zone name Postgres knows (a POSIX
+/// string such as `UTC+7` would pass Postgres but means 7 hours west, and browsers refuse it).
 async fn check_time_zone(database: &DatabaseSettings) -> Result<(), StoreError> {
     use sqlx::Connection;
     let mut connection = sqlx::PgConnection::connect(database.url.expose()).await?;
-    let set = sqlx::query("SELECT set_config('TimeZone', $1, false)")
+    let known: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)")
         .bind(&database.time_zone)
-        .execute(&mut connection)
-        .await;
+        .fetch_one(&mut connection)
+        .await?;
     connection.close().await?;
-    set.map(drop).map_err(StoreError::from)
+    if known {
+        Ok(())
+    } else {
+        Err(StoreError::Encode(format!(
+            "database.time_zone {:?} is not a time zone name Postgres knows (e.g. Asia/Jakarta)",
+            database.time_zone
+        )))
+    }
 }
 
 /// A snapshot of this process's connection pools, for the pool gauges.

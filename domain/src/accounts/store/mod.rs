@@ -218,7 +218,8 @@ impl Store {
 
     /// Activates or deactivates an account of `table` and returns it as `columns`: the change
     /// is audited, and a deactivation revokes the account's refresh tokens, in one
-    /// transaction. `None` when no such account exists.
+    /// transaction; Redis' deactivated flag (which refuses access tokens) follows. `None`
+    /// when no such account exists.
     pub(crate) async fn set_account_active<R>(
         &self,
         actor: OperatorId,
@@ -262,7 +263,13 @@ impl Store {
             audit(&mut tx, actor, table.audit_action(active), &id.to_string(), Some(&old), Some(&new))
                 .await?;
         }
-        tx.commit().await?;
+        // Redis' flag is written while the row is locked, so two switches of one account
+        // land in Redis in the order they commit; a failed commit puts the flag back.
+        self.set_deactivated_flag(id, !active).await?;
+        if let Err(error) = tx.commit().await {
+            self.set_deactivated_flag(id, !was_active).await?;
+            return Err(error.into());
+        }
         Ok(Some(account))
     }
 }

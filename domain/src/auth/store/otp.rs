@@ -171,7 +171,8 @@ impl Store {
             .await?;
         let (id, call_name, deactivated): (Uuid, String, bool) = sqlx::query_as(
             "INSERT INTO customers (phone, call_name) VALUES ($1, COALESCE($2, ''))
-             ON CONFLICT (phone) DO UPDATE SET call_name = COALESCE($2, customers.call_name)
+             ON CONFLICT (phone) DO UPDATE SET call_name = CASE WHEN customers.deactivated_at IS NULL
+                 THEN COALESCE($2, customers.call_name) ELSE customers.call_name END
              RETURNING id, call_name, deactivated_at IS NOT NULL",
         )
         .bind(phone)
@@ -180,5 +181,17 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(OtpCheck::Verified(CustomerAccount { id: CustomerId(id), call_name, deactivated }))
+    }
+}
+
+impl Store {
+    /// Whether the customer with this phone is blocked (deactivated).
+    pub async fn phone_blocked(&self, phone: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM customers WHERE phone = $1 AND deactivated_at IS NOT NULL)",
+        )
+        .bind(phone)
+        .fetch_one(&self.pg)
+        .await?)
     }
 }

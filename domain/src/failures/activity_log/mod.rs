@@ -12,7 +12,7 @@ use crate::accounts::MitraRef;
 use crate::calendar::{Instants, Period};
 use crate::failures::FailureError;
 use crate::ids::{MitraId, RequestId};
-use crate::pairing::store::{OfferResponse, RequestType};
+use crate::pairing::store::{OfferResponse, RequestState, RequestType};
 use crate::store::Store;
 
 /// One offer as stored, with the mitra's name.
@@ -21,6 +21,7 @@ struct OfferRow {
     id: i64,
     pairing_request_id: RequestId,
     request_type: RequestType,
+    request_status: RequestState,
     mitra_id: MitraId,
     display_name: String,
     notified_at: DateTime<Utc>,
@@ -37,9 +38,12 @@ pub struct OfferView {
     pub id: i64,
     pub pairing_request_id: Uuid,
     pub request_type: RequestType,
+    /// Where the request stands now: an offer with no `response` is still open only while
+    /// this is `pending` (a request the customer cancelled leaves its offers unanswered).
+    pub request_status: RequestState,
     pub mitra: MitraRef,
     pub notified_at: DateTime<Utc>,
-    /// None while the request is still open.
+    /// None while the request is open, and for a request the customer cancelled.
     pub response: Option<OfferResponse>,
     /// When the mitra accepted or rejected; none when they did not act.
     pub responded_at: Option<DateTime<Utc>>,
@@ -61,6 +65,7 @@ impl From<OfferRow> for OfferView {
             id: row.id,
             pairing_request_id: row.pairing_request_id.into(),
             request_type: row.request_type,
+            request_status: row.request_status,
             mitra: MitraRef { id: row.mitra_id.0, display_name: row.display_name },
             notified_at: row.notified_at,
             response: row.response,
@@ -93,10 +98,8 @@ pub struct OfferFilter {
 
 /// A page of offers over `[from, to)` (default the last 7 days), newest first.
 pub async fn offer_log(store: &Store, filter: OfferFilter) -> Result<OfferLog, FailureError> {
-    let (limit, offset) = (filter.limit.unwrap_or(50), filter.offset.unwrap_or(0));
-    if !(1..=200).contains(&limit) || offset < 0 {
-        return Err(FailureError::InvalidPage);
-    }
+    let (limit, offset) =
+        crate::page::checked(filter.limit, filter.offset).ok_or(FailureError::InvalidPage)?;
     let (from, to) = super::last_week_unless(store.instants(filter.period).await?);
     let (rows, total) = store
         .offer_log(Instants { from: Some(from), to: Some(to) }, filter.mitra, filter.response, limit, offset)

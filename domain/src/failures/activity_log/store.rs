@@ -19,7 +19,7 @@ impl Store {
         offset: i64,
     ) -> Result<(Vec<OfferRow>, i64), StoreError> {
         let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT n.id, n.pairing_request_id, r.request_type, n.mitra_id, m.display_name, n.notified_at,
+            "SELECT n.id, n.pairing_request_id, r.request_type, r.status AS request_status, n.mitra_id, m.display_name, n.notified_at,
                     n.response, n.responded_at, n.active_session_count, n.pushed
              FROM chat_request_notifications n
              JOIN mitras m ON m.id = n.mitra_id

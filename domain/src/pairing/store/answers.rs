@@ -94,6 +94,16 @@ impl Store {
         else {
             return Err(PairingError::RequestNotFound);
         };
+        // A blocked customer gets no chat: the block and this accept take the customer's row
+        // in turn, so a chat exists only when the accept came first.
+        let blocked: bool =
+            sqlx::query_scalar("SELECT deactivated_at IS NOT NULL FROM customers WHERE id = $1 FOR SHARE")
+                .bind(row.customer_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        if blocked {
+            return Err(PairingError::CustomerBlocked);
+        }
         // A returning chat with a customer the mitra is still talking to may pass the cap
         // (the same exception the returning chat's start makes).
         let returning_same_customer = row.request_type == RequestType::Returning && with_customer > 0;

@@ -168,12 +168,11 @@ pub struct PaymentPage {
 
 /// A page of payments, newest first.
 pub async fn list_payments(store: &Store, filter: PaymentFilter) -> Result<PaymentPage, LedgerError> {
-    let (limit, offset) = (filter.limit.unwrap_or(50), filter.offset.unwrap_or(0));
-    if !(1..=200).contains(&limit) || offset < 0 {
-        return Err(LedgerError::InvalidPage);
-    }
+    let (limit, offset) =
+        crate::page::checked(filter.limit, filter.offset).ok_or(LedgerError::InvalidPage)?;
     let period = store.instants(filter.period).await?;
-    let (rows, total) = store.payment_lines(&filter, period, limit, offset).await?;
+    let rows = store.payment_lines(&filter, period, limit, offset).await?;
+    let total = store.payment_count(&filter, period).await?;
     Ok(PaymentPage { rows: rows.into_iter().map(PaymentLine::from).collect(), total })
 }
 
@@ -204,11 +203,13 @@ pub const CSV_HEADER: [&str; 18] = [
 /// `=`, `+`, `-` or `@`: a spreadsheet would run it as a formula, so it gets a leading `'`.
 pub async fn export_payments(store: &Store, filter: PaymentFilter) -> Result<Vec<u8>, LedgerError> {
     let period = store.instants(filter.period).await?;
-    let (rows, total) = store.payment_lines(&filter, period, MAX_EXPORT_ROWS, 0).await?;
-    if total > MAX_EXPORT_ROWS {
+    if store.payment_count(&filter, period).await? > MAX_EXPORT_ROWS {
         return Err(LedgerError::ExportTooLarge);
     }
-    let mut out = csv::Writer::from_writer(Vec::with_capacity(256 * rows.len() + 256));
+    let rows = store.payment_lines(&filter, period, MAX_EXPORT_ROWS, 0).await?;
+    let mut out = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::with_capacity(256 * rows.len() + 256));
     out.write_record(CSV_HEADER).map_err(csv_error)?;
     let time = |at: DateTime<Utc>| at.to_rfc3339_opts(SecondsFormat::Millis, true);
     let optional_time = |at: Option<DateTime<Utc>>| at.map(time).unwrap_or_default();

@@ -14,8 +14,8 @@ impl Store {
         period: Instants,
         limit: i64,
         offset: i64,
-    ) -> Result<(Vec<LineRow>, i64), StoreError> {
-        let rows = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    ) -> Result<Vec<LineRow>, StoreError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT p.id, p.customer_id, c.call_name, p.purpose,
                     COALESCE(p.chat_session_id, s.id) AS chat_session_id, p.tier_id, p.duration_minutes,
                     p.amount, p.is_free_trial, p.status, p.created_at, p.confirmed_at, p.resolved_at,
@@ -40,8 +40,16 @@ impl Store {
         .bind(limit)
         .bind(offset)
         .fetch_all(&self.pg)
-        .await?;
-        let total = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        .await?)
+    }
+
+    /// How many payments match.
+    pub(super) async fn payment_count(
+        &self,
+        filter: &PaymentFilter,
+        period: Instants,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT count(*) FROM payment_sessions p WHERE {LINE_WHERE}"
         )))
         .bind(filter.status)
@@ -49,7 +57,6 @@ impl Store {
         .bind(period.from)
         .bind(period.to)
         .fetch_one(&self.pg)
-        .await?;
-        Ok((rows, total))
+        .await?)
     }
 }
