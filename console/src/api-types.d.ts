@@ -1071,6 +1071,11 @@ export interface components {
             pairing_request_id: string;
             /** @description A push went out because the mitra had no live socket. */
             pushed: boolean;
+            /**
+             * @description Where the request stands now: an offer with no `response` is still open only while
+             *     this is `pending` (a request the customer cancelled leaves its offers unanswered).
+             */
+            request_status: components["schemas"]["RequestState"];
             request_type: components["schemas"]["RequestType"];
             /**
              * Format: date-time
@@ -1237,6 +1242,11 @@ export interface components {
         RefreshRequest: {
             refresh_token: string;
         };
+        /**
+         * @description Where a pairing request stands (`pairing_requests.status`).
+         * @enum {string}
+         */
+        RequestState: "pending" | "accepted" | "failed" | "cancelled";
         /**
          * @description A general blast to every available mitra, or a returning chat ("Curhat lagi") with one.
          * @enum {string}
@@ -3618,9 +3628,9 @@ export interface operations {
                 customer_id?: string;
                 date_from?: string;
                 date_to?: string;
-                /** @description 1–200, default 50 (the export ignores it). */
+                /** @description 1–200, default 50. */
                 limit?: number;
-                /** @description Default 0 (the export ignores it). */
+                /** @description Default 0. */
                 offset?: number;
             };
             header?: never;
@@ -3693,10 +3703,6 @@ export interface operations {
                 customer_id?: string;
                 date_from?: string;
                 date_to?: string;
-                /** @description 1–200, default 50 (the export ignores it). */
-                limit?: number;
-                /** @description Default 0 (the export ignores it). */
-                offset?: number;
             };
             header?: never;
             path?: never;

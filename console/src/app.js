@@ -84,6 +84,16 @@ function renderChrome() {
   );
 }
 
+/**
+ * A fresh element for one page, in place of the last: a page still loading when the operator
+ * moves on writes into its own element, which is no longer shown.
+ */
+function view() {
+  const element = h('div');
+  main.replaceChildren(element);
+  return element;
+}
+
 /** Whether the marketplace's time zone was read from the server. */
 let zoneKnown = false;
 
@@ -98,8 +108,7 @@ async function render() {
   if (!session()) {
     const page = await import('./pages/signin.js');
     if (mine !== renderCount) return;
-    main.replaceChildren();
-    leave = await page.default(main, query);
+    leave = await page.default(view(), query);
     return;
   }
   if (!zoneKnown) {
@@ -120,8 +129,7 @@ async function render() {
   try {
     const page = await route.load();
     if (mine !== renderCount) return;
-    main.replaceChildren();
-    leave = await page.default(main, query);
+    leave = await page.default(view(), query);
   } catch (error) {
     if (mine === renderCount) showError(error);
   }

@@ -201,3 +201,14 @@ export function setQuery(values) {
   const qs = search.toString();
   location.hash = `#/${route || 'overview'}${qs ? `?${qs}` : ''}`;
 }
+
+/**
+ * Runs `action` when `form` is submitted, instead of the browser's navigation.
+ * @param {HTMLFormElement} form @param {() => void} action
+ */
+export function onSubmit(form, action) {
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    action();
+  });
+}

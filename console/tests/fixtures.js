@@ -2,9 +2,7 @@
 // scripts/console-check), signing in through the console, the public API as a customer or a
 // mitra, a mitra's live socket, and screenshots for docs/console/.
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { extname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { test as base, expect } from '@playwright/test';
 
 /** @param {string} name */
@@ -20,17 +18,6 @@ export const ADMIN = { email: env('CONSOLE_ADMIN_EMAIL'), password: env('CONSOLE
 /** @type {{customers: {id: string, name: string, token: string}[], mitras: {id: string, name: string, token: string}[]}} */
 export const TOKENS = JSON.parse(readFileSync(env('CONSOLE_TOKENS'), 'utf8'));
 
-const SRC = fileURLToPath(new URL('../src/', import.meta.url));
-const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.ts': 'text/plain' };
-const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'";
-
-/** Whether the binary serves /console/ itself (the lead's embedding); else the tests serve src/. */
-let served;
-async function consoleServed(request) {
-  if (served === undefined) served = (await request.get(`${INTERNAL}/console/`)).ok();
-  return served;
-}
-
 /** @param {string} name a customer (`c0`) or a mitra (`m0`) of the seed */
 export function account(name) {
   const all = [...TOKENS.customers, ...TOKENS.mitras];
@@ -44,23 +31,20 @@ export function customerPhone(n) {
   return `+62899${String(n).padStart(9, '0')}`;
 }
 
+/** The Content-Security-Policy api/src/console.rs sends with every console file. */
+const CSP =
+  "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
 /**
- * Lets a browser context reach the console at /console/: the binary serves it (the lead's
- * embedding), else these tests serve console/src with the same Content-Security-Policy.
- * @param {import('@playwright/test').BrowserContext} context
+ * Checks that the binary serves the console at /console/ with its Content-Security-Policy
+ * (the tests drive what `bestie` serves, never a copy).
+ * @param {import('@playwright/test').BrowserContext} _context
  * @param {import('@playwright/test').APIRequestContext} request
  */
-export async function serveConsole(context, request) {
-  if (await consoleServed(request)) return;
-  await context.route(`${INTERNAL}/console/**`, async (route) => {
-    const path = new URL(route.request().url()).pathname.replace(/^\/console\/?/, '') || 'index.html';
-    try {
-      const body = await readFile(join(SRC, path));
-      await route.fulfill({ status: 200, body, headers: { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream', 'content-security-policy': CSP } });
-    } catch {
-      await route.fulfill({ status: 404, body: 'not found' });
-    }
-  });
+export async function serveConsole(_context, request) {
+  const response = await request.get(`${INTERNAL}/console/`);
+  expect(response.status(), 'bestie serves /console/').toBe(200);
+  expect(response.headers()['content-security-policy']).toBe(CSP);
 }
 
 /**

@@ -3,7 +3,7 @@
 import { call, forget } from '../api.js';
 import { field, h } from '../dom.js';
 import { t } from '../i18n.js';
-import { announce, busy, errorLine, heading } from '../ui.js';
+import { announce, busy, errorLine, heading, onSubmit } from '../ui.js';
 
 /** @type {import('../app.js').Page} */
 export default function accountPage(main) {
@@ -20,8 +20,7 @@ export default function accountPage(main) {
     errors.el,
     submit,
   );
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
+  onSubmit(form, () => {
     busy(
       submit,
       async () => {

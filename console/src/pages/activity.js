@@ -3,7 +3,7 @@
 import { call } from '../api.js';
 import { field, h, replace, table } from '../dom.js';
 import { t, tEnum } from '../i18n.js';
-import { busy, dayRange, heading, number, pager, percent, setQuery, dateFields, time, today } from '../ui.js';
+import { busy, dateFields, dayRange, heading, number, onSubmit, pager, percent, setQuery, time, today } from '../ui.js';
 
 /** @typedef {import('../api.js').Schemas['ActivityView']} ActivityView */
 /** @typedef {NonNullable<NonNullable<import('../api.js').Paths['/internal/mitra-activity']['get']['parameters']['query']>['sort']>} Sort */
@@ -50,7 +50,9 @@ async function drillDown(box, state, go) {
       page.rows.map((row) => [
         time(row.notified_at),
         row.request_type,
-        row.response ? tEnum('activity', row.response).toLowerCase() : t('activity.pending'),
+        row.response
+          ? tEnum('activity', row.response).toLowerCase()
+          : t(row.request_status === 'pending' ? 'activity.pending' : 'activity.unanswered'),
         time(row.responded_at),
         row.response_seconds === null || row.response_seconds === undefined ? t('common.none') : number(row.response_seconds),
         number(row.active_session_count),
@@ -88,8 +90,7 @@ export default async function activityPage(main, query) {
     field(t('activity.order'), orderSelect),
     h('div', { class: 'buttons' }, h('button', { type: 'submit', text: t('common.apply') })),
   );
-  filters.addEventListener('submit', (event) => {
-    event.preventDefault();
+  onSubmit(filters, () => {
     setQuery({ from: fromInput.value, to: toInput.value, sort: sortSelect.value, order: orderSelect.value });
   });
   const results = h('div');

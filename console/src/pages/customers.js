@@ -3,7 +3,7 @@
 import { call } from '../api.js';
 import { field, h, replace, table } from '../dom.js';
 import { t } from '../i18n.js';
-import { announce, badge, busy, errorLine, heading, pager, rupiah, setQuery, time } from '../ui.js';
+import { announce, badge, busy, errorLine, heading, onSubmit, pager, rupiah, setQuery, time } from '../ui.js';
 
 /** @typedef {import('../api.js').Schemas['CustomerView']} Customer */
 const LIMIT = 20;
@@ -84,8 +84,7 @@ export default async function customersPage(main, query) {
     field(t('customers.q'), search),
     h('div', { class: 'buttons' }, h('button', { type: 'submit', text: t('common.search') })),
   );
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
+  onSubmit(form, () => {
     setQuery({ q: search.value.trim() });
   });
   const results = h('div');

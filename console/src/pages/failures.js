@@ -4,7 +4,7 @@
 import { call } from '../api.js';
 import { h, replace, table, uid } from '../dom.js';
 import { t, tEnum } from '../i18n.js';
-import { announce, busy, dayRange, errorLine, heading, pager, rupiah, setQuery, dateFields, time } from '../ui.js';
+import { announce, busy, dateFields, dayRange, errorLine, heading, onSubmit, pager, rupiah, setQuery, time } from '../ui.js';
 
 /** @typedef {import('../api.js').Schemas['FailureView']} FailureView */
 /** @typedef {import('../api.js').Schemas['FailureCause']} FailureCause */
@@ -92,8 +92,7 @@ export default async function failuresPage(main, query) {
     ...dateFields(fromInput, toInput),
     h('div', { class: 'buttons' }, h('button', { type: 'submit', text: t('common.apply') })),
   );
-  filters.addEventListener('submit', (event) => {
-    event.preventDefault();
+  onSubmit(filters, () => {
     setQuery({
       cause: boxes.filter((b) => b.checked).map((b) => b.value),
       from: fromInput.value,

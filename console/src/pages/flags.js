@@ -3,7 +3,7 @@
 import { call } from '../api.js';
 import { h, replace, table, uid } from '../dom.js';
 import { t } from '../i18n.js';
-import { announce, badge, busy, dayRange, errorLine, heading, setQuery, dateFields, time, today } from '../ui.js';
+import { announce, badge, busy, dateFields, dayRange, errorLine, heading, onSubmit, setQuery, time, today } from '../ui.js';
 
 /** @typedef {import('../api.js').Schemas['ReviewFlagView']} Flag */
 
@@ -68,8 +68,7 @@ export default async function flagsPage(main, query) {
     ...dateFields(fromInput, toInput),
     h('div', { class: 'buttons' }, h('button', { type: 'submit', text: t('common.apply') })),
   );
-  endsFilters.addEventListener('submit', (event) => {
-    event.preventDefault();
+  onSubmit(endsFilters, () => {
     setQuery({ resolved: includeResolved ? '1' : '', from: fromInput.value, to: toInput.value });
   });
   const endsBox = h('div');

@@ -3,7 +3,7 @@
 import { call } from '../api.js';
 import { field, h, replace, table } from '../dom.js';
 import { t } from '../i18n.js';
-import { announce, badge, busy, errorLine, heading, pager, setQuery, time } from '../ui.js';
+import { announce, badge, busy, errorLine, heading, onSubmit, pager, setQuery, time } from '../ui.js';
 
 /** @typedef {import('../api.js').Schemas['MitraListing']} Mitra */
 const LIMIT = 20;
@@ -23,8 +23,7 @@ function createForm(reload) {
     errors.el,
     submit,
   );
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
+  onSubmit(form, () => {
     busy(
       submit,
       async () => {
@@ -74,8 +73,7 @@ function actions(mitra, reload) {
     open.setAttribute('aria-expanded', String(!resetForm.hidden));
     if (!resetForm.hidden) password.focus();
   });
-  resetForm.addEventListener('submit', (event) => {
-    event.preventDefault();
+  onSubmit(resetForm, () => {
     busy(
       /** @type {HTMLButtonElement} */ (resetForm.querySelector('button')),
       async () => {
@@ -102,8 +100,7 @@ export default async function mitrasPage(main, query) {
     field(t('mitras.q'), search),
     h('div', { class: 'buttons' }, h('button', { type: 'submit', text: t('common.search') })),
   );
-  searchForm.addEventListener('submit', (event) => {
-    event.preventDefault();
+  onSubmit(searchForm, () => {
     setQuery({ q: search.value.trim() });
   });
   const results = h('div');

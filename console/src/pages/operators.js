@@ -3,7 +3,7 @@
 import { call, session } from '../api.js';
 import { field, h, replace, table } from '../dom.js';
 import { t } from '../i18n.js';
-import { announce, badge, busy, errorLine, heading, pager, setQuery, time } from '../ui.js';
+import { announce, badge, busy, errorLine, heading, onSubmit, pager, setQuery, time } from '../ui.js';
 
 /** @typedef {import('../api.js').Schemas['OperatorRow']} Operator */
 /** @typedef {import('../api.js').Schemas['AuditAction']} AuditAction */
@@ -42,8 +42,7 @@ function createForm(reload) {
     errors.el,
     submit,
   );
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
+  onSubmit(form, () => {
     busy(
       submit,
       async () => {

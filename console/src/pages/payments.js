@@ -3,7 +3,7 @@
 import { call, download, withQuery } from '../api.js';
 import { field, h, replace, table } from '../dom.js';
 import { t } from '../i18n.js';
-import { announce, busy, dayRange, errorLine, heading, pager, rupiah, setQuery, dateFields, time } from '../ui.js';
+import { announce, busy, dateFields, dayRange, errorLine, heading, onSubmit, pager, rupiah, setQuery, time } from '../ui.js';
 
 /** @typedef {import('../api.js').Schemas['PaymentStatus']} PaymentStatus */
 
@@ -46,8 +46,7 @@ export default async function paymentsPage(main, query) {
     h('div', { class: 'buttons' }, h('button', { type: 'submit', text: t('common.apply') }), exportButton),
     exportErrors.el,
   );
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
+  onSubmit(form, () => {
     setQuery({ status: statusSelect.value, customer: customerInput.value.trim(), from: fromInput.value, to: toInput.value });
   });
   const results = h('div');

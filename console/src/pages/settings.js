@@ -3,7 +3,7 @@
 import { call, isAdmin } from '../api.js';
 import { h, replace, table, uid } from '../dom.js';
 import { lang, t } from '../i18n.js';
-import { announce, busy, errorLine, heading, time } from '../ui.js';
+import { announce, busy, errorLine, heading, onSubmit, time } from '../ui.js';
 
 /** @typedef {import('../api.js').Schemas['KeyView']} KeyView */
 
@@ -130,8 +130,7 @@ function keyForm(key, admin) {
     h('div', { class: 'buttons' }, save, historyButton),
     historyBox,
   );
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
+  onSubmit(form, () => {
     busy(
       save,
       async () => {

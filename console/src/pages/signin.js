@@ -2,7 +2,7 @@
 import { signIn } from '../api.js';
 import { field, h, replace } from '../dom.js';
 import { t } from '../i18n.js';
-import { announce, busy, errorLine } from '../ui.js';
+import { announce, busy, errorLine, onSubmit } from '../ui.js';
 
 /** @type {import('../app.js').Page} */
 export default function signInPage(main) {
@@ -18,8 +18,7 @@ export default function signInPage(main) {
     errors.el,
     submit,
   );
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
+  onSubmit(form, () => {
     busy(
       submit,
       async () => {
