@@ -433,6 +433,30 @@ async fn a_declined_charge_answers_payment_declined_and_the_next_confirm_is_a_ne
     let (status, body) = app.post(&confirm, Some(&token), json!({})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("payment_declined")), "{body}");
     assert_eq!(payment_row(app.store.pg_pool(), &id).await.0, "pending", "a decline leaves it payable");
+    // The operators' ledger shows the latest attempt while none succeeded, then the charge.
+    let operator = app.sign_in_operator().await;
+    let ledger_line = || async {
+        let url = app.internal_url("/internal/payments?limit=200");
+        let (status, page) = app.call(reqwest::Method::GET, &url, Some(&operator), None).await;
+        assert_eq!(status, 200, "{page}");
+        page["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .find(|row| row["id"] == json!(id))
+            .cloned()
+            .expect("line")
+    };
+    let line = ledger_line().await;
+    assert_eq!(
+        (
+            line["charge"]["status"].as_str(),
+            line["charge"]["failure_reason"].as_str(),
+            line["failed_charges"].as_i64()
+        ),
+        (Some("failed"), Some("insufficient_funds"), Some(1)),
+        "{line}"
+    );
 
     let (status, body) = app.post(&confirm, Some(&token), json!({})).await;
     assert_eq!((status, body["status"].as_str()), (200, Some("confirmed")), "{body}");
@@ -452,6 +476,16 @@ async fn a_declined_charge_answers_payment_declined_and_the_next_confirm_is_a_ne
     assert_eq!(
         rows,
         [row("failed", "card_declined"), row("failed", "insufficient_funds"), row("succeeded", &reference)]
+    );
+    let line = ledger_line().await;
+    assert_eq!(
+        (
+            line["charge"]["status"].as_str(),
+            line["charge"]["provider_ref"].as_str(),
+            line["failed_charges"].as_i64()
+        ),
+        (Some("succeeded"), Some(reference.as_str()), Some(2)),
+        "{line}"
     );
 }
 
