@@ -11,7 +11,7 @@ use super::{AccountError, MitraRef};
 use crate::auth::Principal;
 use crate::chat::store::SessionStatus;
 use crate::ids::{CustomerId, SessionId, UserId};
-use crate::payment::{PaymentFilter, PaymentLine};
+use crate::payment::PaymentLine;
 use crate::settings::AuthSettings;
 use crate::store::Store;
 
@@ -108,13 +108,9 @@ pub async fn find_customers(
 /// One customer, their latest payments and chats.
 pub async fn customer_detail(store: &Store, id: CustomerId) -> Result<CustomerDetail, AccountError> {
     let customer = store.customer(id).await?.ok_or(AccountError::CustomerNotFound)?;
-    let filter = PaymentFilter { customer: Some(id), limit: Some(DETAIL_ROWS), ..PaymentFilter::default() };
-    let payments = crate::payment::list_payments(store, filter).await.map_err(|e| match e {
-        crate::payment::LedgerError::Store(e) => AccountError::Store(e),
-        _ => AccountError::InvalidPage,
-    })?;
+    let payments = crate::payment::latest_payments_of(store, id, DETAIL_ROWS).await?;
     let chats = store.customer_chats(id).await?;
-    Ok(CustomerDetail { customer, payments: payments.rows, chats })
+    Ok(CustomerDetail { customer, payments, chats })
 }
 
 /// Blocks a customer (sign-in refused, every sign-in ended, sockets closed with 4003) or

@@ -14,7 +14,7 @@ pub mod store;
 
 pub use ledger::{
     CSV_HEADER, ChargeLine, LedgerError, PaymentFilter, PaymentLine, PaymentPage, export_payments,
-    list_payments,
+    latest_payments_of, list_payments,
 };
 
 use chrono::{DateTime, Utc};

@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::accounts::CustomerRef;
-use crate::calendar::Period;
+use crate::calendar::{Instants, Period};
 use crate::charges::store::ChargeStatus;
 use crate::error::{DomainError, ErrorKind};
 use crate::ids::{ChargeId, CustomerId, PaymentId, SessionId};
@@ -174,6 +174,18 @@ pub async fn list_payments(store: &Store, filter: PaymentFilter) -> Result<Payme
     let rows = store.payment_lines(&filter, period, limit, offset).await?;
     let total = store.payment_count(&filter, period).await?;
     Ok(PaymentPage { rows: rows.into_iter().map(PaymentLine::from).collect(), total })
+}
+
+/// A customer's latest `count` payments, newest first (no total: a customer's page shows
+/// only these).
+pub async fn latest_payments_of(
+    store: &Store,
+    customer: CustomerId,
+    count: i64,
+) -> Result<Vec<PaymentLine>, StoreError> {
+    let filter = PaymentFilter { customer: Some(customer), ..PaymentFilter::default() };
+    let rows = store.payment_lines(&filter, Instants::default(), count, 0).await?;
+    Ok(rows.into_iter().map(PaymentLine::from).collect())
 }
 
 /// The CSV header of [`export_payments`].
