@@ -1,14 +1,12 @@
 //! Every JSON request body the api accepts, by the name of its type (the name the OpenAPI
-//! documents give its schema), decoded exactly as its handler's extractor decodes it behind
-//! the listeners' body limit, without a database: the entry of the `request_bodies` fuzz
+//! documents give its schema), decoded exactly as its handler's extractor decodes it (body
+//! limit included), without a database: the entry of the `request_bodies` fuzz
 //! target (`fuzz/`), and the list the hostile-input tests hold against the documents.
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, header};
-use tower::{Layer as _, ServiceExt as _};
 
-use crate::MAX_BODY_BYTES;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, OptionalJson};
 use crate::routes::{
@@ -71,16 +69,9 @@ request_bodies! {
     ApiJson<presence::StatusChange>,
 }
 
-/// Runs the extractor `E` on `request` behind the body limit every listener sets
-/// ([`crate::finish`]), the same `DefaultBodyLimit` layer.
+/// Runs the extractor `E` on `request`, body limit included (the extractors apply it).
 async fn decode<E: FromRequest<(), Rejection = ApiError>>(request: Request) -> Result<(), ApiError> {
-    let extract = tower::service_fn(|request: Request| async move {
-        Ok::<_, std::convert::Infallible>(E::from_request(request, &()).await.map(drop))
-    });
-    match DefaultBodyLimit::max(MAX_BODY_BYTES).layer(extract).oneshot(request).await {
-        Ok(decoded) => decoded,
-        Err(never) => match never {},
-    }
+    E::from_request(request, &()).await.map(drop)
 }
 
 #[cfg(test)]
@@ -111,7 +102,7 @@ mod tests {
         let unsupported = Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type".to_owned()));
         assert_eq!(decoded("OtpRequest", Some("text/plain"), br#"{"phone":"1"}"#).await, unsupported);
         assert_eq!(decoded("OtpRequest", None, br#"{"phone":"1"}"#).await, unsupported);
-        let huge = format!(r#"{{"phone":"{}"}}"#, "1".repeat(MAX_BODY_BYTES));
+        let huge = format!(r#"{{"phone":"{}"}}"#, "1".repeat(crate::MAX_BODY_BYTES));
         let too_large = Err((StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large".to_owned()));
         assert_eq!(decoded("OtpRequest", json, huge.as_bytes()).await, too_large);
     }

@@ -1,24 +1,34 @@
 //! Extractors that turn bad input into [`ApiError`] bodies instead of axum's plain-text
 //! rejections.
 
+use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer, Visitor};
 
+use crate::MAX_BODY_BYTES;
 use crate::error::ApiError;
+
+/// `request` with its body cut off after [`MAX_BODY_BYTES`]: reading more fails as axum's own
+/// limit does (413, `payload_too_large` below). The limit lives in the body extractors rather
+/// than in a `DefaultBodyLimit` layer on every route, which cost every request, bodiless or
+/// not, one more service and one more request extension (docs/BENCHMARKS.md, "The hot path").
+fn limited(request: Request) -> Request {
+    request.map(|body| Body::new(http_body_util::Limited::new(body, MAX_BODY_BYTES)))
+}
 
 /// `Json<T>` whose rejections are JSON errors: `invalid_json` (not JSON or wrong shape, an
 /// array included), `unsupported_media_type` (no `application/json` content type),
-/// `payload_too_large`.
+/// `payload_too_large` (over [`MAX_BODY_BYTES`]).
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<Object<T>>::from_request(request, state).await {
+        match axum::Json::<Object<T>>::from_request(limited(request), state).await {
             Ok(axum::Json(Object(value))) => Ok(Self(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
@@ -101,14 +111,15 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts
     }
 }
 
-/// A JSON body that may be absent: an empty body or `null` is `None`, anything else must parse.
+/// A JSON body that may be absent: an empty body or `null` is `None`, anything else must parse
+/// (at most [`MAX_BODY_BYTES`]).
 pub struct OptionalJson<T>(pub Option<T>);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(request, state).await.map_err(|rejection| {
+        let bytes = axum::body::Bytes::from_request(limited(request), state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", rejection.body_text())
             } else {

@@ -23,7 +23,6 @@ pub mod schema;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use domain::Store;
 use domain::auth::AuthContext;
 use domain::metrics::Metrics;
@@ -167,7 +166,6 @@ pub fn finish(listener: Listener, routes: Routes, state: AppState) -> Router {
     let router = router
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state.clone());
     layers::wrap(router, listener, state.metrics.clone())
 }
