@@ -18,7 +18,14 @@ use tokio_util::sync::CancellationToken;
 
 /// Where test databases are created. Each test gets `bestie_test_<uuid>` on this server.
 const TEST_POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+/// The Redis the tests use unless `BESTIE_TEST_REDIS` names another (a cluster's
+/// `redis-cluster://` URL from `scripts/redis-cluster`, for the cluster job).
 const TEST_REDIS: &str = "redis://127.0.0.1:6379";
+
+/// The Redis URL the tests run against: `BESTIE_TEST_REDIS`, or the single one on 6379.
+pub fn test_redis_url() -> String {
+    std::env::var("BESTIE_TEST_REDIS").unwrap_or_else(|_| TEST_REDIS.to_owned())
+}
 
 /// Settings for one isolated test: a new database name, a new Redis prefix, free ports.
 pub fn isolated_settings() -> Settings {
@@ -33,7 +40,7 @@ pub fn isolated_settings() -> Settings {
     let mut settings = Settings::default();
     settings.database.url = ConnectionUrl::new(format!("{TEST_POSTGRES}/bestie_test_{id}"));
     settings.database.max_connections = 5;
-    settings.redis.url = ConnectionUrl::new(TEST_REDIS);
+    settings.redis.url = ConnectionUrl::new(test_redis_url());
     settings.redis.prefix = format!("test_{id}");
     settings.redis.pool_size = 2;
     settings.api.public_addr = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -330,6 +337,7 @@ impl BestieProcess {
         command
             .arg("serve")
             .env("BESTIE__DATABASE__URL", settings.database.url.expose())
+            .env("BESTIE__REDIS__URL", settings.redis.url.expose())
             .env("BESTIE__REDIS__PREFIX", &settings.redis.prefix);
         command
     }

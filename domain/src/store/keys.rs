@@ -30,23 +30,34 @@ impl Keys {
 /// Deletes every key of a deployment (`{prefix}:*`). For tests and for resetting a
 /// development environment; never called by the service itself.
 pub async fn purge(settings: &crate::settings::RedisSettings) -> Result<u64, crate::store::StoreError> {
+    use std::collections::BTreeMap;
+
     use fred::prelude::{ClientLike, Config, KeysInterface};
-    use fred::types::scan::Scanner;
+    use fred::types::scan::{ScanResult, Scanner};
     use futures::StreamExt;
+    use futures::stream::BoxStream;
 
     let client = fred::clients::Client::new(Config::from_url(settings.url.expose())?, None, None, None);
     client.init().await?;
     let pattern = format!("{}:*", settings.prefix);
+    // A cluster is scanned on every master, and a DEL names keys of one slot only.
+    let mut pages: BoxStream<'_, Result<ScanResult, fred::error::Error>> = if client.is_clustered() {
+        client.scan_cluster(pattern, Some(500), None).boxed()
+    } else {
+        client.scan(pattern, Some(500), None).boxed()
+    };
     let mut deleted = 0;
-    let mut pages = client.scan(pattern, Some(500), None);
     while let Some(page) = pages.next().await {
         let mut page = page?;
-        if let Some(keys) = page.take_results()
-            && !keys.is_empty()
-        {
+        let mut by_slot: BTreeMap<u16, Vec<fred::types::Key>> = BTreeMap::new();
+        for key in page.take_results().unwrap_or_default() {
+            by_slot.entry(fred::util::redis_keyslot(key.as_bytes())).or_default().push(key);
+        }
+        for keys in by_slot.into_values() {
             deleted += client.del::<u64, _>(keys).await?;
         }
     }
+    drop(pages);
     let _ = client.quit().await;
     Ok(deleted)
 }
