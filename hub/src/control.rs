@@ -5,11 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::Store;
+use domain::broker::Received;
 use domain::ids::{SignInId, TokenId, UserId};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use crate::instance::resync_frame;
 use crate::registry::{Close, Registry, Sockets};
+
+/// The `reason` of a `resync_required` for events that could not be published.
+const UNPUBLISHED: &str = "the server could not deliver some events (its event store failed over or was unreachable); refetch over REST";
 
 #[derive(Deserialize)]
 #[serde(tag = "kind")]
@@ -23,6 +28,10 @@ enum Control {
     /// Close the sockets opened with the tokens of one sign-in (a replayed refresh token).
     #[serde(rename = "disconnect_sign_in")]
     SignIn { user_id: UserId, sign_in: SignInId, code: u16, reason: String },
+    /// Events for these users could not be published (`domain::broker::announce_unpublished`):
+    /// their sockets get `resync_required`.
+    #[serde(rename = "resync_users")]
+    Resync { user_ids: Vec<UserId> },
 }
 
 /// Listens until `shutdown`, resubscribing after failures.
@@ -39,11 +48,24 @@ pub(crate) async fn listen(store: Store, registry: Arc<Registry>, shutdown: Canc
             }
         };
         loop {
-            let message = tokio::select! {
+            let received = tokio::select! {
                 () = shutdown.cancelled() => break,
-                message = subscription.next() => message,
+                received = subscription.receive() => received,
             };
-            let Some(message) = message else { break };
+            let message = match received {
+                Received::Text(message) => message,
+                Received::Closed => break,
+                Received::Gap => {
+                    // A reconnect (or a reader too slow): a `resync_users` may have been
+                    // missed, so every socket here is told to resync.
+                    let sockets = registry.deliver_to_all(&resync_frame(UNPUBLISHED));
+                    tracing::warn!(
+                        sockets,
+                        "hub control messages may have been lost; sockets told to resync"
+                    );
+                    continue;
+                }
+            };
             match serde_json::from_str::<Control>(&message) {
                 Ok(Control::User { user_id, code, reason }) => {
                     let closed = registry.close_user(user_id, Sockets::All, &Close { code, reason });
@@ -58,6 +80,16 @@ pub(crate) async fn listen(store: Store, registry: Arc<Registry>, shutdown: Canc
                     let closed =
                         registry.close_user(user_id, Sockets::OfSignIn(sign_in), &Close { code, reason });
                     tracing::info!(%user_id, code, closed, "closing the sockets of a revoked sign-in");
+                }
+                Ok(Control::Resync { user_ids }) => {
+                    let frame = resync_frame(UNPUBLISHED);
+                    let sockets: usize =
+                        user_ids.iter().map(|user| registry.deliver(*user, &frame, None)).sum();
+                    tracing::info!(
+                        users = user_ids.len(),
+                        sockets,
+                        "events were not published: sockets told to resync"
+                    );
                 }
                 Err(error) => tracing::warn!(%error, "unreadable hub control message"),
             }

@@ -98,17 +98,23 @@ pub(crate) async fn heartbeat(inner: Arc<Inner>, shutdown: CancellationToken) {
 /// (a busy inbox needs no check: a Redis that restarts breaks the connection, and the read
 /// fails). When it is gone, Redis lost its data: the reader opens it again, continues after
 /// its opening entry (a restarted Redis's ids need not follow the old ones), and
-/// [`recover_routes`] announces every local user again.
+/// [`recover_routes`] announces every local user again. After a read that failed, or a
+/// reconnect of the reader's client (a Redis Cluster failover: entries the old master took
+/// but had not copied to its replica are gone without a trace), the same recovery runs once
+/// Redis answers again: events may have been lost either way.
 pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
     let instance = &*inner.instance_id;
     let keep_ms = inner.presence.lease_ms.saturating_mul(6);
     let mut after = "0-0".to_owned();
     let mut check = false;
+    // A read failed or the client reconnected since the last recovery.
+    let mut interrupted = false;
     while !shutdown.is_cancelled() {
-        let reader = match broker::inbox_reader(&inner.store).await {
+        let mut reader = match broker::inbox_reader(&inner.store).await {
             Ok(reader) => reader,
             Err(error) => {
                 tracing::warn!(%error, "inbox connection failed; retrying");
+                interrupted = true;
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(Duration::from_millis(500)) => continue,
@@ -118,11 +124,17 @@ pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
         loop {
             if check {
                 match broker::reopen_inbox(&inner.store, instance, keep_ms).await {
-                    Ok(None) => check = false,
+                    Ok(None) => {
+                        check = false;
+                        if std::mem::take(&mut interrupted) {
+                            tokio::spawn(recover_routes(inner.clone(), Lost::Interrupted));
+                        }
+                    }
                     Ok(Some(opened)) => {
                         after = opened;
                         check = false;
-                        tokio::spawn(recover_routes(inner.clone()));
+                        interrupted = false;
+                        tokio::spawn(recover_routes(inner.clone(), Lost::InboxGone));
                     }
                     Err(error) => {
                         tracing::warn!(%error, "could not check the hub inbox");
@@ -137,16 +149,21 @@ pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
                 () = shutdown.cancelled() => break,
                 batch = reader.read(instance, &after, 2_000) => batch,
             };
+            if reader.reconnected() {
+                interrupted = true;
+                check = true;
+            }
             let entries = match batch {
                 Ok(entries) => entries,
                 Err(error) => {
                     tracing::warn!(%error, "inbox read failed");
                     check = true;
+                    interrupted = true;
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
             };
-            check = entries.is_empty();
+            check |= entries.is_empty();
             for entry in entries {
                 after.clone_from(&entry.inbox_id);
                 if entry.event.is_empty() {
@@ -169,16 +186,39 @@ pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
                 }
             }
         }
+        interrupted = true;
         reader.close().await;
     }
 }
 
-/// After Redis lost its data: announces every local user's route (and mitra connection)
-/// again, then tells every socket here `resync_required`, since events published between
-/// the loss and now reached the users' streams but not their sockets. A user whose route
-/// could not be announced is disconnected (1013 `presence_unavailable`) rather than left
-/// connected and deaf; the app reconnects and resumes.
-async fn recover_routes(inner: Arc<Inner>) {
+/// Why [`recover_routes`] runs.
+#[derive(Clone, Copy, Debug)]
+enum Lost {
+    /// The inbox was gone: Redis lost its data.
+    InboxGone,
+    /// A read failed or the reader reconnected (a restart, a failover, a network cut).
+    Interrupted,
+}
+
+/// A `resync_required` frame saying `reason`: events may have been lost, refetch over REST.
+pub(crate) fn resync_frame(reason: &str) -> Arc<OutboundFrame> {
+    let data = serde_json::json!({ "reason": reason });
+    Arc::new(OutboundFrame {
+        id: None,
+        frame: crate::protocol::frame("resync_required", data, None).into(),
+        published_ms: domain::clock::now_ms(),
+        kind: "resync_required",
+        resync: true,
+    })
+}
+
+/// After Redis lost its data, or events may have been lost on the way (`lost`): announces
+/// every local user's route (and mitra connection) again, then tells every socket here
+/// `resync_required`, since events published meanwhile reached the users' streams (or not
+/// even those) but not their sockets. A user whose route could not be announced is
+/// disconnected (1013 `presence_unavailable`) rather than left connected and deaf; the app
+/// reconnects and resumes.
+async fn recover_routes(inner: Arc<Inner>, lost: Lost) {
     let announced = inner.registry.reannounce();
     let users = announced.len();
     let mut failed = 0_usize;
@@ -190,21 +230,22 @@ async fn recover_routes(inner: Arc<Inner>) {
             inner.registry.close_user(user, Sockets::All, &close);
         }
     }
-    let data = serde_json::json!({
-        "reason": "the server lost events it could not deliver (its event store restarted); refetch over REST"
-    });
-    let outbound = Arc::new(OutboundFrame {
-        id: None,
-        frame: crate::protocol::frame("resync_required", data, None).into(),
-        published_ms: domain::clock::now_ms(),
-        kind: "resync_required",
-        resync: true,
-    });
-    let sockets = inner.registry.deliver_to_all(&outbound);
-    tracing::warn!(
-        users,
-        failed,
-        sockets,
-        "the hub inbox was gone (Redis lost its data): routes announced again, sockets told to resync"
-    );
+    let sockets = inner.registry.deliver_to_all(&resync_frame(
+        "the server lost events it could not deliver (its event store restarted or failed over); refetch over REST",
+    ));
+    match lost {
+        Lost::InboxGone => tracing::warn!(
+            users,
+            failed,
+            sockets,
+            "the hub inbox was gone (Redis lost its data): routes announced again, sockets told to resync"
+        ),
+        Lost::Interrupted => tracing::warn!(
+            users,
+            failed,
+            sockets,
+            "the hub inbox read was interrupted (Redis restarted, failed over or was cut off): routes announced \
+             again, sockets told to resync"
+        ),
+    }
 }

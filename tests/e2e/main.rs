@@ -9,6 +9,7 @@ mod auth;
 mod availability;
 mod charges;
 mod chat;
+mod cluster;
 mod control_center;
 mod customers;
 mod extensions;

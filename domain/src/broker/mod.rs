@@ -6,10 +6,12 @@
 pub mod store;
 
 pub use crate::broker::store::{Backlog, InboxEntry, InboxReader, SocketRef};
+use std::time::Duration;
+
 use crate::event::Event;
 use crate::ids::UserId;
 use crate::settings::HubSettings;
-pub use crate::store::Subscription;
+pub use crate::store::{Received, Subscription};
 use crate::store::{Store, StoreError};
 
 /// A published event.
@@ -45,8 +47,13 @@ pub async fn publish_except(
 ) -> Result<Published, StoreError> {
     let encoded = event.encode()?;
     let ttl_ms = settings.stream_ttl_s.saturating_mul(1_000);
-    let (id, routed_to) = store.publish_event(user, &encoded, settings.stream_maxlen, ttl_ms, except).await?;
-    Ok(Published { id, routed_to })
+    match store.publish_event(user, &encoded, settings.stream_maxlen, ttl_ms, except).await {
+        Ok((id, routed_to)) => Ok(Published { id, routed_to }),
+        Err(error) => {
+            announce_unpublished(store, vec![user]);
+            Err(error)
+        }
+    }
 }
 
 /// Publishes the same `event` to every user of `users` (a blast): one stream entry per
@@ -59,8 +66,56 @@ pub async fn publish_to_many(
 ) -> Result<Vec<(UserId, Published)>, StoreError> {
     let encoded = event.encode()?;
     let ttl_ms = settings.stream_ttl_s.saturating_mul(1_000);
-    let published = store.publish_event_to_many(users, &encoded, settings.stream_maxlen, ttl_ms).await?;
+    let (published, failed) =
+        match store.publish_event_to_many(users, &encoded, settings.stream_maxlen, ttl_ms).await {
+            Ok(fanout) => fanout,
+            Err(error) => {
+                announce_unpublished(store, users.to_vec());
+                return Err(error);
+            }
+        };
+    announce_unpublished(store, failed);
     Ok(published.into_iter().map(|(user, id, routed_to)| (user, Published { id, routed_to })).collect())
+}
+
+/// How long a process keeps trying to tell the hubs about events it could not publish.
+const ANNOUNCE_FOR: Duration = Duration::from_secs(60);
+
+/// Tells every hub that an event for each of `users` could not be published (their stream,
+/// or the inbox of a hub holding them, was unreachable: a Redis Cluster failover, a restart,
+/// a cut connection), so each of their open sockets gets `resync_required` and the app
+/// refetches over REST. Runs in the background and retries until Redis takes the message:
+/// what lost the event usually delays this too. A process that dies meanwhile loses the
+/// announcement (ARCHITECTURE.md, "Redis Cluster failover").
+pub fn announce_unpublished(store: &Store, users: Vec<UserId>) {
+    if users.is_empty() {
+        return;
+    }
+    let store = store.clone();
+    tokio::spawn(async move {
+        let message = serde_json::json!({"kind": "resync_users", "user_ids": users}).to_string();
+        let started = tokio::time::Instant::now();
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match store.publish_hub_control(&message).await {
+                Ok(()) => {
+                    tracing::warn!(
+                        users = users.len(),
+                        "events could not be published: their users were told to resync"
+                    );
+                    return;
+                }
+                Err(error) if started.elapsed() >= ANNOUNCE_FOR => {
+                    tracing::error!(%error, users = users.len(), "could not tell the hubs about unpublished events");
+                    return;
+                }
+                Err(_) => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+    });
 }
 
 /// Sends `event` to the user's open sockets only; it is never stored.

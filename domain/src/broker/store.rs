@@ -173,14 +173,14 @@ impl Store {
     /// Publishes the same durable event to many users: each user's stream gets its entry
     /// (one script per user, run concurrently), then each routed hub instance gets one
     /// fan-out inbox entry naming all its recipients. Returns, per user, the event id and
-    /// the instances routed to.
+    /// the instances routed to, and the users whose stream could not be written.
     pub async fn publish_event_to_many(
         &self,
         users: &[UserId],
         event: &Encoded,
         maxlen: u64,
         ttl_ms: u64,
-    ) -> Result<Vec<Appended>, StoreError> {
+    ) -> Result<(Vec<Appended>, Vec<UserId>), StoreError> {
         use futures::StreamExt;
         let args = vec![maxlen.to_string(), event.json.clone(), ttl_ms.to_string()];
         let calls: Vec<_> = users
@@ -190,10 +190,12 @@ impl Store {
                 (*user, keys, args.clone(), self.redis.next().clone())
             })
             .collect();
-        let appended: Vec<Result<Appended, StoreError>> = futures::stream::iter(calls)
+        let appended: Vec<Result<Appended, (UserId, StoreError)>> = futures::stream::iter(calls)
             .map(|(user, keys, args, client)| async move {
-                let (id, instances): (String, Vec<String>) =
-                    PUBLISH.evalsha_with_reload(&client, keys, args).await?;
+                let (id, instances): (String, Vec<String>) = PUBLISH
+                    .evalsha_with_reload(&client, keys, args)
+                    .await
+                    .map_err(|error| (user, StoreError::from(error)))?;
                 Ok((user, id, instances))
             })
             .buffer_unordered(512)
@@ -202,12 +204,14 @@ impl Store {
         let mut by_instance: std::collections::HashMap<String, Vec<String>> =
             std::collections::HashMap::new();
         let mut published = Vec::with_capacity(appended.len());
+        let mut failed = Vec::new();
         for result in appended {
             // One user's stream failing must not cost the others their event.
             let (user, id, instances) = match result {
                 Ok(appended) => appended,
-                Err(error) => {
+                Err((user, error)) => {
                     tracing::warn!(%error, "publishing to one user of a fan-out failed");
+                    failed.push(user);
                     continue;
                 }
             };
@@ -217,7 +221,7 @@ impl Store {
             published.push((user, id, instances));
         }
         if by_instance.is_empty() {
-            return Ok(published);
+            return Ok((published, failed));
         }
         let now_ms = crate::clock::now_ms().to_string();
         let client = self.redis.next();
@@ -234,7 +238,7 @@ impl Store {
             let _: () = pipeline.xadd(self.inbox_key(&instance), true, cap, "*", fields).await?;
         }
         let _: Vec<Value> = pipeline.all().await?;
-        Ok(published)
+        Ok((published, failed))
     }
 
     /// Forwards an ephemeral event (never stored, never resumed) to the user's instances.
@@ -338,7 +342,8 @@ impl Store {
             .set_policy(fred::prelude::ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
             .build()?;
         client.init().await?;
-        Ok(InboxReader { client, store: self.clone() })
+        let reconnects = fred::prelude::EventInterface::reconnect_rx(&client);
+        Ok(InboxReader { client, store: self.clone(), reconnects })
     }
 }
 
@@ -346,9 +351,23 @@ impl Store {
 pub struct InboxReader {
     client: Client,
     store: Store,
+    reconnects: tokio::sync::broadcast::Receiver<fred::types::config::Server>,
 }
 
 impl InboxReader {
+    /// Whether the client reconnected (to any node) since the last call: a Redis restart, a
+    /// Cluster failover or a cut connection, across which entries may have been lost.
+    pub fn reconnected(&mut self) -> bool {
+        use tokio::sync::broadcast::error::TryRecvError;
+        let mut reconnected = false;
+        loop {
+            match self.reconnects.try_recv() {
+                Ok(_) | Err(TryRecvError::Lagged(_)) => reconnected = true,
+                Err(TryRecvError::Empty | TryRecvError::Closed) => return reconnected,
+            }
+        }
+    }
+
     /// Waits up to `block_ms` for entries after `after` (an inbox id; `0-0` from the start).
     pub async fn read(
         &self,

@@ -1,0 +1,334 @@
+//! A Redis Cluster master failing under a live conversation, against a private 6-node
+//! cluster on loopback (`scripts/redis-cluster`, node timeout 2 s) that each test starts on
+//! its own ports, with the roles in separate processes (api in this test process, a hub and a
+//! worker as real `bestie` processes). A master is killed -9, or stopped (SIGSTOP, a hung
+//! machine), while the customer keeps sending: the sockets stay open, every acknowledged
+//! message is in Postgres, every message the mitra did not get live is announced to it with
+//! `resync_required`, the chat flows again soon after the replica is promoted, and the hub
+//! is not reaped.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use bestie::ServiceRole;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::harness::{BestieProcess, TestApp, WsClient, ws_url_with_token};
+use crate::pairing::{accept, next_event, paid, start_blast};
+
+/// How long after the promotion the chat may take to flow again (issue 25's goal).
+const FLOWS_AGAIN_WITHIN: Duration = Duration::from_secs(2);
+/// The cluster's node timeout: a silent master is failed over after about this long.
+const NODE_TIMEOUT_MS: u64 = 2_000;
+
+/// A 6-node cluster of this test's own, stopped and removed when dropped.
+struct PrivateCluster {
+    base: u16,
+    dir: PathBuf,
+    url: String,
+}
+
+fn script() -> Command {
+    Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/redis-cluster"))
+}
+
+impl PrivateCluster {
+    fn start(base: u16) -> Self {
+        let dir = std::env::temp_dir().join(format!("bestie-test-cluster-{base}"));
+        let run = |args: &[&str]| {
+            script()
+                .args(args)
+                .env("BASE", base.to_string())
+                .env("DIR", &dir)
+                .env("NODE_TIMEOUT_MS", NODE_TIMEOUT_MS.to_string())
+                .output()
+                .expect("scripts/redis-cluster runs")
+        };
+        // A run that died before its drop may have left nodes in any state: start clean.
+        run(&["stop"]);
+        let started = run(&[]);
+        assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+        let url = String::from_utf8(started.stdout).expect("utf-8").trim().to_owned();
+        Self { base, dir, url }
+    }
+
+    fn cli(port: u16, args: &[&str]) -> String {
+        let out =
+            Command::new("redis-cli").arg("-p").arg(port.to_string()).args(args).output().expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn ports(&self) -> impl Iterator<Item = u16> + '_ {
+        self.base..self.base + 6
+    }
+
+    /// The port of the master serving `hash_tag`'s slot, as node `via` sees the cluster.
+    fn master_of(&self, via: u16, hash_tag: &str) -> Option<u16> {
+        let slot: u16 = Self::cli(via, &["cluster", "keyslot", hash_tag]).trim().parse().ok()?;
+        Self::cli(via, &["cluster", "nodes"]).lines().find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let flags = fields.get(2)?;
+            if !flags.contains("master") || flags.contains("fail") {
+                return None;
+            }
+            let serves = fields.iter().skip(8).any(|range| {
+                let (low, high) = range.split_once('-').unwrap_or((range, range));
+                matches!((low.parse::<u16>(), high.parse::<u16>()), (Ok(low), Ok(high)) if (low..=high).contains(&slot))
+            });
+            let port = fields.get(1)?.split(['@', ':']).nth(1)?.parse().ok()?;
+            serves.then_some(port)
+        })
+    }
+
+    /// Whether `victim`'s slots are served again by another master, as node `via` sees it:
+    /// `victim` serves no slot and every slot is served by a node in good standing.
+    fn failed_over(via: u16, victim: u16) -> bool {
+        let serves = Self::cli(via, &["cluster", "nodes"]).lines().any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1).is_some_and(|address| address.starts_with(&format!("127.0.0.1:{victim}@")))
+                && fields.get(2).is_some_and(|flags| flags.contains("master"))
+                && fields.len() > 8
+        });
+        let info = Self::cli(via, &["cluster", "info"]);
+        !serves && info.lines().any(|line| line.trim() == "cluster_slots_ok:16384")
+    }
+
+    /// The masters holding any key of `pattern` (SCAN on each master).
+    fn masters_with_keys(&self, pattern: &str) -> BTreeSet<u16> {
+        self.ports()
+            .filter(|port| Self::cli(*port, &["role"]).starts_with("master"))
+            .filter(|port| !Self::cli(*port, &["--scan", "--pattern", pattern]).trim().is_empty())
+            .collect()
+    }
+
+    /// The process id of the node on `port` (asked before it is stopped: a stopped node
+    /// answers nothing).
+    fn pid(port: u16) -> String {
+        let info = Self::cli(port, &["info", "server"]);
+        info.lines()
+            .find_map(|line| line.trim().strip_prefix("process_id:"))
+            .expect("the node answers INFO")
+            .to_owned()
+    }
+
+    fn signal(pid: &str, signal: &str) {
+        let sent = Command::new("kill").args([signal, pid]).status().expect("kill");
+        assert!(sent.success(), "kill {signal} {pid}");
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        // A stopped node must run again to be shut down.
+        for port in self.ports() {
+            let _ = Command::new("pkill")
+                .args(["-CONT", "-f", &format!("redis-server 127.0.0.1:{port}")])
+                .status();
+        }
+        let _ = script().arg("stop").env("BASE", self.base.to_string()).env("DIR", &self.dir).output();
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// kill -9: the master's connections break at once.
+    Kill,
+    /// SIGSTOP until the replica is promoted, then SIGCONT: a hung machine, whose
+    /// connections stay open and silent.
+    Hang,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Target {
+    /// The master of the presence slot (`{avail}`): leases, counters, the availability view.
+    Avail,
+    /// The master of the mitra's event stream (and whatever else shares it).
+    Stream,
+    /// A master other than `{avail}`'s, holding user streams or hub inboxes.
+    NotAvail,
+}
+
+#[tokio::test]
+async fn killing_a_master_of_streams_only_loses_no_message_silently() {
+    failover(7201, Fault::Kill, Target::NotAvail).await;
+}
+
+#[tokio::test]
+async fn killing_the_master_of_presence_keeps_the_hub_and_the_chat() {
+    failover(7211, Fault::Kill, Target::Avail).await;
+}
+
+#[tokio::test]
+async fn a_hung_master_of_the_mitras_stream_is_failed_over_and_loses_no_message_silently() {
+    failover(7221, Fault::Hang, Target::Stream).await;
+}
+
+/// Reads the mitra's socket (as its app does, answering pings) and passes on each frame
+/// with the moment it arrived; panics if the socket closes.
+async fn record(mut socket: WsClient, frames: tokio::sync::mpsc::UnboundedSender<(Instant, Value)>) {
+    loop {
+        let frame = socket.next_json_within(Duration::from_secs(60)).await.expect("a frame within 60 s");
+        if frames.send((Instant::now(), frame)).is_err() {
+            return;
+        }
+    }
+}
+
+async fn failover(base: u16, fault: Fault, target: Target) {
+    let cluster = PrivateCluster::start(base);
+    let url = cluster.url.clone();
+    let app = TestApp::spawn_roles(BTreeSet::from([ServiceRole::Api]), |settings| {
+        settings.redis.url = domain::settings::ConnectionUrl::new(url);
+    })
+    .await;
+    let hub = BestieProcess::serve_with(app.settings.clone(), &["--role", "hub"]).await;
+    let _worker = BestieProcess::serve_with(app.settings.clone(), &["--role", "worker"]).await;
+
+    // A customer and a mitra paired, both sockets on the hub process.
+    let operator = app.sign_in_operator().await;
+    let (mitra_id, mitra_token, _) = app.sign_in_new_mitra(&operator).await;
+    let (status, body) =
+        app.post(&app.public_url("/api/mitra/status"), Some(&mitra_token), json!({"online": true})).await;
+    assert_eq!(status, 200, "{body}");
+    let mut mitra = WsClient::connect_welcomed(&ws_url_with_token(hub.public, &mitra_token)).await;
+    let (_, customer_token, _) = app.sign_in_customer(&crate::harness::unique_phone()).await;
+    let mut customer = WsClient::connect_welcomed(&ws_url_with_token(hub.public, &customer_token)).await;
+    let payment = paid(&app, &customer_token, json!({"tier_id": "15m"})).await;
+    let (_, request) = start_blast(&app, &customer_token, &payment).await;
+    next_event(&mut mitra, "chat_request").await;
+    let (status, accepted) = accept(&app, &mitra_token, request["id"].as_str().expect("id")).await;
+    assert_eq!(status, 200, "{accepted}");
+    let session = accepted["chat_session"]["id"].as_str().expect("session").to_owned();
+    next_event(&mut customer, "paired").await;
+    next_event(&mut mitra, "paired").await;
+
+    let prefix = &app.settings.redis.prefix;
+    let avail = cluster.master_of(base, "avail").expect("a master serves {avail}");
+    let stream = cluster.master_of(base, &format!("u:{mitra_id}")).expect("a master serves the stream");
+    let victim = match target {
+        Target::Avail => avail,
+        Target::Stream => stream,
+        Target::NotAvail => *cluster
+            .masters_with_keys(&format!("{prefix}:*"))
+            .iter()
+            .find(|port| **port != avail)
+            .expect("keys on a second master"),
+    };
+    let survivor = cluster.ports().find(|port| *port != victim).expect("another node");
+    eprintln!(
+        "cluster {base}: {fault:?} master {victim} ({{avail}} on {avail}, the mitra's stream on {stream}; \
+         masters with keys {:?})",
+        cluster.masters_with_keys(&format!("{prefix}:*"))
+    );
+
+    let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let recorder = tokio::spawn(record(mitra, arrived));
+    let pid = PrivateCluster::pid(victim);
+    let faulted = Instant::now();
+    match fault {
+        Fault::Kill => PrivateCluster::signal(&pid, "-KILL"),
+        Fault::Hang => PrivateCluster::signal(&pid, "-STOP"),
+    }
+
+    // The customer keeps sending, one message every 250 ms; each must be acknowledged.
+    let mut sent: Vec<(String, Instant)> = Vec::new();
+    let mut promoted: Option<Instant> = None;
+    let deadline = faulted + Duration::from_secs(40);
+    while promoted.is_none_or(|at| at.elapsed() < Duration::from_secs(4)) {
+        assert!(Instant::now() < deadline, "the replica was not promoted, or the chat did not resume");
+        let id = format!("f-{}", sent.len() + 1);
+        let sending = Instant::now();
+        let data = json!({"session_id": session, "client_msg_id": id, "body": "masih di sini"});
+        let ack = customer.command("send_message", data).await;
+        assert_eq!(ack["type"], "message_ack", "{ack}");
+        sent.push((id, sending));
+        if promoted.is_none() && PrivateCluster::failed_over(survivor, victim) {
+            promoted = Some(Instant::now());
+            if let Fault::Hang = fault {
+                PrivateCluster::signal(&pid, "-CONT");
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let promoted = promoted.expect("promoted");
+    // One last message, which must arrive live on the same socket: the hub kept its lease
+    // and its routes.
+    let data = json!({"session_id": session, "client_msg_id": "last", "body": "sudah pulih"});
+    let sending = Instant::now();
+    assert_eq!(customer.command("send_message", data).await["type"], "message_ack");
+    sent.push(("last".to_owned(), sending));
+    let mut frames = Vec::new();
+    while !frames
+        .iter()
+        .any(|(_, frame): &(Instant, Value)| frame["data"]["message"]["client_msg_id"] == "last")
+    {
+        let frame = tokio::time::timeout(Duration::from_secs(10), arrivals.recv()).await;
+        match frame {
+            Ok(Some(frame)) => frames.push(frame),
+            Ok(None) => panic!("the mitra's socket closed: {:?}", recorder.await),
+            Err(_) => break,
+        }
+    }
+    recorder.abort();
+    let live: Vec<(&str, Instant)> = frames
+        .iter()
+        .filter(|(_, frame)| frame["type"] == "chat_message")
+        .filter_map(|(at, frame)| Some((frame["data"]["message"]["client_msg_id"].as_str()?, *at)))
+        .collect();
+    let resyncs: Vec<Instant> =
+        frames.iter().filter(|(_, frame)| frame["type"] == "resync_required").map(|(at, _)| *at).collect();
+    let stall = live
+        .iter()
+        .filter(|(_, at)| *at > faulted)
+        .map(|(_, at)| *at)
+        .min()
+        .map(|first| first.duration_since(faulted));
+    eprintln!(
+        "cluster {base}: {fault:?} {target:?}: promoted {} ms after the fault; first live message {:?} after the \
+         fault; sent {}, live {}, resync_required {}",
+        promoted.duration_since(faulted).as_millis(),
+        stall,
+        sent.len(),
+        live.len(),
+        resyncs.len()
+    );
+    assert!(live.iter().any(|(id, _)| *id == "last"), "the last message arrived live: {live:?}");
+    // Every message the mitra did not get live was announced by a resync_required after it
+    // was sent.
+    let unannounced: Vec<&str> = sent
+        .iter()
+        .filter(|(id, _)| !live.iter().any(|(got, _)| got == id))
+        .filter(|(_, at)| !resyncs.iter().any(|resync| resync > at))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    assert!(unannounced.is_empty(), "lost without resync_required: {unannounced:?}");
+
+    // Nothing acknowledged is lost: every message is in Postgres.
+    let url = app.public_url(&format!("/api/shared/chat-sessions/{session}/messages?limit=100"));
+    let (status, history) = app.call(Method::GET, &url, Some(&mitra_token), None).await;
+    assert_eq!(status, 200, "{history}");
+    let stored: Vec<&str> = history["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["client_msg_id"].as_str())
+        .collect();
+    for (id, _) in &sent {
+        assert!(stored.contains(&id.as_str()), "{id} was acknowledged but is not stored: {stored:?}");
+    }
+
+    // The chat flows again soon after the promotion: the first message sent after it
+    // arrives within the goal.
+    let first_after = sent.iter().find(|(_, at)| *at > promoted).expect("a message after the promotion");
+    let arrived = live.iter().find(|(id, _)| *id == first_after.0).map(|(_, at)| *at);
+    let arrived = arrived.expect("the first message after the promotion arrived live");
+    assert!(
+        arrived.duration_since(promoted) <= FLOWS_AGAIN_WITHIN,
+        "the chat flowed again {:?} after the promotion",
+        arrived.duration_since(promoted)
+    );
+}
