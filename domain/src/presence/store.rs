@@ -15,6 +15,9 @@
 //!
 //! Every transition runs [`AVAILABILITY`], which changes one input and recomputes the mitra's
 //! membership of `online` and `available` in the same step: no read-modify-write from Rust.
+//! Each call declares in KEYS the shared keys and those of the mitra or instance it names;
+//! the keys it finds inside (a retired instance's mitras, every known mitra when the cap
+//! changes, the mitras a copy restores) are built from the same prefix, in the same slot.
 //! Customers' routes (`{p}:route:{u:<id>}`, see `broker::store`) are per user, outside `{avail}`.
 
 use std::sync::LazyLock;
@@ -28,19 +31,30 @@ use crate::clock::now_ms;
 use crate::ids::{MitraId, UserId};
 use crate::store::{Store, StoreError};
 
+/// The keys every [`AVAILABILITY`] call declares first, after the `{avail}` prefix, in the
+/// order the script names them.
+const SHARED_KEYS: [&str; 9] =
+    ["online", "available", "cap", "known", "instances", "version", "epoch", "seeded", "rebuilding"];
+
 static AVAILABILITY: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r"
-        local p, op, a, b = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-        local now, lease, default_cap = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+        -- KEYS: the shared keys (see SHARED_KEYS), then the keys of the mitra or instance the
+        -- operation names. Keys found only inside (the members of a set) are built from the
+        -- same prefix, in the same slot.
+        local online_key, available_key, cap_key, known_key, instances_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+        local version_key, epoch_key, seeded_key, rebuilding_key = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+        local p = string.sub(online_key, 1, #online_key - #'online')
+        local op, a, b = ARGV[1], ARGV[2], ARGV[3]
+        local now, lease, default_cap = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
         -- The counting epoch, created when missing: a Redis that lost its data starts a new
         -- one, so no view takes its counts for newer versions of the old epoch.
         local function epoch()
-            local current = redis.call('GET', p .. 'epoch')
+            local current = redis.call('GET', epoch_key)
             if not current then
                 local now = redis.call('TIME')
                 current = now[1] .. string.format('%06d', tonumber(now[2]))
-                redis.call('SET', p .. 'epoch', current)
+                redis.call('SET', epoch_key, current)
             end
             return current
         end
@@ -49,21 +63,21 @@ static AVAILABILITY: LazyLock<Script> = LazyLock::new(|| {
             local status = redis.call('HGET', h, 'status') == '1'
             local active = tonumber(redis.call('HGET', h, 'active') or '0')
             local connected = redis.call('SCARD', p .. 'mc:' .. m) > 0
-            local cap = tonumber(redis.call('GET', p .. 'cap') or default_cap)
+            local cap = tonumber(redis.call('GET', cap_key) or default_cap)
             local online = status and connected
             local available = online and active < cap
-            if online then redis.call('SADD', p .. 'online', m) else redis.call('SREM', p .. 'online', m) end
+            if online then redis.call('SADD', online_key, m) else redis.call('SREM', online_key, m) end
             local changed
             if available then
-                changed = redis.call('SADD', p .. 'available', m)
+                changed = redis.call('SADD', available_key, m)
             else
-                changed = redis.call('SREM', p .. 'available', m)
+                changed = redis.call('SREM', available_key, m)
             end
             if changed == 1 then
                 -- Tell the processes' in-memory views: epoch, version, then the new count. A
                 -- new epoch (Redis lost its data) tells them to drop what they hold.
-                local version = redis.call('INCR', p .. 'version')
-                local count = redis.call('SCARD', p .. 'available')
+                local version = redis.call('INCR', version_key)
+                local count = redis.call('SCARD', available_key)
                 redis.call('PUBLISH', p .. 'count', epoch() .. ' ' .. version .. ' ' .. count)
             end
             return {status and 1 or 0, connected and 1 or 0, active, online and 1 or 0, available and 1 or 0}
@@ -74,36 +88,36 @@ static AVAILABILITY: LazyLock<Script> = LazyLock::new(|| {
                 recompute(m)
             end
             redis.call('DEL', p .. 'im:' .. instance)
-            redis.call('ZREM', p .. 'instances', instance)
+            redis.call('ZREM', instances_key, instance)
         end
         if op == 'status' then
-            redis.call('HSET', p .. 'm:' .. a, 'status', b)
-            redis.call('SADD', p .. 'known', a)
+            redis.call('HSET', KEYS[10], 'status', b)
+            redis.call('SADD', known_key, a)
             return recompute(a)
         elseif op == 'connect' then
-            redis.call('SADD', p .. 'mc:' .. a, b)
-            redis.call('SADD', p .. 'im:' .. b, a)
-            redis.call('SADD', p .. 'known', a)
+            redis.call('SADD', KEYS[11], b)
+            redis.call('SADD', KEYS[12], a)
+            redis.call('SADD', known_key, a)
             return recompute(a)
         elseif op == 'disconnect' then
-            redis.call('SREM', p .. 'mc:' .. a, b)
-            redis.call('SREM', p .. 'im:' .. b, a)
+            redis.call('SREM', KEYS[11], b)
+            redis.call('SREM', KEYS[12], a)
             return recompute(a)
         elseif op == 'sessions' then
-            local active = redis.call('HINCRBY', p .. 'm:' .. a, 'active', b)
-            if active < 0 then redis.call('HSET', p .. 'm:' .. a, 'active', 0) end
-            redis.call('SADD', p .. 'known', a)
+            local active = redis.call('HINCRBY', KEYS[10], 'active', b)
+            if active < 0 then redis.call('HSET', KEYS[10], 'active', 0) end
+            redis.call('SADD', known_key, a)
             return recompute(a)
         elseif op == 'set_sessions' then
-            redis.call('HSET', p .. 'm:' .. a, 'active', b)
-            redis.call('SADD', p .. 'known', a)
+            redis.call('HSET', KEYS[10], 'active', b)
+            redis.call('SADD', known_key, a)
             return recompute(a)
         elseif op == 'cap' then
-            redis.call('SET', p .. 'cap', a)
-            for _, m in ipairs(redis.call('SMEMBERS', p .. 'known')) do recompute(m) end
+            redis.call('SET', cap_key, a)
+            for _, m in ipairs(redis.call('SMEMBERS', known_key)) do recompute(m) end
             return {}
         elseif op == 'heartbeat' then
-            redis.call('ZADD', p .. 'instances', now, a)
+            redis.call('ZADD', instances_key, now, a)
             return {}
         elseif op == 'retire' then
             retire(a)
@@ -113,30 +127,30 @@ static AVAILABILITY: LazyLock<Script> = LazyLock::new(|| {
             -- and the caller `a` holds the claim for the next `b` ms (taken or renewed: a
             -- claimant whose copy failed tries again), 2 another process holds it.
             local seed = 0
-            if redis.call('EXISTS', p .. 'seeded') == 0 then
-                local holder = redis.call('GET', p .. 'rebuilding')
+            if redis.call('EXISTS', seeded_key) == 0 then
+                local holder = redis.call('GET', rebuilding_key)
                 if not holder or holder == a then
-                    redis.call('SET', p .. 'rebuilding', a, 'PX', b)
+                    redis.call('SET', rebuilding_key, a, 'PX', b)
                     seed = 1
                 else
                     seed = 2
                 end
             end
-            local dead = redis.call('ZRANGEBYSCORE', p .. 'instances', '-inf', now - lease)
+            local dead = redis.call('ZRANGEBYSCORE', instances_key, '-inf', now - lease)
             for _, instance in ipairs(dead) do retire(instance) end
             return {seed, dead}
         elseif op == 'restore' then
-            -- Copies the record (ARGV[8..]: mitra, switch, live sessions) into the counters.
+            -- Copies the record (ARGV[7..]: mitra, switch, live sessions) into the counters.
             -- The switch is only set where none is: one set since Redis came back is newer
             -- than the record read before it. Returns the mitras who became available, with
             -- their session counts.
             local out = {}
-            for i = 8, #ARGV, 3 do
+            for i = 7, #ARGV, 3 do
                 local m = ARGV[i]
                 redis.call('HSETNX', p .. 'm:' .. m, 'status', ARGV[i + 1])
                 redis.call('HSET', p .. 'm:' .. m, 'active', ARGV[i + 2])
-                redis.call('SADD', p .. 'known', m)
-                local was = redis.call('SISMEMBER', p .. 'available', m)
+                redis.call('SADD', known_key, m)
+                local was = redis.call('SISMEMBER', available_key, m)
                 local state = recompute(m)
                 if was == 0 and state[5] == 1 then
                     out[#out + 1] = m
@@ -147,17 +161,17 @@ static AVAILABILITY: LazyLock<Script> = LazyLock::new(|| {
         elseif op == 'seeded' then
             -- Only while the claim holds: a claim that vanished means this Redis lost its data
             -- again during the copy (or the claim ran out and another process took over).
-            if redis.call('GET', p .. 'rebuilding') ~= a then return 0 end
-            redis.call('SET', p .. 'seeded', now)
-            redis.call('DEL', p .. 'rebuilding')
+            if redis.call('GET', rebuilding_key) ~= a then return 0 end
+            redis.call('SET', seeded_key, now)
+            redis.call('DEL', rebuilding_key)
             return 1
         elseif op == 'state' then
             return recompute(a)
         elseif op == 'count' then
-            return {epoch(), redis.call('GET', p .. 'version') or '0', redis.call('SCARD', p .. 'available')}
+            return {epoch(), redis.call('GET', version_key) or '0', redis.call('SCARD', available_key)}
         elseif op == 'snapshot' then
             local out = {}
-            for _, m in ipairs(redis.call('SMEMBERS', p .. 'available')) do
+            for _, m in ipairs(redis.call('SMEMBERS', available_key)) do
                 out[#out + 1] = m
                 out[#out + 1] = tonumber(redis.call('HGET', p .. 'm:' .. m, 'active') or '0')
             end
@@ -238,9 +252,19 @@ impl Store {
         list: Vec<String>,
     ) -> Result<Value, StoreError> {
         let prefix = self.avail_prefix();
-        let key = format!("{prefix}online");
+        let mut keys: Vec<String> = SHARED_KEYS.iter().map(|key| format!("{prefix}{key}")).collect();
+        // The keys of the mitra (`a`) or hub instance (`a`, or `b` for a connection) named.
+        match op {
+            "status" | "sessions" | "set_sessions" | "state" => {
+                keys.extend([format!("{prefix}m:{a}"), format!("{prefix}mc:{a}")]);
+            }
+            "connect" | "disconnect" => {
+                keys.extend([format!("{prefix}m:{a}"), format!("{prefix}mc:{a}"), format!("{prefix}im:{b}")]);
+            }
+            "retire" => keys.push(format!("{prefix}im:{a}")),
+            _ => {}
+        }
         let mut args = vec![
-            prefix,
             op.to_owned(),
             a.to_owned(),
             b.to_owned(),
@@ -249,7 +273,7 @@ impl Store {
             default_cap.to_string(),
         ];
         args.extend(list);
-        Ok(AVAILABILITY.evalsha_with_reload(self.redis.next(), vec![key], args).await?)
+        Ok(AVAILABILITY.evalsha_with_reload(self.redis.next(), keys, args).await?)
     }
 
     async fn mitra_op(

@@ -101,22 +101,6 @@ pub enum Received {
 }
 
 impl Subscription {
-    /// The next message's text; `None` once the connection is closed for good. Messages a
-    /// slow reader missed are skipped (control messages are best-effort by design).
-    pub async fn next(&mut self) -> Option<String> {
-        loop {
-            match self.messages.recv().await {
-                Ok(message) => {
-                    if let Some(text) = message.value.as_string() {
-                        return Some(text);
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-            }
-        }
-    }
-
     /// The next message, or word that some may have been lost.
     pub async fn receive(&mut self) -> Received {
         use tokio::sync::broadcast::error::RecvError;
