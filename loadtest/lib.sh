@@ -31,6 +31,9 @@ bench_init() {
   BENCH_SERVER=""
   BENCH_DB="bestie_${RUN_ID}"
   export BESTIE__DATABASE__URL="postgres://postgres@127.0.0.1:5432/$BENCH_DB" BESTIE__REDIS__PREFIX="$RUN_ID"
+  # REDIS_URL=$(scripts/redis-cluster) runs against a Redis Cluster instead.
+  BENCH_REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
+  export BESTIE__REDIS__URL="$BENCH_REDIS_URL"
   export BESTIE__LOG__FILTER=warn
   export BESTIE__API__PUBLIC_ADDR=127.0.0.1:$BENCH_PORT BESTIE__API__INTERNAL_ADDR=127.0.0.1:$BENCH_INTERNAL_PORT
   export BESTIE__AUTH__OTP_SENDER=dev
@@ -47,8 +50,26 @@ bench_cleanup() {
     wait "$BENCH_SERVER" 2>/dev/null || true
   fi
   psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $BENCH_DB WITH (FORCE)" >/dev/null 2>&1 || true
-  redis-cli --scan --pattern "${RUN_ID}:*" | xargs -r -n 500 redis-cli del >/dev/null 2>&1 || true
+  bench_redis_purge "${RUN_ID}:*"
   rm -rf "$WORK"
+}
+
+# bench_redis_purge PATTERN: deletes the keys matching PATTERN from the Redis of
+# $BENCH_REDIS_URL (on a Redis Cluster, from each master: a multi-key DEL must stay in a slot).
+bench_redis_purge() {
+  local url=${BENCH_REDIS_URL:-redis://127.0.0.1:6379} first nodes node
+  if [[ $url == redis-cluster://* ]]; then
+    first=${url#redis-cluster://}; first=${first##*@}; first=${first%%\?*}
+    nodes=$(redis-cli -h "${first%:*}" -p "${first##*:}" cluster nodes 2>/dev/null \
+      | awk '$3 ~ /master/ && $3 !~ /fail/ {split($2, a, "@"); print a[1]}')
+  else
+    first=${url#redis://}; first=${first##*@}; first=${first%%/*}
+    nodes=$first
+  fi
+  for node in $nodes; do
+    redis-cli -h "${node%:*}" -p "${node##*:}" --scan --pattern "$1" \
+      | awk '{print "UNLINK " $0}' | redis-cli -h "${node%:*}" -p "${node##*:}" >/dev/null 2>&1 || true
+  done
 }
 
 # bench_build PACKAGE_ARGS...: Redis and Postgres up (and curl and redis-cli, which the
