@@ -186,7 +186,6 @@ pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
                 }
             }
         }
-        interrupted = true;
         reader.close().await;
     }
 }

@@ -49,11 +49,18 @@ pub async fn send_rest(
     app.post(&url, Some(token), json!({"client_msg_id": client_msg_id, "body": body})).await
 }
 
-async fn history(app: &TestApp, token: &str, session: &str, query: &str) -> Vec<Value> {
+pub async fn history(app: &TestApp, token: &str, session: &str, query: &str) -> Vec<Value> {
     let url = app.public_url(&format!("/api/shared/chat-sessions/{session}/messages{query}"));
     let (status, body) = app.call(Method::GET, &url, Some(token), None).await;
     assert_eq!(status, 200, "{body}");
     body["messages"].as_array().expect("messages").clone()
+}
+
+/// The `client_msg_id` of every message stored in `session` (up to `query`'s page), in
+/// order: what an app refetches over REST.
+pub async fn stored_ids(app: &TestApp, token: &str, session: &str, query: &str) -> Vec<String> {
+    let messages = history(app, token, session, query).await;
+    messages.iter().filter_map(|m| m["client_msg_id"].as_str().map(str::to_owned)).collect()
 }
 
 #[tokio::test]

@@ -13,7 +13,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use bestie::ServiceRole;
-use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -209,20 +208,16 @@ async fn failover(base: u16, fault: Fault, target: Target) {
     let prefix = &app.settings.redis.prefix;
     let avail = cluster.master_of(base, "avail").expect("a master serves {avail}");
     let stream = cluster.master_of(base, &format!("u:{mitra_id}")).expect("a master serves the stream");
+    let with_keys = cluster.masters_with_keys(&format!("{prefix}:*"));
     let victim = match target {
         Target::Avail => avail,
         Target::Stream => stream,
-        Target::NotAvail => *cluster
-            .masters_with_keys(&format!("{prefix}:*"))
-            .iter()
-            .find(|port| **port != avail)
-            .expect("keys on a second master"),
+        Target::NotAvail => *with_keys.iter().find(|port| **port != avail).expect("keys on a second master"),
     };
     let survivor = cluster.ports().find(|port| *port != victim).expect("another node");
     eprintln!(
         "cluster {base}: {fault:?} master {victim} ({{avail}} on {avail}, the mitra's stream on {stream}; \
-         masters with keys {:?})",
-        cluster.masters_with_keys(&format!("{prefix}:*"))
+         masters with keys {with_keys:?})"
     );
 
     let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
@@ -308,17 +303,9 @@ async fn failover(base: u16, fault: Fault, target: Target) {
     assert!(unannounced.is_empty(), "lost without resync_required: {unannounced:?}");
 
     // Nothing acknowledged is lost: every message is in Postgres.
-    let url = app.public_url(&format!("/api/shared/chat-sessions/{session}/messages?limit=100"));
-    let (status, history) = app.call(Method::GET, &url, Some(&mitra_token), None).await;
-    assert_eq!(status, 200, "{history}");
-    let stored: Vec<&str> = history["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["client_msg_id"].as_str())
-        .collect();
+    let stored = crate::chat::stored_ids(&app, &mitra_token, &session, "?limit=100").await;
     for (id, _) in &sent {
-        assert!(stored.contains(&id.as_str()), "{id} was acknowledged but is not stored: {stored:?}");
+        assert!(stored.contains(id), "{id} was acknowledged but is not stored: {stored:?}");
     }
 
     // The chat flows again soon after the promotion: the first message sent after it

@@ -202,14 +202,7 @@ async fn a_conversation_survives_its_hub_being_killed_and_resumes_on_another_hub
     let mut mitra = WsClient::connect_welcomed(&resume(&mitra_token, &mitra_last)).await;
     let (after, _) = read_messages(&mut mitra, &["c-3"]).await;
     assert_eq!(after, ["c-3"], "nothing lost, nothing repeated");
-    let url = app.public_url(&format!("/api/shared/chat-sessions/{session}/messages"));
-    let (_, history) = app.call(Method::GET, &url, Some(&mitra_token), None).await;
-    let stored: Vec<&str> = history["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["client_msg_id"].as_str())
-        .collect();
+    let stored = crate::chat::stored_ids(&app, &mitra_token, &session, "").await;
     assert_eq!(stored, ["c-1", "c-2", "c-3"]);
 }
 

@@ -186,15 +186,7 @@ async fn after_redis_restarts_empty_presence_counters_and_routes_come_back_and_s
     }
     let resynced = restarted.elapsed();
     // What the resync tells Ayu to refetch holds the message she could not get live.
-    let url = app.public_url(&format!("/api/shared/chat-sessions/{session}/messages"));
-    let (status, history) = app.call(Method::GET, &url, Some(&ayu.token), None).await;
-    assert_eq!(status, 200, "{history}");
-    let stored: Vec<&str> = history["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["client_msg_id"].as_str())
-        .collect();
+    let stored = crate::chat::stored_ids(&app, &ayu.token, &session, "").await;
     assert_eq!(stored, ["before", "during"]);
 
     // Presence and counters: Ayu online with her session (at the cap), Budi available.
