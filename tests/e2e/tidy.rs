@@ -121,7 +121,9 @@ fn every_module_says_what_it_is_for() {
 /// domain's functions; they neither name `domain::store` nor call the store's methods
 /// themselves, so every rule (a page's limit, who may read what, what a hub instance's lease
 /// renews) is the domain's, once. Holding the handle is theirs: `clone`, and at start and
-/// stop `migrate` and `close`.
+/// stop `migrate` and `close`. The compiler holds the production build to it as well: the
+/// store's methods are `pub(crate)`, and the few these tests and the load tester call are
+/// public only with `domain`'s `test-support` feature (`.ci/run` lints `-p bestie` without it).
 #[test]
 fn the_edges_reach_the_store_only_through_the_domain() {
     const HANDLE: [&str; 3] = ["clone", "close", "migrate"];

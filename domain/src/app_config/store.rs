@@ -8,12 +8,14 @@ use crate::store::StoreError;
 
 impl Store {
     /// Every stored key and value.
-    pub async fn app_config_values(&self) -> Result<Vec<(String, Value)>, StoreError> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn app_config_values(&self) -> Result<Vec<(String, Value)>, StoreError> {
         Ok(sqlx::query_as("SELECT key, value FROM app_config ORDER BY key").fetch_all(&self.pg).await?)
     }
 
     /// One stored value.
-    pub async fn app_config_value(&self, key: &str) -> Result<Option<Value>, StoreError> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn app_config_value(&self, key: &str) -> Result<Option<Value>, StoreError> {
         Ok(sqlx::query_scalar("SELECT value FROM app_config WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.pg)
@@ -21,7 +23,10 @@ impl Store {
     }
 
     /// Inserts keys that are missing with the given defaults; existing values are kept.
-    pub async fn insert_missing_app_config(&self, defaults: &[(&str, Value)]) -> Result<u64, StoreError> {
+    pub(crate) async fn insert_missing_app_config(
+        &self,
+        defaults: &[(&str, Value)],
+    ) -> Result<u64, StoreError> {
         let (keys, values): (Vec<&str>, Vec<Value>) = defaults.iter().cloned().unzip();
         let inserted = sqlx::query(
             "INSERT INTO app_config (key, value)
@@ -58,7 +63,7 @@ pub struct ConfigChange {
 
 impl Store {
     /// Every stored key with its last change.
-    pub async fn app_config_rows(&self) -> Result<Vec<StoredKey>, StoreError> {
+    pub(crate) async fn app_config_rows(&self) -> Result<Vec<StoredKey>, StoreError> {
         Ok(sqlx::query_as("SELECT key, value, updated_at, updated_by FROM app_config")
             .fetch_all(&self.pg)
             .await?)
@@ -66,7 +71,7 @@ impl Store {
 
     /// Sets a key and writes the audit row (who, old → new) in one transaction. Returns the
     /// old value.
-    pub async fn set_app_config(
+    pub(crate) async fn set_app_config(
         &self,
         actor: OperatorId,
         key: &str,
@@ -93,7 +98,7 @@ impl Store {
     }
 
     /// The configuration changes, newest first (one key, or all).
-    pub async fn config_changes(
+    pub(crate) async fn config_changes(
         &self,
         key: Option<&str>,
         limit: i64,

@@ -154,7 +154,7 @@ impl Store {
     /// Appends a durable event to the user's stream and forwards it to the instances that
     /// hold the user's sockets, except to the socket `except`. Returns the event's stream id
     /// and the instances routed to.
-    pub async fn publish_event(
+    pub(crate) async fn publish_event(
         &self,
         user: UserId,
         event: &Encoded,
@@ -174,7 +174,7 @@ impl Store {
     /// (one script per user, run concurrently), then each routed hub instance gets one
     /// fan-out inbox entry naming all its recipients. Returns, per user, the event id and
     /// the instances routed to, and the users whose stream could not be written.
-    pub async fn publish_event_to_many(
+    pub(crate) async fn publish_event_to_many(
         &self,
         users: &[UserId],
         event: &Encoded,
@@ -242,7 +242,7 @@ impl Store {
     }
 
     /// Forwards an ephemeral event (never stored, never resumed) to the user's instances.
-    pub async fn publish_ephemeral(&self, user: UserId, event: &Encoded) -> Result<(), StoreError> {
+    pub(crate) async fn publish_ephemeral(&self, user: UserId, event: &Encoded) -> Result<(), StoreError> {
         let client = self.redis.next();
         let instances: Vec<String> =
             fred::prelude::SetsInterface::smembers(client, self.user_route_key(user)).await?;
@@ -287,7 +287,12 @@ impl Store {
     }
 
     /// The events of `user` after `last_id`, at most `limit`, or `ResyncRequired`.
-    pub async fn read_backlog(&self, user: UserId, last_id: &str, limit: u64) -> Result<Backlog, StoreError> {
+    pub(crate) async fn read_backlog(
+        &self,
+        user: UserId,
+        last_id: &str,
+        limit: u64,
+    ) -> Result<Backlog, StoreError> {
         let reply: Value = RESUME
             .evalsha_with_reload(
                 self.redis.next(),
@@ -318,7 +323,7 @@ impl Store {
     /// Creates the inbox of a hub instance (so forwards, which never create it, land) and
     /// keeps it alive for `ttl_ms`. Returns the id of its opening entry: on an inbox that
     /// did not exist, everything forwarded later comes after it.
-    pub async fn open_inbox(&self, instance: &str, ttl_ms: u64) -> Result<String, StoreError> {
+    pub(crate) async fn open_inbox(&self, instance: &str, ttl_ms: u64) -> Result<String, StoreError> {
         let client = self.redis.next();
         let key = self.inbox_key(instance);
         let opened: String = client.xadd(&key, false, None, "*", vec![("open", "1")]).await?;
@@ -329,7 +334,11 @@ impl Store {
     /// Opens the instance's inbox again if it is gone (Redis lost its data), in one step so
     /// nothing can land in it first. Returns the opening entry's id when it was gone: what
     /// is forwarded from then on comes after it.
-    pub async fn reopen_inbox(&self, instance: &str, ttl_ms: u64) -> Result<Option<String>, StoreError> {
+    pub(crate) async fn reopen_inbox(
+        &self,
+        instance: &str,
+        ttl_ms: u64,
+    ) -> Result<Option<String>, StoreError> {
         let keys = vec![self.inbox_key(instance)];
         let reply: Value =
             REOPEN_INBOX.evalsha_with_reload(self.redis.next(), keys, vec![ttl_ms.to_string()]).await?;
@@ -337,7 +346,7 @@ impl Store {
     }
 
     /// A Redis connection of its own, for blocking reads that would stall the pool.
-    pub async fn dedicated_redis(&self) -> Result<InboxReader, StoreError> {
+    pub(crate) async fn dedicated_redis(&self) -> Result<InboxReader, StoreError> {
         let client = fred::types::Builder::from_config(self.redis_config.clone())
             .set_policy(fred::prelude::ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
             .build()?;

@@ -36,7 +36,8 @@ pub(crate) const CLAIM_CHARGE: &str =
 
 impl Store {
     /// Claims the charge for `idempotency_key`, or returns the row already there.
-    pub async fn claim_charge(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn claim_charge(
         &self,
         idempotency_key: &str,
         payment_session: PaymentId,
@@ -55,7 +56,7 @@ impl Store {
     }
 
     /// Completes a pending charge; a completed one is left as it is. Returns the row.
-    pub async fn complete_charge(
+    pub(crate) async fn complete_charge(
         &self,
         id: ChargeId,
         outcome: Result<&str, &str>,
@@ -79,6 +80,8 @@ impl Store {
     }
 
     /// The charges of a payment session.
+    /// Only the tests read it (feature `test-support`).
+    #[cfg(feature = "test-support")]
     pub async fn charges_of(&self, payment_session: PaymentId) -> Result<Vec<ChargeRow>, StoreError> {
         let query =
             format!("SELECT {CHARGE_COLUMNS} FROM charges WHERE payment_session_id = $1 ORDER BY created_at");

@@ -17,7 +17,7 @@ impl Store {
     }
 
     /// Records that `user`'s app was heard from at `at_ms` (unix ms).
-    pub async fn record_heard(&self, user: UserId, at_ms: u64) -> Result<(), StoreError> {
+    pub(crate) async fn record_heard(&self, user: UserId, at_ms: u64) -> Result<(), StoreError> {
         let _: () = self
             .redis
             .set(self.heard_key(user), at_ms, Some(Expiration::EX(HEARD_TTL_S)), None, false)
@@ -26,7 +26,7 @@ impl Store {
     }
 
     /// When `user`'s app was last heard from (unix ms), if within the record's life.
-    pub async fn last_heard_ms(&self, user: UserId) -> Result<Option<u64>, StoreError> {
+    pub(crate) async fn last_heard_ms(&self, user: UserId) -> Result<Option<u64>, StoreError> {
         Ok(self.redis.get(self.heard_key(user)).await?)
     }
 }
@@ -59,7 +59,12 @@ impl Store {
 
     /// Records that a device of `user` received every event of their stream up to `id`
     /// (it answered a ping the hub sent after writing them). Only moves forward.
-    pub async fn record_delivered(&self, user: UserId, id: &str, ttl_s: u64) -> Result<(), StoreError> {
+    pub(crate) async fn record_delivered(
+        &self,
+        user: UserId,
+        id: &str,
+        ttl_s: u64,
+    ) -> Result<(), StoreError> {
         let args = vec![id.to_owned(), ttl_s.max(1).to_string()];
         let _: i64 = RAISE_DELIVERED
             .evalsha_with_reload(self.redis.next(), vec![self.delivered_key(user)], args)
@@ -69,7 +74,11 @@ impl Store {
 
     /// For each of `users`, in order, the stream id up to which some device of theirs
     /// received their events, if known; one round trip (a pipeline).
-    pub async fn delivered_up_to_many(&self, users: &[UserId]) -> Result<Vec<Option<String>>, StoreError> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn delivered_up_to_many(
+        &self,
+        users: &[UserId],
+    ) -> Result<Vec<Option<String>>, StoreError> {
         if users.is_empty() {
             return Ok(Vec::new());
         }

@@ -1,7 +1,5 @@
 //! Writes of push device tokens.
 
-use uuid::Uuid;
-
 use crate::auth::Role;
 use crate::ids::{SignInId, UserId};
 use crate::store::{Store, StoreError};
@@ -9,7 +7,8 @@ use crate::store::{Store, StoreError};
 impl Store {
     /// Stores `fcm_token` for its latest owner and sign-in: a token the app registers again
     /// (another account signed in on the same phone) moves to that account.
-    pub async fn upsert_device(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn upsert_device(
         &self,
         fcm_token: &str,
         platform: &str,
@@ -37,7 +36,7 @@ impl Store {
     /// Unregisters push tokens of the account `owner_id`: those its sign-in `sign_in`
     /// registered and the one named `fcm_token`; with neither, all of them. Tokens of other
     /// accounts are never touched. Returns how many.
-    pub async fn delete_devices_of(
+    pub(crate) async fn delete_devices_of(
         &self,
         owner_id: UserId,
         sign_in: Option<SignInId>,
@@ -57,7 +56,9 @@ impl Store {
     }
 
     /// The owner of a device token, as `(role, id)`.
-    pub async fn device_owner(&self, fcm_token: &str) -> Result<Option<(String, Uuid)>, StoreError> {
+    /// Only the tests read it (feature `test-support`).
+    #[cfg(feature = "test-support")]
+    pub async fn device_owner(&self, fcm_token: &str) -> Result<Option<(String, uuid::Uuid)>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT CASE WHEN customer_id IS NOT NULL THEN 'customer' ELSE 'mitra' END,
                     COALESCE(customer_id, mitra_id)
@@ -71,7 +72,12 @@ impl Store {
 
 impl Store {
     /// The push tokens of an account.
-    pub async fn device_tokens(&self, role: Role, owner_id: UserId) -> Result<Vec<String>, StoreError> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn device_tokens(
+        &self,
+        role: Role,
+        owner_id: UserId,
+    ) -> Result<Vec<String>, StoreError> {
         let column = match role {
             Role::Customer => "customer_id",
             Role::Mitra => "mitra_id",
@@ -86,7 +92,7 @@ impl Store {
     }
 
     /// Forgets a push token FCM says is dead.
-    pub async fn delete_device(&self, fcm_token: &str) -> Result<(), StoreError> {
+    pub(crate) async fn delete_device(&self, fcm_token: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM devices WHERE fcm_token = $1").bind(fcm_token).execute(&self.pg).await?;
         Ok(())
     }

@@ -97,7 +97,7 @@ pub struct Resolved {
 impl Store {
     /// Opens an extension request for the customer's session with a pending extension
     /// payment of it; the session becomes `extending` (a closing one reopens).
-    pub async fn request_extension(
+    pub(crate) async fn request_extension(
         &self,
         customer: CustomerId,
         session: SessionId,
@@ -181,7 +181,7 @@ impl Store {
 
     /// Locks a pending extension for a decision. `mitra`: only that mitra's (an explicit
     /// answer); `None`: the timer.
-    pub async fn lock_extension(
+    pub(crate) async fn lock_extension(
         &self,
         id: ExtensionId,
         mitra: Option<MitraId>,
@@ -226,7 +226,7 @@ impl Store {
     }
 
     /// The status of the charge made under `key`, if any.
-    pub async fn charge_status(&self, key: &str) -> Result<Option<String>, StoreError> {
+    pub(crate) async fn charge_status(&self, key: &str) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar("SELECT status FROM charges WHERE idempotency_key = $1")
             .bind(key)
             .fetch_optional(&self.pg)
@@ -234,7 +234,7 @@ impl Store {
     }
 
     /// Extensions still pending after their window (their timer was lost).
-    pub async fn overdue_extensions(&self, grace_s: i64) -> Result<Vec<Uuid>, StoreError> {
+    pub(crate) async fn overdue_extensions(&self, grace_s: i64) -> Result<Vec<Uuid>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT id FROM extension_requests
              WHERE status = 'pending' AND expires_at <= now() - make_interval(secs => $1::double precision) LIMIT 1000",
@@ -247,7 +247,10 @@ impl Store {
 
 impl Store {
     /// The session's extension request that waits for the mitra, if any.
-    pub async fn pending_extension(&self, session: SessionId) -> Result<Option<ExtensionRow>, StoreError> {
+    pub(crate) async fn pending_extension(
+        &self,
+        session: SessionId,
+    ) -> Result<Option<ExtensionRow>, StoreError> {
         let query = format!(
             "SELECT {EXTENSION_COLUMNS} FROM extension_requests WHERE chat_session_id = $1 AND status = 'pending'"
         );
@@ -258,7 +261,7 @@ impl Store {
 impl PendingExtension {
     /// Approved (the charge already succeeded): the payment is consumed, the session runs
     /// again until `max(its end, now) + duration`.
-    pub async fn approve(mut self, status: ExtensionStatus) -> Result<Resolved, StoreError> {
+    pub(crate) async fn approve(mut self, status: ExtensionStatus) -> Result<Resolved, StoreError> {
         let extension = self.resolve(status, None).await?;
         let consumed = sqlx::query(
             "UPDATE payment_sessions SET status = 'consumed', confirmed_at = now(), consumed_at = now(), resolved_at = now()
@@ -290,7 +293,7 @@ impl PendingExtension {
 
     /// Rejected (or the charge was declined): nothing is charged and the payment is
     /// abandoned; the session goes back to `active`, or to `closing` when its time is up.
-    pub async fn reject(
+    pub(crate) async fn reject(
         mut self,
         status: ExtensionStatus,
         reason: ExtensionReason,
@@ -349,7 +352,7 @@ impl PendingExtension {
     }
 
     /// Leaves everything as it was (the charge is being retried, the window is open).
-    pub async fn release(self) -> Result<(), StoreError> {
+    pub(crate) async fn release(self) -> Result<(), StoreError> {
         self.tx.rollback().await?;
         Ok(())
     }

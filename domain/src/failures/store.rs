@@ -63,7 +63,10 @@ pub struct FailureFilter<'a> {
 
 impl Store {
     /// A page of the ledger, newest first, with the total matching the filters.
-    pub async fn failures(&self, filter: &FailureFilter<'_>) -> Result<(Vec<FailureRow>, i64), StoreError> {
+    pub(crate) async fn failures(
+        &self,
+        filter: &FailureFilter<'_>,
+    ) -> Result<(Vec<FailureRow>, i64), StoreError> {
         let condition = "($1::text[] = '{}' OR f.cause_tag = ANY($1))
              AND ($2::timestamptz IS NULL OR f.created_at >= $2)
              AND ($3::timestamptz IS NULL OR f.created_at < $3)";
@@ -90,7 +93,7 @@ impl Store {
     /// Records an operator's action on a row, once. A refund or credit is refused when the
     /// payment was served after all, or another row of it was settled: one payment is
     /// settled once, however many failures it had.
-    pub async fn action_failure(
+    pub(crate) async fn action_failure(
         &self,
         id: FailureId,
         operator: OperatorId,
@@ -170,7 +173,7 @@ pub struct ActivityRow {
 impl Store {
     /// Per mitra over `[from, to)`, sorted by `sort` (a column of [`ActivityRow`]) then by
     /// mitra.
-    pub async fn mitra_activity(
+    pub(crate) async fn mitra_activity(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,

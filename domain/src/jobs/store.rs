@@ -22,7 +22,7 @@ pub struct ProbeReport {
 
 impl Store {
     /// Records one firing of a probe at the database's clock.
-    pub async fn record_probe_firing(&self, id: ProbeId) -> Result<(), StoreError> {
+    pub(crate) async fn record_probe_firing(&self, id: ProbeId) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE timer_probes SET firings = firings + 1, fired_at = COALESCE(fired_at, clock_timestamp())
              WHERE id = $1",
@@ -34,7 +34,8 @@ impl Store {
     }
 
     /// Lateness of the probes created since `since`.
-    pub async fn probe_report(&self, since: DateTime<Utc>) -> Result<ProbeReport, StoreError> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn probe_report(&self, since: DateTime<Utc>) -> Result<ProbeReport, StoreError> {
         let row: (i64, i64, i64, i64, Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
             "SELECT count(*),
                     count(fired_at),
@@ -62,7 +63,8 @@ impl Store {
     /// Per job type, the jobs due and not started (pending, claimed but not running, or failed
     /// with attempts left, whose run time has come) and how long the oldest of them has been
     /// due, in seconds. Types with nothing due are absent.
-    pub async fn job_queue_depths(&self) -> Result<Vec<(String, i64, f64)>, StoreError> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn job_queue_depths(&self) -> Result<Vec<(String, i64, f64)>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT job_type, count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(run_at)), 0)::float8
              FROM apalis.jobs
@@ -77,7 +79,8 @@ impl Store {
 
 impl Store {
     /// Inserts many probes at once.
-    pub async fn insert_probes(&self, probes: &[(ProbeId, DateTime<Utc>)]) -> Result<(), StoreError> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn insert_probes(&self, probes: &[(ProbeId, DateTime<Utc>)]) -> Result<(), StoreError> {
         let (ids, due): (Vec<Uuid>, Vec<DateTime<Utc>>) = probes.iter().map(|&(id, due)| (id.0, due)).unzip();
         sqlx::query(
             "INSERT INTO timer_probes (id, due_at) SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[])",

@@ -29,7 +29,10 @@ impl Store {
     /// before the lock. A sweep racing a confirm or a search therefore never expires a
     /// payment that is being charged or searched for. The ledger row is written in the same
     /// statement as the move.
-    pub async fn expire_payment_sessions(&self, only: Option<PaymentId>) -> Result<SweepCounts, StoreError> {
+    pub(crate) async fn expire_payment_sessions(
+        &self,
+        only: Option<PaymentId>,
+    ) -> Result<SweepCounts, StoreError> {
         let mut tx = self.pg.begin().await?;
         let due: Vec<Uuid> = sqlx::query_scalar(
             "SELECT id FROM payment_sessions
@@ -154,7 +157,7 @@ pub struct PaymentLock {
 impl PaymentLock {
     /// pending → confirmed; `FreeTrialUsed` when the customer's one trial is in use already
     /// (a unique index).
-    pub async fn confirm(mut self) -> Result<PaymentRow, PaymentError> {
+    pub(crate) async fn confirm(mut self) -> Result<PaymentRow, PaymentError> {
         let query = format!(
             "UPDATE payment_sessions SET status = 'confirmed', confirmed_at = now()
              WHERE id = $1 AND status = 'pending' RETURNING {PAYMENT_COLUMNS}"
@@ -174,7 +177,7 @@ impl PaymentLock {
     }
 
     /// pending → `to` (abandoned or expired).
-    pub async fn close_pending(mut self, to: PaymentStatus) -> Result<PaymentRow, StoreError> {
+    pub(crate) async fn close_pending(mut self, to: PaymentStatus) -> Result<PaymentRow, StoreError> {
         let query = format!(
             "UPDATE payment_sessions SET status = $2, resolved_at = now()
              WHERE id = $1 AND status = 'pending' RETURNING {PAYMENT_COLUMNS}"
@@ -191,7 +194,11 @@ impl PaymentLock {
     /// Claims the confirm's charge (a `pending` ledger row under `idempotency_key`) and
     /// releases the lock: from here the payment cannot expire, and the provider is called
     /// without holding a database connection.
-    pub async fn claim_charge(mut self, idempotency_key: &str, provider: &str) -> Result<(), StoreError> {
+    pub(crate) async fn claim_charge(
+        mut self,
+        idempotency_key: &str,
+        provider: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query(crate::charges::store::CLAIM_CHARGE)
             .bind(self.row.id)
             .bind(self.row.amount)
@@ -204,7 +211,7 @@ impl PaymentLock {
     }
 
     /// Leaves the row as it was.
-    pub async fn release(self) -> Result<PaymentRow, StoreError> {
+    pub(crate) async fn release(self) -> Result<PaymentRow, StoreError> {
         self.tx.rollback().await?;
         Ok(self.row)
     }
@@ -213,7 +220,7 @@ impl PaymentLock {
 impl Store {
     /// Whether the customer may still have the free trial: no payment ever confirmed,
     /// except trials whose pairing failed (given back).
-    pub async fn free_trial_eligible(&self, customer: CustomerId) -> Result<bool, StoreError> {
+    pub(crate) async fn free_trial_eligible(&self, customer: CustomerId) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT NOT EXISTS (SELECT 1 FROM payment_sessions WHERE customer_id = $1
                  AND (status IN ('confirmed', 'consumed') OR (status = 'failed_pairing' AND NOT is_free_trial)))",
@@ -224,7 +231,7 @@ impl Store {
     }
 
     /// Whether the customer and the mitra ever had a session, and the mitra is active.
-    pub async fn returning_pair_known(
+    pub(crate) async fn returning_pair_known(
         &self,
         customer: CustomerId,
         mitra: MitraId,
@@ -240,7 +247,7 @@ impl Store {
     }
 
     /// The status of the customer's chat session, if it is theirs.
-    pub async fn customer_session_status(
+    pub(crate) async fn customer_session_status(
         &self,
         customer: CustomerId,
         session: SessionId,
@@ -252,7 +259,7 @@ impl Store {
             .await?)
     }
 
-    pub async fn insert_payment(&self, new: &NewPayment<'_>) -> Result<PaymentRow, StoreError> {
+    pub(crate) async fn insert_payment(&self, new: &NewPayment<'_>) -> Result<PaymentRow, StoreError> {
         let query = format!(
             "INSERT INTO payment_sessions (customer_id, purpose, chat_session_id, tier_id, duration_minutes,
                  amount, is_free_trial, targeted_mitra_id, expires_at)
@@ -275,7 +282,7 @@ impl Store {
 
     /// The customer's payment session. A chat payment's `chat_session_id` is the session it
     /// paid for once consumed (the link is stored on the chat session, so read from there).
-    pub async fn payment(
+    pub(crate) async fn payment(
         &self,
         customer: CustomerId,
         id: PaymentId,
@@ -295,7 +302,7 @@ impl Store {
     }
 
     /// Locks the customer's payment session for a transition.
-    pub async fn lock_payment(
+    pub(crate) async fn lock_payment(
         &self,
         customer: CustomerId,
         id: PaymentId,
@@ -328,7 +335,7 @@ impl Store {
 
     /// Payments still pending whose confirm charge was claimed at least `older_than_s` ago
     /// and never completed, oldest first: `(customer, payment)`.
-    pub async fn stale_confirm_charges(
+    pub(crate) async fn stale_confirm_charges(
         &self,
         older_than_s: u64,
         limit: i64,
@@ -347,7 +354,7 @@ impl Store {
 
     /// pending → confirmed after its charge succeeded; a payment already past pending is
     /// returned as it is (a concurrent confirm got there first).
-    pub async fn confirm_charged_payment(
+    pub(crate) async fn confirm_charged_payment(
         &self,
         customer: CustomerId,
         id: PaymentId,

@@ -301,7 +301,8 @@ impl Store {
     }
 
     /// Every available mitra with their active session count, read in one step.
-    pub async fn available_mitras(&self) -> Result<Vec<(MitraId, i64)>, StoreError> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn available_mitras(&self) -> Result<Vec<(MitraId, i64)>, StoreError> {
         let reply = self.availability("snapshot", "", "", 0, 0).await?;
         let values = reply.into_array();
         Ok(values
@@ -314,7 +315,8 @@ impl Store {
     }
 
     /// Records the mitra's own online switch.
-    pub async fn set_mitra_status(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn set_mitra_status(
         &self,
         mitra: MitraId,
         online: bool,
@@ -324,7 +326,8 @@ impl Store {
     }
 
     /// Records that `instance` holds at least one socket of the mitra.
-    pub async fn mitra_connected(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn mitra_connected(
         &self,
         mitra: MitraId,
         instance: &str,
@@ -334,7 +337,7 @@ impl Store {
     }
 
     /// Records that `instance` holds no socket of the mitra any more.
-    pub async fn mitra_disconnected(
+    pub(crate) async fn mitra_disconnected(
         &self,
         mitra: MitraId,
         instance: &str,
@@ -344,7 +347,7 @@ impl Store {
     }
 
     /// Moves the mitra's active-session count by `delta` (session start +1, end -1).
-    pub async fn add_mitra_sessions(
+    pub(crate) async fn add_mitra_sessions(
         &self,
         mitra: MitraId,
         delta: i64,
@@ -354,7 +357,8 @@ impl Store {
     }
 
     /// Sets the mitra's active-session count (rebuilding from Postgres).
-    pub async fn set_mitra_sessions(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn set_mitra_sessions(
         &self,
         mitra: MitraId,
         active: i64,
@@ -364,18 +368,19 @@ impl Store {
     }
 
     /// The mitra's presence, recomputed.
-    pub async fn mitra_presence(&self, mitra: MitraId, cap: i64) -> Result<MitraPresence, StoreError> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn mitra_presence(&self, mitra: MitraId, cap: i64) -> Result<MitraPresence, StoreError> {
         self.mitra_op("state", mitra, "", cap).await
     }
 
     /// Sets the capacity cap and recomputes every mitra against it.
-    pub async fn set_capacity_cap(&self, cap: i64) -> Result<(), StoreError> {
+    pub(crate) async fn set_capacity_cap(&self, cap: i64) -> Result<(), StoreError> {
         self.availability("cap", &cap.to_string(), "", 0, cap).await?;
         Ok(())
     }
 
     /// Mitras online, and mitras online and below the cap: `(online, available)`.
-    pub async fn mitra_counts(&self) -> Result<(u64, u64), StoreError> {
+    pub(crate) async fn mitra_counts(&self) -> Result<(u64, u64), StoreError> {
         let client = self.redis.next();
         let prefix = self.avail_prefix();
         let (online, available) = tokio::try_join!(
@@ -386,12 +391,13 @@ impl Store {
     }
 
     /// Mitras online and below the cap: the availability poll's answer. One SCARD.
-    pub async fn available_mitra_count(&self) -> Result<u64, StoreError> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn available_mitra_count(&self) -> Result<u64, StoreError> {
         Ok(self.redis.scard(format!("{}available", self.avail_prefix())).await?)
     }
 
     /// The available count with its epoch and version: `(epoch, version, count)`.
-    pub async fn available_count_versioned(&self) -> Result<(u64, u64, u64), StoreError> {
+    pub(crate) async fn available_count_versioned(&self) -> Result<(u64, u64, u64), StoreError> {
         let reply = self.availability("count", "", "", 0, 0).await?;
         let values: Vec<u64> = reply
             .into_array()
@@ -405,12 +411,12 @@ impl Store {
     }
 
     /// The channel of available-count changes, as `<epoch> <version> <count>` messages.
-    pub fn availability_channel(&self) -> String {
+    pub(crate) fn availability_channel(&self) -> String {
         format!("{}count", self.avail_prefix())
     }
 
     /// Renews a hub instance's lease and keeps its inbox and user index alive.
-    pub async fn instance_heartbeat(&self, instance: &str, lease_ms: u64) -> Result<(), StoreError> {
+    pub(crate) async fn instance_heartbeat(&self, instance: &str, lease_ms: u64) -> Result<(), StoreError> {
         self.availability("heartbeat", instance, "", lease_ms, 0).await?;
         let keep_ms = i64::try_from(lease_ms.saturating_mul(6)).unwrap_or(i64::MAX);
         let client = self.redis.next();
@@ -420,7 +426,7 @@ impl Store {
     }
 
     /// Takes an instance out of presence at once (graceful shutdown), as a dead one would be.
-    pub async fn retire_instance(&self, instance: &str) -> Result<(), StoreError> {
+    pub(crate) async fn retire_instance(&self, instance: &str) -> Result<(), StoreError> {
         self.availability("retire", instance, "", 0, 0).await?;
         self.forget_instance_routes(instance).await
     }
@@ -428,7 +434,8 @@ impl Store {
     /// Retires every instance whose lease is older than `lease_ms`, and finds out in the same
     /// step whether the counters' record part must be copied from Postgres (claiming that
     /// work for `claimant` for `claim_ms` when nobody holds it).
-    pub async fn reap_dead_instances(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn reap_dead_instances(
         &self,
         lease_ms: u64,
         cap: i64,
@@ -458,7 +465,7 @@ impl Store {
 
     /// The part of presence Postgres records: every mitra whose switch is on (and who is
     /// not deactivated) or who has sessions not completed, with both.
-    pub async fn mitra_records(&self) -> Result<Vec<MitraRecord>, StoreError> {
+    pub(crate) async fn mitra_records(&self) -> Result<Vec<MitraRecord>, StoreError> {
         let rows: Vec<(Uuid, bool, i64)> = sqlx::query_as(
             "SELECT m.id, m.status_online AND m.deactivated_at IS NULL,
                     (SELECT count(*) FROM chat_sessions s WHERE s.mitra_id = m.id AND s.status <> 'completed')
@@ -481,7 +488,8 @@ impl Store {
     /// Copies `records` into the counters: each session count as recorded, each switch
     /// unless one was set since Redis lost it (that one is newer). Returns the mitras who
     /// became available, with their session counts.
-    pub async fn restore_mitras(
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn restore_mitras(
         &self,
         records: &[MitraRecord],
         default_cap: i64,
@@ -508,20 +516,24 @@ impl Store {
 
     /// Records that the counters hold the record again and releases `claimant`'s claim, if
     /// the claim still holds; returns whether it did.
-    pub async fn mark_presence_seeded(&self, claimant: &str) -> Result<bool, StoreError> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn mark_presence_seeded(&self, claimant: &str) -> Result<bool, StoreError> {
         let reply = self.availability("seeded", claimant, "", 0, 0).await?;
         Ok(reply.as_i64() == Some(1))
     }
 
     /// Whether the counters hold the record's part (switches, session counts) since Redis
     /// came up: false until a reaper's first copy is done.
+    /// Only the tests read it (feature `test-support`).
+    #[cfg(feature = "test-support")]
     pub async fn presence_seeded(&self) -> Result<bool, StoreError> {
         let seeded: i64 = self.redis.next().exists(format!("{}seeded", self.avail_prefix())).await?;
         Ok(seeded == 1)
     }
 
     /// The live hub instances (lease younger than `lease_ms`).
-    pub async fn live_instances(&self, lease_ms: u64) -> Result<Vec<String>, StoreError> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn live_instances(&self, lease_ms: u64) -> Result<Vec<String>, StoreError> {
         let since = now_ms().saturating_sub(lease_ms);
         Ok(self
             .redis
@@ -530,7 +542,7 @@ impl Store {
     }
 
     /// Every hub instance with its last heartbeat (unix ms), alive or not.
-    pub async fn instance_heartbeats(&self) -> Result<Vec<(String, u64)>, StoreError> {
+    pub(crate) async fn instance_heartbeats(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let beats: Vec<(String, f64)> = self
             .redis
             .zrangebyscore(format!("{}instances", self.avail_prefix()), "-inf", "+inf", true, None)
@@ -539,7 +551,7 @@ impl Store {
     }
 
     /// Adds `instance` to the routes of `user` (its first socket there).
-    pub async fn add_route(&self, user: UserId, instance: &str) -> Result<(), StoreError> {
+    pub(crate) async fn add_route(&self, user: UserId, instance: &str) -> Result<(), StoreError> {
         let client = self.redis.next();
         let _: () = client.sadd(self.user_route_key(user), instance).await?;
         let _: () = client.sadd(self.instance_users_key(instance), user.to_string()).await?;
@@ -547,7 +559,7 @@ impl Store {
     }
 
     /// Removes `instance` from the routes of `user` (its last socket there closed).
-    pub async fn remove_route(&self, user: UserId, instance: &str) -> Result<(), StoreError> {
+    pub(crate) async fn remove_route(&self, user: UserId, instance: &str) -> Result<(), StoreError> {
         let client = self.redis.next();
         let _: () = client.srem(self.user_route_key(user), instance).await?;
         let _: () = client.srem(self.instance_users_key(instance), user.to_string()).await?;
@@ -555,7 +567,7 @@ impl Store {
     }
 
     /// Whether any live instance holds a socket of `user` (push only when none does).
-    pub async fn user_connected(&self, user: UserId, lease_ms: u64) -> Result<bool, StoreError> {
+    pub(crate) async fn user_connected(&self, user: UserId, lease_ms: u64) -> Result<bool, StoreError> {
         let routed: Vec<String> = self.redis.smembers(self.user_route_key(user)).await?;
         if routed.is_empty() {
             return Ok(false);

@@ -45,7 +45,7 @@ async fn start_closing(
 
 impl Store {
     /// A session, whoever's it is (for the timers, which act for the system).
-    pub async fn session_for_timer(&self, id: SessionId) -> Result<Option<SessionRow>, StoreError> {
+    pub(crate) async fn session_for_timer(&self, id: SessionId) -> Result<Option<SessionRow>, StoreError> {
         let query = format!("{} WHERE s.id = $1", crate::chat::store::SESSION_SELECT);
         Ok(sqlx::query_as(AssertSqlSafe(query)).bind(id).fetch_optional(&self.pg).await?)
     }
@@ -82,7 +82,7 @@ impl Store {
     }
 
     /// Time is up: an active session starts closing, with `grace_minutes` for goodbyes.
-    pub async fn close_for_time_up(
+    pub(crate) async fn close_for_time_up(
         &self,
         id: SessionId,
         grace_minutes: i64,
@@ -107,7 +107,7 @@ impl Store {
     }
 
     /// The grace window is over: a closing session completes.
-    pub async fn complete_session(
+    pub(crate) async fn complete_session(
         &self,
         id: SessionId,
         expected_grace_end_ms: Option<u64>,
@@ -130,7 +130,7 @@ impl Store {
     /// One side ends an active (or extending) session early: it starts closing now, with
     /// the reason recorded. Returns the session and how many early ends the mitra made
     /// today (Asia/Jakarta), this one included, when the mitra ended it.
-    pub async fn end_early(
+    pub(crate) async fn end_early(
         &self,
         caller: &Principal,
         id: SessionId,
@@ -205,7 +205,11 @@ impl Store {
     }
 
     /// Flags the mitra for control-center review (once a day; the count is kept current).
-    pub async fn flag_mitra_for_early_ends(&self, mitra: MitraId, count: i64) -> Result<(), StoreError> {
+    pub(crate) async fn flag_mitra_for_early_ends(
+        &self,
+        mitra: MitraId,
+        count: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO mitra_review_flags (mitra_id, reason, day, count)
              VALUES ($1, 'early_end_daily_cap', now()::date, $2)
@@ -219,7 +223,7 @@ impl Store {
     }
 
     /// The caller's goodbye while the session is closing; each side says it once.
-    pub async fn leave_closing_message(
+    pub(crate) async fn leave_closing_message(
         &self,
         caller: &Principal,
         id: SessionId,
@@ -258,7 +262,7 @@ impl Store {
 
     /// Sessions whose timers were lost: active past their end, closing past their grace
     /// (by more than `grace_s`). The sweep moves them.
-    pub async fn overdue_sessions(&self, grace_s: i64) -> Result<(Vec<Uuid>, Vec<Uuid>), StoreError> {
+    pub(crate) async fn overdue_sessions(&self, grace_s: i64) -> Result<(Vec<Uuid>, Vec<Uuid>), StoreError> {
         let rows: Vec<(Uuid, SessionStatus)> = sqlx::query_as(
             "SELECT id, status FROM chat_sessions
              WHERE (status = 'active' AND ends_at <= now() - make_interval(secs => $1::double precision))
@@ -274,7 +278,7 @@ impl Store {
     }
 
     /// Live sessions per mitra, from the record (for rebuilding the Redis counters).
-    pub async fn live_session_counts(&self) -> Result<Vec<(Uuid, i64)>, StoreError> {
+    pub(crate) async fn live_session_counts(&self) -> Result<Vec<(Uuid, i64)>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT m.id, count(s.id) FROM mitras m
              LEFT JOIN chat_sessions s ON s.mitra_id = m.id AND s.status <> 'completed'
@@ -322,7 +326,7 @@ pub enum Resolution {
 
 impl Store {
     /// Every session not completed, oldest first (the control center's live view).
-    pub async fn live_sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
+    pub(crate) async fn live_sessions(&self) -> Result<Vec<SessionRow>, StoreError> {
         let query = format!(
             "{} WHERE s.status <> 'completed' ORDER BY s.started_at",
             crate::chat::store::SESSION_SELECT
@@ -331,7 +335,7 @@ impl Store {
     }
 
     /// Early ends, newest first, in `[from, to)`.
-    pub async fn early_ends(
+    pub(crate) async fn early_ends(
         &self,
         from: Option<chrono::DateTime<chrono::Utc>>,
         to: Option<chrono::DateTime<chrono::Utc>>,
@@ -356,7 +360,7 @@ impl Store {
     }
 
     /// Mitras flagged for review, newest first: the open ones, or all with `include_resolved`.
-    pub async fn review_flags(
+    pub(crate) async fn review_flags(
         &self,
         limit: i64,
         include_resolved: bool,
@@ -375,7 +379,7 @@ impl Store {
     }
 
     /// Marks a review flag resolved by `operator`, once, and records it.
-    pub async fn resolve_review_flag(
+    pub(crate) async fn resolve_review_flag(
         &self,
         operator: OperatorId,
         id: ReviewFlagId,

@@ -9,7 +9,8 @@ use crate::store::{Store, StoreError};
 impl Store {
     /// The instants a period's bounds stand for; a day's start is Postgres' to tell, in the
     /// session's time zone (one round trip, only when a bound is a day).
-    pub async fn instants(&self, period: Period) -> Result<Instants, StoreError> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn instants(&self, period: Period) -> Result<Instants, StoreError> {
         let day = |bound: Option<TimeBound>| match bound {
             Some(TimeBound::Day(day)) => Some(day),
             _ => None,

@@ -45,7 +45,7 @@ impl StoreError {
 
 impl StoreError {
     /// Connection-level failures that a retry can cure, as opposed to a bad query.
-    pub fn is_unavailable(&self) -> bool {
+    pub(crate) fn is_unavailable(&self) -> bool {
         match self {
             Self::Postgres(sqlx::Error::Database(e)) => {
                 // Class 08 (connection exception) and 57 (operator intervention: the server

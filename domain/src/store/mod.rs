@@ -148,7 +148,7 @@ impl Store {
     /// Keeps `follower` fresh from `channel` and a reload every `period` until `shutdown`.
     /// A new subscription is followed by a reload at once (changes published before it
     /// are in the reload).
-    pub async fn follow(
+    pub(crate) async fn follow(
         &self,
         channel: String,
         period: Duration,
@@ -252,7 +252,8 @@ impl Store {
     }
 
     /// The Postgres pool, for libraries that keep their own tables (the job backend).
-    pub fn pg_pool(&self) -> &PgPool {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) fn pg_pool(&self) -> &PgPool {
         &self.pg
     }
 
@@ -262,7 +263,7 @@ impl Store {
 
     /// Subscribes to the hub control channel on a dedicated connection (a subscribed
     /// connection cannot run other commands); it resubscribes by itself after a reconnect.
-    pub async fn subscribe_hub_control(&self) -> Result<Subscription, StoreError> {
+    pub(crate) async fn subscribe_hub_control(&self) -> Result<Subscription, StoreError> {
         self.subscribe(self.keys.hub_control_channel()).await
     }
 
@@ -280,19 +281,19 @@ impl Store {
     }
 
     /// Answers when Postgres runs a query.
-    pub async fn check_postgres(&self) -> Result<(), StoreError> {
+    pub(crate) async fn check_postgres(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pg).await?;
         Ok(())
     }
 
     /// Answers when Redis answers PING.
-    pub async fn check_redis(&self) -> Result<(), StoreError> {
+    pub(crate) async fn check_redis(&self) -> Result<(), StoreError> {
         let _: String = self.redis.next().ping(None).await?;
         Ok(())
     }
 
     /// How busy this process's pools are right now (no I/O: the pools' own counters).
-    pub fn pool_usage(&self) -> PoolUsage {
+    pub(crate) fn pool_usage(&self) -> PoolUsage {
         use fred::prelude::MetricsInterface as _;
         let clients = self.redis.clients();
         let idle = self.pg.num_idle();

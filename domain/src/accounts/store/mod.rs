@@ -25,7 +25,7 @@ pub struct NewAccount<'a> {
 impl Store {
     /// Creates a control-center admin unless one with this email exists.
     /// Returns the new id, or `None` when the email was taken.
-    pub async fn insert_cc_admin_if_absent(
+    pub(crate) async fn insert_cc_admin_if_absent(
         &self,
         account: NewAccount<'_>,
     ) -> Result<Option<Uuid>, StoreError> {
@@ -43,7 +43,11 @@ impl Store {
     }
 
     /// Creates a mitra unless one with this email exists.
-    pub async fn insert_mitra_if_absent(&self, account: NewAccount<'_>) -> Result<Option<Uuid>, StoreError> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn insert_mitra_if_absent(
+        &self,
+        account: NewAccount<'_>,
+    ) -> Result<Option<Uuid>, StoreError> {
         Ok(sqlx::query_scalar(
             "INSERT INTO mitras (email, display_name, password_hash)
              VALUES ($1, $2, $3)
@@ -60,7 +64,7 @@ impl Store {
     /// Load-test customers (`bestie seed --load-customers`): creates each `(phone, call_name)`
     /// that is missing and gives those that exist that call name again, in one statement.
     /// Returns `(phone, id)` of every one, in no particular order.
-    pub async fn upsert_load_customers(
+    pub(crate) async fn upsert_load_customers(
         &self,
         customers: &[(String, String)],
     ) -> Result<Vec<(String, UserId)>, StoreError> {
@@ -81,7 +85,7 @@ impl Store {
     /// Load-test mitras (`bestie seed --load-mitras`): creates each `(email, display_name)`
     /// that is missing, all with one password hash, in one statement; an existing one is left
     /// as it is. Returns `(email, id)` of every one, in no particular order.
-    pub async fn upsert_load_mitras(
+    pub(crate) async fn upsert_load_mitras(
         &self,
         mitras: &[(String, String)],
         password_hash: &str,
@@ -102,7 +106,8 @@ impl Store {
     }
 
     /// Whether an account with this email exists among control-center users or mitras.
-    pub async fn account_email_exists(&self, email: &str) -> Result<bool, StoreError> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn account_email_exists(&self, email: &str) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM cc_users WHERE email = $1)
                  OR EXISTS (SELECT 1 FROM mitras WHERE email = $1)",
@@ -138,7 +143,7 @@ const MITRA_COLUMNS: &str = "id, email, display_name, deactivated_at IS NULL AS 
 
 impl Store {
     /// The mitra (`Role::Mitra`) or control-center user (`Role::Cc`) with this email.
-    pub async fn password_account(
+    pub(crate) async fn password_account(
         &self,
         role: crate::auth::Role,
         email: &str,
@@ -169,7 +174,7 @@ impl Store {
     }
 
     /// Creates a mitra and records who did it, in one transaction.
-    pub async fn create_mitra(
+    pub(crate) async fn create_mitra(
         &self,
         actor: OperatorId,
         account: NewAccount<'_>,
@@ -207,7 +212,7 @@ impl Store {
 
     /// Activates or deactivates a mitra, recording the change; deactivation also revokes
     /// every refresh token of the mitra. `None` when no such mitra exists.
-    pub async fn set_mitra_active(
+    pub(crate) async fn set_mitra_active(
         &self,
         actor: OperatorId,
         id: MitraId,
@@ -314,7 +319,7 @@ impl AccountTable {
 
 impl Store {
     /// Mitras, newest first, optionally those whose name or email contains `search`.
-    pub async fn mitras(
+    pub(crate) async fn mitras(
         &self,
         search: Option<&str>,
         limit: i64,
@@ -342,7 +347,7 @@ impl Store {
 
     /// Sets a mitra's password, revokes their refresh tokens (sign in again) and records
     /// it. Returns the mitra's email; `None` when no such mitra exists.
-    pub async fn reset_mitra_password(
+    pub(crate) async fn reset_mitra_password(
         &self,
         actor: OperatorId,
         id: MitraId,
@@ -394,7 +399,7 @@ crate::text_enum::text_enum! {
 
 impl AuditAction {
     /// What it was done to (`audit_log.target_type`): the part before the dot.
-    pub fn target_type(self) -> &'static str {
+    pub(crate) fn target_type(self) -> &'static str {
         let name = self.as_str();
         name.split_once('.').map_or(name, |(target, _)| target)
     }
@@ -428,7 +433,11 @@ pub(crate) async fn audit(
 
 impl Store {
     /// Stores the mitra's own online switch.
-    pub async fn set_mitra_status_online(&self, mitra: MitraId, online: bool) -> Result<(), StoreError> {
+    pub(crate) async fn set_mitra_status_online(
+        &self,
+        mitra: MitraId,
+        online: bool,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE mitras SET status_online = $2 WHERE id = $1")
             .bind(mitra)
             .bind(online)

@@ -41,7 +41,10 @@ pub struct AuditRow {
 
 impl Store {
     /// The role of an active control-center account; `None` when it is gone or deactivated.
-    pub async fn active_operator_role(&self, id: OperatorId) -> Result<Option<AccountRole>, StoreError> {
+    pub(crate) async fn active_operator_role(
+        &self,
+        id: OperatorId,
+    ) -> Result<Option<AccountRole>, StoreError> {
         Ok(sqlx::query_scalar("SELECT role FROM cc_users WHERE id = $1 AND deactivated_at IS NULL")
             .bind(id)
             .fetch_optional(&self.pg)
@@ -49,7 +52,7 @@ impl Store {
     }
 
     /// Every control-center account, admins first, then by email.
-    pub async fn operators(&self) -> Result<Vec<OperatorRow>, StoreError> {
+    pub(crate) async fn operators(&self) -> Result<Vec<OperatorRow>, StoreError> {
         Ok(sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {OPERATOR_COLUMNS} FROM cc_users ORDER BY role = 'admin' DESC, email"
         )))
@@ -58,7 +61,7 @@ impl Store {
     }
 
     /// Creates a control-center account and records who did it, in one transaction.
-    pub async fn create_operator(
+    pub(crate) async fn create_operator(
         &self,
         actor: OperatorId,
         account: NewAccount<'_>,
@@ -91,7 +94,7 @@ impl Store {
 
     /// Activates or deactivates a control-center account, recording the change; deactivation
     /// also revokes its refresh tokens. `None` when no such account exists.
-    pub async fn set_operator_active(
+    pub(crate) async fn set_operator_active(
         &self,
         actor: OperatorId,
         id: OperatorId,
@@ -101,7 +104,7 @@ impl Store {
     }
 
     /// The password hash of an active control-center account.
-    pub async fn operator_password_hash(&self, id: OperatorId) -> Result<Option<String>, StoreError> {
+    pub(crate) async fn operator_password_hash(&self, id: OperatorId) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar("SELECT password_hash FROM cc_users WHERE id = $1 AND deactivated_at IS NULL")
             .bind(id)
             .fetch_optional(&self.pg)
@@ -110,7 +113,7 @@ impl Store {
 
     /// Sets an operator's own new password, revokes their refresh tokens and records it.
     /// Returns the account's email; `None` when it is gone.
-    pub async fn change_operator_password(
+    pub(crate) async fn change_operator_password(
         &self,
         id: OperatorId,
         password_hash: &str,
@@ -137,14 +140,14 @@ impl Store {
     }
 
     /// Records an operator's sign-in.
-    pub async fn audit_operator_sign_in(&self, id: OperatorId) -> Result<(), StoreError> {
+    pub(crate) async fn audit_operator_sign_in(&self, id: OperatorId) -> Result<(), StoreError> {
         let mut conn = self.pg.acquire().await?;
         audit(&mut conn, id, AuditAction::OperatorSignIn, &id.to_string(), None, None).await
     }
 
     /// A page of the audit log, newest first, optionally of one action and/or one operator;
     /// with the count of entries matching.
-    pub async fn audit_log(
+    pub(crate) async fn audit_log(
         &self,
         action: Option<AuditAction>,
         actor: Option<OperatorId>,

@@ -52,7 +52,7 @@ impl Store {
     /// Stores a new code unless the phone or the address is throttled. The throttle is read
     /// and the code written under advisory locks on both, so concurrent requests (from any
     /// process) cannot both slip under a limit.
-    pub async fn insert_otp_code(
+    pub(crate) async fn insert_otp_code(
         &self,
         phone: &str,
         code_hash: &[u8],
@@ -118,7 +118,7 @@ impl Store {
         Ok(id)
     }
 
-    pub async fn delete_otp_code(&self, id: OtpCodeId) -> Result<(), StoreError> {
+    pub(crate) async fn delete_otp_code(&self, id: OtpCodeId) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM otp_codes WHERE id = $1").bind(id).execute(&self.pg).await?;
         Ok(())
     }
@@ -127,7 +127,7 @@ impl Store {
     /// spending the code and signing the customer in (created on first sign-in; `call_name`,
     /// when given, replaces the stored one). One transaction with the code row locked, so
     /// concurrent guesses are counted one by one.
-    pub async fn check_otp_code(
+    pub(crate) async fn check_otp_code(
         &self,
         phone: &str,
         code_hash: &[u8],
@@ -186,7 +186,7 @@ impl Store {
 
 impl Store {
     /// Whether the customer with this phone is blocked (deactivated).
-    pub async fn phone_blocked(&self, phone: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn phone_blocked(&self, phone: &str) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM customers WHERE phone = $1 AND deactivated_at IS NOT NULL)",
         )

@@ -53,7 +53,7 @@ struct Presented {
 }
 
 impl Store {
-    pub async fn insert_refresh_token(&self, token: &NewRefreshToken) -> Result<(), StoreError> {
+    pub(crate) async fn insert_refresh_token(&self, token: &NewRefreshToken) -> Result<(), StoreError> {
         insert(&mut *self.pg.acquire().await?, token).await
     }
 
@@ -61,7 +61,7 @@ impl Store {
     /// with the presented row locked: of two concurrent uses one rotates, the other is a reuse.
     /// The successor keeps the family's end (`max_lifetime_s` from now for a family from
     /// before ends were recorded).
-    pub async fn rotate_refresh_token(
+    pub(crate) async fn rotate_refresh_token(
         &self,
         presented: &[u8],
         successor: (RefreshTokenId, &[u8]),
@@ -130,7 +130,7 @@ impl Store {
 
     /// Revokes the family of the token with hash `presented` when it belongs to `owner_id`
     /// acting as `role`. False when no such token exists for that owner.
-    pub async fn revoke_refresh_family(
+    pub(crate) async fn revoke_refresh_family(
         &self,
         presented: &[u8],
         owner_id: UserId,
@@ -154,7 +154,7 @@ impl Store {
 }
 
 /// The end of a sign-in that starts now.
-pub fn family_end(max_lifetime_s: u64) -> DateTime<Utc> {
+pub(crate) fn family_end(max_lifetime_s: u64) -> DateTime<Utc> {
     let lifetime = chrono::Duration::seconds(i64::try_from(max_lifetime_s).unwrap_or(i64::MAX / 1_000_000));
     Utc::now().checked_add_signed(lifetime).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }

@@ -223,7 +223,7 @@ impl Store {
 
     /// Refuses the caller's access token for its remaining `ttl_s`: recorded in Postgres
     /// (which also forgets the tokens that expired since), then flagged in Redis.
-    pub async fn revoke_access_token(&self, caller: &Principal, ttl_s: i64) -> Result<(), StoreError> {
+    pub(crate) async fn revoke_access_token(&self, caller: &Principal, ttl_s: i64) -> Result<(), StoreError> {
         let ttl_s = ttl_s.max(1);
         sqlx::query(
             "WITH expired AS (DELETE FROM revoked_access_tokens WHERE expires_at <= now())
@@ -267,7 +267,7 @@ impl Store {
     /// Refuses every access token of the sign-in `sign_in` (a refresh-token family) of
     /// `user_id` for `ttl_s` (the access tokens' lifetime, after which none can be left):
     /// recorded in Postgres, then flagged in Redis.
-    pub async fn revoke_sign_in(
+    pub(crate) async fn revoke_sign_in(
         &self,
         user_id: UserId,
         sign_in: SignInId,
@@ -301,7 +301,7 @@ impl Store {
     /// Refuses every access token of `user_id` issued before now (a password reset, a
     /// deactivation), for `ttl_s` (the access tokens' lifetime). A reactivation does not
     /// lift it. Returns the instant (unix ms).
-    pub async fn set_not_valid_before(&self, user_id: UserId, ttl_s: i64) -> Result<i64, StoreError> {
+    pub(crate) async fn set_not_valid_before(&self, user_id: UserId, ttl_s: i64) -> Result<i64, StoreError> {
         let ttl_s = ttl_s.max(1);
         let at_ms = i64::try_from(crate::clock::now_ms()).unwrap_or(i64::MAX);
         sqlx::query(
@@ -329,7 +329,7 @@ impl Store {
     /// Copies the record of revocations into Redis: the deactivated accounts, the access
     /// tokens and sign-ins revoked and the "not valid before" times not yet expired. Run
     /// when Redis lost its data; idempotent. Returns how many were copied.
-    pub async fn restore_revocations(&self) -> Result<usize, StoreError> {
+    pub(crate) async fn restore_revocations(&self) -> Result<usize, StoreError> {
         let deactivated: Vec<UserId> = sqlx::query_scalar(
             "SELECT id FROM mitras WHERE deactivated_at IS NOT NULL
                  UNION ALL SELECT id FROM customers WHERE deactivated_at IS NOT NULL
@@ -371,7 +371,8 @@ impl Store {
     }
 
     /// Whether the caller's token was revoked or its account deactivated since it was issued.
-    pub async fn access_token_revoked(&self, caller: &Principal) -> Result<bool, StoreError> {
+    #[cfg_attr(feature = "test-support", visibility::make(pub))]
+    pub(crate) async fn access_token_revoked(&self, caller: &Principal) -> Result<bool, StoreError> {
         if let Some(revoked) = self.revocations.check(caller) {
             return Ok(revoked);
         }
@@ -388,7 +389,11 @@ impl Store {
     }
 
     /// Marks an account deactivated (its access tokens are refused) or active again.
-    pub async fn set_deactivated_flag(&self, user_id: UserId, deactivated: bool) -> Result<(), StoreError> {
+    pub(crate) async fn set_deactivated_flag(
+        &self,
+        user_id: UserId,
+        deactivated: bool,
+    ) -> Result<(), StoreError> {
         let key = self.deactivated_key(user_id);
         if deactivated {
             let _: () = self.redis.set(key, 1, None, None, false).await?;
@@ -400,13 +405,13 @@ impl Store {
     }
 
     /// Keeps this process's in-memory revocation list loaded and current until `shutdown`.
-    pub async fn run_revocation_watcher(&self, shutdown: CancellationToken) {
+    pub(crate) async fn run_revocation_watcher(&self, shutdown: CancellationToken) {
         let follower = RevocationFollower { store: self.clone() };
         self.follow(self.revocation_channel(), Duration::from_secs(5), &follower, shutdown).await;
     }
 
     /// Publishes a control message to every hub process.
-    pub async fn publish_hub_control(&self, message: &str) -> Result<(), StoreError> {
+    pub(crate) async fn publish_hub_control(&self, message: &str) -> Result<(), StoreError> {
         let _: () = self.redis.next().publish(self.keys.hub_control_channel(), message).await?;
         Ok(())
     }

@@ -49,7 +49,7 @@ impl Store {
 
     /// Counts an attempt to sign in as `email`; over `max` in the window, says for how long
     /// the account is locked. Atomic: of concurrent attempts exactly `max` pass.
-    pub async fn count_sign_in_attempt(
+    pub(crate) async fn count_sign_in_attempt(
         &self,
         role: Role,
         email: &str,
@@ -64,13 +64,18 @@ impl Store {
     }
 
     /// Forgets an account's attempts (it signed in, or an operator reset its password).
-    pub async fn clear_sign_in_attempts(&self, role: Role, email: &str) -> Result<(), StoreError> {
+    pub(crate) async fn clear_sign_in_attempts(&self, role: Role, email: &str) -> Result<(), StoreError> {
         let _: i64 = self.redis.del(self.sign_in_attempts_key(role, email)).await?;
         Ok(())
     }
 
     /// Seconds each of `emails` (of `role`) stays locked, 0 when it is not, in order.
-    pub async fn sign_in_locks(&self, role: Role, emails: &[&str], max: u32) -> Result<Vec<u64>, StoreError> {
+    pub(crate) async fn sign_in_locks(
+        &self,
+        role: Role,
+        emails: &[&str],
+        max: u32,
+    ) -> Result<Vec<u64>, StoreError> {
         let lock = |email: &str| {
             let key = self.sign_in_attempts_key(role, email);
             async move {

@@ -70,7 +70,7 @@ crate::text_enum::text_enum! {
 
 impl SessionStatus {
     /// Messages may be sent (not yet closing).
-    pub fn is_open(self) -> bool {
+    pub(crate) fn is_open(self) -> bool {
         matches!(self, Self::Active | Self::Extending)
     }
 }
@@ -188,7 +188,7 @@ pub enum Receipt {
 
 impl Store {
     /// The session if `caller` is one of its parties.
-    pub async fn chat_session_for(
+    pub(crate) async fn chat_session_for(
         &self,
         caller: &Principal,
         id: SessionId,
@@ -199,7 +199,7 @@ impl Store {
     }
 
     /// The caller's sessions, newest first, started before `before` (paging).
-    pub async fn chat_sessions_of(
+    pub(crate) async fn chat_sessions_of(
         &self,
         caller: &Principal,
         before: Option<DateTime<Utc>>,
@@ -219,7 +219,7 @@ impl Store {
     }
 
     /// The customer's session that is not completed, if any (the home screen's card).
-    pub async fn live_session_of_customer(
+    pub(crate) async fn live_session_of_customer(
         &self,
         customer: CustomerId,
     ) -> Result<Option<SessionRow>, StoreError> {
@@ -230,7 +230,7 @@ impl Store {
     }
 
     /// The mitra's sessions that are not completed, newest first.
-    pub async fn live_sessions_of_mitra(&self, mitra: MitraId) -> Result<Vec<SessionRow>, StoreError> {
+    pub(crate) async fn live_sessions_of_mitra(&self, mitra: MitraId) -> Result<Vec<SessionRow>, StoreError> {
         let query = format!(
             "{SESSION_SELECT} WHERE s.mitra_id = $1 AND s.status <> 'completed' ORDER BY s.started_at DESC"
         );
@@ -244,7 +244,7 @@ impl Store {
     /// moment together, several sessions' in one statement and one commit (see
     /// [`Store::send_batch`]). One the batch did not store (a resend, a refusal, or a batch
     /// that failed as a whole) is then sent alone, which tells which it was.
-    pub async fn send_message(
+    pub(crate) async fn send_message(
         &self,
         sender: &Principal,
         session: SessionId,
@@ -330,6 +330,8 @@ impl Store {
     ///
     /// The sessions are locked in the order of their ids, so batches that meet in several
     /// sessions (other processes') wait for each other rather than deadlock.
+    /// Only the tests read it (feature `test-support`).
+    #[cfg(feature = "test-support")]
     pub async fn send_batch(&self, messages: &[NewMessage]) -> Result<Vec<Option<Sent>>, StoreError> {
         send_batch(&self.pg, messages).await
     }
@@ -374,7 +376,7 @@ impl Store {
     /// Messages of the session, by sequence: after `after_seq` ascending, or before
     /// `before_seq` descending (then returned ascending). `None` when the caller is not a
     /// party.
-    pub async fn messages(
+    pub(crate) async fn messages(
         &self,
         caller: &Principal,
         session: SessionId,
@@ -419,7 +421,7 @@ impl Store {
     /// Moves the caller's receipt watermark up to `up_to_seq` (never down, never past the
     /// last message; `read` also counts as delivered). Returns the session after the move,
     /// and whether it moved. `None` when the caller is not a party.
-    pub async fn mark_receipt(
+    pub(crate) async fn mark_receipt(
         &self,
         caller: &Principal,
         session: SessionId,

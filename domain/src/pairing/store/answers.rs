@@ -65,7 +65,7 @@ impl Store {
     /// The mitra accepts: the first accept wins. Starts the chat session, consumes the
     /// payment, marks the others `missed`, all in one transaction (four round trips: the
     /// request lock, the mitra lock, one statement for every change, the commit).
-    pub async fn accept_request(
+    pub(crate) async fn accept_request(
         &self,
         request: RequestId,
         mitra: MitraId,
@@ -161,7 +161,7 @@ impl Store {
     }
 
     /// The accept `mitra` already won on `request` (a repeated accept), as it was.
-    pub async fn accepted_by(
+    pub(crate) async fn accepted_by(
         &self,
         request: RequestId,
         mitra: MitraId,
@@ -210,7 +210,7 @@ impl Store {
 
     /// The mitra declines. A returning chat then fails (`targeted_mitra_rejected`); a
     /// general one fails (`all_mitras_rejected`) when every mitra offered it has declined.
-    pub async fn decline_request(
+    pub(crate) async fn decline_request(
         &self,
         request: RequestId,
         mitra: MitraId,
@@ -256,7 +256,7 @@ impl Store {
     /// for a blast, `targeted_mitra_timeout` for a returning chat) and unanswered offers
     /// become `ignored`. By the database's clock: a window that has not ended there yet
     /// answers how long is left.
-    pub async fn close_request_window(&self, request: RequestId) -> Result<WindowEnd, StoreError> {
+    pub(crate) async fn close_request_window(&self, request: RequestId) -> Result<WindowEnd, StoreError> {
         let mut tx = self.pg.begin().await?;
         let query = format!(
             "SELECT {REQUEST_COLUMNS},
@@ -285,7 +285,7 @@ impl Store {
 
     /// Pending requests whose window ended more than `grace_s` ago (their timer was lost):
     /// the sweep closes them.
-    pub async fn overdue_requests(&self, grace_s: i64) -> Result<Vec<RequestId>, StoreError> {
+    pub(crate) async fn overdue_requests(&self, grace_s: i64) -> Result<Vec<RequestId>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT id FROM pairing_requests
              WHERE status = 'pending' AND expires_at <= now() - make_interval(secs => $1::double precision)
@@ -299,7 +299,7 @@ impl Store {
     /// The customer gives up: a pending search is cancelled (`customer_cancelled`), and a
     /// confirmed payment without a search fails the same way. Idempotent for a payment
     /// that already failed.
-    pub async fn cancel_search(
+    pub(crate) async fn cancel_search(
         &self,
         payment: PaymentId,
         customer: CustomerId,
@@ -397,7 +397,7 @@ impl Store {
     }
 
     /// The request as `mitra` may see it, with the mitra's own response.
-    pub async fn request_for_mitra(
+    pub(crate) async fn request_for_mitra(
         &self,
         request: RequestId,
         mitra: MitraId,
@@ -416,7 +416,7 @@ impl Store {
     }
 
     /// The customer's pairing requests for one payment, newest first.
-    pub async fn requests_of_payment(
+    pub(crate) async fn requests_of_payment(
         &self,
         customer: CustomerId,
         payment: PaymentId,
@@ -433,7 +433,11 @@ impl Store {
     }
 
     /// Whether the mitra has a live session with the customer.
-    pub async fn in_session_with(&self, mitra: MitraId, customer: CustomerId) -> Result<bool, StoreError> {
+    pub(crate) async fn in_session_with(
+        &self,
+        mitra: MitraId,
+        customer: CustomerId,
+    ) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM chat_sessions WHERE mitra_id = $1 AND customer_id = $2 AND status <> 'completed')",
         )

@@ -242,7 +242,7 @@ impl Store {
     /// Opens a pairing request for a confirmed payment (or, with `fallback`, reopens a
     /// payment whose returning chat failed). Checks ownership, purpose, status, expiry
     /// (failing an expired payment on the spot), the target and that no search is under way.
-    pub async fn start_pairing_request(&self, new: &NewRequest) -> Result<RequestRow, PairingError> {
+    pub(crate) async fn start_pairing_request(&self, new: &NewRequest) -> Result<RequestRow, PairingError> {
         let mut tx = self.pg.begin().await?;
         let query = format!(
             "SELECT {PAYMENT_COLUMNS} FROM payment_sessions WHERE id = $1 AND customer_id = $2 FOR NO KEY UPDATE"
@@ -359,7 +359,7 @@ impl Store {
 
     /// Records that `mitras` (with their active session counts) are shown the request,
     /// while it is still pending. Returns the mitras newly recorded.
-    pub async fn record_offers(
+    pub(crate) async fn record_offers(
         &self,
         request: RequestId,
         mitras: &[(MitraId, i64)],
@@ -395,7 +395,11 @@ impl Store {
     }
 
     /// Marks that a push went out for these offers (their mitras had no live socket).
-    pub async fn mark_offers_pushed(&self, request: RequestId, mitras: &[MitraId]) -> Result<(), StoreError> {
+    pub(crate) async fn mark_offers_pushed(
+        &self,
+        request: RequestId,
+        mitras: &[MitraId],
+    ) -> Result<(), StoreError> {
         if mitras.is_empty() {
             return Ok(());
         }
@@ -411,7 +415,7 @@ impl Store {
 
     /// Records a mitra who just became available as notified of every open general
     /// request they have not seen. Returns those requests.
-    pub async fn offer_open_requests(
+    pub(crate) async fn offer_open_requests(
         &self,
         mitra: MitraId,
         active_sessions: i64,
@@ -437,7 +441,7 @@ impl Store {
     }
 
     /// What mitras are shown of these requests.
-    pub async fn offers(&self, requests: &[RequestId]) -> Result<Vec<Offer>, StoreError> {
+    pub(crate) async fn offers(&self, requests: &[RequestId]) -> Result<Vec<Offer>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT r.id AS request_id, r.request_type, c.call_name AS customer_call_name,
                     p.duration_minutes, r.expires_at
@@ -453,7 +457,7 @@ impl Store {
 
     /// The requests offered to `mitra` that are pending, unanswered by them and within
     /// their window, soonest to end first.
-    pub async fn open_offers_of(&self, mitra: MitraId) -> Result<Vec<Offer>, StoreError> {
+    pub(crate) async fn open_offers_of(&self, mitra: MitraId) -> Result<Vec<Offer>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT r.id AS request_id, r.request_type, c.call_name AS customer_call_name,
                     p.duration_minutes, r.expires_at
