@@ -243,7 +243,7 @@ async fn the_control_centers_origin_may_use_every_method_its_pages_need() {
 }
 
 /// A NUL in a search or filter reached Postgres, whose text cannot hold it, and answered 500
-/// `internal_error` (found by tests/e2e/hostile.rs).
+/// `internal_error` (found by tests/e2e/hostile/).
 #[tokio::test]
 async fn a_query_parameter_with_nul_is_invalid_query() {
     let app = TestApp::spawn().await;

@@ -62,7 +62,7 @@ async fn every_internal_route_takes_exactly_the_roles_its_document_names() {
             expect("a customer", Some(customer.clone()), Some((403, "wrong_role"))).await,
             expect("a mitra", Some(mitra.clone()), Some((403, "wrong_role"))).await,
         ];
-        // Logging out would end the token the rest of the probes use; tests/e2e/auth.rs has it.
+        // Logging out would end the token the rest of the probes use; tests/e2e/auth/sessions.rs has it.
         if operation["operationId"] != "operator_logout" {
             let for_operator = if scopes == ["admin"] {
                 admin_only += 1;
