@@ -8,129 +8,17 @@
 //! is not reaped.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use bestie::ServiceRole;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::harness::{BestieProcess, TestApp, WsClient, ws_url_with_token};
+use crate::harness::{BestieProcess, PrivateCluster, TestApp, WsClient, ws_url_with_token};
 use crate::pairing::{accept, next_event, paid, start_blast};
 
 /// How long after the promotion the chat may take to flow again (issue 25's goal).
 const FLOWS_AGAIN_WITHIN: Duration = Duration::from_secs(2);
-/// The cluster's node timeout: a silent master is failed over after about this long.
-const NODE_TIMEOUT_MS: u64 = 2_000;
-
-/// A 6-node cluster of this test's own, stopped and removed when dropped.
-struct PrivateCluster {
-    base: u16,
-    dir: PathBuf,
-    url: String,
-}
-
-fn script() -> Command {
-    Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/redis-cluster"))
-}
-
-impl PrivateCluster {
-    fn start(base: u16) -> Self {
-        let dir = std::env::temp_dir().join(format!("bestie-test-cluster-{base}"));
-        let run = |args: &[&str]| {
-            script()
-                .args(args)
-                .env("BASE", base.to_string())
-                .env("DIR", &dir)
-                .env("NODE_TIMEOUT_MS", NODE_TIMEOUT_MS.to_string())
-                .output()
-                .expect("scripts/redis-cluster runs")
-        };
-        // A run that died before its drop may have left nodes in any state: start clean.
-        run(&["stop"]);
-        let started = run(&[]);
-        assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
-        let url = String::from_utf8(started.stdout).expect("utf-8").trim().to_owned();
-        Self { base, dir, url }
-    }
-
-    fn cli(port: u16, args: &[&str]) -> String {
-        let out =
-            Command::new("redis-cli").arg("-p").arg(port.to_string()).args(args).output().expect("redis-cli");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn ports(&self) -> impl Iterator<Item = u16> + '_ {
-        self.base..self.base + 6
-    }
-
-    /// The port of the master serving `hash_tag`'s slot, as node `via` sees the cluster.
-    fn master_of(&self, via: u16, hash_tag: &str) -> Option<u16> {
-        let slot: u16 = Self::cli(via, &["cluster", "keyslot", hash_tag]).trim().parse().ok()?;
-        Self::cli(via, &["cluster", "nodes"]).lines().find_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let flags = fields.get(2)?;
-            if !flags.contains("master") || flags.contains("fail") {
-                return None;
-            }
-            let serves = fields.iter().skip(8).any(|range| {
-                let (low, high) = range.split_once('-').unwrap_or((range, range));
-                matches!((low.parse::<u16>(), high.parse::<u16>()), (Ok(low), Ok(high)) if (low..=high).contains(&slot))
-            });
-            let port = fields.get(1)?.split(['@', ':']).nth(1)?.parse().ok()?;
-            serves.then_some(port)
-        })
-    }
-
-    /// Whether `victim`'s slots are served again by another master, as node `via` sees it:
-    /// `victim` serves no slot and every slot is served by a node in good standing.
-    fn failed_over(via: u16, victim: u16) -> bool {
-        let serves = Self::cli(via, &["cluster", "nodes"]).lines().any(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            fields.get(1).is_some_and(|address| address.starts_with(&format!("127.0.0.1:{victim}@")))
-                && fields.get(2).is_some_and(|flags| flags.contains("master"))
-                && fields.len() > 8
-        });
-        let info = Self::cli(via, &["cluster", "info"]);
-        !serves && info.lines().any(|line| line.trim() == "cluster_slots_ok:16384")
-    }
-
-    /// The masters holding any key of `pattern` (SCAN on each master).
-    fn masters_with_keys(&self, pattern: &str) -> BTreeSet<u16> {
-        self.ports()
-            .filter(|port| Self::cli(*port, &["role"]).starts_with("master"))
-            .filter(|port| !Self::cli(*port, &["--scan", "--pattern", pattern]).trim().is_empty())
-            .collect()
-    }
-
-    /// The process id of the node on `port` (asked before it is stopped: a stopped node
-    /// answers nothing).
-    fn pid(port: u16) -> String {
-        let info = Self::cli(port, &["info", "server"]);
-        info.lines()
-            .find_map(|line| line.trim().strip_prefix("process_id:"))
-            .expect("the node answers INFO")
-            .to_owned()
-    }
-
-    fn signal(pid: &str, signal: &str) {
-        let sent = Command::new("kill").args([signal, pid]).status().expect("kill");
-        assert!(sent.success(), "kill {signal} {pid}");
-    }
-}
-
-impl Drop for PrivateCluster {
-    fn drop(&mut self) {
-        // A stopped node must run again to be shut down.
-        for port in self.ports() {
-            let _ = Command::new("pkill")
-                .args(["-CONT", "-f", &format!("redis-server 127.0.0.1:{port}")])
-                .status();
-        }
-        let _ = script().arg("stop").env("BASE", self.base.to_string()).env("DIR", &self.dir).output();
-    }
-}
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {

@@ -1,87 +1,24 @@
-//! Redis restarting empty (it keeps nothing on disk), against a private `redis-server` the
-//! test kills -9 and starts again on the same port: presence, counters and routing come back
-//! from the hubs' live sockets and Postgres, and clients that lost events get
-//! `resync_required` instead of silence.
+//! Redis restarting empty (it keeps nothing on disk): a private `redis-server` the test
+//! kills -9 and starts again on the same port, or, under `scripts/test-cluster`, a private
+//! 6-node cluster (ports 7231.. and 7241..) whose nodes all die and come back empty. Presence,
+//! counters and routing come back from the hubs' live sockets and Postgres, and clients that
+//! lost events get `resync_required` instead of silence.
 
 use domain::ids::SignInId;
 use domain::ids::{MitraId, TokenId, UserId};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use crate::harness::{TestApp, WsClient, free_port, ws_url_with_token};
+use crate::harness::{PrivateRedis, TestApp, WsClient, ws_url_with_token};
 use crate::pairing::{
     Customer, OnlineMitra, accept, customer, new_online_mitra, next_event, paid, start_blast,
 };
 
 /// The time the issue allows for presence, counters and routing to come back.
 const REBUILD_LIMIT: Duration = Duration::from_secs(15);
-
-/// A `redis-server` of this test's own, keeping nothing on disk, as production runs it.
-struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    async fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(std::env::temp_dir())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts (scripts/deps installs it)");
-        let redis = Self { port, child: Some(child) };
-        redis.wait_answering().await;
-        redis
-    }
-
-    async fn wait_answering(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
-                let mut reply = [0_u8; 7];
-                if stream.write_all(b"PING\r\n").await.is_ok()
-                    && stream.read_exact(&mut reply).await.is_ok()
-                    && &reply == b"+PONG\r\n"
-                {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "redis-server did not answer on port {}", self.port);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// A new empty one on the same port, after [`kill`](Self::kill).
-    async fn start_again(&mut self) {
-        *self = Self::start(self.port).await;
-    }
-
-    /// kill -9: everything it held is gone.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("kill -9 redis-server");
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 /// Reads `socket` until a frame of `kind`, at most until `deadline`; returns its data and
 /// the id of the last durable event read on the way. Panics if the socket closes.
@@ -131,7 +68,7 @@ where
 #[tokio::test]
 async fn after_redis_restarts_empty_presence_counters_and_routes_come_back_and_sockets_resync() {
     // Declared before the app, so the app (and its cleanup) goes first.
-    let mut redis = PrivateRedis::start(free_port().port()).await;
+    let mut redis = PrivateRedis::start(7231).await;
     let app = TestApp::spawn_with(|s| s.redis.url = domain::settings::ConnectionUrl::new(redis.url())).await;
     let operator = app.sign_in_operator().await;
     let (status, body) = app
@@ -308,7 +245,7 @@ fn token_id(token: &str) -> uuid::Uuid {
 #[tokio::test]
 async fn tokens_revoked_before_redis_restarts_empty_are_refused_after_it() {
     use domain::auth::{Principal, Role};
-    let mut redis = PrivateRedis::start(free_port().port()).await;
+    let mut redis = PrivateRedis::start(7241).await;
     let app = TestApp::spawn_with(|s| s.redis.url = domain::settings::ConnectionUrl::new(redis.url())).await;
     let operator = app.sign_in_operator().await;
     let ayu = new_online_mitra(&app, &operator).await;

@@ -17,9 +17,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 mod process;
+mod redis;
 mod ws;
 
 pub use process::*;
+pub use redis::*;
 pub use ws::*;
 
 /// Where test databases are created. Each test gets `bestie_test_<uuid>` on this server.
