@@ -394,7 +394,7 @@ impl Metrics {
             ),
             redis_commands_queued: single(
                 REDIS_COMMANDS_QUEUED,
-                "Redis commands waiting to be written to a connection.",
+                "Redis commands sent on the pool's connections and not yet answered.",
             ),
             ready: single(READY, "1 when Postgres and Redis answered the last check, else 0."),
             dependency_up: gauge(

@@ -211,27 +211,47 @@ pub(crate) fn resync_frame(reason: &str) -> Arc<OutboundFrame> {
     })
 }
 
+/// How long [`recover_routes`] keeps announcing a user whose route could not be written (its
+/// shard is failing over) before it disconnects them.
+const ROUTE_RECOVERY: Duration = Duration::from_secs(15);
+
 /// After Redis lost its data, or events may have been lost on the way (`lost`): announces
-/// every local user's route (and mitra connection) again, then tells every socket here
-/// `resync_required`, since events published meanwhile reached the users' streams (or not
-/// even those) but not their sockets. A user whose route could not be announced is
-/// disconnected (1013 `presence_unavailable`) rather than left connected and deaf; the app
-/// reconnects and resumes.
+/// every local user's route (and mitra connection) again and, as soon as a user's route is
+/// back, tells that user's sockets `resync_required`, since events published meanwhile
+/// reached the users' streams (or not even those) but not their sockets. A route that cannot
+/// be written (on a Redis Cluster, the user's shard may still be failing over while the
+/// others answer) is tried again, backing off to 2 s, for [`ROUTE_RECOVERY`]; a user still
+/// not routed then is disconnected (1013 `presence_unavailable`) rather than left connected
+/// and deaf; the app reconnects and resumes.
 async fn recover_routes(inner: Arc<Inner>, lost: Lost) {
-    let announced = inner.registry.reannounce();
-    let users = announced.len();
-    let mut failed = 0_usize;
-    for (user, routed) in announced {
-        if !routed.await.unwrap_or(false) {
-            failed += 1;
-            let close =
-                Close { code: axum::extract::ws::close_code::AGAIN, reason: "presence_unavailable".into() };
-            inner.registry.close_user(user, Sockets::All, &close);
-        }
-    }
-    let sockets = inner.registry.deliver_to_all(&resync_frame(
+    let frame = resync_frame(
         "the server lost events it could not deliver (its event store restarted or failed over); refetch over REST",
-    ));
+    );
+    let mut pending = inner.registry.reannounce();
+    let users = pending.len();
+    let (mut sockets, mut failed) = (0_usize, Vec::new());
+    let deadline = tokio::time::Instant::now() + ROUTE_RECOVERY;
+    let mut wait = Duration::from_millis(200);
+    loop {
+        for (user, routed) in pending {
+            if routed.await.unwrap_or(false) {
+                sockets += inner.registry.deliver(user, &frame, None);
+            } else {
+                failed.push(user);
+            }
+        }
+        if failed.is_empty() || tokio::time::Instant::now() + wait > deadline {
+            break;
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(2));
+        pending = inner.registry.reannounce_users(&std::mem::take(&mut failed));
+    }
+    let close = Close { code: axum::extract::ws::close_code::AGAIN, reason: "presence_unavailable".into() };
+    for user in &failed {
+        inner.registry.close_user(*user, Sockets::All, &close);
+    }
+    let failed = failed.len();
     match lost {
         Lost::InboxGone => tracing::warn!(
             users,

@@ -201,9 +201,19 @@ impl Registry {
     /// Queues the route of every user here again (after Redis lost its data). Returns each
     /// user with the answer to whether their route reached Redis.
     pub(crate) fn reannounce(&self) -> Vec<(UserId, oneshot::Receiver<bool>)> {
+        self.reannounce_where(|_| true)
+    }
+
+    /// [`reannounce`](Self::reannounce) for those of `users` still connected here.
+    pub(crate) fn reannounce_users(&self, users: &[UserId]) -> Vec<(UserId, oneshot::Receiver<bool>)> {
+        self.reannounce_where(|user| users.contains(user))
+    }
+
+    fn reannounce_where(&self, wanted: impl Fn(&UserId) -> bool) -> Vec<(UserId, oneshot::Receiver<bool>)> {
         let users = self.lock();
         users
             .iter()
+            .filter(|(user, _)| wanted(user))
             .map(|(user, entry)| {
                 let (done, routed) = oneshot::channel();
                 let op =

@@ -19,6 +19,9 @@ use crate::pairing::{accept, next_event, paid, start_blast};
 
 /// How long after the promotion the chat may take to flow again (issue 25's goal).
 const FLOWS_AGAIN_WITHIN: Duration = Duration::from_secs(2);
+/// How late a message may arrive while a shard the chat does not use fails over (a loaded
+/// machine's delivery is tens of milliseconds).
+const HEALTHY_SHARD_DELIVERY: Duration = Duration::from_millis(500);
 
 #[derive(Clone, Copy, Debug)]
 enum Fault {
@@ -37,6 +40,9 @@ enum Target {
     Stream,
     /// A master other than `{avail}`'s, holding user streams or hub inboxes.
     NotAvail,
+    /// A master serving neither the mitra's stream nor the hub's inbox: the chat's own keys
+    /// are all on healthy shards.
+    Elsewhere,
 }
 
 #[tokio::test]
@@ -52,6 +58,11 @@ async fn killing_the_master_of_presence_keeps_the_hub_and_the_chat() {
 #[tokio::test]
 async fn a_hung_master_of_the_mitras_stream_is_failed_over_and_loses_no_message_silently() {
     failover(7221, Fault::Hang, Target::Stream).await;
+}
+
+#[tokio::test]
+async fn killing_a_master_the_chat_does_not_use_stalls_nothing() {
+    failover(7251, Fault::Kill, Target::Elsewhere).await;
 }
 
 /// Reads the mitra's socket (as its app does, answering pings) and passes on each frame
@@ -97,15 +108,22 @@ async fn failover(base: u16, fault: Fault, target: Target) {
     let avail = cluster.master_of(base, "avail").expect("a master serves {avail}");
     let stream = cluster.master_of(base, &format!("u:{mitra_id}")).expect("a master serves the stream");
     let with_keys = cluster.masters_with_keys(&format!("{prefix}:*"));
+    let inbox =
+        *cluster.masters_with_keys(&format!("{prefix}:hub:*:inbox")).first().expect("the hub's inbox");
     let victim = match target {
         Target::Avail => avail,
         Target::Stream => stream,
         Target::NotAvail => *with_keys.iter().find(|port| **port != avail).expect("keys on a second master"),
+        Target::Elsewhere => cluster
+            .ports()
+            .filter(|port| PrivateCluster::cli(*port, &["role"]).starts_with("master"))
+            .find(|port| *port != stream && *port != inbox)
+            .expect("three masters, two keys"),
     };
     let survivor = cluster.ports().find(|port| *port != victim).expect("another node");
     eprintln!(
-        "cluster {base}: {fault:?} master {victim} ({{avail}} on {avail}, the mitra's stream on {stream}; \
-         masters with keys {with_keys:?})"
+        "cluster {base}: {fault:?} master {victim} ({{avail}} on {avail}, the mitra's stream on {stream}, the \
+         hub's inbox on {inbox}; masters with keys {with_keys:?})"
     );
 
     let (arrived, mut arrivals) = tokio::sync::mpsc::unbounded_channel();
@@ -194,6 +212,19 @@ async fn failover(base: u16, fault: Fault, target: Target) {
     let stored = crate::chat::stored_ids(&app, &mitra_token, &session, "?limit=100").await;
     for (id, _) in &sent {
         assert!(stored.contains(id), "{id} was acknowledged but is not stored: {stored:?}");
+    }
+
+    // The healthy shards keep serving: when the failed master holds none of the chat's
+    // keys, every message arrives live, and promptly, all through the failover.
+    if target == Target::Elsewhere {
+        for (id, at) in &sent {
+            let arrived =
+                live.iter().find(|(got, _)| got == id).map(|(_, arrived)| arrived.duration_since(*at));
+            assert!(
+                arrived.is_some_and(|took| took <= HEALTHY_SHARD_DELIVERY),
+                "{id} was not delivered live within {HEALTHY_SHARD_DELIVERY:?} ({arrived:?}) while another shard failed over"
+            );
+        }
     }
 
     // The chat flows again soon after the promotion: the first message sent after it

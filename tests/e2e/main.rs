@@ -31,6 +31,7 @@ mod properties;
 mod push;
 mod redis_restart;
 mod schema;
+mod sentinel;
 mod sessions;
 mod shutdown;
 mod sweep;

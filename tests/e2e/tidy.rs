@@ -65,7 +65,7 @@ fn only_the_stores_speak_sql_or_redis() {
     let found = offenders(
         &production_sources(),
         store_code,
-        &["sqlx::query", "query_as(", "query_scalar(", "fred::", "use fred", "use sqlx"],
+        &["sqlx::query", "query_as(", "query_scalar(", "redis::", "use redis", "use sqlx"],
     );
     assert!(found.is_empty(), "SQL or Redis outside the stores: {found:#?}");
 }

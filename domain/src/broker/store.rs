@@ -15,18 +15,16 @@
 
 use std::sync::LazyLock;
 
-use fred::clients::Client;
-use fred::prelude::{ClientLike, KeysInterface, StreamsInterface};
-use fred::types::Value;
-use fred::types::scripts::Script;
-use fred::types::streams::{XCap, XCapKind, XCapTrim};
+use redis::streams::{StreamMaxlen, StreamReadOptions, StreamReadReply};
+use redis::{AsyncCommands, Script, Value};
 
 use crate::event::{Encoded, EventKind};
 use crate::ids::UserId;
+use crate::store::redis::{array, text};
 use crate::store::{Store, StoreError};
 
 static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
+    Script::new(
         r"
         local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[2])
         redis.call('PEXPIRE', KEYS[1], ARGV[3])
@@ -38,7 +36,7 @@ static PUBLISH: LazyLock<Script> = LazyLock::new(|| {
 /// Creates a hub instance's inbox when it does not exist; returns the opening entry's id,
 /// or nil when the inbox was there.
 static REOPEN_INBOX: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
+    Script::new(
         r"
         if redis.call('EXISTS', KEYS[1]) == 1 then return false end
         local id = redis.call('XADD', KEYS[1], '*', 'open', '1')
@@ -51,7 +49,7 @@ static REOPEN_INBOX: LazyLock<Script> = LazyLock::new(|| {
 /// Reads what a resuming client missed, or says the gap is gone. Atomic, so a trim cannot
 /// slip between the check and the read.
 static RESUME: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
+    Script::new(
         r"
         local function parse(id)
             local ms, seq = string.match(id, '^(%d+)-(%d+)$')
@@ -162,11 +160,15 @@ impl Store {
         ttl_ms: u64,
         except: Option<&SocketRef>,
     ) -> Result<(String, Vec<String>), StoreError> {
-        let client = self.redis.next();
-        let keys = vec![self.user_stream_key(user), self.user_route_key(user)];
-        let args = vec![maxlen.to_string(), event.json.clone(), ttl_ms.to_string()];
-        let (id, instances): (String, Vec<String>) = PUBLISH.evalsha_with_reload(client, keys, args).await?;
-        self.forward(client, user, Some(&id), event, &instances, except).await?;
+        let (id, instances): (String, Vec<String>) = PUBLISH
+            .key(self.user_stream_key(user))
+            .key(self.user_route_key(user))
+            .arg(maxlen)
+            .arg(&event.json)
+            .arg(ttl_ms)
+            .invoke_async(&mut self.redis.next())
+            .await?;
+        self.forward(user, Some(&id), event, &instances, except).await?;
         Ok((id, instances))
     }
 
@@ -182,18 +184,16 @@ impl Store {
         ttl_ms: u64,
     ) -> Result<(Vec<Appended>, Vec<UserId>), StoreError> {
         use futures::StreamExt;
-        let args = vec![maxlen.to_string(), event.json.clone(), ttl_ms.to_string()];
-        let calls: Vec<_> = users
-            .iter()
-            .map(|user| {
-                let keys = vec![self.user_stream_key(*user), self.user_route_key(*user)];
-                (*user, keys, args.clone(), self.redis.next().clone())
-            })
-            .collect();
+        let calls: Vec<_> = users.iter().map(|user| (*user, self.redis.next())).collect();
         let appended: Vec<Result<Appended, (UserId, StoreError)>> = futures::stream::iter(calls)
-            .map(|(user, keys, args, client)| async move {
+            .map(|(user, mut conn)| async move {
                 let (id, instances): (String, Vec<String>) = PUBLISH
-                    .evalsha_with_reload(&client, keys, args)
+                    .key(self.user_stream_key(user))
+                    .key(self.user_route_key(user))
+                    .arg(maxlen)
+                    .arg(&event.json)
+                    .arg(ttl_ms)
+                    .invoke_async(&mut conn)
                     .await
                     .map_err(|error| (user, StoreError::from(error)))?;
                 Ok((user, id, instances))
@@ -224,29 +224,42 @@ impl Store {
             return Ok((published, failed));
         }
         let now_ms = crate::clock::now_ms().to_string();
-        let client = self.redis.next();
-        let pipeline = client.pipeline();
-        for (instance, recipients) in by_instance {
+        // One XADD per instance, concurrently on one connection (a pipeline cannot span the
+        // slots of several inboxes on a cluster).
+        let appends = by_instance.into_iter().map(|(instance, recipients)| {
             let list = recipients.join(",");
-            let fields = vec![
-                ("m", list.as_str()),
-                ("k", event.kind.as_str()),
-                ("e", &event.json),
-                ("t", now_ms.as_str()),
+            let fields = [
+                ("m", list),
+                ("k", event.kind.as_str().to_owned()),
+                ("e", event.json.clone()),
+                ("t", now_ms.clone()),
             ];
-            let cap = XCap::try_from((XCapKind::MaxLen, XCapTrim::AlmostExact, 100_000))?;
-            let _: () = pipeline.xadd(self.inbox_key(&instance), true, cap, "*", fields).await?;
-        }
-        let _: Vec<Value> = pipeline.all().await?;
+            self.append_to_inbox(instance, fields.to_vec())
+        });
+        futures::future::try_join_all(appends).await?;
         Ok((published, failed))
+    }
+
+    /// Appends one entry to an instance's inbox, capped, never creating it (`NOMKSTREAM`: a
+    /// dead instance's expired inbox is not recreated).
+    async fn append_to_inbox(
+        &self,
+        instance: String,
+        fields: Vec<(&'static str, String)>,
+    ) -> Result<(), StoreError> {
+        let mut command = redis::cmd("XADD");
+        command.arg(self.inbox_key(&instance)).arg("NOMKSTREAM").arg(StreamMaxlen::Approx(100_000)).arg("*");
+        for (name, value) in fields {
+            command.arg(name).arg(value);
+        }
+        let _: Option<String> = command.query_async(&mut self.redis.next()).await?;
+        Ok(())
     }
 
     /// Forwards an ephemeral event (never stored, never resumed) to the user's instances.
     pub(crate) async fn publish_ephemeral(&self, user: UserId, event: &Encoded) -> Result<(), StoreError> {
-        let client = self.redis.next();
-        let instances: Vec<String> =
-            fred::prelude::SetsInterface::smembers(client, self.user_route_key(user)).await?;
-        self.forward(client, user, None, event, &instances, None).await
+        let instances: Vec<String> = self.redis.next().smembers(self.user_route_key(user)).await?;
+        self.forward(user, None, event, &instances, None).await
     }
 
     /// Appends `event` for `user` (with its id in the user's stream, if durable) to each
@@ -254,7 +267,6 @@ impl Store {
     /// (`x`), so the instance skips it.
     async fn forward(
         &self,
-        client: &Client,
         user: UserId,
         event_id: Option<&str>,
         event: &Encoded,
@@ -267,22 +279,20 @@ impl Store {
         let now_ms = crate::clock::now_ms().to_string();
         let user = user.to_string();
         let except_socket = except.map(|except| (except.instance.as_ref(), except.socket.to_string()));
-        let pipeline = client.pipeline();
-        for instance in instances {
+        let appends = instances.iter().map(|instance| {
             let mut fields = vec![
-                ("u", user.as_str()),
-                ("i", event_id.unwrap_or("")),
-                ("k", event.kind.as_str()),
-                ("e", &event.json),
-                ("t", now_ms.as_str()),
+                ("u", user.clone()),
+                ("i", event_id.unwrap_or("").to_owned()),
+                ("k", event.kind.as_str().to_owned()),
+                ("e", event.json.clone()),
+                ("t", now_ms.clone()),
             ];
             if let Some((_, socket)) = except_socket.as_ref().filter(|(on, _)| *on == instance.as_str()) {
-                fields.push(("x", socket.as_str()));
+                fields.push(("x", socket.clone()));
             }
-            let cap = XCap::try_from((XCapKind::MaxLen, XCapTrim::AlmostExact, 100_000))?;
-            let _: () = pipeline.xadd(self.inbox_key(instance), true, cap, "*", fields).await?;
-        }
-        let _: Vec<Value> = pipeline.all().await?;
+            self.append_to_inbox(instance.clone(), fields)
+        });
+        futures::future::try_join_all(appends).await?;
         Ok(())
     }
 
@@ -294,27 +304,22 @@ impl Store {
         limit: u64,
     ) -> Result<Backlog, StoreError> {
         let reply: Value = RESUME
-            .evalsha_with_reload(
-                self.redis.next(),
-                vec![self.user_stream_key(user)],
-                vec![last_id.to_owned(), limit.to_string()],
-            )
+            .key(self.user_stream_key(user))
+            .arg(last_id)
+            .arg(limit)
+            .invoke_async(&mut self.redis.next())
             .await?;
-        let mut parts = reply.into_array().into_iter();
-        let status = parts.next().and_then(|v| v.as_string()).unwrap_or_default();
+        let mut parts = array(reply).into_iter();
+        let status = parts.next().and_then(text).unwrap_or_default();
         if status != "ok" {
             return Ok(Backlog::ResyncRequired);
         }
-        let entries = parts.next().map(Value::into_array).unwrap_or_default();
+        let entries = parts.next().map(array).unwrap_or_default();
         let events = entries.into_iter().filter_map(|entry| {
-            let mut entry = entry.into_array().into_iter();
-            let id = entry.next()?.as_string()?;
-            let fields = entry.next()?.into_array();
-            let event = fields
-                .chunks(2)
-                .find(|pair| pair[0].as_str().as_deref() == Some("e"))?
-                .get(1)?
-                .as_string()?;
+            let mut entry = array(entry).into_iter();
+            let id = text(entry.next()?)?;
+            let fields: Vec<Option<String>> = array(entry.next()?).into_iter().map(text).collect();
+            let event = fields.chunks(2).find(|pair| pair[0].as_deref() == Some("e"))?.get(1)?.clone()?;
             Some((id, event))
         });
         Ok(Backlog::Events(events.collect()))
@@ -324,10 +329,10 @@ impl Store {
     /// keeps it alive for `ttl_ms`. Returns the id of its opening entry: on an inbox that
     /// did not exist, everything forwarded later comes after it.
     pub(crate) async fn open_inbox(&self, instance: &str, ttl_ms: u64) -> Result<String, StoreError> {
-        let client = self.redis.next();
+        let mut conn = self.redis.next();
         let key = self.inbox_key(instance);
-        let opened: String = client.xadd(&key, false, None, "*", vec![("open", "1")]).await?;
-        let _: () = client.pexpire(&key, i64::try_from(ttl_ms).unwrap_or(i64::MAX), None).await?;
+        let opened: String = conn.xadd(&key, "*", &[("open", "1")]).await?;
+        let _: () = conn.pexpire(&key, i64::try_from(ttl_ms).unwrap_or(i64::MAX)).await?;
         Ok(opened)
     }
 
@@ -339,42 +344,38 @@ impl Store {
         instance: &str,
         ttl_ms: u64,
     ) -> Result<Option<String>, StoreError> {
-        let keys = vec![self.inbox_key(instance)];
-        let reply: Value =
-            REOPEN_INBOX.evalsha_with_reload(self.redis.next(), keys, vec![ttl_ms.to_string()]).await?;
-        Ok(reply.as_string())
+        let reply: Value = REOPEN_INBOX
+            .key(self.inbox_key(instance))
+            .arg(ttl_ms)
+            .invoke_async(&mut self.redis.next())
+            .await?;
+        Ok(text(reply))
     }
 
     /// A Redis connection of its own, for blocking reads that would stall the pool.
     pub(crate) async fn dedicated_redis(&self) -> Result<InboxReader, StoreError> {
-        let client = fred::types::Builder::from_config(self.redis_config.clone())
-            .set_policy(fred::prelude::ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
-            .build()?;
-        client.init().await?;
-        let reconnects = fred::prelude::EventInterface::reconnect_rx(&client);
-        Ok(InboxReader { client, store: self.clone(), reconnects })
+        let (pushes, received) = tokio::sync::mpsc::unbounded_channel();
+        let conn = self.redis_topology.connect_pushing(pushes, std::time::Duration::from_secs(5)).await?;
+        Ok(InboxReader { conn, store: self.clone(), pushes: received })
     }
 }
 
 /// Reads one instance's inbox with blocking reads on a dedicated connection.
 pub struct InboxReader {
-    client: Client,
+    conn: crate::store::redis::Conn,
     store: Store,
-    reconnects: tokio::sync::broadcast::Receiver<fred::types::config::Server>,
+    pushes: tokio::sync::mpsc::UnboundedReceiver<redis::PushInfo>,
 }
 
 impl InboxReader {
-    /// Whether the client reconnected (to any node) since the last call: a Redis restart, a
+    /// Whether the connection was lost (to any node) since the last call: a Redis restart, a
     /// Cluster failover or a cut connection, across which entries may have been lost.
     pub fn reconnected(&mut self) -> bool {
-        use tokio::sync::broadcast::error::TryRecvError;
         let mut reconnected = false;
-        loop {
-            match self.reconnects.try_recv() {
-                Ok(_) | Err(TryRecvError::Lagged(_)) => reconnected = true,
-                Err(TryRecvError::Empty | TryRecvError::Closed) => return reconnected,
-            }
+        while let Ok(push) = self.pushes.try_recv() {
+            reconnected |= push.kind == redis::PushKind::Disconnection;
         }
+        reconnected
     }
 
     /// Waits up to `block_ms` for entries after `after` (an inbox id; `0-0` from the start).
@@ -385,29 +386,21 @@ impl InboxReader {
         block_ms: u64,
     ) -> Result<Vec<InboxEntry>, StoreError> {
         let key = self.store.inbox_key(instance);
-        let reply: Value = self.client.xread(Some(1_000), Some(block_ms), key, after).await?;
+        let options =
+            StreamReadOptions::default().count(1_000).block(usize::try_from(block_ms).unwrap_or(usize::MAX));
+        let reply: Option<StreamReadReply> =
+            self.conn.clone().xread_options(&[&key], &[after], &options).await?;
         let mut entries = Vec::new();
-        // RESP2 shape: [[stream, [[id, [field, value, ...]], ...]]]; nil on timeout.
-        for stream in reply.into_array() {
-            let mut stream = stream.into_array().into_iter();
-            let _name = stream.next();
-            for entry in stream.next().map(Value::into_array).unwrap_or_default() {
-                let mut entry = entry.into_array().into_iter();
-                let Some(inbox_id) = entry.next().and_then(|v| v.as_string()) else { continue };
-                let fields = entry.next().map(Value::into_array).unwrap_or_default();
-                let field = |name: &str| {
-                    fields
-                        .chunks(2)
-                        .find(|pair| pair[0].as_str().as_deref() == Some(name))
-                        .and_then(|pair| pair.get(1)?.as_string())
-                };
+        for stream in reply.map(|reply| reply.keys).unwrap_or_default() {
+            for entry in stream.ids {
+                let field = |name: &str| entry.map.get(name).cloned().and_then(text);
                 let parsed = (|| {
                     let recipients = match field("m") {
                         Some(list) => parse_recipients(&list)?,
                         None => vec![(field("u")?.parse().ok()?, field("i").filter(|id| !id.is_empty()))],
                     };
                     Some(InboxEntry {
-                        inbox_id: inbox_id.clone(),
+                        inbox_id: entry.id.clone(),
                         recipients,
                         kind: field("k").and_then(|kind| kind.parse().ok()),
                         event: field("e")?,
@@ -419,7 +412,7 @@ impl InboxReader {
                     Some(parsed) => entries.push(parsed),
                     // The opening marker, or garbage: skip but move past it.
                     None => entries.push(InboxEntry {
-                        inbox_id,
+                        inbox_id: entry.id,
                         recipients: Vec::new(),
                         kind: None,
                         event: String::new(),
@@ -432,7 +425,5 @@ impl InboxReader {
         Ok(entries)
     }
 
-    pub async fn close(self) {
-        let _ = self.client.quit().await;
-    }
+    pub async fn close(self) {}
 }

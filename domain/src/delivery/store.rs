@@ -3,13 +3,12 @@
 //! is never auto-approved for a mitra whose app went silent while the socket lingers.
 
 use crate::ids::UserId;
-use fred::prelude::KeysInterface;
-use fred::types::Expiration;
+use redis::AsyncCommands;
 
 use crate::store::{Store, StoreError};
 
 /// How long a record outlives the last sign of life (well past every extension window).
-const HEARD_TTL_S: i64 = 600;
+const HEARD_TTL_S: u64 = 600;
 
 impl Store {
     fn heard_key(&self, user: UserId) -> String {
@@ -18,23 +17,20 @@ impl Store {
 
     /// Records that `user`'s app was heard from at `at_ms` (unix ms).
     pub(crate) async fn record_heard(&self, user: UserId, at_ms: u64) -> Result<(), StoreError> {
-        let _: () = self
-            .redis
-            .set(self.heard_key(user), at_ms, Some(Expiration::EX(HEARD_TTL_S)), None, false)
-            .await?;
+        let _: () = self.redis.next().set_ex(self.heard_key(user), at_ms, HEARD_TTL_S).await?;
         Ok(())
     }
 
     /// When `user`'s app was last heard from (unix ms), if within the record's life.
     pub(crate) async fn last_heard_ms(&self, user: UserId) -> Result<Option<u64>, StoreError> {
-        Ok(self.redis.get(self.heard_key(user)).await?)
+        Ok(self.redis.next().get(self.heard_key(user)).await?)
     }
 }
 
 /// Raises a user's delivered watermark to `ARGV[1]` (a stream id `<ms>-<seq>`) unless it is
 /// there already; it lives `ARGV[2]` seconds from the last raise.
-static RAISE_DELIVERED: std::sync::LazyLock<fred::types::scripts::Script> = std::sync::LazyLock::new(|| {
-    fred::types::scripts::Script::from_lua(
+static RAISE_DELIVERED: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
         r"
         local function parse(id)
             local ms, seq = string.match(id or '', '^(%d+)-(%d+)$')
@@ -65,9 +61,11 @@ impl Store {
         id: &str,
         ttl_s: u64,
     ) -> Result<(), StoreError> {
-        let args = vec![id.to_owned(), ttl_s.max(1).to_string()];
         let _: i64 = RAISE_DELIVERED
-            .evalsha_with_reload(self.redis.next(), vec![self.delivered_key(user)], args)
+            .key(self.delivered_key(user))
+            .arg(id)
+            .arg(ttl_s.max(1))
+            .invoke_async(&mut self.redis.next())
             .await?;
         Ok(())
     }
@@ -82,10 +80,13 @@ impl Store {
         if users.is_empty() {
             return Ok(Vec::new());
         }
-        let pipeline = self.redis.next().pipeline();
-        for &user in users {
-            let _: () = pipeline.get(self.delivered_key(user)).await?;
-        }
-        Ok(pipeline.all().await?)
+        // One GET per user, concurrently on one connection (a pipeline cannot span the users'
+        // slots on a cluster).
+        let reads = users.iter().map(|&user| {
+            let mut conn = self.redis.next();
+            let key = self.delivered_key(user);
+            async move { conn.get::<_, Option<String>>(key).await }
+        });
+        Ok(futures::future::try_join_all(reads).await?)
     }
 }

@@ -22,13 +22,12 @@
 
 use std::sync::LazyLock;
 
-use fred::prelude::{KeysInterface, SetsInterface, SortedSetsInterface};
-use fred::types::Value;
-use fred::types::scripts::Script;
+use redis::{AsyncCommands, Script, Value};
 use uuid::Uuid;
 
 use crate::clock::now_ms;
 use crate::ids::{MitraId, UserId};
+use crate::store::redis::{array, int, text};
 use crate::store::{Store, StoreError};
 
 /// The keys every [`AVAILABILITY`] call declares first, after the `{avail}` prefix, in the
@@ -37,7 +36,7 @@ const SHARED_KEYS: [&str; 9] =
     ["online", "available", "cap", "known", "instances", "version", "epoch", "seeded", "rebuilding"];
 
 static AVAILABILITY: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
+    Script::new(
         r"
         -- KEYS: the shared keys (see SHARED_KEYS), then the keys of the mitra or instance the
         -- operation names. Keys found only inside (the members of a set) are built from the
@@ -273,7 +272,14 @@ impl Store {
             default_cap.to_string(),
         ];
         args.extend(list);
-        Ok(AVAILABILITY.evalsha_with_reload(self.redis.next(), keys, args).await?)
+        let mut invocation = AVAILABILITY.prepare_invoke();
+        for key in keys {
+            invocation.key(key);
+        }
+        for arg in args {
+            invocation.arg(arg);
+        }
+        Ok(invocation.invoke_async(&mut self.redis.next()).await?)
     }
 
     async fn mitra_op(
@@ -284,12 +290,9 @@ impl Store {
         default_cap: i64,
     ) -> Result<MitraPresence, StoreError> {
         let reply = self.availability(op, &mitra.to_string(), arg, 0, default_cap).await?;
-        let values: Vec<i64> = reply.into_array().into_iter().filter_map(|v| v.as_i64()).collect();
+        let values: Vec<i64> = array(reply).iter().filter_map(int).collect();
         let [status, connected, active, online, available] = values[..] else {
-            return Err(StoreError::Redis(fred::error::Error::new(
-                fred::error::ErrorKind::Parse,
-                "availability reply",
-            )));
+            return Err(StoreError::Encode("availability reply".into()));
         };
         Ok(MitraPresence {
             status_online: status == 1,
@@ -304,12 +307,12 @@ impl Store {
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
     pub(crate) async fn available_mitras(&self) -> Result<Vec<(MitraId, i64)>, StoreError> {
         let reply = self.availability("snapshot", "", "", 0, 0).await?;
-        let values = reply.into_array();
+        let values = array(reply);
         Ok(values
             .chunks(2)
             .filter_map(|pair| {
-                let id = MitraId(Uuid::parse_str(&pair.first()?.as_string()?).ok()?);
-                Some((id, pair.get(1)?.as_i64()?))
+                let id = MitraId(Uuid::parse_str(&text(pair.first()?.clone())?).ok()?);
+                Some((id, int(pair.get(1)?)?))
             })
             .collect())
     }
@@ -381,11 +384,11 @@ impl Store {
 
     /// Mitras online, and mitras online and below the cap: `(online, available)`.
     pub(crate) async fn mitra_counts(&self) -> Result<(u64, u64), StoreError> {
-        let client = self.redis.next();
+        let (mut first, mut second) = (self.redis.next(), self.redis.next());
         let prefix = self.avail_prefix();
         let (online, available) = tokio::try_join!(
-            client.scard::<u64, _>(format!("{prefix}online")),
-            client.scard::<u64, _>(format!("{prefix}available")),
+            first.scard::<_, u64>(format!("{prefix}online")),
+            second.scard::<_, u64>(format!("{prefix}available")),
         )?;
         Ok((online, available))
     }
@@ -393,17 +396,13 @@ impl Store {
     /// Mitras online and below the cap: the availability poll's answer. One SCARD.
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
     pub(crate) async fn available_mitra_count(&self) -> Result<u64, StoreError> {
-        Ok(self.redis.scard(format!("{}available", self.avail_prefix())).await?)
+        Ok(self.redis.next().scard(format!("{}available", self.avail_prefix())).await?)
     }
 
     /// The available count with its epoch and version: `(epoch, version, count)`.
     pub(crate) async fn available_count_versioned(&self) -> Result<(u64, u64, u64), StoreError> {
         let reply = self.availability("count", "", "", 0, 0).await?;
-        let values: Vec<u64> = reply
-            .into_array()
-            .into_iter()
-            .filter_map(|v| v.as_u64().or_else(|| v.as_string()?.parse().ok()))
-            .collect();
+        let values: Vec<u64> = array(reply).iter().filter_map(|v| u64::try_from(int(v)?).ok()).collect();
         match values[..] {
             [epoch, version, count] => Ok((epoch, version, count)),
             _ => Err(StoreError::Encode("availability count reply".into())),
@@ -419,9 +418,9 @@ impl Store {
     pub(crate) async fn instance_heartbeat(&self, instance: &str, lease_ms: u64) -> Result<(), StoreError> {
         self.availability("heartbeat", instance, "", lease_ms, 0).await?;
         let keep_ms = i64::try_from(lease_ms.saturating_mul(6)).unwrap_or(i64::MAX);
-        let client = self.redis.next();
-        let _: () = client.pexpire(self.inbox_key(instance), keep_ms, None).await?;
-        let _: () = client.pexpire(self.instance_users_key(instance), keep_ms, None).await?;
+        let mut conn = self.redis.next();
+        let _: () = conn.pexpire(self.inbox_key(instance), keep_ms).await?;
+        let _: () = conn.pexpire(self.instance_users_key(instance), keep_ms).await?;
         Ok(())
     }
 
@@ -443,20 +442,15 @@ impl Store {
         claim_ms: u64,
     ) -> Result<Reaped, StoreError> {
         let reply = self.availability("reap", claimant, &claim_ms.to_string(), lease_ms, cap).await?;
-        let mut parts = reply.into_array().into_iter();
-        let seeding = match parts.next().and_then(|v| v.as_i64()) {
+        let mut parts = array(reply).into_iter();
+        let seeding = match parts.next().as_ref().and_then(int) {
             Some(0) => Seeding::Done,
             Some(1) => Seeding::Claimed,
             Some(2) => Seeding::Elsewhere,
             _ => return Err(StoreError::Encode("availability reap reply".into())),
         };
-        let dead: Vec<String> = parts
-            .next()
-            .map(Value::into_array)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|v| v.as_string())
-            .collect();
+        let dead: Vec<String> =
+            parts.next().map(array).unwrap_or_default().into_iter().filter_map(text).collect();
         for instance in &dead {
             self.forget_instance_routes(instance).await?;
         }
@@ -505,11 +499,10 @@ impl Store {
             })
             .collect();
         let reply = self.availability_with("restore", "", "", 0, default_cap, list).await?;
-        Ok(reply
-            .into_array()
+        Ok(array(reply)
             .chunks(2)
             .filter_map(|pair| {
-                Some((Uuid::parse_str(&pair.first()?.as_string()?).ok()?, pair.get(1)?.as_i64()?))
+                Some((Uuid::parse_str(&text(pair.first()?.clone())?).ok()?, int(pair.get(1)?)?))
             })
             .collect())
     }
@@ -519,7 +512,7 @@ impl Store {
     #[cfg_attr(feature = "test-support", visibility::make(pub))]
     pub(crate) async fn mark_presence_seeded(&self, claimant: &str) -> Result<bool, StoreError> {
         let reply = self.availability("seeded", claimant, "", 0, 0).await?;
-        Ok(reply.as_i64() == Some(1))
+        Ok(int(&reply) == Some(1))
     }
 
     /// Whether the counters hold the record's part (switches, session counts) since Redis
@@ -537,7 +530,8 @@ impl Store {
         let since = now_ms().saturating_sub(lease_ms);
         Ok(self
             .redis
-            .zrangebyscore(format!("{}instances", self.avail_prefix()), since as f64, "+inf", false, None)
+            .next()
+            .zrangebyscore(format!("{}instances", self.avail_prefix()), since as f64, "+inf")
             .await?)
     }
 
@@ -545,30 +539,31 @@ impl Store {
     pub(crate) async fn instance_heartbeats(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let beats: Vec<(String, f64)> = self
             .redis
-            .zrangebyscore(format!("{}instances", self.avail_prefix()), "-inf", "+inf", true, None)
+            .next()
+            .zrangebyscore_withscores(format!("{}instances", self.avail_prefix()), "-inf", "+inf")
             .await?;
         Ok(beats.into_iter().map(|(instance, ms)| (instance, ms as u64)).collect())
     }
 
     /// Adds `instance` to the routes of `user` (its first socket there).
     pub(crate) async fn add_route(&self, user: UserId, instance: &str) -> Result<(), StoreError> {
-        let client = self.redis.next();
-        let _: () = client.sadd(self.user_route_key(user), instance).await?;
-        let _: () = client.sadd(self.instance_users_key(instance), user.to_string()).await?;
+        let mut conn = self.redis.next();
+        let _: () = conn.sadd(self.user_route_key(user), instance).await?;
+        let _: () = conn.sadd(self.instance_users_key(instance), user.to_string()).await?;
         Ok(())
     }
 
     /// Removes `instance` from the routes of `user` (its last socket there closed).
     pub(crate) async fn remove_route(&self, user: UserId, instance: &str) -> Result<(), StoreError> {
-        let client = self.redis.next();
-        let _: () = client.srem(self.user_route_key(user), instance).await?;
-        let _: () = client.srem(self.instance_users_key(instance), user.to_string()).await?;
+        let mut conn = self.redis.next();
+        let _: () = conn.srem(self.user_route_key(user), instance).await?;
+        let _: () = conn.srem(self.instance_users_key(instance), user.to_string()).await?;
         Ok(())
     }
 
     /// Whether any live instance holds a socket of `user` (push only when none does).
     pub(crate) async fn user_connected(&self, user: UserId, lease_ms: u64) -> Result<bool, StoreError> {
-        let routed: Vec<String> = self.redis.smembers(self.user_route_key(user)).await?;
+        let routed: Vec<String> = self.redis.next().smembers(self.user_route_key(user)).await?;
         if routed.is_empty() {
             return Ok(false);
         }
@@ -577,13 +572,13 @@ impl Store {
     }
 
     async fn forget_instance_routes(&self, instance: &str) -> Result<(), StoreError> {
-        let client = self.redis.next();
-        let users: Vec<String> = client.smembers(self.instance_users_key(instance)).await?;
+        let mut conn = self.redis.next();
+        let users: Vec<String> = conn.smembers(self.instance_users_key(instance)).await?;
         for user in users {
             let route = format!("{}:route:{{u:{user}}}", self.keys.prefix());
-            let _: () = client.srem(route, instance).await?;
+            let _: () = conn.srem(route, instance).await?;
         }
-        let _: () = client.del(vec![self.instance_users_key(instance), self.inbox_key(instance)]).await?;
+        let _: () = conn.del(&[self.instance_users_key(instance), self.inbox_key(instance)]).await?;
         Ok(())
     }
 }

@@ -8,7 +8,7 @@ pub enum StoreError {
     #[error("postgres: {0}")]
     Postgres(#[from] sqlx::Error),
     #[error("redis: {0}")]
-    Redis(#[from] fred::error::Error),
+    Redis(#[from] redis::RedisError),
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("encoding: {0}")]
@@ -60,13 +60,23 @@ impl StoreError {
                     | sqlx::Error::Tls(_)
                     | sqlx::Error::WorkerCrashed
             ),
-            Self::Redis(e) => matches!(
-                e.kind(),
-                fred::error::ErrorKind::IO
-                    | fred::error::ErrorKind::Timeout
-                    | fred::error::ErrorKind::Canceled
-                    | fred::error::ErrorKind::Backpressure
-            ),
+            Self::Redis(e) => {
+                e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_cluster_error()
+                    || matches!(
+                        e.kind(),
+                        redis::ErrorKind::Server(
+                            redis::ServerErrorKind::ClusterDown
+                                | redis::ServerErrorKind::TryAgain
+                                | redis::ServerErrorKind::MasterDown
+                                | redis::ServerErrorKind::BusyLoading
+                                | redis::ServerErrorKind::ReadOnly
+                        )
+                    )
+            }
             Self::Connect { cause, .. } => cause.is_unavailable(),
             Self::Unreachable(_) => true,
             Self::Migrate(_) | Self::Encode(_) => false,
@@ -96,8 +106,8 @@ macro_rules! takes_driver_errors {
                 }
             }
 
-            impl From<fred::error::Error> for $area {
-                fn from(e: fred::error::Error) -> Self {
+            impl From<redis::RedisError> for $area {
+                fn from(e: redis::RedisError) -> Self {
                     Self::Store(e.into())
                 }
             }

@@ -30,34 +30,66 @@ impl Keys {
 /// Deletes every key of a deployment (`{prefix}:*`). For tests and for resetting a
 /// development environment; never called by the service itself.
 pub async fn purge(settings: &crate::settings::RedisSettings) -> Result<u64, crate::store::StoreError> {
-    use std::collections::BTreeMap;
+    use crate::store::redis::Topology;
 
-    use fred::prelude::{ClientLike, Config, KeysInterface};
-    use fred::types::scan::{ScanResult, Scanner};
-    use futures::StreamExt;
-    use futures::stream::BoxStream;
-
-    let client = fred::clients::Client::new(Config::from_url(settings.url.expose())?, None, None, None);
-    client.init().await?;
     let pattern = format!("{}:*", settings.prefix);
-    // A cluster is scanned on every master, and a DEL names keys of one slot only.
-    let mut pages: BoxStream<'_, Result<ScanResult, fred::error::Error>> = if client.is_clustered() {
-        client.scan_cluster(pattern, Some(500), None).boxed()
-    } else {
-        client.scan(pattern, Some(500), None).boxed()
-    };
+    let topology = Topology::parse(settings.url.expose())?;
     let mut deleted = 0;
-    while let Some(page) = pages.next().await {
-        let mut page = page?;
-        let mut by_slot: BTreeMap<u16, Vec<fred::types::Key>> = BTreeMap::new();
-        for key in page.take_results().unwrap_or_default() {
-            by_slot.entry(fred::util::redis_keyslot(key.as_bytes())).or_default().push(key);
+    match &topology {
+        // A cluster is scanned on every master.
+        Topology::Cluster(nodes) => {
+            let first =
+                nodes.first().ok_or_else(|| crate::store::StoreError::Encode("no cluster node".into()))?;
+            let mut any = redis::Client::open(first.clone())?.get_multiplexed_async_connection().await?;
+            let listing: String = redis::cmd("CLUSTER").arg("NODES").query_async(&mut any).await?;
+            for line in listing.lines() {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let serving = fields.len() > 8 && fields[2].contains("master") && !fields[2].contains("fail");
+                let Some((host, port)) = fields.get(1).and_then(|at| at.split('@').next()?.rsplit_once(':'))
+                else {
+                    continue;
+                };
+                let Ok(port) = port.parse() else { continue };
+                if serving {
+                    let node = first.clone().set_addr(redis::ConnectionAddr::Tcp(host.to_owned(), port));
+                    let mut master = redis::Client::open(node)?.get_multiplexed_async_connection().await?;
+                    deleted += purge_node(&mut master, &pattern).await?;
+                }
+            }
         }
-        for keys in by_slot.into_values() {
-            deleted += client.del::<u64, _>(keys).await?;
-        }
+        _ => deleted += purge_node(&mut topology.connect().await?, &pattern).await?,
     }
-    drop(pages);
-    let _ = client.quit().await;
     Ok(deleted)
+}
+
+/// SCAN one server for `pattern` and delete what it finds, a key per DEL (keys of several
+/// slots cannot share one on a cluster node).
+async fn purge_node(
+    conn: &mut (impl redis::aio::ConnectionLike + Send),
+    pattern: &str,
+) -> Result<u64, crate::store::StoreError> {
+    let mut cursor = 0_u64;
+    let mut deleted = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(500)
+            .query_async(conn)
+            .await?;
+        if !keys.is_empty() {
+            let mut pipeline = redis::pipe();
+            for key in &keys {
+                pipeline.del(key);
+            }
+            let counts: Vec<u64> = pipeline.query_async(conn).await?;
+            deleted += counts.iter().sum::<u64>();
+        }
+        if next == 0 {
+            return Ok(deleted);
+        }
+        cursor = next;
+    }
 }

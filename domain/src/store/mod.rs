@@ -3,20 +3,17 @@
 //!
 //! Each area keeps its own queries beside its flows, in its `store` module
 //! (`chat/store/`, `payment/store.rs`, …: `impl Store` blocks), and those modules and this
-//! one are the only code that speaks SQL (sqlx) or Redis (fred)
+//! one are the only code that speaks SQL (sqlx) or Redis (redis-rs, through `store::redis`)
 //! (`tidy::only_the_stores_speak_sql_or_redis`). The flows call them and never build a query.
 
 mod calendar;
 pub mod database;
 mod error;
 pub mod keys;
+pub(crate) mod redis;
 
 use std::time::Duration;
 
-use fred::prelude::{
-    ClientLike, Config as RedisConfig, EventInterface, Pool as RedisPool, PubsubInterface, ReconnectPolicy,
-};
-use fred::types::Builder;
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -43,9 +40,9 @@ impl std::ops::Deref for Store {
 /// What a [`Store`] holds; its fields are this module's (reach them through `Store`).
 pub struct StoreParts {
     pub(crate) pg: PgPool,
-    pub(crate) redis: RedisPool,
+    pub(crate) redis: redis::Pool,
     /// Kept to open dedicated connections (subscriptions, blocking reads).
-    pub(crate) redis_config: RedisConfig,
+    pub(crate) redis_topology: redis::Topology,
     pub(crate) keys: Keys,
     /// The access-token revocation list in memory (see `auth::store::revocation`).
     pub(crate) revocations: crate::auth::store::revocation::Revocations,
@@ -85,52 +82,74 @@ pub struct PoolUsage {
     pub redis_commands_queued: u64,
 }
 
-/// Messages of one pub/sub channel, on its own connection.
+/// Messages of one pub/sub channel, on its own connection. After the connection is lost it
+/// subscribes again on a new one (asking the sentinels or the cluster anew) and then says
+/// [`Received::Gap`]: what was published meanwhile is gone.
 pub struct Subscription {
-    client: fred::clients::SubscriberClient,
-    messages: tokio::sync::broadcast::Receiver<fred::types::Message>,
-    reconnects: tokio::sync::broadcast::Receiver<fred::types::config::Server>,
+    topology: redis::Topology,
+    channel: String,
+    /// `None` while it is reconnecting.
+    live: Option<(redis::Conn, tokio::sync::mpsc::UnboundedReceiver<::redis::PushInfo>)>,
 }
 
 /// What [`Subscription::receive`] got.
 pub enum Received {
     Text(String),
-    /// Messages may have been lost (a reconnect, or a reader too slow): reload.
+    /// Messages may have been lost (a reconnect): reload.
     Gap,
     Closed,
 }
 
 impl Subscription {
+    async fn open(
+        topology: &redis::Topology,
+        channel: &str,
+    ) -> Result<(redis::Conn, tokio::sync::mpsc::UnboundedReceiver<::redis::PushInfo>), StoreError> {
+        let (pushes, received) = tokio::sync::mpsc::unbounded_channel();
+        let mut conn = topology.connect_pushing(pushes, Duration::from_secs(2)).await?;
+        conn.subscribe(channel).await?;
+        Ok((conn, received))
+    }
+
     /// The next message, or word that some may have been lost.
     pub async fn receive(&mut self) -> Received {
-        use tokio::sync::broadcast::error::RecvError;
         loop {
-            tokio::select! {
-                message = self.messages.recv() => match message {
-                    Ok(message) => {
-                        if let Some(text) = message.value.as_string() {
-                            return Received::Text(text);
+            let Some((_, pushes)) = self.live.as_mut() else {
+                // Reconnect, backing off to 2 s, until subscribed again.
+                let mut wait = Duration::from_millis(100);
+                loop {
+                    match Self::open(&self.topology, &self.channel).await {
+                        Ok(live) => {
+                            self.live = Some(live);
+                            return Received::Gap;
+                        }
+                        Err(error) => {
+                            tracing::debug!(%error, channel = self.channel, "resubscribing failed; retrying");
+                            tokio::time::sleep(wait).await;
+                            wait = (wait * 2).min(Duration::from_secs(2));
                         }
                     }
-                    Err(RecvError::Lagged(_)) => return Received::Gap,
-                    Err(RecvError::Closed) => return Received::Closed,
-                },
-                reconnect = self.reconnects.recv() => match reconnect {
-                    Ok(_) | Err(RecvError::Lagged(_)) => return Received::Gap,
-                    Err(RecvError::Closed) => return Received::Closed,
-                },
+                }
+            };
+            let Some(push) = pushes.recv().await else { return Received::Closed };
+            match push.kind {
+                ::redis::PushKind::Message => {
+                    if let Some(::redis::Value::BulkString(bytes)) = push.data.get(1) {
+                        return Received::Text(String::from_utf8_lossy(bytes).into_owned());
+                    }
+                }
+                ::redis::PushKind::Disconnection => self.live = None,
+                _ => {}
             }
         }
     }
 
     /// Whether the connection is up (messages published now will arrive).
     pub fn is_connected(&self) -> bool {
-        self.client.is_connected()
+        self.live.is_some()
     }
 
-    pub async fn close(self) {
-        let _ = self.client.quit().await;
-    }
+    pub async fn close(self) {}
 }
 
 /// A view kept fresh by [`Store::follow`]: changes arrive as messages on a channel, and a
@@ -224,21 +243,20 @@ impl Store {
             .await
             .map_err(|error| to_postgres(error.into()))?;
         let to_redis = |error: StoreError| error.connecting_to_redis(&redis.url);
-        let redis_config =
-            RedisConfig::from_url(redis.url.expose()).map_err(|error| to_redis(error.into()))?;
-        let redis_pool = match connect_redis(redis_config.clone(), redis.pool_size).await {
+        let topology = redis::Topology::parse(redis.url.expose()).map_err(|error| to_redis(error.into()))?;
+        let redis_pool = match redis::Pool::connect(&topology, redis.pool_size).await {
             Ok(pool) => pool,
-            Err(StoreError::Redis(error)) if *error.kind() == fred::error::ErrorKind::IO => {
-                // fred words a socket error as a debug struct: say what the first server did.
-                return Err(to_redis(unreachable_redis(&redis_config).await.unwrap_or_else(|| error.into())));
+            Err(error) if error.is_io_error() || error.is_connection_refusal() => {
+                // Say what the first server did, in the operating system's words.
+                return Err(to_redis(unreachable_redis(&topology).await.unwrap_or_else(|| error.into())));
             }
-            Err(error) => return Err(to_redis(error)),
+            Err(error) => return Err(to_redis(error.into())),
         };
         Ok(Self(std::sync::Arc::new(StoreParts {
             sends: crate::chat::store::send_queue::SendQueue::start(pg.clone()),
             pg,
             redis: redis_pool,
-            redis_config,
+            redis_topology: topology,
             keys: Keys::new(&redis.prefix),
             revocations: Default::default(),
         })))
@@ -269,15 +287,8 @@ impl Store {
 
     /// Subscribes to `channel` on a dedicated connection that resubscribes after a reconnect.
     pub(crate) async fn subscribe(&self, channel: String) -> Result<Subscription, StoreError> {
-        let subscriber = Builder::from_config(self.redis_config.clone())
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
-            .build_subscriber_client()?;
-        subscriber.init().await?;
-        let _resubscribe = subscriber.manage_subscriptions();
-        let messages = subscriber.message_rx();
-        let reconnects = subscriber.reconnect_rx();
-        subscriber.subscribe(channel).await?;
-        Ok(Subscription { client: subscriber, messages, reconnects })
+        let live = Subscription::open(&self.redis_topology, &channel).await?;
+        Ok(Subscription { topology: self.redis_topology.clone(), channel, live: Some(live) })
     }
 
     /// Answers when Postgres runs a query.
@@ -288,37 +299,34 @@ impl Store {
 
     /// Answers when Redis answers PING.
     pub(crate) async fn check_redis(&self) -> Result<(), StoreError> {
-        let _: String = self.redis.next().ping(None).await?;
+        let _: String = ::redis::cmd("PING").query_async(&mut self.redis.next()).await?;
         Ok(())
     }
 
     /// How busy this process's pools are right now (no I/O: the pools' own counters).
     pub(crate) fn pool_usage(&self) -> PoolUsage {
-        use fred::prelude::MetricsInterface as _;
-        let clients = self.redis.clients();
+        let conns = self.redis.conns();
         let idle = self.pg.num_idle();
         PoolUsage {
             postgres_in_use: u64::from(self.pg.size()).saturating_sub(idle as u64),
             postgres_idle: idle as u64,
             postgres_max: u64::from(self.pg.options().get_max_connections()),
-            redis_connected: clients.iter().filter(|client| client.is_connected()).count() as u64,
-            redis_disconnected: clients.iter().filter(|client| !client.is_connected()).count() as u64,
-            redis_commands_queued: clients.iter().map(|client| client.command_queue_len() as u64).sum(),
+            redis_connected: conns.iter().filter(|conn| conn.is_connected()).count() as u64,
+            redis_disconnected: conns.iter().filter(|conn| !conn.is_connected()).count() as u64,
+            redis_commands_queued: conns.iter().map(redis::Conn::in_flight).sum(),
         }
     }
 
     /// Closes both pools; in-flight queries finish first.
     pub async fn close(&self) {
         self.pg.close().await;
-        let _ = self.redis.quit().await;
     }
 }
 
-/// Why the first server of `config` cannot be reached, as the operating system says it
+/// Why the first server named cannot be reached, as the operating system says it
 /// (`Connection refused (os error 111)`), or `None` when it can be.
-async fn unreachable_redis(config: &RedisConfig) -> Option<StoreError> {
-    let server = config.server.hosts().into_iter().next()?;
-    let address = format!("{}:{}", server.host, server.port);
+async fn unreachable_redis(topology: &redis::Topology) -> Option<StoreError> {
+    let address = topology.first_address()?;
     let reached =
         tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&address)).await;
     let reason = match reached {
@@ -327,20 +335,4 @@ async fn unreachable_redis(config: &RedisConfig) -> Option<StoreError> {
         Err(_) => "no answer within 2 s".to_owned(),
     };
     Some(StoreError::Unreachable(format!("{address}: {reason}")))
-}
-
-async fn connect_redis(config: RedisConfig, pool_size: usize) -> Result<RedisPool, StoreError> {
-    let pool = Builder::from_config(config)
-        .with_connection_config(|connection| {
-            connection.connection_timeout = Duration::from_secs(2);
-            connection.internal_command_timeout = Duration::from_secs(2);
-        })
-        .with_performance_config(|performance| {
-            performance.default_command_timeout = Duration::from_secs(2);
-        })
-        // Keep reconnecting for ever, backing off to 2 s: Redis restarts must heal by themselves.
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
-        .build_pool(pool_size.max(1))?;
-    pool.init().await?;
-    Ok(pool)
 }

@@ -1,6 +1,7 @@
 //! Redis servers of a test's own, for the tests that break Redis: [`RedisServer`], one
-//! `redis-server`; [`PrivateCluster`], a 6-node cluster from `scripts/redis-cluster`; and
-//! [`PrivateRedis`], whichever of the two the suite runs against (`BESTIE_TEST_REDIS`).
+//! `redis-server`; [`PrivateCluster`], a 6-node cluster from `scripts/redis-cluster`;
+//! [`PrivateRedis`], whichever of the two the suite runs against (`BESTIE_TEST_REDIS`); and
+//! [`PrivateSentinel`], a master, its replica and a sentinel watching them.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -255,5 +256,121 @@ impl Drop for PrivateCluster {
                 .status();
         }
         let _ = self.run(&["stop"]);
+    }
+}
+
+/// A master (`base`), its replica (`base + 1`) and one sentinel (`base + 10000`, quorum 1,
+/// a master silent for 1 s is down) on loopback, all keeping nothing on disk; stopped when
+/// dropped.
+pub struct PrivateSentinel {
+    base: u16,
+    dir: PathBuf,
+}
+
+/// The name the sentinel knows the master by.
+pub const SENTINEL_SERVICE: &str = "bestie";
+
+impl PrivateSentinel {
+    pub async fn start(base: u16) -> Self {
+        let dir = std::env::temp_dir().join(format!("bestie-test-sentinel-{base}"));
+        let this = Self { base, dir };
+        this.stop_all();
+        std::fs::create_dir_all(&this.dir).expect("sentinel dir");
+        for (port, replica_of) in [(base, None), (base + 1, Some(base))] {
+            let mut command = Command::new("redis-server");
+            command
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .args(["--daemonize", "yes", "--logfile"])
+                .arg(this.dir.join(format!("{port}.log")))
+                .arg("--dir")
+                .arg(&this.dir);
+            if let Some(master) = replica_of {
+                command.args(["--replicaof", "127.0.0.1", &master.to_string()]);
+            }
+            assert!(command.status().expect("redis-server starts").success(), "redis-server on {port}");
+        }
+        let config = this.dir.join("sentinel.conf");
+        let text = format!(
+            "port {sentinel}\nbind 127.0.0.1\ndaemonize yes\ndir {dir}\nlogfile {dir}/sentinel.log\n\
+             sentinel monitor {SENTINEL_SERVICE} 127.0.0.1 {base} 1\n\
+             sentinel down-after-milliseconds {SENTINEL_SERVICE} 1000\n\
+             sentinel failover-timeout {SENTINEL_SERVICE} 5000\n",
+            sentinel = this.sentinel_port(),
+            dir = this.dir.display(),
+        );
+        std::fs::write(&config, text).expect("sentinel.conf");
+        let started = Command::new("redis-server").arg(&config).arg("--sentinel").status().expect("sentinel");
+        assert!(started.success(), "the sentinel starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while this.master() != Some(base) {
+            assert!(Instant::now() < deadline, "the sentinel did not name the master");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        this
+    }
+
+    fn sentinel_port(&self) -> u16 {
+        self.base + 10_000
+    }
+
+    /// `BESTIE__REDIS__URL` for it.
+    pub fn url(&self) -> String {
+        format!(
+            "redis-sentinel://127.0.0.1:{}/0?sentinelServiceName={SENTINEL_SERVICE}",
+            self.sentinel_port()
+        )
+    }
+
+    /// The port of the master the sentinel names now.
+    pub fn master(&self) -> Option<u16> {
+        let out = PrivateCluster::cli(
+            self.sentinel_port(),
+            &["sentinel", "get-master-addr-by-name", SENTINEL_SERVICE],
+        );
+        out.lines().nth(1)?.trim().parse().ok()
+    }
+
+    /// Asks the sentinel to fail the master over to the replica (the old master becomes its
+    /// replica: writes sent there are refused `READONLY`); returns once the sentinel names
+    /// the new master and the old one reports itself a replica.
+    pub async fn fail_over(&self) -> u16 {
+        let old = self.master().expect("a master");
+        let answer = PrivateCluster::cli(self.sentinel_port(), &["sentinel", "failover", SENTINEL_SERVICE]);
+        assert!(answer.trim() == "OK", "sentinel failover: {answer}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let new = self.master();
+            if new.is_some_and(|new| new != old) && PrivateCluster::cli(old, &["role"]).starts_with("slave") {
+                return new.expect("checked");
+            }
+            assert!(Instant::now() < deadline, "the failover did not finish");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn stop_all(&self) {
+        for port in [self.sentinel_port(), self.base, self.base + 1] {
+            let _ = Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "shutdown", "nosave"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for PrivateSentinel {
+    fn drop(&mut self) {
+        self.stop_all();
     }
 }

@@ -16,9 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{LazyLock, RwLock};
 use std::time::Duration;
 
-use fred::prelude::{KeysInterface, PubsubInterface};
-use fred::types::Expiration;
-use fred::types::scripts::Script;
+use redis::{AsyncCommands, Script};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -28,7 +26,7 @@ use crate::store::{Store, StoreError};
 
 /// Updates the index and announces the change, in one step.
 static INDEX: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
+    Script::new(
         r"
         if ARGV[1] == 'add' then
             redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
@@ -43,7 +41,7 @@ static INDEX: LazyLock<Script> = LazyLock::new(|| {
 
 /// Drops entries whose token expired, then returns the rest.
 static SNAPSHOT: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
+    Script::new(
         r"
         redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
         return redis.call('ZRANGE', KEYS[1], 0, -1)
@@ -132,7 +130,9 @@ impl crate::store::Follower for RevocationFollower {
             let store = &self.store;
             let now_ms = crate::clock::now_ms().to_string();
             let members: Vec<String> = SNAPSHOT
-                .evalsha_with_reload(store.redis.next(), vec![store.revocation_index_key()], vec![now_ms])
+                .key(store.revocation_index_key())
+                .arg(now_ms)
+                .invoke_async(&mut store.redis.next())
                 .await?;
             // Without live changes a loaded list could miss a revocation for up to a reload
             // period: ask Redis per request until the subscription is back.
@@ -213,10 +213,15 @@ impl Store {
         message: String,
     ) -> Result<(), StoreError> {
         let op = if add { "add" } else { "remove" };
-        let args =
-            vec![op.to_owned(), member, until_ms.to_owned(), self.revocation_channel(), message.clone()];
-        let _: i64 =
-            INDEX.evalsha_with_reload(self.redis.next(), vec![self.revocation_index_key()], args).await?;
+        let _: i64 = INDEX
+            .key(self.revocation_index_key())
+            .arg(op)
+            .arg(member)
+            .arg(until_ms)
+            .arg(self.revocation_channel())
+            .arg(&message)
+            .invoke_async(&mut self.redis.next())
+            .await?;
         self.revocations.apply(&message);
         Ok(())
     }
@@ -259,7 +264,7 @@ impl Store {
         member: String,
         message: String,
     ) -> Result<(), StoreError> {
-        let _: () = self.redis.set(key, value, Some(Expiration::EX(ttl_s)), None, false).await?;
+        let _: () = self.redis.next().set_ex(key, value, u64::try_from(ttl_s).unwrap_or(1)).await?;
         let until_ms = crate::clock::now_ms().saturating_add(u64::try_from(ttl_s).unwrap_or(1) * 1_000);
         self.index_revocation(true, member, &until_ms.to_string(), message).await
     }
@@ -382,7 +387,7 @@ impl Store {
             self.revoked_sign_in_key(caller.id, caller.sign_in),
             self.not_before_key(caller.id),
         ];
-        let found: Vec<Option<String>> = self.redis.mget(keys).await?;
+        let found: Vec<Option<String>> = self.redis.next().mget(keys).await?;
         let not_before = found.get(3).cloned().flatten().and_then(|at_ms| at_ms.parse::<i64>().ok());
         Ok(found.iter().take(3).any(Option::is_some)
             || not_before.is_some_and(|at_ms| caller.issued_at_ms < at_ms))
@@ -396,9 +401,9 @@ impl Store {
     ) -> Result<(), StoreError> {
         let key = self.deactivated_key(user_id);
         if deactivated {
-            let _: () = self.redis.set(key, 1, None, None, false).await?;
+            let _: () = self.redis.next().set(key, 1).await?;
         } else {
-            let _: () = self.redis.del(key).await?;
+            let _: () = self.redis.next().del(key).await?;
         }
         let message = format!("u {user_id} {}", u8::from(deactivated));
         self.index_revocation(deactivated, format!("u:{user_id}"), "+inf", message).await

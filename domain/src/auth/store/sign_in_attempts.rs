@@ -4,8 +4,7 @@
 
 use std::sync::LazyLock;
 
-use fred::prelude::KeysInterface;
-use fred::types::scripts::Script;
+use redis::{AsyncCommands, Script};
 use sha2::{Digest, Sha256};
 
 use crate::auth::Role;
@@ -14,7 +13,7 @@ use crate::store::{Store, StoreError};
 /// Counts one attempt; starts the window at the first. Returns the count and the seconds
 /// left in the window.
 static COUNT: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
+    Script::new(
         r"
         local count = redis.call('INCR', KEYS[1])
         if count == 1 then
@@ -58,14 +57,14 @@ impl Store {
     ) -> Result<Attempt, StoreError> {
         let key = self.sign_in_attempts_key(role, email);
         let (count, ttl_s): (u64, i64) =
-            COUNT.evalsha_with_reload(self.redis.next(), vec![key], vec![window_s.max(1)]).await?;
+            COUNT.key(key).arg(window_s.max(1)).invoke_async(&mut self.redis.next()).await?;
         let locked_for_s = (count > u64::from(max)).then(|| u64::try_from(ttl_s).unwrap_or(1).max(1));
         Ok(Attempt { count, locked_for_s })
     }
 
     /// Forgets an account's attempts (it signed in, or an operator reset its password).
     pub(crate) async fn clear_sign_in_attempts(&self, role: Role, email: &str) -> Result<(), StoreError> {
-        let _: i64 = self.redis.del(self.sign_in_attempts_key(role, email)).await?;
+        let _: i64 = self.redis.next().del(self.sign_in_attempts_key(role, email)).await?;
         Ok(())
     }
 
@@ -79,11 +78,12 @@ impl Store {
         let lock = |email: &str| {
             let key = self.sign_in_attempts_key(role, email);
             async move {
-                let count: Option<u64> = self.redis.get(&key).await?;
+                let mut conn = self.redis.next();
+                let count: Option<u64> = conn.get(&key).await?;
                 if count.unwrap_or(0) < u64::from(max) {
                     return Ok::<_, StoreError>(0);
                 }
-                let ttl_s: i64 = self.redis.ttl(&key).await?;
+                let ttl_s: i64 = conn.ttl(&key).await?;
                 Ok(u64::try_from(ttl_s).unwrap_or(0))
             }
         };
