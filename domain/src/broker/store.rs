@@ -15,7 +15,7 @@
 
 use std::sync::LazyLock;
 
-use redis::streams::{StreamMaxlen, StreamReadOptions, StreamReadReply};
+use redis::streams::StreamMaxlen;
 use redis::{AsyncCommands, Script, Value};
 
 use crate::event::{Encoded, EventKind};
@@ -360,6 +360,71 @@ impl Store {
     }
 }
 
+/// The fields of one inbox entry, by name (`m`, `u`, `i`, `k`, `e`, `t`, `x`).
+#[derive(Default)]
+struct InboxFields {
+    recipients: Option<String>,
+    user: Option<String>,
+    event_id: Option<String>,
+    kind: Option<String>,
+    event: Option<String>,
+    published_ms: Option<String>,
+    except_socket: Option<String>,
+}
+
+impl InboxFields {
+    fn read(flat: Vec<Value>) -> Self {
+        let mut fields = Self::default();
+        let mut flat = flat.into_iter();
+        while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
+            let slot = match &name {
+                Value::BulkString(name) => match name.as_slice() {
+                    b"m" => &mut fields.recipients,
+                    b"u" => &mut fields.user,
+                    b"i" => &mut fields.event_id,
+                    b"k" => &mut fields.kind,
+                    b"e" => &mut fields.event,
+                    b"t" => &mut fields.published_ms,
+                    b"x" => &mut fields.except_socket,
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            *slot = text(value);
+        }
+        fields
+    }
+
+    /// The entry, or one to skip (the opening marker, or garbage) that still moves the
+    /// reader past it.
+    fn entry(self, inbox_id: String) -> InboxEntry {
+        let Self { recipients, user, event_id, kind, event, published_ms, except_socket } = self;
+        let recipients = match recipients {
+            Some(list) => parse_recipients(&list),
+            None => user.and_then(|user| Some(vec![(user.parse().ok()?, event_id.filter(|id| !id.is_empty()))])),
+        };
+        let published_ms = published_ms.and_then(|ms| ms.parse().ok());
+        match (recipients, event, published_ms) {
+            (Some(recipients), Some(event), Some(published_ms)) => InboxEntry {
+                inbox_id,
+                recipients,
+                kind: kind.and_then(|kind| kind.parse().ok()),
+                event,
+                published_ms,
+                except_socket: except_socket.and_then(|socket| socket.parse().ok()),
+            },
+            _ => InboxEntry {
+                inbox_id,
+                recipients: Vec::new(),
+                kind: None,
+                event: String::new(),
+                published_ms: 0,
+                except_socket: None,
+            },
+        }
+    }
+}
+
 /// Reads one instance's inbox with blocking reads on a dedicated connection.
 pub struct InboxReader {
     conn: crate::store::redis::Conn,
@@ -386,41 +451,28 @@ impl InboxReader {
         block_ms: u64,
     ) -> Result<Vec<InboxEntry>, StoreError> {
         let key = self.store.inbox_key(instance);
-        let options =
-            StreamReadOptions::default().count(1_000).block(usize::try_from(block_ms).unwrap_or(usize::MAX));
-        let reply: Option<StreamReadReply> =
-            self.conn.clone().xread_options(&[&key], &[after], &options).await?;
+        let reply: Value = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(1_000)
+            .arg("BLOCK")
+            .arg(block_ms)
+            .arg("STREAMS")
+            .arg(&key)
+            .arg(after)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        // RESP3: {stream: [[id, [field, value, ...]], ...]}; RESP2: [[stream, [...]]]; nil
+        // on timeout.
+        let streams: Vec<Value> = match reply {
+            Value::Map(pairs) => pairs.into_iter().map(|(_, entries)| entries).collect(),
+            other => array(other).into_iter().filter_map(|stream| array(stream).into_iter().nth(1)).collect(),
+        };
         let mut entries = Vec::new();
-        for stream in reply.map(|reply| reply.keys).unwrap_or_default() {
-            for entry in stream.ids {
-                let field = |name: &str| entry.map.get(name).cloned().and_then(text);
-                let parsed = (|| {
-                    let recipients = match field("m") {
-                        Some(list) => parse_recipients(&list)?,
-                        None => vec![(field("u")?.parse().ok()?, field("i").filter(|id| !id.is_empty()))],
-                    };
-                    Some(InboxEntry {
-                        inbox_id: entry.id.clone(),
-                        recipients,
-                        kind: field("k").and_then(|kind| kind.parse().ok()),
-                        event: field("e")?,
-                        published_ms: field("t")?.parse().ok()?,
-                        except_socket: field("x").and_then(|socket| socket.parse().ok()),
-                    })
-                })();
-                match parsed {
-                    Some(parsed) => entries.push(parsed),
-                    // The opening marker, or garbage: skip but move past it.
-                    None => entries.push(InboxEntry {
-                        inbox_id: entry.id,
-                        recipients: Vec::new(),
-                        kind: None,
-                        event: String::new(),
-                        published_ms: 0,
-                        except_socket: None,
-                    }),
-                }
-            }
+        for entry in streams.into_iter().flat_map(array) {
+            let mut entry = array(entry).into_iter();
+            let Some(inbox_id) = entry.next().and_then(text) else { continue };
+            let fields = InboxFields::read(entry.next().map(array).unwrap_or_default());
+            entries.push(fields.entry(inbox_id));
         }
         Ok(entries)
     }
