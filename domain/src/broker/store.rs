@@ -401,7 +401,9 @@ impl InboxFields {
         let Self { recipients, user, event_id, kind, event, published_ms, except_socket } = self;
         let recipients = match recipients {
             Some(list) => parse_recipients(&list),
-            None => user.and_then(|user| Some(vec![(user.parse().ok()?, event_id.filter(|id| !id.is_empty()))])),
+            None => {
+                user.and_then(|user| Some(vec![(user.parse().ok()?, event_id.filter(|id| !id.is_empty()))]))
+            }
         };
         let published_ms = published_ms.and_then(|ms| ms.parse().ok());
         match (recipients, event, published_ms) {
