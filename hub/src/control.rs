@@ -94,6 +94,5 @@ pub(crate) async fn listen(store: Store, registry: Arc<Registry>, shutdown: Canc
                 Err(error) => tracing::warn!(%error, "unreadable hub control message"),
             }
         }
-        subscription.close().await;
     }
 }

@@ -186,7 +186,6 @@ pub(crate) async fn read_inbox(inner: Arc<Inner>, shutdown: CancellationToken) {
                 }
             }
         }
-        reader.close().await;
     }
 }
 

@@ -4,9 +4,9 @@
 //! availability poll and a blast to the mitra's open socket work again without a restart.
 
 use serde_json::json;
-use tokio::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::harness::{PrivateSentinel, TestApp};
+use crate::harness::{PrivateSentinel, TestApp, eventually};
 use crate::pairing::{customer, new_online_mitra, next_event, paid, start_blast};
 
 /// How long after the failover the app may take to work against the new master.
@@ -21,11 +21,10 @@ async fn available_count(app: &TestApp, token: &str) -> Option<i64> {
 /// Waits until the availability poll answers `count` (its view follows Redis a moment
 /// after each change).
 async fn until_available(app: &TestApp, token: &str, count: i64) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while available_count(app, token).await != Some(count) {
-        assert!(Instant::now() < deadline, "the poll did not answer {count}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(5), "the poll's count", || async {
+        available_count(app, token).await == Some(count)
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -44,18 +43,13 @@ async fn the_app_follows_a_sentinel_failover_to_the_new_master() {
 
     // Switching off writes presence on the master: refused by the demoted one at first, then
     // sent to the new one.
-    let switched = Instant::now();
-    loop {
-        let (status, _) = app
-            .post(&app.public_url("/api/mitra/status"), Some(&mitra.token), json!({"online": false}))
-            .await;
-        if status == 200 && available_count(&app, &rani.token).await == Some(0) {
-            break;
-        }
-        assert!(switched.elapsed() < FOLLOWS_WITHIN, "the switch did not reach the new master");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    eprintln!("sentinel: the switch reached the new master {:?} after the failover", switched.elapsed());
+    let took = eventually(FOLLOWS_WITHIN, "the switch reaching the new master", || async {
+        let url = app.public_url("/api/mitra/status");
+        let (status, _) = app.post(&url, Some(&mitra.token), json!({"online": false})).await;
+        status == 200 && available_count(&app, &rani.token).await == Some(0)
+    })
+    .await;
+    eprintln!("sentinel: the switch reached the new master {took:?} after the failover");
     let (status, body) =
         app.post(&app.public_url("/api/mitra/status"), Some(&mitra.token), json!({"online": true})).await;
     assert_eq!(status, 200, "{body}");

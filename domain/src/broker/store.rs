@@ -160,16 +160,28 @@ impl Store {
         ttl_ms: u64,
         except: Option<&SocketRef>,
     ) -> Result<(String, Vec<String>), StoreError> {
-        let (id, instances): (String, Vec<String>) = PUBLISH
+        let (id, instances) = self.append_to_stream(user, event, maxlen, ttl_ms).await?;
+        self.forward(user, Some(&id), event, &instances, except).await?;
+        Ok((id, instances))
+    }
+
+    /// Appends `event` to the user's stream (bounded, expiring) and reads the user's route
+    /// in the same step: the event's id and the instances holding the user.
+    async fn append_to_stream(
+        &self,
+        user: UserId,
+        event: &Encoded,
+        maxlen: u64,
+        ttl_ms: u64,
+    ) -> Result<(String, Vec<String>), StoreError> {
+        Ok(PUBLISH
             .key(self.user_stream_key(user))
             .key(self.user_route_key(user))
             .arg(maxlen)
             .arg(&event.json)
             .arg(ttl_ms)
             .invoke_async(&mut self.redis.next())
-            .await?;
-        self.forward(user, Some(&id), event, &instances, except).await?;
-        Ok((id, instances))
+            .await?)
     }
 
     /// Publishes the same durable event to many users: each user's stream gets its entry
@@ -184,18 +196,12 @@ impl Store {
         ttl_ms: u64,
     ) -> Result<(Vec<Appended>, Vec<UserId>), StoreError> {
         use futures::StreamExt;
-        let calls: Vec<_> = users.iter().map(|user| (*user, self.redis.next())).collect();
-        let appended: Vec<Result<Appended, (UserId, StoreError)>> = futures::stream::iter(calls)
-            .map(|(user, mut conn)| async move {
-                let (id, instances): (String, Vec<String>) = PUBLISH
-                    .key(self.user_stream_key(user))
-                    .key(self.user_route_key(user))
-                    .arg(maxlen)
-                    .arg(&event.json)
-                    .arg(ttl_ms)
-                    .invoke_async(&mut conn)
+        let appended: Vec<Result<Appended, (UserId, StoreError)>> = futures::stream::iter(users.to_vec())
+            .map(|user| async move {
+                let (id, instances) = self
+                    .append_to_stream(user, event, maxlen, ttl_ms)
                     .await
-                    .map_err(|error| (user, StoreError::from(error)))?;
+                    .map_err(|error| (user, error))?;
                 Ok((user, id, instances))
             })
             .buffer_unordered(512)
@@ -478,6 +484,4 @@ impl InboxReader {
         }
         Ok(entries)
     }
-
-    pub async fn close(self) {}
 }

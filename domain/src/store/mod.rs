@@ -212,9 +212,6 @@ impl Store {
                 },
             }
         }
-        if let Some(subscribed) = subscription {
-            subscribed.close().await;
-        }
     }
 
     /// Connects to both stores, creating the Postgres database first when it is missing.

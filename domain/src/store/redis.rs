@@ -215,6 +215,14 @@ impl SentinelLink {
         self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
+    /// `result`, after following a failover if it says the master is gone.
+    async fn checked<T>(&self, result: RedisResult<T>) -> RedisResult<T> {
+        if let Err(error) = &result {
+            self.follow_failover(error).await;
+        }
+        result
+    }
+
     /// After a command met a dead or demoted master: asks the sentinels again and, if they
     /// name another master, sends the next commands there.
     async fn follow_failover(&self, error: &RedisError) {
@@ -277,33 +285,44 @@ impl Conn {
     pub(crate) fn in_flight(&self) -> u64 {
         self.stats.in_flight.load(Ordering::Relaxed)
     }
+}
 
-    fn note<T>(&self, result: &RedisResult<T>) {
+/// One command in flight on a connection, counted until it is dropped: answered, failed, or
+/// cancelled by its caller (a `select!`, a `try_join_all` that failed early).
+struct InFlight<'a>(&'a Stats);
+
+impl<'a> InFlight<'a> {
+    fn start(stats: &'a Stats) -> Self {
+        stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        Self(stats)
+    }
+
+    /// Records whether the answer came from the server, and returns it.
+    fn answered<T>(self, result: RedisResult<T>) -> RedisResult<T> {
         let down = result.as_ref().err().is_some_and(|error| {
             error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
         });
-        self.stats.down.store(down, Ordering::Relaxed);
-        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.down.store(down, Ordering::Relaxed);
+        result
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        let Self { link, stats } = self;
         Box::pin(async move {
-            let result = match &mut self.link {
+            let flight = InFlight::start(stats);
+            flight.answered(match link {
                 Link::Single(manager) => manager.req_packed_command(cmd).await,
                 Link::Cluster(cluster) => cluster.req_packed_command(cmd).await,
-                Link::Sentinel(link) => {
-                    let result = link.current().req_packed_command(cmd).await;
-                    if let Err(error) = &result {
-                        link.follow_failover(error).await;
-                    }
-                    result
-                }
-            };
-            self.note(&result);
-            result
+                Link::Sentinel(link) => link.checked(link.current().req_packed_command(cmd).await).await,
+            })
         })
     }
 
@@ -313,21 +332,16 @@ impl ConnectionLike for Conn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        self.stats.in_flight.fetch_add(1, Ordering::Relaxed);
+        let Self { link, stats } = self;
         Box::pin(async move {
-            let result = match &mut self.link {
+            let flight = InFlight::start(stats);
+            flight.answered(match link {
                 Link::Single(manager) => manager.req_packed_commands(pipeline, offset, count).await,
                 Link::Cluster(cluster) => cluster.req_packed_commands(pipeline, offset, count).await,
                 Link::Sentinel(link) => {
-                    let result = link.current().req_packed_commands(pipeline, offset, count).await;
-                    if let Err(error) = &result {
-                        link.follow_failover(error).await;
-                    }
-                    result
+                    link.checked(link.current().req_packed_commands(pipeline, offset, count).await).await
                 }
-            };
-            self.note(&result);
-            result
+            })
         })
     }
 
